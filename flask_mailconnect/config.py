@@ -1,0 +1,65 @@
+"""Every ``MAILCONNECT_*`` configuration key, its default and what it means.
+
+The table in ``docs/configuration.rst`` is generated from :data:`DEFAULTS`, so this module is the
+single source of truth. :meth:`MailConnect.init_app` applies each default with
+``app.config.setdefault``; a host sets any of them before calling it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+
+class Option(NamedTuple):
+    default: Any
+    meaning: str
+
+
+DEFAULTS: dict[str, Option] = {
+    "MAILCONNECT_ENCRYPTION_KEYS": Option(
+        None,
+        "List of Fernet keys (newest first) that encrypt passwords and tokens at rest. Required; "
+        "never derived from SECRET_KEY. Generate one with ``flask mailconnect generate-key``.",
+    ),
+    "MAILCONNECT_URL_PREFIX": Option("/email", "Where the blueprint is mounted."),
+    "MAILCONNECT_BASE_TEMPLATE": Option(
+        "mailconnect/standalone.html",
+        "The host template every page extends; it must define ``{% block content %}`` "
+        "(see ``MAILCONNECT_CONTENT_BLOCK``) and may define ``title`` and ``head``.",
+    ),
+    "MAILCONNECT_CONTENT_BLOCK": Option(
+        "content", "Name of the block in the base template that receives the page body."
+    ),
+    "MAILCONNECT_CONNECT_TIMEOUT": Option(
+        10.0, "Seconds allowed for each network step (resolve, connect, each server reply)."
+    ),
+    "MAILCONNECT_ALLOW_PRIVATE_HOSTS": Option(
+        False,
+        "Allow mail servers on loopback, private, link-local and other non-public addresses. "
+        "Leave off in production unless your mail server sits in your own network.",
+    ),
+    "MAILCONNECT_ALLOW_PLAINTEXT_AUTH": Option(
+        False,
+        "Allow sending a password over a connection with security 'None'. Off: such a test "
+        "fails with ``tls_required`` before the password leaves the machine.",
+    ),
+    "MAILCONNECT_SMTP_PORTS": Option(
+        [25, 465, 587, 2525], "SMTP ports users may enter; ``None`` allows any port."
+    ),
+    "MAILCONNECT_IMAP_PORTS": Option([143, 993], "IMAP ports users may enter; ``None`` allows any."),
+    "MAILCONNECT_CA_FILE": Option(
+        None,
+        "Extra PEM bundle of certificate authorities trusted besides the system store "
+        "(``SSL_CERT_FILE`` also works).",
+    ),
+    "MAILCONNECT_SIGNATURE_MAX_LENGTH": Option(20_000, "Longest signature HTML accepted."),
+}
+
+
+def apply_defaults(config: dict[str, Any]) -> None:
+    """Fill in every key the host did not set (``setdefault``, never overwrite)."""
+    for key, option in DEFAULTS.items():
+        value = option.default
+        if isinstance(value, list):  # never share one mutable default between apps
+            value = list(value)
+        config.setdefault(key, value)

@@ -1,0 +1,102 @@
+"""Stable error codes of the transport layer and the words shown to people for each.
+
+Codes are part of the public API (hosts branch on them); messages say what to do and never
+repeat a server's banner. Provider-specific advice (app passwords, SMTP AUTH disabled) comes from
+the provider presets' ``hints``.
+"""
+
+from __future__ import annotations
+
+from ..providers.presets import hint_for
+
+OK = "ok"
+AUTH_FAILED = "auth_failed"
+TLS_REQUIRED = "tls_required"
+TLS_UNAVAILABLE = "tls_unavailable"
+WRONG_SECURITY_FOR_PORT = "wrong_security_for_port"
+CERTIFICATE_INVALID = "certificate_invalid"
+TLS_FAILED = "tls_failed"
+TIMEOUT = "timeout"
+REFUSED = "refused"
+HOST_NOT_FOUND = "host_not_found"
+BLOCKED_ADDRESS = "blocked_address"
+PORT_NOT_ALLOWED = "port_not_allowed"
+AUTH_UNSUPPORTED = "auth_unsupported"
+SMTP_AUTH_DISABLED = "smtp_auth_disabled"
+MAILBOX_UNAVAILABLE = "mailbox_unavailable"
+CONNECTION_LOST = "connection_lost"
+PROTOCOL_ERROR = "protocol_error"
+NETWORK_ERROR = "network_error"
+
+#: Codes where trying again later, unchanged, may succeed.
+RETRYABLE_CODES = frozenset({TIMEOUT, REFUSED, CONNECTION_LOST, NETWORK_ERROR})
+
+MESSAGES: dict[str, str] = {
+    OK: "Connected and signed in.",
+    AUTH_FAILED: "The server rejected the login or password. Check both and try again.",
+    TLS_REQUIRED: (
+        "The server only accepts a login over an encrypted connection. "
+        "Choose SSL/TLS or STARTTLS for this server."
+    ),
+    TLS_UNAVAILABLE: (
+        "The server does not offer STARTTLS on this port. Check the port, or choose SSL/TLS "
+        "if the server expects an encrypted connection from the start."
+    ),
+    WRONG_SECURITY_FOR_PORT: (
+        "The security setting does not match this port. Port 465 (SMTP) and 993 (IMAP) "
+        "need SSL/TLS; ports 587, 25 and 143 need STARTTLS."
+    ),
+    CERTIFICATE_INVALID: (
+        "The server's certificate could not be verified (expired, self-signed or issued for "
+        "another name). Check the host name; use the exact name your provider documents."
+    ),
+    TLS_FAILED: "The encrypted connection could not be set up. Check the security setting.",
+    TIMEOUT: (
+        "The server did not answer in time. Check the host and port, or try again later; "
+        "a firewall may be dropping the connection."
+    ),
+    REFUSED: "The server refused the connection on this port. Check the host and port.",
+    HOST_NOT_FOUND: "No server with this name exists. Check the host name for typing errors.",
+    BLOCKED_ADDRESS: (
+        "This host points to a private or local network address, which is not allowed. "
+        "Use your provider's public server name."
+    ),
+    PORT_NOT_ALLOWED: "This port is not allowed here. Use one of the ports listed.",
+    AUTH_UNSUPPORTED: (
+        "The server offers no login method this app can use with a password. "
+        "Check the security setting; some servers offer login only after STARTTLS."
+    ),
+    SMTP_AUTH_DISABLED: (
+        "Sending with a password (SMTP AUTH) is turned off for this mailbox. An administrator "
+        "must enable Authenticated SMTP for it, or connect with Microsoft instead."
+    ),
+    MAILBOX_UNAVAILABLE: "Signed in, but the INBOX folder could not be opened.",
+    CONNECTION_LOST: "The server closed the connection unexpectedly. Try again in a moment.",
+    PROTOCOL_ERROR: "The server answered in a way this app does not understand. Check the port.",
+    NETWORK_ERROR: "The network failed while talking to the server. Try again in a moment.",
+}
+
+
+def message_for(code: str, provider: str | None = None) -> str:
+    """The sentence shown for ``code``; provider advice first when the preset has some."""
+    hint = hint_for(provider, code)
+    base = MESSAGES.get(code, MESSAGES[PROTOCOL_ERROR])
+    return f"{base} {hint}" if hint else base
+
+
+class MailConnectError(Exception):
+    """Base of every exception the Python API raises."""
+
+
+class ConnectionFailed(MailConnectError):
+    """A server could not be reached or refused the login; ``code`` is a stable error code."""
+
+    def __init__(self, code: str, message: str, *, detail: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.detail = detail
+
+    @property
+    def retryable(self) -> bool:
+        return self.code in RETRYABLE_CODES
