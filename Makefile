@@ -1,0 +1,40 @@
+# The two commands newcomers need: `make demo` and `make test`. Each builds .venv itself from the
+# lock file, so a fresh clone needs nothing but Python 3.10+.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+LOCK   := requirements/dev.lock
+
+.PHONY: demo test bench docs lint lock clean
+
+$(STAMP): $(LOCK) pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m example_app
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
+
+lint: $(STAMP)
+	$(BIN)/ruff check flask_mailconnect tests example_app
+	$(BIN)/ruff format --check flask_mailconnect tests example_app
+	$(BIN)/mypy
+
+# Regenerate the lock CI installs (needs uv); pyproject keeps lower bounds only.
+lock:
+	uv pip compile pyproject.toml --extra test --extra docs --extra demo --python-version 3.10 -o $(LOCK)
+
+clean:
+	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache
