@@ -1,0 +1,41 @@
+"""Flask-MailConnect: let your users, projects and organisation connect their email accounts."""
+
+from __future__ import annotations
+
+from .exceptions import (
+    ConnectionFailed,
+    ConnectionTestFailed,
+    EncryptionKeyError,
+    InvalidSettings,
+    MailConnectError,
+    PermissionDenied,
+)
+from .extension import MailConnect
+from .models import AccountStatus, AuditEvent, MailAccount, SyncedMessage, metadata
+from .scopes import Policy
+from .signals import account_connected, account_disconnected, account_updated
+from .transport.settings import ConnectionReport, ProtocolResult, ServerSettings
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "AccountStatus",
+    "AuditEvent",
+    "ConnectionFailed",
+    "ConnectionReport",
+    "ConnectionTestFailed",
+    "EncryptionKeyError",
+    "InvalidSettings",
+    "MailAccount",
+    "MailConnect",
+    "MailConnectError",
+    "PermissionDenied",
+    "Policy",
+    "ProtocolResult",
+    "ServerSettings",
+    "SyncedMessage",
+    "account_connected",
+    "account_disconnected",
+    "account_updated",
+    "metadata",
+]

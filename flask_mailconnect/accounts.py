@@ -1,0 +1,256 @@
+"""The one place that changes accounts: connect, test, update, disconnect.
+
+Every function checks the actor's permission (when there is an actor: the Python API called
+without one is trusted host code), writes the audit trail and sends the signal. None of them
+commits: they add to and flush the host's session, and the caller commits (the views do), so a
+host can wrap our changes and its own in one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from . import audit, signals
+from .exceptions import ConnectionTestFailed, PermissionDenied
+from .models import AccountStatus, MailAccount, SyncedMessage, utcnow
+from .providers import detect_provider
+from .scopes import Actor, Owner
+from .signatures import sanitize_signature, signature_to_text
+from .transport.settings import ConnectionReport, ServerSettings
+from .transport.tester import test_connection as run_test
+from .validation import normalize_email, validate_settings
+
+if TYPE_CHECKING:
+    from .extension import _State
+
+
+def require(state: _State, actor: Actor | None, action: str, owner: Owner) -> None:
+    """Raise :class:`PermissionDenied` unless ``actor`` may ``action`` on ``owner``'s account.
+
+    ``actor=None`` means trusted host code (the Python API without an actor); views always pass
+    the signed-in user, and refuse anonymous visitors before they get here.
+    """
+    if actor is not None and not state.policy.can(actor, action, owner):
+        raise PermissionDenied(f"{actor.label} may not {action} accounts of {owner[0]}")
+
+
+def _settings_for_test(state: _State, settings: ServerSettings) -> ServerSettings:
+    options = state.transport_options()
+    validate_settings(settings, smtp_ports=options.smtp_ports, imap_ports=options.imap_ports)
+    return settings
+
+
+def test_for_owner(
+    state: _State, *, owner: Owner, settings: ServerSettings, actor: Actor | None
+) -> ConnectionReport:
+    """Test connection on behalf of ``owner`` (the page's button), recorded in the audit trail."""
+    require(state, actor, "manage", owner)
+    report = run_test(_settings_for_test(state, settings), state.transport_options())
+    audit.record(
+        state.session, "test", actor=actor, owner=owner, email=settings.email,
+        ok=report.ok, detail=_report_detail(report),
+    )  # fmt: skip
+    return report
+
+
+def _report_detail(report: ConnectionReport) -> str:
+    return " ".join(f"{r.protocol.value}={r.code}" for r in report.results)
+
+
+def _tested(state: _State, *, owner: Owner, settings: ServerSettings, actor: Actor | None) -> None:
+    report = test_for_owner(state, owner=owner, settings=settings, actor=actor)
+    if not report.ok:
+        raise ConnectionTestFailed(report)
+
+
+def _apply_servers(account: MailAccount, settings: ServerSettings) -> None:
+    account.username = settings.username
+    account.password = settings.password
+    account.smtp_host = settings.smtp_host.strip().rstrip(".").lower()
+    account.smtp_port = settings.smtp_port
+    account.smtp_security = settings.smtp_security
+    if settings.receives:
+        account.imap_host = (settings.imap_host or "").strip().rstrip(".").lower()
+        account.imap_port = settings.imap_port
+        account.imap_security = settings.imap_security
+    else:
+        account.imap_host = account.imap_port = account.imap_security = None
+    now = utcnow()
+    account.status = AccountStatus.CONNECTED
+    account.last_checked_at = account.last_success_at = now
+    account.last_error_code = account.last_error_message = None
+
+
+def _find(state: _State, owner: Owner, email: str) -> MailAccount | None:
+    query = sa.select(MailAccount).where(
+        MailAccount.owner_kind == owner[0],
+        MailAccount.owner_id == owner[1],
+        sa.func.lower(MailAccount.email) == email.lower(),
+    )
+    return state.session.scalars(query).first()
+
+
+def connect_manual(
+    state: _State,
+    *,
+    owner: Owner,
+    settings: ServerSettings,
+    actor: Actor | None,
+    display_name: str | None = None,
+) -> MailAccount:
+    """Test ``settings``; when both protocols pass, store a password account for ``owner``.
+
+    Raises :class:`InvalidSettings` before any network traffic when the settings cannot work,
+    and :class:`ConnectionTestFailed` (with the report) when the test fails. When ``owner``
+    already has this address, that account is signed in again instead (settings kept).
+    """
+    email = normalize_email(settings.email)
+    existing = _find(state, owner, email)
+    if existing is not None:
+        return reconnect_manual(state, existing, settings=settings, actor=actor)
+    _tested(state, owner=owner, settings=settings, actor=actor)
+    account = MailAccount(
+        owner_kind=owner[0],
+        owner_id=owner[1],
+        provider=settings.provider or detect_provider(email).key,
+        auth_method="password",
+        email=email,
+        display_name=(display_name or "").strip()[:200],
+        connected_by=actor.id if actor else None,
+        is_default=default_account(state, owner) is None,
+    )
+    _apply_servers(account, settings)
+    state.session.add(account)
+    state.session.flush()
+    audit.record(state.session, "connect", actor=actor, account=account)
+    signals.account_connected.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        account=account,
+        actor=actor.user if actor else None,
+    )
+    return account
+
+
+def reconnect_manual(
+    state: _State, account: MailAccount, *, settings: ServerSettings, actor: Actor | None
+) -> MailAccount:
+    """New password (or servers) for an existing account after a passing test; keeps the rest."""
+    require(state, actor, "manage", account.owner)
+    if normalize_email(settings.email).lower() != account.email.lower():
+        settings = ServerSettings(**{**settings.__dict__, "email": account.email})
+    _tested(state, owner=account.owner, settings=settings, actor=actor)
+    _apply_servers(account, settings)
+    if settings.provider:
+        account.provider = settings.provider
+    state.session.flush()
+    audit.record(state.session, "reconnect", actor=actor, account=account)
+    signals.account_updated.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        account=account,
+        actor=actor.user if actor else None,
+        changes={"credentials"},
+    )
+    return account
+
+
+EDITABLE = ("display_name", "signature_html", "notify_email", "notify_mobile", "is_default")
+
+
+def update_account(
+    state: _State, account: MailAccount, *, actor: Actor | None, **changes: Any
+) -> set[str]:
+    """Change the account's personal settings; fires ``account_updated`` when anything changed."""
+    require(state, actor, "manage", account.owner)
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise TypeError(f"not editable: {', '.join(sorted(unknown))}")
+    if "signature_html" in changes:
+        limit = current_app.config["MAILCONNECT_SIGNATURE_MAX_LENGTH"]
+        clean = sanitize_signature(str(changes["signature_html"] or "")[:limit])
+        changes["signature_html"] = clean
+    if "display_name" in changes:
+        changes["display_name"] = str(changes["display_name"] or "").strip()[:200]
+    changed = {k for k, v in changes.items() if getattr(account, k) != v}
+    for name in changed:
+        setattr(account, name, changes[name])
+    if "signature_html" in changed:
+        account.signature_text = signature_to_text(account.signature_html)
+    if "is_default" in changed and account.is_default:
+        _clear_other_defaults(state, account)
+    if not changed:
+        return changed
+    state.session.flush()
+    audit.record(
+        state.session, "update", actor=actor, account=account, detail=",".join(sorted(changed))
+    )
+    signals.account_updated.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        account=account,
+        actor=actor.user if actor else None,
+        changes=changed,
+    )
+    return changed
+
+
+def _clear_other_defaults(state: _State, account: MailAccount) -> None:
+    state.session.execute(
+        sa.update(MailAccount)
+        .where(
+            MailAccount.owner_kind == account.owner_kind,
+            MailAccount.owner_id == account.owner_id,
+            MailAccount.id != account.id,
+        )
+        .values(is_default=False)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+def disconnect(state: _State, account: MailAccount, *, actor: Actor | None) -> None:
+    """Delete the account with its credentials; synced mail goes too unless the host pinned it.
+
+    The signal receives the deleted account (its attributes stay readable) after the flush.
+    """
+    require(state, actor, "manage", account.owner)
+    session = state.session
+    session.execute(
+        sa.delete(SyncedMessage).where(
+            SyncedMessage.account_id == account.id, SyncedMessage.pinned.is_(False)
+        )
+    )
+    session.execute(
+        sa.update(SyncedMessage)
+        .where(SyncedMessage.account_id == account.id)
+        .values(account_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    was_default = account.is_default
+    audit.record(session, "disconnect", actor=actor, account=account)
+    session.delete(account)
+    session.flush()
+    if was_default:
+        successor = default_account(state, account.owner)
+        if successor is not None:
+            successor.is_default = True
+            session.flush()
+    signals.account_disconnected.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        account=account,
+        actor=actor.user if actor else None,
+    )
+
+
+def accounts_for(state: _State, owner: Owner) -> list[MailAccount]:
+    query = (
+        sa.select(MailAccount)
+        .where(MailAccount.owner_kind == owner[0], MailAccount.owner_id == owner[1])
+        .order_by(MailAccount.is_default.desc(), MailAccount.id)
+    )
+    return list(state.session.scalars(query))
+
+
+def default_account(state: _State, owner: Owner) -> MailAccount | None:
+    found = accounts_for(state, owner)
+    return found[0] if found else None

@@ -1,0 +1,42 @@
+"""Typed exceptions of the Python API. Every one derives from :class:`MailConnectError`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .crypto import EncryptionKeyError
+from .transport.errors import ConnectionFailed, MailConnectError
+
+if TYPE_CHECKING:
+    from .transport.settings import ConnectionReport
+
+
+class PermissionDenied(MailConnectError):
+    """The actor may not do this to this account or owner."""
+
+
+class InvalidSettings(MailConnectError):
+    """Server settings that cannot work; ``errors`` maps field names to messages."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class ConnectionTestFailed(MailConnectError):
+    """Saving was refused because Test connection did not pass; ``report`` says why."""
+
+    def __init__(self, report: ConnectionReport) -> None:
+        failed = [r for r in report.results if not r.ok]
+        super().__init__(" ".join(f"{r.protocol.value.upper()}: {r.message}" for r in failed))
+        self.report = report
+
+
+__all__ = [
+    "ConnectionFailed",
+    "ConnectionTestFailed",
+    "EncryptionKeyError",
+    "InvalidSettings",
+    "MailConnectError",
+    "PermissionDenied",
+]

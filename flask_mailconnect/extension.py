@@ -1,0 +1,231 @@
+"""The :class:`MailConnect` extension: set-up, host callbacks and the public methods."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from flask import Flask, current_app
+from sqlalchemy.orm import Session
+
+from . import accounts
+from .config import apply_defaults
+from .crypto import EncryptionKeyError, build_cipher
+from .models import MailAccount, metadata
+from .scopes import Actor, Owner, Policy, owner_key
+from .transport.settings import ConnectionReport, ServerSettings, TransportOptions
+from .transport.tester import test_connection as run_test
+
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
+    from flask_sqlalchemy import SQLAlchemy
+
+log = logging.getLogger("flask_mailconnect")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _State:
+    """What one app needs; stored in ``app.extensions["mailconnect"]`` (never ``self.app``)."""
+
+    def __init__(self, extension: MailConnect, app: Flask, db: SQLAlchemy, policy: Policy):
+        self.extension = extension
+        self.db = db
+        self.policy = policy
+        self._keys = app.config["MAILCONNECT_ENCRYPTION_KEYS"]
+        self._cipher: MultiFernet | None = None
+
+    @property
+    def cipher(self) -> MultiFernet:
+        # Built on first use so that `flask mailconnect generate-key` works before keys exist.
+        if self._cipher is None:
+            self._cipher = build_cipher(current_app.config["MAILCONNECT_ENCRYPTION_KEYS"])
+        return self._cipher
+
+    @property
+    def session(self) -> Session:
+        return self.db.session  # type: ignore[no-any-return]
+
+    def transport_options(self) -> TransportOptions:
+        config = current_app.config
+
+        def ports(key: str) -> tuple[int, ...] | None:
+            value = config[key]
+            return None if value is None else tuple(int(p) for p in value)
+
+        return TransportOptions(
+            timeout=float(config["MAILCONNECT_CONNECT_TIMEOUT"]),
+            allow_private_hosts=bool(config["MAILCONNECT_ALLOW_PRIVATE_HOSTS"]),
+            allow_plaintext_auth=bool(config["MAILCONNECT_ALLOW_PLAINTEXT_AUTH"]),
+            smtp_ports=ports("MAILCONNECT_SMTP_PORTS"),
+            imap_ports=ports("MAILCONNECT_IMAP_PORTS"),
+            ca_file=config["MAILCONNECT_CA_FILE"],
+        )
+
+
+def _default_user_loader() -> Any:
+    try:
+        from flask_login import current_user
+    except ImportError:  # pragma: no cover - depends on the host's installed packages
+        return None
+    return current_user if current_user.is_authenticated else None
+
+
+def _default_admin_checker(user: Any) -> bool:
+    return bool(getattr(user, "is_admin", False))
+
+
+def _default_user_label(user: Any) -> str:
+    for attr in ("email", "name", "username"):
+        value = getattr(user, attr, None)
+        if value:
+            return str(value)
+    return str(user)
+
+
+def _default_user_id(user: Any) -> str:
+    get_id = getattr(user, "get_id", None)
+    return str(get_id() if callable(get_id) else user.id)
+
+
+class MailConnect:
+    """Flask extension. ``MailConnect(app, db=db)`` or ``MailConnect()`` then ``init_app``."""
+
+    def __init__(self, app: Flask | None = None, *, db: SQLAlchemy | None = None, **kw: Any):
+        self._user_loader: Callable[[], Any] = _default_user_loader
+        self._admin_checker: Callable[[Any], bool] = _default_admin_checker
+        self._user_label: Callable[[Any], str] = _default_user_label
+        self._user_id: Callable[[Any], str] = _default_user_id
+        if app is not None:
+            self.init_app(app, db=db, **kw)
+
+    def init_app(
+        self,
+        app: Flask,
+        *,
+        db: SQLAlchemy | None = None,
+        policy: Policy | None = None,
+        register_blueprint: bool = True,
+    ) -> None:
+        if db is None:
+            raise TypeError("MailConnect needs the host's Flask-SQLAlchemy instance: db=db")
+        apply_defaults(app.config)
+        if not app.config["MAILCONNECT_ENCRYPTION_KEYS"]:
+            log.warning(
+                "MAILCONNECT_ENCRYPTION_KEYS is not set; accounts cannot be saved until it is "
+                "(generate one with `flask mailconnect generate-key`)."
+            )
+        else:  # fail at start-up, not at the first save, when a key is malformed
+            build_cipher(app.config["MAILCONNECT_ENCRYPTION_KEYS"])
+        app.extensions["mailconnect"] = _State(self, app, db, policy or Policy())
+
+        from .cli import cli_group
+
+        app.cli.add_command(cli_group)
+        if register_blueprint:
+            from .views import create_blueprint
+
+            app.register_blueprint(
+                create_blueprint(), url_prefix=app.config["MAILCONNECT_URL_PREFIX"]
+            )
+
+    # -- host callbacks (decorators return the function, like Flask-Login's) -----------------
+
+    def user_loader(self, func: F) -> F:
+        """``() -> user | None``: the person using the pages (default: Flask-Login)."""
+        self._user_loader = func
+        return func
+
+    def admin_checker(self, func: F) -> F:
+        """``(user) -> bool``: may this user manage other people's accounts?"""
+        self._admin_checker = func
+        return func
+
+    def user_label(self, func: F) -> F:
+        """``(user) -> str``: how a user is named in pages and the audit trail."""
+        self._user_label = func
+        return func
+
+    def user_id(self, func: F) -> F:
+        """``(user) -> str``: the id personal accounts are stored under (default ``get_id()``)."""
+        self._user_id = func
+        return func
+
+    # -- helpers used by views and the service --------------------------------------------
+
+    @staticmethod
+    def _state() -> _State:
+        try:
+            return current_app.extensions["mailconnect"]  # type: ignore[no-any-return]
+        except KeyError:
+            raise RuntimeError("MailConnect.init_app was not called for this app") from None
+
+    def actor_for(self, user: Any) -> Actor | None:
+        if user is None:
+            return None
+        return Actor(
+            user=user,
+            id=self._user_id(user),
+            label=self._user_label(user),
+            is_admin=bool(self._admin_checker(user)),
+        )
+
+    def current_actor(self) -> Actor | None:
+        return self.actor_for(self._user_loader())
+
+    # -- public API -----------------------------------------------------------------------
+
+    def create_all(self) -> None:
+        """Create the ``mailconnect_*`` tables on the host's database (idempotent)."""
+        metadata.create_all(bind=self._state().db.engine)
+
+    def test_connection(self, settings: ServerSettings) -> ConnectionReport:
+        """Check SMTP and IMAP in parallel with the app's network policy. No database."""
+        return run_test(settings, self._state().transport_options())
+
+    def connect_manual(
+        self,
+        *,
+        owner: Owner | tuple[str, Any],
+        settings: ServerSettings,
+        actor: Any = None,
+        display_name: str | None = None,
+    ) -> MailAccount:
+        """Test, then store a password account for ``owner``; see :mod:`flask_mailconnect.accounts`."""
+        return accounts.connect_manual(
+            self._state(),
+            owner=owner_key(owner),
+            settings=settings,
+            actor=self.actor_for(actor),
+            display_name=display_name,
+        )
+
+    def reconnect_manual(
+        self, account: MailAccount, *, settings: ServerSettings, actor: Any = None
+    ) -> MailAccount:
+        """Sign an existing account in again (new password or servers), keeping its settings."""
+        return accounts.reconnect_manual(
+            self._state(), account, settings=settings, actor=self.actor_for(actor)
+        )
+
+    def update_account(self, account: MailAccount, *, actor: Any = None, **changes: Any) -> set[str]:
+        """Change display name, signature, notifications or default; returns changed names."""
+        return accounts.update_account(
+            self._state(), account, actor=self.actor_for(actor), **changes
+        )
+
+    def disconnect(self, account: MailAccount, *, actor: Any = None) -> None:
+        """Delete the account, its credentials and its synced mail (pinned mail is kept)."""
+        accounts.disconnect(self._state(), account, actor=self.actor_for(actor))
+
+    def accounts_for(self, owner: Owner | tuple[str, Any]) -> list[MailAccount]:
+        return accounts.accounts_for(self._state(), owner_key(owner))
+
+    def default_account(self, owner: Owner | tuple[str, Any]) -> MailAccount | None:
+        return accounts.default_account(self._state(), owner_key(owner))
+
+    def get_account(self, account_id: int) -> MailAccount | None:
+        return self._state().session.get(MailAccount, account_id)
+
+
+__all__ = ["EncryptionKeyError", "MailConnect"]
