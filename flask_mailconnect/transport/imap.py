@@ -1,0 +1,190 @@
+"""IMAP: open a logged-in IMAPClient through the network guard, or check that one works.
+
+IMAPClient does the protocol; we only replace how it builds its imaplib object, so the socket is
+the one the guard connected to the checked address, and TLS verifies the user's host name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import logging
+import socket
+import ssl
+import time
+
+from imapclient import IMAPClient
+from imapclient import exceptions as imap_errors
+
+from . import errors
+from .errors import ConnectionFailed, message_for
+from .netguard import (
+    check_port,
+    connect_expecting_greeting,
+    connect_tls,
+    socket_error_code,
+    tls_error_code,
+)
+from .settings import Protocol, ProtocolResult, ServerSettings, TransportOptions
+
+log = logging.getLogger(__name__)
+
+
+class _GuardedIMAP4(imaplib.IMAP4):
+    """imaplib.IMAP4 over a socket from the guard: implicit TLS or a plaintext greeting."""
+
+    def __init__(
+        self, host: str, port: int, options: TransportOptions, context: ssl.SSLContext, tls: bool
+    ) -> None:
+        self._options = options
+        self._context = context
+        self._implicit_tls = tls
+        super().__init__(host, port, timeout=options.timeout)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        opts = self._options
+        connect = connect_tls if self._implicit_tls else connect_expecting_greeting
+        return connect(
+            self.host,
+            self.port,
+            allow_private=opts.allow_private_hosts,
+            timeout=opts.timeout,
+            context=self._context,
+        )
+
+
+class _GuardedIMAPClient(IMAPClient):
+    def __init__(self, settings: ServerSettings, options: TransportOptions) -> None:
+        self._options = options
+        self._context = options.ssl_context()
+        assert settings.imap_host and settings.imap_port
+        super().__init__(
+            settings.imap_host,
+            settings.imap_port,
+            ssl=settings.imap_security == "ssl",
+            ssl_context=self._context,
+            timeout=options.timeout,
+        )
+        # IMAPClient turns imaplib's protocol trace on (debug=5) and redacts LOGIN lines in its
+        # logger; switch the trace off altogether so no secret can reach a log handler.
+        self._imap.debug = 0
+
+    def _create_IMAP4(self) -> imaplib.IMAP4:  # noqa: N802 - imapclient's name
+        return _GuardedIMAP4(self.host, self.port, self._options, self._context, self.ssl)
+
+
+def _fail(code: str, settings: ServerSettings, detail: str = "") -> ConnectionFailed:
+    return ConnectionFailed(code, message_for(code, settings.provider), detail=detail)
+
+
+def _code_for(exc: BaseException, *, implicit: bool) -> str:
+    if isinstance(exc, ConnectionFailed):
+        return exc.code
+    if isinstance(exc, ssl.SSLError):
+        return tls_error_code(exc, implicit=implicit)
+    if isinstance(exc, imaplib.IMAP4.abort):
+        code = socket_error_code(exc)
+        return errors.CONNECTION_LOST if code == errors.NETWORK_ERROR else code
+    if isinstance(exc, (imaplib.IMAP4.error, imap_errors.IMAPClientError)):
+        return errors.PROTOCOL_ERROR
+    return socket_error_code(exc)
+
+
+def _login(client: _GuardedIMAPClient, settings: ServerSettings, options: TransportOptions) -> None:
+    security = settings.imap_security
+    if security == "starttls":
+        try:
+            client.starttls(client._context)
+        except imap_errors.CapabilityError:
+            raise _fail(errors.TLS_UNAVAILABLE, settings, "no STARTTLS capability") from None
+        except ssl.SSLError as exc:
+            code = tls_error_code(exc, implicit=False)
+            raise _fail(code, settings, type(exc).__name__) from None
+        except imaplib.IMAP4.abort:
+            raise
+        except (imaplib.IMAP4.error, imap_errors.IMAPClientError):
+            raise _fail(errors.TLS_UNAVAILABLE, settings, "STARTTLS refused") from None
+    elif security == "none" and not options.allow_plaintext_auth:
+        raise _fail(errors.TLS_REQUIRED, settings, "plaintext auth disallowed")
+    if b"LOGINDISABLED" in client.capabilities():
+        raise _fail(errors.TLS_REQUIRED, settings, "LOGINDISABLED")
+    try:
+        client.login(settings.username, settings.password)
+    except imap_errors.LoginError as exc:
+        # The server's words stay out: only whether it asked for TLS matters to the code.
+        text = str(exc).upper()
+        code = errors.TLS_REQUIRED if "PRIVACYREQUIRED" in text else errors.AUTH_FAILED
+        raise _fail(code, settings, "LOGIN NO") from None
+
+
+def open_imap(settings: ServerSettings, options: TransportOptions) -> IMAPClient:
+    """A logged-in IMAPClient, or ConnectionFailed with a stable code."""
+    if not settings.imap_host or not settings.imap_port:
+        raise _fail(errors.HOST_NOT_FOUND, settings, "no IMAP server configured")
+    check_port(settings.imap_port, options.imap_ports, "imap")
+    if settings.imap_security not in ("ssl", "starttls", "none"):
+        raise _fail(errors.PROTOCOL_ERROR, settings, "unknown security")
+    implicit = settings.imap_security == "ssl"
+    try:
+        client = _GuardedIMAPClient(settings, options)
+    except Exception as exc:
+        raise _fail(_code_for(exc, implicit=implicit), settings, type(exc).__name__) from None
+    try:
+        _login(client, settings, options)
+    except Exception as exc:
+        _shutdown(client)
+        raise _fail(_code_for(exc, implicit=implicit), settings, _detail(exc)) from None
+    return client
+
+
+def _detail(exc: BaseException) -> str:
+    return exc.detail if isinstance(exc, ConnectionFailed) else type(exc).__name__
+
+
+def _shutdown(client: IMAPClient) -> None:
+    # Already closed or broken: nothing left to release.
+    with contextlib.suppress(Exception):
+        client.shutdown()
+
+
+def _logout(client: IMAPClient) -> None:
+    try:
+        client.logout()
+    except Exception:
+        _shutdown(client)
+
+
+def _result(
+    settings: ServerSettings, code: str, started: float, detail: str = ""
+) -> ProtocolResult:
+    return ProtocolResult(
+        Protocol.IMAP,
+        ok=code == errors.OK,
+        code=code,
+        message=message_for(code, settings.provider),
+        detail=detail,
+        elapsed=time.monotonic() - started,
+    )
+
+
+def check_imap(settings: ServerSettings, options: TransportOptions) -> ProtocolResult:
+    """Connect, TLS as chosen, LOGIN, SELECT INBOX read-only, LOGOUT. Never raises."""
+    started = time.monotonic()
+    try:
+        client = open_imap(settings, options)
+    except ConnectionFailed as exc:
+        log.info("IMAP check failed: %s (%s)", exc.code, exc.detail)
+        return _result(settings, exc.code, started, exc.detail)
+    except Exception as exc:  # never raise from a check
+        log.warning("IMAP check crashed: %s", type(exc).__name__)
+        return _result(settings, errors.PROTOCOL_ERROR, started, type(exc).__name__)
+    try:
+        client.select_folder("INBOX", readonly=True)
+    except (imaplib.IMAP4.abort, OSError) as exc:
+        _shutdown(client)
+        return _result(settings, _code_for(exc, implicit=False), started, type(exc).__name__)
+    except Exception as exc:
+        _logout(client)
+        return _result(settings, errors.MAILBOX_UNAVAILABLE, started, type(exc).__name__)
+    _logout(client)
+    return _result(settings, errors.OK, started)

@@ -1,0 +1,207 @@
+"""SMTP: open an authenticated connection through the network guard, or check that one works.
+
+smtplib does the protocol; a subclass only swaps how the socket is made, so the TCP connection
+goes to the address the guard checked while TLS still verifies the user's host name.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import socket
+import ssl
+import time
+
+from . import errors
+from .errors import ConnectionFailed, message_for
+from .netguard import (
+    check_port,
+    connect_expecting_greeting,
+    connect_tls,
+    socket_error_code,
+    tls_error_code,
+)
+from .settings import Protocol, ProtocolResult, ServerSettings, TransportOptions
+
+log = logging.getLogger(__name__)
+
+# Microsoft 365 answers "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is
+# disabled for the Tenant/Mailbox": the password may be right, the door is closed.
+_MS_SMTP_AUTH_DISABLED = "5.7.139"
+
+
+class _GuardedSMTP(smtplib.SMTP):
+    """smtplib.SMTP whose socket comes from the guard (plain or implicit TLS)."""
+
+    def __init__(self, options: TransportOptions, *, implicit_tls: bool) -> None:
+        self._options = options
+        self._implicit_tls = implicit_tls
+        self._context = options.ssl_context()
+        # A placeholder avoids smtplib's socket.getfqdn() (an unbounded DNS lookup); the real
+        # EHLO name is set once we know our local address.
+        super().__init__(local_hostname="localhost", timeout=options.timeout)
+        self.debuglevel = 0  # debug output would print the base64 AUTH exchange
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:  # type: ignore[override]
+        opts = self._options
+        if self._implicit_tls:
+            sock: socket.socket = connect_tls(
+                host,
+                port,
+                allow_private=opts.allow_private_hosts,
+                timeout=opts.timeout,
+                context=self._context,
+            )
+        else:
+            sock = connect_expecting_greeting(
+                host,
+                port,
+                allow_private=opts.allow_private_hosts,
+                timeout=opts.timeout,
+                context=self._context,
+            )
+        self.local_hostname = opts.local_hostname or _address_literal(sock)
+        return sock
+
+
+def _address_literal(sock: socket.socket) -> str:
+    """RFC 5321 address literal of our end of the connection, for EHLO without DNS."""
+    ip = sock.getsockname()[0]
+    return f"[IPv6:{ip}]" if sock.family == socket.AF_INET6 else f"[{ip}]"
+
+
+def _fail(code: str, settings: ServerSettings, detail: str = "") -> ConnectionFailed:
+    return ConnectionFailed(code, message_for(code, settings.provider), detail=detail)
+
+
+def _auth_failure_code(exc: smtplib.SMTPResponseException) -> str:
+    text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else ""
+    if exc.smtp_code == 535 and _MS_SMTP_AUTH_DISABLED in text:
+        return errors.SMTP_AUTH_DISABLED
+    if exc.smtp_code in (530, 538):  # "must issue STARTTLS first", "encryption required"
+        return errors.TLS_REQUIRED
+    if 400 <= exc.smtp_code < 500:
+        return errors.NETWORK_ERROR  # temporary authentication failure: try again later
+    return errors.AUTH_FAILED
+
+
+def _upgrade(client: _GuardedSMTP, settings: ServerSettings, context: ssl.SSLContext) -> None:
+    """STARTTLS or fail: a server without it never gets our credentials in plaintext."""
+    if not client.has_extn("starttls"):
+        raise _fail(errors.TLS_UNAVAILABLE, settings, "no STARTTLS in EHLO")
+    try:
+        code, _reply = client.starttls(context=context)
+    except ssl.SSLError as exc:
+        raise _fail(tls_error_code(exc, implicit=False), settings, type(exc).__name__) from None
+    if code != 220:
+        raise _fail(errors.TLS_UNAVAILABLE, settings, f"STARTTLS {code}")
+    client.ehlo()
+
+
+def _login(client: _GuardedSMTP, settings: ServerSettings) -> None:
+    if not client.has_extn("auth"):
+        raise _fail(errors.AUTH_UNSUPPORTED, settings, "no AUTH in EHLO")
+    try:
+        client.login(settings.username, settings.password)
+    except smtplib.SMTPAuthenticationError as exc:
+        # from None: keep the exchange (and anything derived from the secret) out of tracebacks
+        raise _fail(_auth_failure_code(exc), settings, f"SMTP {exc.smtp_code}") from None
+    except smtplib.SMTPNotSupportedError:
+        raise _fail(errors.AUTH_UNSUPPORTED, settings, "no AUTH") from None
+    except smtplib.SMTPResponseException as exc:
+        raise _fail(_auth_failure_code(exc), settings, f"SMTP {exc.smtp_code}") from None
+    except smtplib.SMTPException as exc:  # "No suitable authentication method found."
+        raise _fail(errors.AUTH_UNSUPPORTED, settings, type(exc).__name__) from None
+
+
+def _handshake(client: _GuardedSMTP, settings: ServerSettings, options: TransportOptions) -> None:
+    security = settings.smtp_security
+    client.connect(settings.smtp_host, settings.smtp_port)
+    client.ehlo_or_helo_if_needed()
+    if security == "starttls":
+        _upgrade(client, settings, client._context)
+    elif security == "none":
+        if not options.allow_plaintext_auth:
+            raise _fail(errors.TLS_REQUIRED, settings, "plaintext auth disallowed")
+        if not client.has_extn("auth") and client.has_extn("starttls"):
+            raise _fail(errors.TLS_REQUIRED, settings, "AUTH offered only after STARTTLS")
+    _login(client, settings)
+
+
+def open_smtp(settings: ServerSettings, options: TransportOptions) -> smtplib.SMTP:
+    """An authenticated SMTP connection, or ConnectionFailed with a stable code."""
+    check_port(settings.smtp_port, options.smtp_ports, "smtp")
+    if settings.smtp_security not in ("ssl", "starttls", "none"):
+        raise _fail(errors.PROTOCOL_ERROR, settings, "unknown security")
+    client = _GuardedSMTP(options, implicit_tls=settings.smtp_security == "ssl")
+    try:
+        _handshake(client, settings, options)
+    except ConnectionFailed as exc:
+        client.close()
+        raise _fail(exc.code, settings, exc.detail) from None
+    except smtplib.SMTPConnectError as exc:
+        client.close()
+        raise _fail(errors.REFUSED, settings, f"greeting {exc.smtp_code}") from None
+    except smtplib.SMTPHeloError as exc:
+        client.close()
+        raise _fail(errors.PROTOCOL_ERROR, settings, f"EHLO {exc.smtp_code}") from None
+    except smtplib.SMTPServerDisconnected as exc:
+        client.close()
+        code = socket_error_code(exc)
+        code = errors.CONNECTION_LOST if code == errors.NETWORK_ERROR else code
+        raise _fail(code, settings, type(exc).__name__) from None
+    except smtplib.SMTPException as exc:
+        client.close()
+        raise _fail(errors.PROTOCOL_ERROR, settings, type(exc).__name__) from None
+    except ssl.SSLError as exc:
+        client.close()
+        code = tls_error_code(exc, implicit=settings.smtp_security == "ssl")
+        raise _fail(code, settings, type(exc).__name__) from None
+    except (OSError, UnicodeError, ValueError) as exc:
+        client.close()
+        raise _fail(socket_error_code(exc), settings, type(exc).__name__) from None
+    return client
+
+
+def _quit(client: smtplib.SMTP) -> None:
+    try:
+        client.quit()
+    except (smtplib.SMTPException, OSError):
+        pass
+    finally:
+        client.close()
+
+
+def check_smtp(settings: ServerSettings, options: TransportOptions) -> ProtocolResult:
+    """Connect, EHLO, TLS as chosen, AUTH, QUIT. Never raises."""
+    started = time.monotonic()
+    try:
+        client = open_smtp(settings, options)
+    except ConnectionFailed as exc:
+        log.info("SMTP check failed: %s (%s)", exc.code, exc.detail)
+        return ProtocolResult(
+            Protocol.SMTP,
+            ok=False,
+            code=exc.code,
+            message=message_for(exc.code, settings.provider),
+            detail=exc.detail,
+            elapsed=time.monotonic() - started,
+        )
+    except Exception as exc:  # never raise from a check; the class name is enough to debug
+        log.warning("SMTP check crashed: %s", type(exc).__name__)
+        return ProtocolResult(
+            Protocol.SMTP,
+            ok=False,
+            code=errors.PROTOCOL_ERROR,
+            message=message_for(errors.PROTOCOL_ERROR, settings.provider),
+            detail=type(exc).__name__,
+            elapsed=time.monotonic() - started,
+        )
+    _quit(client)
+    return ProtocolResult(
+        Protocol.SMTP,
+        ok=True,
+        code=errors.OK,
+        message=message_for(errors.OK, settings.provider),
+        elapsed=time.monotonic() - started,
+    )

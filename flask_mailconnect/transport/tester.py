@@ -1,0 +1,54 @@
+"""Test connection: SMTP and IMAP side by side, so a user waits for the slower, not the sum."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from .errors import PROTOCOL_ERROR, message_for
+from .imap import check_imap
+from .settings import ConnectionReport, Protocol, ProtocolResult, ServerSettings, TransportOptions
+from .smtp import check_smtp
+
+Check = Callable[[ServerSettings, TransportOptions], ProtocolResult]
+
+
+def _in_thread(check: Check, settings: ServerSettings, options: TransportOptions) -> Callable:
+    """Start ``check`` in a thread; return a function that waits for its result.
+
+    Checks never raise and bound every network step with ``options.timeout``, so joining
+    without a limit cannot hang beyond the checks' own timeouts.
+    """
+    box: list[ProtocolResult] = []
+
+    def run() -> None:
+        box.append(check(settings, options))
+
+    worker = threading.Thread(
+        target=run,
+        name=f"mailconnect-{check.__name__}",
+        daemon=True,
+    )
+    worker.start()
+
+    def wait() -> ProtocolResult:
+        worker.join()
+        if not box:  # the check broke its promise not to raise; report it, don't crash
+            return ProtocolResult(
+                Protocol.IMAP, ok=False, code=PROTOCOL_ERROR, message=message_for(PROTOCOL_ERROR)
+            )
+        return box[0]
+
+    return wait
+
+
+def test_connection(settings: ServerSettings, options: TransportOptions) -> ConnectionReport:
+    """SMTP always; IMAP too when the account receives. Both run in parallel threads."""
+    wait_imap = _in_thread(check_imap, settings, options) if settings.receives else None
+    smtp = check_smtp(settings, options)  # the calling thread does one of the two checks
+    imap = wait_imap() if wait_imap is not None else None
+    return ConnectionReport(smtp=smtp, imap=imap)
+
+
+# pytest collects test_* functions from modules that import this; it is not a test.
+test_connection.__test__ = False  # type: ignore[attr-defined]
