@@ -32,15 +32,17 @@ class _State:
         self.extension = extension
         self.db = db
         self.policy = policy
-        self._keys = app.config["MAILCONNECT_ENCRYPTION_KEYS"]
-        self._cipher: MultiFernet | None = None
+        self._cipher: tuple[tuple[Any, ...], MultiFernet] | None = None
 
     @property
     def cipher(self) -> MultiFernet:
-        # Built on first use so that `flask mailconnect generate-key` works before keys exist.
-        if self._cipher is None:
-            self._cipher = build_cipher(current_app.config["MAILCONNECT_ENCRYPTION_KEYS"])
-        return self._cipher
+        # Built on first use (so `flask mailconnect generate-key` works before keys exist) and
+        # rebuilt when the configured keys change, e.g. a test or a shell rotating them.
+        keys = current_app.config["MAILCONNECT_ENCRYPTION_KEYS"]
+        wanted = tuple(keys) if isinstance(keys, (list, tuple)) else (keys,)
+        if self._cipher is None or self._cipher[0] != wanted:
+            self._cipher = (wanted, build_cipher(keys))
+        return self._cipher[1]
 
     @property
     def session(self) -> Session:
