@@ -8,6 +8,7 @@ host can wrap our changes and its own in one transaction.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ from flask import current_app
 from . import audit, signals
 from .exceptions import ConnectionTestFailed, PermissionDenied
 from .models import AccountStatus, MailAccount, SyncedMessage, utcnow
-from .providers import detect_provider
+from .providers import PRESETS, detect_provider
 from .scopes import Actor, Owner
 from .signatures import sanitize_signature, signature_to_text
 from .transport.settings import ConnectionReport, ServerSettings
@@ -84,6 +85,10 @@ def _apply_servers(account: MailAccount, settings: ServerSettings) -> None:
     account.last_error_code = account.last_error_message = None
 
 
+def _provider_key(settings: ServerSettings, email: str) -> str:
+    return settings.provider if settings.provider in PRESETS else detect_provider(email).key
+
+
 def _find(state: _State, owner: Owner, email: str) -> MailAccount | None:
     query = sa.select(MailAccount).where(
         MailAccount.owner_kind == owner[0],
@@ -115,7 +120,7 @@ def connect_manual(
     account = MailAccount(
         owner_kind=owner[0],
         owner_id=owner[1],
-        provider=settings.provider or detect_provider(email).key,
+        provider=_provider_key(settings, email),
         auth_method="password",
         email=email,
         display_name=(display_name or "").strip()[:200],
@@ -140,11 +145,10 @@ def reconnect_manual(
     """New password (or servers) for an existing account after a passing test; keeps the rest."""
     require(state, actor, "manage", account.owner)
     if normalize_email(settings.email).lower() != account.email.lower():
-        settings = ServerSettings(**{**settings.__dict__, "email": account.email})
+        settings = replace(settings, email=account.email)  # the address is the account's identity
     _tested(state, owner=account.owner, settings=settings, actor=actor)
     _apply_servers(account, settings)
-    if settings.provider:
-        account.provider = settings.provider
+    account.provider = _provider_key(settings, account.email)
     state.session.flush()
     audit.record(state.session, "reconnect", actor=actor, account=account)
     signals.account_updated.send(

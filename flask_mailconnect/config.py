@@ -46,7 +46,9 @@ DEFAULTS: dict[str, Option] = {
     "MAILCONNECT_SMTP_PORTS": Option(
         [25, 465, 587, 2525], "SMTP ports users may enter; ``None`` allows any port."
     ),
-    "MAILCONNECT_IMAP_PORTS": Option([143, 993], "IMAP ports users may enter; ``None`` allows any."),
+    "MAILCONNECT_IMAP_PORTS": Option(
+        [143, 993], "IMAP ports users may enter; ``None`` allows any."
+    ),
     "MAILCONNECT_CA_FILE": Option(
         None,
         "Extra PEM bundle of certificate authorities trusted besides the system store "

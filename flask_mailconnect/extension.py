@@ -193,7 +193,7 @@ class MailConnect:
         actor: Any = None,
         display_name: str | None = None,
     ) -> MailAccount:
-        """Test, then store a password account for ``owner``; see :mod:`flask_mailconnect.accounts`."""
+        """Test ``settings``, then store a password account for ``owner`` (see accounts.py)."""
         return accounts.connect_manual(
             self._state(),
             owner=owner_key(owner),
@@ -210,7 +210,9 @@ class MailConnect:
             self._state(), account, settings=settings, actor=self.actor_for(actor)
         )
 
-    def update_account(self, account: MailAccount, *, actor: Any = None, **changes: Any) -> set[str]:
+    def update_account(
+        self, account: MailAccount, *, actor: Any = None, **changes: Any
+    ) -> set[str]:
         """Change display name, signature, notifications or default; returns changed names."""
         return accounts.update_account(
             self._state(), account, actor=self.actor_for(actor), **changes

@@ -17,7 +17,7 @@ pytest_plugins = ["tests.conftest_peers"]
 
 
 def database_urls() -> list[str]:
-    """SQLite always, plus every URL in MAILCONNECT_TEST_DATABASE_URLS (space or comma separated)."""
+    """SQLite, plus each URL in MAILCONNECT_TEST_DATABASE_URLS (space or comma separated)."""
     extra = os.environ.get("MAILCONNECT_TEST_DATABASE_URLS", "")
     return ["sqlite://"] + [u for u in extra.replace(",", " ").split() if u]
 
@@ -50,3 +50,25 @@ def db() -> Any:
 def login(client: FlaskClient, user_id: int) -> None:
     """Sign a test user in: 1 alice, 2 bob, 3 admin."""
     assert client.post(f"/test-login/{user_id}").status_code == 200
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int) -> None:
+    stats = terminalreporter.stats
+    ran = sum(len(stats.get(k, [])) for k in ("passed", "failed", "error"))
+    terminalreporter.write_line(
+        f"Flask-MailConnect suite: {ran} tests run, {len(stats.get('passed', []))} passed, "
+        f"{len(stats.get('skipped', []))} skipped."
+    )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A run that executed nothing, or (in CI) skipped anything, must not look green."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or exitstatus != 0:
+        return
+    if not reporter.stats.get("passed"):
+        reporter.write_line("No test ran: failing the run.", red=True)
+        session.exitstatus = 1
+    if os.environ.get("MAILCONNECT_REQUIRE_PEERS") == "1" and reporter.stats.get("skipped"):
+        reporter.write_line("MAILCONNECT_REQUIRE_PEERS=1 but tests were skipped.", red=True)
+        session.exitstatus = 1

@@ -51,7 +51,7 @@ def create_app(database_url: str = "sqlite://", **config: Any) -> tuple[Flask, M
             "connect_args": {"check_same_thread": False},
         }
     app.config.update(config)
-    from jinja2 import DictLoader, ChoiceLoader
+    from jinja2 import ChoiceLoader, DictLoader
 
     app.jinja_loader = ChoiceLoader(  # type: ignore[assignment]
         [DictLoader({"host_layout.html": LAYOUT}), app.jinja_loader]  # type: ignore[list-item]
