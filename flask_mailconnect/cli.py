@@ -46,7 +46,7 @@ def rotate_key() -> None:
     session = state.session
     total = 0
     for model, columns in ENCRYPTED_COLUMNS.items():
-        table = model.__table__
+        table: sa.Table = model.__table__  # type: ignore[assignment]
         pk = table.c.id
         # Read and write the raw tokens: type_coerce to String bypasses EncryptedText.
         raw = [sa.type_coerce(table.c[name], sa.String).label(name) for name in columns]

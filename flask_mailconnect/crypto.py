@@ -46,7 +46,7 @@ def current_cipher() -> MultiFernet:
     state = current_app.extensions.get("mailconnect")
     if state is None:
         raise EncryptionKeyError("MailConnect is not initialised on the current app.")
-    return state.cipher  # type: ignore[no-any-return]
+    return state.cipher
 
 
 class EncryptedText(sa.TypeDecorator[str]):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from flask import Flask, current_app
 from sqlalchemy.orm import Session
@@ -46,7 +46,8 @@ class _State:
 
     @property
     def session(self) -> Session:
-        return self.db.session  # type: ignore[no-any-return]
+        # The scoped session proxies every Session method; typed as one for callers.
+        return cast(Session, self.db.session)
 
     def transport_options(self) -> TransportOptions:
         config = current_app.config
@@ -158,7 +159,7 @@ class MailConnect:
     @staticmethod
     def _state() -> _State:
         try:
-            return current_app.extensions["mailconnect"]  # type: ignore[no-any-return]
+            return current_app.extensions["mailconnect"]
         except KeyError:
             raise RuntimeError("MailConnect.init_app was not called for this app") from None
 
