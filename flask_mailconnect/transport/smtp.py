@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 # Microsoft 365 answers "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is
 # disabled for the Tenant/Mailbox": the password may be right, the door is closed.
 _MS_SMTP_AUTH_DISABLED = "5.7.139"
+# Password mechanisms in order of preference; both are safe because TLS is always on by then.
+_PASSWORD_MECHANISMS = ("PLAIN", "LOGIN")
 
 
 class _GuardedSMTP(smtplib.SMTP):
@@ -44,6 +46,9 @@ class _GuardedSMTP(smtplib.SMTP):
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:  # type: ignore[override]
         opts = self._options
+        # smtplib takes the STARTTLS server_hostname from the constructor's host, which we do
+        # not pass (the constructor would connect without the guard).
+        self._host = host
         if self._implicit_tls:
             sock: socket.socket = connect_tls(
                 host,
@@ -98,20 +103,33 @@ def _upgrade(client: _GuardedSMTP, settings: ServerSettings, context: ssl.SSLCon
     client.ehlo()
 
 
+def _mechanism(client: _GuardedSMTP) -> str | None:
+    advertised = client.esmtp_features.get("auth", "").upper().split()
+    return next((m for m in _PASSWORD_MECHANISMS if m in advertised), None)
+
+
 def _login(client: _GuardedSMTP, settings: ServerSettings) -> None:
+    """One AUTH attempt with the best password mechanism.
+
+    smtplib.login() would retry every advertised mechanism after a 535, turning one wrong
+    password into several failed logins (and lockouts); we try exactly one.
+    """
     if not client.has_extn("auth"):
         raise _fail(errors.AUTH_UNSUPPORTED, settings, "no AUTH in EHLO")
+    mechanism = _mechanism(client)
+    if mechanism is None:
+        raise _fail(errors.AUTH_UNSUPPORTED, settings, "no PLAIN or LOGIN")
+    client.user, client.password = settings.username, settings.password
+    auth = client.auth_plain if mechanism == "PLAIN" else client.auth_login
     try:
-        client.login(settings.username, settings.password)
+        code, _reply = client.auth(mechanism, auth, initial_response_ok=True)
     except smtplib.SMTPAuthenticationError as exc:
         # from None: keep the exchange (and anything derived from the secret) out of tracebacks
         raise _fail(_auth_failure_code(exc), settings, f"SMTP {exc.smtp_code}") from None
-    except smtplib.SMTPNotSupportedError:
-        raise _fail(errors.AUTH_UNSUPPORTED, settings, "no AUTH") from None
-    except smtplib.SMTPResponseException as exc:
-        raise _fail(_auth_failure_code(exc), settings, f"SMTP {exc.smtp_code}") from None
-    except smtplib.SMTPException as exc:  # "No suitable authentication method found."
-        raise _fail(errors.AUTH_UNSUPPORTED, settings, type(exc).__name__) from None
+    finally:
+        client.password = ""  # the object outlives the login when used for sending
+    if code not in (235, 503):  # 503: already authenticated
+        raise _fail(errors.AUTH_FAILED, settings, f"SMTP {code}")
 
 
 def _handshake(client: _GuardedSMTP, settings: ServerSettings, options: TransportOptions) -> None:
