@@ -128,7 +128,7 @@ def open_imap(settings: ServerSettings, options: TransportOptions) -> IMAPClient
     try:
         client = _GuardedIMAPClient(settings, options)
     except Exception as exc:
-        raise _fail(_code_for(exc, implicit=implicit), settings, type(exc).__name__) from None
+        raise _fail(_code_for(exc, implicit=implicit), settings, _detail(exc)) from None
     try:
         _login(client, settings, options)
     except Exception as exc:

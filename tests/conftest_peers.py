@@ -1,0 +1,146 @@
+"""Pytest plugin: fixtures that start real mail servers on 127.0.0.1 (see tests/peers/).
+
+Loaded by tests/conftest.py through ``pytest_plugins``. Servers are session-scoped (they start in
+milliseconds but tests run against them many times); the function-scoped wrappers reset what a
+server has recorded, so each test sees only its own connections, AUTH attempts and messages.
+A missing peer skips with a reason, or fails when MAILCONNECT_REQUIRE_PEERS=1.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from flask_mailconnect.transport.settings import TransportOptions
+from tests.peers import require_peer
+from tests.peers.certs import TestCerts, make_certs
+from tests.peers.raw import SilentServer, TlsListener
+
+
+@pytest.fixture(scope="session")
+def peer_certs(tmp_path_factory: pytest.TempPathFactory) -> TestCerts:
+    """Test CA (``ca_file``), a CA-issued cert for localhost/127.0.0.1/::1, and an outsider."""
+    directory = tmp_path_factory.mktemp("certs")
+    directory.chmod(0o755)
+    return make_certs(directory)
+
+
+@pytest.fixture
+def peer_options(peer_certs: TestCerts) -> TransportOptions:
+    """Options for loopback peers: private hosts on (explicitly), any port, trust the test CA."""
+    return TransportOptions(
+        timeout=5.0,
+        allow_private_hosts=True,
+        smtp_ports=None,
+        imap_ports=None,
+        ca_file=peer_certs.ca_file,
+    )
+
+
+def _start_smtp(mode: str, certs: TestCerts, *, trusted: bool = True) -> Iterator[Any]:
+    try:
+        from tests.peers.smtp_server import start_smtp
+    except ImportError as exc:  # aiosmtpd is a test extra
+        require_peer("aiosmtpd", str(exc))
+    context = None if mode == "plain" else certs.server_context(trusted=trusted)
+    peer, controller = start_smtp(mode, ca_file=certs.ca_file, context=context)  # type: ignore[arg-type]
+    try:
+        yield peer
+    finally:
+        controller.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_starttls_server(peer_certs: TestCerts) -> Iterator[Any]:
+    yield from _start_smtp("starttls", peer_certs)
+
+
+@pytest.fixture(scope="session")
+def smtp_ssl_server(peer_certs: TestCerts) -> Iterator[Any]:
+    yield from _start_smtp("ssl", peer_certs)
+
+
+@pytest.fixture(scope="session")
+def smtp_plain_server(peer_certs: TestCerts) -> Iterator[Any]:
+    yield from _start_smtp("plain", peer_certs)
+
+
+@pytest.fixture(scope="session")
+def smtp_untrusted_server(peer_certs: TestCerts) -> Iterator[Any]:
+    yield from _start_smtp("ssl", peer_certs, trusted=False)
+
+
+@pytest.fixture
+def smtp_starttls(smtp_starttls_server: Any) -> Any:
+    """aiosmtpd on port ``.port`` requiring STARTTLS then AUTH; ``.host .user .password
+    .ca_file .security ("starttls")``, and what it saw: ``.messages .auth_attempts
+    .connections``."""
+    smtp_starttls_server.reset()
+    return smtp_starttls_server
+
+
+@pytest.fixture
+def smtp_ssl(smtp_ssl_server: Any) -> Any:
+    """aiosmtpd with implicit TLS (``.security == "ssl"``); same attributes as smtp_starttls."""
+    smtp_ssl_server.reset()
+    return smtp_ssl_server
+
+
+@pytest.fixture
+def smtp_plain(smtp_plain_server: Any) -> Any:
+    """aiosmtpd without TLS that offers AUTH in plaintext (``.security == "none"``)."""
+    smtp_plain_server.reset()
+    return smtp_plain_server
+
+
+@pytest.fixture
+def smtp_untrusted(smtp_untrusted_server: Any) -> Any:
+    """aiosmtpd with implicit TLS and a self-signed certificate the test CA did not issue."""
+    smtp_untrusted_server.reset()
+    return smtp_untrusted_server
+
+
+@pytest.fixture(scope="session")
+def dovecot(peer_certs: TestCerts) -> Iterator[Any]:
+    """Dovecot with ``.port`` (IMAP + STARTTLS) and ``.ssl_port`` (IMAPS); ``.host .user
+    .password .ca_file .maildir``."""
+    from tests.peers.dovecot import dovecot_available, start_dovecot, stop_dovecot
+
+    reason = dovecot_available()
+    if reason is None and os.geteuid() != 0:
+        reason = "the test config runs Dovecot as root (mail processes as user dovecot)"
+    if reason is not None:
+        require_peer("dovecot", reason)
+    try:
+        peer = start_dovecot(
+            cert_file=peer_certs.cert_file, key_file=peer_certs.key_file, ca_file=peer_certs.ca_file
+        )
+    except Exception as exc:  # any start failure is "peer unavailable"
+        require_peer("dovecot", f"could not start: {exc}")
+    try:
+        yield peer
+    finally:
+        stop_dovecot(peer)
+
+
+@pytest.fixture
+def silent_server() -> Iterator[SilentServer]:
+    """``.host .port`` of a socket that accepts TCP connections and never says a word."""
+    server = SilentServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def untrusted_tls_server(peer_certs: TestCerts) -> Iterator[TlsListener]:
+    """``.host .port`` of a TLS listener whose certificate the test CA did not issue."""
+    server = TlsListener(peer_certs.server_context(trusted=False))
+    try:
+        yield server
+    finally:
+        server.close()

@@ -1,0 +1,152 @@
+"""A private Dovecot (2.3) on 127.0.0.1: IMAPS and IMAP+STARTTLS, passwd-file users, maildirs.
+
+Runs ``dovecot -F -c <conf>`` with everything (base_dir, state, logs, mail) in one temp dir, so
+it never touches the system's Dovecot.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import free_port, wait_for_port
+
+DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
+
+
+@dataclass
+class DovecotPeer:
+    """A running Dovecot: where it listens and who may log in."""
+
+    host: str
+    port: int  # IMAP with STARTTLS
+    ssl_port: int  # IMAPS (implicit TLS)
+    user: str
+    password: str = field(repr=False)
+    ca_file: str
+    directory: Path
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def maildir(self) -> Path:
+        return self.directory / "mail" / self.user / "Maildir"
+
+    def log_text(self) -> str:
+        path = self.directory / "dovecot.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def dovecot_available() -> str | None:
+    """None when Dovecot can run here, else why not."""
+    if not os.path.exists(DOVECOT):
+        return f"{DOVECOT} not found (apt-get install -y dovecot-imapd)"
+    return None
+
+
+def _config(peer: DovecotPeer, cert_file: str, key_file: str) -> str:
+    d = peer.directory
+    return f"""
+# Written by tests/peers/dovecot.py for Dovecot 2.3.
+base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/dovecot.log
+info_log_path = {d}/dovecot.log
+protocols = imap
+listen = {peer.host}
+ssl = yes
+ssl_cert = <{cert_file}
+ssl_key = <{key_file}
+ssl_min_protocol = TLSv1.2
+auth_mechanisms = plain login
+auth_failure_delay = 0
+# Dovecot counts 127.0.0.1 -> 127.0.0.1 as secure, so plaintext LOGIN would be allowed anyway.
+disable_plaintext_auth = no
+# The mail processes run as user "dovecot" (uid ~109); the default first_valid_uid (500)
+# makes logins fail right after "Logged in".
+first_valid_uid = 100
+mail_location = maildir:~/Maildir
+default_internal_user = dovecot
+default_login_user = dovenull
+
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {d}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=dovecot gid=dovecot home={d}/mail/%u
+}}
+
+service imap-login {{
+  inet_listener imap {{
+    address = {peer.host}
+    port = {peer.port}
+  }}
+  inet_listener imaps {{
+    address = {peer.host}
+    port = {peer.ssl_port}
+    ssl = yes
+  }}
+}}
+# After a failed login, anvil delays the next ones from the same address (2 s, 4 s...).
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+"""
+
+
+def start_dovecot(
+    *,
+    cert_file: str,
+    key_file: str,
+    ca_file: str,
+    user: str = "bob@example.test",
+    password: str = "imap-Pa55word!",
+) -> DovecotPeer:
+    """Start Dovecot and wait until both ports accept connections; raises RuntimeError."""
+    directory = Path(tempfile.mkdtemp(prefix="mailconnect-dovecot-"))
+    # mkdtemp makes 0700; Dovecot's auth and mail processes (user "dovecot") must traverse it.
+    directory.chmod(0o755)
+    peer = DovecotPeer("127.0.0.1", free_port(), free_port(), user, password, ca_file, directory)
+    for sub in ("run", "state"):
+        (directory / sub).mkdir()
+    (directory / "passwd").write_text(f"{user}:{{PLAIN}}{password}::::::\n")
+    (directory / "passwd").chmod(0o644)
+    for sub in ("new", "cur", "tmp"):
+        (peer.maildir / sub).mkdir(parents=True)
+    subprocess.run(["chown", "-R", "dovecot:dovecot", str(directory / "mail")], check=True)
+    conf = directory / "dovecot.conf"
+    conf.write_text(_config(peer, cert_file, key_file))
+    peer.process = subprocess.Popen(
+        [DOVECOT, "-F", "-c", str(conf)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    if not (wait_for_port(peer.host, peer.port) and wait_for_port(peer.host, peer.ssl_port)):
+        log = peer.log_text()
+        stop_dovecot(peer)
+        raise RuntimeError(f"Dovecot did not start: {log[-2000:]}")
+    return peer
+
+
+def stop_dovecot(peer: DovecotPeer) -> None:
+    process = peer.process
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+    peer.process = None
+    # Give child processes a moment to release files before removing the directory.
+    time.sleep(0.05)
+    shutil.rmtree(peer.directory, ignore_errors=True)
