@@ -1,0 +1,455 @@
+"""The demo sandbox: a local SMTP server and IMAP server holding one demo mailbox.
+
+``make demo`` starts it next to the example app so that "Test connection" and "Connect" work
+without a real mail provider. Both servers listen on 127.0.0.1 with certificates for
+``localhost`` issued by a demo certificate authority generated into the instance folder; the app
+trusts that CA through ``MAILCONNECT_CA_FILE``, so TLS is verified exactly as in production.
+
+- SMTP: aiosmtpd with STARTTLS and AUTH PLAIN/LOGIN (only after STARTTLS); every accepted
+  message is delivered into the demo mailbox's INBOX.
+- IMAP: :mod:`example_app.imap_server` with implicit TLS (IMAPS).
+
+Both run on one asyncio loop in a background thread: ``start()`` returns once they listen,
+``stop()`` closes every connection and the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import os
+import socket
+import ssl
+import threading
+from collections.abc import Iterable
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword
+from aiosmtpd.smtp import Session as SMTPSession
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .imap_server import IMAPServer, Mailbox
+
+DEFAULT_SMTP_PORT = 2587
+DEFAULT_IMAP_PORT = 2993
+
+
+# -- demo certificate authority -------------------------------------------------------------
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def _still_valid(cert_path: Path, key_path: Path) -> bool:
+    if not (cert_path.exists() and key_path.exists()):
+        return False
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    return cert.not_valid_after_utc > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=7)
+
+
+def ensure_demo_certificates(directory: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
+    """A demo CA and a ``localhost`` server certificate it signed, created once and reused.
+
+    Returns ``(ca_file, cert_file, key_file)``. The CA key is discarded after signing: nothing
+    else can ever be issued under this CA, so trusting it trusts only the sandbox.
+    """
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    ca_file = folder / "demo-ca.pem"
+    cert_file = folder / "localhost.pem"
+    key_file = folder / "localhost-key.pem"
+    if ca_file.exists() and _still_valid(cert_file, key_file):
+        return ca_file, cert_file, key_file
+
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Flask-MailConnect demo CA")])
+    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=825))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )  # fmt: skip
+        .add_extension(ca_ski, critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=397))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_private(
+        key_file,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    return ca_file, cert_file, key_file
+
+
+# -- seed mail -------------------------------------------------------------------------------
+
+
+def _message(
+    sender: str, to: str, subject: str, body: str, when: dt.datetime, **headers: str
+) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(when)
+    msg["Message-ID"] = make_msgid(domain="sandbox.test")
+    for name, value in headers.items():
+        msg[name.replace("_", "-")] = value
+    msg.set_content(body)
+    return msg.as_bytes()
+
+
+def seed_messages(address: str) -> list[tuple[str, bytes, set[str]]]:
+    """A few realistic messages: ``(folder, raw bytes, flags)``."""
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return [
+        ("INBOX", _message(
+            "Dana Whitfield <dana@northwind.example>", address,
+            "Quote request: 40 standing desks",
+            "Hi,\n\nCould you send us a quote for 40 standing desks (oak, 160 cm) delivered to "
+            "our Leeds office before the end of next month?\n\nThanks,\nDana\n",
+            now - dt.timedelta(days=2, hours=3),
+        ), {"\\Seen"}),
+        ("INBOX", _message(
+            "Marco Rossi <marco.rossi@contoso.example>", address,
+            "Re: Onboarding call on Thursday",
+            "Thursday at 10:00 works for us. I'll bring our IT lead so we can go through the "
+            "email set-up together.\n\nMarco\n",
+            now - dt.timedelta(days=1, hours=5),
+            In_Reply_To="<onboarding-1@sandbox.test>",
+        ), {"\\Seen", "\\Answered"}),
+        ("INBOX", _message(
+            "Billing <billing@fabrikam.example>", address,
+            "Invoice INV-2024-0193 is ready",
+            "Your invoice INV-2024-0193 for 1,240.00 EUR is ready. Payment is due in 30 days."
+            "\n\nFabrikam Billing\n",
+            now - dt.timedelta(hours=6),
+        ), set()),
+        ("INBOX", _message(
+            "Priya Natarajan <priya@adatum.example>", address,
+            "Café menu for the launch event ☕",
+            "Hello! Attached below is the menu for the launch: espresso, crème brûlée and "
+            "a vegan option. Let me know by Friday.\n\nPriya\n",
+            now - dt.timedelta(minutes=40),
+        ), set()),
+        ("Sent", _message(
+            address, "Marco Rossi <marco.rossi@contoso.example>",
+            "Onboarding call on Thursday",
+            "Hi Marco, shall we have the onboarding call on Thursday?\n",
+            now - dt.timedelta(days=2),
+        ), {"\\Seen"}),
+    ]  # fmt: skip
+
+
+# -- SMTP ------------------------------------------------------------------------------------
+
+
+class _DeliverToMailbox:
+    """aiosmtpd handler: accept any recipient and store the message in the demo INBOX."""
+
+    def __init__(self, mailbox: Mailbox) -> None:
+        self.mailbox = mailbox
+
+    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: SMTPSession, envelope: Envelope
+    ) -> str:
+        content = envelope.original_content or b""
+        trace = f"Return-Path: <{envelope.mail_from}>\r\n".encode()
+        self.mailbox.deliver(trace + content)
+        return "250 Message accepted for delivery"
+
+
+class _Authenticator:
+    def __init__(self, mailbox: Mailbox) -> None:
+        self.mailbox = mailbox
+
+    def __call__(
+        self, server: SMTP, session: SMTPSession, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(data, LoginPassword)
+            and data.login.decode("utf-8", "replace").lower() == self.mailbox.username.lower()
+            and data.password.decode("utf-8", "replace") == self.mailbox.password
+        )
+        return AuthResult(success=ok, handled=False)
+
+
+# -- the sandbox -----------------------------------------------------------------------------
+
+
+def _free_port(host: str, preferred: int) -> int:
+    """``preferred`` when nothing listens there (0 means any), else a free port."""
+    if preferred:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, preferred))
+            except OSError:
+                pass
+            else:
+                return preferred
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+class Sandbox:
+    """Local SMTP (STARTTLS) and IMAP (SSL/TLS) servers for one demo mailbox.
+
+    Type these into the connect form: :attr:`address`, :attr:`password`, SMTP
+    :attr:`smtp_host`:\\ :attr:`smtp_port` with STARTTLS and IMAP :attr:`imap_host`:\\
+    :attr:`imap_port` with SSL/TLS. :meth:`flask_config` gives the settings the app needs to
+    reach and trust them.
+    """
+
+    address = "demo@sandbox.test"
+    password = "demo-password"
+    smtp_host = "localhost"
+    smtp_security = "starttls"
+    imap_host = "localhost"
+    imap_security = "ssl"
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        smtp_port: int = DEFAULT_SMTP_PORT,
+        imap_port: int = DEFAULT_IMAP_PORT,
+        seed: bool = True,
+        listen: str = "127.0.0.1",
+    ) -> None:
+        self.directory = Path(directory)
+        self.listen = listen
+        self.smtp_port = smtp_port
+        self.imap_port = imap_port
+        self.mailbox = Mailbox(self.address, self.password)
+        if seed:
+            for folder, raw, flags in seed_messages(self.address):
+                self.mailbox.deliver(raw, folder, flags)
+        self.ca_file = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._imap: IMAPServer | None = None
+        self._smtp_server: asyncio.Server | None = None
+        self._smtp_sessions: set[SMTP] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> Sandbox:
+        """Generate certificates if needed, start both servers, return when they listen."""
+        if self._thread is not None:
+            raise RuntimeError("the sandbox is already running")
+        ca_file, cert_file, key_file = ensure_demo_certificates(self.directory / "sandbox-tls")
+        self.ca_file = str(ca_file)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert_file, key_file)
+        self.smtp_port = _free_port(self.listen, self.smtp_port)
+        self.imap_port = _free_port(self.listen, self.imap_port)
+
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._start_servers(context))
+            except BaseException as exc:  # reported to start() below
+                failure.append(exc)
+                ready.set()
+                loop.run_until_complete(self._stop_servers())
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self._stop_servers())
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name="mailconnect-sandbox", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            self._thread = self._loop = None
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        """Close both servers and every open connection; safe to call twice."""
+        if self._thread is None or self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._thread = self._loop = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def _start_servers(self, context: ssl.SSLContext) -> None:
+        loop = asyncio.get_running_loop()
+        self._imap = IMAPServer(
+            {self.address: self.mailbox}, self.listen, self.imap_port, ssl_context=context
+        )
+        await self._imap.start()
+        handler = _DeliverToMailbox(self.mailbox)
+        authenticator = _Authenticator(self.mailbox)
+
+        def smtp_session() -> SMTP:
+            session = _TrackedSMTP(
+                handler,
+                hostname="localhost",
+                tls_context=context,
+                require_starttls=True,
+                auth_required=True,
+                authenticator=authenticator,
+                auth_exclude_mechanism=["CRAM-MD5"],
+                loop=loop,
+            )
+            session.sandbox_sessions = self._smtp_sessions
+            self._smtp_sessions.add(session)
+            return session
+
+        self._smtp_server = await loop.create_server(smtp_session, self.listen, self.smtp_port)
+
+    async def _stop_servers(self) -> None:
+        if self._smtp_server is not None:
+            self._smtp_server.close()
+            await self._smtp_server.wait_closed()
+            self._smtp_server = None
+        for session in list(self._smtp_sessions):
+            if session.transport is not None:
+                session.transport.close()
+            task = getattr(session, "_handler_coroutine", None)
+            if task is not None:
+                task.cancel()
+        if self._imap is not None:
+            await self._imap.stop()
+            self._imap = None
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        # Let closed transports finish their callbacks before the loop goes away.
+        await asyncio.sleep(0)
+        self._smtp_sessions.clear()
+
+    # -- what the app needs ------------------------------------------------------------------
+
+    def flask_config(
+        self,
+        smtp_ports: Iterable[int] = (25, 465, 587, 2525),
+        imap_ports: Iterable[int] = (143, 993),
+    ) -> dict[str, Any]:
+        """App settings to reach and trust the sandbox (private hosts, its ports, its CA)."""
+        return {
+            "MAILCONNECT_ALLOW_PRIVATE_HOSTS": True,
+            "MAILCONNECT_CA_FILE": self.ca_file,
+            "MAILCONNECT_SMTP_PORTS": sorted({*smtp_ports, self.smtp_port}),
+            "MAILCONNECT_IMAP_PORTS": sorted({*imap_ports, self.imap_port}),
+            "EXAMPLE_SANDBOX": self.describe(),
+        }
+
+    def describe(self) -> dict[str, Any]:
+        """What a person types into the connect form (no secrets beyond the demo password)."""
+        return {
+            "address": self.address,
+            "password": self.password,
+            "smtp_host": self.smtp_host,
+            "smtp_port": self.smtp_port,
+            "smtp_security": self.smtp_security,
+            "imap_host": self.imap_host,
+            "imap_port": self.imap_port,
+            "imap_security": self.imap_security,
+        }
+
+
+class _QuietSession(SMTPSession):
+    """aiosmtpd 1.4 sets its own deprecated ``login_data`` on every login, which warns."""
+
+    @property  # type: ignore[override]
+    def login_data(self) -> Any:
+        return self._login_data
+
+    @login_data.setter
+    def login_data(self, value: Any) -> None:
+        self._login_data = value
+
+
+class _TrackedSMTP(SMTP):
+    """aiosmtpd's SMTP protocol that forgets itself when its connection ends."""
+
+    sandbox_sessions: set[SMTP]
+
+    def _create_session(self) -> SMTPSession:
+        return _QuietSession(self.loop)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.sandbox_sessions.discard(self)
+
+
+__all__ = ["DEFAULT_IMAP_PORT", "DEFAULT_SMTP_PORT", "Sandbox", "ensure_demo_certificates"]
