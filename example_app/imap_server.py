@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import email.utils
 import re
 import ssl
@@ -361,10 +362,8 @@ class Session:
             pass
         finally:
             self.writer.close()
-            try:
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
                 await self.writer.wait_closed()
-            except (ConnectionError, ssl.SSLError):
-                pass
 
     # -- dispatch ----------------------------------------------------------------------------
 
