@@ -1,0 +1,208 @@
+"""SMTP checks against real aiosmtpd servers (STARTTLS, implicit TLS, plaintext) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import pytest
+
+from flask_mailconnect.transport.errors import ConnectionFailed
+from flask_mailconnect.transport.settings import ServerSettings, TransportOptions
+from flask_mailconnect.transport.smtp import check_smtp, open_smtp
+
+pytestmark = pytest.mark.peers
+
+
+def smtp_settings(peer: Any, *, security: str | None = None, password: str | None = None):
+    return ServerSettings(
+        email=peer.user,
+        username=peer.user,
+        password=peer.password if password is None else password,
+        smtp_host="localhost",
+        smtp_port=peer.port,
+        smtp_security=security or peer.security,
+    )
+
+
+@pytest.mark.parametrize("server", ["smtp_starttls", "smtp_ssl"])
+def test_good_credentials_connect(server: str, request, peer_options) -> None:
+    peer = request.getfixturevalue(server)
+    result = check_smtp(smtp_settings(peer), peer_options)
+    assert (result.ok, result.code) == (True, "ok"), result
+    assert peer.auth_attempts == [("PLAIN", peer.user)]
+
+
+@pytest.mark.parametrize("server", ["smtp_starttls", "smtp_ssl"])
+def test_bad_password_is_auth_failed_after_one_attempt(server: str, request, peer_options) -> None:
+    peer = request.getfixturevalue(server)
+    result = check_smtp(smtp_settings(peer, password="wrong-password"), peer_options)
+    assert (result.ok, result.code) == (False, "auth_failed")
+    assert result.detail == "SMTP 535"
+    # One failed login, not one per advertised mechanism (lockout policies count them).
+    assert len(peer.auth_attempts) == 1
+
+
+def test_gmail_bad_password_says_app_password(smtp_starttls, peer_options) -> None:
+    settings = dataclasses.replace(smtp_settings(smtp_starttls, password="wrong"), provider="gmail")
+    result = check_smtp(settings, peer_options)
+    assert result.code == "auth_failed"
+    assert "app password" in result.message
+
+
+def test_starttls_on_implicit_tls_port_is_wrong_security(smtp_ssl, peer_certs) -> None:
+    options = TransportOptions(
+        timeout=1.0, allow_private_hosts=True, smtp_ports=None, ca_file=peer_certs.ca_file
+    )
+    started = time.monotonic()
+    result = check_smtp(smtp_settings(smtp_ssl, security="starttls"), options)
+    elapsed = time.monotonic() - started
+    assert result.code == "wrong_security_for_port"
+    assert elapsed < 1.0 + 0.5
+    assert smtp_ssl.auth_attempts == []
+
+
+def test_ssl_on_starttls_port_is_wrong_security(smtp_starttls, peer_options) -> None:
+    result = check_smtp(smtp_settings(smtp_starttls, security="ssl"), peer_options)
+    assert result.code == "wrong_security_for_port"
+    assert smtp_starttls.auth_attempts == []
+
+
+def test_silent_server_times_out_within_the_timeout(silent_server, peer_certs) -> None:
+    options = TransportOptions(
+        timeout=1.0, allow_private_hosts=True, smtp_ports=None, ca_file=peer_certs.ca_file
+    )
+    for security in ("starttls", "ssl", "none"):
+        settings = ServerSettings(
+            email="a@example.test",
+            username="a@example.test",
+            password="pw",
+            smtp_host=silent_server.host,
+            smtp_port=silent_server.port,
+            smtp_security=security,  # type: ignore[arg-type]
+        )
+        started = time.monotonic()
+        result = check_smtp(settings, options)
+        elapsed = time.monotonic() - started
+        assert (result.ok, result.code) == (False, "timeout"), security
+        assert 0.4 < elapsed < 1.0 + 0.5, (security, elapsed)
+
+
+def test_untrusted_certificate_is_refused(smtp_untrusted, peer_options) -> None:
+    result = check_smtp(smtp_settings(smtp_untrusted), peer_options)
+    assert result.code == "certificate_invalid"
+    assert smtp_untrusted.auth_attempts == []
+
+
+def test_starttls_certificate_not_trusted_without_the_ca(smtp_starttls, peer_options) -> None:
+    # Same server, but the client trusts only the system store: verification is really on.
+    options = dataclasses.replace(peer_options, ca_file=None)
+    result = check_smtp(smtp_settings(smtp_starttls), options)
+    assert result.code == "certificate_invalid"
+    assert smtp_starttls.auth_attempts == []
+
+
+def test_plaintext_auth_disallowed_is_tls_required_and_sends_no_auth(
+    smtp_plain, peer_options
+) -> None:
+    result = check_smtp(smtp_settings(smtp_plain), peer_options)
+    assert (result.ok, result.code) == (False, "tls_required")
+    assert smtp_plain.connections == 1  # it did connect...
+    assert smtp_plain.auth_attempts == []  # ...but never sent AUTH
+
+
+def test_plaintext_auth_when_explicitly_allowed(smtp_plain, peer_options) -> None:
+    options = dataclasses.replace(peer_options, allow_plaintext_auth=True)
+    result = check_smtp(smtp_settings(smtp_plain), options)
+    assert result.ok, result
+    assert smtp_plain.auth_attempts == [("PLAIN", smtp_plain.user)]
+
+
+def test_starttls_required_but_not_offered_never_falls_back(smtp_plain, peer_options) -> None:
+    result = check_smtp(smtp_settings(smtp_plain, security="starttls"), peer_options)
+    assert result.code == "tls_unavailable"
+    assert smtp_plain.auth_attempts == []
+
+
+def test_auth_offered_only_after_tls_is_tls_required(smtp_starttls, peer_options) -> None:
+    options = dataclasses.replace(peer_options, allow_plaintext_auth=True)
+    result = check_smtp(smtp_settings(smtp_starttls, security="none"), options)
+    assert result.code == "tls_required"
+    assert smtp_starttls.auth_attempts == []
+
+
+def test_refused_port(peer_options) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        settings = ServerSettings(
+            email="a@example.test",
+            username="a",
+            password="pw",
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            smtp_security="ssl",
+        )
+        assert check_smtp(settings, peer_options).code == "refused"
+
+
+def test_open_smtp_returns_an_authenticated_connection(smtp_ssl, peer_options) -> None:
+    client = open_smtp(smtp_settings(smtp_ssl), peer_options)
+    try:
+        assert client.password == ""  # not kept on the object after AUTH
+        client.sendmail(smtp_ssl.user, ["carol@example.test"], b"Subject: hi\r\n\r\nhello\r\n")
+    finally:
+        client.quit()
+    [message] = smtp_ssl.messages
+    assert message.rcpt_tos == ["carol@example.test"]
+    assert message.login == smtp_ssl.user
+
+
+def test_open_smtp_raises_connection_failed(smtp_ssl, peer_options) -> None:
+    with pytest.raises(ConnectionFailed) as info:
+        open_smtp(smtp_settings(smtp_ssl, password="nope"), peer_options)
+    assert info.value.code == "auth_failed"
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+SECRET = "Sup3r-Secret-Passw0rd-XYZ"
+
+
+def test_password_never_leaks(
+    smtp_starttls, smtp_ssl, smtp_plain, silent_server, peer_options, caplog
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    cases = [
+        smtp_settings(smtp_starttls, password=SECRET),
+        smtp_settings(smtp_ssl, password=SECRET),
+        smtp_settings(smtp_ssl, security="starttls", password=SECRET),
+        smtp_settings(smtp_starttls, security="ssl", password=SECRET),
+        smtp_settings(smtp_plain, password=SECRET),
+        dataclasses.replace(
+            smtp_settings(smtp_plain, password=SECRET),
+            smtp_host=silent_server.host,
+            smtp_port=silent_server.port,
+        ),
+    ]
+    options = dataclasses.replace(peer_options, timeout=0.6)
+    texts: list[str] = []
+    for settings in cases:
+        result = check_smtp(settings, options)
+        assert not result.ok
+        texts += [repr(result), result.message, result.detail, repr(settings)]
+        with pytest.raises(ConnectionFailed) as info:
+            open_smtp(settings, options)
+        texts += [str(info.value), repr(info.value), repr(info.value.args), info.value.detail]
+    texts += [record.getMessage() for record in caplog.records]
+    texts += [repr(record.args) for record in caplog.records]
+    import base64
+
+    encoded = base64.b64encode(f"\0{smtp_starttls.user}\0{SECRET}".encode()).decode()
+    for text in texts:
+        assert SECRET not in text
+        assert encoded not in text
+    assert caplog.records  # the checks did log something, and it was clean
