@@ -1,0 +1,160 @@
+"""IMAP checks against a real Dovecot (IMAPS and IMAP+STARTTLS) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import pytest
+
+from flask_mailconnect.transport.errors import ConnectionFailed
+from flask_mailconnect.transport.imap import check_imap, open_imap
+from flask_mailconnect.transport.settings import ServerSettings, TransportOptions
+
+pytestmark = pytest.mark.peers
+
+
+def imap_settings(
+    peer: Any, *, port: int, security: str, password: str | None = None
+) -> ServerSettings:
+    user = getattr(peer, "user", "nobody@example.test")
+    return ServerSettings(
+        email=user,
+        username=user,
+        password=getattr(peer, "password", "pw") if password is None else password,
+        smtp_host="localhost",
+        smtp_port=465,
+        smtp_security="ssl",
+        imap_host="localhost",
+        imap_port=port,
+        imap_security=security,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(params=["ssl", "starttls"])
+def dovecot_endpoint(request, dovecot) -> tuple[Any, int, str]:
+    port = dovecot.ssl_port if request.param == "ssl" else dovecot.port
+    return dovecot, port, request.param
+
+
+def test_good_credentials_connect(dovecot_endpoint, peer_options) -> None:
+    peer, port, security = dovecot_endpoint
+    result = check_imap(imap_settings(peer, port=port, security=security), peer_options)
+    assert (result.ok, result.code) == (True, "ok"), result
+
+
+def test_bad_password_is_auth_failed(dovecot_endpoint, peer_options) -> None:
+    peer, port, security = dovecot_endpoint
+    settings = imap_settings(peer, port=port, security=security, password="wrong")
+    result = check_imap(settings, peer_options)
+    assert (result.ok, result.code) == (False, "auth_failed")
+
+
+def test_starttls_on_imaps_port_is_wrong_security(dovecot, peer_certs) -> None:
+    options = TransportOptions(
+        timeout=1.0, allow_private_hosts=True, imap_ports=None, ca_file=peer_certs.ca_file
+    )
+    started = time.monotonic()
+    result = check_imap(imap_settings(dovecot, port=dovecot.ssl_port, security="starttls"), options)
+    assert result.code == "wrong_security_for_port"
+    assert time.monotonic() - started < 1.0 + 0.5
+
+
+def test_ssl_on_plain_imap_port_is_wrong_security(dovecot, peer_options) -> None:
+    result = check_imap(imap_settings(dovecot, port=dovecot.port, security="ssl"), peer_options)
+    assert result.code == "wrong_security_for_port"
+
+
+def test_untrusted_certificate_is_refused(untrusted_tls_server, peer_options) -> None:
+    settings = dataclasses.replace(
+        imap_settings(untrusted_tls_server, port=untrusted_tls_server.port, security="ssl"),
+        imap_host=untrusted_tls_server.host,
+    )
+    result = check_imap(settings, peer_options)
+    assert result.code == "certificate_invalid"
+
+
+def test_dovecot_certificate_not_trusted_without_the_ca(dovecot_endpoint, peer_options) -> None:
+    peer, port, security = dovecot_endpoint
+    options = dataclasses.replace(peer_options, ca_file=None)
+    result = check_imap(imap_settings(peer, port=port, security=security), options)
+    assert result.code == "certificate_invalid"
+
+
+def test_plaintext_login_disallowed_is_tls_required(dovecot, peer_options) -> None:
+    result = check_imap(imap_settings(dovecot, port=dovecot.port, security="none"), peer_options)
+    assert result.code == "tls_required"
+    allowed = dataclasses.replace(peer_options, allow_plaintext_auth=True)
+    assert check_imap(imap_settings(dovecot, port=dovecot.port, security="none"), allowed).ok
+
+
+def test_silent_server_times_out(silent_server, peer_certs) -> None:
+    options = TransportOptions(
+        timeout=1.0, allow_private_hosts=True, imap_ports=None, ca_file=peer_certs.ca_file
+    )
+    for security in ("ssl", "starttls"):
+        settings = dataclasses.replace(
+            imap_settings(silent_server, port=silent_server.port, security=security),
+            imap_host=silent_server.host,
+        )
+        started = time.monotonic()
+        result = check_imap(settings, options)
+        assert result.code == "timeout", security
+        assert time.monotonic() - started < 1.0 + 0.5
+
+
+def test_guard_blocks_loopback_imap(dovecot, peer_certs) -> None:
+    options = TransportOptions(
+        allow_private_hosts=False, imap_ports=None, ca_file=peer_certs.ca_file
+    )
+    settings = imap_settings(dovecot, port=dovecot.ssl_port, security="ssl")
+    assert check_imap(settings, options).code == "blocked_address"
+
+
+def test_imap_port_allowlist(dovecot, peer_options) -> None:
+    options = dataclasses.replace(peer_options, imap_ports=(993,))
+    settings = imap_settings(dovecot, port=dovecot.ssl_port, security="ssl")
+    assert check_imap(settings, options).code == "port_not_allowed"
+
+
+def test_open_imap_is_logged_in(dovecot, peer_options) -> None:
+    client = open_imap(imap_settings(dovecot, port=dovecot.ssl_port, security="ssl"), peer_options)
+    try:
+        info = client.select_folder("INBOX", readonly=True)
+        assert b"EXISTS" in info
+    finally:
+        client.logout()
+
+
+def test_open_imap_raises_connection_failed(dovecot, peer_options) -> None:
+    settings = imap_settings(dovecot, port=dovecot.port, security="starttls", password="x")
+    with pytest.raises(ConnectionFailed) as info:
+        open_imap(settings, peer_options)
+    assert info.value.code == "auth_failed"
+
+
+SECRET = "Imap-Secret-Passw0rd-QRS"
+
+
+def test_password_never_leaks(dovecot, peer_options, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    options = dataclasses.replace(peer_options, timeout=0.6)
+    cases = [
+        imap_settings(dovecot, port=dovecot.ssl_port, security="ssl", password=SECRET),
+        imap_settings(dovecot, port=dovecot.port, security="starttls", password=SECRET),
+        imap_settings(dovecot, port=dovecot.ssl_port, security="starttls", password=SECRET),
+        imap_settings(dovecot, port=dovecot.port, security="ssl", password=SECRET),
+    ]
+    texts: list[str] = []
+    for settings in cases:
+        result = check_imap(settings, options)
+        assert not result.ok
+        texts += [repr(result), result.message, result.detail, repr(settings)]
+        with pytest.raises(ConnectionFailed) as info:
+            open_imap(settings, options)
+        texts += [str(info.value), repr(info.value), repr(info.value.args), info.value.detail]
+    texts += [record.getMessage() for record in caplog.records]
+    for text in texts:
+        assert SECRET not in text
