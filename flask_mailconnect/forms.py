@@ -1,0 +1,178 @@
+"""Flask-WTF forms of the user pages.
+
+Field names of :class:`ConnectForm` match :class:`ServerSettings` so that errors from
+:func:`flask_mailconnect.validation.settings_errors` (the checks the Python API runs too) land on
+the right field. Passwords are :class:`PasswordField`, which never renders its value back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    EmailField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, Optional
+
+from .providers import PRESETS, detect_provider, get_preset
+from .transport.settings import SECURITY_CHOICES, SECURITY_LABELS, ServerSettings
+from .validation import normalize_email, settings_errors
+
+SECURITY = [(key, SECURITY_LABELS[key]) for key in SECURITY_CHOICES]
+SERVER_FIELDS = ("smtp_host", "smtp_port", "smtp_security", "imap_host", "imap_port",
+                 "imap_security")  # fmt: skip
+
+
+def _strip(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def ports_help(ports: tuple[int, ...] | None, usual: str) -> str:
+    if ports is None:
+        return usual
+    return "Allowed: " + ", ".join(str(p) for p in ports)
+
+
+class ConnectForm(FlaskForm):
+    """Manual (password) connection: the address, the login and both servers."""
+
+    email = EmailField("Email address", [DataRequired(), Length(max=320)], filters=[_strip])
+    provider = SelectField(
+        "Provider", choices=[(p.key, p.name) for p in PRESETS.values()], default="other"
+    )
+    username = StringField("Login", [Length(max=320)], filters=[_strip])
+    password = PasswordField("Password", [Length(max=1000)])
+    smtp_host = StringField("SMTP server", [Length(max=253)], filters=[_strip])
+    smtp_port = IntegerField("Port", [Optional()])
+    smtp_security = SelectField("Security", choices=SECURITY, default="starttls")
+    receives = BooleanField("Receive mail (IMAP)", default=True)
+    imap_host = StringField("IMAP server", [Length(max=253)], filters=[_strip])
+    imap_port = IntegerField("Port", [Optional()])
+    imap_security = SelectField("Security", choices=SECURITY, default="ssl")
+    display_name = StringField("Display name", [Length(max=200)], filters=[_strip])
+
+    # Three submit buttons; which one was pressed decides what the (no-JS) POST does.
+    continue_ = SubmitField("Continue")
+    test = SubmitField("Test connection")
+    save = SubmitField("Save account")
+
+    def __init__(self, *args: Any, ports: dict[str, tuple[int, ...] | None], **kw: Any):
+        super().__init__(*args, **kw)
+        self.ports = ports
+        self.smtp_port.description = ports_help(ports["smtp"], "Usually 587 or 465")
+        self.imap_port.description = ports_help(ports["imap"], "Usually 993 or 143")
+
+    @property
+    def action(self) -> str:
+        """Which button submitted the form: ``continue``, ``test`` or ``save``."""
+        if self.continue_ is not None and self.continue_.data:
+            return "continue"
+        return "test" if self.test.data else "save"
+
+    def prefill(self) -> None:
+        """Fill the login and servers from the preset for the address (no-JS "Continue").
+
+        Only called when those fields were not shown yet, so nothing the user typed is lost.
+        """
+        email = self.email.data or ""
+        preset = detect_provider(email)
+        self.provider.data = preset.key
+        self.username.data = preset.login_for(email)
+        for proto, fallback in (("smtp", (587, "starttls")), ("imap", (993, "ssl"))):
+            server = getattr(preset, proto)
+            host, (port, security) = ("", fallback) if server is None else (
+                server.host, (server.port, server.security))  # fmt: skip
+            getattr(self, f"{proto}_host").data = host
+            getattr(self, f"{proto}_port").data = port
+            getattr(self, f"{proto}_security").data = security
+
+    def check_email(self) -> bool:
+        """Validate only the address (the "Continue" step)."""
+        if not self.email.validate(self):
+            return False
+        try:
+            normalize_email(self.email.data or "")
+        except ValueError as exc:
+            self.email.errors = [str(exc)]
+            return False
+        return True
+
+    def to_settings(self) -> ServerSettings:
+        receives = bool(self.receives.data)
+        username = self.username.data or get_preset(self.provider.data).login_for(
+            self.email.data or ""
+        )
+        return ServerSettings(
+            email=self.email.data or "",
+            username=username,
+            password=self.password.data or "",
+            smtp_host=self.smtp_host.data or "",
+            smtp_port=self.smtp_port.data,  # type: ignore[arg-type]
+            smtp_security=self.smtp_security.data,  # type: ignore[arg-type]
+            imap_host=(self.imap_host.data or "") if receives else None,
+            imap_port=self.imap_port.data if receives else None,
+            imap_security=self.imap_security.data if receives else None,  # type: ignore[arg-type]
+            provider=self.provider.data,
+        )
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        ok = super().validate(extra_validators)
+        if not self.receives.data:  # a send-only account ignores whatever the IMAP fields hold
+            for name in ("imap_host", "imap_port", "imap_security"):
+                self[name].errors = []
+            ok = not any(f.errors for f in self)
+        if not ok:
+            return False
+        # The same checks the Python API runs, so the page and connect_manual() agree.
+        errors = settings_errors(
+            self.to_settings(), smtp_ports=self.ports["smtp"], imap_ports=self.ports["imap"]
+        )
+        self.add_errors(errors)
+        return not errors
+
+    def add_errors(self, errors: dict[str, str]) -> None:
+        for name, message in errors.items():
+            field = self._fields.get(name) or self.email
+            field.errors = [*field.errors, message]
+
+
+class ReconnectForm(ConnectForm):
+    """Sign an existing account in again: same servers form; the address cannot change."""
+
+    display_name = None  # type: ignore[assignment]
+    continue_ = None  # type: ignore[assignment]
+    save = SubmitField("Save and reconnect")
+
+
+class AccountSettingsForm(FlaskForm):
+    """Personal settings of one account (never credentials)."""
+
+    display_name = StringField("Display name", [Length(max=200)], filters=[_strip])
+    signature_html = TextAreaField("Signature", [Length(max=20_000)])
+    notify_email = BooleanField("Email notifications")
+    mute_mobile = BooleanField("Do not notify on mobile")
+    is_default = BooleanField("Use as default account")
+    submit = SubmitField("Save settings")
+
+    def changes(self) -> dict[str, Any]:
+        return {
+            "display_name": self.display_name.data or "",
+            "signature_html": self.signature_html.data or "",
+            "notify_email": bool(self.notify_email.data),
+            "notify_mobile": not self.mute_mobile.data,
+            "is_default": bool(self.is_default.data),
+        }
+
+
+class ConfirmForm(FlaskForm):
+    """A button and a CSRF token: the confirmation of a destructive action."""
+
+    submit = SubmitField("Disconnect")

@@ -1,0 +1,64 @@
+"""The blueprint: user pages now; admin pages and OAuth start/callback join it later.
+
+Templates extend ``mailconnect/_base.html``, which this package generates: it extends the host's
+``MAILCONNECT_BASE_TEMPLATE`` and puts our pages into the block named by
+``MAILCONNECT_CONTENT_BLOCK``. Jinja cannot take a block name from a variable, hence a template
+written per app from its config. A host may still override ``mailconnect/_base.html`` by path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from functools import cached_property
+
+from flask import Blueprint
+from jinja2 import BaseLoader, ChoiceLoader, Environment, FileSystemLoader, TemplateNotFound
+
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BASE_NAME = "mailconnect/_base.html"
+_BASE_SOURCE = """{%% extends config.MAILCONNECT_BASE_TEMPLATE %%}
+{%% block title %%}{%% block mailconnect_title %%}{%% endblock %%}{%% endblock %%}
+{%% block %s %%}{%% block mailconnect_content %%}{%% endblock %%}{%% endblock %%}
+"""
+
+
+class _GeneratedBaseLoader(BaseLoader):
+    """Serves ``mailconnect/_base.html`` for the app's configured content block."""
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        if template != BASE_NAME:
+            raise TemplateNotFound(template)
+        app = environment.app  # type: ignore[attr-defined]  # Flask's Environment has it
+        block = app.config.get("MAILCONNECT_CONTENT_BLOCK") or "content"
+        if not block.isidentifier() or block in ("title", "mailconnect_content"):
+            raise ValueError(f"MAILCONNECT_CONTENT_BLOCK is not a usable block name: {block!r}")
+        # Config does not change while the app runs, so the generated template never goes stale.
+        return _BASE_SOURCE % block, None, lambda: True
+
+
+class _MailConnectBlueprint(Blueprint):
+    @cached_property
+    def jinja_loader(self) -> BaseLoader | None:  # type: ignore[override]
+        files = FileSystemLoader(os.path.join(PACKAGE_ROOT, "templates"))
+        return ChoiceLoader([files, _GeneratedBaseLoader()])
+
+
+def create_blueprint() -> Blueprint:
+    """A new blueprint per app (routes and hooks are registered on it here)."""
+    from . import common, user
+
+    bp = _MailConnectBlueprint(
+        "mailconnect",
+        __name__,
+        static_folder=os.path.join(PACKAGE_ROOT, "static"),
+        static_url_path="/static",
+    )
+    common.install(bp)
+    user.install(bp)
+    return bp
+
+
+__all__ = ["create_blueprint"]

@@ -1,0 +1,128 @@
+"""What every page of the blueprint shares: who is acting, CSRF, loading accounts, headers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Response, abort, current_app, g, jsonify, request
+from flask_wtf.csrf import ValidationError, validate_csrf
+from werkzeug.exceptions import NotFound
+
+from ..exceptions import PermissionDenied
+from ..models import MailAccount
+from ..providers import PRESETS
+from ..scopes import Actor
+from ..transport.settings import SECURITY_LABELS
+
+if TYPE_CHECKING:
+    from ..extension import _State
+
+
+def state() -> _State:
+    return current_app.extensions["mailconnect"]  # type: ignore[no-any-return]
+
+
+def actor() -> Actor:
+    """The signed-in person; ``_require_actor`` already refused anonymous visitors."""
+    return g.mailconnect_actor  # type: ignore[no-any-return]
+
+
+def load_account(account_id: int, action: str) -> MailAccount:
+    """The account, if the actor may ``action`` it; otherwise 404 so ids reveal nothing."""
+    account = state().session.get(MailAccount, account_id)
+    if account is None or not state().policy.can(actor(), action, account.owner):
+        abort(404)
+    return account
+
+
+def ports() -> dict[str, tuple[int, ...] | None]:
+    options = state().transport_options()
+    return {"smtp": options.smtp_ports, "imap": options.imap_ports}
+
+
+def wants_json() -> bool:
+    return request.accept_mimetypes.best == "application/json" or request.is_json
+
+
+def _require_actor() -> Any:
+    if request.endpoint == "mailconnect.static":
+        return None
+    found = state().extension.current_actor()
+    if found is None:
+        manager = getattr(current_app, "login_manager", None)
+        if manager is not None:
+            return manager.unauthorized()  # redirects to the login view, or aborts with 401
+        abort(401)
+    g.mailconnect_actor = found
+    return None
+
+
+def _require_csrf() -> Any:
+    """Every POST carries a valid token, as a form field or an ``X-CSRFToken`` header.
+
+    FlaskForm checks its field too; checking here as well covers the JSON endpoint and makes a
+    missing token a 400 before any view code runs, whether or not the host uses CSRFProtect.
+    """
+    if request.method != "POST" or not current_app.config.get("WTF_CSRF_ENABLED", True):
+        return None
+    field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    token = request.form.get(field)
+    for header in current_app.config.get("WTF_CSRF_HEADERS", ["X-CSRFToken", "X-CSRF-Token"]):
+        token = token or request.headers.get(header)
+    try:
+        validate_csrf(token)
+    except ValidationError as exc:
+        if wants_json():
+            return jsonify(ok=False, error="csrf", message=str(exc.args[0])), 400
+        abort(400, description=f"{exc.args[0]} Reload the page and try again.")
+    return None
+
+
+def _no_store(response: Response) -> Response:
+    # Our pages show personal data and forms that take passwords: keep them out of caches and
+    # the back/forward cache of shared computers.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
+def _not_found(_exc: PermissionDenied) -> Any:
+    # The service said no: answer as if the account did not exist (through the host's 404 page).
+    return current_app.handle_http_exception(NotFound())
+
+
+def time_ago(value: datetime | None, now: datetime | None = None) -> str:
+    """``"3 minutes ago"``, for the health of an account."""
+    if value is None:
+        return "never"
+    now = now or datetime.now(timezone.utc)
+    seconds = int((now - value).total_seconds())
+    if seconds < 60:
+        return "just now"
+    for size, unit in ((86400 * 365, "year"), (86400 * 30, "month"), (86400, "day"),
+                       (3600, "hour"), (60, "minute")):  # fmt: skip
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'} ago"
+    return "just now"  # pragma: no cover - the loop always returns for seconds >= 60
+
+
+def provider_name(key: str) -> str:
+    preset = PRESETS.get(key)
+    return preset.name if preset else key
+
+
+def security_label(value: str | None) -> str:
+    return SECURITY_LABELS.get(value or "", value or "")
+
+
+def install(bp: Blueprint) -> None:
+    bp.before_request(_require_actor)
+    bp.before_request(_require_csrf)
+    bp.after_request(_no_store)
+    bp.register_error_handler(PermissionDenied, _not_found)
+    # App-wide so that hosts can include our partials (cards, badges) in their own pages.
+    bp.add_app_template_filter(time_ago, "mailconnect_ago")
+    bp.add_app_template_filter(provider_name, "mailconnect_provider")
+    bp.add_app_template_filter(security_label, "mailconnect_security")
