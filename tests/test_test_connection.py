@@ -1,0 +1,82 @@
+"""test_connection: SMTP and IMAP checked in parallel, one report."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from flask_mailconnect.transport.settings import ServerSettings, TransportOptions
+from flask_mailconnect.transport.tester import test_connection as run_test_connection
+from tests.peers.raw import SilentServer
+
+pytestmark = pytest.mark.peers
+
+
+def test_silent_smtp_and_imap_take_one_timeout_not_two(peer_certs) -> None:
+    smtp, imap = SilentServer(), SilentServer()
+    try:
+        settings = ServerSettings(
+            email="a@example.test",
+            username="a@example.test",
+            password="pw",
+            smtp_host=smtp.host,
+            smtp_port=smtp.port,
+            smtp_security="ssl",
+            imap_host=imap.host,
+            imap_port=imap.port,
+            imap_security="ssl",
+        )
+        options = TransportOptions(
+            timeout=1.0,
+            allow_private_hosts=True,
+            smtp_ports=None,
+            imap_ports=None,
+            ca_file=peer_certs.ca_file,
+        )
+        started = time.monotonic()
+        report = run_test_connection(settings, options)
+        elapsed = time.monotonic() - started
+    finally:
+        smtp.close()
+        imap.close()
+    assert report.smtp.code == "timeout"
+    assert report.imap is not None and report.imap.code == "timeout"
+    assert not report.ok
+    # Sequential checks would need 2 s; in parallel it is about one timeout.
+    assert 0.9 < elapsed < 1.5, elapsed
+
+
+def test_both_protocols_ok(smtp_starttls, dovecot, peer_options) -> None:
+    settings = ServerSettings(
+        email=smtp_starttls.user,
+        username=smtp_starttls.user,
+        password=smtp_starttls.password,
+        smtp_host="localhost",
+        smtp_port=smtp_starttls.port,
+        smtp_security="starttls",
+        imap_host="localhost",
+        imap_port=dovecot.ssl_port,
+        imap_security="ssl",
+    )
+    report = run_test_connection(settings, peer_options)
+    # The SMTP user's password is not the Dovecot user's: IMAP fails, SMTP succeeds.
+    assert report.smtp.ok
+    assert report.imap is not None and report.imap.code == "auth_failed"
+    assert not report.ok
+    assert [r["protocol"] for r in report.as_dict()["results"]] == ["smtp", "imap"]
+
+
+def test_send_only_account_has_no_imap_result(smtp_ssl, peer_options) -> None:
+    settings = ServerSettings(
+        email=smtp_ssl.user,
+        username=smtp_ssl.user,
+        password=smtp_ssl.password,
+        smtp_host="localhost",
+        smtp_port=smtp_ssl.port,
+        smtp_security="ssl",
+    )
+    report = run_test_connection(settings, peer_options)
+    assert report.imap is None
+    assert report.smtp.ok and report.ok
+    assert len(report.results) == 1
