@@ -1,0 +1,132 @@
+"""The example host app: Flask-Login users, its own layout, Flask-MailConnect mounted in it.
+
+Run it with ``make demo`` (``python -m example_app``), which also starts the demo mail sandbox.
+``create_app(config)`` builds the app alone; ``config`` is applied last, so tests and the sandbox
+can override anything.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet
+from flask import Flask
+from flask_login import LoginManager
+
+from flask_mailconnect import MailConnect
+
+from .forms import LogoutForm
+from .models import User, create_demo_users, db
+
+DEFAULT_INSTANCE_PATH = Path(__file__).resolve().parent / "instance"
+
+
+def _persisted_secret(instance: Path, name: str, make: Any) -> str:
+    """A value created once and kept in the instance folder (readable by its owner only)."""
+    path = instance / name
+    if path.exists():
+        return path.read_text().strip()
+    value = str(make())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+def _encryption_keys(instance: Path) -> list[str]:
+    """``MAILCONNECT_ENCRYPTION_KEYS`` from the environment (comma separated, newest first).
+
+    DEMO ONLY: without the variable, a key is generated and stored next to the database in the
+    instance folder. A production app must set the keys from its secret store, never keep them
+    beside the data they protect, and never derive them from SECRET_KEY.
+    """
+    env = os.environ.get("MAILCONNECT_ENCRYPTION_KEYS", "")
+    keys = [k.strip() for k in env.split(",") if k.strip()]
+    if keys:
+        return keys
+    return [
+        _persisted_secret(instance, "mailconnect-key.txt", lambda: Fernet.generate_key().decode())
+    ]
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the example app. ``config`` overrides every default; ``INSTANCE_PATH`` in it moves
+    the instance folder (database, generated keys, sandbox certificates)."""
+    config = dict(config or {})
+    instance = Path(config.pop("INSTANCE_PATH", None) or DEFAULT_INSTANCE_PATH)
+    instance.mkdir(parents=True, exist_ok=True)
+    app = Flask(__name__, instance_path=str(instance))
+
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=os.environ.get("DATABASE_URL")
+        or f"sqlite:///{instance / 'example.db'}",
+        MAILCONNECT_BASE_TEMPLATE="demo/layout.html",
+    )
+    # Secrets: only generated when neither the overrides nor the environment provide them.
+    if "SECRET_KEY" not in config:
+        app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or _persisted_secret(
+            instance, "secret-key.txt", lambda: secrets.token_urlsafe(32)
+        )
+    if "MAILCONNECT_ENCRYPTION_KEYS" not in config:
+        app.config["MAILCONNECT_ENCRYPTION_KEYS"] = _encryption_keys(instance)
+    sandbox = config.get("EXAMPLE_SANDBOX")
+    if sandbox:
+        # Lets the connect page fill in the sandbox's servers when someone types the demo
+        # address, once the extension reads host-defined providers (see README).
+        config.setdefault(
+            "MAILCONNECT_PROVIDERS",
+            {
+                "sandbox": {
+                    "name": "Demo sandbox",
+                    "auth": "password",
+                    "smtp": {
+                        "host": sandbox["smtp_host"],
+                        "port": sandbox["smtp_port"],
+                        "security": sandbox["smtp_security"],
+                    },
+                    "imap": {
+                        "host": sandbox["imap_host"],
+                        "port": sandbox["imap_port"],
+                        "security": sandbox["imap_security"],
+                    },
+                    "domains": [sandbox["address"].rpartition("@")[2]],
+                }
+            },
+        )
+    app.config.update(config)
+
+    db.init_app(app)
+    login_manager = LoginManager(app)
+    login_manager.login_view = "demo.login"
+    login_manager.login_message_category = "info"
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> User | None:
+        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+    mailconnect = MailConnect()
+    mailconnect.init_app(app, db=db)
+
+    @mailconnect.admin_checker
+    def is_admin(user: User) -> bool:
+        return bool(user.is_admin)
+
+    from .views import bp
+
+    app.register_blueprint(bp)
+
+    @app.context_processor
+    def layout_context() -> dict[str, Any]:
+        return {"logout_form": LogoutForm()}
+
+    with app.app_context():
+        db.create_all()
+        mailconnect.create_all()
+        create_demo_users()
+    return app
+
+
+__all__ = ["create_app"]

@@ -1,0 +1,56 @@
+"""``python -m example_app`` (``make demo``): the sandbox mail servers plus the example app.
+
+Environment: ``PORT`` (default 5000) for the web app, ``DATABASE_URL`` for another database,
+``MAILCONNECT_ENCRYPTION_KEYS`` for real keys. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from types import FrameType
+
+from . import DEFAULT_INSTANCE_PATH, create_app
+from .sandbox import Sandbox
+
+
+def _banner(url: str, sandbox: Sandbox) -> str:
+    return f"""
+  Flask-MailConnect demo is running: {url}
+
+  Sign in as   alice@demo.test / alice      (or admin@demo.test / admin, an administrator)
+
+  Then open "Email settings" > connect an account, and type the demo mailbox:
+    Email        {sandbox.address}
+    Password     {sandbox.password}
+    SMTP server  {sandbox.smtp_host}  port {sandbox.smtp_port}  security STARTTLS
+    IMAP server  {sandbox.imap_host}  port {sandbox.imap_port}  security SSL/TLS
+
+  Mail sent through it lands in the demo INBOX. Press Ctrl-C to stop.
+"""
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    port = int(os.environ.get("PORT", "5000"))
+    sandbox = Sandbox(DEFAULT_INSTANCE_PATH)
+    sandbox.start()
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        app = create_app(sandbox.flask_config())
+        print(_banner(f"http://127.0.0.1:{port}/", sandbox), flush=True)
+        app.run(host="127.0.0.1", port=port, debug=False, use_reloader=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+        print("Demo stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

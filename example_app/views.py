@@ -1,0 +1,63 @@
+"""The example app's own pages: home, sign in, sign out."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from .forms import LoginForm, LogoutForm
+from .models import User, db
+
+bp = Blueprint("demo", __name__)
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only same-site paths: ``/email/`` yes, ``//evil.test`` or ``https://evil.test`` no."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+@bp.get("/")
+@login_required
+def home() -> Any:
+    mailconnect = current_app.extensions["mailconnect"].extension
+    account = mailconnect.default_account(("user", current_user.id))
+    return render_template(
+        "demo/home.html",
+        account=account,
+        sandbox=current_app.config.get("EXAMPLE_SANDBOX"),
+    )
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    if current_user.is_authenticated:
+        return redirect(url_for("demo.home"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        email = (form.email.data or "").strip().lower()
+        user = db.session.scalars(db.select(User).where(User.email == email)).first()
+        if user is not None and user.check_password(form.password.data or ""):
+            login_user(user)
+            flash(f"Welcome, {user.name or user.email}.", "success")
+            return redirect(_safe_next(request.args.get("next")) or url_for("demo.home"))
+        flash("Wrong email or password.", "error")
+    status = 400 if form.is_submitted() else 200
+    return render_template("demo/login.html", form=form), status
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    if LogoutForm().validate_on_submit():
+        logout_user()
+        flash("You are signed out.", "success")
+    else:
+        flash("Your session expired; please try again.", "error")
+    return redirect(url_for("demo.login"))
