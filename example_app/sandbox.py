@@ -149,7 +149,7 @@ def _message(
     msg["To"] = to
     msg["Subject"] = subject
     msg["Date"] = format_datetime(when)
-    msg["Message-ID"] = make_msgid(domain="sandbox.test")
+    msg["Message-ID"] = make_msgid(domain="sandbox.example")
     for name, value in headers.items():
         msg[name.replace("_", "-")] = value
     msg.set_content(body)
@@ -173,7 +173,7 @@ def seed_messages(address: str) -> list[tuple[str, bytes, set[str]]]:
             "Thursday at 10:00 works for us. I'll bring our IT lead so we can go through the "
             "email set-up together.\n\nMarco\n",
             now - dt.timedelta(days=1, hours=5),
-            In_Reply_To="<onboarding-1@sandbox.test>",
+            In_Reply_To="<onboarding-1@sandbox.example>",
         ), {"\\Seen", "\\Answered"}),
         ("INBOX", _message(
             "Billing <billing@fabrikam.example>", address,
@@ -258,7 +258,7 @@ class Sandbox:
     reach and trust them.
     """
 
-    address = "demo@sandbox.test"
+    address = "demo@sandbox.example"
     password = "demo-password"
     smtp_host = "localhost"
     smtp_security = "starttls"
