@@ -39,6 +39,9 @@ def main() -> int:
     port = int(os.environ.get("PORT", "5000"))
     sandbox = Sandbox(DEFAULT_INSTANCE_PATH)
     sandbox.start()
+    # Ctrl-C and `kill` both end in KeyboardInterrupt, so the finally below always runs (a
+    # shell that starts us in the background would otherwise leave SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         app = create_app(sandbox.flask_config())
