@@ -52,6 +52,18 @@ def test_gmail_bad_password_says_app_password(smtp_starttls, peer_options) -> No
     assert "app password" in result.message
 
 
+def test_microsoft_smtp_auth_disabled_is_its_own_code(smtp_ssl, peer_options) -> None:
+    settings = dataclasses.replace(
+        smtp_settings(smtp_ssl),
+        username=smtp_ssl.auth_disabled_user,
+        provider="microsoft365",
+    )
+    result = check_smtp(settings, peer_options)
+    assert result.code == "smtp_auth_disabled"
+    assert "SmtpClientAuthentication" not in result.message  # our words, not the server's
+    assert "SMTP AUTH" in result.message
+
+
 def test_starttls_on_implicit_tls_port_is_wrong_security(smtp_ssl, peer_certs) -> None:
     options = TransportOptions(
         timeout=1.0, allow_private_hosts=True, smtp_ports=None, ca_file=peer_certs.ca_file

@@ -44,7 +44,7 @@ class _GuardedSMTP(smtplib.SMTP):
         super().__init__(local_hostname="localhost", timeout=options.timeout)
         self.debuglevel = 0  # debug output would print the base64 AUTH exchange
 
-    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:  # type: ignore[override]
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         opts = self._options
         # smtplib takes the STARTTLS server_hostname from the constructor's host, which we do
         # not pass (the constructor would connect without the guard).
@@ -146,38 +146,42 @@ def _handshake(client: _GuardedSMTP, settings: ServerSettings, options: Transpor
     _login(client, settings)
 
 
+def _failure_code(exc: BaseException, *, implicit: bool) -> tuple[str, str]:
+    """(code, detail) for anything the SMTP conversation raised; detail never holds text."""
+    if isinstance(exc, ConnectionFailed):
+        return exc.code, exc.detail
+    if isinstance(exc, smtplib.SMTPConnectError):  # greeting other than 220, e.g. 554
+        return errors.REFUSED, f"greeting {exc.smtp_code}"
+    if isinstance(exc, smtplib.SMTPHeloError):
+        return errors.PROTOCOL_ERROR, f"EHLO {exc.smtp_code}"
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        # smtplib reports a read timeout as "disconnected"; the cause chain tells the truth.
+        code = socket_error_code(exc)
+        if code == errors.NETWORK_ERROR:
+            code = errors.CONNECTION_LOST
+        return code, type(exc).__name__
+    if isinstance(exc, smtplib.SMTPException):
+        return errors.PROTOCOL_ERROR, type(exc).__name__
+    if isinstance(exc, ssl.SSLError):
+        return tls_error_code(exc, implicit=implicit), type(exc).__name__
+    return socket_error_code(exc), type(exc).__name__
+
+
 def open_smtp(settings: ServerSettings, options: TransportOptions) -> smtplib.SMTP:
     """An authenticated SMTP connection, or ConnectionFailed with a stable code."""
     check_port(settings.smtp_port, options.smtp_ports, "smtp")
     if settings.smtp_security not in ("ssl", "starttls", "none"):
         raise _fail(errors.PROTOCOL_ERROR, settings, "unknown security")
-    client = _GuardedSMTP(options, implicit_tls=settings.smtp_security == "ssl")
+    implicit = settings.smtp_security == "ssl"
+    client: _GuardedSMTP | None = None
     try:
+        client = _GuardedSMTP(options, implicit_tls=implicit)
         _handshake(client, settings, options)
-    except ConnectionFailed as exc:
-        client.close()
-        raise _fail(exc.code, settings, exc.detail) from None
-    except smtplib.SMTPConnectError as exc:
-        client.close()
-        raise _fail(errors.REFUSED, settings, f"greeting {exc.smtp_code}") from None
-    except smtplib.SMTPHeloError as exc:
-        client.close()
-        raise _fail(errors.PROTOCOL_ERROR, settings, f"EHLO {exc.smtp_code}") from None
-    except smtplib.SMTPServerDisconnected as exc:
-        client.close()
-        code = socket_error_code(exc)
-        code = errors.CONNECTION_LOST if code == errors.NETWORK_ERROR else code
-        raise _fail(code, settings, type(exc).__name__) from None
-    except smtplib.SMTPException as exc:
-        client.close()
-        raise _fail(errors.PROTOCOL_ERROR, settings, type(exc).__name__) from None
-    except ssl.SSLError as exc:
-        client.close()
-        code = tls_error_code(exc, implicit=settings.smtp_security == "ssl")
-        raise _fail(code, settings, type(exc).__name__) from None
-    except (OSError, UnicodeError, ValueError) as exc:
-        client.close()
-        raise _fail(socket_error_code(exc), settings, type(exc).__name__) from None
+    except (smtplib.SMTPException, OSError, UnicodeError, ValueError, ConnectionFailed) as exc:
+        if client is not None:
+            client.close()
+        code, detail = _failure_code(exc, implicit=implicit)
+        raise _fail(code, settings, detail) from None
     return client
 
 

@@ -43,6 +43,8 @@ class SmtpPeer:
     auth_attempts: list[tuple[str, str]] = field(default_factory=list)  # (mechanism, login)
     connections: int = 0
     oauth_tokens: set[str] = field(default_factory=set)  # bearer tokens XOAUTH2 accepts
+    # Logins answered like Microsoft 365 with SMTP AUTH turned off for the mailbox.
+    auth_disabled_user: str = "disabled@example.test"
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -155,6 +157,13 @@ def _authenticator(peer: SmtpPeer):
         login = auth_data.login.decode("utf-8", "replace")
         with peer.lock:
             peer.auth_attempts.append((mechanism, login))
+        if login == peer.auth_disabled_user:
+            return AuthResult(
+                success=False,
+                handled=False,
+                message="535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication "
+                "is disabled for the Tenant.",
+            )
         ok = login == peer.user and auth_data.password.decode("utf-8", "replace") == peer.password
         return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
