@@ -1,0 +1,242 @@
+/* Flask-MailConnect: progressive enhancement of the pages. Everything works without it.
+   - connect form: fill server settings from provider presets, reveal the details step,
+     "Test connection" through fetch (CSRF header), Save enabled only after a passing test;
+   - signature: a small rich-text editor kept in sync with the plain textarea. */
+(function () {
+  "use strict";
+
+  var SERVER_FIELDS = ["smtp_host", "smtp_port", "smtp_security", "imap_host", "imap_port",
+    "imap_security"];
+  // Servers for "Other": the same defaults the server's Continue step uses.
+  var FALLBACK = {smtp: {host: "", port: 587, security: "starttls"},
+    imap: {host: "", port: 993, security: "ssl"}};
+
+  function each(list, fn) { Array.prototype.forEach.call(list, fn); }
+
+  function looksLikeEmail(value) { return /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(value); }
+
+  function initConnect(form) {
+    var presetsNode = document.getElementById("mc-presets");
+    var presets = presetsNode ? JSON.parse(presetsNode.textContent) : {};
+    var el = form.elements;
+    var edited = {};
+    var lastPassed = null;
+    var testBtn = form.querySelector("[data-mc-test]");
+    var saveBtn = form.querySelector("[data-mc-save]");
+    var saveHint = form.querySelector("[data-mc-save-hint]");
+    var spinner = form.querySelector("[data-mc-spinner]");
+    var resultBox = form.querySelector("[data-mc-result]");
+    var reconnecting = el.email.readOnly;
+
+    function detect(email) {
+      var domain = email.split("@").pop().toLowerCase().replace(/\.$/, "");
+      for (var key in presets) {
+        if (presets[key].domains.indexOf(domain) !== -1) { return key; }
+      }
+      return "other";
+    }
+
+    function loginFor(preset, email) {
+      if (preset.login_format === "local_part") { return email.split("@")[0]; }
+      if (preset.login_format === "manual") { return ""; }
+      return email;
+    }
+
+    function expected(providerKey, email) {
+      var preset = presets[providerKey] || presets.other;
+      var values = {provider: providerKey, username: loginFor(preset, email)};
+      ["smtp", "imap"].forEach(function (proto) {
+        var server = preset[proto] || FALLBACK[proto];
+        values[proto + "_host"] = server.host;
+        values[proto + "_port"] = String(server.port);
+        values[proto + "_security"] = server.security;
+      });
+      return values;
+    }
+
+    // Fill from presets, leaving alone every field the user changed by hand.
+    function fill() {
+      var email = el.email.value.trim();
+      if (!edited.provider) { el.provider.value = detect(email); }
+      var values = expected(el.provider.value, email);
+      ["username"].concat(SERVER_FIELDS).forEach(function (name) {
+        if (!edited[name] && el[name]) { el[name].value = values[name]; }
+      });
+      update();
+    }
+
+    function showDetails() {
+      each(form.querySelectorAll("[data-mc-details]"), function (node) { node.hidden = false; });
+      var cont = form.querySelector("[data-mc-continue]");
+      // Removed, not hidden: a hidden Continue would stay the form's default (Enter) button.
+      if (cont) { cont.parentNode.removeChild(cont); }
+    }
+
+    function fingerprint() {
+      var parts = [];
+      each(form.elements, function (field) {
+        if (!field.name || field.name === "csrf_token" || field.type === "submit") { return; }
+        if ((field.type === "checkbox" || field.type === "radio") && !field.checked) { return; }
+        parts.push(field.name + "=" + field.value);
+      });
+      return parts.join("\u0000");
+    }
+
+    function update() {
+      var imap = form.querySelector("[data-mc-imap]");
+      if (imap) { imap.hidden = !el.receives.checked; }
+      var ready = el.username.value.trim() !== "" && el.password.value !== "";
+      testBtn.hidden = !ready;
+      var passed = lastPassed !== null && lastPassed === fingerprint();
+      saveBtn.disabled = !passed;
+      saveHint.hidden = passed;
+      saveHint.textContent = lastPassed === null ? "Test the connection to enable saving."
+        : "The settings changed since the last test: test again to enable saving.";
+      var result = resultBox.querySelector(".mc-result");
+      if (result) { result.classList.toggle("mc-result--stale", lastPassed !== null && !passed); }
+    }
+
+    function clearErrors() {
+      each(form.querySelectorAll("[data-error-for]"), function (node) {
+        node.hidden = true;
+        node.textContent = "";
+        var wrap = node.closest(".mc-field");
+        if (wrap) { wrap.classList.remove("mc-field--error"); }
+      });
+    }
+
+    function showErrors(errors) {
+      Object.keys(errors).forEach(function (name) {
+        var node = form.querySelector('[data-error-for="' + name + '"]');
+        if (!node) { node = form.querySelector('[data-error-for="email"]'); }
+        node.textContent = errors[name];
+        node.hidden = false;
+        var wrap = node.closest(".mc-field");
+        if (wrap) { wrap.classList.add("mc-field--error"); }
+      });
+    }
+
+    function runTest() {
+      var sent = fingerprint();
+      clearErrors();
+      resultBox.innerHTML = "";
+      spinner.hidden = false;
+      testBtn.disabled = true;
+      var token = el.csrf_token ? el.csrf_token.value : "";
+      fetch(form.getAttribute("data-test-url"), {
+        method: "POST",
+        body: new FormData(form),
+        credentials: "same-origin",
+        headers: {"X-CSRFToken": token, "Accept": "application/json"}
+      }).then(function (response) {
+        return response.json();
+      }).then(function (data) {
+        if (data.errors) {
+          showErrors(data.errors);
+        } else if (data.html) {
+          resultBox.innerHTML = data.html;  // rendered by our own template, escaped there
+        } else {
+          throw new Error(data.message || "unexpected answer");
+        }
+        lastPassed = data.ok ? sent : null;
+      }).catch(function () {
+        resultBox.innerHTML = '<p class="mc-alert mc-alert--error">The test could not be ' +
+          "run. Check your connection to this site and try again.</p>";
+        lastPassed = null;
+      }).then(function () {
+        spinner.hidden = true;
+        testBtn.disabled = false;
+        update();
+      });
+    }
+
+    form.addEventListener("input", function (event) {
+      if (event.target.name && event.target.name !== "email") { edited[event.target.name] = true; }
+      update();
+    });
+    form.addEventListener("change", function (event) {
+      var name = event.target.name;
+      if (name === "provider") {
+        edited.provider = true;
+        // A provider picked by hand brings its servers: forget edits of the server fields.
+        SERVER_FIELDS.concat(["username"]).forEach(function (n) { edited[n] = false; });
+        fill();
+      } else if (name === "email" && !reconnecting && looksLikeEmail(el.email.value.trim())) {
+        fill();
+        showDetails();
+      }
+      update();
+    });
+    form.addEventListener("submit", function (event) {
+      var submitter = event.submitter;
+      if (submitter && submitter.name === "continue_") {
+        event.preventDefault();
+        if (looksLikeEmail(el.email.value.trim())) {
+          fill();
+          showDetails();
+          (el.username.value ? el.password : el.username).focus();
+        } else {
+          showErrors({email: "Enter an email address such as name@example.com."});
+        }
+        return;
+      }
+      if (submitter === saveBtn && !saveBtn.disabled) { return; }
+      event.preventDefault();
+      if (!testBtn.hidden) { runTest(); }
+    });
+
+    // Values the server rendered that differ from the preset were typed by the user.
+    if (form.getAttribute("data-step") !== "address") {
+      var values = expected(el.provider.value, el.email.value.trim());
+      ["username"].concat(SERVER_FIELDS).forEach(function (name) {
+        if (el[name] && el[name].value !== values[name]) { edited[name] = true; }
+      });
+      edited.provider = reconnecting || el.provider.value !== detect(el.email.value.trim());
+    }
+    update();
+  }
+
+  function initSignature(block) {
+    var wrap = block.querySelector("[data-mc-editor-wrap]");
+    var editor = block.querySelector("[data-mc-editor]");
+    var source = block.querySelector("[data-mc-signature-source]");
+    if (!wrap || !editor || !source || typeof document.execCommand !== "function") { return; }
+    wrap.hidden = false;
+    source.hidden = true;
+
+    function sync() { source.value = editor.innerHTML; }
+
+    each(block.querySelectorAll("[data-mc-cmd]"), function (button) {
+      // Keep the selection in the editor when a toolbar button is pressed.
+      button.addEventListener("mousedown", function (event) { event.preventDefault(); });
+      button.addEventListener("click", function () {
+        var cmd = button.getAttribute("data-mc-cmd");
+        editor.focus();
+        if (cmd === "link") {
+          var url = window.prompt("Link address", "https://");
+          if (!url || url === "https://") { return; }
+          if (!/^(https?:|mailto:|tel:)/i.test(url)) {
+            url = (url.indexOf("@") > 0 ? "mailto:" : "https://") + url;
+          }
+          document.execCommand("createLink", false, url);
+        } else {
+          document.execCommand(cmd, false, null);
+        }
+        sync();
+      });
+    });
+    editor.addEventListener("input", sync);
+    block.closest("form").addEventListener("submit", sync);
+  }
+
+  function init() {
+    each(document.querySelectorAll(".mailconnect form[data-mc-connect]"), initConnect);
+    each(document.querySelectorAll(".mailconnect [data-mc-signature]"), initSignature);
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else {
+    init();
+  }
+})();
