@@ -1,0 +1,155 @@
+"""The example host app: signing in with CSRF on, its layout around our pages, signing out."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from example_app import create_app
+from example_app.models import db
+
+KEY = "5Lq1m0wQyqjAR1-3uQ2mH1q3ZBxB5i1aX5p1Z9xW0aM="
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Iterator[Flask]:
+    app = create_app(
+        {
+            "INSTANCE_PATH": str(tmp_path),
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'example.db'}",
+            "SECRET_KEY": "test",
+            "MAILCONNECT_ENCRYPTION_KEYS": [KEY],
+            "TESTING": True,  # CSRF stays on: WTF_CSRF_ENABLED is not touched
+        }
+    )
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def csrf_token(html: bytes) -> str:
+    match = re.search(rb'name="csrf_token" type="hidden" value="([^"]+)"', html)
+    assert match, "page has no CSRF token"
+    return match.group(1).decode()
+
+
+def sign_in(client: FlaskClient, email: str, password: str):  # type: ignore[no-untyped-def]
+    token = csrf_token(client.get("/login").data)
+    return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+
+
+def test_pages_need_a_signed_in_user(example: Flask) -> None:
+    client = example.test_client()
+    response = client.get("/")
+    assert response.status_code == 302 and response.location.startswith("/login")
+    assert client.get("/email/").status_code == 302
+
+
+def test_login_without_csrf_token_is_refused(example: Flask) -> None:
+    client = example.test_client()
+    response = client.post("/login", data={"email": "alice@demo.test", "password": "alice"})
+    assert response.status_code == 400
+    assert client.get("/").status_code == 302
+
+
+def test_wrong_password_is_refused(example: Flask) -> None:
+    client = example.test_client()
+    response = sign_in(client, "alice@demo.test", "nope")
+    assert response.status_code == 400
+    assert b"Wrong email or password." in response.data
+
+
+def test_demo_user_signs_in_and_sees_home_in_the_layout(example: Flask) -> None:
+    client = example.test_client()
+    response = sign_in(client, "alice@demo.test", "alice")
+    assert response.status_code == 302 and response.location == "/"
+    page = client.get("/").data.decode()
+    assert "Hello, Alice Martin" in page
+    assert "Welcome, Alice Martin." in page  # flashed by the login view
+    assert 'class="site-header"' in page and "Northwind CRM" in page
+    assert 'href="/email/"' in page and "Connect one" in page
+
+
+def test_email_settings_render_inside_the_host_layout(example: Flask) -> None:
+    client = example.test_client()
+    sign_in(client, "admin@demo.test", "admin")
+    response = client.get("/email/")
+    assert response.status_code == 200
+    page = response.data.decode()
+    assert 'class="site-header"' in page  # the host's header and navigation
+    assert '<a href="/email/" aria-current="page">Email settings</a>' in page
+    assert "<title>" in page and "· Northwind CRM</title>" in page
+    assert "admin@demo.test" in page and ">admin</span>" in page
+
+
+def test_home_shows_the_default_account(example: Flask) -> None:
+    from flask_mailconnect import MailAccount
+
+    with example.app_context():
+        db.session.add(
+            MailAccount(
+                owner_kind="user", owner_id="1", email="alice@work.example",
+                username="alice@work.example", password="secret", smtp_host="smtp.work.example",
+                smtp_port=587, smtp_security="starttls", is_default=True,
+            )
+        )  # fmt: skip
+        db.session.commit()
+    client = example.test_client()
+    sign_in(client, "alice@demo.test", "alice")
+    page = client.get("/").data.decode()
+    assert "alice@work.example" in page and "Connected" in page
+    assert "Connect one" not in page
+
+
+def test_logout_is_a_post_with_csrf(example: Flask) -> None:
+    client = example.test_client()
+    sign_in(client, "alice@demo.test", "alice")
+    assert client.get("/logout").status_code == 405
+    home = client.get("/").data
+    response = client.post("/logout", data={"csrf_token": csrf_token(home)})
+    assert response.status_code == 302 and response.location == "/login"
+    assert client.get("/").status_code == 302
+
+
+def test_login_redirects_only_to_local_pages(example: Flask) -> None:
+    client = example.test_client()
+    token = csrf_token(client.get("/login").data)
+    data = {"email": "alice@demo.test", "password": "alice", "csrf_token": token}
+    response = client.post("/login?next=//evil.example/", data=data)
+    assert response.location == "/"
+    client.post("/logout", data={"csrf_token": csrf_token(client.get("/").data)})
+    token = csrf_token(client.get("/login").data)
+    response = client.post("/login?next=/email/", data={**data, "csrf_token": token})
+    assert response.location == "/email/"
+
+
+def test_sandbox_settings_are_shown_to_the_demo_user(tmp_path: Path) -> None:
+    app = create_app(
+        {
+            "INSTANCE_PATH": str(tmp_path),
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'example.db'}",
+            "MAILCONNECT_ENCRYPTION_KEYS": [KEY],
+            "EXAMPLE_SANDBOX": {
+                "address": "demo@sandbox.example", "password": "demo-password",
+                "smtp_host": "localhost", "smtp_port": 2587, "smtp_security": "starttls",
+                "imap_host": "localhost", "imap_port": 2993, "imap_security": "ssl",
+            },
+        }
+    )  # fmt: skip
+    try:
+        client = app.test_client()
+        sign_in(client, "alice@demo.test", "alice")
+        page = client.get("/").data.decode()
+        assert "demo@sandbox.example" in page and "2587" in page and "2993" in page
+        # Generated once into the instance folder, demo only:
+        assert (tmp_path / "secret-key.txt").exists()
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
