@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask, render_template_string
 from flask_login import LoginManager, UserMixin, login_user
 from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from flask_mailconnect import MailConnect
@@ -25,7 +26,7 @@ db = SQLAlchemy(model_class=HostBase)
 class User(db.Model, UserMixin):  # type: ignore[name-defined,misc]
     __tablename__ = "host_user"
     id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str]
+    email: Mapped[str] = mapped_column(String(200))
     is_admin: Mapped[bool] = mapped_column(default=False)
 
 
