@@ -26,7 +26,15 @@ from .providers import PRESETS, detect_provider, get_preset
 from .transport.settings import SECURITY_CHOICES, SECURITY_LABELS, ServerSettings
 from .validation import normalize_email, settings_errors
 
-SECURITY = [(key, SECURITY_LABELS[key]) for key in SECURITY_CHOICES]
+try:  # WTForms 3.3 deprecates (value, label) tuples in favour of SelectChoice
+    from wtforms import SelectChoice as _Choice
+except ImportError:  # pragma: no cover - WTForms < 3.3
+
+    def _Choice(value: str, label: str) -> Any:  # type: ignore[no-redef]  # noqa: N802
+        return (value, label)
+
+
+SECURITY = [_Choice(key, SECURITY_LABELS[key]) for key in SECURITY_CHOICES]
 SERVER_FIELDS = ("smtp_host", "smtp_port", "smtp_security", "imap_host", "imap_port",
                  "imap_security")  # fmt: skip
 
@@ -46,7 +54,7 @@ class ConnectForm(FlaskForm):
 
     email = EmailField("Email address", [DataRequired(), Length(max=320)], filters=[_strip])
     provider = SelectField(
-        "Provider", choices=[(p.key, p.name) for p in PRESETS.values()], default="other"
+        "Provider", choices=[_Choice(p.key, p.name) for p in PRESETS.values()], default="other"
     )
     username = StringField("Login", [Length(max=320)], filters=[_strip])
     password = PasswordField("Password", [Length(max=1000)])
