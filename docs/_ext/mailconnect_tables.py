@@ -1,0 +1,89 @@
+"""Tables generated from the code, so the documentation never drifts from it.
+
+``.. mailconnect-config-table::`` renders :data:`flask_mailconnect.config.DEFAULTS` and
+``.. mailconnect-error-table::`` renders :data:`flask_mailconnect.transport.errors.MESSAGES`;
+``.. mailconnect-screenshot:: name.png`` shows ``_static/name.png`` once it exists.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from docutils import nodes
+from docutils.parsers.rst import Directive, directives
+from docutils.statemachine import StringList
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split())
+
+
+class _TableDirective(Directive):
+    has_content = False
+    headers: tuple[str, ...] = ()
+    widths = ""
+
+    def rows(self) -> list[tuple[str, ...]]:
+        raise NotImplementedError
+
+    def run(self) -> list[nodes.Node]:
+        lines = [".. list-table::", "   :header-rows: 1", f"   :widths: {self.widths}", ""]
+        for row in [self.headers, *self.rows()]:
+            first, *rest = row
+            lines.append(f"   * - {_cell(first)}")
+            lines.extend(f"     - {_cell(value)}" for value in rest)
+        container = nodes.container()
+        self.state.nested_parse(StringList(lines, source="mailconnect_tables"), 0, container)
+        return container.children
+
+
+class ConfigTable(_TableDirective):
+    headers = ("Key", "Default", "Meaning")
+    widths = "30 20 50"
+
+    def rows(self) -> list[tuple[str, ...]]:
+        from flask_mailconnect.config import DEFAULTS
+
+        return [
+            (f"``{key}``", f"``{option.default!r}``", option.meaning)
+            for key, option in DEFAULTS.items()
+        ]
+
+
+class ErrorTable(_TableDirective):
+    headers = ("Code", "Retry may help", "Message shown to people")
+    widths = "25 15 60"
+
+    def rows(self) -> list[tuple[str, ...]]:
+        from flask_mailconnect.transport.errors import MESSAGES, RETRYABLE_CODES
+
+        return [
+            (f"``{code}``", "yes" if code in RETRYABLE_CODES else "", message)
+            for code, message in MESSAGES.items()
+        ]
+
+
+class Screenshot(Directive):
+    """An image from ``_static/`` when it exists; nothing (and no warning) until it does.
+
+    Screenshots are taken by the browser tests and saved separately from the text.
+    """
+
+    required_arguments = 1
+    option_spec = {"alt": directives.unchanged}
+
+    def run(self) -> list[nodes.Node]:
+        env = self.state.document.settings.env
+        name = self.arguments[0]
+        if not (Path(env.srcdir) / "_static" / name).is_file():
+            return []
+        alt = self.options.get("alt", "")
+        return [nodes.image(uri=f"_static/{name}", alt=alt, width="100%")]
+
+
+def setup(app: Any) -> dict[str, Any]:
+    app.add_directive("mailconnect-config-table", ConfigTable)
+    app.add_directive("mailconnect-error-table", ErrorTable)
+    app.add_directive("mailconnect-screenshot", Screenshot)
+    return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}
