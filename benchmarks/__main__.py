@@ -1,0 +1,13 @@
+"""``make bench``: run every benchmark and print its ratios."""
+
+from __future__ import annotations
+
+from benchmarks import bench_test_connection
+
+
+def main() -> None:
+    bench_test_connection.main()
+
+
+if __name__ == "__main__":
+    main()
