@@ -17,7 +17,7 @@ from flask import current_app
 from . import audit, signals
 from .exceptions import ConnectionTestFailed, PermissionDenied
 from .models import AccountStatus, MailAccount, SyncedMessage, utcnow
-from .providers import PRESETS, detect_provider
+from .providers import current_presets, detect_provider
 from .scopes import Actor, Owner
 from .signatures import sanitize_signature, signature_to_text
 from .transport.settings import ConnectionReport, ServerSettings
@@ -86,7 +86,10 @@ def _apply_servers(account: MailAccount, settings: ServerSettings) -> None:
 
 
 def _provider_key(settings: ServerSettings, email: str) -> str:
-    return settings.provider if settings.provider in PRESETS else detect_provider(email).key
+    presets = current_presets()
+    if settings.provider in presets:
+        return settings.provider
+    return detect_provider(email, presets).key
 
 
 def _find(state: _State, owner: Owner, email: str) -> MailAccount | None:

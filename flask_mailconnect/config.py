@@ -30,6 +30,12 @@ DEFAULTS: dict[str, Option] = {
     "MAILCONNECT_CONTENT_BLOCK": Option(
         "content", "Name of the block in the base template that receives the page body."
     ),
+    "MAILCONNECT_PROVIDERS": Option(
+        {},
+        "Providers besides the presets, by key: ``name``, ``smtp`` and ``imap`` (``host``, "
+        "``port``, ``security``), ``domains`` for detection, ``login_format`` (``email``, "
+        "``local_part`` or ``manual``). Declared domains win over the presets'.",
+    ),
     "MAILCONNECT_CONNECT_TIMEOUT": Option(
         10.0, "Seconds allowed for each network step (resolve, connect, each server reply)."
     ),
@@ -62,6 +68,6 @@ def apply_defaults(config: dict[str, Any]) -> None:
     """Fill in every key the host did not set (``setdefault``, never overwrite)."""
     for key, option in DEFAULTS.items():
         value = option.default
-        if isinstance(value, list):  # never share one mutable default between apps
-            value = list(value)
+        if isinstance(value, (list, dict)):  # never share one mutable default between apps
+            value = value.copy()
         config.setdefault(key, value)

@@ -13,6 +13,7 @@ from . import accounts
 from .config import apply_defaults
 from .crypto import EncryptionKeyError, build_cipher
 from .models import MailAccount, metadata
+from .providers import parse_providers
 from .scopes import Actor, Owner, Policy, owner_key
 from .transport.settings import ConnectionReport, ServerSettings, TransportOptions
 from .transport.tester import test_connection as run_test
@@ -120,6 +121,7 @@ class MailConnect:
             )
         else:  # fail at start-up, not at the first save, when a key is malformed
             build_cipher(app.config["MAILCONNECT_ENCRYPTION_KEYS"])
+        parse_providers(app.config["MAILCONNECT_PROVIDERS"])  # a bad entry fails at start-up
         app.extensions["mailconnect"] = _State(self, app, db, policy or Policy())
 
         from .cli import cli_group

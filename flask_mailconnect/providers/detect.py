@@ -1,18 +1,22 @@
-"""Pick a provider preset from an email address's domain."""
+"""Pick a provider from an email address's domain."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from .presets import PRESETS, Preset
 
 
-def detect_provider(email: str) -> Preset:
-    """The preset whose domains include the address's domain, else "Other".
+def detect_provider(email: str, presets: Mapping[str, Preset] | None = None) -> Preset:
+    """The first provider whose domains include the address's domain, else "Other".
 
-    Matching is on the exact domain, case-insensitive, so ``mail.gmail.com.evil.test`` does not
-    pass for Gmail.
+    ``presets`` defaults to the built-in ones; pass ``current_presets()`` to include the app's
+    declared providers. Matching is on the exact domain, case-insensitive, so
+    ``gmail.com.evil.test`` does not pass for Gmail.
     """
+    candidates = PRESETS if presets is None else presets
     domain = email.rpartition("@")[2].strip().lower().rstrip(".")
-    for preset in PRESETS.values():
-        if domain in preset.domains:
+    for preset in candidates.values():
+        if domain and domain in preset.domains:
             return preset
-    return PRESETS["other"]
+    return candidates.get("other", PRESETS["other"])
