@@ -46,7 +46,7 @@ def _strip(value: Any) -> Any:
 def ports_help(ports: tuple[int, ...] | None, usual: str) -> str:
     if ports is None:
         return usual
-    return "Allowed: " + ", ".join(str(p) for p in ports)
+    return "Allowed ports: " + ", ".join(str(p) for p in ports) + "."
 
 
 class ConnectForm(FlaskForm):
@@ -75,8 +75,10 @@ class ConnectForm(FlaskForm):
     def __init__(self, *args: Any, ports: dict[str, tuple[int, ...] | None], **kw: Any):
         super().__init__(*args, **kw)
         self.ports = ports
-        self.smtp_port.description = ports_help(ports["smtp"], "Usually 587 or 465")
-        self.imap_port.description = ports_help(ports["imap"], "Usually 993 or 143")
+        usual = "Usually 587 (STARTTLS) or 465 (SSL/TLS)."
+        self.smtp_port.description = ports_help(ports["smtp"], usual)
+        usual = "Usually 993 (SSL/TLS) or 143 (STARTTLS)."
+        self.imap_port.description = ports_help(ports["imap"], usual)
 
     @property
     def action(self) -> str:

@@ -29,7 +29,6 @@ def sandbox(tmp_path: Path) -> Iterator[Any]:
 @pytest.fixture
 def live_url(sandbox: Any, tmp_path: Path) -> Iterator[str]:
     from example_app import create_app
-
     from tests.hostapp import TEST_KEY
 
     config = {

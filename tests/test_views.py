@@ -217,7 +217,7 @@ def test_connect_page_starts_with_the_address(client: FlaskClient) -> None:
     assert presets["gmail"]["smtp"] == {"host": "smtp.gmail.com", "port": 587,
                                         "security": "starttls"}  # fmt: skip
     assert "gmail.com" in presets["gmail"]["domains"]
-    for label in ("SSL/TLS", "STARTTLS", "None", "Receive mail (IMAP)", "Allowed: 143, 993"):
+    for label in ("SSL/TLS", "STARTTLS", "None", "Receive mail (IMAP)", "Allowed ports: 143, 993."):
         assert label in page
 
 
