@@ -30,7 +30,7 @@ try:  # WTForms 3.3 deprecates (value, label) tuples in favour of SelectChoice
     from wtforms import SelectChoice as _Choice
 except ImportError:  # pragma: no cover - WTForms < 3.3
 
-    def _Choice(value: str, label: str) -> Any:  # type: ignore[no-redef]  # noqa: N802
+    def _Choice(value: str, label: str) -> Any:  # noqa: N802
         return (value, label)
 
 
@@ -125,11 +125,11 @@ class ConnectForm(FlaskForm):
             username=username,
             password=self.password.data or "",
             smtp_host=self.smtp_host.data or "",
-            smtp_port=self.smtp_port.data,  # type: ignore[arg-type]
-            smtp_security=self.smtp_security.data,  # type: ignore[arg-type]
+            smtp_port=self.smtp_port.data,
+            smtp_security=self.smtp_security.data,
             imap_host=(self.imap_host.data or "") if receives else None,
             imap_port=self.imap_port.data if receives else None,
-            imap_security=self.imap_security.data if receives else None,  # type: ignore[arg-type]
+            imap_security=self.imap_security.data if receives else None,
             provider=self.provider.data,
         )
 
@@ -157,8 +157,8 @@ class ConnectForm(FlaskForm):
 class ReconnectForm(ConnectForm):
     """Sign an existing account in again: same servers form; the address cannot change."""
 
-    display_name = None  # type: ignore[assignment]
-    continue_ = None  # type: ignore[assignment]
+    display_name = None
+    continue_ = None
     save = SubmitField("Save and reconnect")
 
 

@@ -41,7 +41,7 @@ class _GeneratedBaseLoader(BaseLoader):
 
 class _MailConnectBlueprint(Blueprint):
     @cached_property
-    def jinja_loader(self) -> BaseLoader | None:  # type: ignore[override]
+    def jinja_loader(self) -> BaseLoader | None:
         files = FileSystemLoader(os.path.join(PACKAGE_ROOT, "templates"))
         return ChoiceLoader([files, _GeneratedBaseLoader()])
 

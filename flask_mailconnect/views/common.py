@@ -20,12 +20,12 @@ if TYPE_CHECKING:
 
 
 def state() -> _State:
-    return current_app.extensions["mailconnect"]  # type: ignore[no-any-return]
+    return current_app.extensions["mailconnect"]
 
 
 def actor() -> Actor:
     """The signed-in person; ``_require_actor`` already refused anonymous visitors."""
-    return g.mailconnect_actor  # type: ignore[no-any-return]
+    return g.mailconnect_actor
 
 
 def load_account(account_id: int, action: str) -> MailAccount:
