@@ -22,7 +22,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional
 
-from .providers import PRESETS, detect_provider, get_preset
+from .providers import Preset, current_presets, detect_provider
 from .transport.settings import SECURITY_CHOICES, SECURITY_LABELS, ServerSettings
 from .validation import normalize_email, settings_errors
 
@@ -53,9 +53,8 @@ class ConnectForm(FlaskForm):
     """Manual (password) connection: the address, the login and both servers."""
 
     email = EmailField("Email address", [DataRequired(), Length(max=320)], filters=[_strip])
-    provider = SelectField(
-        "Provider", choices=[_Choice(p.key, p.name) for p in PRESETS.values()], default="other"
-    )
+    # Choices are the app's providers (presets plus MAILCONNECT_PROVIDERS), set per request.
+    provider = SelectField("Provider", choices=[], default="other")
     username = StringField("Login", [Length(max=320)], filters=[_strip])
     password = PasswordField("Password", [Length(max=1000)])
     smtp_host = StringField("SMTP server", [Length(max=253)], filters=[_strip])
@@ -74,6 +73,8 @@ class ConnectForm(FlaskForm):
 
     def __init__(self, *args: Any, ports: dict[str, tuple[int, ...] | None], **kw: Any):
         super().__init__(*args, **kw)
+        self.presets = current_presets()
+        self.provider.choices = [_Choice(p.key, p.name) for p in self.presets.values()]
         self.ports = ports
         usual = "Usually 587 (STARTTLS) or 465 (SSL/TLS)."
         self.smtp_port.description = ports_help(ports["smtp"], usual)
@@ -93,7 +94,7 @@ class ConnectForm(FlaskForm):
         Only called when those fields were not shown yet, so nothing the user typed is lost.
         """
         email = self.email.data or ""
-        preset = detect_provider(email)
+        preset = detect_provider(email, self.presets)
         self.provider.data = preset.key
         self.username.data = preset.login_for(email)
         for proto, fallback in (("smtp", (587, "starttls")), ("imap", (993, "ssl"))):
@@ -103,6 +104,9 @@ class ConnectForm(FlaskForm):
             getattr(self, f"{proto}_host").data = host
             getattr(self, f"{proto}_port").data = port
             getattr(self, f"{proto}_security").data = security
+
+    def preset(self) -> Preset:
+        return self.presets.get(self.provider.data or "", self.presets["other"])
 
     def check_email(self) -> bool:
         """Validate only the address (the "Continue" step)."""
@@ -117,9 +121,7 @@ class ConnectForm(FlaskForm):
 
     def to_settings(self) -> ServerSettings:
         receives = bool(self.receives.data)
-        username = self.username.data or get_preset(self.provider.data).login_for(
-            self.email.data or ""
-        )
+        username = self.username.data or self.preset().login_for(self.email.data or "")
         return ServerSettings(
             email=self.email.data or "",
             username=username,

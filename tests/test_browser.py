@@ -72,7 +72,9 @@ def test_connect_the_demo_mailbox(live_url: str, sandbox: Any) -> None:
         page.wait_for_selector("#smtp_port", state="visible")
         assert page.url.endswith("/email/connect")
         assert page.locator("[name=continue_]").count() == 0
-        assert page.locator("#smtp_port").input_value() == "587"
+        # The example app declares the sandbox in MAILCONNECT_PROVIDERS: detected by domain.
+        assert page.locator("#provider").input_value() == "sandbox"
+        assert page.locator("#smtp_port").input_value() == str(sandbox.smtp_port)
         assert page.locator("#username").input_value() == sandbox.address
         test_button = page.locator("[data-mc-test]")
         save_button = page.locator("[data-mc-save]")

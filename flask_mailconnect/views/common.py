@@ -11,7 +11,7 @@ from werkzeug.exceptions import NotFound
 
 from ..exceptions import PermissionDenied
 from ..models import MailAccount
-from ..providers import PRESETS
+from ..providers import current_presets
 from ..scopes import Actor
 from ..transport.settings import SECURITY_LABELS
 
@@ -109,7 +109,7 @@ def time_ago(value: datetime | None, now: datetime | None = None) -> str:
 
 
 def provider_name(key: str) -> str:
-    preset = PRESETS.get(key)
+    preset = current_presets().get(key)
     return preset.name if preset else key
 
 

@@ -14,7 +14,7 @@ from .. import accounts
 from ..exceptions import ConnectionTestFailed, InvalidSettings
 from ..forms import AccountSettingsForm, ConfirmForm, ConnectForm, ReconnectForm
 from ..models import MailAccount
-from ..providers import PRESETS
+from ..providers import current_presets
 from ..scopes import Owner
 from ..signatures import sanitize_signature
 from ..transport.settings import ConnectionReport
@@ -23,7 +23,8 @@ from .common import actor, load_account, ports, state
 
 def _presets() -> dict[str, Any]:
     """Preset data for the page's script: servers, login format and the domains to detect."""
-    return {key: {**p.as_dict(), "domains": list(p.domains)} for key, p in PRESETS.items()}
+    presets = current_presets()
+    return {key: {**p.as_dict(), "domains": list(p.domains)} for key, p in presets.items()}
 
 
 def _render_connect(
