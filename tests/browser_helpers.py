@@ -76,7 +76,14 @@ def shoot(page: Any, name: str) -> dict[str, Path]:
 
 
 def publish(paths: dict[str, Path], name: str) -> None:
-    """Copy screenshots the README shows into docs/_static/."""
+    """Copy screenshots the README shows into docs/_static/.
+
+    Only when missing or with MAILCONNECT_UPDATE_DOC_SCREENSHOTS=1: the pictures differ in every
+    run (the sandbox's ports), and a test run should not leave tracked files modified.
+    """
     DOCS_STATIC.mkdir(parents=True, exist_ok=True)
+    update = os.environ.get("MAILCONNECT_UPDATE_DOC_SCREENSHOTS") == "1"
     for label, path in paths.items():
-        shutil.copyfile(path, DOCS_STATIC / f"{name}-{label}.png")
+        target = DOCS_STATIC / f"{name}-{label}.png"
+        if update or not target.exists():
+            shutil.copyfile(path, target)
