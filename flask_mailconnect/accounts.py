@@ -115,6 +115,7 @@ def connect_manual(
     and :class:`ConnectionTestFailed` (with the report) when the test fails. When ``owner``
     already has this address, that account is signed in again instead (settings kept).
     """
+    _settings_for_test(state, settings)  # InvalidSettings before anything else happens
     email = normalize_email(settings.email)
     existing = _find(state, owner, email)
     if existing is not None:
@@ -147,6 +148,7 @@ def reconnect_manual(
 ) -> MailAccount:
     """New password (or servers) for an existing account after a passing test; keeps the rest."""
     require(state, actor, "manage", account.owner)
+    _settings_for_test(state, settings)
     if normalize_email(settings.email).lower() != account.email.lower():
         settings = replace(settings, email=account.email)  # the address is the account's identity
     _tested(state, owner=account.owner, settings=settings, actor=actor)

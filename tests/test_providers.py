@@ -1,4 +1,5 @@
 """Provider presets, host-declared providers and detection by domain."""
+# ruff: noqa: E501  (the preset table reads best one provider per line)
 
 from __future__ import annotations
 

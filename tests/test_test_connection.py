@@ -60,11 +60,33 @@ def test_both_protocols_ok(smtp_starttls, dovecot, peer_options) -> None:
         imap_security="ssl",
     )
     report = run_test_connection(settings, peer_options)
-    # The SMTP user's password is not the Dovecot user's: IMAP fails, SMTP succeeds.
-    assert report.smtp.ok
-    assert report.imap is not None and report.imap.code == "auth_failed"
-    assert not report.ok
+    assert report.smtp.ok and report.imap is not None and report.imap.ok
+    assert report.ok
     assert [r["protocol"] for r in report.as_dict()["results"]] == ["smtp", "imap"]
+
+
+def test_one_failing_protocol_fails_the_report(smtp_starttls, dovecot, peer_options) -> None:
+    settings = ServerSettings(
+        email=smtp_starttls.user,
+        username=smtp_starttls.user,
+        password=smtp_starttls.password,
+        smtp_host="localhost",
+        smtp_port=smtp_starttls.port,
+        smtp_security="starttls",
+        imap_host="localhost",
+        imap_port=dovecot.port,  # the STARTTLS port, with SSL/TLS chosen
+        imap_security="ssl",
+    )
+    report = run_test_connection(settings, peer_options)
+    assert report.smtp.ok
+    assert report.imap is not None and report.imap.code == "wrong_security_for_port"
+    assert not report.ok
+    assert report.as_dict()["results"][1] == {
+        "protocol": "imap",
+        "ok": False,
+        "code": "wrong_security_for_port",
+        "message": report.imap.message,
+    }
 
 
 def test_send_only_account_has_no_imap_result(smtp_ssl, peer_options) -> None:

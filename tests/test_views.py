@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,11 +22,11 @@ from flask_mailconnect import (
 )
 from flask_mailconnect.transport.errors import MESSAGES
 from tests.conftest import login
-from tests.peers import require_peer
+from tests.peers import MAILBOX_PASSWORD, MAILBOX_USER
 
 EMAIL = "alice@example.com"  # the account's address (email_validator refuses .test)
-USER = "alice@example.test"  # the login both servers accept
-PASSWORD = "s3cret-Pa55word!"  # both servers accept it; must never show up in a page or log
+USER = MAILBOX_USER  # the login both servers accept
+PASSWORD = MAILBOX_PASSWORD  # must never show up in a page or log
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -265,37 +263,11 @@ def test_json_test_reports_field_errors(client: FlaskClient) -> None:
 # -- against real servers --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def servers(peer_certs: Any) -> Iterator[tuple[Any, Any]]:
+@pytest.fixture
+def servers(smtp_starttls: Any, dovecot: Any) -> tuple[Any, Any]:
     """aiosmtpd (STARTTLS) and Dovecot (IMAP with STARTTLS and IMAPS) sharing one login."""
-    try:
-        from tests.peers.smtp_server import start_smtp
-    except ImportError as exc:
-        require_peer("aiosmtpd", str(exc))
-    from tests.peers.dovecot import dovecot_available, start_dovecot, stop_dovecot
-
-    reason = dovecot_available()
-    if reason is None and os.geteuid() != 0:
-        reason = "the test config runs Dovecot as root (mail processes as user dovecot)"
-    if reason is not None:
-        require_peer("dovecot", reason)
-    smtp, controller = start_smtp(
-        "starttls", ca_file=peer_certs.ca_file, context=peer_certs.server_context(trusted=True),
-        user=USER, password=PASSWORD,
-    )  # fmt: skip
-    try:
-        imap = start_dovecot(
-            cert_file=peer_certs.cert_file, key_file=peer_certs.key_file,
-            ca_file=peer_certs.ca_file, user=USER, password=PASSWORD,
-        )  # fmt: skip
-    except Exception as exc:
-        controller.stop()
-        require_peer("dovecot", f"could not start: {exc}")
-    try:
-        yield smtp, imap
-    finally:
-        stop_dovecot(imap)
-        controller.stop()
+    assert (smtp_starttls.user, smtp_starttls.password) == (dovecot.user, dovecot.password)
+    return smtp_starttls, dovecot
 
 
 @pytest.fixture

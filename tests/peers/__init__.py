@@ -10,6 +10,11 @@ import socket
 
 import pytest
 
+#: The one mailbox login every peer (aiosmtpd and Dovecot) accepts, so a test can connect an
+#: account that both sends and receives.
+MAILBOX_USER = "alice@example.test"
+MAILBOX_PASSWORD = "s3cret-Pa55word!"
+
 
 def require_peer(name: str, reason: str) -> None:
     """A peer is missing: skip with a visible reason, or fail under MAILCONNECT_REQUIRE_PEERS=1."""

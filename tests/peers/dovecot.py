@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import free_port, wait_for_port
+from . import MAILBOX_PASSWORD, MAILBOX_USER, free_port, wait_for_port
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 
@@ -107,8 +107,8 @@ def start_dovecot(
     cert_file: str,
     key_file: str,
     ca_file: str,
-    user: str = "bob@example.test",
-    password: str = "imap-Pa55word!",
+    user: str = MAILBOX_USER,
+    password: str = MAILBOX_PASSWORD,
 ) -> DovecotPeer:
     """Start Dovecot and wait until both ports accept connections; raises RuntimeError."""
     directory = Path(tempfile.mkdtemp(prefix="mailconnect-dovecot-"))

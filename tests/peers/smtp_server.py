@@ -16,7 +16,7 @@ from typing import Any, Literal
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from . import free_port
+from . import MAILBOX_PASSWORD, MAILBOX_USER, free_port
 
 Mode = Literal["starttls", "ssl", "plain"]
 
@@ -175,8 +175,8 @@ def start_smtp(
     *,
     ca_file: str,
     context: ssl.SSLContext | None,
-    user: str = "alice@example.test",
-    password: str = "s3cret-Pa55word!",
+    user: str = MAILBOX_USER,
+    password: str = MAILBOX_PASSWORD,
 ) -> tuple[SmtpPeer, Controller]:
     """Start one aiosmtpd on a free 127.0.0.1 port. ``context``: the server's TLS context."""
     peer = SmtpPeer("127.0.0.1", free_port(), user, password, ca_file, mode)
