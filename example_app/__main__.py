@@ -24,6 +24,7 @@ def _banner(url: str, sandbox: Sandbox) -> str:
   Then open "Email settings" > connect an account, and type the demo mailbox:
     Email        {sandbox.address}
     Password     {sandbox.password}
+  The servers fill in from the address (provider "Demo sandbox"):
     SMTP server  {sandbox.smtp_host}  port {sandbox.smtp_port}  security STARTTLS
     IMAP server  {sandbox.imap_host}  port {sandbox.imap_port}  security SSL/TLS
 
