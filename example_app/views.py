@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
@@ -15,11 +16,17 @@ bp = Blueprint("demo", __name__)
 
 
 def _safe_next(target: str | None) -> str | None:
-    """Only same-site paths: ``/email/`` yes, ``//evil.test`` or ``https://evil.test`` no."""
+    """Only same-site paths: ``/email/`` yes; ``//evil.test``, ``/\\evil.test`` (browsers read
+    ``/\\`` like ``//``), ``https://evil.test`` or ``javascript:...`` no."""
     if not target:
         return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    if "\\" in target or any(unicodedata.category(ch) == "Cc" for ch in target):
+        return None
+    if not target.startswith("/") or target.startswith("//"):
+        return None
+    host = urlsplit(request.host_url)
+    resolved = urlsplit(urljoin(request.host_url, target))
+    if (resolved.scheme, resolved.netloc) != (host.scheme, host.netloc):
         return None
     return target
 

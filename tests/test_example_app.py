@@ -129,6 +129,35 @@ def test_login_redirects_only_to_local_pages(example: Flask) -> None:
     assert response.location == "/email/"
 
 
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/\\evil.test",  # browsers read /\ like //
+        "/\\/evil.test",
+        "//evil.test",
+        "https://evil.test",
+        "javascript:alert(1)",
+        "/\tevil.test",
+        "/email/\r\nX: y",
+        "",
+    ],
+)
+def test_login_refuses_unsafe_next_targets(example: Flask, target: str) -> None:
+    client = example.test_client()
+    token = csrf_token(client.get("/login").data)
+    data = {"email": "alice@demo.test", "password": "alice", "csrf_token": token}
+    response = client.post("/login", query_string={"next": target}, data=data)
+    assert response.status_code == 302 and response.location == "/"
+
+
+def test_login_honours_a_local_next_target(example: Flask) -> None:
+    client = example.test_client()
+    token = csrf_token(client.get("/login").data)
+    data = {"email": "alice@demo.test", "password": "alice", "csrf_token": token}
+    response = client.post("/login", query_string={"next": "/email/"}, data=data)
+    assert response.status_code == 302 and response.location == "/email/"
+
+
 def test_sandbox_settings_are_shown_to_the_demo_user(tmp_path: Path) -> None:
     app = create_app(
         {
