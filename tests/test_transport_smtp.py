@@ -76,6 +76,15 @@ def test_starttls_on_implicit_tls_port_is_wrong_security(smtp_ssl, peer_certs) -
     assert smtp_ssl.auth_attempts == []
 
 
+def test_starttls_refused_with_454_is_tls_unavailable(smtp_starttls, peer_options) -> None:
+    smtp_starttls.starttls_reply = "454 4.7.0 TLS not available due to temporary reason"
+    result = check_smtp(smtp_settings(smtp_starttls), peer_options)
+    assert (result.ok, result.code) == (False, "tls_unavailable"), result
+    assert result.detail == "STARTTLS 454"
+    assert not result.retryable
+    assert smtp_starttls.auth_commands == 0  # no AUTH, not even a refused one
+
+
 def test_ssl_on_starttls_port_is_wrong_security(smtp_starttls, peer_options) -> None:
     result = check_smtp(smtp_settings(smtp_starttls, security="ssl"), peer_options)
     assert result.code == "wrong_security_for_port"

@@ -95,11 +95,15 @@ def _upgrade(client: _GuardedSMTP, settings: ServerSettings, context: ssl.SSLCon
     if not client.has_extn("starttls"):
         raise _fail(errors.TLS_UNAVAILABLE, settings, "no STARTTLS in EHLO")
     try:
-        code, _reply = client.starttls(context=context)
+        client.starttls(context=context)
+    except smtplib.SMTPNotSupportedError:
+        raise _fail(errors.TLS_UNAVAILABLE, settings, "no STARTTLS in EHLO") from None
+    except smtplib.SMTPResponseException as exc:
+        # smtplib raises on any reply but 220 (e.g. "454 TLS not available"); the connection is
+        # still plaintext, so nothing more is said on it.
+        raise _fail(errors.TLS_UNAVAILABLE, settings, f"STARTTLS {exc.smtp_code}") from None
     except ssl.SSLError as exc:
         raise _fail(tls_error_code(exc, implicit=False), settings, type(exc).__name__) from None
-    if code != 220:
-        raise _fail(errors.TLS_UNAVAILABLE, settings, f"STARTTLS {code}")
     client.ehlo()
 
 

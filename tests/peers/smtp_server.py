@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
 from . import MAILBOX_PASSWORD, MAILBOX_USER, free_port
 
@@ -45,6 +45,9 @@ class SmtpPeer:
     oauth_tokens: set[str] = field(default_factory=set)  # bearer tokens XOAUTH2 accepts
     # Logins answered like Microsoft 365 with SMTP AUTH turned off for the mailbox.
     auth_disabled_user: str = "disabled@example.test"
+    # Set to e.g. "454 4.7.0 TLS not available" to refuse STARTTLS (cleared by reset()).
+    starttls_reply: str | None = None
+    auth_commands: int = 0  # AUTH commands received, accepted or not (even before TLS)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -56,6 +59,8 @@ class SmtpPeer:
             self.messages.clear()
             self.auth_attempts.clear()
             self.connections = 0
+            self.auth_commands = 0
+            self.starttls_reply = None
 
 
 class _Handler:
@@ -127,6 +132,20 @@ class _PeerSMTP(SMTP):
 
     def _create_session(self) -> Session:
         return _QuietSession(self.loop)
+
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str) -> None:  # noqa: N802
+        reply = self._peer.starttls_reply
+        if reply is not None:
+            await self.push(reply)
+            return
+        await super().smtp_STARTTLS(arg)
+
+    @syntax("AUTH <mechanism>")
+    async def smtp_AUTH(self, arg: str) -> None:  # noqa: N802
+        with self._peer.lock:
+            self._peer.auth_commands += 1
+        await super().smtp_AUTH(arg)
 
     def connection_made(self, transport: Any) -> None:
         with self._peer.lock:
