@@ -22,7 +22,7 @@ from .scopes import Actor, Owner
 from .signatures import sanitize_signature, signature_to_text
 from .transport.settings import ConnectionReport, ServerSettings
 from .transport.tester import test_connection as run_test
-from .validation import normalize_email, validate_settings
+from .validation import clean_display_name, normalize_email, validate_settings
 
 if TYPE_CHECKING:
     from .extension import _State
@@ -85,6 +85,21 @@ def _apply_servers(account: MailAccount, settings: ServerSettings) -> None:
     account.last_error_code = account.last_error_message = None
 
 
+def _forget_password(state: _State, account: MailAccount) -> None:
+    """Drop the plaintext from the instance once it is flushed (encrypted) to the database.
+
+    The instance goes on to signal receivers and templates; the column is deferred with
+    raiseload, so reading it there raises instead of revealing it.
+    """
+    state.session.expire(account, ["password"])
+
+
+def load_password(state: _State, account: MailAccount) -> str | None:
+    """Decrypt and return the account's stored password (for the transport layer only)."""
+    query = sa.select(MailAccount.password).where(MailAccount.id == account.id)
+    return state.session.scalar(query)
+
+
 def _provider_key(settings: ServerSettings, email: str) -> str:
     presets = current_presets()
     if settings.provider in presets:
@@ -116,6 +131,7 @@ def connect_manual(
     already has this address, that account is signed in again instead (settings kept).
     """
     _settings_for_test(state, settings)  # InvalidSettings before anything else happens
+    display_name = clean_display_name(display_name)
     email = normalize_email(settings.email)
     existing = _find(state, owner, email)
     if existing is not None:
@@ -127,13 +143,14 @@ def connect_manual(
         provider=_provider_key(settings, email),
         auth_method="password",
         email=email,
-        display_name=(display_name or "").strip()[:200],
+        display_name=display_name,
         connected_by=actor.id if actor else None,
         is_default=default_account(state, owner) is None,
     )
     _apply_servers(account, settings)
     state.session.add(account)
     state.session.flush()
+    _forget_password(state, account)
     audit.record(state.session, "connect", actor=actor, account=account)
     signals.account_connected.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]
@@ -155,6 +172,7 @@ def reconnect_manual(
     _apply_servers(account, settings)
     account.provider = _provider_key(settings, account.email)
     state.session.flush()
+    _forget_password(state, account)
     audit.record(state.session, "reconnect", actor=actor, account=account)
     signals.account_updated.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]
@@ -181,7 +199,16 @@ def update_account(
         clean = sanitize_signature(str(changes["signature_html"] or "")[:limit])
         changes["signature_html"] = clean
     if "display_name" in changes:
-        changes["display_name"] = str(changes["display_name"] or "").strip()[:200]
+        changes["display_name"] = clean_display_name(changes["display_name"])
+    successor = None
+    if "is_default" in changes:
+        changes["is_default"] = bool(changes["is_default"])
+        if account.is_default and not changes["is_default"]:
+            # An owner with accounts always has a default: unticking hands it to the next one,
+            # and the only account stays default.
+            successor = _next_default(state, account)
+            if successor is None:
+                del changes["is_default"]
     changed = {k for k, v in changes.items() if getattr(account, k) != v}
     for name in changed:
         setattr(account, name, changes[name])
@@ -189,6 +216,8 @@ def update_account(
         account.signature_text = signature_to_text(account.signature_html)
     if "is_default" in changed and account.is_default:
         _clear_other_defaults(state, account)
+    if successor is not None and "is_default" in changed:
+        successor.is_default = True
     if not changed:
         return changed
     state.session.flush()
@@ -202,6 +231,11 @@ def update_account(
         changes=changed,
     )
     return changed
+
+
+def _next_default(state: _State, account: MailAccount) -> MailAccount | None:
+    others = [a for a in accounts_for(state, account.owner) if a.id != account.id]
+    return others[0] if others else None
 
 
 def _clear_other_defaults(state: _State, account: MailAccount) -> None:
@@ -240,7 +274,7 @@ def disconnect(state: _State, account: MailAccount, *, actor: Actor | None) -> N
     session.delete(account)
     session.flush()
     if was_default:
-        successor = default_account(state, account.owner)
+        successor = default_account(state, account.owner)  # the account itself is gone now
         if successor is not None:
             successor.is_default = True
             session.flush()

@@ -29,7 +29,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 class _State:
     """What one app needs; stored in ``app.extensions["mailconnect"]`` (never ``self.app``)."""
 
-    def __init__(self, extension: MailConnect, app: Flask, db: SQLAlchemy, policy: Policy):
+    def __init__(self, extension: MailConnect, db: SQLAlchemy, policy: Policy):
         self.extension = extension
         self.db = db
         self.policy = policy
@@ -122,7 +122,9 @@ class MailConnect:
         else:  # fail at start-up, not at the first save, when a key is malformed
             build_cipher(app.config["MAILCONNECT_ENCRYPTION_KEYS"])
         parse_providers(app.config["MAILCONNECT_PROVIDERS"])  # a bad entry fails at start-up
-        app.extensions["mailconnect"] = _State(self, app, db, policy or Policy())
+        if "mailconnect" in app.extensions:
+            raise RuntimeError("MailConnect is already initialised on this app")
+        app.extensions["mailconnect"] = _State(self, db, policy or Policy())
 
         from .cli import cli_group
 

@@ -66,7 +66,10 @@ class AccountStatus:
 
 class MailAccount(Base):
     __tablename__ = "mailconnect_account"
-    __table_args__ = (sa.Index("ix_mailconnect_account_owner", "owner_kind", "owner_id"),)
+    __table_args__ = (
+        # One row per address and owner; also the owner index for listing.
+        sa.UniqueConstraint("owner_kind", "owner_id", "email", name="uq_mailconnect_account_owner"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_kind: Mapped[str] = mapped_column(sa.String(32))
@@ -76,7 +79,12 @@ class MailAccount(Base):
     auth_method: Mapped[str] = mapped_column(sa.String(16), default="password")
     email: Mapped[str] = mapped_column(sa.String(320), index=True)
     username: Mapped[str] = mapped_column(sa.String(320))
-    password: Mapped[str | None] = mapped_column(EncryptedText, default=None)
+    # Deferred with raiseload: listing accounts never decrypts (a lost key cannot break pages),
+    # and an account handed to a signal receiver or template cannot leak it by attribute access.
+    # Code that needs it calls accounts.load_password().
+    password: Mapped[str | None] = mapped_column(
+        EncryptedText, default=None, deferred=True, deferred_raiseload=True
+    )
 
     smtp_host: Mapped[str] = mapped_column(sa.String(253))
     smtp_port: Mapped[int] = mapped_column(sa.Integer)
@@ -117,10 +125,6 @@ class MailAccount(Base):
     @property
     def status_label(self) -> str:
         return AccountStatus.LABELS.get(self.status, self.status.replace("_", " ").capitalize())
-
-    @property
-    def has_password(self) -> bool:
-        return self.password is not None
 
     def __repr__(self) -> str:  # never includes secrets
         return f"<MailAccount {self.id} {self.email!r} {self.owner_kind}:{self.owner_id}>"

@@ -26,13 +26,20 @@ ALLOWED_ATTRIBUTES = {
     "div": {"align"},
     "font": {"color", "size", "face"},
 }
-# Remote images are tracking pixels as often as logos; only embedded (data:) images pass.
+# Links may point to the web, an address or a phone number. Remote images are tracking pixels as
+# often as logos, so an image must be embedded (data:image/...); data: is allowed nowhere else.
+LINK_SCHEMES = ("http:", "https:", "mailto:", "tel:")
 URL_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
+# Formats browsers render as images without running script (SVG can carry script: not listed).
+IMAGE_DATA_PREFIXES = tuple(f"data:image/{kind};" for kind in ("png", "jpeg", "jpg", "gif", "webp"))
 
 
 def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:
-    if tag == "img" and attribute == "src" and not value.startswith("data:image/"):
-        return None
+    lowered = value.strip().lower()
+    if tag == "img" and attribute == "src":
+        return value if lowered.startswith(IMAGE_DATA_PREFIXES) else None
+    if tag == "a" and attribute == "href":
+        return value if lowered.startswith(LINK_SCHEMES) else None
     return value
 
 

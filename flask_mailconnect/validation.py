@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -22,6 +23,17 @@ def normalize_email(value: str) -> str:
         return validate_email(value.strip(), check_deliverability=False).normalized
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from None
+
+
+def clean_display_name(value: object) -> str:
+    """A display name safe to put in a From header, or :class:`InvalidSettings`."""
+    text = str(value or "").strip()
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        message = "Line breaks and control characters are not allowed in a display name."
+        raise InvalidSettings({"display_name": message})
+    if len(text) > 200:
+        raise InvalidSettings({"display_name": "Use at most 200 characters."})
+    return text
 
 
 def _ports_text(ports: tuple[int, ...]) -> str:
@@ -59,7 +71,7 @@ def settings_errors(
         protocols.append(("imap", imap_ports))
     for proto, allowed in protocols:
         host = getattr(settings, f"{proto}_host") or ""
-        if not _HOST.match(host):
+        if not _HOST.fullmatch(host):
             errors[f"{proto}_host"] = "Enter a server name such as mail.example.com."
         problem = check_port(getattr(settings, f"{proto}_port"), allowed)
         if problem:

@@ -63,6 +63,11 @@ def _signals(app: Flask) -> tuple[list[tuple[str, dict[str, Any]]], list[Any]]:
         def receiver(sender: Any, _name: str = signal.name, **extra: Any) -> None:
             assert sender is app
             actor = extra.get("actor")
+            try:  # receivers get the account, never its secret
+                leaked = extra["account"].password
+            except sa.exc.InvalidRequestError:
+                leaked = None
+            assert leaked is None
             # Read the actor's id now: after the request/app context it is a detached object.
             seen.append((_name, {**extra, "actor_id": actor.id if actor is not None else None}))
 
@@ -103,6 +108,10 @@ def test_connect_list_update_disconnect_round_trip(
             assert account.signature_text == "Alice x"
             # Saving the same values again changes nothing and fires nothing.
             assert mailconnect.update_account(account, actor=alice, notify_mobile=False) == set()
+            with pytest.raises(InvalidSettings) as invalid:
+                mailconnect.update_account(account, actor=alice, display_name="Eve\r\nBcc: x@y")
+            assert "display_name" in invalid.value.errors
+            assert account.display_name == "Alice"
 
             account_id = account.id
             mailconnect.disconnect(account, actor=alice)
@@ -222,8 +231,16 @@ def test_second_account_is_not_default_until_the_first_is_disconnected(
         db.session.commit()
         db.session.refresh(first)
         assert (first.is_default, second.is_default) == (False, True)
+        # Unticking the default hands it on; the only account stays default.
+        assert mailconnect.update_account(second, is_default=False) == {"is_default"}
+        db.session.commit()
+        db.session.refresh(first)
+        assert (first.is_default, second.is_default) == (True, False)
+        mailconnect.update_account(second, is_default=True)
         mailconnect.disconnect(second)
         db.session.commit()
         db.session.refresh(first)
         assert first.is_default
         assert mailconnect.default_account(("user", 1)) is first
+        assert mailconnect.update_account(first, is_default=False) == set()
+        assert first.is_default

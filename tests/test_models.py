@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
-from flask import Flask
+from flask import Flask, current_app
 
 from flask_mailconnect import (
     AuditEvent,
@@ -19,6 +19,7 @@ from flask_mailconnect import (
     SyncedMessage,
     account_disconnected,
 )
+from flask_mailconnect.accounts import load_password
 from tests import hostapp
 from tests.conftest import database_urls
 
@@ -63,6 +64,12 @@ def _account(owner_id: str = "1", email: str = "alice@example.test", **kw: objec
     return MailAccount(**values)
 
 
+def _password(account_id: int) -> str | None:
+    """The decrypted password, read the way the extension reads it (accounts.load_password)."""
+    state = current_app.extensions["mailconnect"]
+    return load_password(state, hostapp.db.session.get(MailAccount, account_id))
+
+
 def _raw_password(account_id: int) -> str | None:
     return hostapp.db.session.execute(
         sa.text("SELECT password FROM mailconnect_account WHERE id = :id"), {"id": account_id}
@@ -79,8 +86,11 @@ def test_password_is_encrypted_at_rest_and_reads_back(db_app: tuple[Flask, MailC
         assert raw is not None and PASSWORD not in raw
         assert Fernet(KEY_A.encode()).decrypt(raw.encode()).decode() == PASSWORD
         hostapp.db.session.expire_all()
-        assert hostapp.db.session.get(MailAccount, account.id).password == PASSWORD
+        assert _password(account.id) == PASSWORD
         assert PASSWORD not in repr(account)
+        # The loaded instance never holds the secret: reading the attribute raises.
+        with pytest.raises(sa.exc.InvalidRequestError):
+            _ = hostapp.db.session.get(MailAccount, account.id).password
 
 
 def test_datetimes_come_back_aware_utc(db_app: tuple[Flask, MailConnect]) -> None:
@@ -114,7 +124,7 @@ def test_key_rotation_old_key_second_then_rotate_key_drops_it(
     # New key first, old key second: everything still reads.
     app.config["MAILCONNECT_ENCRYPTION_KEYS"] = [KEY_B, KEY_A]
     with app.app_context():
-        assert [hostapp.db.session.get(MailAccount, i).password for i in ids] == [PASSWORD] * 3
+        assert [_password(i) for i in ids] == [PASSWORD] * 3
         hostapp.db.session.remove()
 
     result = app.test_cli_runner().invoke(args=["mailconnect", "rotate-key"])
@@ -125,7 +135,7 @@ def test_key_rotation_old_key_second_then_rotate_key_drops_it(
     app.config["MAILCONNECT_ENCRYPTION_KEYS"] = [KEY_B]
     with app.app_context():
         for i in ids:
-            assert hostapp.db.session.get(MailAccount, i).password == PASSWORD
+            assert _password(i) == PASSWORD
             assert Fernet(KEY_B.encode()).decrypt(_raw_password(i).encode()).decode() == PASSWORD
         hostapp.db.session.remove()
 
@@ -141,8 +151,12 @@ def test_without_the_old_key_reads_fail_loudly_and_rotate_key_says_what_to_do(
         account_id = account.id
         hostapp.db.session.remove()
     app.config["MAILCONNECT_ENCRYPTION_KEYS"] = [KEY_B]
-    with app.app_context(), pytest.raises(EncryptionKeyError, match="rotate-key"):
-        hostapp.db.session.get(MailAccount, account_id)
+    with app.app_context():
+        # Listing still works (secrets are not decrypted to show an account)...
+        assert hostapp.db.session.get(MailAccount, account_id).email == "alice@example.test"
+        # ...and using the secret says what went wrong.
+        with pytest.raises(EncryptionKeyError, match="rotate-key"):
+            _password(account_id)
     with app.app_context():
         hostapp.db.session.remove()
     result = app.test_cli_runner().invoke(args=["mailconnect", "rotate-key"])
@@ -150,7 +164,7 @@ def test_without_the_old_key_reads_fail_loudly_and_rotate_key_says_what_to_do(
     assert "Put the old key back" in result.output
     app.config["MAILCONNECT_ENCRYPTION_KEYS"] = [KEY_A]
     with app.app_context():  # nothing was half-rotated
-        assert hostapp.db.session.get(MailAccount, account_id).password == PASSWORD
+        assert _password(account_id) == PASSWORD
 
 
 def test_disconnect_deletes_account_and_synced_mail_but_keeps_pinned(
@@ -189,6 +203,19 @@ def test_disconnect_deletes_account_and_synced_mail_but_keeps_pinned(
         assert [(e.action, e.outcome, e.account_id) for e in events] == [
             ("disconnect", "ok", account_id)
         ]
+
+
+def test_one_row_per_owner_and_address(db_app: tuple[Flask, MailConnect]) -> None:
+    app, _ = db_app
+    with app.app_context():
+        hostapp.db.session.add(_account())
+        hostapp.db.session.commit()
+        hostapp.db.session.add(_account(owner_id="2"))  # the same address for someone else: fine
+        hostapp.db.session.commit()
+        hostapp.db.session.add(_account())
+        with pytest.raises(sa.exc.IntegrityError):
+            hostapp.db.session.commit()
+        hostapp.db.session.rollback()
 
 
 def test_init_db_creates_the_tables(tmp_path: object) -> None:

@@ -6,7 +6,9 @@ clients. ``hints`` add provider-specific advice to an error code's message.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
 from ..transport.settings import Security
@@ -63,72 +65,77 @@ def _app_password_hint(name: str, url: str) -> dict[str, str]:
     return {"auth_failed": _APP_PASSWORD.format(name=name, url=url)}
 
 
-PRESETS: dict[str, Preset] = {
-    p.key: p
-    for p in (
-        Preset(
-            key="gmail",
-            name="Gmail / Google Workspace",
-            domains=("gmail.com", "googlemail.com"),
-            smtp=ServerPreset("smtp.gmail.com", 587, "starttls"),
-            imap=ServerPreset("imap.gmail.com", 993, "ssl"),
-            hints=_app_password_hint("Google", "https://myaccount.google.com/apppasswords"),
-            help_url="https://support.google.com/mail/answer/185833",
-        ),
-        Preset(
-            key="microsoft365",
-            name="Microsoft 365",
-            domains=(),
-            smtp=ServerPreset("smtp.office365.com", 587, "starttls"),
-            imap=ServerPreset("outlook.office365.com", 993, "ssl"),
-            hints={
-                "auth_failed": (
-                    "If your organisation uses multi-factor sign-in, passwords do not work "
-                    "for mail clients: connect with Microsoft instead."
-                ),
-            },
-            help_url="https://learn.microsoft.com/exchange/clients-and-mobile-in-exchange-online/authenticated-client-smtp-submission",
-        ),
-        Preset(
-            key="outlook",
-            name="Outlook.com / Hotmail",
-            domains=("outlook.com", "hotmail.com", "live.com", "msn.com"),
-            smtp=ServerPreset("smtp-mail.outlook.com", 587, "starttls"),
-            imap=ServerPreset("outlook.office365.com", 993, "ssl"),
-            hints={
-                "auth_failed": (
-                    "Outlook.com no longer accepts passwords from mail apps: "
-                    "connect with Microsoft instead."
-                ),
-            },
-        ),
-        Preset(
-            key="yahoo",
-            name="Yahoo Mail",
-            domains=("yahoo.com", "ymail.com", "rocketmail.com"),
-            smtp=ServerPreset("smtp.mail.yahoo.com", 465, "ssl"),
-            imap=ServerPreset("imap.mail.yahoo.com", 993, "ssl"),
-            hints=_app_password_hint(
-                "Yahoo", "https://login.yahoo.com/account/security/app-passwords"
+# Read-only: presets are shared by every app in the process.
+PRESETS: Mapping[str, Preset] = MappingProxyType(
+    {
+        p.key: p
+        for p in (
+            Preset(
+                key="gmail",
+                name="Gmail / Google Workspace",
+                domains=("gmail.com", "googlemail.com"),
+                smtp=ServerPreset("smtp.gmail.com", 587, "starttls"),
+                imap=ServerPreset("imap.gmail.com", 993, "ssl"),
+                hints=_app_password_hint("Google", "https://myaccount.google.com/apppasswords"),
+                help_url="https://support.google.com/mail/answer/185833",
             ),
-        ),
-        Preset(
-            key="icloud",
-            name="iCloud Mail",
-            domains=("icloud.com", "me.com", "mac.com"),
-            smtp=ServerPreset("smtp.mail.me.com", 587, "starttls"),
-            imap=ServerPreset("imap.mail.me.com", 993, "ssl"),
-            hints=_app_password_hint("Apple", "https://account.apple.com (Sign-In and Security)"),
-        ),
-        Preset(
-            key="other",
-            name="Other (IMAP / SMTP)",
-            domains=(),
-            smtp=None,
-            imap=None,
-        ),
-    )
-}
+            Preset(
+                key="microsoft365",
+                name="Microsoft 365",
+                domains=(),
+                smtp=ServerPreset("smtp.office365.com", 587, "starttls"),
+                imap=ServerPreset("outlook.office365.com", 993, "ssl"),
+                hints={
+                    "auth_failed": (
+                        "If your organisation uses multi-factor sign-in, passwords do not work "
+                        "for mail clients: connect with Microsoft instead."
+                    ),
+                },
+                help_url="https://learn.microsoft.com/exchange/clients-and-mobile-in-exchange-online/authenticated-client-smtp-submission",
+            ),
+            Preset(
+                key="outlook",
+                name="Outlook.com / Hotmail",
+                domains=("outlook.com", "hotmail.com", "live.com", "msn.com"),
+                smtp=ServerPreset("smtp-mail.outlook.com", 587, "starttls"),
+                imap=ServerPreset("outlook.office365.com", 993, "ssl"),
+                hints={
+                    "auth_failed": (
+                        "Outlook.com no longer accepts passwords from mail apps: "
+                        "connect with Microsoft instead."
+                    ),
+                },
+            ),
+            Preset(
+                key="yahoo",
+                name="Yahoo Mail",
+                domains=("yahoo.com", "ymail.com", "rocketmail.com"),
+                smtp=ServerPreset("smtp.mail.yahoo.com", 465, "ssl"),
+                imap=ServerPreset("imap.mail.yahoo.com", 993, "ssl"),
+                hints=_app_password_hint(
+                    "Yahoo", "https://login.yahoo.com/account/security/app-passwords"
+                ),
+            ),
+            Preset(
+                key="icloud",
+                name="iCloud Mail",
+                domains=("icloud.com", "me.com", "mac.com"),
+                smtp=ServerPreset("smtp.mail.me.com", 587, "starttls"),
+                imap=ServerPreset("imap.mail.me.com", 993, "ssl"),
+                hints=_app_password_hint(
+                    "Apple", "https://account.apple.com (Sign-In and Security)"
+                ),
+            ),
+            Preset(
+                key="other",
+                name="Other (IMAP / SMTP)",
+                domains=(),
+                smtp=None,
+                imap=None,
+            ),
+        )
+    }
+)
 
 
 def get_preset(key: str | None) -> Preset:
