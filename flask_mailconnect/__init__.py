@@ -9,6 +9,7 @@ from .exceptions import (
     InvalidSettings,
     MailConnectError,
     PermissionDenied,
+    TooManyTests,
 )
 from .extension import MailConnect
 from .models import AccountStatus, AuditEvent, MailAccount, SyncedMessage, metadata
@@ -34,6 +35,7 @@ __all__ = [
     "ProtocolResult",
     "ServerSettings",
     "SyncedMessage",
+    "TooManyTests",
     "account_connected",
     "account_disconnected",
     "account_updated",

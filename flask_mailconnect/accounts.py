@@ -9,14 +9,15 @@ host can wrap our changes and its own in one transaction.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask import current_app
 
 from . import audit, signals
-from .exceptions import ConnectionTestFailed, PermissionDenied
-from .models import AccountStatus, MailAccount, SyncedMessage, utcnow
+from .exceptions import ConnectionTestFailed, PermissionDenied, TooManyTests
+from .models import AccountStatus, AuditEvent, MailAccount, SyncedMessage, utcnow
 from .providers import current_presets, detect_provider
 from .scopes import Actor, Owner
 from .signatures import sanitize_signature, signature_to_text
@@ -47,14 +48,41 @@ def _settings_for_test(state: _State, settings: ServerSettings) -> ServerSetting
 def test_for_owner(
     state: _State, *, owner: Owner, settings: ServerSettings, actor: Actor | None
 ) -> ConnectionReport:
-    """Test connection on behalf of ``owner`` (the page's button), recorded in the audit trail."""
+    """Test connection on behalf of ``owner`` (the page's button), recorded in the audit trail.
+
+    Each test logs in to a server the user named, so a signed-in user could use the button to
+    try passwords against any mail server: tests per actor are limited
+    (``MAILCONNECT_TESTS_PER_HOUR``), counted from the audit trail so every worker agrees.
+    """
     require(state, actor, "manage", owner)
+    _check_test_budget(state, actor)
     report = run_test(_settings_for_test(state, settings), state.transport_options())
     audit.record(
         state.session, "test", actor=actor, owner=owner, email=settings.email,
         ok=report.ok, detail=_report_detail(report),
     )  # fmt: skip
     return report
+
+
+def _check_test_budget(state: _State, actor: Actor | None) -> None:
+    limit = current_app.config["MAILCONNECT_TESTS_PER_HOUR"]
+    if actor is None or limit is None:
+        return
+    since = utcnow() - timedelta(hours=1)
+    used = state.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(AuditEvent)
+        .where(
+            AuditEvent.action == "test",
+            AuditEvent.actor_id == actor.id,
+            AuditEvent.created_at >= since,
+        )
+    )
+    if (used or 0) >= limit:
+        raise TooManyTests(
+            f"You have run {limit} connection tests in the last hour. "
+            "Wait a while, then check the settings and try again."
+        )
 
 
 def _report_detail(report: ConnectionReport) -> str:

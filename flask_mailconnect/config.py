@@ -60,6 +60,11 @@ DEFAULTS: dict[str, Option] = {
         "Extra PEM bundle of certificate authorities trusted besides the system store "
         "(``SSL_CERT_FILE`` also works).",
     ),
+    "MAILCONNECT_TESTS_PER_HOUR": Option(
+        30,
+        "Connection tests (including the one Save runs) one person may run per hour, so the "
+        "Test button cannot be used to try passwords against mail servers. ``None``: no limit.",
+    ),
     "MAILCONNECT_SIGNATURE_MAX_LENGTH": Option(20_000, "Longest signature HTML accepted."),
 }
 

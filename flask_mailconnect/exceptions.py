@@ -23,6 +23,10 @@ class InvalidSettings(MailConnectError):
         self.errors = errors
 
 
+class TooManyTests(MailConnectError):
+    """The actor ran more connection tests than ``MAILCONNECT_TESTS_PER_HOUR`` allows."""
+
+
 class ConnectionTestFailed(MailConnectError):
     """Saving was refused because Test connection did not pass; ``report`` says why."""
 
@@ -39,4 +43,5 @@ __all__ = [
     "InvalidSettings",
     "MailConnectError",
     "PermissionDenied",
+    "TooManyTests",
 ]

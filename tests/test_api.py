@@ -244,3 +244,24 @@ def test_second_account_is_not_default_until_the_first_is_disconnected(
         assert mailconnect.default_account(("user", 1)) is first
         assert mailconnect.update_account(first, is_default=False) == set()
         assert first.is_default
+
+
+def test_connection_tests_per_person_are_limited(
+    peer_app: Flask, mailconnect: MailConnect, db: Any, settings: ServerSettings, smtp_starttls: Any
+) -> None:
+    from flask_mailconnect import TooManyTests
+
+    peer_app.config["MAILCONNECT_TESTS_PER_HOUR"] = 2
+    with peer_app.app_context():
+        alice, bob = db.session.get(User, 1), db.session.get(User, 2)
+        wrong = replace(settings, password="guess")
+        for _ in range(2):
+            with pytest.raises(ConnectionTestFailed):
+                mailconnect.connect_manual(owner=("user", 1), settings=wrong, actor=alice)
+            db.session.commit()  # the view commits the audit row of a failed test too
+        attempts = len(smtp_starttls.auth_attempts)
+        with pytest.raises(TooManyTests, match="2 connection tests in the last hour"):
+            mailconnect.connect_manual(owner=("user", 1), settings=settings, actor=alice)
+        assert len(smtp_starttls.auth_attempts) == attempts  # refused before any login
+        # Someone else's budget is their own.
+        assert mailconnect.connect_manual(owner=("user", 2), settings=settings, actor=bob)
