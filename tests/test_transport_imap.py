@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from flask_mailconnect.transport.errors import ConnectionFailed
 from flask_mailconnect.transport.imap import check_imap, open_imap
 from flask_mailconnect.transport.settings import ServerSettings, TransportOptions
+from tests.peers.dovecot import dovecot_peer
 
 pytestmark = pytest.mark.peers
 
@@ -50,6 +52,63 @@ def test_bad_password_is_auth_failed(dovecot_endpoint, peer_options) -> None:
     settings = imap_settings(peer, port=port, security=security, password="wrong")
     result = check_imap(settings, peer_options)
     assert (result.ok, result.code) == (False, "auth_failed")
+
+
+#: Not ASCII: IMAP LOGIN cannot carry it, AUTHENTICATE PLAIN (UTF-8) can.
+UTF8_PASSWORD = "pässwörd✓"
+
+
+@pytest.fixture(scope="session")
+def dovecot_utf8(peer_certs) -> Iterator[Any]:
+    """A second Dovecot, like ``dovecot`` but with a non-ASCII mailbox password."""
+    yield from dovecot_peer(
+        cert_file=peer_certs.cert_file,
+        key_file=peer_certs.key_file,
+        ca_file=peer_certs.ca_file,
+        password=UTF8_PASSWORD,
+    )
+
+
+@pytest.fixture(params=["ssl", "starttls"])
+def dovecot_utf8_endpoint(request, dovecot_utf8) -> tuple[Any, int, str]:
+    port = dovecot_utf8.ssl_port if request.param == "ssl" else dovecot_utf8.port
+    return dovecot_utf8, port, request.param
+
+
+def test_non_ascii_password_logs_in_with_authenticate_plain(
+    dovecot_utf8_endpoint, peer_options
+) -> None:
+    peer, port, security = dovecot_utf8_endpoint
+    assert not peer.password.isascii()
+    result = check_imap(imap_settings(peer, port=port, security=security), peer_options)
+    assert (result.ok, result.code) == (True, "ok"), result
+
+
+def test_wrong_non_ascii_password_is_auth_failed_not_retryable(
+    dovecot_utf8_endpoint, peer_options
+) -> None:
+    peer, port, security = dovecot_utf8_endpoint
+    settings = imap_settings(peer, port=port, security=security, password="fälsch✗")
+    result = check_imap(settings, peer_options)
+    assert (result.ok, result.code, result.retryable) == (False, "auth_failed", False), result
+    assert result.detail == "AUTHENTICATE NO"
+
+
+def test_non_ascii_password_without_auth_plain_is_auth_failed(
+    dovecot_utf8, peer_options, monkeypatch
+) -> None:
+    from flask_mailconnect.transport import imap as imap_module
+
+    real = imap_module._GuardedIMAPClient.capabilities
+
+    def without_auth_plain(self):  # type: ignore[no-untyped-def]
+        return tuple(c for c in real(self) if c != b"AUTH=PLAIN")
+
+    monkeypatch.setattr(imap_module._GuardedIMAPClient, "capabilities", without_auth_plain)
+    settings = imap_settings(dovecot_utf8, port=dovecot_utf8.ssl_port, security="ssl")
+    result = check_imap(settings, peer_options)
+    assert (result.ok, result.code, result.retryable) == (False, "auth_failed", False), result
+    assert "AUTH=PLAIN" in result.detail and "non-ASCII" in result.detail
 
 
 def test_starttls_on_imaps_port_is_wrong_security(dovecot, peer_certs) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from flask_mailconnect.transport.errors import ConnectionFailed
 from flask_mailconnect.transport.settings import ServerSettings, TransportOptions
 from flask_mailconnect.transport.smtp import check_smtp, open_smtp
+from tests.peers import require_peer
 
 pytestmark = pytest.mark.peers
 
@@ -83,6 +85,62 @@ def test_starttls_refused_with_454_is_tls_unavailable(smtp_starttls, peer_option
     assert result.detail == "STARTTLS 454"
     assert not result.retryable
     assert smtp_starttls.auth_commands == 0  # no AUTH, not even a refused one
+
+
+#: Not ASCII: smtplib's own AUTH would raise UnicodeEncodeError on it.
+UTF8_PASSWORD = "pässwörd✓"
+
+
+@pytest.fixture(scope="session")
+def smtp_utf8_server(peer_certs) -> Iterator[Any]:
+    """A second aiosmtpd (STARTTLS) whose mailbox password is not ASCII."""
+    try:
+        from tests.peers.smtp_server import start_smtp
+    except ImportError as exc:  # aiosmtpd is a test extra
+        require_peer("aiosmtpd", str(exc))
+    peer, controller = start_smtp(
+        "starttls",
+        ca_file=peer_certs.ca_file,
+        context=peer_certs.server_context(trusted=True),
+        password=UTF8_PASSWORD,
+    )
+    try:
+        yield peer
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_utf8(smtp_utf8_server) -> Any:
+    smtp_utf8_server.reset()
+    return smtp_utf8_server
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_non_ascii_password_is_sent_as_utf8(
+    mechanism: str, smtp_utf8, peer_options, monkeypatch
+) -> None:
+    import flask_mailconnect.transport.smtp as smtp_module
+
+    assert not smtp_utf8.password.isascii()
+    # The peer offers both; make the client pick the one under test.
+    monkeypatch.setattr(smtp_module, "_PASSWORD_MECHANISMS", (mechanism,))
+    result = check_smtp(smtp_settings(smtp_utf8), peer_options)
+    assert (result.ok, result.code) == (True, "ok"), result
+    assert smtp_utf8.auth_attempts == [(mechanism, smtp_utf8.user)]
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_wrong_non_ascii_password_is_auth_failed_not_retryable(
+    mechanism: str, smtp_utf8, peer_options, monkeypatch
+) -> None:
+    import flask_mailconnect.transport.smtp as smtp_module
+
+    monkeypatch.setattr(smtp_module, "_PASSWORD_MECHANISMS", (mechanism,))
+    result = check_smtp(smtp_settings(smtp_utf8, password="fälsch✗"), peer_options)
+    assert (result.ok, result.code, result.retryable) == (False, "auth_failed", False), result
+    assert result.detail == "SMTP 535"
+    assert len(smtp_utf8.auth_attempts) == 1
 
 
 def test_ssl_on_starttls_port_is_wrong_security(smtp_starttls, peer_options) -> None:
@@ -174,7 +232,9 @@ def test_refused_port(peer_options) -> None:
 def test_open_smtp_returns_an_authenticated_connection(smtp_ssl, peer_options) -> None:
     client = open_smtp(smtp_settings(smtp_ssl), peer_options)
     try:
-        assert client.password == ""  # not kept on the object after AUTH
+        # Not kept on the object after AUTH (smtplib.login() would store it as .password).
+        assert getattr(client, "password", "") == ""
+        assert smtp_ssl.password not in repr(vars(client))
         client.sendmail(smtp_ssl.user, ["carol@example.test"], b"Subject: hi\r\n\r\nhello\r\n")
     finally:
         client.quit()

@@ -106,15 +106,28 @@ def _login(client: _GuardedIMAPClient, settings: ServerSettings, options: Transp
             raise _fail(errors.TLS_UNAVAILABLE, settings, "STARTTLS refused") from None
     elif security == "none" and not options.allow_plaintext_auth:
         raise _fail(errors.TLS_REQUIRED, settings, "plaintext auth disallowed")
-    if b"LOGINDISABLED" in client.capabilities():
+    capabilities = client.capabilities()
+    if b"LOGINDISABLED" in capabilities:
         raise _fail(errors.TLS_REQUIRED, settings, "LOGINDISABLED")
+    # IMAP LOGIN takes ASCII only (imaplib would raise UnicodeEncodeError); AUTHENTICATE PLAIN
+    # carries UTF-8 (RFC 4616), so non-ASCII credentials go that way or not at all.
+    utf8 = not (settings.username.isascii() and settings.password.isascii())
+    if utf8 and b"AUTH=PLAIN" not in capabilities:
+        raise _fail(
+            errors.AUTH_FAILED,
+            settings,
+            "non-ASCII login or password needs AUTH=PLAIN, which the server does not offer",
+        )
     try:
-        client.login(settings.username, settings.password)
+        if utf8:
+            client.plain_login(settings.username, settings.password)
+        else:
+            client.login(settings.username, settings.password)
     except imap_errors.LoginError as exc:
         # The server's words stay out: only whether it asked for TLS matters to the code.
         text = str(exc).upper()
         code = errors.TLS_REQUIRED if "PRIVACYREQUIRED" in text else errors.AUTH_FAILED
-        raise _fail(code, settings, "LOGIN NO") from None
+        raise _fail(code, settings, "AUTHENTICATE NO" if utf8 else "LOGIN NO") from None
 
 
 def open_imap(settings: ServerSettings, options: TransportOptions) -> IMAPClient:

@@ -6,6 +6,7 @@ goes to the address the guard checked while TLS still verifies the user's host n
 
 from __future__ import annotations
 
+import base64
 import logging
 import smtplib
 import socket
@@ -112,8 +113,41 @@ def _mechanism(client: _GuardedSMTP) -> str | None:
     return next((m for m in _PASSWORD_MECHANISMS if m in advertised), None)
 
 
+def _b64(text: str) -> str:
+    """Base64 of the UTF-8 bytes: RFC 4616 (PLAIN) is UTF-8, and LOGIN servers expect the same.
+
+    smtplib encodes AUTH responses as ASCII, so a password like "pässwörd" would never leave
+    the client; we run the exchange ourselves instead.
+    """
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+# A server that keeps challenging after the credentials went out gets "*" (cancel, RFC 4954).
+_MAX_CHALLENGES = 2
+
+
+def _auth_exchange(client: _GuardedSMTP, mechanism: str, username: str, password: str) -> None:
+    """AUTH PLAIN (initial response) or AUTH LOGIN; SMTPAuthenticationError unless accepted."""
+    if mechanism == "PLAIN":
+        responses = [_b64(f"\0{username}\0{password}")]
+        # Some servers ignore the initial response and send an empty challenge: answer again.
+        responses.append(responses[0])
+    else:
+        responses = [_b64(username), _b64(password)]
+    code, reply = client.docmd("AUTH", f"{mechanism} {responses[0]}")
+    for response in responses[1 : 1 + _MAX_CHALLENGES]:
+        if code != 334:
+            break
+        code, reply = client.docmd(response)
+    if code == 334:
+        code, reply = client.docmd("*")
+        raise smtplib.SMTPAuthenticationError(code or 501, reply)
+    if code not in (235, 503):  # 503: already authenticated
+        raise smtplib.SMTPAuthenticationError(code, reply)
+
+
 def _login(client: _GuardedSMTP, settings: ServerSettings) -> None:
-    """One AUTH attempt with the best password mechanism.
+    """One AUTH attempt with the best password mechanism, credentials sent as UTF-8.
 
     smtplib.login() would retry every advertised mechanism after a 535, turning one wrong
     password into several failed logins (and lockouts); we try exactly one.
@@ -123,17 +157,11 @@ def _login(client: _GuardedSMTP, settings: ServerSettings) -> None:
     mechanism = _mechanism(client)
     if mechanism is None:
         raise _fail(errors.AUTH_UNSUPPORTED, settings, "no PLAIN or LOGIN")
-    client.user, client.password = settings.username, settings.password
-    auth = client.auth_plain if mechanism == "PLAIN" else client.auth_login
     try:
-        code, _reply = client.auth(mechanism, auth, initial_response_ok=True)
+        _auth_exchange(client, mechanism, settings.username, settings.password)
     except smtplib.SMTPAuthenticationError as exc:
         # from None: keep the exchange (and anything derived from the secret) out of tracebacks
         raise _fail(_auth_failure_code(exc), settings, f"SMTP {exc.smtp_code}") from None
-    finally:
-        client.password = ""  # the object outlives the login when used for sending
-    if code not in (235, 503):  # 503: already authenticated
-        raise _fail(errors.AUTH_FAILED, settings, f"SMTP {code}")
 
 
 def _handshake(client: _GuardedSMTP, settings: ServerSettings, options: TransportOptions) -> None:

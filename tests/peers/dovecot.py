@@ -11,10 +11,11 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import MAILBOX_PASSWORD, MAILBOX_USER, free_port, wait_for_port
+from . import MAILBOX_PASSWORD, MAILBOX_USER, free_port, require_peer, wait_for_port
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 
@@ -111,13 +112,15 @@ def start_dovecot(
     password: str = MAILBOX_PASSWORD,
 ) -> DovecotPeer:
     """Start Dovecot and wait until both ports accept connections; raises RuntimeError."""
+    if ":" in password or "\n" in password:
+        raise ValueError("passwd-file passwords cannot hold ':' or line breaks")
     directory = Path(tempfile.mkdtemp(prefix="mailconnect-dovecot-"))
     # mkdtemp makes 0700; Dovecot's auth and mail processes (user "dovecot") must traverse it.
     directory.chmod(0o755)
     peer = DovecotPeer("127.0.0.1", free_port(), free_port(), user, password, ca_file, directory)
     for sub in ("run", "state"):
         (directory / sub).mkdir()
-    (directory / "passwd").write_text(f"{user}:{{PLAIN}}{password}::::::\n")
+    (directory / "passwd").write_text(f"{user}:{{PLAIN}}{password}::::::\n", encoding="utf-8")
     (directory / "passwd").chmod(0o644)
     for sub in ("new", "cur", "tmp"):
         (peer.maildir / sub).mkdir(parents=True)
@@ -150,3 +153,25 @@ def stop_dovecot(peer: DovecotPeer) -> None:
     # Give child processes a moment to release files before removing the directory.
     time.sleep(0.05)
     shutil.rmtree(peer.directory, ignore_errors=True)
+
+
+def dovecot_peer(
+    *, cert_file: str, key_file: str, ca_file: str, password: str = MAILBOX_PASSWORD
+) -> Iterator[DovecotPeer]:
+    """For a fixture: start an extra Dovecot (skip, or fail under MAILCONNECT_REQUIRE_PEERS=1,
+    when it cannot run), yield it, stop it at teardown."""
+    reason = dovecot_available()
+    if reason is None and os.geteuid() != 0:
+        reason = "the test config runs Dovecot as root (mail processes as user dovecot)"
+    if reason is not None:
+        require_peer("dovecot", reason)
+    try:
+        peer = start_dovecot(
+            cert_file=cert_file, key_file=key_file, ca_file=ca_file, password=password
+        )
+    except Exception as exc:  # any start failure is "peer unavailable"
+        require_peer("dovecot", f"could not start: {exc}")
+    try:
+        yield peer
+    finally:
+        stop_dovecot(peer)
