@@ -6,7 +6,13 @@ import time
 
 import pytest
 
-from flask_mailconnect.transport.settings import ServerSettings, TransportOptions
+from flask_mailconnect.transport.settings import (
+    Protocol,
+    ProtocolResult,
+    ServerSettings,
+    TransportOptions,
+)
+from flask_mailconnect.transport.tester import _in_thread
 from flask_mailconnect.transport.tester import test_connection as run_test_connection
 from tests.peers.raw import SilentServer
 
@@ -102,3 +108,22 @@ def test_send_only_account_has_no_imap_result(smtp_ssl, peer_options) -> None:
     assert report.imap is None
     assert report.smtp.ok and report.ok
     assert len(report.results) == 1
+
+
+def _crashing_check(settings: ServerSettings, options: TransportOptions) -> ProtocolResult:
+    raise RuntimeError("a check broke its promise not to raise")
+
+
+@pytest.mark.parametrize("protocol", [Protocol.SMTP, Protocol.IMAP])
+def test_a_crashing_threaded_check_reports_its_own_protocol(protocol: Protocol) -> None:
+    settings = ServerSettings(
+        email="a@example.test",
+        username="a@example.test",
+        password="pw",
+        smtp_host="smtp.example.test",
+        smtp_port=465,
+        smtp_security="ssl",
+    )
+    wait = _in_thread(_crashing_check, protocol, settings, TransportOptions())
+    result = wait()
+    assert (result.protocol, result.ok, result.code) == (protocol, False, "protocol_error")

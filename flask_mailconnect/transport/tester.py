@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
@@ -10,11 +11,16 @@ from .imap import check_imap
 from .settings import ConnectionReport, Protocol, ProtocolResult, ServerSettings, TransportOptions
 from .smtp import check_smtp
 
+log = logging.getLogger(__name__)
+
 Check = Callable[[ServerSettings, TransportOptions], ProtocolResult]
 
 
-def _in_thread(check: Check, settings: ServerSettings, options: TransportOptions) -> Callable:
-    """Start ``check`` in a thread; return a function that waits for its result.
+def _in_thread(
+    check: Check, protocol: Protocol, settings: ServerSettings, options: TransportOptions
+) -> Callable[[], ProtocolResult]:
+    """Start ``check`` (which tests ``protocol``) in a thread; return a function that waits for
+    its result.
 
     Checks never raise and bound every network step with ``options.timeout``, so joining
     without a limit cannot hang beyond the checks' own timeouts.
@@ -22,7 +28,10 @@ def _in_thread(check: Check, settings: ServerSettings, options: TransportOptions
     box: list[ProtocolResult] = []
 
     def run() -> None:
-        box.append(check(settings, options))
+        try:
+            box.append(check(settings, options))
+        except Exception as exc:  # reported by wait(); the class name is enough to debug
+            log.warning("%s check crashed: %s", protocol.name, type(exc).__name__)
 
     worker = threading.Thread(
         target=run,
@@ -35,7 +44,10 @@ def _in_thread(check: Check, settings: ServerSettings, options: TransportOptions
         worker.join()
         if not box:  # the check broke its promise not to raise; report it, don't crash
             return ProtocolResult(
-                Protocol.IMAP, ok=False, code=PROTOCOL_ERROR, message=message_for(PROTOCOL_ERROR)
+                protocol,
+                ok=False,
+                code=PROTOCOL_ERROR,
+                message=message_for(PROTOCOL_ERROR, settings.provider),
             )
         return box[0]
 
@@ -44,7 +56,9 @@ def _in_thread(check: Check, settings: ServerSettings, options: TransportOptions
 
 def test_connection(settings: ServerSettings, options: TransportOptions) -> ConnectionReport:
     """SMTP always; IMAP too when the account receives. Both run in parallel threads."""
-    wait_imap = _in_thread(check_imap, settings, options) if settings.receives else None
+    wait_imap = None
+    if settings.receives:
+        wait_imap = _in_thread(check_imap, Protocol.IMAP, settings, options)
     smtp = check_smtp(settings, options)  # the calling thread does one of the two checks
     imap = wait_imap() if wait_imap is not None else None
     return ConnectionReport(smtp=smtp, imap=imap)
