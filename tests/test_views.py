@@ -91,6 +91,16 @@ def test_index_renders_inside_host_layout(client: FlaskClient) -> None:
         assert css.status_code == 200
 
 
+@pytest.mark.parametrize("asset", ["mailconnect.css", "mailconnect.js"])
+def test_static_assets_stay_cacheable(client: FlaskClient, asset: str) -> None:
+    login(client, 1)
+    with client.get(f"/email/static/mailconnect/{asset}") as response:
+        assert response.status_code == 200
+        assert "no-store" not in response.headers.get("Cache-Control", "")
+    # Pages keep no-store.
+    assert client.get("/email/").headers["Cache-Control"] == "no-store"
+
+
 def test_index_lists_own_accounts_only(app: Flask, db: Any, client: FlaskClient) -> None:
     make_account(app, db, "1", "alice@example.com")
     make_account(app, db, "2", "bob@example.com")

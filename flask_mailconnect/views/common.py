@@ -81,7 +81,10 @@ def _require_csrf() -> Any:
 
 def _no_store(response: Response) -> Response:
     # Our pages show personal data and forms that take passwords: keep them out of caches and
-    # the back/forward cache of shared computers.
+    # the back/forward cache of shared computers. Our CSS and JS hold nothing personal: they
+    # keep Flask's static caching.
+    if request.endpoint == "mailconnect.static":
+        return response
     response.headers["Cache-Control"] = "no-store"
     response.headers.setdefault("Referrer-Policy", "same-origin")
     return response
