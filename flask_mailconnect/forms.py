@@ -7,6 +7,7 @@ the right field. Passwords are :class:`PasswordField`, which never renders its v
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -20,7 +21,7 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from .providers import Preset, current_presets, detect_provider
 from .transport.settings import SECURITY_CHOICES, SECURITY_LABELS, ServerSettings
@@ -41,6 +42,15 @@ SERVER_FIELDS = ("smtp_host", "smtp_port", "smtp_security", "imap_host", "imap_p
 
 def _strip(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
+
+
+def _single_line(form: Any, field: Any) -> None:
+    """A display name goes into a From header: no CR, LF, NUL or other control characters."""
+    value = field.data or ""
+    if "\r" in value or "\n" in value:
+        raise ValidationError("Line breaks are not allowed in a display name.")
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ValidationError("Control characters are not allowed in a display name.")
 
 
 def ports_help(ports: tuple[int, ...] | None, usual: str) -> str:
@@ -64,7 +74,7 @@ class ConnectForm(FlaskForm):
     imap_host = StringField("IMAP server", [Length(max=253)], filters=[_strip])
     imap_port = IntegerField("Port", [Optional()])
     imap_security = SelectField("Security", choices=SECURITY, default="ssl")
-    display_name = StringField("Display name", [Length(max=200)], filters=[_strip])
+    display_name = StringField("Display name", [Length(max=200), _single_line], filters=[_strip])
 
     # Three submit buttons; which one was pressed decides what the (no-JS) POST does.
     continue_ = SubmitField("Continue")
@@ -167,12 +177,18 @@ class ReconnectForm(ConnectForm):
 class AccountSettingsForm(FlaskForm):
     """Personal settings of one account (never credentials)."""
 
-    display_name = StringField("Display name", [Length(max=200)], filters=[_strip])
+    display_name = StringField("Display name", [Length(max=200), _single_line], filters=[_strip])
     signature_html = TextAreaField("Signature", [Length(max=20_000)])
     notify_email = BooleanField("Email notifications")
     mute_mobile = BooleanField("Do not notify on mobile")
     is_default = BooleanField("Use as default account")
     submit = SubmitField("Save settings")
+
+    def add_errors(self, errors: dict[str, str]) -> None:
+        """Errors from the Python API (InvalidSettings) on their fields."""
+        for name, message in errors.items():
+            field = self._fields.get(name) or self.display_name
+            field.errors = [*field.errors, message]
 
     def changes(self) -> dict[str, Any]:
         return {

@@ -212,6 +212,68 @@ def test_admin_may_open_and_edit_alices_account(app: Flask, db: Any, client: Fla
     assert (event.action, event.actor_id, event.owner_id) == ("update", "3", "1")
 
 
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("Evil\r\nBcc: x@y", "Line breaks are not allowed in a display name."),
+        ("Evil\nBcc: x@y", "Line breaks are not allowed in a display name."),
+        ("Evil\x00Name", "Control characters are not allowed in a display name."),
+        ("Evil\x1bName", "Control characters are not allowed in a display name."),
+    ],
+)
+def test_account_settings_refuse_control_characters_in_display_name(
+    app: Flask, db: Any, client: FlaskClient, name: str, message: str
+) -> None:
+    account_id = make_account(app, db)
+    login(client, 1)
+    token = csrf_token(client, f"/email/accounts/{account_id}")
+    data = {"csrf_token": token, "display_name": name, "submit": "Save settings"}
+    response = client.post(f"/email/accounts/{account_id}", data=data)
+    assert response.status_code == 422  # the page again, like every refused form here
+    assert message in response.get_data(as_text=True)
+    account = get_account(app, db, account_id)
+    assert account is not None and account.display_name == "Alice"
+    assert count(app, db, AuditEvent) == 0
+
+
+def test_account_settings_show_invalid_settings_from_the_core(
+    app: Flask, db: Any, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_mailconnect import accounts
+    from flask_mailconnect.exceptions import InvalidSettings
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise InvalidSettings({"display_name": "The core said no to this name."})
+
+    monkeypatch.setattr(accounts, "update_account", refuse)
+    account_id = make_account(app, db)
+    login(client, 1)
+    token = csrf_token(client, f"/email/accounts/{account_id}")
+    data = {"csrf_token": token, "display_name": "Alice M.", "submit": "Save settings"}
+    response = client.post(f"/email/accounts/{account_id}", data=data)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert 'data-error-for="display_name">The core said no to this name.</p>' in page
+    account = get_account(app, db, account_id)
+    assert account is not None and account.display_name == "Alice"
+
+
+def test_connect_form_refuses_line_breaks_in_display_name(
+    app: Flask, db: Any, client: FlaskClient
+) -> None:
+    login(client, 1)
+    data = {
+        "csrf_token": csrf_token(client), "email": EMAIL, "provider": "other",
+        "username": EMAIL, "password": "pw", "smtp_host": "smtp.example.com",
+        "smtp_port": "587", "smtp_security": "starttls", "display_name": "Evil\r\nBcc: x@y",
+        "save": "Save account",
+    }  # fmt: skip
+    response = client.post("/email/connect", data=data)
+    assert response.status_code == 422
+    assert "Line breaks are not allowed in a display name." in response.get_data(as_text=True)
+    assert count(app, db, MailAccount) == 0
+
+
 # -- the form without servers ----------------------------------------------------------------
 
 

@@ -138,10 +138,15 @@ def account(account_id: int) -> Any:
     acct = load_account(account_id, "manage" if request.method == "POST" else "view")
     form = AccountSettingsForm(data=_account_form_data(acct))
     if form.validate_on_submit():
-        accounts.update_account(state(), acct, actor=actor(), **form.changes())
-        state().session.commit()
-        flash("Saved.", "success")
-        return redirect(url_for(".account", account_id=acct.id))
+        try:
+            accounts.update_account(state(), acct, actor=actor(), **form.changes())
+        except InvalidSettings as exc:
+            state().session.rollback()  # nothing of this request is saved
+            form.add_errors(exc.errors)
+        else:
+            state().session.commit()
+            flash("Saved.", "success")
+            return redirect(url_for(".account", account_id=acct.id))
     return render_template(
         "mailconnect/account.html",
         account=acct,
