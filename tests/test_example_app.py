@@ -182,3 +182,34 @@ def test_sandbox_settings_are_shown_to_the_demo_user(tmp_path: Path) -> None:
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+
+
+@pytest.mark.browser
+def test_expired_csrf_token_on_test_connection_says_reload(example: Flask) -> None:
+    """The JSON test endpoint refuses a stale token with 400 {"error": "csrf"}: the page says
+    the session expired instead of blaming the network."""
+    from tests.browser_helpers import chromium, serve
+
+    with serve(example) as url, chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{url}/login")
+        page.fill("input[name=email]", "alice@demo.test")
+        page.fill("input[name=password]", "alice")
+        page.click("button[type=submit]")
+        page.goto(f"{url}/email/connect")
+        page.fill("#email", "alice@example.com")
+        page.click("[name=continue_]")
+        page.wait_for_selector("#smtp_host", state="visible")
+        page.fill("#smtp_host", "smtp.example.com")
+        page.fill("#password", "pw")
+        # What a token looks like once the session behind it is gone.
+        token = "form[data-test-url] [name=csrf_token]"  # not the layout's logout form
+        page.evaluate(f"document.querySelector('{token}').value = 'expired'")
+        with page.expect_response("**/email/connect/test") as answer:
+            page.click("[data-mc-test]")
+        assert answer.value.status == 400
+        alert = page.locator("[data-mc-result] .mc-alert--error")
+        alert.wait_for()
+        assert alert.inner_text() == "Your session expired. Reload the page and try again."
+        assert page.locator("[data-mc-save]").is_disabled()
+        page.close()

@@ -131,7 +131,12 @@
       }).then(function (response) {
         return response.json();
       }).then(function (data) {
-        if (data.errors) {
+        if (data.error === "csrf") {
+          // views/common.py answers 400 {"ok": false, "error": "csrf"} for a missing or
+          // expired token: only a fresh page (and token) helps.
+          resultBox.innerHTML = '<p class="mc-alert mc-alert--error" role="alert">Your ' +
+            "session expired. Reload the page and try again.</p>";
+        } else if (data.errors) {
           showErrors(data.errors);
         } else if (data.html) {
           resultBox.innerHTML = data.html;  // rendered by our own template, escaped there
