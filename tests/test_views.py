@@ -557,3 +557,13 @@ def test_reconnect_keeps_settings(
     assert account is not None
     assert (account.email, account.display_name, account.smtp_host) == (EMAIL, "Alice", "localhost")
     assert account.smtp_port == servers[0].port
+
+
+def test_docs_list_every_template() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    listed = (root / "docs" / "templates.rst").read_text()
+    shipped = sorted(p.name for p in (root / "flask_mailconnect/templates/mailconnect").iterdir())
+    missing = [name for name in [*shipped, "_base.html"] if f"``{name}``" not in listed]
+    assert missing == []
