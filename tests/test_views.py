@@ -518,6 +518,35 @@ def test_json_test_with_wrong_password(peer_app: Flask, client: FlaskClient, ser
 
 
 @pytest.mark.peers
+def test_too_many_tests_are_refused_in_json_and_in_the_page(
+    peer_app: Flask, db: Any, client: FlaskClient, servers: Any
+) -> None:
+    peer_app.config["MAILCONNECT_TESTS_PER_HOUR"] = 1
+    login(client, 1)
+    token = csrf_token(client)
+    data = peer_form(token, servers, password="wrong-password")
+    first = client.post("/email/connect/test", data=data, headers=json_headers(token))
+    assert first.status_code == 200 and first.get_json()["ok"] is False
+    logins = len(servers[0].auth_attempts)
+    second = client.post("/email/connect/test", data=data, headers=json_headers(token))
+    assert second.status_code == 429
+    assert second.get_json()["error"] == "rate_limited"
+    assert "connection tests in the last hour" in second.get_json()["message"]
+    # Without JavaScript: the same refusal in the page, with what was typed kept.
+    page = client.post("/email/connect", data={**data, "test": "Test connection"})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 429
+    assert "connection tests in the last hour" in html
+    assert f'value="{servers[0].port}"' in html and "wrong-password" not in html
+    # Save runs a test too, so it is refused the same way, and nothing is stored.
+    saved = client.post("/email/connect", data={**data, "password": PASSWORD, "save": "Save"})
+    assert saved.status_code == 429
+    assert len(servers[0].auth_attempts) == logins  # no further login reached the server
+    with peer_app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(MailAccount)) == 0
+
+
+@pytest.mark.peers
 def test_send_only_account_connects_with_smtp_alone(
     peer_app: Flask, db: Any, client: FlaskClient, servers: Any
 ) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 
 from .. import accounts
-from ..exceptions import ConnectionTestFailed, InvalidSettings
+from ..exceptions import ConnectionTestFailed, InvalidSettings, TooManyTests
 from ..forms import AccountSettingsForm, ConfirmForm, ConnectForm, ReconnectForm
 from ..models import MailAccount
 from ..providers import current_presets
@@ -34,6 +34,7 @@ def _render_connect(
     step: str = "details",
     account: MailAccount | None = None,
     status: int = 200,
+    notice: str | None = None,
 ) -> Any:
     if account is None:
         test_url = url_for(".test_connection")
@@ -47,12 +48,16 @@ def _render_connect(
         account=account,
         presets=_presets(),
         test_url=test_url,
+        notice=notice,
     )
     return page, status
 
 
 def _test(form: ConnectForm, owner: Owner) -> ConnectionReport | None:
-    """Run Test connection for the form (audited); ``None`` when the form has errors."""
+    """Run Test connection for the form (audited); ``None`` when the form has errors.
+
+    Raises :class:`TooManyTests` when the person used up their tests for the hour.
+    """
     if not form.validate():
         return None
     try:
@@ -66,8 +71,20 @@ def _test(form: ConnectForm, owner: Owner) -> ConnectionReport | None:
     return report
 
 
+def _page_test(form: ConnectForm, owner: Owner, account: MailAccount | None = None) -> Any:
+    """The no-JS "Test connection" button: the same result, rendered in the page."""
+    try:
+        report = _test(form, owner)
+    except TooManyTests as exc:
+        return _render_connect(form, account=account, status=429, notice=str(exc))
+    return _render_connect(form, report=report, account=account, status=200 if report else 422)
+
+
 def _json_test(form: ConnectForm, owner: Owner) -> Any:
-    report = _test(form, owner)
+    try:
+        report = _test(form, owner)
+    except TooManyTests as exc:
+        return jsonify(ok=False, error="rate_limited", message=str(exc)), 429
     if report is None:
         errors = {f.name: f.errors[0] for f in form if f.errors}
         return jsonify(ok=False, errors=errors), 422
@@ -96,8 +113,7 @@ def connect() -> Any:
         form.prefill()
         return _render_connect(form)
     if form.action == "test":
-        report = _test(form, owner)
-        return _render_connect(form, report=report, status=200 if report else 422)
+        return _page_test(form, owner)
     if not form.validate():
         return _render_connect(form, status=422)
     try:
@@ -111,6 +127,8 @@ def connect() -> Any:
     except InvalidSettings as exc:
         form.add_errors(exc.errors)
         return _render_connect(form, status=422)
+    except TooManyTests as exc:
+        return _render_connect(form, status=429, notice=str(exc))
     except ConnectionTestFailed as exc:
         state().session.commit()  # the failed test stays in the audit trail
         return _render_connect(form, report=exc.report, status=422)
@@ -178,8 +196,7 @@ def reconnect(account_id: int) -> Any:
     if request.method == "GET":
         return _render_connect(form, account=acct)
     if form.action == "test":
-        report = _test(form, acct.owner)
-        return _render_connect(form, report=report, account=acct, status=200 if report else 422)
+        return _page_test(form, acct.owner, acct)
     if not form.validate():
         return _render_connect(form, account=acct, status=422)
     try:
@@ -187,6 +204,8 @@ def reconnect(account_id: int) -> Any:
     except InvalidSettings as exc:
         form.add_errors(exc.errors)
         return _render_connect(form, account=acct, status=422)
+    except TooManyTests as exc:
+        return _render_connect(form, account=acct, status=429, notice=str(exc))
     except ConnectionTestFailed as exc:
         state().session.commit()
         return _render_connect(form, report=exc.report, account=acct, status=422)

@@ -136,6 +136,12 @@
           // expired token: only a fresh page (and token) helps.
           resultBox.innerHTML = '<p class="mc-alert mc-alert--error" role="alert">Your ' +
             "session expired. Reload the page and try again.</p>";
+        } else if (data.error === "rate_limited") {
+          var alert = document.createElement("p");
+          alert.className = "mc-alert mc-alert--error";
+          alert.setAttribute("role", "alert");
+          alert.textContent = data.message;
+          resultBox.appendChild(alert);
         } else if (data.errors) {
           showErrors(data.errors);
         } else if (data.html) {
