@@ -100,6 +100,22 @@ class MailAccount(Base):
     notify_mobile: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     is_default: Mapped[bool] = mapped_column(sa.Boolean, default=False)
 
+    # OAuth 2.0 accounts (auth_method "oauth2"): tokens encrypted and deferred like the password.
+    # Read them with accounts.load_tokens / refresh them with tokens.py under a row lock.
+    access_token: Mapped[str | None] = mapped_column(
+        EncryptedText, default=None, deferred=True, deferred_raiseload=True
+    )
+    refresh_token: Mapped[str | None] = mapped_column(
+        EncryptedText, default=None, deferred=True, deferred_raiseload=True
+    )
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    token_refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    token_scopes: Mapped[str] = mapped_column(sa.Text, default="")  # space-separated, as granted
+    # How mail leaves: "smtp", or "graph" (Microsoft Graph sendMail, for tenants without SMTP AUTH)
+    send_via: Mapped[str] = mapped_column(sa.String(16), default="smtp")
+
+    # "Active: no" keeps the account but stops its use for sending (admin pages).
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     status: Mapped[str] = mapped_column(sa.String(32), default=AccountStatus.CONNECTED)
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
@@ -173,4 +189,6 @@ class AuditEvent(Base):
 
 
 #: Models whose columns are encrypted, with those columns (used by ``rotate-key``).
-ENCRYPTED_COLUMNS: dict[type[Base], tuple[str, ...]] = {MailAccount: ("password",)}
+ENCRYPTED_COLUMNS: dict[type[Base], tuple[str, ...]] = {
+    MailAccount: ("password", "access_token", "refresh_token"),
+}

@@ -60,7 +60,8 @@ def settings_errors(
         normalize_email(settings.email)
     except ValueError as exc:
         errors["email"] = str(exc)
-    for name in ("username", "password"):
+    secrets = ("username",) if settings.uses_oauth else ("username", "password")
+    for name in secrets:
         value = getattr(settings, name)
         if not value:
             errors[name] = "This field is required."

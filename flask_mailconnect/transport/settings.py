@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import ssl
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal
 
@@ -32,13 +32,17 @@ class ServerSettings:
     imap_port: int | None = None
     imap_security: Security | None = None
     provider: str | None = None
+    #: An OAuth 2.0 access token: when set, SMTP and IMAP log in with XOAUTH2 (as ``username``)
+    #: and ``password`` is not used.
+    oauth_token: str | None = field(default=None, repr=False)
 
     @property
     def receives(self) -> bool:
         return bool(self.imap_host)
 
-    def without_password(self) -> ServerSettings:
-        return replace(self, password="")  # noqa: S106 - clearing, not a credential
+    @property
+    def uses_oauth(self) -> bool:
+        return self.oauth_token is not None
 
 
 @dataclass(frozen=True)
