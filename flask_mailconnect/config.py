@@ -36,6 +36,12 @@ DEFAULTS: dict[str, Option] = {
         "``port``, ``security``), ``domains`` for detection, ``login_format`` (``email``, "
         "``local_part`` or ``manual``). Declared domains win over the presets'.",
     ),
+    "MAILCONNECT_EXTERNAL_URL": Option(
+        None,
+        "Public base URL of the app (``https://crm.example.com``) used to build OAuth redirect "
+        "URIs; never taken from the request's Host header. Without it, ``SERVER_NAME`` must be "
+        "set, or each OAuth provider needs its own ``redirect_uri``.",
+    ),
     "MAILCONNECT_CONNECT_TIMEOUT": Option(
         10.0, "Seconds allowed for each network step (resolve, connect, each server reply)."
     ),

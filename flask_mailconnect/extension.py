@@ -13,6 +13,7 @@ from . import accounts
 from .config import apply_defaults
 from .crypto import EncryptionKeyError, build_cipher
 from .models import MailAccount, metadata
+from .oauth.providers import oauth_providers
 from .providers import parse_providers
 from .scopes import Actor, Owner, Policy, owner_key
 from .transport.settings import ConnectionReport, ServerSettings, TransportOptions
@@ -121,7 +122,9 @@ class MailConnect:
             )
         else:  # fail at start-up, not at the first save, when a key is malformed
             build_cipher(app.config["MAILCONNECT_ENCRYPTION_KEYS"])
-        parse_providers(app.config["MAILCONNECT_PROVIDERS"])  # a bad entry fails at start-up
+        # A bad provider entry fails at start-up, not when someone clicks its button.
+        parse_providers(app.config["MAILCONNECT_PROVIDERS"])
+        oauth_providers(app.config["MAILCONNECT_PROVIDERS"])
         if "mailconnect" in app.extensions:
             raise RuntimeError("MailConnect is already initialised on this app")
         app.extensions["mailconnect"] = _State(self, db, policy or Policy())

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import current_app
 
+from ..oauth.providers import PRESET_DEFAULTS
 from ..transport.settings import SECURITY_CHOICES
 from .presets import PRESETS, Preset, ServerPreset
 
@@ -40,13 +41,13 @@ def parse_providers(config: Mapping[str, Any] | None) -> dict[str, Preset]:
     for key, entry in (config or {}).items():
         if not isinstance(entry, Mapping):
             raise ProviderConfigError(f"MAILCONNECT_PROVIDERS[{key!r}] must be a dict")
+        if key in PRESET_DEFAULTS:
+            continue  # "google" / "microsoft": OAuth credentials for presets (oauth/providers.py)
         base = PRESETS.get(key)
         smtp = _server(key, "smtp", entry.get("smtp")) or (base.smtp if base else None)
         imap = _server(key, "imap", entry.get("imap")) or (base.imap if base else None)
         if smtp is None:
-            if entry.get("auth", "password") == "password":
-                raise ProviderConfigError(f"MAILCONNECT_PROVIDERS[{key!r}] needs an 'smtp' server")
-            continue  # OAuth-only entry for a provider we know nothing else about yet
+            raise ProviderConfigError(f"MAILCONNECT_PROVIDERS[{key!r}] needs an 'smtp' server")
         login_format = entry.get("login_format", base.login_format if base else "email")
         if login_format not in ("email", "local_part", "manual"):
             raise ProviderConfigError(

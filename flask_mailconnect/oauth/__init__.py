@@ -1,0 +1,6 @@
+"""OAuth 2.0 accounts: provider settings (providers.py), the consent flow (flow.py) and tokens
+(tokens.py: refresh under a row lock, revoke)."""
+
+from .providers import OAuthConfigError, OAuthProvider, oauth_providers
+
+__all__ = ["OAuthConfigError", "OAuthProvider", "oauth_providers"]

@@ -1,0 +1,158 @@
+"""Which OAuth 2.0 providers an app offers, read from ``MAILCONNECT_PROVIDERS``.
+
+Google and Microsoft are presets: they need only ``client_id`` and ``client_secret`` (and
+Microsoft a ``tenant``, ``common`` by default); any endpoint can still be overridden, which is how
+the tests point them at a local server. Any other entry with ``"auth": "oauth2"`` is a generic
+OAuth 2.0 / OpenID Connect provider: ``server_metadata_url`` or ``authorize_url`` +
+``token_url`` (+ ``revoke_url``, ``userinfo_url``), ``scopes``, and its ``smtp`` / ``imap``
+servers (read by providers/registry.py like any declared provider).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class OAuthConfigError(ValueError):
+    """An OAuth entry in ``MAILCONNECT_PROVIDERS`` cannot work; the message says why."""
+
+
+@dataclass(frozen=True)
+class OAuthProvider:
+    key: str  #: config key and URL segment: ``/oauth/<key>/start``, ``/oauth/<key>/callback``
+    name: str  #: shown on the button: "Connect with {name}"
+    client_id: str
+    client_secret: str = field(repr=False)
+    authorize_url: str | None
+    token_url: str | None
+    revoke_url: str | None
+    userinfo_url: str | None
+    server_metadata_url: str | None
+    scopes: tuple[str, ...]
+    #: Extra parameters on the authorization request (Google: offline access, consent prompt).
+    authorize_params: Mapping[str, str]
+    #: Key of the server preset (providers/registry) whose SMTP/IMAP servers the account uses.
+    servers: str
+    #: Fixed redirect URI registered at the provider; else built from MAILCONNECT_EXTERNAL_URL.
+    redirect_uri: str | None = None
+    #: Where a user removes the app's access when the provider has no revocation endpoint.
+    access_settings_url: str | None = None
+    token_endpoint_auth_method: str = "client_secret_post"
+    #: Microsoft Graph base URL when the provider can send through Graph (Microsoft only).
+    graph_url: str | None = None
+
+
+GOOGLE_SCOPES = ("openid", "email", "https://mail.google.com/")
+MICROSOFT_SCOPES = (
+    "openid",
+    "email",
+    "offline_access",
+    "https://outlook.office.com/IMAP.AccessAsUser.All",
+    "https://outlook.office.com/SMTP.Send",
+)
+
+
+def _google(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": "Google",
+        "authorize_url": "https://accounts.google.com/o/oauth2/v2/auth",
+        "token_url": "https://oauth2.googleapis.com/token",
+        "revoke_url": "https://oauth2.googleapis.com/revoke",
+        "userinfo_url": "https://openidconnect.googleapis.com/v1/userinfo",
+        "server_metadata_url": None,
+        "scopes": GOOGLE_SCOPES,
+        # Without both, Google returns no refresh token on a repeated consent.
+        "authorize_params": {"access_type": "offline", "prompt": "consent"},
+        "servers": "gmail",
+        "access_settings_url": "https://myaccount.google.com/connections",
+    }
+
+
+def _microsoft(entry: Mapping[str, Any]) -> dict[str, Any]:
+    tenant = str(entry.get("tenant") or "common")
+    base = f"https://login.microsoftonline.com/{tenant}/oauth2/v2.0"
+    return {
+        "name": "Microsoft",
+        "authorize_url": f"{base}/authorize",
+        "token_url": f"{base}/token",
+        "revoke_url": None,  # Microsoft has no token revocation endpoint
+        "userinfo_url": "https://graph.microsoft.com/oidc/userinfo",
+        "server_metadata_url": None,
+        "scopes": MICROSOFT_SCOPES,
+        "authorize_params": {"prompt": "select_account"},
+        "servers": "microsoft365",
+        "access_settings_url": "https://myapps.microsoft.com",
+        "graph_url": "https://graph.microsoft.com/v1.0",
+    }
+
+
+PRESET_DEFAULTS = {"google": _google, "microsoft": _microsoft}
+_OVERRIDABLE = (
+    "name",
+    "authorize_url",
+    "token_url",
+    "revoke_url",
+    "userinfo_url",
+    "server_metadata_url",
+    "redirect_uri",
+    "access_settings_url",
+    "token_endpoint_auth_method",
+    "graph_url",
+)
+
+
+def is_oauth_entry(key: str, entry: Mapping[str, Any]) -> bool:
+    return key in PRESET_DEFAULTS or entry.get("auth") == "oauth2"
+
+
+def _parse(key: str, entry: Mapping[str, Any]) -> OAuthProvider:
+    if not entry.get("client_id") or not entry.get("client_secret"):
+        raise OAuthConfigError(f"MAILCONNECT_PROVIDERS[{key!r}] needs client_id and client_secret")
+    values: dict[str, Any] = (
+        PRESET_DEFAULTS[key](entry)
+        if key in PRESET_DEFAULTS
+        else {
+            "name": key,
+            "authorize_url": None,
+            "token_url": None,
+            "revoke_url": None,
+            "userinfo_url": None,
+            "server_metadata_url": None,
+            "scopes": ("openid", "email"),
+            "authorize_params": {},
+            "servers": key,
+        }
+    )
+    for name in _OVERRIDABLE:
+        if entry.get(name):
+            values[name] = entry[name]
+    extra_scopes = tuple(entry.get("scopes", ()))
+    values["scopes"] = tuple(dict.fromkeys((*values["scopes"], *extra_scopes)))
+    values["authorize_params"] = {
+        **values["authorize_params"],
+        **dict(entry.get("authorize_params", {})),
+    }
+    if not values["server_metadata_url"] and not (values["authorize_url"] and values["token_url"]):
+        raise OAuthConfigError(
+            f"MAILCONNECT_PROVIDERS[{key!r}] needs server_metadata_url, or authorize_url and "
+            "token_url"
+        )
+    if key not in PRESET_DEFAULTS and not entry.get("smtp"):
+        raise OAuthConfigError(f"MAILCONNECT_PROVIDERS[{key!r}] needs an 'smtp' server")
+    return OAuthProvider(
+        key=key,
+        client_id=str(entry["client_id"]),
+        client_secret=str(entry["client_secret"]),
+        **values,
+    )
+
+
+def oauth_providers(config: Mapping[str, Any] | None) -> dict[str, OAuthProvider]:
+    """The OAuth providers configured in ``MAILCONNECT_PROVIDERS`` (raises on a bad entry)."""
+    found: dict[str, OAuthProvider] = {}
+    for key, entry in (config or {}).items():
+        if isinstance(entry, Mapping) and is_oauth_entry(key, entry):
+            found[key] = _parse(key, entry)
+    return found
