@@ -3,4 +3,4 @@
 
 from .providers import OAuthConfigError, OAuthProvider, oauth_providers
 
-__all__ = ["OAuthConfigError", "OAuthProvider", "oauth_providers"]
+__all__ = ["OAuthConfigError", "OAuthProvider", "current_oauth_providers", "oauth_providers"]

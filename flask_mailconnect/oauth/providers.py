@@ -156,3 +156,14 @@ def oauth_providers(config: Mapping[str, Any] | None) -> dict[str, OAuthProvider
         if isinstance(entry, Mapping) and is_oauth_entry(key, entry):
             found[key] = _parse(key, entry)
     return found
+
+
+def current_oauth_providers() -> dict[str, OAuthProvider]:
+    """The OAuth providers the current app offers (needs an app context).
+
+    The one accessor views and token code use, so that providers entered by admins (stored in
+    the database) can join those from config in one place.
+    """
+    from flask import current_app
+
+    return oauth_providers(current_app.config["MAILCONNECT_PROVIDERS"])
