@@ -72,6 +72,21 @@ DEFAULTS: dict[str, Option] = {
         "Test button cannot be used to try passwords against mail servers. ``None``: no limit.",
     ),
     "MAILCONNECT_SIGNATURE_MAX_LENGTH": Option(20_000, "Longest signature HTML accepted."),
+    "MAILCONNECT_USERS_CAN_MANAGE_OWN": Option(
+        True,
+        "People may connect, edit and disconnect their own accounts. ``False``: only admins "
+        "manage personal accounts (users still see and send from theirs).",
+    ),
+    "MAILCONNECT_MAX_ACCOUNTS": Option(
+        None,
+        "Most accounts one owner may have: an int for every scope, or a dict by scope kind "
+        "(``{\"user\": 1, \"project\": 1}``; kinds not listed are unlimited). ``None``: no limit.",
+    ),
+    "MAILCONNECT_SENDER_ORDER": Option(
+        ["scope", "organization", "user"],
+        "Where ``resolve_sender`` looks for an account, in order: ``scope`` (the owner given, "
+        "e.g. the project), ``organization`` (the shared accounts), ``user`` (the sender's own).",
+    ),
 }
 
 

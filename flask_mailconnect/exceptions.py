@@ -27,6 +27,33 @@ class TooManyTests(MailConnectError):
     """The actor ran more connection tests than ``MAILCONNECT_TESTS_PER_HOUR`` allows."""
 
 
+class AccountLimitReached(MailConnectError):
+    """The owner already has as many accounts as ``MAILCONNECT_MAX_ACCOUNTS`` allows."""
+
+    def __init__(self, owner: tuple[str, str], limit: int) -> None:
+        plural = "account" if limit == 1 else "accounts"
+        super().__init__(
+            f"This {owner[0]} already has {limit} email {plural}, the most allowed. "
+            "Disconnect one to connect another."
+        )
+        self.owner = owner
+        self.limit = limit
+
+
+class NoSenderAccount(MailConnectError):
+    """``resolve_sender`` found no active, connected account the actor may send from.
+
+    ``tried`` lists each place looked at with why it did not apply.
+    """
+
+    def __init__(self, tried: list[str]) -> None:
+        super().__init__(
+            "No account to send from. Tried: " + ("; ".join(tried) if tried else "nothing")
+            + ". Connect an account, or pass account= explicitly."
+        )
+        self.tried = tried
+
+
 class ConnectionTestFailed(MailConnectError):
     """Saving was refused because Test connection did not pass; ``report`` says why."""
 
@@ -37,11 +64,13 @@ class ConnectionTestFailed(MailConnectError):
 
 
 __all__ = [
+    "AccountLimitReached",
     "ConnectionFailed",
     "ConnectionTestFailed",
     "EncryptionKeyError",
     "InvalidSettings",
     "MailConnectError",
+    "NoSenderAccount",
     "PermissionDenied",
     "TooManyTests",
 ]

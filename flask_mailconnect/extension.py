@@ -15,7 +15,7 @@ from .crypto import EncryptionKeyError, build_cipher
 from .models import MailAccount, metadata
 from .oauth.providers import oauth_providers
 from .providers import parse_providers
-from .scopes import Actor, Owner, Policy, owner_key
+from .scopes import ORGANIZATION_OWNER, Actor, Owner, Policy, Scope, owner_key
 from .transport.settings import ConnectionReport, ServerSettings, TransportOptions
 from .transport.tester import test_connection as run_test
 
@@ -88,6 +88,10 @@ def _default_user_label(user: Any) -> str:
     return str(user)
 
 
+def _everyone(user: Any) -> bool:
+    return True
+
+
 def _default_user_id(user: Any) -> str:
     get_id = getattr(user, "get_id", None)
     return str(get_id() if callable(get_id) else user.id)
@@ -101,6 +105,9 @@ class MailConnect:
         self._admin_checker: Callable[[Any], bool] = _default_admin_checker
         self._user_label: Callable[[Any], str] = _default_user_label
         self._user_id: Callable[[Any], str] = _default_user_id
+        self._organization_access: Callable[[Any], bool] = _everyone
+        self._permission_rule: Callable[[Actor, str, Owner], bool | None] | None = None
+        self.scopes: dict[str, Scope] = {}
         if app is not None:
             self.init_app(app, db=db, **kw)
 
@@ -160,6 +167,58 @@ class MailConnect:
         """``(user) -> str``: the id personal accounts are stored under (default ``get_id()``)."""
         self._user_id = func
         return func
+
+    def organization_access(self, func: F) -> F:
+        """``(user) -> bool``: may this signed-in user see and send from the organisation's
+        accounts? Default: everyone signed in."""
+        self._organization_access = func
+        return func
+
+    def permission_rule(self, func: F) -> F:
+        """``(actor, action, owner) -> bool | None``: decide a permission before the policy.
+
+        Return ``True`` or ``False`` to decide, ``None`` to let the policy's rules decide.
+        ``actor`` is an :class:`~flask_mailconnect.scopes.Actor` (``actor.user`` is the host's
+        user), ``action`` one of ``view``, ``use``, ``manage``, ``admin``, ``owner`` a
+        ``(kind, id)`` pair.
+        """
+        self._permission_rule = func
+        return func
+
+    def register_scope(
+        self,
+        kind: str,
+        *,
+        load: Callable[[str], Any],
+        label: Callable[[Any], str] = str,
+        can_manage: Callable[[Any, Any], bool] | None = None,
+        can_use: Callable[[Any, Any], bool] | None = None,
+        list: Callable[[], Any] | None = None,  # noqa: A002 - the documented keyword
+        ident: Callable[[Any], Any] | None = None,
+        title: str = "",
+        title_plural: str = "",
+    ) -> Scope:
+        """Declare an owner kind of the host, such as ``"project"``.
+
+        ``load(id) -> obj | None`` finds one (``id`` is a string); ``label(obj) -> str`` names
+        it in pages; ``can_manage(user, obj)`` and ``can_use(user, obj)`` decide who may
+        connect/disconnect and who may send from its accounts (admins always manage);
+        ``list() -> iterable of obj`` feeds the scope's settings page (every row, eager-load
+        what ``can_manage`` and ``label`` read); ``ident(obj)`` gives its id (default
+        ``obj.id``); ``title`` / ``title_plural`` name the kind ("Project", "Projects").
+        """
+        if kind in ("user", "organization") or not kind.isidentifier() or len(kind) > 32:
+            raise ValueError(f"cannot register scope {kind!r}")
+        options: dict[str, Any] = {"load": load, "label": label, "list": list}
+        if can_manage is not None:
+            options["can_manage"] = can_manage
+        if can_use is not None:
+            options["can_use"] = can_use
+        if ident is not None:
+            options["ident"] = lambda obj: str(ident(obj))
+        scope = Scope(kind=kind, title=title, title_plural=title_plural, **options)
+        self.scopes[kind] = scope
+        return scope
 
     # -- helpers used by views and the service --------------------------------------------
 
@@ -238,6 +297,52 @@ class MailConnect:
 
     def get_account(self, account_id: int) -> MailAccount | None:
         return self._state().session.get(MailAccount, account_id)
+
+    @property
+    def organization(self) -> Owner:
+        """The organisation's owner key, ``("organization", "main")``."""
+        return ORGANIZATION_OWNER
+
+    def can(self, user: Any, action: str, owner: Owner | tuple[str, Any]) -> bool:
+        """May ``user`` (a host user) ``view``/``use``/``manage``/``admin`` ``owner``'s accounts?"""
+        return self._state().policy.can(self.actor_for(user), action, owner_key(owner))
+
+    def account_limit(self, owner: Owner | tuple[str, Any]) -> int | None:
+        """How many accounts ``owner`` may have (``MAILCONNECT_MAX_ACCOUNTS``); ``None``: any."""
+        return accounts.account_limit(owner_key(owner))
+
+    def resolve_sender(
+        self, *, actor: Any, owner: Owner | tuple[str, Any] | None = None
+    ) -> MailAccount:
+        """The account to send from when none is given, by ``MAILCONNECT_SENDER_ORDER``.
+
+        Skips inactive and not-connected accounts and any ``actor`` may not ``use``; raises
+        :class:`~flask_mailconnect.exceptions.NoSenderAccount` naming what was tried.
+        """
+        return accounts.resolve_sender(
+            self._state(),
+            actor=self.actor_for(actor),
+            owner=owner_key(owner) if owner is not None else None,
+        )
+
+    def find_sender(
+        self, *, actor: Any, owner: Owner | tuple[str, Any] | None = None
+    ) -> MailAccount | None:
+        """Like :meth:`resolve_sender`, but ``None`` instead of raising."""
+        from .exceptions import NoSenderAccount
+
+        try:
+            return self.resolve_sender(actor=actor, owner=owner)
+        except NoSenderAccount:
+            return None
+
+    def disconnect_all(self, kind: str, *, actor: Any = None) -> list[accounts.OwnerResult]:
+        """Disconnect every account of every owner of ``kind`` that ``actor`` may manage.
+
+        Returns one result per owner listed by the scope (``disconnected``, ``nothing`` or
+        ``failed`` with why). Each owner is its own savepoint: one failure leaves the others.
+        """
+        return accounts.disconnect_all(self._state(), kind, actor=self.actor_for(actor))
 
 
 __all__ = ["EncryptionKeyError", "MailConnect"]

@@ -1,25 +1,57 @@
-"""Owners of accounts and who may do what with them.
+"""Owners of accounts (scopes) and the one permission policy.
 
-An owner is ``(kind, id)``: ``("user", "42")`` for a person's own account. Actions:
+An owner is ``(kind, id)``: ``("user", "42")`` for a person's own account,
+``("organization", "main")`` for the organisation's shared accounts, and host-declared kinds
+registered with :meth:`MailConnect.register_scope`, such as ``("project", "7")``.
+
+Actions (:data:`ACTIONS`):
 
 - ``view``: see the account and its settings page;
 - ``use``: send from it;
-- ``manage``: connect, test, edit, disconnect.
+- ``manage``: connect, test, edit, disconnect;
+- ``admin``: administrator-only operations (deactivate, reactivate, the audit trail).
 
-Default rules for personal accounts: the owner may do everything; an admin (see
-``@mailconnect.admin_checker``) may view and manage them on the user's behalf but not send as
-them. Anyone else: nothing, and pages answer 404 so account ids reveal nothing.
+The default rules (:class:`Policy`, written out in ``docs/scopes.rst``):
+
+============== ======================================== =========================================
+scope          who                                      may
+============== ======================================== =========================================
+user           the owner                                view, use; manage when
+                                                        ``MAILCONNECT_USERS_CAN_MANAGE_OWN``
+user           an admin                                 view, manage, admin (never use)
+organization   an admin                                 view, manage, admin; use if permitted
+organization   anyone ``organization_access`` permits   view, use
+host scope     an admin                                 view, manage, admin; use if ``can_use``
+host scope     ``can_manage(user, obj)``                view, manage
+host scope     ``can_use(user, obj)``                   view, use
+anything else  an admin                                 view, manage, admin
+============== ======================================== =========================================
+
+``use`` is never granted by being an admin: an admin does not send as someone else.
+Everyone else gets nothing, and pages answer 404 so ids reveal nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from flask import current_app, g, has_app_context, has_request_context
+
+if TYPE_CHECKING:
+    from .extension import MailConnect
 
 Owner = tuple[str, str]
 
 USER = "user"
-ACTIONS = ("view", "use", "manage")
+ORGANIZATION = "organization"
+#: The organisation's owner id. One organisation per app; a multi-tenant host registers its
+#: own scope (``"tenant"``) instead.
+ORGANIZATION_ID = "main"
+ORGANIZATION_OWNER: Owner = (ORGANIZATION, ORGANIZATION_ID)
+ACTIONS = ("view", "use", "manage", "admin")
+BUILTIN_KINDS = (USER, ORGANIZATION)
 
 
 def owner_key(owner: Owner | tuple[str, Any]) -> Owner:
@@ -44,17 +76,133 @@ class Actor:
         return (USER, self.id)
 
 
-class Policy:
-    """Permission rules. Subclass and pass ``policy=`` to ``init_app`` to change them."""
+def _never(user: Any, obj: Any) -> bool:
+    return False
 
-    def can(self, actor: Actor | None, action: str, owner: Owner) -> bool:
+
+def _default_ident(obj: Any) -> str:
+    return str(obj.id)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A host-declared owner kind (see :meth:`MailConnect.register_scope`)."""
+
+    kind: str
+    load: Callable[[str], Any]
+    label: Callable[[Any], str] = str
+    can_manage: Callable[[Any, Any], bool] = _never
+    can_use: Callable[[Any, Any], bool] = _never
+    list: Callable[[], Iterable[Any]] | None = None
+    ident: Callable[[Any], str] = _default_ident
+    title: str = ""
+    title_plural: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.title or self.kind.replace("_", " ").capitalize()
+
+    @property
+    def name_plural(self) -> str:
+        return self.title_plural or f"{self.name}s"
+
+
+def _extension() -> MailConnect | None:
+    if not has_app_context():
+        return None
+    state = current_app.extensions.get("mailconnect")
+    return state.extension if state is not None else None
+
+
+def load_owner(owner: Owner) -> Any:
+    """The host object behind a registered scope's owner (``None`` when it does not exist).
+
+    Cached per request, so checking many actions on one owner loads it once.
+    """
+    ext = _extension()
+    scope = ext.scopes.get(owner[0]) if ext is not None else None
+    if scope is None:
+        return None
+    cache: dict[Owner, Any] | None = None
+    if has_request_context():
+        cache = g.setdefault("_mailconnect_owner_cache", {})
+        if owner in cache:
+            return cache[owner]
+    obj = scope.load(owner[1])
+    if cache is not None:
+        cache[owner] = obj
+    return obj
+
+
+_MISSING = object()
+
+
+class Policy:
+    """The permission rules. ``can(actor, action, owner)`` answers every question.
+
+    Override the whole policy by subclassing and passing ``init_app(app, db=db,
+    policy=MyPolicy())``, or one decision at a time with ``@mailconnect.permission_rule``
+    (``(actor, action, owner) -> bool | None``; ``None`` falls through to these rules).
+    """
+
+    def can(self, actor: Actor | None, action: str, owner: Owner, *, obj: Any = _MISSING) -> bool:
+        """May ``actor`` do ``action`` on accounts of ``owner``?
+
+        ``obj``: the host object of a registered scope when the caller already has it (list
+        pages pass it, so checking a thousand rows loads nothing).
+        """
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}")
         if actor is None:
             return False
-        kind, ident = owner
+        ext = _extension()
+        if ext is not None and ext._permission_rule is not None:
+            decided = ext._permission_rule(actor, action, owner)
+            if decided is not None:
+                return bool(decided)
+        kind = owner[0]
         if kind == USER:
-            if ident == actor.id:
+            return self.can_user(actor, action, owner)
+        if kind == ORGANIZATION:
+            return self.can_organization(actor, action, owner)
+        scope = ext.scopes.get(kind) if ext is not None else None
+        if scope is None:  # accounts of a kind nobody declared: admins may clean them up
+            return actor.is_admin and action != "use"
+        if obj is _MISSING:
+            obj = load_owner(owner)
+        return self.can_scope(actor, action, scope, obj)
+
+    def users_manage_own(self) -> bool:
+        if not has_app_context():
+            return True
+        return bool(current_app.config.get("MAILCONNECT_USERS_CAN_MANAGE_OWN", True))
+
+    def can_user(self, actor: Actor, action: str, owner: Owner) -> bool:
+        if owner[1] == actor.id:
+            if action in ("view", "use"):
                 return True
-            return actor.is_admin and action in ("view", "manage")
+            if action == "manage" and self.users_manage_own():
+                return True
+        return actor.is_admin and action in ("view", "manage", "admin")
+
+    def can_organization(self, actor: Actor, action: str, owner: Owner) -> bool:
+        if actor.is_admin and action in ("view", "manage", "admin"):
+            return True
+        if action in ("view", "use"):
+            ext = _extension()
+            return bool(ext._organization_access(actor.user)) if ext is not None else False
+        return False
+
+    def can_scope(self, actor: Actor, action: str, scope: Scope, obj: Any) -> bool:
+        if actor.is_admin and action in ("view", "manage", "admin"):
+            return True
+        if obj is None:  # the project is gone: only admins see its accounts
+            return False
+        if action == "manage":
+            return bool(scope.can_manage(actor.user, obj))
+        if action == "use":
+            return bool(scope.can_use(actor.user, obj))
+        if action == "view":
+            return bool(scope.can_manage(actor.user, obj) or scope.can_use(actor.user, obj))
         return False
