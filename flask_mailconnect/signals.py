@@ -18,9 +18,20 @@ account_updated = _signals.signal("mailconnect.account-updated")
 #: An account was disconnected and its secrets wiped. Extra: ``account`` (detached, already
 #: deleted: read its attributes, do not reload it), ``actor``.
 account_disconnected = _signals.signal("mailconnect.account-disconnected")
+#: The provider refused an OAuth account's grant (``invalid_grant``: revoked, expired, password
+#: changed) or it has no refresh token: the account is now ``needs_reconnect`` and its owner must
+#: sign in again. Sent once per transition, not on every later attempt. Extra: ``account``,
+#: ``reason`` (the stable code also stored in ``last_error_code``: ``token_revoked`` or
+#: ``no_refresh_token``), ``actor`` (``None``: nobody did it).
+account_needs_reconnect = _signals.signal("mailconnect.account-needs-reconnect")
+#: An OAuth account's access token was refreshed (and the new tokens committed). Extra:
+#: ``account``. Never the token: call ``fresh_access_token`` if you need it.
+token_refreshed = _signals.signal("mailconnect.token-refreshed")
 
 __all__ = [
     "account_connected",
     "account_disconnected",
+    "account_needs_reconnect",
     "account_updated",
+    "token_refreshed",
 ]
