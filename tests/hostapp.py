@@ -35,7 +35,11 @@ LAYOUT = """<!doctype html><html><head><title>{% block title %}{% endblock %} - 
 <main>{% block content %}{% endblock %}</main></body></html>"""
 
 
-def create_app(database_url: str = "sqlite://", **config: Any) -> tuple[Flask, MailConnect]:
+def create_app(
+    database_url: str = "sqlite://", *, reset: bool = True, **config: Any
+) -> tuple[Flask, MailConnect]:
+    """The host app on ``database_url``. ``reset=False`` (another process joining a database a
+    first app already set up) leaves the tables and rows as they are."""
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY="test-secret",
@@ -74,6 +78,8 @@ def create_app(database_url: str = "sqlite://", **config: Any) -> tuple[Flask, M
         return render_template_string("home")
 
     mailconnect = MailConnect(app, db=db)
+    if not reset:
+        return app, mailconnect
     with app.app_context():
         if database_url != "sqlite://":  # shared server databases: start from empty tables
             mailconnect_metadata.drop_all(db.engine)
