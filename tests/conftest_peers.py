@@ -40,13 +40,55 @@ def peer_options(peer_certs: TestCerts) -> TransportOptions:
     )
 
 
-def _start_smtp(mode: str, certs: TestCerts, *, trusted: bool = True) -> Iterator[Any]:
+@pytest.fixture(scope="session")
+def oauth_server() -> Iterator[Any]:
+    """The local OAuth 2.0 / OIDC provider (example_app/oauth_provider.py), both flavours.
+
+    ``.google`` / ``.microsoft`` hold the endpoint URLs (``authorize_url``, ``token_url``,
+    ``revoke_url``, ``userinfo_url``, ``jwks_url``, ``metadata_url``, ``issuer``);
+    ``tests.peers.oauth.CLIENT_ID`` / ``CLIENT_SECRET`` are registered (add redirect URIs with
+    ``.add_redirect_uri``). Knobs persist for the session: tests that turn one use
+    ``oauth_provider``, which resets them. The SMTP peers and Dovecot accept its tokens.
+    """
+    from tests.peers.oauth import start_oauth_server
+
+    server = start_oauth_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def oauth_provider(oauth_server: Any) -> Iterator[Any]:
+    """``oauth_server`` with its knobs and counters reset before and after the test."""
+    oauth_server.reset()
+    yield oauth_server
+    oauth_server.reset()
+
+
+@pytest.fixture(scope="session")
+def oauth_introspection(oauth_server: Any) -> Any:
+    """``.url .client_id .client_secret`` and ``.check(token)``: what the mail peers use."""
+    from tests.peers.oauth import introspection_for
+
+    return introspection_for(oauth_server)
+
+
+def _start_smtp(
+    mode: str, certs: TestCerts, *, trusted: bool = True, introspection: Any = None
+) -> Iterator[Any]:
     try:
         from tests.peers.smtp_server import start_smtp
     except ImportError as exc:  # aiosmtpd is a test extra
         require_peer("aiosmtpd", str(exc))
     context = None if mode == "plain" else certs.server_context(trusted=trusted)
-    peer, controller = start_smtp(mode, ca_file=certs.ca_file, context=context)  # type: ignore[arg-type]
+    peer, controller = start_smtp(
+        mode,  # type: ignore[arg-type]
+        ca_file=certs.ca_file,
+        context=context,
+        introspection=introspection,
+    )
     try:
         yield peer
     finally:
@@ -54,18 +96,18 @@ def _start_smtp(mode: str, certs: TestCerts, *, trusted: bool = True) -> Iterato
 
 
 @pytest.fixture(scope="session")
-def smtp_starttls_server(peer_certs: TestCerts) -> Iterator[Any]:
-    yield from _start_smtp("starttls", peer_certs)
+def smtp_starttls_server(peer_certs: TestCerts, oauth_introspection: Any) -> Iterator[Any]:
+    yield from _start_smtp("starttls", peer_certs, introspection=oauth_introspection)
 
 
 @pytest.fixture(scope="session")
-def smtp_ssl_server(peer_certs: TestCerts) -> Iterator[Any]:
-    yield from _start_smtp("ssl", peer_certs)
+def smtp_ssl_server(peer_certs: TestCerts, oauth_introspection: Any) -> Iterator[Any]:
+    yield from _start_smtp("ssl", peer_certs, introspection=oauth_introspection)
 
 
 @pytest.fixture(scope="session")
-def smtp_plain_server(peer_certs: TestCerts) -> Iterator[Any]:
-    yield from _start_smtp("plain", peer_certs)
+def smtp_plain_server(peer_certs: TestCerts, oauth_introspection: Any) -> Iterator[Any]:
+    yield from _start_smtp("plain", peer_certs, introspection=oauth_introspection)
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +119,8 @@ def smtp_untrusted_server(peer_certs: TestCerts) -> Iterator[Any]:
 def smtp_starttls(smtp_starttls_server: Any) -> Any:
     """aiosmtpd on port ``.port`` requiring STARTTLS then AUTH; ``.host .user .password
     .ca_file .security ("starttls")``, and what it saw: ``.messages .auth_attempts
-    .connections``."""
+    .connections``. AUTH XOAUTH2 accepts active tokens of ``oauth_server`` (by introspection);
+    ``.auth_disabled_user`` gets Microsoft's 535 5.7.139."""
     smtp_starttls_server.reset()
     return smtp_starttls_server
 
@@ -104,9 +147,10 @@ def smtp_untrusted(smtp_untrusted_server: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def dovecot(peer_certs: TestCerts) -> Iterator[Any]:
+def dovecot(peer_certs: TestCerts, oauth_introspection: Any) -> Iterator[Any]:
     """Dovecot with ``.port`` (IMAP + STARTTLS) and ``.ssl_port`` (IMAPS); ``.host .user
-    .password .ca_file .maildir``."""
+    .password .ca_file .maildir``. Passwords (passwd-file) and XOAUTH2 / OAUTHBEARER with
+    ``oauth_server`` tokens (oauth2 passdb, introspection_mode = post) both log in."""
     from tests.peers.dovecot import dovecot_available, start_dovecot, stop_dovecot
 
     reason = dovecot_available()
@@ -116,7 +160,10 @@ def dovecot(peer_certs: TestCerts) -> Iterator[Any]:
         require_peer("dovecot", reason)
     try:
         peer = start_dovecot(
-            cert_file=peer_certs.cert_file, key_file=peer_certs.key_file, ca_file=peer_certs.ca_file
+            cert_file=peer_certs.cert_file,
+            key_file=peer_certs.key_file,
+            ca_file=peer_certs.ca_file,
+            introspection=oauth_introspection,
         )
     except Exception as exc:  # any start failure is "peer unavailable"
         require_peer("dovecot", f"could not start: {exc}")

@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 from . import MAILBOX_PASSWORD, MAILBOX_USER, free_port, require_peer, wait_for_port
 
@@ -32,6 +34,8 @@ class DovecotPeer:
     ca_file: str
     directory: Path
     process: subprocess.Popen | None = field(default=None, repr=False)
+    #: True when XOAUTH2 / OAUTHBEARER logins are checked against an OAuth provider.
+    oauth: bool = False
 
     @property
     def maildir(self) -> Path:
@@ -49,8 +53,37 @@ def dovecot_available() -> str | None:
     return None
 
 
+def _oauth2_passdb(peer: DovecotPeer) -> str:
+    if not peer.oauth:
+        return ""
+    return f"""
+# XOAUTH2 / OAUTHBEARER: the bearer token is checked by RFC 7662 introspection (POST).
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {peer.directory}/dovecot-oauth2.conf.ext
+}}
+"""
+
+
+def _oauth2_args(introspection_url: str, client_id: str, client_secret: str) -> str:
+    # Dovecot's HTTP client sends the URL's user:password as HTTP Basic authentication.
+    scheme, rest = introspection_url.split("://", 1)
+    return (
+        "introspection_mode = post\n"
+        f"introspection_url = {scheme}://{quote(client_id, safe='')}:"
+        f"{quote(client_secret, safe='')}@{rest}\n"
+        "force_introspection = yes\n"
+        "username_attribute = username\n"
+        "active_attribute = active\n"
+        "active_value = true\n"
+        "timeout_msecs = 5000\n"
+    )
+
+
 def _config(peer: DovecotPeer, cert_file: str, key_file: str) -> str:
     d = peer.directory
+    mechanisms = "plain login xoauth2 oauthbearer" if peer.oauth else "plain login"
     return f"""
 # Written by tests/peers/dovecot.py for Dovecot 2.3.
 base_dir = {d}/run
@@ -63,7 +96,7 @@ ssl = yes
 ssl_cert = <{cert_file}
 ssl_key = <{key_file}
 ssl_min_protocol = TLSv1.2
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_failure_delay = 0
 # Dovecot counts 127.0.0.1 -> 127.0.0.1 as secure, so plaintext LOGIN would be allowed anyway.
 disable_plaintext_auth = no
@@ -76,9 +109,10 @@ default_login_user = dovenull
 
 passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u {d}/passwd
 }}
-userdb {{
+{_oauth2_passdb(peer)}userdb {{
   driver = static
   args = uid=dovecot gid=dovecot home={d}/mail/%u
 }}
@@ -94,7 +128,8 @@ service imap-login {{
     ssl = yes
   }}
 }}
-# After a failed login, anvil delays the next ones from the same address (2 s, 4 s...).
+# After a failed login (XOAUTH2 included), anvil delays the next ones from the same address
+# (2 s, 4 s...): no listener, no penalty.
 service anvil {{
   unix_listener anvil-auth-penalty {{
     mode = 0
@@ -110,8 +145,13 @@ def start_dovecot(
     ca_file: str,
     user: str = MAILBOX_USER,
     password: str = MAILBOX_PASSWORD,
+    introspection: Any = None,
 ) -> DovecotPeer:
-    """Start Dovecot and wait until both ports accept connections; raises RuntimeError."""
+    """Start Dovecot and wait until both ports accept connections; raises RuntimeError.
+
+    ``introspection`` (a tests.peers.oauth.Introspection) turns on XOAUTH2 and OAUTHBEARER,
+    checked against the OAuth provider, next to the passwd-file password logins.
+    """
     if ":" in password or "\n" in password:
         raise ValueError("passwd-file passwords cannot hold ':' or line breaks")
     directory = Path(tempfile.mkdtemp(prefix="mailconnect-dovecot-"))
@@ -124,6 +164,13 @@ def start_dovecot(
     (directory / "passwd").chmod(0o644)
     for sub in ("new", "cur", "tmp"):
         (peer.maildir / sub).mkdir(parents=True)
+    if introspection is not None:
+        peer.oauth = True
+        args = directory / "dovecot-oauth2.conf.ext"
+        args.write_text(
+            _oauth2_args(introspection.url, introspection.client_id, introspection.client_secret)
+        )
+        args.chmod(0o644)  # read by the auth process
     subprocess.run(["chown", "-R", "dovecot:dovecot", str(directory / "mail")], check=True)
     conf = directory / "dovecot.conf"
     conf.write_text(_config(peer, cert_file, key_file))
@@ -156,7 +203,12 @@ def stop_dovecot(peer: DovecotPeer) -> None:
 
 
 def dovecot_peer(
-    *, cert_file: str, key_file: str, ca_file: str, password: str = MAILBOX_PASSWORD
+    *,
+    cert_file: str,
+    key_file: str,
+    ca_file: str,
+    password: str = MAILBOX_PASSWORD,
+    introspection: Any = None,
 ) -> Iterator[DovecotPeer]:
     """For a fixture: start an extra Dovecot (skip, or fail under MAILCONNECT_REQUIRE_PEERS=1,
     when it cannot run), yield it, stop it at teardown."""
@@ -167,7 +219,11 @@ def dovecot_peer(
         require_peer("dovecot", reason)
     try:
         peer = start_dovecot(
-            cert_file=cert_file, key_file=key_file, ca_file=ca_file, password=password
+            cert_file=cert_file,
+            key_file=key_file,
+            ca_file=ca_file,
+            password=password,
+            introspection=introspection,
         )
     except Exception as exc:  # any start failure is "peer unavailable"
         require_peer("dovecot", f"could not start: {exc}")

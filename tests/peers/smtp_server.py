@@ -6,8 +6,10 @@ password) and delivered messages, so tests can assert on the server's side too.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import collections
+import json
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -43,6 +45,8 @@ class SmtpPeer:
     auth_attempts: list[tuple[str, str]] = field(default_factory=list)  # (mechanism, login)
     connections: int = 0
     oauth_tokens: set[str] = field(default_factory=set)  # bearer tokens XOAUTH2 accepts
+    # Checks other XOAUTH2 tokens against the OAuth provider (tests/peers/oauth.py).
+    introspection: Any = None
     # Logins answered like Microsoft 365 with SMTP AUTH turned off for the mailbox.
     auth_disabled_user: str = "disabled@example.test"
     # Set to e.g. "454 4.7.0 TLS not available" to refuse STARTTLS (cleared by reset()).
@@ -87,24 +91,55 @@ class _Handler:
         return "250 Message accepted for delivery"
 
     async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:  # noqa: N802
-        """XOAUTH2 (RFC-less Google/Microsoft SASL): user=...^Aauth=Bearer token^A^A."""
+        """XOAUTH2 (Google/Microsoft SASL): ``user=...^Aauth=Bearer token^A^A``.
+
+        The token is valid when it is in ``peer.oauth_tokens`` or, with ``peer.introspection``
+        set, when the OAuth provider's introspection endpoint calls it active for this user.
+        A rejected token is answered like Gmail: ``334`` with a base64 JSON error, then, after
+        the client's empty line, ``535 5.7.8``.
+        """
         if len(args) > 1:
             blob = args[1]
         else:
             blob_bytes = await server.challenge_auth("", encode_to_b64=False)
             if not isinstance(blob_bytes, bytes):
-                return AuthResult(success=False, handled=False)
-            blob = blob_bytes.decode()
+                return AuthResult(success=False, handled=True)  # "*": aiosmtpd answered 501
+            blob = base64.b64encode(blob_bytes).decode()
         try:
-            fields = base64.b64decode(blob).decode().split("\x01")
+            fields = base64.b64decode(blob, validate=True).decode().split("\x01")
             user = fields[0].removeprefix("user=")
             token = fields[1].removeprefix("auth=Bearer ")
         except (ValueError, IndexError, UnicodeError):
-            return AuthResult(success=False, handled=False)
+            return AuthResult(success=False, handled=False, message="501 5.5.2 Cannot Decode")
         with self.peer.lock:
             self.peer.auth_attempts.append(("XOAUTH2", user))
             ok = user == self.peer.user and token in self.peer.oauth_tokens
-        return AuthResult(success=ok, auth_data=user if ok else None, handled=False)
+            introspection = self.peer.introspection
+        if not ok and introspection is not None:
+            loop = asyncio.get_running_loop()
+            answer = await loop.run_in_executor(None, introspection.check, token)
+            username = str(answer.get("username") or answer.get("email") or "")
+            ok = answer.get("active") is True and username.lower() == user.lower()
+        if ok and user == self.peer.auth_disabled_user:
+            return AuthResult(success=False, handled=False, message=_AUTH_DISABLED_REPLY)
+        if ok:
+            return AuthResult(success=True, auth_data=user, handled=False)
+        # Gmail's error challenge; the client must answer with an empty line.
+        await server.challenge_auth(_XOAUTH2_ERROR)
+        return AuthResult(success=False, handled=False, message=_XOAUTH2_REJECTED)
+
+
+_XOAUTH2_ERROR = json.dumps(
+    {"status": "400", "schemes": "Bearer", "scope": "https://mail.google.com/"},
+    separators=(",", ":"),
+)
+_XOAUTH2_REJECTED = (
+    "535 5.7.8 Username and Password not accepted. For more information, go to "
+    "https://support.google.com/mail/?p=BadCredentials"
+)
+_AUTH_DISABLED_REPLY = (
+    "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant."
+)
 
 
 class _QuietSession(Session):
@@ -177,12 +212,7 @@ def _authenticator(peer: SmtpPeer):
         with peer.lock:
             peer.auth_attempts.append((mechanism, login))
         if login == peer.auth_disabled_user:
-            return AuthResult(
-                success=False,
-                handled=False,
-                message="535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication "
-                "is disabled for the Tenant.",
-            )
+            return AuthResult(success=False, handled=False, message=_AUTH_DISABLED_REPLY)
         ok = login == peer.user and auth_data.password.decode("utf-8", "replace") == peer.password
         return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
@@ -196,9 +226,12 @@ def start_smtp(
     context: ssl.SSLContext | None,
     user: str = MAILBOX_USER,
     password: str = MAILBOX_PASSWORD,
+    introspection: Any = None,
 ) -> tuple[SmtpPeer, Controller]:
-    """Start one aiosmtpd on a free 127.0.0.1 port. ``context``: the server's TLS context."""
+    """Start one aiosmtpd on a free 127.0.0.1 port. ``context``: the server's TLS context;
+    ``introspection``: a tests.peers.oauth.Introspection that XOAUTH2 tokens are checked with."""
     peer = SmtpPeer("127.0.0.1", free_port(), user, password, ca_file, mode)
+    peer.introspection = introspection
     kwargs: dict[str, Any] = {
         "hostname": peer.host,
         "port": peer.port,
