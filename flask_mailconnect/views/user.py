@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 
 from .. import accounts
-from ..exceptions import ConnectionTestFailed, InvalidSettings, TooManyTests
+from ..exceptions import AccountLimitReached, ConnectionTestFailed, InvalidSettings, TooManyTests
 from ..forms import AccountSettingsForm, ConfirmForm, ConnectForm, ReconnectForm
 from ..models import MailAccount
 from ..providers import current_presets
@@ -93,12 +93,26 @@ def _json_test(form: ConnectForm, owner: Owner) -> Any:
 
 
 def index() -> Any:
-    mine = accounts.accounts_for(state(), actor().owner)
-    return render_template("mailconnect/index.html", accounts=mine)
+    owner = actor().owner
+    mine = accounts.accounts_for(state(), owner)
+    limit = accounts.account_limit(owner)
+    return render_template(
+        "mailconnect/index.html",
+        accounts=mine,
+        limit=limit,
+        at_limit=limit is not None and len(mine) >= limit,
+        can_connect=state().policy.can(actor(), "manage", owner),
+    )
 
 
 def connect() -> Any:
     form = ConnectForm(ports=ports())
+    if request.method == "GET" or form.action != "test":
+        try:  # MAILCONNECT_MAX_ACCOUNTS: the index page says why Connect is not offered
+            accounts.check_limit(state(), actor().owner)
+        except AccountLimitReached as exc:
+            flash(str(exc), "error")
+            return redirect(url_for(".index"))
     if request.method == "GET":
         # ?email= lets a host link straight to the details step, pre-filled.
         form.email.data = request.args.get("email", "").strip()
@@ -129,6 +143,8 @@ def connect() -> Any:
         return _render_connect(form, status=422)
     except TooManyTests as exc:
         return _render_connect(form, status=429, notice=str(exc))
+    except AccountLimitReached as exc:
+        return _render_connect(form, status=409, notice=str(exc))
     except ConnectionTestFailed as exc:
         state().session.commit()  # the failed test stays in the audit trail
         return _render_connect(form, report=exc.report, status=422)
@@ -229,6 +245,8 @@ def disconnect(account_id: int) -> Any:
         accounts.disconnect(state(), acct, actor=actor())
         state().session.commit()
         flash(f"Disconnected {email}. Its saved password and synced mail were deleted.", "success")
+        if acct.owner_kind != "user":  # a shared account: back to its scope's page
+            return redirect(url_for(".scope", kind=acct.owner_kind))
         return redirect(url_for(".index"))
     return render_template("mailconnect/disconnect.html", account=acct, form=form)
 
