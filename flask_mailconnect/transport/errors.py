@@ -27,9 +27,13 @@ MAILBOX_UNAVAILABLE = "mailbox_unavailable"
 CONNECTION_LOST = "connection_lost"
 PROTOCOL_ERROR = "protocol_error"
 NETWORK_ERROR = "network_error"
+TOKEN_REJECTED = "token_rejected"
+GRAPH_SEND_DENIED = "graph_send_denied"
+GRAPH_THROTTLED = "graph_throttled"
+GRAPH_REJECTED = "graph_rejected"
 
 #: Codes where trying again later, unchanged, may succeed.
-RETRYABLE_CODES = frozenset({TIMEOUT, REFUSED, CONNECTION_LOST, NETWORK_ERROR})
+RETRYABLE_CODES = frozenset({TIMEOUT, REFUSED, CONNECTION_LOST, NETWORK_ERROR, GRAPH_THROTTLED})
 
 MESSAGES: dict[str, str] = {
     OK: "Connected and signed in.",
@@ -67,13 +71,23 @@ MESSAGES: dict[str, str] = {
         "Check the security setting; some servers offer login only after STARTTLS."
     ),
     SMTP_AUTH_DISABLED: (
-        "Sending with a password (SMTP AUTH) is turned off for this mailbox. An administrator "
-        "must enable Authenticated SMTP for it, or connect with Microsoft instead."
+        "Sending through SMTP (SMTP AUTH) is turned off for this mailbox. An administrator "
+        "must enable Authenticated SMTP for it, or connect with Microsoft and allow sending "
+        "through Microsoft Graph."
     ),
     MAILBOX_UNAVAILABLE: "Signed in, but the INBOX folder could not be opened.",
     CONNECTION_LOST: "The server closed the connection unexpectedly. Try again in a moment.",
     PROTOCOL_ERROR: "The server answered in a way this app does not understand. Check the port.",
     NETWORK_ERROR: "The network failed while talking to the server. Try again in a moment.",
+    TOKEN_REJECTED: (
+        "The sign-in for this account has expired or was revoked. Sign in again to reconnect it."
+    ),
+    GRAPH_SEND_DENIED: (
+        "Permission to send mail (Mail.Send) was not granted for this account. Sign in again "
+        "and allow sending."
+    ),
+    GRAPH_THROTTLED: "Microsoft is limiting requests right now. The message will be retried.",
+    GRAPH_REJECTED: "Microsoft Graph refused the message. Check the recipients and content.",
 }
 
 
@@ -91,11 +105,15 @@ class MailConnectError(Exception):
 class ConnectionFailed(MailConnectError):
     """A server could not be reached or refused the login; ``code`` is a stable error code."""
 
-    def __init__(self, code: str, message: str, *, detail: str = "") -> None:
+    def __init__(
+        self, code: str, message: str, *, detail: str = "", retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.detail = detail
+        #: Seconds the server asked us to wait before trying again (HTTP Retry-After).
+        self.retry_after = retry_after
 
     @property
     def retryable(self) -> bool:

@@ -107,6 +107,9 @@ def _login(client: _GuardedIMAPClient, settings: ServerSettings, options: Transp
     elif security == "none" and not options.allow_plaintext_auth:
         raise _fail(errors.TLS_REQUIRED, settings, "plaintext auth disallowed")
     capabilities = client.capabilities()
+    if settings.oauth_token is not None:
+        _xoauth2_login(client, settings, capabilities)
+        return
     if b"LOGINDISABLED" in capabilities:
         raise _fail(errors.TLS_REQUIRED, settings, "LOGINDISABLED")
     # IMAP LOGIN takes ASCII only (imaplib would raise UnicodeEncodeError); AUTHENTICATE PLAIN
@@ -128,6 +131,37 @@ def _login(client: _GuardedIMAPClient, settings: ServerSettings, options: Transp
         text = str(exc).upper()
         code = errors.TLS_REQUIRED if "PRIVACYREQUIRED" in text else errors.AUTH_FAILED
         raise _fail(code, settings, "AUTHENTICATE NO" if utf8 else "LOGIN NO") from None
+
+
+def _xoauth2_login(
+    client: _GuardedIMAPClient, settings: ServerSettings, capabilities: tuple[bytes, ...]
+) -> None:
+    """AUTHENTICATE XOAUTH2 with the access token; a NO is ``token_rejected``.
+
+    On a bad token Gmail, Outlook and Dovecot send a continuation with a JSON error and wait
+    for an empty response before the tagged NO; answering it with the token again would only
+    resend the secret.
+    """
+    if b"AUTH=XOAUTH2" not in capabilities:
+        raise _fail(errors.AUTH_UNSUPPORTED, settings, "no AUTH=XOAUTH2 capability")
+    assert settings.oauth_token is not None
+    initial = f"user={settings.username}\x01auth=Bearer {settings.oauth_token}\x01\x01"
+    sent: list[bool] = []
+
+    def respond(_challenge: bytes) -> str:
+        if sent:
+            return ""  # the error challenge: acknowledge it
+        sent.append(True)
+        return initial
+
+    try:
+        client.sasl_login("XOAUTH2", respond)
+    except imap_errors.LoginError as exc:
+        text = str(exc).upper()
+        code = errors.TLS_REQUIRED if "PRIVACYREQUIRED" in text else errors.TOKEN_REJECTED
+        if "UNAVAILABLE" in text:  # [UNAVAILABLE]: temporary failure on the server's side
+            code = errors.NETWORK_ERROR
+        raise _fail(code, settings, "AUTHENTICATE XOAUTH2 NO") from None
 
 
 def open_imap(settings: ServerSettings, options: TransportOptions) -> IMAPClient:

@@ -146,12 +146,55 @@ def _auth_exchange(client: _GuardedSMTP, mechanism: str, username: str, password
         raise smtplib.SMTPAuthenticationError(code, reply)
 
 
+def xoauth2_string(username: str, token: str) -> str:
+    """The XOAUTH2 initial response (base64), as Google and Microsoft document it."""
+    return _b64(f"user={username}\x01auth=Bearer {token}\x01\x01")
+
+
+def _token_failure_code(code: int, reply: bytes) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else ""
+    if code == 535 and _MS_SMTP_AUTH_DISABLED in text:
+        return errors.SMTP_AUTH_DISABLED
+    if code in (530, 538):
+        return errors.TLS_REQUIRED
+    if 400 <= code < 500:
+        return errors.NETWORK_ERROR
+    return errors.TOKEN_REJECTED
+
+
+def _xoauth2_login(client: _GuardedSMTP, settings: ServerSettings) -> None:
+    """AUTH XOAUTH2 with the access token: one attempt, never logged.
+
+    A rejected token gets a 334 challenge carrying a base64 JSON error (Gmail, Outlook); the
+    client must answer with an empty line, after which the server sends the final 535.
+    """
+    advertised = client.esmtp_features.get("auth", "").upper().split()
+    if not client.has_extn("auth") or "XOAUTH2" not in advertised:
+        raise _fail(errors.AUTH_UNSUPPORTED, settings, "no XOAUTH2 in EHLO")
+    assert settings.oauth_token is not None
+    code, reply = client.docmd(
+        "AUTH", "XOAUTH2 " + xoauth2_string(settings.username, settings.oauth_token)
+    )
+    if code == 334:
+        code, reply = client.docmd("")  # acknowledge the error challenge
+    if code == 334:  # still challenging: cancel (RFC 4954)
+        code, reply = client.docmd("*")
+        code = 535 if code in (501, 535) else code
+    if code in (235, 503):
+        return
+    raise _fail(_token_failure_code(code, reply), settings, f"SMTP {code} (XOAUTH2)")
+
+
 def _login(client: _GuardedSMTP, settings: ServerSettings) -> None:
     """One AUTH attempt with the best password mechanism, credentials sent as UTF-8.
 
     smtplib.login() would retry every advertised mechanism after a 535, turning one wrong
-    password into several failed logins (and lockouts); we try exactly one.
+    password into several failed logins (and lockouts); we try exactly one. With an OAuth
+    access token (``settings.oauth_token``) the one attempt is XOAUTH2.
     """
+    if settings.oauth_token is not None:
+        _xoauth2_login(client, settings)
+        return
     if not client.has_extn("auth"):
         raise _fail(errors.AUTH_UNSUPPORTED, settings, "no AUTH in EHLO")
     mechanism = _mechanism(client)
