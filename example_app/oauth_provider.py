@@ -575,9 +575,21 @@ class OAuthProviderServer:
             return token
 
     def token_active(self, access_token: str) -> bool:
+        return self.token_info(access_token) is not None
+
+    def token_info(self, access_token: str) -> dict[str, Any] | None:
+        """``{"email", "scope", "flavour", "client_id"}`` of an active access token, else None
+        (what a resource server such as Graph learns from a token)."""
         with self.lock:
             token = self._by_access.get(access_token)
-            return bool(token and not token.is_expired() and not token.is_revoked())
+            if token is None or token.is_expired() or token.is_revoked():
+                return None
+            return {
+                "email": token.user.email,
+                "scope": token.scope,
+                "flavour": token.flavour,
+                "client_id": token.client.client_id,
+            }
 
     # -- lifecycle ------------------------------------------------------------------------
 

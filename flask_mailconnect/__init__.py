@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 from .exceptions import (
+    AccountLimitReached,
     ConnectionFailed,
     ConnectionTestFailed,
     EncryptionKeyError,
     InvalidSettings,
     MailConnectError,
+    NoSenderAccount,
     PermissionDenied,
     TooManyTests,
 )
 from .extension import MailConnect
 from .models import AccountStatus, AuditEvent, MailAccount, SyncedMessage, metadata
-from .scopes import Policy
+from .scopes import Actor, Policy, Scope
 from .signals import account_connected, account_disconnected, account_updated
 from .transport.settings import ConnectionReport, ProtocolResult, ServerSettings
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AccountLimitReached",
     "AccountStatus",
+    "Actor",
     "AuditEvent",
     "ConnectionFailed",
     "ConnectionReport",
@@ -30,9 +34,11 @@ __all__ = [
     "MailAccount",
     "MailConnect",
     "MailConnectError",
+    "NoSenderAccount",
     "PermissionDenied",
     "Policy",
     "ProtocolResult",
+    "Scope",
     "ServerSettings",
     "SyncedMessage",
     "TooManyTests",

@@ -75,6 +75,27 @@ def oauth_introspection(oauth_server: Any) -> Any:
     return introspection_for(oauth_server)
 
 
+@pytest.fixture(scope="session")
+def graph_server(oauth_server: Any, peer_certs: TestCerts) -> Iterator[Any]:
+    from tests.peers.graph import start_graph, stop_graph
+
+    peer, server, thread = start_graph(oauth_server, peer_certs.server_context())
+    try:
+        yield peer
+    finally:
+        stop_graph(server, thread)
+
+
+@pytest.fixture
+def graph(graph_server: Any) -> Any:
+    """A local Microsoft Graph over TLS (test CA): ``.url`` (``https://localhost:<port>/v1.0``,
+    the ``graph_url``), what it accepted in ``.sent`` (``{"user", "mime"}``), ``.requests``,
+    and ``.queue_failure(status, code, retry_after)``. Tokens come from ``oauth_server``;
+    sending needs a ``Mail.Send`` scope."""
+    graph_server.reset()
+    return graph_server
+
+
 def _start_smtp(
     mode: str, certs: TestCerts, *, trusted: bool = True, introspection: Any = None
 ) -> Iterator[Any]:

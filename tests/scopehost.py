@@ -29,6 +29,12 @@ def setup_scopes(app: Flask, ext: MailConnect, count: int = 2) -> dict[str, Proj
     for n in range(len(projects), count):
         projects[str(100 + n)] = Project(100 + n, f"Project {n:04d}", {CAROL}, {DAVE})
 
+    @app.get("/test-csrf")
+    def test_csrf() -> str:
+        from flask_wtf.csrf import generate_csrf
+
+        return generate_csrf()
+
     ext.register_scope(
         "project",
         load=projects.get,
@@ -46,9 +52,7 @@ def setup_scopes(app: Flask, ext: MailConnect, count: int = 2) -> dict[str, Proj
     return projects
 
 
-def add_account(
-    app: Flask, owner: tuple[str, str], email: str, **extra: Any
-) -> int:
+def add_account(app: Flask, owner: tuple[str, str], email: str, **extra: Any) -> int:
     """An account stored directly (no network)."""
     with app.app_context():
         account = MailAccount(

@@ -1,0 +1,311 @@
+"""The permission matrix: every route and every public method taking an actor, for each actor
+against each scope's account, generated from the two tables below. Read a table row as "this
+request, made by each of the six actors, against the user's / the organisation's / project 7's
+account, gets exactly this".
+
+Actors (tests/scopehost.py): ``owner`` alice (owns the personal account), ``other`` bob,
+``member`` carol (member of project 7), ``manager`` dave (manager of project 7), ``admin``,
+``anon`` (not signed in: 401, since the test host has no login view; with one it redirects, see
+test_views.py). Accounts: alice's personal account, the organisation's, project 7's.
+
+The policy these rows follow (docs/scopes.rst):
+
+- user account: owner view/use/manage; admin view/manage/admin (never use); others nothing.
+- organisation account: every signed-in user view/use; admin also manage/admin.
+- project account: ``can_use`` (member, manager) view/use; ``can_manage`` (manager) manage;
+  admin view/manage/admin (not use: admins are not project members here).
+
+Refusals answer 404 so ids reveal nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from flask_mailconnect import (
+    ConnectionTestFailed,
+    MailAccount,
+    MailConnect,
+    NoSenderAccount,
+    PermissionDenied,
+    ServerSettings,
+)
+from tests.hostapp import User, db
+from tests.scopehost import ADMIN, ALICE, BOB, CAROL, DAVE, add_account, setup_scopes
+
+ACTORS = ("owner", "other", "member", "manager", "admin", "anon")
+ACTOR_IDS = {"owner": ALICE, "other": BOB, "member": CAROL, "manager": DAVE, "admin": ADMIN}
+SCOPES = ("user", "org", "project")
+OWNERS = {"user": ("user", "1"), "org": ("organization", "main"), "project": ("project", "7")}
+KINDS = {"user": "user", "org": "organization", "project": "project"}
+
+# -- routes ----------------------------------------------------------------------------------
+# {a}: the account id; {k}/{o}: the owner's kind and id. Expected codes per actor, in ACTORS
+# order: owner other member manager admin anon.
+#
+# route                     account  owner other membr mngr  admin anon
+ROUTE_TABLE = """
+GET account                user     200   404   404   404   200   401
+GET account                org      200   200   200   200   200   401
+GET account                project  404   404   200   200   200   401
+
+POST account               user     302   404   404   404   302   401
+POST account               org      404   404   404   404   302   401
+POST account               project  404   404   404   302   302   401
+
+GET reconnect              user     200   404   404   404   200   401
+GET reconnect              org      404   404   404   404   200   401
+GET reconnect              project  404   404   404   200   200   401
+
+POST reconnect             user     422   404   404   404   422   401
+POST reconnect             org      404   404   404   404   422   401
+POST reconnect             project  404   404   404   422   422   401
+
+POST reconnect_test        user     422   404   404   404   422   401
+POST reconnect_test        org      404   404   404   404   422   401
+POST reconnect_test        project  404   404   404   422   422   401
+
+GET disconnect             user     200   404   404   404   200   401
+GET disconnect             org      404   404   404   404   200   401
+GET disconnect             project  404   404   404   200   200   401
+
+POST disconnect            user     302   404   404   404   302   401
+POST disconnect            org      404   404   404   404   302   401
+POST disconnect            project  404   404   404   302   302   401
+
+GET scope_connect          user     404   404   404   404   404   401
+GET scope_connect          org      404   404   404   404   200   401
+GET scope_connect          project  404   404   404   200   200   401
+
+POST scope_connect         user     404   404   404   404   404   401
+POST scope_connect         org      404   404   404   404   200   401
+POST scope_connect         project  404   404   404   200   200   401
+
+POST scope_connect_test    user     404   404   404   404   404   401
+POST scope_connect_test    org      404   404   404   404   422   401
+POST scope_connect_test    project  404   404   404   422   422   401
+
+GET scope                  user     404   404   404   404   404   401
+GET scope                  org      200   200   200   200   200   401
+GET scope                  project  404   404   200   200   200   401
+
+GET scope_disconnect_all   user     404   404   404   404   404   401
+GET scope_disconnect_all   org      404   404   404   404   200   401
+GET scope_disconnect_all   project  404   404   404   200   200   401
+
+POST scope_disconnect_all  user     404   404   404   404   404   401
+POST scope_disconnect_all  org      404   404   404   404   200   401
+POST scope_disconnect_all  project  404   404   404   200   200   401
+"""
+
+#: How each named route is requested: (method, URL, form data or None, JSON?).
+REQUESTS: dict[str, tuple[str, str, dict[str, str] | None, bool]] = {
+    "GET account": ("GET", "/email/accounts/{a}", None, False),
+    "POST account": ("POST", "/email/accounts/{a}", {"display_name": "Renamed",
+                     "signature_html": "", "notify_email": "y", "is_default": "y"}, False),
+    "GET reconnect": ("GET", "/email/accounts/{a}/reconnect", None, False),
+    # An incomplete form: allowed actors get the form back with errors (422), nothing dials out.
+    "POST reconnect": ("POST", "/email/accounts/{a}/reconnect", {"save": "1"}, False),
+    "POST reconnect_test": ("POST", "/email/accounts/{a}/reconnect/test", {}, True),
+    "GET disconnect": ("GET", "/email/accounts/{a}/disconnect", None, False),
+    "POST disconnect": ("POST", "/email/accounts/{a}/disconnect", {"submit": "1"}, False),
+    "GET scope_connect": ("GET", "/email/scopes/{k}/{o}/connect", None, False),
+    "POST scope_connect": ("POST", "/email/scopes/{k}/{o}/connect",
+                           {"continue_": "1", "email": "new@example.com"}, False),
+    "POST scope_connect_test": ("POST", "/email/scopes/{k}/{o}/connect/test", {}, True),
+    "GET scope": ("GET", "/email/scopes/{k}/", None, False),
+    "GET scope_disconnect_all": ("GET", "/email/scopes/{k}/disconnect-all", None, False),
+    "POST scope_disconnect_all": ("POST", "/email/scopes/{k}/disconnect-all", {"submit": "1"},
+                                  False),
+}  # fmt: skip
+
+
+def parse_table(table: str, name_words: int) -> list[tuple[str, str, str, str]]:
+    """``(name, scope, actor, expected)`` for every cell of a table; each (name, scope) once."""
+    cells, seen = [], set()
+    for line in table.strip().splitlines():
+        if not line.strip():
+            continue
+        words = line.split()
+        name, scope = " ".join(words[:name_words]), words[name_words]
+        values = words[name_words + 1 :]
+        assert scope in SCOPES and len(values) == len(ACTORS) and (name, scope) not in seen, line
+        seen.add((name, scope))
+        cells.extend((name, scope, actor, expected) for actor, expected in zip(ACTORS, values))
+    assert {s for _, s in seen} == set(SCOPES)
+    return cells
+
+
+@pytest.fixture
+def world(app: Flask, mailconnect: MailConnect) -> dict[str, Any]:
+    setup_scopes(app, mailconnect)
+    ids = {
+        scope: add_account(app, OWNERS[scope], f"{scope}@example.com", display_name=scope)
+        for scope in SCOPES
+    }
+    return {"app": app, "ext": mailconnect, "ids": ids}
+
+
+def _sign_in(client: FlaskClient, actor: str) -> str:
+    """Sign ``actor`` in; returns a CSRF token for the session ("" when anonymous)."""
+    if actor == "anon":
+        return ""
+    assert client.post(f"/test-login/{ACTOR_IDS[actor]}").status_code == 200
+    return client.get("/test-csrf").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("route", "scope", "actor", "expected"), parse_table(ROUTE_TABLE, 2))
+def test_route(
+    world: dict[str, Any], client: FlaskClient, route: str, scope: str, actor: str, expected: str
+) -> None:
+    method, url, data, as_json = REQUESTS[route]
+    kind, owner_id = OWNERS[scope]
+    url = url.format(a=world["ids"][scope], k=kind, o=owner_id)
+    token = _sign_in(client, actor)
+    if method == "GET":
+        response = client.get(url)
+    elif as_json:
+        headers = {"X-CSRFToken": token, "Accept": "application/json"}
+        response = client.post(url, data=data, headers=headers)
+    else:
+        response = client.post(url, data={**(data or {}), "csrf_token": token})
+    assert response.status_code == int(expected), response.get_data(as_text=True)[:500]
+    if route == "POST disconnect" and expected == "302":
+        with world["app"].app_context():
+            assert db.session.get(MailAccount, world["ids"][scope]) is None
+    if route == "POST scope_disconnect_all" and expected == "200":
+        page = response.get_data(as_text=True)
+        assert f"disconnected {scope}@example.com" in page
+
+
+def test_route_table_covers_every_route(app: Flask) -> None:
+    """A new route must get a row (admin and OAuth pages have their own matrices)."""
+    covered = {name.split()[1] for name in REQUESTS}
+    ours = {
+        rule.endpoint.split(".", 1)[1]
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("mailconnect.")
+        and not app.view_functions[rule.endpoint].__module__.endswith((".admin", ".oauth"))
+    }
+    # Pages about the signed-in person's own accounts only (no other owner to check against),
+    # tested for anonymous access in test_views.py, and static files.
+    own = {"index", "connect", "test_connection", "static", "organization"}
+    assert ours - own - covered == set()
+
+
+# -- public methods with an actor ------------------------------------------------------------
+# "ok": allowed (the call went past the permission check), "denied": PermissionDenied,
+# "nosend": NoSenderAccount, "true"/"false": the answer of can(). In the Python API "anon" is
+# actor=None: trusted host code, which is always allowed (views never pass None).
+#
+# method           account  owner   other   member  manager admin   anon
+METHOD_TABLE = """
+connect_manual    user     ok      denied  denied  denied  ok      ok
+connect_manual    org      denied  denied  denied  denied  ok      ok
+connect_manual    project  denied  denied  denied  ok      ok      ok
+
+reconnect_manual  user     ok      denied  denied  denied  ok      ok
+reconnect_manual  org      denied  denied  denied  denied  ok      ok
+reconnect_manual  project  denied  denied  denied  ok      ok      ok
+
+update_account    user     ok      denied  denied  denied  ok      ok
+update_account    org      denied  denied  denied  denied  ok      ok
+update_account    project  denied  denied  denied  ok      ok      ok
+
+disconnect        user     ok      denied  denied  denied  ok      ok
+disconnect        org      denied  denied  denied  denied  ok      ok
+disconnect        project  denied  denied  denied  ok      ok      ok
+
+disconnect_all    user     error   error   error   error   error   error
+disconnect_all    org      denied  denied  denied  denied  ok      ok
+disconnect_all    project  denied  denied  denied  ok      ok      ok
+
+resolve_sender    user     ok      nosend  nosend  nosend  nosend  ok
+resolve_sender    org      ok      ok      ok      ok      ok      ok
+resolve_sender    project  nosend  nosend  ok      ok      nosend  ok
+
+can_view          user     true    false   false   false   true    false
+can_view          org      true    true    true    true    true    false
+can_view          project  false   false   true    true    true    false
+
+can_use           user     true    false   false   false   false   false
+can_use           org      true    true    true    true    true    false
+can_use           project  false   false   true    true    false   false
+
+can_manage        user     true    false   false   false   true    false
+can_manage        org      false   false   false   false   true    false
+can_manage        project  false   false   false   true    true    false
+
+can_admin         user     false   false   false   false   true    false
+can_admin         org      false   false   false   false   true    false
+can_admin         project  false   false   false   false   true    false
+"""
+
+
+def _settings(email: str) -> ServerSettings:
+    # Loopback with private hosts refused: an allowed call fails its test without any traffic.
+    return ServerSettings(
+        email=email, username="u", password="p", smtp_host="127.0.0.1", smtp_port=587,
+        smtp_security="starttls",
+    )  # fmt: skip
+
+
+CALLS: dict[str, Callable[[MailConnect, Any, MailAccount, str], Any]] = {
+    "connect_manual": lambda ext, user, acct, kind: ext.connect_manual(
+        owner=acct.owner, settings=_settings("brand-new@example.com"), actor=user
+    ),
+    "reconnect_manual": lambda ext, user, acct, kind: ext.reconnect_manual(
+        acct, settings=_settings(acct.email), actor=user
+    ),
+    "update_account": lambda ext, user, acct, kind: ext.update_account(
+        acct, actor=user, display_name="Renamed"
+    ),
+    "disconnect": lambda ext, user, acct, kind: ext.disconnect(acct, actor=user),
+    "disconnect_all": lambda ext, user, acct, kind: ext.disconnect_all(kind, actor=user),
+    "resolve_sender": lambda ext, user, acct, kind: ext.resolve_sender(
+        actor=user, owner=acct.owner
+    ),
+    **{
+        f"can_{action}": (
+            lambda ext, user, acct, kind, action=action: ext.can(user, action, acct.owner)
+        )
+        for action in ("view", "use", "manage", "admin")
+    },
+}
+
+
+@pytest.mark.parametrize(("method", "scope", "actor", "expected"), parse_table(METHOD_TABLE, 1))
+def test_method(world: dict[str, Any], method: str, scope: str, actor: str, expected: str) -> None:
+    app, ext = world["app"], world["ext"]
+    # Only the given owner's accounts, so resolve_sender answers about this account alone.
+    app.config["MAILCONNECT_SENDER_ORDER"] = ["scope"]
+    with app.test_request_context():
+        user = db.session.get(User, ACTOR_IDS[actor]) if actor != "anon" else None
+        if method.startswith("can_") and user is None:
+            assert ext.can(None, method[4:], OWNERS[scope]) is False
+            return
+        account = db.session.get(MailAccount, world["ids"][scope])
+        try:
+            result = CALLS[method](ext, user, account, KINDS[scope])
+        except PermissionDenied:
+            outcome = "denied"
+        except NoSenderAccount:
+            outcome = "nosend"
+        except ConnectionTestFailed:
+            outcome = "ok"  # past the permission check; the test itself was refused
+        except ValueError:
+            outcome = "error"
+        else:
+            if isinstance(result, bool):
+                outcome = str(result).lower()
+            elif method == "resolve_sender":
+                outcome = "ok" if result.id == account.id else f"wrong account {result!r}"
+            else:
+                outcome = "ok"
+        db.session.rollback()
+    assert outcome == expected
