@@ -1,0 +1,129 @@
+"""List pages run a constant number of SQL queries however many rows they show.
+
+Queries are counted with SQLAlchemy's ``before_cursor_execute`` event around one request, at 10
+and at 1,000 rows; the two counts must be equal (no query per row) and small.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from flask_mailconnect import MailAccount, MailConnect
+from tests.conftest import login
+from tests.hostapp import db
+from tests.scopehost import ADMIN, ALICE, DAVE, setup_scopes
+
+
+@contextmanager
+def counting(app: Flask) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", before)
+
+
+def _accounts(owners: list[tuple[str, str]], per_owner: int = 1) -> list[dict[str, Any]]:
+    rows = []
+    for kind, ident in owners:
+        for n in range(per_owner):
+            email = f"{kind}{ident}-{n}@example.com"
+            rows.append(
+                {
+                    "owner_kind": kind, "owner_id": ident, "provider": "other",
+                    "auth_method": "password", "email": email, "username": email,
+                    "smtp_host": "smtp.example.test", "smtp_port": 587,
+                    "smtp_security": "starttls", "is_default": n == 0,
+                    "status": "connected" if n % 3 else "error", "active": n % 5 != 4,
+                }
+            )  # fmt: skip
+    return rows
+
+
+def _insert(app: Flask, rows: list[dict[str, Any]]) -> None:
+    with app.app_context():
+        db.session.execute(sa.insert(MailAccount), rows)
+        db.session.commit()
+
+
+def _count(app: Flask, client: FlaskClient, url: str, marker: str, rows: int) -> int:
+    with counting(app) as statements:
+        response = client.get(url)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert page.count(marker) == rows, f"{url}: expected {rows} rows"
+    return len(statements)
+
+
+def _user_index(app: Flask, mailconnect: MailConnect, rows: int) -> int:
+    _insert(app, _accounts([("user", str(ALICE))], per_owner=rows))
+    client = app.test_client()
+    login(client, ALICE)
+    return _count(app, client, "/email/", 'class="mc-card"', rows)
+
+
+def _project_page(app: Flask, mailconnect: MailConnect, rows: int, actor: int) -> int:
+    projects = setup_scopes(app, mailconnect, count=rows)
+    _insert(app, _accounts([("project", k) for k in projects]))
+    client = app.test_client()
+    login(client, actor)
+    visible = rows if actor == ADMIN else rows - 1  # dave does not manage project 8 (Zephyr)
+    return _count(app, client, "/email/scopes/project/", 'class="mc-scope-row"', visible)
+
+
+def _organization_page(app: Flask, mailconnect: MailConnect, rows: int) -> int:
+    _insert(app, _accounts([("organization", "main")], per_owner=rows))
+    client = app.test_client()
+    login(client, ADMIN)
+    return _count(app, client, "/email/scopes/organization/", 'class="mc-scope-account"', rows)
+
+
+def _disconnect_all_confirm(app: Flask, mailconnect: MailConnect, rows: int) -> int:
+    projects = setup_scopes(app, mailconnect, count=rows)
+    _insert(app, _accounts([("project", k) for k in projects]))
+    client = app.test_client()
+    login(client, ADMIN)
+    url = "/email/scopes/project/disconnect-all"
+    return _count(app, client, url, "@example.com</li>", rows)
+
+
+PAGES = {
+    "user index": _user_index,
+    "project settings (manager)": lambda app, ext, n: _project_page(app, ext, n, DAVE),
+    "project settings (admin)": lambda app, ext, n: _project_page(app, ext, n, ADMIN),
+    "organization accounts": _organization_page,
+    "disconnect all (confirm)": _disconnect_all_confirm,
+}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_queries_do_not_grow_with_rows(page: str) -> None:
+    from tests import hostapp
+
+    counts = {}
+    for rows in (10, 1000):
+        app, ext = hostapp.create_app()
+        try:
+            counts[rows] = PAGES[page](app, ext, rows)
+        finally:
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+    # Signed-in user, the page's accounts, and little else: the same at 10 and 1,000 rows.
+    print(f"{page}: {counts[10]} queries at 10 rows, {counts[1000]} at 1,000")
+    assert counts[10] == counts[1000], counts
+    assert counts[10] <= 4, counts
