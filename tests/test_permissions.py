@@ -127,7 +127,8 @@ REQUESTS: dict[str, tuple[str, str, dict[str, str] | None, bool]] = {
 
 def parse_table(table: str, name_words: int) -> list[tuple[str, str, str, str]]:
     """``(name, scope, actor, expected)`` for every cell of a table; each (name, scope) once."""
-    cells, seen = [], set()
+    cells: list[tuple[str, str, str, str]] = []
+    seen: set[tuple[str, str]] = set()
     for line in table.strip().splitlines():
         if not line.strip():
             continue
@@ -270,13 +271,14 @@ CALLS: dict[str, Callable[[MailConnect, Any, MailAccount, str], Any]] = {
     "resolve_sender": lambda ext, user, acct, kind: ext.resolve_sender(
         actor=user, owner=acct.owner
     ),
-    **{
-        f"can_{action}": (
-            lambda ext, user, acct, kind, action=action: ext.can(user, action, acct.owner)
-        )
-        for action in ("view", "use", "manage", "admin")
-    },
 }
+
+
+def _can(action: str) -> Callable[[MailConnect, Any, MailAccount, str], Any]:
+    return lambda ext, user, acct, kind: ext.can(user, action, acct.owner)
+
+
+CALLS.update({f"can_{action}": _can(action) for action in ("view", "use", "manage", "admin")})
 
 
 @pytest.mark.parametrize(("method", "scope", "actor", "expected"), parse_table(METHOD_TABLE, 1))
@@ -290,6 +292,7 @@ def test_method(world: dict[str, Any], method: str, scope: str, actor: str, expe
             assert ext.can(None, method[4:], OWNERS[scope]) is False
             return
         account = db.session.get(MailAccount, world["ids"][scope])
+        assert account is not None
         try:
             result = CALLS[method](ext, user, account, KINDS[scope])
         except PermissionDenied:
