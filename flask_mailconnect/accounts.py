@@ -26,15 +26,18 @@ from .exceptions import (
     TooManyTests,
 )
 from .models import AccountStatus, AuditEvent, MailAccount, SyncedMessage, utcnow
+from .oauth.flow import GRAPH_MAIL_SEND, OAuthFlowError, OAuthGrant
 from .providers import current_presets, detect_provider
 from .scopes import ORGANIZATION, ORGANIZATION_OWNER, USER, Actor, Owner, load_owner
 from .signatures import sanitize_signature, signature_to_text
+from .transport.errors import SMTP_AUTH_DISABLED
 from .transport.settings import ConnectionReport, ServerSettings
 from .transport.tester import test_connection as run_test
 from .validation import clean_display_name, normalize_email, validate_settings
 
 if TYPE_CHECKING:
     from .extension import _State
+    from .oauth.providers import OAuthProvider
 
 
 def require(state: _State, actor: Actor | None, action: str, owner: Owner) -> None:
@@ -295,6 +298,10 @@ def disconnect(state: _State, account: MailAccount, *, actor: Actor | None) -> N
     The signal receives the deleted account (its attributes stay readable) after the flush.
     """
     require(state, actor, "manage", account.owner)
+    if account.auth_method == "oauth2":  # revoke at the provider first, where it can
+        from .oauth.tokens import revoke_tokens
+
+        revoke_tokens(state, account)
     session = state.session
     session.execute(
         sa.delete(SyncedMessage).where(
@@ -527,3 +534,221 @@ def disconnect_all(state: _State, kind: str, *, actor: Actor | None) -> list[Own
         else:
             results.append(OwnerResult(owner, label, "disconnected", emails))
     return results
+
+
+# -- OAuth 2.0 accounts (issue 3) -------------------------------------------------------------
+
+
+def _oauth_servers(account: MailAccount, provider: OAuthProvider) -> None:
+    """SMTP/IMAP servers from the provider's server preset: never typed by the user."""
+    preset = current_presets().get(provider.servers)
+    if preset is None or preset.smtp is None:
+        raise OAuthFlowError("config", f"no servers for {provider.servers!r}", provider=provider)
+    account.smtp_host = preset.smtp.host
+    account.smtp_port = preset.smtp.port
+    account.smtp_security = preset.smtp.security
+    if preset.imap is not None:
+        account.imap_host = preset.imap.host
+        account.imap_port = preset.imap.port
+        account.imap_security = preset.imap.security
+    else:
+        account.imap_host = account.imap_port = account.imap_security = None
+
+
+def _apply_grant(account: MailAccount, grant: OAuthGrant) -> None:
+    account.auth_method = "oauth2"
+    account.provider = grant.provider.key
+    account.access_token = grant.access_token
+    account.refresh_token = grant.refresh_token
+    account.token_expires_at = grant.expires_at
+    account.token_refreshed_at = utcnow()
+    account.token_scopes = grant.scopes
+    account.status = AccountStatus.CONNECTED
+    account.last_error_code = account.last_error_message = None
+
+
+def _forget_tokens(state: _State, account: MailAccount) -> None:
+    """Like :func:`_forget_password`: flushed (encrypted) tokens leave the instance."""
+    state.session.expire(account, ["access_token", "refresh_token"])
+
+
+def _grant_email(grant: OAuthGrant) -> str:
+    """The address the provider vouched for, domain in lower case.
+
+    Not run through the form's validator: the provider owns the address (and may use names,
+    such as ``.test`` ones in a lab, that a typed address could not).
+    """
+    local, _, domain = grant.email.strip().rpartition("@")
+    bad = not local or not domain or any(ch.isspace() or ord(ch) < 0x20 for ch in grant.email)
+    if bad or len(grant.email) > 320:
+        raise OAuthFlowError("no_email", "invalid address", provider=grant.provider)
+    return f"{local}@{domain.lower()}"
+
+
+def _connected_elsewhere(state: _State, owner: Owner, email: str) -> MailAccount | None:
+    query = sa.select(MailAccount).where(
+        sa.func.lower(MailAccount.email) == email.lower(),
+        sa.not_(sa.and_(MailAccount.owner_kind == owner[0], MailAccount.owner_id == owner[1])),
+    )
+    return state.session.scalars(query).first()
+
+
+def connect_oauth(
+    state: _State, *, owner: Owner, grant: OAuthGrant, actor: Actor | None
+) -> MailAccount:
+    """Store an OAuth 2.0 account for ``owner`` from a consent ``grant`` (tokens encrypted).
+
+    When ``owner`` already has this address, that account is signed in again instead
+    (:func:`reconnect_oauth`: same id and settings, ``account_updated``). An address another
+    owner has connected raises :class:`OAuthFlowError` ``already_connected``. Servers come
+    from the provider's preset. Does not test: see :func:`run_oauth_test`.
+    """
+    require(state, actor, "manage", owner)
+    email = _grant_email(grant)
+    existing = _find(state, owner, email)
+    if existing is not None:
+        return reconnect_oauth(state, existing, grant=grant, actor=actor)
+    if _connected_elsewhere(state, owner, email) is not None:
+        raise OAuthFlowError("already_connected", email, provider=grant.provider)
+    check_limit(state, owner)
+    account = MailAccount(
+        owner_kind=owner[0],
+        owner_id=owner[1],
+        email=email,
+        username=email,
+        display_name="",
+        connected_by=actor.id if actor else None,
+        is_default=default_account(state, owner) is None,
+        send_via="smtp",
+    )
+    _oauth_servers(account, grant.provider)
+    _apply_grant(account, grant)
+    state.session.add(account)
+    state.session.flush()
+    _forget_tokens(state, account)
+    audit.record(state.session, "connect", actor=actor, account=account, detail="oauth2")
+    signals.account_connected.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        account=account,
+        actor=actor.user if actor else None,
+    )
+    return account
+
+
+def reconnect_oauth(
+    state: _State, account: MailAccount, *, grant: OAuthGrant, actor: Actor | None
+) -> MailAccount:
+    """Sign ``account`` in again with new tokens, when the provider vouched for its address.
+
+    Keeps the id, settings and history; fires ``account_updated`` (``changes={"credentials"}``),
+    never a second ``account_connected``. Another address raises ``different_email``.
+    """
+    require(state, actor, "manage", account.owner)
+    email = _grant_email(grant)
+    if email.lower() != account.email.lower():
+        raise OAuthFlowError("different_email", email, provider=grant.provider)
+    forget = ["access_token", "refresh_token"]
+    if account.auth_method != "oauth2":  # a password account switching to OAuth
+        account.password = None
+        forget.append("password")
+        account.username = account.email
+        _oauth_servers(account, grant.provider)
+    _apply_grant(account, grant)
+    state.session.flush()
+    state.session.expire(account, forget)
+    audit.record(state.session, "reconnect", actor=actor, account=account, detail="oauth2")
+    signals.account_updated.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        account=account,
+        actor=actor.user if actor else None,
+        changes={"credentials"},
+    )
+    return account
+
+
+GRAPH_HINT = (
+    " To send anyway, connect again and allow sending through Microsoft Graph (Mail.Send), "
+    "or ask your administrator to turn on Authenticated SMTP for this mailbox."
+)
+
+
+def run_oauth_test(
+    state: _State, account: MailAccount, *, actor: Actor | None, access_token: str | None = None
+) -> ConnectionReport:
+    """Test connection for an OAuth account: XOAUTH2 to its SMTP and IMAP servers.
+
+    Uses ``access_token`` (just granted) or a fresh one from :mod:`.oauth.tokens` (refreshed
+    under the row lock when due). Records the outcome on the account (status, last error) and
+    in the audit trail; a failing test never removes the account. Where SMTP AUTH is off
+    (535 5.7.139) and Graph ``Mail.Send`` was granted, mail goes through Graph instead.
+    """
+    require(state, actor, "manage", account.owner)
+    if access_token is None:
+        from .oauth.tokens import fresh_access_token
+
+        access_token = fresh_access_token(state, account)
+    settings = ServerSettings(
+        email=account.email,
+        username=account.username,
+        password="",
+        smtp_host=account.smtp_host,
+        smtp_port=account.smtp_port,
+        smtp_security=account.smtp_security,  # type: ignore[arg-type]
+        imap_host=account.imap_host,
+        imap_port=account.imap_port,
+        imap_security=account.imap_security,  # type: ignore[arg-type]
+        provider=_oauth_preset_key(account),
+        oauth_token=access_token,
+    )
+    report = run_test(settings, state.transport_options())
+    if not report.smtp.ok and report.smtp.code == SMTP_AUTH_DISABLED:
+        report = _try_graph(state, account, report, access_token)
+    now = utcnow()
+    account.last_checked_at = now
+    if report.ok:
+        account.status = AccountStatus.CONNECTED
+        account.last_success_at = now
+        account.last_error_code = account.last_error_message = None
+    else:
+        failed = next(r for r in report.results if not r.ok)
+        account.status = AccountStatus.ERROR
+        account.last_error_code = failed.code
+        account.last_error_message = failed.message
+    state.session.flush()
+    audit.record(
+        state.session, "test", actor=actor, account=account, ok=report.ok,
+        detail=_report_detail(report),
+    )  # fmt: skip
+    return report
+
+
+def _oauth_preset_key(account: MailAccount) -> str | None:
+    from .oauth.providers import current_oauth_providers
+
+    provider = current_oauth_providers().get(account.provider)
+    return provider.servers if provider is not None else account.provider
+
+
+def _try_graph(
+    state: _State, account: MailAccount, report: ConnectionReport, token: str
+) -> ConnectionReport:
+    """SMTP AUTH is off: send through Microsoft Graph when ``Mail.Send`` was granted."""
+    granted = GRAPH_MAIL_SEND.lower() in (account.token_scopes or "").lower().split()
+    smtp = report.smtp
+    if granted:
+        try:
+            from .transport.graph import check_graph
+        except ImportError:  # pragma: no cover - transport/graph.py arrives with issue 3
+            check_graph = None
+        if check_graph is not None:
+            result = check_graph(token, state.transport_options())
+            if result.ok:
+                account.send_via = "graph"
+                smtp = replace(
+                    result,
+                    message="SMTP AUTH is turned off for this mailbox: mail is sent through "
+                    "Microsoft Graph instead.",
+                )
+                return replace(report, smtp=smtp)
+    account.send_via = "smtp"
+    return replace(report, smtp=replace(smtp, message=smtp.message + GRAPH_HINT))

@@ -48,7 +48,7 @@ class _MailConnectBlueprint(Blueprint):
 
 def create_blueprint() -> Blueprint:
     """A new blueprint per app (routes and hooks are registered on it here)."""
-    from . import common, scopes, user
+    from . import common, oauth, scopes, user
 
     bp = _MailConnectBlueprint(
         "mailconnect",
@@ -58,6 +58,7 @@ def create_blueprint() -> Blueprint:
     )
     common.install(bp)
     user.install(bp)
+    oauth.install(bp)
     scopes.install(bp)
     return bp
 

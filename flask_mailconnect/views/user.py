@@ -19,6 +19,7 @@ from ..scopes import Owner
 from ..signatures import sanitize_signature
 from ..transport.settings import ConnectionReport
 from .common import actor, load_account, ports, state
+from .oauth import disconnect_hint
 
 
 def _presets() -> dict[str, Any]:
@@ -241,10 +242,12 @@ def disconnect(account_id: int) -> Any:
     acct = load_account(account_id, "manage")
     form = ConfirmForm()
     if form.validate_on_submit():
-        email = acct.email
+        email, hint = acct.email, disconnect_hint(acct)  # OAuth: where to remove access
         accounts.disconnect(state(), acct, actor=actor())
         state().session.commit()
         flash(f"Disconnected {email}. Its saved password and synced mail were deleted.", "success")
+        if hint:
+            flash(hint, "info")
         if acct.owner_kind != "user":  # a shared account: back to its scope's page
             return redirect(url_for(".scope", kind=acct.owner_kind))
         return redirect(url_for(".index"))

@@ -1,0 +1,469 @@
+"""The consent flow: send the person to the provider, take the answer back, hand out a grant.
+
+Authlib's Flask client does the protocol. Each app gets its own registry of clients, kept in
+``app.extensions["mailconnect.oauth"]`` (never a module global), named ``mailconnect_<key>`` so
+the host's own Authlib clients and its ``<NAME>_CLIENT_ID`` settings never mix with ours.
+
+Where things live during a flow:
+
+- Authlib keeps the ``state``, the PKCE ``code_verifier`` and the OpenID ``nonce`` in the Flask
+  session under ``_state_mailconnect_<key>_<state>`` (signed, and server-side with a host that
+  uses server-side sessions). The callback of provider ``<key>`` looks only there, so a state
+  issued for one provider never completes at another's callback (mix-up defence).
+- Our own part, under ``session["mailconnect.oauth"][state]``: the provider key, the owner the
+  account is for, who started the flow, the account being signed in again and the ``next``
+  target. Both entries are removed the first time the callback sees the state: used once.
+
+Nothing here writes the database: :mod:`flask_mailconnect.accounts` turns an :class:`OAuthGrant`
+into an account. Tokens are never logged: Authlib logs the PKCE verifier at DEBUG, which a filter
+on its logger drops (see :func:`_quiet_authlib`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from authlib.integrations.base_client import MismatchingStateError, OAuthError
+from authlib.integrations.flask_client import FlaskIntegration, FlaskOAuth2App, OAuth
+from flask import Flask, current_app, session, url_for
+from flask import request as flask_request
+
+from ..scopes import Owner
+from .providers import OAuthProvider
+
+log = logging.getLogger(__name__)
+
+SESSION_KEY = "mailconnect.oauth"
+#: Flows started but not finished, per session; older ones are dropped beyond this.
+MAX_PENDING = 5
+#: Seconds a person has at the provider before the state expires.
+FLOW_TTL = 900
+
+GRAPH_MAIL_SEND = "https://graph.microsoft.com/Mail.Send"
+
+_GOOGLE_AUTHORIZE = "https://accounts.google.com/o/oauth2/v2/auth"
+_MICROSOFT_LOGIN = "https://login.microsoftonline.com/"
+
+
+class OAuthFlowError(Exception):
+    """The flow ended without a usable grant; ``code`` names why (the error page words it).
+
+    Codes: ``access_denied``, ``state``, ``provider_error``, ``unreachable``, ``id_token``,
+    ``no_email``, ``no_refresh_token``, ``already_connected``, ``different_email``, ``config``.
+    ``detail`` is a short technical note (the provider's error code), never a token.
+    """
+
+    def __init__(self, code: str, detail: str = "", *, provider: OAuthProvider | None = None):
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail
+        self.provider = provider
+
+
+@dataclass(frozen=True)
+class OAuthGrant:
+    """What the provider granted: the address it vouched for and the tokens (never in repr)."""
+
+    provider: OAuthProvider
+    email: str
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    expires_at: datetime | None
+    scopes: str  #: space-separated, as granted (or as requested when the provider is silent)
+
+    @property
+    def graph_send(self) -> bool:
+        """Microsoft Graph ``Mail.Send`` was granted (sending without SMTP AUTH)."""
+        return GRAPH_MAIL_SEND.lower() in self.scopes.lower().split()
+
+
+@dataclass(frozen=True)
+class PendingFlow:
+    """Our part of a flow, kept in the session between start and callback."""
+
+    provider: str
+    owner: Owner
+    actor_id: str
+    account_id: int | None = None
+    next: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "owner": list(self.owner),
+            "actor": self.actor_id,
+            "account_id": self.account_id,
+            "next": self.next,
+            "exp": time.time() + FLOW_TTL,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PendingFlow:
+        kind, ident = data["owner"]
+        return cls(
+            provider=str(data["provider"]),
+            owner=(str(kind), str(ident)),
+            actor_id=str(data["actor"]),
+            account_id=data.get("account_id"),
+            next=safe_next(data.get("next")),
+        )
+
+
+# -- logging ---------------------------------------------------------------------------------
+
+
+class _DropSecrets(logging.Filter):
+    """Drops Authlib's DEBUG lines that carry the PKCE verifier or a request token."""
+
+    MARKERS = ("code_verifier", "request token", "access_token", "refresh_token")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage().lower()
+        except Exception:  # a malformed record: let logging report it as usual
+            return True
+        return not any(marker in text for marker in self.MARKERS)
+
+
+#: Authlib's client-side loggers that log secrets at DEBUG.
+_AUTHLIB_LOGGERS = (
+    "authlib.integrations.base_client.sync_app",
+    "authlib.integrations.base_client.async_app",
+)
+
+
+def _quiet_authlib() -> None:
+    """Attach the filter once per process (a logger filter: idempotent, app-independent)."""
+    for name in _AUTHLIB_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropSecrets) for f in logger.filters):
+            logger.addFilter(_DropSecrets())
+
+
+# -- the per-app registry ----------------------------------------------------------------------
+
+
+class _Integration(FlaskIntegration):
+    @staticmethod
+    def load_config(oauth: Any, name: str, params: Any) -> dict[str, Any]:
+        # Never read <NAME>_CLIENT_ID and friends from the app config: ours come from
+        # MAILCONNECT_PROVIDERS only, and the host's own Authlib settings stay its own.
+        return {}
+
+
+class _Registry(OAuth):
+    framework_integration_cls = _Integration
+
+    def init_app(self, app: Flask, *args: Any, **kwargs: Any) -> None:
+        # Unlike OAuth.init_app, leave app.extensions["authlib.integrations.flask_client"] to
+        # the host's own registry, if it has one.
+        self.app = app
+
+
+def _registry(app: Flask) -> _Registry:
+    found = app.extensions.get("mailconnect.oauth")
+    if found is None:
+        _quiet_authlib()
+        found = app.extensions.setdefault("mailconnect.oauth", _Registry(app))
+    return found
+
+
+def _extra_metadata(provider: OAuthProvider) -> dict[str, Any]:
+    """Server metadata we know without a discovery document (explicit URLs win)."""
+    entry = current_app.config["MAILCONNECT_PROVIDERS"].get(provider.key) or {}
+    meta: dict[str, Any] = {}
+    if provider.key == "google" and provider.authorize_url == _GOOGLE_AUTHORIZE:
+        meta = {
+            "issuer": "https://accounts.google.com",
+            "jwks_uri": "https://www.googleapis.com/oauth2/v3/certs",
+        }
+    elif provider.key == "microsoft" and (provider.authorize_url or "").startswith(
+        _MICROSOFT_LOGIN
+    ):
+        tenant = str(entry.get("tenant") or "common")
+        meta = {
+            # Multi-tenant issuers carry the tenant id: checked against the token's tid claim.
+            "issuer": "https://login.microsoftonline.com/{tenantid}/v2.0",
+            "jwks_uri": f"https://login.microsoftonline.com/{tenant}/discovery/v2.0/keys",
+        }
+    for key in ("issuer", "jwks_uri"):
+        if entry.get(key):
+            meta[key] = str(entry[key])
+    if provider.userinfo_url:
+        meta["userinfo_endpoint"] = provider.userinfo_url
+    if provider.revoke_url:
+        meta["revocation_endpoint"] = provider.revoke_url
+    return meta
+
+
+def client_for(provider: OAuthProvider) -> FlaskOAuth2App:
+    """Authlib's client for ``provider`` in the current app (registered on first use)."""
+    registry = _registry(current_app._get_current_object())  # type: ignore[attr-defined]
+    name = f"mailconnect_{provider.key}"
+    client = registry.create_client(name)
+    if client is None:
+        registry.register(
+            name,
+            client_id=provider.client_id,
+            client_secret=provider.client_secret,
+            authorize_url=provider.authorize_url,
+            access_token_url=provider.token_url,
+            server_metadata_url=provider.server_metadata_url,
+            authorize_params=dict(provider.authorize_params),
+            client_kwargs={
+                "scope": " ".join(provider.scopes),
+                "code_challenge_method": "S256",
+                "token_endpoint_auth_method": provider.token_endpoint_auth_method,
+                "default_timeout": float(current_app.config["MAILCONNECT_CONNECT_TIMEOUT"]),
+            },
+            **_extra_metadata(provider),
+        )
+        client = registry.create_client(name)
+    return client
+
+
+# -- redirect URI and next ---------------------------------------------------------------------
+
+
+def redirect_uri(provider: OAuthProvider) -> str:
+    """The callback URL registered at the provider; never built from the request's Host."""
+    if provider.redirect_uri:
+        return provider.redirect_uri
+    path = url_for("mailconnect.oauth_callback", provider=provider.key)
+    external = current_app.config.get("MAILCONNECT_EXTERNAL_URL")
+    if external:
+        return str(external).rstrip("/") + path
+    server_name = current_app.config.get("SERVER_NAME")
+    if server_name:
+        scheme = current_app.config.get("PREFERRED_URL_SCHEME") or "https"
+        return f"{scheme}://{server_name}{path}"
+    raise OAuthFlowError(
+        "config",
+        "set MAILCONNECT_EXTERNAL_URL (or SERVER_NAME, or the provider's redirect_uri)",
+        provider=provider,
+    )
+
+
+def safe_next(value: Any) -> str | None:
+    """``value`` when it is a path on this site (``/email/...``), else ``None``.
+
+    Refuses absolute and scheme-relative URLs (``//evil``), backslashes (browsers read ``/\\``
+    as ``//``), control characters and anything with a scheme or host.
+    """
+    if not isinstance(value, str) or not value or len(value) > 2000:
+        return None
+    if not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return None
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return None
+    return value
+
+
+# -- start -------------------------------------------------------------------------------------
+
+
+def _pending() -> dict[str, Any]:
+    flows = session.get(SESSION_KEY)
+    return dict(flows) if isinstance(flows, Mapping) else {}
+
+
+def begin(
+    provider: OAuthProvider,
+    *,
+    owner: Owner,
+    actor_id: str,
+    account_id: int | None = None,
+    next_url: str | None = None,
+    login_hint: str | None = None,
+) -> str:
+    """Prepare an authorization request; returns the provider URL to redirect to.
+
+    ``state`` and the PKCE verifier (S256) are new for every request. Raises
+    :class:`OAuthFlowError` (``config`` or ``unreachable``).
+    """
+    uri = redirect_uri(provider)
+    client = client_for(provider)
+    extra: dict[str, str] = {}
+    if login_hint:
+        extra["login_hint"] = login_hint
+    try:
+        rv = client.create_authorization_url(uri, **extra)
+    except requests.RequestException as exc:  # the discovery document could not be read
+        raise OAuthFlowError("unreachable", type(exc).__name__, provider=provider) from None
+    client.save_authorize_data(redirect_uri=uri, **rv)
+    flows = _pending()
+    now = time.time()
+    flows = {k: v for k, v in flows.items() if isinstance(v, Mapping) and v.get("exp", 0) > now}
+    while len(flows) >= MAX_PENDING:
+        flows.pop(next(iter(flows)))
+    pending = PendingFlow(provider.key, owner, actor_id, account_id, safe_next(next_url))
+    flows[rv["state"]] = pending.as_dict()
+    session[SESSION_KEY] = flows
+    return str(rv["url"])
+
+
+# -- callback ----------------------------------------------------------------------------------
+
+
+def take_pending(provider: OAuthProvider) -> PendingFlow:
+    """Our half of the flow for the callback's ``state``, removed from the session (used once).
+
+    Authlib's half (verifier, nonce) is removed by :func:`finish`; both must be present.
+    """
+    state = flask_request.args.get("state") or ""
+    flows = _pending()
+    data = flows.pop(state, None) if state else None
+    session[SESSION_KEY] = flows
+    if not isinstance(data, Mapping) or data.get("provider") != provider.key:
+        raise OAuthFlowError("state", provider=provider)
+    if float(data.get("exp", 0)) < time.time():
+        raise OAuthFlowError("state", "expired", provider=provider)
+    return PendingFlow.from_dict(data)
+
+
+def discard(provider: OAuthProvider) -> None:
+    """Forget Authlib's half of the callback's flow (after our half was refused)."""
+    state = flask_request.args.get("state") or ""
+    if state:
+        client_for(provider).framework.clear_state_data(session, state)
+
+
+def _expires_at(token: Mapping[str, Any]) -> datetime | None:
+    value = token.get("expires_at")
+    if value is None and token.get("expires_in") is not None:
+        value = time.time() + float(token["expires_in"])
+    if value is None:
+        return None
+    return datetime.fromtimestamp(int(value), tz=timezone.utc)
+
+
+def _claims_options(client: FlaskOAuth2App) -> dict[str, Any]:
+    issuer = client.load_server_metadata().get("issuer")
+    if not issuer:
+        return {"iss": {"essential": True}}
+    if "{tenantid}" in issuer:
+
+        def matches(claims: Mapping[str, Any], value: Any) -> bool:
+            tid = str(claims.get("tid") or "")
+            return bool(tid) and value == issuer.replace("{tenantid}", tid)
+
+        return {"iss": {"essential": True, "validate": matches}}
+    return {"iss": {"essential": True, "values": [issuer]}}
+
+
+def _email(
+    provider: OAuthProvider, client: FlaskOAuth2App, token: Any, nonce: str | None
+) -> str | None:
+    """The address from the validated ID token, else from the userinfo endpoint."""
+    metadata = client.load_server_metadata()
+    claims: Mapping[str, Any] = {}
+    if "id_token" in token and (metadata.get("jwks_uri") or metadata.get("jwks")):
+        try:
+            claims = client.parse_id_token(
+                token, nonce=nonce, claims_options=_claims_options(client)
+            )
+        except requests.RequestException as exc:
+            raise OAuthFlowError("unreachable", type(exc).__name__, provider=provider) from None
+        except Exception as exc:  # joserfc / authlib claim errors: a forged or stale token
+            raise OAuthFlowError("id_token", type(exc).__name__, provider=provider) from None
+    email = _address(claims, provider)
+    if email is None and metadata.get("userinfo_endpoint"):
+        try:
+            info = client.userinfo(token=token)
+        except requests.RequestException as exc:
+            raise OAuthFlowError("unreachable", type(exc).__name__, provider=provider) from None
+        except OAuthError as exc:
+            raise OAuthFlowError("provider_error", exc.error or "", provider=provider) from None
+        email = _address(info, provider)
+    return email
+
+
+def _address(claims: Mapping[str, Any] | None, provider: OAuthProvider) -> str | None:
+    if not claims:
+        return None
+    if claims.get("email_verified") is False:
+        return None  # the provider itself does not vouch for this address
+    keys = ["email"]
+    if provider.key == "microsoft":  # work accounts often carry the address only here
+        keys.append("preferred_username")
+    for key in keys:
+        value = claims.get(key)
+        if isinstance(value, str) and "@" in value.strip():
+            return value.strip()
+    return None
+
+
+def finish(provider: OAuthProvider, pending: PendingFlow) -> OAuthGrant:
+    """Exchange the callback's code for tokens and read the address; raises
+    :class:`OAuthFlowError` for every way this can end without a usable grant."""
+    client = client_for(provider)
+    state = flask_request.args.get("state") or ""
+    state_data = client.framework.get_state_data(session, state)
+    client.framework.clear_state_data(session, state)  # used once, whatever happens next
+    error = flask_request.args.get("error")
+    if error:
+        code = (
+            "access_denied" if error in ("access_denied", "consent_required") else "provider_error"
+        )
+        raise OAuthFlowError(code, error[:64], provider=provider)
+    if not state_data:
+        raise OAuthFlowError("state", provider=provider)
+    params = {"code": flask_request.args.get("code"), "state": state}
+    if not params["code"]:
+        raise OAuthFlowError("provider_error", "no code", provider=provider)
+    try:
+        params = client._format_state_params(state_data, params)
+        token = client.fetch_access_token(**params)
+    except MismatchingStateError:
+        raise OAuthFlowError("state", provider=provider) from None
+    except OAuthError as exc:  # the token endpoint said no (invalid_grant, invalid_client...)
+        raise OAuthFlowError(
+            "provider_error", str(exc.error or "")[:64], provider=provider
+        ) from None
+    except requests.RequestException as exc:
+        raise OAuthFlowError("unreachable", type(exc).__name__, provider=provider) from None
+    except ValueError as exc:  # an answer that is not a token (HTML error page, bad JSON)
+        raise OAuthFlowError("provider_error", type(exc).__name__, provider=provider) from None
+    if not token.get("access_token"):
+        raise OAuthFlowError("provider_error", "no access token", provider=provider)
+    email = _email(provider, client, token, state_data.get("nonce"))
+    if not email:
+        raise OAuthFlowError("no_email", provider=provider)
+    refresh = token.get("refresh_token")
+    if not refresh:
+        raise OAuthFlowError("no_refresh_token", provider=provider)
+    scope = token.get("scope")
+    scopes = " ".join(scope) if isinstance(scope, (list, tuple)) else str(scope or "")
+    return OAuthGrant(
+        provider=provider,
+        email=email,
+        access_token=str(token["access_token"]),
+        refresh_token=str(refresh),
+        expires_at=_expires_at(token),
+        scopes=scopes or " ".join(provider.scopes),
+    )
+
+
+__all__ = [
+    "GRAPH_MAIL_SEND",
+    "OAuthFlowError",
+    "OAuthGrant",
+    "PendingFlow",
+    "begin",
+    "client_for",
+    "discard",
+    "finish",
+    "redirect_uri",
+    "safe_next",
+    "take_pending",
+]

@@ -1,0 +1,274 @@
+"""OAuth 2.0 pages: start (POST), the per-provider callback, Test connection for OAuth accounts.
+
+Endpoints: ``mailconnect.oauth_start`` (``provider``; POST with CSRF, optional ``account_id``
+to sign an account in again, ``next``, and ``owner_kind``/``owner_id`` for admins connecting on
+someone's behalf), ``mailconnect.oauth_callback`` (``provider``; ``/oauth/<provider>/callback``)
+and ``mailconnect.oauth_test`` (``account_id``). The protocol is in
+:mod:`flask_mailconnect.oauth.flow`; accounts change only through
+:mod:`flask_mailconnect.accounts`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_wtf.csrf import generate_csrf
+
+from .. import accounts
+from ..exceptions import AccountLimitReached
+from ..models import MailAccount
+from ..oauth import flow
+from ..oauth.flow import OAuthFlowError, PendingFlow
+from ..oauth.providers import OAuthProvider, current_oauth_providers
+from ..scopes import Owner
+from ..transport.settings import ConnectionReport, Protocol, ProtocolResult
+from .common import actor, load_account, state
+
+#: The last Test connection result of an OAuth account, shown once on its page.
+REPORT_KEY = "mailconnect.oauth_report"
+
+
+def _provider(key: str) -> OAuthProvider:
+    found = current_oauth_providers().get(key)
+    if found is None:
+        abort(404)
+    return found
+
+
+def _may_manage(owner: Owner) -> bool:
+    return state().policy.can(actor(), "manage", owner)
+
+
+# -- pages ------------------------------------------------------------------------------------
+
+TITLES = {
+    "access_denied": "You did not allow access",
+    "state": "This sign-in has expired or was already used",
+    "provider_error": "{name} could not complete the sign-in",
+    "unreachable": "{name} could not be reached",
+    "id_token": "The answer from {name} could not be verified",
+    "no_email": "{name} did not share your email address",
+    "no_refresh_token": "{name} did not grant offline access",
+    "already_connected": "This address is already connected by someone else",
+    "different_email": "You signed in with a different address",
+    "config": "Connecting with {name} is not set up yet",
+    "limit": "No more accounts can be connected",
+}
+
+
+def _error(
+    exc: OAuthFlowError | AccountLimitReached,
+    provider: OAuthProvider,
+    pending: PendingFlow | None = None,
+) -> Response:
+    """The page for a flow that ended without a connection: what happened, and Try again."""
+    code = exc.code if isinstance(exc, OAuthFlowError) else "limit"
+    account = None
+    if pending is not None and pending.account_id is not None:
+        account = state().session.get(MailAccount, pending.account_id)
+        if account is not None and not _may_manage(account.owner):
+            account = None
+    status = {"config": 500, "unreachable": 502, "limit": 409}.get(code, 400)
+    page = render_template(
+        "mailconnect/oauth_error.html",
+        code=code,
+        title=TITLES.get(code, "The connection failed").format(name=provider.name),
+        provider=provider,
+        detail=exc.detail if isinstance(exc, OAuthFlowError) else str(exc),
+        account=account,
+        next_url=pending.next if pending is not None else None,
+        owner=pending.owner if pending is not None else None,
+        csrf=generate_csrf(),
+    )
+    response = make_response(page, status)
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _stash(account: MailAccount, report: ConnectionReport) -> None:
+    session[REPORT_KEY] = {"account_id": account.id, **report.as_dict()}
+
+
+def last_report(account: MailAccount) -> ConnectionReport | None:
+    """The Test connection result stored for ``account``'s page, taken once (template helper)."""
+    data = session.get(REPORT_KEY)
+    if not isinstance(data, dict) or data.get("account_id") != account.id:
+        return None
+    session.pop(REPORT_KEY, None)
+    try:
+        results = {
+            r["protocol"]: ProtocolResult(
+                Protocol(r["protocol"]), bool(r["ok"]), str(r["code"]), str(r["message"])
+            )
+            for r in data["results"]
+        }
+        return ConnectionReport(smtp=results["smtp"], imap=results.get("imap"))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _summary(report: ConnectionReport) -> str:
+    if report.ok:
+        return "Test connection: sending and receiving both work."
+    failed = ", ".join(
+        "sending (SMTP)" if r.protocol.value == "smtp" else "receiving (IMAP)"
+        for r in report.results
+        if not r.ok
+    )
+    return f"Test connection failed for {failed}: see the details below."
+
+
+# -- routes -----------------------------------------------------------------------------------
+
+
+def start(provider: str) -> Any:
+    prov = _provider(provider)
+    form = request.form
+    next_url = flow.safe_next(form.get("next"))
+    account_id = form.get("account_id", type=int)
+    login_hint = None
+    if account_id is not None:
+        account = load_account(account_id, "manage")
+        if account.auth_method == "oauth2" and account.provider != prov.key:
+            abort(404)
+        owner = account.owner
+        login_hint = account.email
+    elif form.get("owner_kind") and form.get("owner_id"):
+        owner = (form["owner_kind"], form["owner_id"])
+    else:
+        owner = actor().owner
+    if not _may_manage(owner):
+        abort(404)
+    try:
+        url = flow.begin(
+            prov,
+            owner=owner,
+            actor_id=actor().id,
+            account_id=account_id,
+            next_url=next_url,
+            login_hint=login_hint,
+        )
+    except OAuthFlowError as exc:
+        return _error(exc, prov)
+    return redirect(url)
+
+
+def callback(provider: str) -> Any:
+    prov = _provider(provider)
+    try:
+        pending = flow.take_pending(prov)
+    except OAuthFlowError as exc:
+        flow.discard(prov)  # Authlib's half goes too: a replayed callback stays refused
+        return _error(exc, prov)
+    if pending.actor_id != actor().id or not _may_manage(pending.owner):
+        flow.discard(prov)
+        return _error(OAuthFlowError("state", "another person", provider=prov), prov)
+    try:
+        grant = flow.finish(prov, pending)
+        if pending.account_id is not None:
+            account = state().session.get(MailAccount, pending.account_id)
+            if account is None or not _may_manage(account.owner):
+                raise OAuthFlowError("state", "account gone", provider=prov)
+            account = accounts.reconnect_oauth(state(), account, grant=grant, actor=actor())
+            again = True
+        else:
+            known = {a.id for a in accounts.accounts_for(state(), pending.owner)}
+            account = accounts.connect_oauth(
+                state(), owner=pending.owner, grant=grant, actor=actor()
+            )
+            again = account.id in known
+    except (OAuthFlowError, AccountLimitReached) as exc:
+        state().session.rollback()  # nothing half-connected: no row, no token
+        return _error(exc, prov, pending)
+    state().session.commit()
+    report = accounts.run_oauth_test(
+        state(), account, actor=actor(), access_token=grant.access_token
+    )
+    state().session.commit()
+    _stash(account, report)
+    verb = "Signed in again" if again else f"Connected with {prov.name}"
+    flash(f"{verb}: {account.email}. {_summary(report)}", "success" if report.ok else "error")
+    target = flow.safe_next(pending.next) or url_for(".account", account_id=account.id)
+    response = redirect(target)
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def test(account_id: int) -> Any:
+    account = load_account(account_id, "manage")
+    if account.auth_method != "oauth2":
+        abort(404)
+    from ..oauth import tokens
+
+    try:
+        report = accounts.run_oauth_test(state(), account, actor=actor())
+    except tokens.TokenError as exc:  # needs_reconnect is recorded by tokens.py
+        state().session.commit()
+        flash(str(exc) or "The provider no longer accepts this connection: sign in again.", "error")
+        return redirect(url_for(".account", account_id=account.id))
+    state().session.commit()
+    _stash(account, report)
+    flash(_summary(report), "success" if report.ok else "error")
+    return redirect(url_for(".account", account_id=account.id))
+
+
+# -- template helpers -------------------------------------------------------------------------
+
+
+def oauth_buttons() -> list[OAuthProvider]:
+    """The providers offered as "Connect with ..." buttons (configuration order)."""
+    return list(current_oauth_providers().values())
+
+
+def oauth_provider(key: str) -> OAuthProvider | None:
+    return current_oauth_providers().get(key)
+
+
+def no_revoke_provider(account: MailAccount) -> OAuthProvider | None:
+    """The account's provider when it cannot revoke our access (Microsoft): the user must."""
+    if account.auth_method != "oauth2":
+        return None
+    prov = current_oauth_providers().get(account.provider)
+    return prov if prov is not None and not prov.revoke_url else None
+
+
+def disconnect_hint(account: MailAccount) -> str | None:
+    """The sentence for the flash after disconnecting, or ``None``."""
+    prov = no_revoke_provider(account)
+    if prov is None:
+        return None
+    where = prov.access_settings_url or f"your {prov.name} account's security settings"
+    return f"{prov.name} cannot revoke this app's access from here: remove it at {where}."
+
+
+def _context() -> dict[str, Any]:
+    return {
+        "mailconnect_oauth_buttons": oauth_buttons,
+        "mailconnect_oauth_provider": oauth_provider,
+        "mailconnect_oauth_report": last_report,
+        "mailconnect_no_revoke_provider": no_revoke_provider,
+        "mailconnect_csrf": generate_csrf,
+    }
+
+
+def install(bp: Blueprint) -> None:
+    bp.add_url_rule("/oauth/<provider>/start", "oauth_start", start, methods=["POST"])
+    bp.add_url_rule("/oauth/<provider>/callback", "oauth_callback", callback)
+    bp.add_url_rule("/accounts/<int:account_id>/oauth/test", "oauth_test", test, methods=["POST"])
+    # App-wide, like the filters in common.py: hosts include our partials in their pages.
+    bp.app_context_processor(_context)
+
+
+__all__ = ["install"]
