@@ -19,7 +19,7 @@ from flask_login import LoginManager
 from flask_mailconnect import MailConnect
 
 from .forms import LogoutForm
-from .models import User, create_demo_users, db
+from .models import User, all_projects, create_demo_users, db, load_project
 
 DEFAULT_INSTANCE_PATH = Path(__file__).resolve().parent / "instance"
 
@@ -114,6 +114,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     @mailconnect.admin_checker
     def is_admin(user: User) -> bool:
         return bool(user.is_admin)
+
+    # Projects own email accounts too: managers connect them, members send from them.
+    mailconnect.register_scope(
+        "project",
+        load=load_project,
+        label=lambda project: project.name,
+        can_manage=lambda user, project: project.role_of(user) == "manager",
+        can_use=lambda user, project: project.role_of(user) is not None,
+        list=all_projects,
+        title="Project",
+    )
 
     from .views import bp
 

@@ -1,12 +1,13 @@
-"""The example app's own tables: people who can sign in. Email accounts live in the extension's
-``mailconnect_*`` tables, keyed by ``("user", str(user.id))``, with no foreign key into these."""
+"""The example app's own tables: people who can sign in, and projects with members. Email
+accounts live in the extension's ``mailconnect_*`` tables, keyed by ``("user", str(user.id))`` or
+``("project", str(project.id))``, with no foreign key into these."""
 
 from __future__ import annotations
 
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import String
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 
@@ -33,11 +34,61 @@ class User(db.Model, UserMixin):  # type: ignore[name-defined,misc]
         return check_password_hash(self.password_hash, password)
 
 
+class Project(db.Model):  # type: ignore[name-defined,misc]
+    """A CRM project; its mail goes out through the project's email account (scope "project")."""
+
+    __tablename__ = "demo_project"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="project", cascade="all, delete-orphan"
+    )
+
+    def role_of(self, user: User) -> str | None:
+        """``"manager"``, ``"member"`` or ``None`` (reads the loaded memberships: no query)."""
+        for m in self.memberships:
+            if m.user_id == user.id:
+                return m.role
+        return None
+
+
+class Membership(db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "demo_membership"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("demo_project.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("demo_user.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), default="member")  # "member" | "manager"
+
+    project: Mapped[Project] = relationship(back_populates="memberships")
+
+
+def load_project(project_id: str) -> Project | None:
+    if not project_id.isdigit():
+        return None
+    query = db.select(Project).options(selectinload(Project.memberships))
+    return db.session.scalars(query.where(Project.id == int(project_id))).first()
+
+
+def all_projects() -> list[Project]:
+    """Every project with its memberships loaded (two queries, however many projects)."""
+    query = db.select(Project).options(selectinload(Project.memberships)).order_by(Project.name)
+    return list(db.session.scalars(query))
+
+
 #: The demo people created at start-up: (email, name, password, is_admin).
 DEMO_USERS = (
     ("alice@demo.test", "Alice Martin", "alice", False),
     ("admin@demo.test", "Ada Admin", "admin", True),
+    ("bob@demo.test", "Bob Stone", "bob", False),
 )
+
+#: Demo projects: name -> {email: role}.
+DEMO_PROJECTS = {
+    "Apollo launch": {"bob@demo.test": "manager", "alice@demo.test": "member"},
+    "Website redesign": {"alice@demo.test": "manager", "bob@demo.test": "member"},
+    "Q3 hiring": {"bob@demo.test": "member"},
+}
 
 
 def create_demo_users() -> None:
@@ -49,4 +100,20 @@ def create_demo_users() -> None:
         user = User(email=email, name=name, is_admin=is_admin)
         user.set_password(password)
         db.session.add(user)
+    db.session.commit()
+    create_demo_projects()
+
+
+def create_demo_projects() -> None:
+    """Add the demo projects and memberships that do not exist yet."""
+    users = {u.email: u for u in db.session.scalars(db.select(User))}
+    existing = set(db.session.scalars(db.select(Project.name)))
+    for name, members in DEMO_PROJECTS.items():
+        if name in existing:
+            continue
+        project = Project(name=name)
+        for email, role in members.items():
+            if email in users:
+                project.memberships.append(Membership(user_id=users[email].id, role=role))
+        db.session.add(project)
     db.session.commit()

@@ -1,4 +1,4 @@
-"""The example app's own pages: home, sign in, sign out."""
+"""The example app's own pages: home, projects, sign in, sign out."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user, login_required, login_user, logout_user
 
 from .forms import LoginForm, LogoutForm
-from .models import User, db
+from .models import User, all_projects, db
 
 bp = Blueprint("demo", __name__)
 
@@ -68,3 +68,24 @@ def logout() -> Any:
     else:
         flash("Your session expired; please try again.", "error")
     return redirect(url_for("demo.login"))
+
+
+@bp.get("/projects")
+@login_required
+def projects() -> Any:
+    """The signed-in person's projects (every project for an admin), with each one's email
+    account: the project list and all their accounts in three queries."""
+    mailconnect = current_app.extensions["mailconnect"].extension
+    rows = [
+        (p, p.role_of(current_user))
+        for p in all_projects()
+        if current_user.is_admin or p.role_of(current_user) is not None
+    ]
+    found = mailconnect.accounts_for_owners([("project", p.id) for p, _ in rows])
+    accounts = {p.id: found.get(("project", str(p.id)), []) for p, _ in rows}
+    return render_template(
+        "demo/projects.html",
+        rows=rows,
+        accounts=accounts,
+        can_configure=current_user.is_admin or any(role == "manager" for _, role in rows),
+    )

@@ -295,6 +295,12 @@ class MailConnect:
     def default_account(self, owner: Owner | tuple[str, Any]) -> MailAccount | None:
         return accounts.default_account(self._state(), owner_key(owner))
 
+    def accounts_for_owners(
+        self, owners: list[Owner] | list[tuple[str, Any]]
+    ) -> dict[Owner, list[MailAccount]]:
+        """Accounts of many owners in one query, keyed by normalised owner (default first)."""
+        return accounts.accounts_by_owner(self._state(), [owner_key(o) for o in owners])
+
     def get_account(self, account_id: int) -> MailAccount | None:
         return self._state().session.get(MailAccount, account_id)
 
