@@ -733,22 +733,23 @@ def _try_graph(
     state: _State, account: MailAccount, report: ConnectionReport, token: str
 ) -> ConnectionReport:
     """SMTP AUTH is off: send through Microsoft Graph when ``Mail.Send`` was granted."""
+    from .oauth.providers import current_oauth_providers
+    from .transport.graph import check_graph
+
     granted = GRAPH_MAIL_SEND.lower() in (account.token_scopes or "").lower().split()
+    provider = current_oauth_providers().get(account.provider)
     smtp = report.smtp
-    if granted:
-        try:
-            from .transport.graph import check_graph
-        except ImportError:  # pragma: no cover - transport/graph.py arrives with issue 3
-            check_graph = None
-        if check_graph is not None:
-            result = check_graph(token, state.transport_options())
-            if result.ok:
-                account.send_via = "graph"
-                smtp = replace(
-                    result,
-                    message="SMTP AUTH is turned off for this mailbox: mail is sent through "
-                    "Microsoft Graph instead.",
-                )
-                return replace(report, smtp=smtp)
+    if granted and provider is not None and provider.graph_url:
+        options = state.transport_options()
+        result = check_graph(token, provider.graph_url, options.timeout, options.ca_file)
+        if result.ok:
+            account.send_via = "graph"
+            smtp = replace(
+                result,
+                protocol=smtp.protocol,
+                message="SMTP AUTH is turned off for this mailbox: mail is sent through "
+                "Microsoft Graph instead.",
+            )
+            return replace(report, smtp=smtp)
     account.send_via = "smtp"
     return replace(report, smtp=replace(smtp, message=smtp.message + GRAPH_HINT))

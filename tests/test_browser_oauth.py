@@ -1,0 +1,128 @@
+"""OAuth end to end in Chromium, no mocks in between: the example app's settings page, "Connect
+with Google" (its endpoints pointed at the local OAuth server), Allow on the local consent page,
+back connected; Test connection logs in with XOAUTH2 to aiosmtpd and Dovecot, which check the
+token by introspection at the same server. The same for a Microsoft-shaped provider, and Deny.
+Screenshots (desktop and phone) go to artifacts/screenshots/oauth-*.png.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser_helpers import chromium, serve, shoot
+from tests.peers.oauth import CLIENT_ID
+from tests.test_oauth_flow import EMAIL, providers
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def live(
+    tmp_path: Path, oauth_provider: Any, smtp_starttls: Any, dovecot: Any
+) -> Iterator[tuple[str, Any]]:
+    from example_app import create_app
+    from tests.hostapp import TEST_KEY
+
+    config: dict[str, Any] = {
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "SECRET_KEY": "browser-oauth",
+        "MAILCONNECT_ENCRYPTION_KEYS": [TEST_KEY],
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'oauth.db'}",
+        "MAILCONNECT_PROVIDERS": providers(oauth_provider, smtp_starttls, dovecot),
+        "MAILCONNECT_ALLOW_PRIVATE_HOSTS": True,
+        "MAILCONNECT_SMTP_PORTS": None,
+        "MAILCONNECT_IMAP_PORTS": None,
+        "MAILCONNECT_CA_FILE": smtp_starttls.ca_file,
+        "MAILCONNECT_CONNECT_TIMEOUT": 5,
+    }
+    app = create_app(config)
+    with serve(app) as url:
+        app.config["MAILCONNECT_EXTERNAL_URL"] = url
+        for key in ("google", "microsoft"):
+            oauth_provider.add_redirect_uri(CLIENT_ID, f"{url}/email/oauth/{key}/callback")
+        yield url, oauth_provider
+    with app.app_context():
+        app.extensions["sqlalchemy"].engines[None].dispose()
+
+
+def _page(browser: Any) -> tuple[Any, Any, list[str]]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    def console(message: Any) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
+    page.on("console", console)
+    return context, page, errors
+
+
+def _sign_in(page: Any, url: str) -> None:
+    page.goto(f"{url}/login")
+    page.fill("input[name=email]", "alice@demo.test")
+    page.fill("input[name=password]", "alice")
+    page.click("button[type=submit]")
+    page.goto(f"{url}/email/")
+
+
+def _connect(page: Any, url: str, name: str) -> None:
+    page.click(f"text=Connect with {name}")
+    page.wait_for_selector("button[value=allow]")  # the provider's consent page
+    assert page.locator("#email").input_value() == EMAIL
+    page.click("button[value=allow]")
+    page.wait_for_url(f"{url}/email/accounts/*")
+
+
+@pytest.mark.parametrize(("key", "name"), [("google", "Google"), ("microsoft", "Microsoft")])
+def test_connect_and_test_in_chromium(live: tuple[str, Any], key: str, name: str) -> None:
+    url, server = live
+    with chromium() as browser:
+        context, page, errors = _page(browser)
+        _sign_in(page, url)
+        assert page.locator(f"[data-mc-oauth={key}]").is_visible()
+        if key == "google":
+            shoot(page, "oauth-index")
+        _connect(page, url, name)
+        lede = page.locator("[data-mc-connected-with]").inner_text()
+        assert f"Connected with {name}" in lede and EMAIL in lede
+        assert page.locator(".mc-result--ok .mc-result-row--ok").count() == 2
+        assert page.locator("input[name=smtp_host]").count() == 0  # servers are text only
+        shoot(page, f"oauth-{key}-connected")
+
+        page.click("[data-mc-oauth-test]")
+        page.wait_for_selector(".mc-result--ok")
+        assert page.locator(".mc-result-row--ok").count() == 2
+        assert page.locator(".mc-badge").first.inner_text().strip() == "Connected"
+
+        page.goto(f"{url}/email/")
+        assert page.locator(".mc-card").count() == 1
+        assert f"Connected with {name}" in page.locator(".mc-card-sub").inner_text()
+        if key == "microsoft":
+            page.click(".mc-card a.mc-btn")
+            page.click("text=Disconnect")
+            assert page.locator("[data-mc-access-hint]").is_visible()
+            shoot(page, "oauth-microsoft-disconnect")
+        assert [e for e in errors if not e.startswith("Failed to load resource")] == []
+        context.close()
+
+
+def test_denied_consent_in_chromium(live: tuple[str, Any]) -> None:
+    url, _server = live
+    with chromium() as browser:
+        context, page, errors = _page(browser)
+        _sign_in(page, url)
+        page.click("text=Connect with Google")
+        page.wait_for_selector("button[value=deny]")
+        page.click("button[value=deny]")
+        page.wait_for_selector("[data-mc-oauth-error=access_denied]")
+        assert page.locator("h1").last.inner_text() == "You did not allow access"
+        shoot(page, "oauth-error")
+        page.click("button:has-text('Try again')")  # starts a new flow: back on the consent page
+        page.wait_for_selector("button[value=allow]")
+        context.close()
