@@ -135,6 +135,17 @@ def load_owner(owner: Owner) -> Any:
     return obj
 
 
+def owner_exists(owner: Owner) -> bool:
+    """Whether an account may be created for ``owner``: the organisation's one id, an object
+    a registered scope can load, or any user id (the host's users are not ours to list)."""
+    kind, ident = owner
+    if kind == USER:
+        return bool(ident)
+    if kind == ORGANIZATION:
+        return ident == ORGANIZATION_ID
+    return load_owner(owner) is not None
+
+
 _MISSING = object()
 
 

@@ -285,6 +285,21 @@ def test_manager_connects_a_project_account_through_the_form(
         assert (event.owner_kind, event.owner_id, event.actor_id) == ("project", "7", str(DAVE))
 
 
+def test_scope_page_offers_oauth_for_each_owner(scoped: Flask, client: FlaskClient) -> None:
+    scoped.config["MAILCONNECT_PROVIDERS"] = {"google": {"client_id": "c", "client_secret": "s"}}
+    _sign_in(client, DAVE)
+    page = client.get("/email/scopes/project/").get_data(as_text=True)
+    assert page.count('action="/email/oauth/google/start"') == 1  # Apollo only: dave manages it
+    assert 'name="owner_kind" value="project"' in page and 'name="owner_id" value="7"' in page
+    assert 'name="next" value="/email/scopes/project/"' in page
+    assert "Connect with Google" in page
+    # An owner that does not exist gets no account, even from an admin.
+    token = _sign_in(client, ADMIN)
+    for owner_kind, owner_id in (("project", "999"), ("organization", "other"), ("team", "1")):
+        data = {"csrf_token": token, "owner_kind": owner_kind, "owner_id": owner_id}
+        assert client.post("/email/oauth/google/start", data=data).status_code == 404
+
+
 def test_disconnect_one_returns_to_the_scope_page(scoped: Flask, client: FlaskClient) -> None:
     account = add_account(scoped, ("project", "7"), "apollo@example.com")
     token = _sign_in(client, DAVE)

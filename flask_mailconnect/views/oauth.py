@@ -32,7 +32,7 @@ from ..models import MailAccount
 from ..oauth import flow
 from ..oauth.flow import OAuthFlowError, PendingFlow
 from ..oauth.providers import OAuthProvider, current_oauth_providers
-from ..scopes import Owner
+from ..scopes import Owner, owner_exists
 from ..transport.settings import ConnectionReport, Protocol, ProtocolResult
 from .common import actor, load_account, state
 
@@ -147,6 +147,8 @@ def start(provider: str) -> Any:
         login_hint = account.email
     elif form.get("owner_kind") and form.get("owner_id"):
         owner = (form["owner_kind"], form["owner_id"])
+        if not owner_exists(owner):  # no accounts for projects that do not exist
+            abort(404)
     else:
         owner = actor().owner
     if not _may_manage(owner):
