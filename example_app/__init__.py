@@ -52,6 +52,33 @@ def _encryption_keys(instance: Path) -> list[str]:
     ]
 
 
+def _demo_oauth_provider(sandbox: dict[str, Any]) -> dict[str, Any]:
+    """The "Connect with Demo provider" entry: a generic OAuth 2.0 / OpenID Connect provider
+    (the sandbox's local OAuth server), sending and receiving through the sandbox's servers."""
+    oauth = sandbox.get("oauth")
+    if not oauth:
+        return {}
+    return {
+        "demo": {
+            "name": "Demo provider",
+            "auth": "oauth2",
+            **oauth,
+            # Like Google: a refresh token only with offline access and a fresh consent.
+            "authorize_params": {"access_type": "offline", "prompt": "consent"},
+            "smtp": {
+                "host": sandbox["smtp_host"],
+                "port": sandbox["smtp_port"],
+                "security": sandbox["smtp_security"],
+            },
+            "imap": {
+                "host": sandbox["imap_host"],
+                "port": sandbox["imap_port"],
+                "security": sandbox["imap_security"],
+            },
+        }
+    }
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the example app. ``config`` overrides every default; ``INSTANCE_PATH`` in it moves
     the instance folder (database, generated keys, sandbox certificates)."""
@@ -94,7 +121,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                         "security": sandbox["imap_security"],
                     },
                     "domains": [sandbox["address"].rpartition("@")[2]],
-                }
+                },
+                **_demo_oauth_provider(sandbox),
             },
         )
     app.config.update(config)

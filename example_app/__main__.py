@@ -11,6 +11,8 @@ import signal
 import sys
 from types import FrameType
 
+from flask import url_for
+
 from . import DEFAULT_INSTANCE_PATH, create_app
 from .sandbox import Sandbox
 
@@ -27,6 +29,10 @@ def _banner(url: str, sandbox: Sandbox) -> str:
   The servers fill in from the address (provider "Demo sandbox"):
     SMTP server  {sandbox.smtp_host}  port {sandbox.smtp_port}  security STARTTLS
     IMAP server  {sandbox.imap_host}  port {sandbox.imap_port}  security SSL/TLS
+
+  Or click "Connect with Demo provider" and Allow on the demo consent page: the whole
+  OAuth flow, offline (local OAuth server on port {sandbox.oauth_port}; SMTP and IMAP accept
+  its tokens with XOAUTH2).
 
   Mail sent through it lands in the demo INBOX. Press Ctrl-C to stop.
 """
@@ -45,8 +51,12 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
-        app = create_app(sandbox.flask_config())
-        print(_banner(f"http://127.0.0.1:{port}/", sandbox), flush=True)
+        base = f"http://127.0.0.1:{port}"
+        # OAuth redirect URIs come from this configured address, never from the Host header.
+        app = create_app({**sandbox.flask_config(), "MAILCONNECT_EXTERNAL_URL": base})
+        with app.test_request_context():
+            sandbox.allow_redirect(base + url_for("mailconnect.oauth_callback", provider="demo"))
+        print(_banner(f"{base}/", sandbox), flush=True)
         app.run(host="127.0.0.1", port=port, debug=False, use_reloader=False)
     except KeyboardInterrupt:
         pass

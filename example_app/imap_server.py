@@ -1,10 +1,10 @@
 """A small pure-Python IMAP4rev1 server for the demo sandbox (asyncio, no system packages).
 
 It serves one or more in-memory mailboxes well enough for imaplib, IMAPClient and
-Flask-MailConnect: LOGIN and AUTHENTICATE PLAIN, SELECT/EXAMINE, LIST/LSUB with SPECIAL-USE,
-STATUS, FETCH and UID FETCH (envelope, headers, bodies, partial bodies), SEARCH, STORE, APPEND,
-EXPUNGE and CLOSE. Anything else gets ``BAD``. It is a demo and test peer, not a mail server:
-everything lives in memory and disappears when the process ends.
+Flask-MailConnect: LOGIN, AUTHENTICATE PLAIN (and XOAUTH2, given a token check), SELECT/EXAMINE,
+LIST/LSUB with SPECIAL-USE, STATUS, FETCH and UID FETCH (envelope, headers, bodies, partial
+bodies), SEARCH, STORE, APPEND, EXPUNGE and CLOSE. Anything else gets ``BAD``. It is a demo and
+test peer, not a mail server: everything lives in memory and disappears when the process ends.
 
 The module has two parts: :func:`parse_command` turns the bytes of one client command (with its
 literals) into Python values, and :class:`Session` runs one client connection.
@@ -20,7 +20,7 @@ import email.utils
 import re
 import ssl
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email import policy
@@ -29,6 +29,8 @@ from fnmatch import fnmatchcase
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 CAPABILITIES = "IMAP4rev1 LITERAL+ SPECIAL-USE AUTH=PLAIN"
+#: ``(user, bearer token) -> bool``: accepts XOAUTH2 logins (the sandbox asks its OAuth provider).
+TokenCheck = Callable[[str, str], bool]
 MAX_LITERAL = 25 * 1024 * 1024
 
 
@@ -304,10 +306,13 @@ class Session:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         mailboxes: dict[str, Mailbox],
+        token_check: TokenCheck | None = None,
     ) -> None:
         self.reader = reader
         self.writer = writer
         self.mailboxes = mailboxes
+        self.token_check = token_check
+        self.caps = CAPABILITIES + (" AUTH=XOAUTH2" if token_check else "")
         self.mailbox: Mailbox | None = None
         self.selected: Folder | None = None
         self.readonly = False
@@ -345,7 +350,7 @@ class Session:
             data += await self.reader.readexactly(size)
 
     async def run(self) -> None:
-        self.send(f"* OK [CAPABILITY {CAPABILITIES}] Flask-MailConnect demo IMAP server ready")
+        self.send(f"* OK [CAPABILITY {self.caps}] Flask-MailConnect demo IMAP server ready")
         try:
             await self.writer.drain()
             while True:
@@ -412,7 +417,7 @@ class Session:
     # -- any state ---------------------------------------------------------------------------
 
     async def cmd_capability(self, tag: str, args: list[object]) -> None:
-        self.send(f"* CAPABILITY {CAPABILITIES}")
+        self.send(f"* CAPABILITY {self.caps}")
         self.send(f"{tag} OK CAPABILITY completed")
 
     async def cmd_noop(self, tag: str, args: list[object]) -> None:
@@ -432,7 +437,7 @@ class Session:
             self.send(f"{tag} NO [AUTHENTICATIONFAILED] Invalid credentials")
             return
         self.mailbox = mailbox
-        self.send(f"{tag} OK [CAPABILITY {CAPABILITIES}] Logged in")
+        self.send(f"{tag} OK [CAPABILITY {self.caps}] Logged in")
 
     async def cmd_login(self, tag: str, args: list[object]) -> None:
         if len(args) != 2:
@@ -441,7 +446,11 @@ class Session:
         self._authenticate(tag, username, password)
 
     async def cmd_authenticate(self, tag: str, args: list[object]) -> None:
-        if not args or str(args[0]).upper() != "PLAIN":
+        mechanism = str(args[0]).upper() if args else ""
+        if mechanism == "XOAUTH2" and self.token_check is not None:
+            await self._xoauth2(tag, args)
+            return
+        if mechanism != "PLAIN":
             self.send(f"{tag} NO unsupported authentication mechanism")
             return
         if len(args) > 1:
@@ -460,6 +469,34 @@ class Session:
             self.send(f"{tag} BAD invalid PLAIN response")
             return
         self._authenticate(tag, username, password)
+
+    async def _xoauth2(self, tag: str, args: list[object]) -> None:
+        """``base64("user=" u "^Aauth=Bearer " token "^A^A")``, checked by ``token_check``."""
+        assert self.token_check is not None
+        if len(args) > 1:
+            response = _text(args[1]).encode("ascii")
+        else:
+            self.send("+ ")
+            await self.writer.drain()
+            response = (await self.reader.readline()).rstrip(b"\r\n")
+        try:
+            fields = base64.b64decode(response, validate=True).decode("utf-8").split("\x01")
+            user = fields[0].removeprefix("user=")
+            token = fields[1].removeprefix("auth=Bearer ")
+        except (binascii.Error, UnicodeDecodeError, IndexError):
+            self.send(f"{tag} BAD invalid XOAUTH2 response")
+            return
+        mailbox = self.mailboxes.get(user.lower())
+        check = self.token_check
+        ok = mailbox is not None and self.mailbox is None
+        if ok:
+            loop = asyncio.get_running_loop()
+            ok = await loop.run_in_executor(None, check, user, token)
+        if not ok or mailbox is None:
+            self.send(f"{tag} NO [AUTHENTICATIONFAILED] Invalid credentials")
+            return
+        self.mailbox = mailbox
+        self.send(f"{tag} OK [CAPABILITY {self.caps}] Logged in")
 
     # -- authenticated -----------------------------------------------------------------------
 
@@ -778,8 +815,10 @@ class IMAPServer:
         host: str = "127.0.0.1",
         port: int = 0,
         ssl_context: ssl.SSLContext | None = None,
+        token_check: TokenCheck | None = None,
     ) -> None:
         self.mailboxes = {k.lower(): v for k, v in mailboxes.items()}
+        self.token_check = token_check
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
@@ -799,7 +838,7 @@ class IMAPServer:
         self._tasks.add(task)
         self._writers.add(writer)
         try:
-            await Session(reader, writer, self.mailboxes).run()
+            await Session(reader, writer, self.mailboxes, self.token_check).run()
         finally:
             self._writers.discard(writer)
             self._tasks.discard(task)

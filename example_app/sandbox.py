@@ -8,6 +8,9 @@ trusts that CA through ``MAILCONNECT_CA_FILE``, so TLS is verified exactly as in
 - SMTP: aiosmtpd with STARTTLS and AUTH PLAIN/LOGIN (only after STARTTLS); every accepted
   message is delivered into the demo mailbox's INBOX.
 - IMAP: :mod:`example_app.imap_server` with implicit TLS (IMAPS).
+- OAuth: the local provider of :mod:`example_app.oauth_provider` ("Demo provider" in the app),
+  whose consent page signs in as the demo mailbox. Both mail servers accept its access tokens
+  with XOAUTH2, checked by RFC 7662 introspection at that provider.
 
 Both run on one asyncio loop in a background thread: ``start()`` returns once they listen,
 ``stop()`` closes every connection and the loop.
@@ -16,9 +19,13 @@ Both run on one asyncio loop in a background thread: ``start()`` returns once th
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import collections
 import datetime as dt
 import ipaddress
 import os
+import secrets
 import socket
 import ssl
 import threading
@@ -28,6 +35,7 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
+import requests
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword
 from aiosmtpd.smtp import Session as SMTPSession
 from cryptography import x509
@@ -35,10 +43,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .imap_server import IMAPServer, Mailbox
+from .imap_server import IMAPServer, Mailbox, TokenCheck
+from .oauth_provider import GOOGLE_MAIL_SCOPE, OAuthProviderServer
 
 DEFAULT_SMTP_PORT = 2587
 DEFAULT_IMAP_PORT = 2993
+DEFAULT_OAUTH_PORT = 2080
+#: The app's OAuth client at the demo provider.
+OAUTH_CLIENT_ID = "mailconnect-demo"
 
 
 # -- demo certificate authority -------------------------------------------------------------
@@ -202,10 +214,39 @@ def seed_messages(address: str) -> list[tuple[str, bytes, set[str]]]:
 
 
 class _DeliverToMailbox:
-    """aiosmtpd handler: accept any recipient and store the message in the demo INBOX."""
+    """aiosmtpd handler: accept any recipient and store the message in the demo INBOX.
 
-    def __init__(self, mailbox: Mailbox) -> None:
+    With ``token_check``, AUTH XOAUTH2 too (after STARTTLS, like every AUTH here).
+    """
+
+    def __init__(self, mailbox: Mailbox, token_check: TokenCheck | None = None) -> None:
         self.mailbox = mailbox
+        self.token_check = token_check
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:  # noqa: N802
+        """``base64("user=" u "^Aauth=Bearer " token "^A^A")``; the provider vouches for it."""
+        if self.token_check is None:
+            return AuthResult(success=False, handled=False)
+        if len(args) > 1:
+            blob = args[1].encode("ascii", "replace")
+        else:
+            answer = await server.challenge_auth("", encode_to_b64=False)
+            if not isinstance(answer, bytes):
+                return AuthResult(success=False, handled=True)  # cancelled: aiosmtpd answered
+            blob = base64.b64encode(answer)
+        try:
+            fields = base64.b64decode(blob, validate=True).decode("utf-8").split("\x01")
+            user = fields[0].removeprefix("user=")
+            token = fields[1].removeprefix("auth=Bearer ")
+        except (binascii.Error, UnicodeDecodeError, IndexError):
+            return AuthResult(success=False, handled=False, message="501 5.5.2 Cannot decode")
+        ok = user.lower() == self.mailbox.username.lower()
+        if ok:
+            loop = asyncio.get_running_loop()
+            ok = await loop.run_in_executor(None, self.token_check, user, token)
+        if ok:
+            return AuthResult(success=True, auth_data=user, handled=False)
+        return AuthResult(success=False, handled=False, message="535 5.7.8 Token not accepted")
 
     async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
         self, server: SMTP, session: SMTPSession, envelope: Envelope
@@ -273,11 +314,15 @@ class Sandbox:
         imap_port: int = DEFAULT_IMAP_PORT,
         seed: bool = True,
         listen: str = "127.0.0.1",
+        oauth_port: int = DEFAULT_OAUTH_PORT,
     ) -> None:
         self.directory = Path(directory)
         self.listen = listen
         self.smtp_port = smtp_port
         self.imap_port = imap_port
+        self.oauth_port = oauth_port
+        self.oauth: OAuthProviderServer | None = None
+        self.oauth_client_secret = secrets.token_urlsafe(24)
         self.mailbox = Mailbox(self.address, self.password)
         if seed:
             for folder, raw, flags in seed_messages(self.address):
@@ -301,6 +346,13 @@ class Sandbox:
         context.load_cert_chain(cert_file, key_file)
         self.smtp_port = _free_port(self.listen, self.smtp_port)
         self.imap_port = _free_port(self.listen, self.imap_port)
+        self.oauth = OAuthProviderServer(
+            host=self.listen,
+            port=_free_port(self.listen, self.oauth_port),
+            default_user=self.address,
+        ).start()
+        self.oauth.register_client(OAUTH_CLIENT_ID, self.oauth_client_secret)
+        self.oauth_port = self.oauth.port
 
         loop = asyncio.new_event_loop()
         ready = threading.Event()
@@ -331,6 +383,8 @@ class Sandbox:
         if failure:
             self._thread.join()
             self._thread = self._loop = None
+            self.oauth.stop()
+            self.oauth = None
             raise failure[0]
         return self
 
@@ -341,6 +395,34 @@ class Sandbox:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._thread = self._loop = None
+        if self.oauth is not None:
+            self.oauth.stop()
+            self.oauth = None
+
+    def allow_redirect(self, redirect_uri: str) -> None:
+        """Register the app's OAuth callback (``.../email/oauth/demo/callback``) at the provider."""
+        if self.oauth is None:
+            raise RuntimeError("start the sandbox first")
+        self.oauth.add_redirect_uri(OAUTH_CLIENT_ID, redirect_uri)
+
+    def _token_check(self, user: str, token: str) -> bool:
+        """Is ``token`` an active access token of ``user``? Asks the provider (RFC 7662)."""
+        oauth = self.oauth
+        if oauth is None:
+            return False
+        try:
+            answer = requests.post(
+                oauth.introspection_url,
+                data={"token": token, "token_type_hint": "access_token"},
+                auth=(oauth.introspection_client_id, oauth.introspection_client_secret),
+                timeout=5,
+                allow_redirects=False,
+            )
+            data = answer.json() if answer.status_code == 200 else {}
+        except (requests.RequestException, ValueError):
+            return False
+        owner = str(data.get("username") or data.get("email") or "")
+        return data.get("active") is True and owner.lower() == user.lower()
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -351,10 +433,14 @@ class Sandbox:
     async def _start_servers(self, context: ssl.SSLContext) -> None:
         loop = asyncio.get_running_loop()
         self._imap = IMAPServer(
-            {self.address: self.mailbox}, self.listen, self.imap_port, ssl_context=context
+            {self.address: self.mailbox},
+            self.listen,
+            self.imap_port,
+            ssl_context=context,
+            token_check=self._token_check,
         )
         await self._imap.start()
-        handler = _DeliverToMailbox(self.mailbox)
+        handler = _DeliverToMailbox(self.mailbox, self._token_check)
         authenticator = _Authenticator(self.mailbox)
 
         def smtp_session() -> SMTP:
@@ -414,8 +500,23 @@ class Sandbox:
         }
 
     def describe(self) -> dict[str, Any]:
-        """What a person types into the connect form (no secrets beyond the demo password)."""
+        """What a person types into the connect form (no secrets beyond the demo password),
+        and under ``"oauth"`` the demo provider's endpoints and the app's client there."""
+        oauth = None
+        if self.oauth is not None:
+            urls = self.oauth.google
+            oauth = {
+                "client_id": OAUTH_CLIENT_ID,
+                "client_secret": self.oauth_client_secret,
+                "server_metadata_url": urls.metadata_url,
+                "authorize_url": urls.authorize_url,
+                "token_url": urls.token_url,
+                "revoke_url": urls.revoke_url,
+                "userinfo_url": urls.userinfo_url,
+                "scopes": [GOOGLE_MAIL_SCOPE],
+            }
         return {
+            "oauth": oauth,
             "address": self.address,
             "password": self.password,
             "smtp_host": self.smtp_host,
@@ -443,6 +544,10 @@ class _TrackedSMTP(SMTP):
     """aiosmtpd's SMTP protocol that forgets itself when its connection ends."""
 
     sandbox_sessions: set[SMTP]
+    # An XOAUTH2 line carries a long base64 token: aiosmtpd's 512-byte default would cut it.
+    line_length_limit = 8192
+    command_size_limit = 8192
+    command_size_limits: dict[str, int] = collections.defaultdict(lambda: 8192)
 
     def _create_session(self) -> SMTPSession:
         return _QuietSession(self.loop)
@@ -452,4 +557,11 @@ class _TrackedSMTP(SMTP):
         self.sandbox_sessions.discard(self)
 
 
-__all__ = ["DEFAULT_IMAP_PORT", "DEFAULT_SMTP_PORT", "Sandbox", "ensure_demo_certificates"]
+__all__ = [
+    "DEFAULT_IMAP_PORT",
+    "DEFAULT_OAUTH_PORT",
+    "DEFAULT_SMTP_PORT",
+    "OAUTH_CLIENT_ID",
+    "Sandbox",
+    "ensure_demo_certificates",
+]

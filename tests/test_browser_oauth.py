@@ -126,3 +126,52 @@ def test_denied_consent_in_chromium(live: tuple[str, Any]) -> None:
         page.click("button:has-text('Try again')")  # starts a new flow: back on the consent page
         page.wait_for_selector("button[value=allow]")
         context.close()
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    """The example app with its sandbox, as ``make demo`` runs it (random ports)."""
+    from example_app import create_app
+    from example_app.sandbox import Sandbox
+    from tests.hostapp import TEST_KEY
+
+    box = Sandbox(tmp_path / "sandbox", smtp_port=0, imap_port=0, oauth_port=0).start()
+    try:
+        app = create_app(
+            {
+                **box.flask_config(),
+                "INSTANCE_PATH": str(tmp_path / "instance"),
+                "SECRET_KEY": "browser-demo",
+                "MAILCONNECT_ENCRYPTION_KEYS": [TEST_KEY],
+                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.db'}",
+            }
+        )
+        with serve(app) as url:
+            app.config["MAILCONNECT_EXTERNAL_URL"] = url
+            box.allow_redirect(f"{url}/email/oauth/demo/callback")
+            yield url, box
+        with app.app_context():
+            app.extensions["sqlalchemy"].engines[None].dispose()
+    finally:
+        box.stop()
+
+
+def test_demo_provider_in_the_example_app(demo: tuple[str, Any]) -> None:
+    """make demo: "Connect with Demo provider", Allow, connected; the sandbox's own SMTP and
+    IMAP servers accept the token with XOAUTH2 (introspection at the demo provider)."""
+    url, box = demo
+    with chromium() as browser:
+        context, page, errors = _page(browser)
+        _sign_in(page, url)
+        page.click("text=Connect with Demo provider")
+        page.wait_for_selector("button[value=allow]")
+        assert page.locator("#email").input_value() == box.address
+        page.click("button[value=allow]")
+        page.wait_for_url(f"{url}/email/accounts/*")
+        assert (
+            "Connected with Demo provider" in page.locator("[data-mc-connected-with]").inner_text()
+        )
+        assert page.locator(".mc-result--ok .mc-result-row--ok").count() == 2
+        shoot(page, "oauth-demo-connected")
+        assert [e for e in errors if not e.startswith("Failed to load resource")] == []
+        context.close()
