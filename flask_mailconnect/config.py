@@ -72,6 +72,25 @@ DEFAULTS: dict[str, Option] = {
         "Test button cannot be used to try passwords against mail servers. ``None``: no limit.",
     ),
     "MAILCONNECT_SIGNATURE_MAX_LENGTH": Option(20_000, "Longest signature HTML accepted."),
+    "MAILCONNECT_ADMIN_PAGE_SIZE": Option(
+        50, "Rows per page in the admin lists (accounts, audit trail, users found)."
+    ),
+    "MAILCONNECT_MX_LOOKUP": Option(
+        True,
+        "Detect the provider of an unknown domain from its MX records (after admin-entered "
+        "domains and the presets). ``False``: no DNS lookups.",
+    ),
+    "MAILCONNECT_MX_TIMEOUT": Option(
+        3.0, "Seconds one MX lookup may take; past it detection answers \"Other\"."
+    ),
+    "MAILCONNECT_MX_CACHE_SECONDS": Option(
+        3600, "How long an MX answer (or its failure) is remembered, per app and process."
+    ),
+    "MAILCONNECT_DNS_NAMESERVERS": Option(
+        None,
+        "Name servers for MX lookups (``[\"10.0.0.2\"]`` or ``[\"127.0.0.1:5353\"]``); "
+        "``None`` uses the system's resolver configuration.",
+    ),
     "MAILCONNECT_USERS_CAN_MANAGE_OWN": Option(
         True,
         "People may connect, edit and disconnect their own accounts. ``False``: only admins "

@@ -35,6 +35,9 @@ class _State:
         self.db = db
         self.policy = policy
         self._cipher: tuple[tuple[Any, ...], MultiFernet] | None = None
+        from .providers.mx import MXCache
+
+        self.mx_cache = MXCache()  #: MX answers for provider detection (providers/mx.py)
 
     @property
     def cipher(self) -> MultiFernet:
@@ -105,6 +108,8 @@ class MailConnect:
         self._admin_checker: Callable[[Any], bool] = _default_admin_checker
         self._user_label: Callable[[Any], str] = _default_user_label
         self._user_id: Callable[[Any], str] = _default_user_id
+        self._user_search: Callable[[str, int], list[Any]] | None = None
+        self._user_getter: Callable[[str], Any] | None = None
         self._organization_access: Callable[[Any], bool] = _everyone
         self._permission_rule: Callable[[Actor, str, Owner], bool | None] | None = None
         self.scopes: dict[str, Scope] = {}
@@ -167,6 +172,29 @@ class MailConnect:
         """``(user) -> str``: the id personal accounts are stored under (default ``get_id()``)."""
         self._user_id = func
         return func
+
+    def user_search(self, func: F) -> F:
+        """``(query: str, limit: int) -> list of users``: find people for the admin pages."""
+        self._user_search = func
+        return func
+
+    def user_getter(self, func: F) -> F:
+        """``(user_id: str) -> user | None``: load a person by the id accounts are stored under
+        (admin pages: a user's accounts, names in lists and the audit trail)."""
+        self._user_getter = func
+        return func
+
+    def search_users(self, query: str, limit: int = 20) -> list[Any]:
+        """People matching ``query`` through ``@user_search`` (``[]`` without the callback)."""
+        if self._user_search is None:
+            return []
+        return list(self._user_search(query, limit))[:limit]
+
+    def get_user(self, user_id: str) -> Any:
+        """The person with ``user_id`` through ``@user_getter`` (``None`` without it)."""
+        if self._user_getter is None:
+            return None
+        return self._user_getter(str(user_id))
 
     def organization_access(self, func: F) -> F:
         """``(user) -> bool``: may this signed-in user see and send from the organisation's
@@ -288,6 +316,32 @@ class MailConnect:
     def disconnect(self, account: MailAccount, *, actor: Any = None) -> None:
         """Delete the account, its credentials and its synced mail (pinned mail is kept)."""
         accounts.disconnect(self._state(), account, actor=self.actor_for(actor))
+
+    def deactivate(self, account: MailAccount, *, actor: Any = None) -> None:
+        """"Active: no": keep the account but stop its use for sending."""
+        accounts.set_active(self._state(), account, False, actor=self.actor_for(actor))
+
+    def reactivate(self, account: MailAccount, *, actor: Any = None) -> None:
+        """Undo :meth:`deactivate`."""
+        accounts.set_active(self._state(), account, True, actor=self.actor_for(actor))
+
+    def create_handover(
+        self,
+        *,
+        owner: Owner | tuple[str, Any],
+        provider: str,
+        email: str,
+        actor: Any = None,
+    ) -> MailAccount:
+        """An account without credentials (``pending_authorization``) for ``owner`` to finish
+        with the provider's OAuth consent ("Complete authorization" on their page)."""
+        return accounts.create_handover(
+            self._state(),
+            owner=owner_key(owner),
+            provider=provider,
+            email=email,
+            actor=self.actor_for(actor),
+        )
 
     def accounts_for(self, owner: Owner | tuple[str, Any]) -> list[MailAccount]:
         return accounts.accounts_for(self._state(), owner_key(owner))

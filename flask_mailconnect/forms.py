@@ -23,7 +23,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from .providers import Preset, current_presets, detect_provider
+from .providers import Preset, current_presets
 from .transport.settings import SECURITY_CHOICES, SECURITY_LABELS, ServerSettings
 from .validation import normalize_email, settings_errors
 
@@ -103,8 +103,11 @@ class ConnectForm(FlaskForm):
 
         Only called when those fields were not shown yet, so nothing the user typed is lost.
         """
+        from .providers.registry import detect_for_app
+
         email = self.email.data or ""
-        preset = detect_provider(email, self.presets)
+        # Admin domains, then presets, then the domain's MX records (providers/mx.py).
+        preset = detect_for_app(email)[0]
         self.provider.data = preset.key
         self.username.data = preset.login_for(email)
         for proto, fallback in (("smtp", (587, "starttls")), ("imap", (993, "ssl"))):

@@ -60,8 +60,15 @@ class AccountStatus:
     CONNECTED = "connected"
     ERROR = "error"  #: the last check failed; may recover by itself (see last_error_code)
     NEEDS_RECONNECT = "needs_reconnect"  #: credentials rejected: the owner must act
+    #: Created by an admin (hand-over) with no credentials: the owner completes the OAuth consent.
+    PENDING_AUTHORIZATION = "pending_authorization"
 
-    LABELS = {CONNECTED: "Connected", ERROR: "Error", NEEDS_RECONNECT: "Needs reconnect"}
+    LABELS = {
+        CONNECTED: "Connected",
+        ERROR: "Error",
+        NEEDS_RECONNECT: "Needs reconnect",
+        PENDING_AUTHORIZATION: "Awaiting authorization",
+    }
 
 
 class MailAccount(Base):
@@ -69,6 +76,10 @@ class MailAccount(Base):
     __table_args__ = (
         # One row per address and owner; also the owner index for listing.
         sa.UniqueConstraint("owner_kind", "owner_id", "email", name="uq_mailconnect_account_owner"),
+        # Admin account list: newest first (keyset on id) within each filter.
+        sa.Index("ix_mailconnect_account_status_id", "status", "id"),
+        sa.Index("ix_mailconnect_account_provider_id", "provider", "id"),
+        sa.Index("ix_mailconnect_account_kind_id", "owner_kind", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -192,3 +203,78 @@ class AuditEvent(Base):
 ENCRYPTED_COLUMNS: dict[type[Base], tuple[str, ...]] = {
     MailAccount: ("password", "access_token", "refresh_token"),
 }
+
+
+class MailProvider(Base):
+    """A provider entered by an admin (admin pages): servers, login format, auth, domains.
+
+    Its ``key`` is what :attr:`MailAccount.provider` stores; it never changes once created. The
+    OAuth client secret is encrypted and deferred with raiseload like account secrets: pages
+    show only whether it is set (:attr:`has_client_secret`).
+    """
+
+    __tablename__ = "mailconnect_provider"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    enabled: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    #: "imap_smtp", or "graph" (IMAP to receive, Microsoft Graph to send)
+    service_type: Mapped[str] = mapped_column(sa.String(16), default="imap_smtp")
+    smtp_host: Mapped[str] = mapped_column(sa.String(253), default="")
+    smtp_port: Mapped[int | None] = mapped_column(sa.Integer, default=None)
+    smtp_security: Mapped[str] = mapped_column(sa.String(16), default="starttls")
+    imap_host: Mapped[str] = mapped_column(sa.String(253), default="")
+    imap_port: Mapped[int | None] = mapped_column(sa.Integer, default=None)
+    imap_security: Mapped[str] = mapped_column(sa.String(16), default="ssl")
+    #: "email" (full address), "local_part" (before "@") or "manual" (entered by hand)
+    login_format: Mapped[str] = mapped_column(sa.String(16), default="email")
+    #: "password" or "oauth2"
+    auth_method: Mapped[str] = mapped_column(sa.String(16), default="password")
+    client_id: Mapped[str] = mapped_column(sa.String(255), default="")
+    client_secret: Mapped[str | None] = mapped_column(
+        EncryptedText, default=None, deferred=True, deferred_raiseload=True
+    )
+    #: Whether a client secret is stored (kept beside it so listing never decrypts).
+    has_client_secret: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    authorize_url: Mapped[str] = mapped_column(sa.String(2000), default="")
+    token_url: Mapped[str] = mapped_column(sa.String(2000), default="")
+    revoke_url: Mapped[str] = mapped_column(sa.String(2000), default="")
+    server_metadata_url: Mapped[str] = mapped_column(sa.String(2000), default="")
+    scopes: Mapped[str] = mapped_column(sa.Text, default="")  #: extra scopes, space-separated
+    receives: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    sends: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    domains: Mapped[list[MailProviderDomain]] = relationship(
+        back_populates="provider",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="MailProviderDomain.domain",
+        lazy="selectin",
+    )
+
+    @property
+    def domain_names(self) -> list[str]:
+        return [d.domain for d in self.domains]
+
+    def __repr__(self) -> str:  # never includes the client secret
+        return f"<MailProvider {self.key!r} {self.name!r}>"
+
+
+class MailProviderDomain(Base):
+    """An email domain that picks its provider; unique, so one domain has one provider."""
+
+    __tablename__ = "mailconnect_provider_domain"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("mailconnect_provider.id", ondelete="CASCADE"), index=True
+    )
+    domain: Mapped[str] = mapped_column(sa.String(253), unique=True)
+
+    provider: Mapped[MailProvider] = relationship(back_populates="domains")
+
+
+ENCRYPTED_COLUMNS[MailProvider] = ("client_secret",)

@@ -158,7 +158,7 @@ def oauth_providers(config: Mapping[str, Any] | None) -> dict[str, OAuthProvider
     return found
 
 
-def current_oauth_providers() -> dict[str, OAuthProvider]:
+def current_oauth_providers(include_disabled: bool = False) -> dict[str, OAuthProvider]:
     """The OAuth providers the current app offers (needs an app context).
 
     The one accessor views and token code use, so that providers entered by admins (stored in
@@ -166,4 +166,48 @@ def current_oauth_providers() -> dict[str, OAuthProvider]:
     """
     from flask import current_app
 
-    return oauth_providers(current_app.config["MAILCONNECT_PROVIDERS"])
+    found = oauth_providers(current_app.config["MAILCONNECT_PROVIDERS"])
+    return {**admin_oauth_providers(include_disabled), **found}
+
+
+def admin_oauth_providers(include_disabled: bool = False) -> dict[str, OAuthProvider]:
+    """OAuth providers entered in the admin pages (``mailconnect_provider`` rows).
+
+    Disabled ones are left out unless ``include_disabled`` (token refresh of existing accounts).
+    The client secret is read with its own query, so the models never hold it.
+    """
+    import sqlalchemy as sa
+    from flask import current_app
+
+    from ..models import MailProvider
+
+    state = current_app.extensions.get("mailconnect")
+    if state is None:
+        return {}
+    query = sa.select(MailProvider, MailProvider.client_secret).where(
+        MailProvider.auth_method == "oauth2"
+    )
+    if not include_disabled:
+        query = query.where(MailProvider.enabled.is_(True))
+    found: dict[str, OAuthProvider] = {}
+    for row, secret in state.session.execute(query):
+        if not row.client_id or not secret:
+            continue
+        if not row.server_metadata_url and not (row.authorize_url and row.token_url):
+            continue
+        found[row.key] = OAuthProvider(
+            key=row.key,
+            name=row.name,
+            client_id=row.client_id,
+            client_secret=secret,
+            authorize_url=row.authorize_url or None,
+            token_url=row.token_url or None,
+            revoke_url=row.revoke_url or None,
+            userinfo_url=None,
+            server_metadata_url=row.server_metadata_url or None,
+            scopes=tuple(dict.fromkeys(("openid", "email", *row.scopes.split()))),
+            authorize_params={},
+            servers=row.key,
+            graph_url="https://graph.microsoft.com/v1.0" if row.service_type == "graph" else None,
+        )
+    return found

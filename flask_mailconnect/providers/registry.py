@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import current_app
+import sqlalchemy as sa
+from flask import current_app, g, has_app_context
 
 from ..oauth.providers import PRESET_DEFAULTS
 from ..transport.settings import SECURITY_CHOICES
@@ -77,6 +78,92 @@ def available_presets(config: Mapping[str, Any]) -> dict[str, Preset]:
     return merged
 
 
-def current_presets() -> dict[str, Preset]:
-    """The providers the current app offers (needs an app context)."""
-    return available_presets(current_app.config)
+def preset_from_model(provider: Any) -> Preset:
+    """A :class:`Preset` for an admin-entered :class:`~flask_mailconnect.models.MailProvider`."""
+    smtp = imap = None
+    if provider.sends and provider.smtp_host and provider.smtp_port:
+        smtp = ServerPreset(provider.smtp_host, provider.smtp_port, provider.smtp_security)
+    if provider.receives and provider.imap_host and provider.imap_port:
+        imap = ServerPreset(provider.imap_host, provider.imap_port, provider.imap_security)
+    return Preset(
+        key=provider.key,
+        name=provider.name,
+        domains=tuple(provider.domain_names),
+        smtp=smtp,
+        imap=imap,
+        login_format=provider.login_format,
+    )
+
+
+def _db_presets(include_disabled: bool) -> dict[str, Preset]:
+    state = current_app.extensions.get("mailconnect")
+    if state is None:
+        return {}
+    from ..models import MailProvider
+
+    query = sa.select(MailProvider).order_by(MailProvider.name, MailProvider.id)
+    if not include_disabled:
+        query = query.where(MailProvider.enabled.is_(True))
+    return {p.key: preset_from_model(p) for p in state.session.scalars(query)}
+
+
+def current_presets(include_disabled: bool = False) -> dict[str, Preset]:
+    """The providers the current app offers (needs an app context).
+
+    Admin-entered providers (database) first, so their domains win detection, then those of
+    ``MAILCONNECT_PROVIDERS``, then the presets, "Other" last. Disabled admin providers are left
+    out unless ``include_disabled`` (for naming existing accounts). Computed once per app context
+    (one query per request); :func:`invalidate_presets` after changing providers.
+    """
+    cache_key = f"_mailconnect_presets_{int(include_disabled)}"
+    cached = g.get(cache_key) if has_app_context() else None
+    if cached is not None:
+        return dict(cached)
+    configured = available_presets(current_app.config)
+    found = {k: p for k, p in _db_presets(include_disabled).items() if k not in configured}
+    merged = {**found, **configured}
+    setattr(g, cache_key, merged)
+    return dict(merged)
+
+
+def invalidate_presets() -> None:
+    """Forget the providers computed for this app context (after an admin change)."""
+    for flag in (0, 1):
+        g.pop(f"_mailconnect_presets_{flag}", None)
+
+
+def admin_provider_keys() -> set[str]:
+    """Keys of the admin-entered providers among :func:`current_presets`."""
+    configured = available_presets(current_app.config)
+    return {k for k in current_presets(include_disabled=True) if k not in configured}
+
+
+def detect_for_app(email: str, *, use_mx: bool = True) -> tuple[Preset, str]:
+    """Provider for ``email`` and how it was found: ``admin``, ``preset``, ``mx`` or ``none``.
+
+    Order: admin-entered domains, then declared providers and presets, then the domain's MX
+    records (``MAILCONNECT_MX_*``), else "Other".
+    """
+    from .detect import detect_provider
+    from .mx import MXCache, lookup_mx, preset_for_mx
+
+    presets = current_presets()
+    found = detect_provider(email, presets)
+    if found.key != "other":
+        return found, "admin" if found.key in admin_provider_keys() else "preset"
+    config = current_app.config
+    domain = email.rpartition("@")[2].strip().lower().rstrip(".")
+    if use_mx and config["MAILCONNECT_MX_LOOKUP"] and domain:
+        state = current_app.extensions["mailconnect"]
+        cache = state.__dict__.setdefault("mx_cache", MXCache())
+        hosts = lookup_mx(
+            domain,
+            cache=cache,
+            timeout=float(config["MAILCONNECT_MX_TIMEOUT"]),
+            nameservers=config["MAILCONNECT_DNS_NAMESERVERS"],
+            cache_seconds=float(config["MAILCONNECT_MX_CACHE_SECONDS"]),
+        )
+        key = preset_for_mx(hosts)
+        if key and key in presets:
+            return presets[key], "mx"
+    return presets["other"], "none"

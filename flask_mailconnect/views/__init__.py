@@ -57,6 +57,9 @@ def create_blueprint() -> Blueprint:
         static_url_path="/static",
     )
     common.install(bp)
+    from . import admin
+
+    admin.install(bp)  # after common: its before_request needs the actor common sets
     user.install(bp)
     oauth.install(bp)
     scopes.install(bp)

@@ -112,7 +112,7 @@ def time_ago(value: datetime | None, now: datetime | None = None) -> str:
 
 
 def provider_name(key: str) -> str:
-    preset = current_presets().get(key)
+    preset = current_presets(include_disabled=True).get(key)
     return preset.name if preset else key
 
 

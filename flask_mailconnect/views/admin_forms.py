@@ -1,0 +1,162 @@
+"""Flask-WTF forms of the admin pages: providers, hand-over, the list filters.
+
+The provider's OAuth client secret is a :class:`PasswordField` that is never rendered back: the
+page says whether one is set, and a value typed in replaces it (empty keeps the stored one).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    EmailField,
+    PasswordField,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, ValidationError
+
+from ..transport.settings import SECURITY_CHOICES, SECURITY_LABELS
+
+SECURITY = [(key, SECURITY_LABELS[key]) for key in SECURITY_CHOICES]
+SERVICE_TYPES = [
+    ("imap_smtp", "IMAP + SMTP"),
+    ("graph", "IMAP + Microsoft Graph for sending"),
+]
+LOGIN_FORMATS = [
+    ("email", "Full email address"),
+    ("local_part", "Mailbox name (before @)"),
+    ("manual", "Entered by hand"),
+]
+AUTH_METHODS = [("password", "Password"), ("oauth2", "OAuth 2.0")]
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+
+
+def _strip(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def parse_domains(text: str) -> list[str]:
+    """Domains typed one per line or separated by commas/spaces, lower-cased, de-duplicated."""
+    found = [d.strip().lower().rstrip(".").removeprefix("@") for d in re.split(r"[\s,;]+", text)]
+    return list(dict.fromkeys(d for d in found if d))
+
+
+def _port(form: Any, field: Any) -> None:
+    value = (field.data or "").strip()
+    if not value:
+        return
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise ValidationError("Enter a port number between 1 and 65535.")
+
+
+def _security(form: Any, field: Any) -> None:
+    if field.data not in SECURITY_CHOICES:
+        raise ValidationError(f"Unknown security {field.data!r}: choose SSL/TLS, STARTTLS or None.")
+
+
+def _url(form: Any, field: Any) -> None:
+    if field.data and not _URL.match(field.data):
+        raise ValidationError("Enter a full URL starting with https://")
+
+
+class ProviderForm(FlaskForm):
+    name = StringField("Name", [DataRequired(), Length(max=200)], filters=[_strip])
+    enabled = BooleanField("Offered to users", default=True)
+    service_type = SelectField("Service type", choices=SERVICE_TYPES, default="imap_smtp")
+    sends = BooleanField("Send mail", default=True)
+    receives = BooleanField("Receive mail", default=True)
+    smtp_host = StringField("SMTP server", [Length(max=253)], filters=[_strip])
+    smtp_port = StringField("Port", [_port], filters=[_strip], default="587")
+    smtp_security = SelectField(
+        "Security", choices=SECURITY, default="starttls", validate_choice=False,
+        validators=[_security],
+    )  # fmt: skip
+    imap_host = StringField("IMAP server", [Length(max=253)], filters=[_strip])
+    imap_port = StringField("Port", [_port], filters=[_strip], default="993")
+    imap_security = SelectField(
+        "Security", choices=SECURITY, default="ssl", validate_choice=False,
+        validators=[_security],
+    )  # fmt: skip
+    login_format = SelectField("Login", choices=LOGIN_FORMATS, default="email")
+    auth_method = SelectField("Authentication", choices=AUTH_METHODS, default="password")
+    client_id = StringField("Client ID", [Length(max=255)], filters=[_strip])
+    client_secret = PasswordField("Client secret", [Length(max=2000)])
+    server_metadata_url = StringField(
+        "Metadata URL", [Length(max=2000), _url], filters=[_strip],
+        description="OpenID Connect discovery document; or fill in the endpoints below.",
+    )  # fmt: skip
+    authorize_url = StringField("Authorization URL", [Length(max=2000), _url], filters=[_strip])
+    token_url = StringField("Token URL", [Length(max=2000), _url], filters=[_strip])
+    revoke_url = StringField("Revocation URL", [Length(max=2000), _url], filters=[_strip])
+    scopes = StringField(
+        "Extra scopes", [Length(max=2000)], filters=[_strip],
+        description="Space-separated, added to openid and email.",
+    )  # fmt: skip
+    domains = TextAreaField(
+        "Email domains", [Length(max=20_000)],
+        description="One per line. Addresses at these domains pick this provider.",
+    )  # fmt: skip
+    submit = SubmitField("Save provider")
+
+    def __init__(self, *args: Any, has_secret: bool = False, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.has_secret = has_secret
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        ok = super().validate(extra_validators)
+        if self.sends.data and self.service_type.data == "imap_smtp" and not self.smtp_host.data:
+            self.smtp_host.errors = [*self.smtp_host.errors, "Enter the SMTP server."]
+            ok = False
+        if self.sends.data and not self.smtp_port.data and self.service_type.data == "imap_smtp":
+            self.smtp_port.errors = [*self.smtp_port.errors, "Enter the SMTP port."]
+            ok = False
+        if self.receives.data and not self.imap_host.data:
+            self.imap_host.errors = [*self.imap_host.errors, "Enter the IMAP server."]
+            ok = False
+        if self.receives.data and not self.imap_port.data:
+            self.imap_port.errors = [*self.imap_port.errors, "Enter the IMAP port."]
+            ok = False
+        if not self.sends.data and not self.receives.data:
+            self.sends.errors = ["A provider sends, receives or both."]
+            ok = False
+        if self.auth_method.data == "oauth2":
+            if not self.client_id.data:
+                self.client_id.errors = [*self.client_id.errors, "Enter the client ID."]
+                ok = False
+            if not self.client_secret.data and not self.has_secret:
+                self.client_secret.errors = ["Enter the client secret."]
+                ok = False
+            if not self.server_metadata_url.data and not (
+                self.authorize_url.data and self.token_url.data
+            ):
+                self.server_metadata_url.errors = [
+                    *self.server_metadata_url.errors,
+                    "Enter a metadata URL, or the authorization and token URLs.",
+                ]
+                ok = False
+        for domain in parse_domains(self.domains.data or ""):
+            if not _DOMAIN.match(domain):
+                self.domains.errors = [*self.domains.errors, f"{domain!r} is not a domain name."]
+                ok = False
+        return ok
+
+
+class HandoverForm(FlaskForm):
+    """The admin names the provider and the address; the user completes the consent."""
+
+    provider = SelectField("Provider", choices=[])
+    email = EmailField("Email address", [DataRequired(), Length(max=320)], filters=[_strip])
+    submit = SubmitField("Create and hand over")
+
+
+class ActionForm(FlaskForm):
+    """A button with a CSRF token (deactivate, reactivate, enable, disable, delete)."""
+
+    submit = SubmitField("Confirm")

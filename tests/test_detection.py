@@ -1,0 +1,198 @@
+"""Provider detection: admin domains, then presets, then MX records from a real (local) DNS server.
+
+The DNS server is a UDP socket on 127.0.0.1 answering with dnspython's message API, so the
+resolver speaks real DNS; ``MAILCONNECT_DNS_NAMESERVERS`` points the app at it.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import dns.message
+import dns.rdatatype
+import dns.rrset
+import pytest
+
+from flask_mailconnect.models import MailProvider, MailProviderDomain
+from flask_mailconnect.providers.mx import MXCache, lookup_mx, preset_for_mx
+from flask_mailconnect.providers.registry import detect_for_app
+from tests import hostapp
+from tests.conftest import login
+
+MX_ZONE = {
+    "acme-widgets.com.": ["10 aspmx.l.google.com.", "20 alt1.aspmx.l.google.com."],
+    "contoso-shop.com.": ["0 contoso-shop-com.mail.protection.outlook.com."],
+    "small-biz.net.": ["1 mta5.am0.yahoodns.net."],
+    "family-mail.org.": ["10 mx01.mail.icloud.com."],
+    "own-server.org.": ["10 mail.own-server.org."],
+}
+
+
+class LocalDNS:
+    """Answers MX queries from ``zone``; NXDOMAIN for other names. ``silent``: never answers."""
+
+    def __init__(self, zone: dict[str, list[str]], silent: bool = False) -> None:
+        self.zone = zone
+        self.silent = silent
+        self.queries: list[str] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, addr = self.sock.recvfrom(4096)
+            except (TimeoutError, OSError):
+                continue
+            query = dns.message.from_wire(data)
+            question = query.question[0]
+            self.queries.append(question.name.to_text())
+            if self.silent:
+                continue
+            response = dns.message.make_response(query)
+            records = self.zone.get(question.name.to_text())
+            if records and question.rdtype == dns.rdatatype.MX:
+                response.answer.append(
+                    dns.rrset.from_text(question.name, 300, "IN", "MX", *records)
+                )
+            elif not records:
+                response.set_rcode(dns.rcode.NXDOMAIN)
+            self.sock.sendto(response.to_wire(), addr)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=2)
+        self.sock.close()
+
+
+@pytest.fixture
+def dns_server() -> Iterator[LocalDNS]:
+    server = LocalDNS(MX_ZONE)
+    yield server
+    server.close()
+
+
+def make_app(server: LocalDNS, **config: Any) -> Any:
+    app, _ext = hostapp.create_app(
+        MAILCONNECT_DNS_NAMESERVERS=[f"127.0.0.1:{server.port}"], **config
+    )
+    return app
+
+
+def add_provider(app: Any, name: str, domains: list[str], **fields: Any) -> None:
+    with app.app_context():
+        provider = MailProvider(
+            key=name.lower().replace(" ", "-"), name=name, smtp_host="smtp.corp.test",
+            smtp_port=587, smtp_security="starttls", imap_host="imap.corp.test", imap_port=993,
+            imap_security="ssl", **fields,
+        )  # fmt: skip
+        provider.domains = [MailProviderDomain(domain=d) for d in domains]
+        hostapp.db.session.add(provider)
+        hostapp.db.session.commit()
+
+
+def test_mx_suffixes_match_whole_labels() -> None:
+    assert preset_for_mx(["aspmx.l.google.com"]) == "gmail"
+    assert preset_for_mx(["x.mail.protection.outlook.com."]) == "microsoft365"
+    assert preset_for_mx(["mta5.am0.yahoodns.net"]) == "yahoo"
+    assert preset_for_mx(["mx01.mail.icloud.com"]) == "icloud"
+    assert preset_for_mx(["mx.evilgoogle.com", "mail.example.org"]) is None
+
+
+def test_admin_domain_beats_preset(dns_server: LocalDNS) -> None:
+    app = make_app(dns_server)
+    add_provider(app, "Corp Gmail Relay", ["gmail.com"])
+    with app.test_request_context():
+        preset, source = detect_for_app("someone@gmail.com")
+        assert (preset.key, source) == ("corp-gmail-relay", "admin")
+        preset, source = detect_for_app("someone@yahoo.com")
+        assert (preset.key, source) == ("yahoo", "preset")
+    assert dns_server.queries == []  # local matches never touch DNS
+
+
+def test_disabled_admin_provider_is_not_detected(dns_server: LocalDNS) -> None:
+    app = make_app(dns_server)
+    add_provider(app, "Old Relay", ["gmail.com"], enabled=False)
+    with app.test_request_context():
+        assert detect_for_app("someone@gmail.com")[0].key == "gmail"
+
+
+@pytest.mark.parametrize(
+    ("email", "expected"),
+    [
+        ("ann@acme-widgets.com", "gmail"),
+        ("bo@contoso-shop.com", "microsoft365"),
+        ("cy@small-biz.net", "yahoo"),
+        ("di@family-mail.org", "icloud"),
+        ("ed@own-server.org", "other"),
+        ("fi@no-such-domain.org", "other"),
+    ],
+)
+def test_mx_fallback_from_local_dns(dns_server: LocalDNS, email: str, expected: str) -> None:
+    app = make_app(dns_server)
+    with app.test_request_context():
+        preset, source = detect_for_app(email)
+    assert preset.key == expected
+    assert source == ("none" if expected == "other" else "mx")
+    assert dns_server.queries == [email.split("@")[1] + "."]
+
+
+def test_mx_answers_are_cached_per_app(dns_server: LocalDNS) -> None:
+    app = make_app(dns_server)
+    with app.test_request_context():
+        for _ in range(3):
+            assert detect_for_app("ann@acme-widgets.com")[0].key == "gmail"
+    assert len(dns_server.queries) == 1
+    other = make_app(dns_server)  # another app has its own cache
+    with other.test_request_context():
+        detect_for_app("ann@acme-widgets.com")
+    assert len(dns_server.queries) == 2
+
+
+def test_timeout_degrades_to_other() -> None:
+    silent = LocalDNS(MX_ZONE, silent=True)
+    try:
+        app = make_app(silent, MAILCONNECT_MX_TIMEOUT=0.3)
+        with app.test_request_context():
+            started = time.monotonic()
+            preset, source = detect_for_app("ann@acme-widgets.com")
+            elapsed = time.monotonic() - started
+        assert (preset.key, source) == ("other", "none")
+        assert elapsed < 1.5
+        assert silent.queries  # it did ask
+    finally:
+        silent.close()
+
+
+def test_reserved_names_are_never_looked_up() -> None:
+    cache = MXCache()
+    assert lookup_mx("example.com", cache=cache, timeout=0.1, nameservers=["127.0.0.1:9"]) == ()
+    assert lookup_mx("corp.test", cache=cache, timeout=0.1, nameservers=["127.0.0.1:9"]) == ()
+
+
+def test_detect_endpoint_and_no_js_continue(dns_server: LocalDNS) -> None:
+    app = make_app(dns_server)
+    client = app.test_client()
+    login(client, 1)
+    data = client.get("/email/detect?email=ann@acme-widgets.com").get_json()
+    assert data == {"provider": "gmail", "name": "Gmail / Google Workspace", "source": "mx"}
+    # The no-JS Continue step uses the same detection.
+    page = client.get("/email/connect?email=bo@contoso-shop.com").get_data(as_text=True)
+    assert 'value="smtp.office365.com"' in page
+    assert client.get("/email/detect?email=nobody").get_json()["provider"] == "other"
+
+
+def test_detect_endpoint_needs_sign_in(dns_server: LocalDNS) -> None:
+    app = make_app(dns_server)
+    response = app.test_client().get("/email/detect?email=ann@acme-widgets.com")
+    assert response.status_code in (302, 401)
+    assert dns_server.queries == []
