@@ -15,8 +15,15 @@ from .exceptions import (
 )
 from .extension import MailConnect
 from .models import AccountStatus, AuditEvent, MailAccount, SyncedMessage, metadata
+from .oauth.tokens import NeedsReconnect, TokenError, TokenRefreshUnavailable
 from .scopes import Actor, Policy, Scope
-from .signals import account_connected, account_disconnected, account_updated
+from .signals import (
+    account_connected,
+    account_disconnected,
+    account_needs_reconnect,
+    account_updated,
+    token_refreshed,
+)
 from .transport.settings import ConnectionReport, ProtocolResult, ServerSettings
 
 __version__ = "0.1.0.dev0"
@@ -34,6 +41,7 @@ __all__ = [
     "MailAccount",
     "MailConnect",
     "MailConnectError",
+    "NeedsReconnect",
     "NoSenderAccount",
     "PermissionDenied",
     "Policy",
@@ -41,9 +49,13 @@ __all__ = [
     "Scope",
     "ServerSettings",
     "SyncedMessage",
+    "TokenError",
+    "TokenRefreshUnavailable",
     "TooManyTests",
     "account_connected",
     "account_disconnected",
+    "account_needs_reconnect",
     "account_updated",
     "metadata",
+    "token_refreshed",
 ]

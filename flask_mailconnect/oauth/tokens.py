@@ -1,0 +1,590 @@
+"""OAuth 2.0 tokens: a fresh access token under a database row lock, and revocation.
+
+Many WSGI workers and job processes may need a fresh access token for one account at the same
+moment, and the provider rotates refresh tokens: spending one refresh token twice gets the second
+caller ``invalid_grant`` (Microsoft and Authlib-based servers may then revoke the whole grant).
+So :func:`fresh_access_token` refreshes under a lock on the account's row and re-reads the tokens
+after taking it: whoever waited finds the token the first holder stored and uses it.
+
+The lock lives in a transaction of its own, on a separate connection from the same engine (a
+``Session`` bound to the engine, never the host's ``db.session``), because the rotated refresh
+token must be committed before the lock is released, whatever the host later does with its own
+transaction. So this module commits only its own rows (the account's token columns, its status
+on ``invalid_grant``, one audit row) and never flushes or commits the host's pending work.
+
+Per backend:
+
+* PostgreSQL and MariaDB/MySQL: ``SELECT ... FOR UPDATE`` on the account row. Other lockers wait
+  (PostgreSQL: at most ``lock_timeout``, set for this transaction only; MariaDB: the server's
+  ``innodb_lock_wait_timeout``, 50 s by default), then re-read the committed row (PostgreSQL
+  reads committed data after the wait; on InnoDB a locking read always reads the latest committed
+  version, whatever the isolation level).
+* SQLite (no row locks): the transaction's first statement is a no-op ``UPDATE`` of the row,
+  which takes SQLite's database write lock (like ``BEGIN IMMEDIATE``); other connections and
+  processes wait for it in SQLite's busy handler (the driver's ``timeout``, 5 s by default: set
+  ``connect_args={"timeout": 30}`` when several workers share a SQLite file).
+* A single-connection pool (``StaticPool``, as used for in-memory SQLite) cannot give a second
+  connection: refreshes are serialised by a per-app lock, and the refresh's commit also commits
+  whatever the host left pending on that one connection. Only tests and demos run like that.
+
+Do not call :func:`fresh_access_token` while your own session holds uncommitted writes to the
+same account row: on PostgreSQL and MariaDB the refresh would wait for your transaction (bounded
+by the lock timeout, then :class:`TokenRefreshUnavailable`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import requests
+import sqlalchemy as sa
+from authlib.common.errors import AuthlibBaseError
+from authlib.integrations.requests_client import OAuth2Session
+from flask import Flask, current_app
+from requests.adapters import HTTPAdapter
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
+
+from .. import audit, signals
+from ..models import AccountStatus, MailAccount, utcnow
+from ..transport.errors import MailConnectError
+from ..transport.settings import TransportOptions
+from .providers import OAuthProvider, current_oauth_providers
+
+if TYPE_CHECKING:
+    from ..extension import _State
+
+log = logging.getLogger("flask_mailconnect.oauth")
+
+#: ``last_error_code`` of an account whose grant the provider refused (``invalid_grant``).
+TOKEN_REVOKED = "token_revoked"
+#: ``last_error_code`` of an OAuth account that has no refresh token left.
+NO_REFRESH_TOKEN = "no_refresh_token"
+
+
+class TokenError(MailConnectError):
+    """A token could not be obtained. Base class; also raised as itself for provider answers
+    that neither reconnecting nor retrying will fix (``invalid_client``, a misconfigured token
+    endpoint): ``error`` holds the OAuth error code when there is one."""
+
+    def __init__(self, message: str, *, error: str | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+class NeedsReconnect(TokenError):
+    """The provider refused the grant (``invalid_grant``: revoked, expired, password changed) or
+    there is no refresh token: the account is now ``needs_reconnect`` and its owner must sign in
+    again."""
+
+
+class TokenRefreshUnavailable(TokenError):
+    """The token endpoint could not be reached, timed out, answered 5xx or 429, or the account's
+    row could not be locked in time. Nothing changed: try again later."""
+
+
+# -- per-app state (never module globals: every app, worker and process has its own) ----------
+
+
+class _TokenState:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  #: guards ``metadata``
+        self.metadata: dict[str, dict[str, Any]] = {}
+        #: serialises refreshes when the engine has a single connection (StaticPool)
+        self.single_connection = threading.Lock()
+
+
+def _token_state(app: Flask) -> _TokenState:
+    found = app.extensions.get("mailconnect.tokens")
+    if found is None:
+        found = app.extensions.setdefault("mailconnect.tokens", _TokenState())
+    return found
+
+
+# -- HTTP to the provider ---------------------------------------------------------------------
+
+
+class _VerifiedTLS(HTTPAdapter):
+    """Verify TLS against the system store plus ``MAILCONNECT_CA_FILE`` (requests' own
+    ``verify=path`` would replace the system store with the file)."""
+
+    def __init__(self, options: TransportOptions) -> None:
+        self._context = options.ssl_context()
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = self._context
+        super().init_poolmanager(*args, **kwargs)
+
+
+def _client(state: _State, provider: OAuthProvider, scope: str | None = None) -> OAuth2Session:
+    options = state.transport_options()
+    client = OAuth2Session(
+        provider.client_id,
+        provider.client_secret,
+        token_endpoint_auth_method=provider.token_endpoint_auth_method,
+        revocation_endpoint_auth_method=provider.token_endpoint_auth_method,
+        scope=scope,
+    )
+    if options.ca_file:
+        client.mount("https://", _VerifiedTLS(options))
+    return client
+
+
+def _timeout(state: _State) -> float:
+    return state.transport_options().timeout
+
+
+@dataclass(frozen=True)
+class _Endpoints:
+    token: str
+    revoke: str | None
+
+
+def _endpoints(state: _State, provider: OAuthProvider) -> _Endpoints:
+    """The token and revocation endpoints, from config or the server metadata (fetched once per
+    app and provider, cached on the app)."""
+    if provider.token_url or not provider.server_metadata_url:
+        assert provider.token_url  # providers.py refuses an entry with neither
+        return _Endpoints(provider.token_url, provider.revoke_url)
+    tokens = _token_state(current_app._get_current_object())  # type: ignore[attr-defined]
+    with tokens.lock:
+        meta = tokens.metadata.get(provider.key)
+    if meta is None:
+        try:
+            with _client(state, provider) as client:
+                response = client.get(
+                    provider.server_metadata_url, timeout=_timeout(state), withhold_token=True
+                )
+            response.raise_for_status()
+            meta = response.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise TokenRefreshUnavailable(
+                f"The server metadata of {provider.name} could not be read "
+                f"({type(exc).__name__}); try again later."
+            ) from None
+        if not isinstance(meta, Mapping) or not meta.get("token_endpoint"):
+            raise TokenError(f"The server metadata of {provider.name} names no token endpoint.")
+        with tokens.lock:
+            tokens.metadata[provider.key] = dict(meta)
+    return _Endpoints(
+        str(meta["token_endpoint"]), provider.revoke_url or meta.get("revocation_endpoint")
+    )
+
+
+def _provider_for(account: MailAccount) -> OAuthProvider:
+    providers = current_oauth_providers()
+    found = providers.get(account.provider)
+    if found is None:  # accounts may store the server preset's key ("gmail") instead
+        found = next((p for p in providers.values() if p.servers == account.provider), None)
+    if found is None:
+        raise TokenError(
+            f"The OAuth provider {account.provider!r} of this account is not configured "
+            "(MAILCONNECT_PROVIDERS)."
+        )
+    return found
+
+
+def _sends_scope_on_refresh(provider: OAuthProvider) -> bool:
+    # Microsoft's v2 endpoint wants the scopes again on refresh; RFC 6749 (and Google) treat an
+    # omitted scope as "as originally granted", which is what we want everywhere else.
+    return provider.key == "microsoft" or provider.graph_url is not None
+
+
+# -- the locked read-refresh-write ------------------------------------------------------------
+
+
+@dataclass
+class _Row:
+    access_token: str | None
+    refresh_token: str | None
+    token_expires_at: datetime | None
+    token_refreshed_at: datetime | None
+    token_scopes: str
+    status: str
+    last_error_code: str | None
+
+    def valid_for(self, min_validity: timedelta) -> bool:
+        if not self.access_token:
+            return False
+        if self.token_expires_at is None:  # no known expiry: good until a server says not
+            return True
+        return self.token_expires_at - utcnow() >= min_validity
+
+
+_COLUMNS = (
+    MailAccount.access_token,
+    MailAccount.refresh_token,
+    MailAccount.token_expires_at,
+    MailAccount.token_refreshed_at,
+    MailAccount.token_scopes,
+    MailAccount.status,
+    MailAccount.last_error_code,
+)
+
+
+def _read(session: Session, account_id: int, *, lock: bool) -> _Row:
+    query = sa.select(*_COLUMNS).where(MailAccount.id == account_id)
+    if lock:
+        query = query.with_for_update()
+    row = session.execute(query).first()
+    if row is None:
+        raise TokenError(
+            f"Account {account_id} is not in the database (was it committed? token refresh "
+            "runs in a transaction of its own)."
+        )
+    return _Row(*row)
+
+
+def _engine(state: _State) -> sa.Engine:
+    bind = state.session.get_bind(mapper=sa.inspect(MailAccount))
+    return bind if isinstance(bind, sa.Engine) else bind.engine
+
+
+@contextmanager
+def _locked(state: _State, account_id: int) -> Iterator[tuple[Session, _Row]]:
+    """A private session holding the account row's lock; commits on success."""
+    engine = _engine(state)
+    single = isinstance(engine.pool, (StaticPool, SingletonThreadPool))
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    guard = _token_state(app).single_connection if single else nullcontext()
+    with guard, Session(bind=engine, expire_on_commit=False, autoflush=False) as session:
+        dialect = engine.dialect.name
+        try:
+            if dialect == "postgresql":
+                wait = max(30, int(_timeout(state) * 3))
+                session.execute(sa.text(f"SET LOCAL lock_timeout = '{wait}s'"))
+            elif dialect == "sqlite":  # take the database write lock first (BEGIN IMMEDIATE)
+                session.execute(
+                    sa.text("UPDATE mailconnect_account SET id = id WHERE id = :id"),
+                    {"id": account_id},
+                )
+            row = _read(session, account_id, lock=True)
+        except DBAPIError as exc:
+            session.rollback()
+            raise TokenRefreshUnavailable(
+                "The account is busy (its token is being refreshed elsewhere); try again."
+            ) from exc
+        try:
+            yield session, row
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def _refreshed_since(row: _Row, started: datetime, dialect: str) -> bool:
+    if row.token_refreshed_at is None:
+        return False
+    if dialect in ("mysql", "mariadb"):  # DATETIME keeps whole seconds there
+        started = started.replace(microsecond=0)
+    return row.token_refreshed_at >= started
+
+
+def fresh_access_token(
+    state: _State,
+    account: MailAccount,
+    *,
+    min_validity: timedelta = timedelta(minutes=5),
+    force: bool = False,
+) -> str:
+    """An access token for ``account`` valid for at least ``min_validity``.
+
+    A stored token that is still valid long enough is returned without a lock or any network
+    call. Otherwise the row is locked, re-read, and only if no other worker has refreshed it
+    meanwhile is the token endpoint called; the new tokens (the new refresh token, or the old
+    one when the provider sends none), ``token_expires_at`` and ``token_refreshed_at`` are
+    committed before the lock is released, then ``token_refreshed`` fires.
+
+    ``force=True`` refreshes even a token that looks valid (a server just rejected it), unless
+    another worker refreshed it after this call started (``token_refreshed_at`` at or after the
+    call's start; to the second on MariaDB/MySQL, whose DATETIME keeps no fractions): then that
+    worker's token is returned. So many workers forcing
+    at once cause one refresh.
+
+    Raises :class:`NeedsReconnect` (the account is now ``needs_reconnect``;
+    ``account_needs_reconnect`` fired if it was not already), :class:`TokenRefreshUnavailable`
+    (retry later; nothing changed) or :class:`TokenError`.
+    """
+    if account.auth_method != "oauth2":
+        raise TokenError(f"Account {account.id} does not sign in with OAuth 2.0.")
+    started = utcnow()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if not force:
+        with Session(bind=_engine(state)) as peek:
+            row = _read(peek, account.id, lock=False)
+        if row.valid_for(min_validity):
+            assert row.access_token
+            return row.access_token
+    provider = _provider_for(account)
+    newly_revoked: str | None = None
+    refreshed = False
+    mirror: Any = None
+    error_code = TOKEN_REVOKED
+    with _locked(state, account.id) as (session, row):
+        fresh = row.valid_for(min_validity) and (
+            not force or _refreshed_since(row, started, session.get_bind().dialect.name)
+        )
+        if fresh:
+            assert row.access_token
+            token = row.access_token
+        elif not row.refresh_token and row.status == AccountStatus.NEEDS_RECONNECT:
+            error_code = row.last_error_code or TOKEN_REVOKED  # already marked: no change
+            token = ""
+        elif not row.refresh_token:
+            error_code = NO_REFRESH_TOKEN
+            newly_revoked = _mark_needs_reconnect(session, account, row, provider, code=error_code)
+            token = ""
+        else:
+            try:
+                token = _refresh(state, session, account, row, provider)
+                refreshed = True
+            except NeedsReconnect:
+                newly_revoked = _mark_needs_reconnect(
+                    session, account, row, provider, code=TOKEN_REVOKED
+                )
+                token = ""
+        if refreshed or not token:
+            mirror = _mirror(session, account.id)
+    # Committed. Mirror the new values on the caller's instance (without marking it dirty).
+    if mirror is not None:
+        _sync_instance(account, mirror)
+    if refreshed:
+        log.info("Refreshed the access token of account %s", account.id)
+        signals.token_refreshed.send(app, account=account)
+        return token
+    if token:
+        return token
+    if newly_revoked:
+        log.warning("Account %s needs reconnecting: %s", account.id, newly_revoked)
+        signals.account_needs_reconnect.send(app, account=account, reason=newly_revoked, actor=None)
+    raise NeedsReconnect(_remedy(provider, error_code), error=error_code)
+
+
+def _refresh(
+    state: _State, session: Session, account: MailAccount, row: _Row, provider: OAuthProvider
+) -> str:
+    """Call the token endpoint (row locked) and stage the new tokens in ``session``."""
+    assert row.refresh_token
+    endpoints = _endpoints(state, provider)
+    scope = None
+    if _sends_scope_on_refresh(provider):
+        scope = row.token_scopes or " ".join(provider.scopes)
+    options = state.transport_options()
+    try:
+        with _client(state, provider, scope) as client:
+            result = client.refresh_token(
+                endpoints.token, refresh_token=row.refresh_token, timeout=options.timeout
+            )
+    except AuthlibBaseError as exc:  # OAuthError from the requests client, with .error
+        if exc.error == "invalid_grant":
+            raise NeedsReconnect(_remedy(provider, TOKEN_REVOKED), error=exc.error) from None
+        if exc.error in ("temporarily_unavailable", "server_error"):
+            raise TokenRefreshUnavailable(
+                f"{provider.name} could not refresh the token right now ({exc.error}); "
+                "try again later.",
+                error=exc.error,
+            ) from None
+        log.warning("Token refresh for account %s refused: %s", account.id, exc.error)
+        raise TokenError(
+            f"{provider.name} refused to refresh the token ({exc.error}). Check the client "
+            "id, secret and scopes configured for it.",
+            error=exc.error,
+        ) from None
+    except requests.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else 0
+        log.warning("Token endpoint of %s answered HTTP %s", provider.name, status)
+        if status >= 500 or status == 429:
+            raise TokenRefreshUnavailable(
+                f"{provider.name}'s token endpoint answered HTTP {status}; try again later."
+            ) from None
+        raise TokenError(f"{provider.name}'s token endpoint answered HTTP {status}.") from None
+    except requests.RequestException as exc:
+        log.warning("Token endpoint of %s unreachable: %s", provider.name, type(exc).__name__)
+        raise TokenRefreshUnavailable(
+            f"{provider.name}'s token endpoint could not be reached ({type(exc).__name__}); "
+            "try again later."
+        ) from None
+    except ValueError:
+        raise TokenError(f"{provider.name}'s token endpoint did not answer JSON.") from None
+    access = result.get("access_token")
+    if not access:
+        raise TokenError(f"{provider.name} answered the refresh without an access token.")
+    now = utcnow()
+    values: dict[str, Any] = {
+        "access_token": access,
+        "token_expires_at": _expiry(result, now),
+        "token_refreshed_at": now,
+    }
+    # Authlib copies the old refresh token in when the answer has none: either way the value
+    # written is the one to spend next time.
+    if result.get("refresh_token") and result["refresh_token"] != row.refresh_token:
+        values["refresh_token"] = result["refresh_token"]
+    if result.get("scope"):
+        values["token_scopes"] = str(result["scope"])
+    session.execute(sa.update(MailAccount).where(MailAccount.id == account.id).values(**values))
+    return str(access)
+
+
+def _expiry(result: Mapping[str, Any], now: datetime) -> datetime | None:
+    try:
+        if result.get("expires_in") is not None:
+            return now + timedelta(seconds=int(float(result["expires_in"])))
+        if result.get("expires_at") is not None:
+            return datetime.fromtimestamp(int(result["expires_at"]), tz=now.tzinfo)
+    except (TypeError, ValueError):
+        pass
+    return None
+
+
+def _remedy(provider: OAuthProvider, code: str) -> str:
+    if code == NO_REFRESH_TOKEN:
+        return f"{provider.name} gave no refresh token for this account. Sign in again."
+    return (
+        f"{provider.name} no longer accepts this account's sign-in (access was revoked, has "
+        "expired or the password changed). Sign in again."
+    )
+
+
+def _mark_needs_reconnect(
+    session: Session, account: MailAccount, row: _Row, provider: OAuthProvider, *, code: str
+) -> str | None:
+    """Wipe the tokens and mark the account; returns ``code`` when this is the transition (the
+    signal fires once), ``None`` when it already needed reconnecting."""
+    already = row.status == AccountStatus.NEEDS_RECONNECT
+    session.execute(
+        sa.update(MailAccount)
+        .where(MailAccount.id == account.id)
+        .values(
+            status=AccountStatus.NEEDS_RECONNECT,
+            last_error_code=code,
+            last_error_message=_remedy(provider, code),
+            last_checked_at=utcnow(),
+            access_token=None,
+            refresh_token=None,
+            token_expires_at=None,
+        )
+    )
+    if already:
+        return None
+    email, owner_kind, owner_id = session.execute(
+        sa.select(MailAccount.email, MailAccount.owner_kind, MailAccount.owner_id).where(
+            MailAccount.id == account.id
+        )
+    ).one()
+    event = audit.record(
+        session, "needs_reconnect", actor=None, owner=(owner_kind, owner_id), email=email,
+        ok=False, detail=code,
+    )  # fmt: skip
+    event.account_id = account.id
+    return code
+
+
+_MIRRORED = (
+    "token_expires_at",
+    "token_refreshed_at",
+    "token_scopes",
+    "status",
+    "last_error_code",
+    "last_error_message",
+    "last_checked_at",
+)
+
+
+def _mirror(session: Session, account_id: int) -> Any:
+    columns = (getattr(MailAccount, name) for name in _MIRRORED)
+    return session.execute(sa.select(*columns).where(MailAccount.id == account_id)).first()
+
+
+def _sync_instance(account: MailAccount, values: Any) -> None:
+    for name, value in zip(_MIRRORED, values, strict=True):
+        set_committed_value(account, name, value)
+    insp = sa.inspect(account)
+    for name in ("access_token", "refresh_token"):  # never leave plaintext on the instance
+        if name in insp.dict:
+            del insp.dict[name]
+
+
+# -- revocation -------------------------------------------------------------------------------
+
+
+def revoke_tokens(state: _State, account: MailAccount) -> bool:
+    """Revoke the account's grant at the provider (RFC 7009), then wipe the tokens locally.
+
+    Returns ``True`` when the provider confirmed (a 2xx answer, or ``invalid_token``: already
+    dead). Returns ``False`` when it has no revocation endpoint (Microsoft) or the call failed
+    (unreachable, timeout, 5xx): never raises for the provider's sake, so disconnecting always
+    works; on ``False`` show the user the provider's ``access_settings_url`` to remove the app's
+    access by hand. The local wipe is staged in the host's session (the caller commits, as with
+    every function in accounts.py).
+    """
+    provider = _provider_for(account)
+    query = sa.select(MailAccount.refresh_token, MailAccount.access_token).where(
+        MailAccount.id == account.id
+    )
+    found = state.session.execute(query).first()
+    token, hint = (None, None)
+    if found is not None:
+        token, hint = (found[0], "refresh_token") if found[0] else (found[1], "access_token")
+    revoked = False
+    endpoint = None
+    if token:
+        try:
+            endpoint = _endpoints(state, provider).revoke
+        except TokenError:
+            endpoint = None
+    if token and endpoint:
+        try:
+            with _client(state, provider) as client:
+                response = client.revoke_token(
+                    endpoint, token=token, token_type_hint=hint, timeout=_timeout(state)
+                )
+            revoked = response.ok or _already_invalid(response)
+            if not revoked:
+                log.warning(
+                    "Revoking the token of account %s at %s failed: HTTP %s",
+                    account.id, provider.name, response.status_code,
+                )  # fmt: skip
+        except requests.RequestException as exc:
+            log.warning(
+                "Revoking the token of account %s at %s failed: %s",
+                account.id, provider.name, type(exc).__name__,
+            )  # fmt: skip
+    if found is not None:
+        state.session.execute(
+            sa.update(MailAccount)
+            .where(MailAccount.id == account.id)
+            .values(access_token=None, refresh_token=None, token_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        set_committed_value(account, "token_expires_at", None)
+    return revoked
+
+
+def _already_invalid(response: requests.Response) -> bool:
+    if response.status_code != 400:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, Mapping) and body.get("error") == "invalid_token"
+
+
+__all__ = [
+    "NO_REFRESH_TOKEN",
+    "TOKEN_REVOKED",
+    "NeedsReconnect",
+    "TokenError",
+    "TokenRefreshUnavailable",
+    "fresh_access_token",
+    "revoke_tokens",
+]

@@ -1,0 +1,501 @@
+"""Access tokens: refresh before expiry, rotation, invalid_grant, outages, revocation.
+
+Against the local OAuth server (example_app/oauth_provider.py) in its Google and Microsoft
+shapes: no mocks between the extension and the token endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask, current_app
+
+from flask_mailconnect import (
+    AccountStatus,
+    AuditEvent,
+    MailAccount,
+    NeedsReconnect,
+    TokenError,
+    TokenRefreshUnavailable,
+    account_needs_reconnect,
+    token_refreshed,
+)
+from flask_mailconnect.models import utcnow
+from flask_mailconnect.oauth.tokens import fresh_access_token, revoke_tokens
+from tests import hostapp
+from tests.conftest import database_urls
+from tests.peers import free_port
+from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET, GOOGLE, MICROSOFT, start_oauth_server
+
+EMAIL = "alice@example.test"
+
+
+@pytest.fixture
+def provider(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The shared local OAuth server (``oauth_server`` fixture), knobs and counters reset."""
+    try:
+        server = request.getfixturevalue("oauth_server")
+    except pytest.FixtureLookupError:  # pragma: no cover - until the shared fixture exists
+        server = start_oauth_server()
+        request.addfinalizer(server.stop)
+    server.reset()
+    yield server
+    server.reset()
+
+
+def provider_config(server: Any, **extra: Any) -> dict[str, Any]:
+    """MAILCONNECT_PROVIDERS pointing the Google and Microsoft presets at the local server."""
+    creds = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    google, microsoft = server.urls(GOOGLE), server.urls(MICROSOFT)
+    return {
+        "google": {
+            **creds,
+            "authorize_url": google.authorize_url,
+            "token_url": google.token_url,
+            "revoke_url": google.revoke_url,
+            "userinfo_url": google.userinfo_url,
+        },
+        "microsoft": {
+            **creds,
+            "authorize_url": microsoft.authorize_url,
+            "token_url": microsoft.token_url,
+            "userinfo_url": microsoft.userinfo_url,
+        },
+        **extra,
+    }
+
+
+def _label(url: str) -> str:
+    return url.split(":", 1)[0]
+
+
+@pytest.fixture(params=database_urls(), ids=_label)
+def tapp(request: pytest.FixtureRequest, provider: Any) -> Iterator[Flask]:
+    """The host app on each test database, its providers at the local OAuth server."""
+    url = request.param
+    app, _ = hostapp.create_app(url, MAILCONNECT_PROVIDERS=provider_config(provider))
+    yield app
+    with app.app_context():
+        hostapp.db.session.remove()
+        if url != "sqlite://":
+            from flask_mailconnect import metadata
+
+            metadata.drop_all(hostapp.db.engine)
+            hostapp.db.drop_all()
+        hostapp.db.engine.dispose()
+
+
+@pytest.fixture
+def sqlite_app(provider: Any) -> Iterator[Flask]:
+    app, _ = hostapp.create_app(MAILCONNECT_PROVIDERS=provider_config(provider))
+    yield app
+    with app.app_context():
+        hostapp.db.session.remove()
+        hostapp.db.engine.dispose()
+
+
+def add_account(
+    server: Any, flavour: str = GOOGLE, *, expires_in: timedelta = timedelta(hours=1)
+) -> tuple[int, dict[str, Any]]:
+    """An OAuth account holding a token pair minted by the server; returns (id, tokens)."""
+    tokens = server.issue_token(EMAIL, client_id=CLIENT_ID, flavour=flavour)
+    account = MailAccount(
+        owner_kind="user",
+        owner_id="1",
+        provider=flavour,
+        auth_method="oauth2",
+        email=EMAIL,
+        username=EMAIL,
+        smtp_host="smtp.example.test",
+        smtp_port=587,
+        smtp_security="starttls",
+        access_token=tokens["access_token"],
+        refresh_token=tokens["refresh_token"],
+        token_expires_at=utcnow() + expires_in,
+        token_scopes=tokens["scope"],
+    )
+    hostapp.db.session.add(account)
+    hostapp.db.session.commit()
+    return account.id, tokens
+
+
+def state() -> Any:
+    return current_app.extensions["mailconnect"]
+
+
+def load(account_id: int) -> MailAccount:
+    # End the host's transaction first: on MariaDB (REPEATABLE READ) an open one keeps showing
+    # the rows as they were before the refresh committed on its own connection.
+    hostapp.db.session.commit()
+    account = hostapp.db.session.get(MailAccount, account_id)
+    assert account is not None
+    return account
+
+
+def raw(account_id: int) -> Any:
+    """The columns as stored (ciphertext for the tokens)."""
+    hostapp.db.session.commit()
+    return hostapp.db.session.execute(
+        sa.text(
+            "SELECT access_token, refresh_token, status FROM mailconnect_account WHERE id = :id"
+        ),
+        {"id": account_id},
+    ).one()
+
+
+def expire_now(account_id: int) -> None:
+    """Let the stored access token run out (as time would)."""
+    account = load(account_id)
+    account.token_expires_at = utcnow() - timedelta(seconds=1)
+    hostapp.db.session.commit()
+
+
+def stored_tokens(account_id: int) -> tuple[str | None, str | None]:
+    hostapp.db.session.commit()
+    row = hostapp.db.session.execute(
+        sa.select(MailAccount.access_token, MailAccount.refresh_token).where(
+            MailAccount.id == account_id
+        )
+    ).one()
+    return row[0], row[1]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, sender: Any, **extra: Any) -> None:
+        self.calls.append(extra)
+
+
+@pytest.fixture
+def refreshed() -> Iterator[Recorder]:
+    rec = Recorder()
+    token_refreshed.connect(rec)
+    yield rec
+    token_refreshed.disconnect(rec)
+
+
+@pytest.fixture
+def reconnects() -> Iterator[Recorder]:
+    rec = Recorder()
+    account_needs_reconnect.connect(rec)
+    yield rec
+    account_needs_reconnect.disconnect(rec)
+
+
+# -- a valid token ------------------------------------------------------------------------------
+
+
+def test_a_valid_token_is_returned_without_asking_the_provider(
+    sqlite_app: Flask, provider: Any, refreshed: Recorder
+) -> None:
+    with sqlite_app.app_context():
+        account_id, tokens = add_account(provider)
+        token = fresh_access_token(state(), load(account_id))
+        assert token == tokens["access_token"]
+        assert provider.token_requests == 0 and refreshed.calls == []
+
+
+# -- refresh before expiry ----------------------------------------------------------------------
+
+
+def test_an_expiring_token_is_refreshed_and_the_rotated_refresh_token_stored_encrypted(
+    tapp: Flask, provider: Any, refreshed: Recorder
+) -> None:
+    with tapp.app_context():
+        account_id, old = add_account(provider, MICROSOFT, expires_in=timedelta(minutes=2))
+        account = load(account_id)
+        before = utcnow().replace(microsecond=0)
+
+        token = fresh_access_token(state(), account)
+
+        assert token != old["access_token"] and provider.token_active(token)
+        assert provider.refresh_requests == 1
+        access, refresh = stored_tokens(account_id)
+        assert access == token and refresh not in (None, old["refresh_token"])
+        stored = raw(account_id)  # encrypted at rest: the raw columns are not the tokens
+        assert token not in stored[0] and refresh not in stored[1]
+        again = load(account_id)
+        assert again.status == AccountStatus.CONNECTED
+        assert again.token_refreshed_at is not None and again.token_refreshed_at >= before
+        assert again.token_expires_at is not None
+        assert again.token_expires_at - utcnow() > timedelta(minutes=55)
+        # the caller's own instance shows the new expiry too, without a reload
+        assert account.token_expires_at == again.token_expires_at
+        assert [c["account"].id for c in refreshed.calls] == [account_id]
+        assert set(refreshed.calls[0]) == {"account"}  # nothing secret in the payload
+
+        # the stored (rotated) refresh token is the one that works next time
+        expire_now(account_id)
+        assert fresh_access_token(state(), load(account_id)) != token
+        assert provider.refresh_requests == 2
+        assert load(account_id).status == AccountStatus.CONNECTED
+
+
+def test_the_old_refresh_token_is_kept_when_the_provider_sends_none(
+    sqlite_app: Flask, provider: Any
+) -> None:
+    provider.rotate_refresh_tokens[GOOGLE] = False  # Google's way: no new refresh token
+    with sqlite_app.app_context():
+        account_id, old = add_account(provider, GOOGLE, expires_in=timedelta(seconds=30))
+        token = fresh_access_token(state(), load(account_id))
+        assert token != old["access_token"] and provider.refresh_requests == 1
+        assert stored_tokens(account_id) == (token, old["refresh_token"])
+        # and it still works
+        expire_now(account_id)
+        fresh_access_token(state(), load(account_id))
+        assert provider.refresh_requests == 2
+
+
+def test_force_refreshes_a_valid_token_and_min_validity_decides_when(
+    sqlite_app: Flask, provider: Any
+) -> None:
+    with sqlite_app.app_context():
+        account_id, old = add_account(provider, GOOGLE, expires_in=timedelta(minutes=20))
+        assert fresh_access_token(state(), load(account_id)) == old["access_token"]
+        assert provider.refresh_requests == 0
+        wanted = timedelta(minutes=30)
+        token = fresh_access_token(state(), load(account_id), min_validity=wanted)
+        assert token != old["access_token"] and provider.refresh_requests == 1
+        forced = fresh_access_token(state(), load(account_id), force=True)
+        assert forced not in (token, old["access_token"]) and provider.refresh_requests == 2
+
+
+def test_microsoft_gets_the_granted_scopes_back_on_refresh(
+    sqlite_app: Flask, provider: Any
+) -> None:
+    with sqlite_app.app_context():
+        account_id, old = add_account(provider, MICROSOFT, expires_in=timedelta(0))
+        fresh_access_token(state(), load(account_id))
+        # the server answers with the scopes it granted for this refresh
+        assert set(load(account_id).token_scopes.split()) == set(old["scope"].split())
+
+
+# -- invalid_grant: the owner must sign in again -----------------------------------------------
+
+
+def test_a_revoked_grant_marks_the_account_needs_reconnect_once(
+    tapp: Flask, provider: Any, reconnects: Recorder, refreshed: Recorder
+) -> None:
+    with tapp.app_context():
+        account_id, _ = add_account(provider, GOOGLE, expires_in=timedelta(seconds=10))
+        provider.revoke_user(EMAIL)  # the user removed the app's access at Google
+
+        with pytest.raises(NeedsReconnect, match="Sign in again"):
+            fresh_access_token(state(), load(account_id))
+        account = load(account_id)
+        assert account.status == AccountStatus.NEEDS_RECONNECT
+        assert account.last_error_code == "token_revoked"
+        assert "Sign in again" in (account.last_error_message or "")
+        assert stored_tokens(account_id) == (None, None)
+        assert raw(account_id)[:2] == (None, None)
+        assert [(c["account"].id, c["reason"]) for c in reconnects.calls] == [
+            (account_id, "token_revoked")
+        ]
+        events = hostapp.db.session.scalars(
+            sa.select(AuditEvent).where(AuditEvent.action == "needs_reconnect")
+        ).all()
+        assert [(e.account_id, e.outcome, e.detail) for e in events] == [
+            (account_id, "failed", "token_revoked")
+        ]
+
+        # asked again (another worker, a later job): same answer, no provider call, no signal
+        requests_before = provider.token_requests
+        with pytest.raises(NeedsReconnect):
+            fresh_access_token(state(), load(account_id), force=True)
+        assert provider.token_requests == requests_before
+        assert len(reconnects.calls) == 1 and refreshed.calls == []
+        assert load(account_id).last_error_code == "token_revoked"
+
+
+def test_spending_a_rotated_refresh_token_again_is_invalid_grant(
+    sqlite_app: Flask, provider: Any, reconnects: Recorder
+) -> None:
+    with sqlite_app.app_context():
+        account_id, old = add_account(provider, MICROSOFT, expires_in=timedelta(0))
+        fresh_access_token(state(), load(account_id))
+        # a stale copy of the old refresh token comes back (what the row lock prevents)
+        account = load(account_id)
+        account.refresh_token = old["refresh_token"]
+        hostapp.db.session.commit()
+
+        with pytest.raises(NeedsReconnect):
+            fresh_access_token(state(), load(account_id), force=True)
+        assert load(account_id).status == AccountStatus.NEEDS_RECONNECT
+        assert len(reconnects.calls) == 1
+
+
+# -- outages: nothing changes, try again later --------------------------------------------------
+
+
+def test_a_5xx_from_the_token_endpoint_changes_nothing_and_is_retryable(
+    tapp: Flask, provider: Any, reconnects: Recorder, refreshed: Recorder
+) -> None:
+    with tapp.app_context():
+        account_id, old = add_account(provider, MICROSOFT, expires_in=timedelta(0))
+        provider.fail_token_endpoint_with(503)
+        with pytest.raises(TokenRefreshUnavailable, match="503"):
+            fresh_access_token(state(), load(account_id))
+        account = load(account_id)
+        assert account.status == AccountStatus.CONNECTED and account.last_error_code is None
+        assert stored_tokens(account_id) == (old["access_token"], old["refresh_token"])
+        assert reconnects.calls == [] and refreshed.calls == []
+
+        provider.fail_token_endpoint_with(None)  # back: the retry works
+        assert fresh_access_token(state(), load(account_id)) != old["access_token"]
+        assert len(refreshed.calls) == 1
+
+
+def test_an_unreachable_token_endpoint_is_retryable(provider: Any) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/token"
+    config = provider_config(provider)
+    config["google"]["token_url"] = dead
+    app, _ = hostapp.create_app(MAILCONNECT_PROVIDERS=config, MAILCONNECT_CONNECT_TIMEOUT=2)
+    with app.app_context():
+        account_id, old = add_account(provider, GOOGLE, expires_in=timedelta(0))
+        with pytest.raises(TokenRefreshUnavailable, match="could not be reached"):
+            fresh_access_token(state(), load(account_id))
+        assert load(account_id).status == AccountStatus.CONNECTED
+        assert stored_tokens(account_id) == (old["access_token"], old["refresh_token"])
+        hostapp.db.session.remove()
+
+
+def test_a_wrong_client_secret_is_a_token_error_not_a_reconnect(
+    provider: Any, reconnects: Recorder
+) -> None:
+    config = provider_config(provider)
+    config["google"]["client_secret"] = "wrong"
+    app, _ = hostapp.create_app(MAILCONNECT_PROVIDERS=config)
+    with app.app_context():
+        account_id, _ = add_account(provider, GOOGLE, expires_in=timedelta(0))
+        with pytest.raises(TokenError) as caught:
+            fresh_access_token(state(), load(account_id))
+        assert type(caught.value) is TokenError and caught.value.error == "invalid_client"
+        assert load(account_id).status == AccountStatus.CONNECTED and reconnects.calls == []
+        hostapp.db.session.remove()
+
+
+def test_a_password_account_has_no_token(sqlite_app: Flask) -> None:
+    with sqlite_app.app_context():
+        account = MailAccount(
+            owner_kind="user", owner_id="1", email=EMAIL, username=EMAIL, password="pw",
+            smtp_host="smtp.example.test", smtp_port=587, smtp_security="starttls",
+        )  # fmt: skip
+        hostapp.db.session.add(account)
+        hostapp.db.session.commit()
+        with pytest.raises(TokenError, match="OAuth"):
+            fresh_access_token(state(), account)
+
+
+# -- server metadata --------------------------------------------------------------------------
+
+
+def test_endpoints_from_server_metadata_are_fetched_once_per_app(provider: Any) -> None:
+    urls = provider.urls(MICROSOFT)
+    acme = {
+        "name": "Acme Mail", "auth": "oauth2", "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET, "server_metadata_url": urls.metadata_url,
+        "smtp": {"host": "smtp.acme.example", "port": 587, "security": "starttls"},
+    }  # fmt: skip
+    app, _ = hostapp.create_app(MAILCONNECT_PROVIDERS=provider_config(provider, acme=acme))
+    with app.app_context():
+        account_id, old = add_account(provider, MICROSOFT, expires_in=timedelta(0))
+        account = load(account_id)
+        account.provider = "acme"
+        hostapp.db.session.commit()
+        token = fresh_access_token(state(), load(account_id))
+        assert token != old["access_token"] and provider.refresh_requests == 1
+        cache = app.extensions["mailconnect.tokens"].metadata
+        assert cache["acme"]["token_endpoint"] == urls.token_url
+        cache["acme"]["token_endpoint"] = urls.token_url + "?cached=1"  # proves reuse
+        fresh_access_token(state(), load(account_id), force=True)
+        assert provider.refresh_requests == 2
+        hostapp.db.session.remove()
+
+
+# -- revocation ---------------------------------------------------------------------------------
+
+
+def test_revoke_at_google_kills_the_token_and_wipes_it_here(
+    sqlite_app: Flask, provider: Any
+) -> None:
+    with sqlite_app.app_context():
+        account_id, tokens = add_account(provider, GOOGLE)
+        assert provider.token_active(tokens["access_token"])
+        assert revoke_tokens(state(), load(account_id)) is True
+        hostapp.db.session.commit()
+        assert not provider.token_active(tokens["access_token"])
+        assert stored_tokens(account_id) == (None, None)
+
+
+def test_revoke_at_microsoft_is_not_possible_and_says_so(sqlite_app: Flask, provider: Any) -> None:
+    with sqlite_app.app_context():
+        account_id, tokens = add_account(provider, MICROSOFT)
+        assert revoke_tokens(state(), load(account_id)) is False
+        hostapp.db.session.commit()
+        assert provider.token_active(tokens["access_token"])  # only the user can remove it
+        assert stored_tokens(account_id) == (None, None)
+
+
+def test_revoke_when_google_is_down_returns_false_and_still_wipes(
+    sqlite_app: Flask, provider: Any
+) -> None:
+    config = provider_config(provider)
+    config["google"]["revoke_url"] = f"http://127.0.0.1:{free_port()}/revoke"
+    sqlite_app.config["MAILCONNECT_PROVIDERS"] = config
+    with sqlite_app.app_context():
+        account_id, tokens = add_account(provider, GOOGLE)
+        assert revoke_tokens(state(), load(account_id)) is False
+        hostapp.db.session.commit()
+        assert stored_tokens(account_id) == (None, None)
+
+
+# -- never in logs ------------------------------------------------------------------------------
+
+
+def test_tokens_never_reach_the_logs(
+    sqlite_app: Flask, provider: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for name in ("authlib", "urllib3", "requests", "flask_mailconnect", "werkzeug"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    seen: list[str] = []
+    with sqlite_app.app_context():
+        account_id, old = add_account(provider, MICROSOFT, expires_in=timedelta(0))
+        seen += [old["access_token"], old["refresh_token"]]
+        fresh_access_token(state(), load(account_id))
+        seen += [t for t in stored_tokens(account_id) if t]
+        provider.fail_token_endpoint_with(500)
+        with pytest.raises(TokenRefreshUnavailable) as outage:
+            fresh_access_token(state(), load(account_id), force=True)
+        provider.fail_token_endpoint_with(None)
+        provider.revoke_user(EMAIL)
+        with pytest.raises(NeedsReconnect) as revoked:
+            fresh_access_token(state(), load(account_id), force=True)
+        google_id, google = add_account_for_other(provider)
+        seen += [google["access_token"], google["refresh_token"]]
+        revoke_tokens(state(), load(google_id))
+        hostapp.db.session.commit()
+    assert "Refreshed the access token" in caplog.text  # the logs did capture our lines
+    for secret in seen:
+        assert secret not in caplog.text
+        assert secret not in str(outage.value) and secret not in str(revoked.value)
+
+
+def add_account_for_other(server: Any) -> tuple[int, dict[str, Any]]:
+    tokens = server.issue_token("bob@example.test", client_id=CLIENT_ID, flavour=GOOGLE)
+    account = MailAccount(
+        owner_kind="user", owner_id="2", provider=GOOGLE, auth_method="oauth2",
+        email="bob@example.test", username="bob@example.test", smtp_host="smtp.example.test",
+        smtp_port=587, smtp_security="starttls", access_token=tokens["access_token"],
+        refresh_token=tokens["refresh_token"], token_expires_at=utcnow() + timedelta(hours=1),
+    )  # fmt: skip
+    hostapp.db.session.add(account)
+    hostapp.db.session.commit()
+    return account.id, tokens
