@@ -42,6 +42,7 @@ PROVIDER_FIELDS = ("name", "enabled", "service_type", "sends", "receives", "smtp
                    "smtp_security", "imap_host", "imap_security", "login_format", "auth_method",
                    "client_id", "server_metadata_url", "authorize_url", "token_url", "revoke_url",
                    "scopes")  # fmt: skip
+BOOLS = ("enabled", "sends", "receives")
 VERBS = {
     "connect": "connected", "reconnect": "reconnected", "disconnect": "disconnected",
     "update": "updated", "test": "tested", "deactivate": "deactivated",
@@ -222,7 +223,8 @@ def _save_provider(form: ProviderForm, provider: MailProvider | None) -> Any:
         session.add(provider)
     before = {} if creating else _form_data(provider)
     for name in PROVIDER_FIELDS:
-        setattr(provider, name, getattr(form, name).data)
+        value = getattr(form, name).data
+        setattr(provider, name, ("" if value is None else value) if name not in BOOLS else value)
     provider.smtp_port = int(form.smtp_port.data) if form.smtp_port.data else None
     provider.imap_port = int(form.imap_port.data) if form.imap_port.data else None
     secret_changed = bool(form.client_secret.data)
@@ -454,7 +456,9 @@ def _user_owner(user_id: str) -> tuple[Owner, Any]:
 
 def _handover_form() -> HandoverForm:
     form = HandoverForm()
-    form.provider.choices = [(k, p.name) for k, p in current_oauth_providers().items()]
+    from .admin_forms import _Choice
+
+    form.provider.choices = [_Choice(k, p.name) for k, p in current_oauth_providers().items()]
     return form
 
 

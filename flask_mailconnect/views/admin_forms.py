@@ -23,17 +23,25 @@ from wtforms.validators import DataRequired, Length, ValidationError
 
 from ..transport.settings import SECURITY_CHOICES, SECURITY_LABELS
 
-SECURITY = [(key, SECURITY_LABELS[key]) for key in SECURITY_CHOICES]
+try:  # WTForms 3.3 deprecates (value, label) tuples in favour of SelectChoice
+    from wtforms import SelectChoice as _Choice
+except ImportError:  # pragma: no cover - WTForms < 3.3
+
+    def _Choice(value: str, label: str) -> Any:  # noqa: N802
+        return (value, label)
+
+
+SECURITY = [_Choice(key, SECURITY_LABELS[key]) for key in SECURITY_CHOICES]
 SERVICE_TYPES = [
-    ("imap_smtp", "IMAP + SMTP"),
-    ("graph", "IMAP + Microsoft Graph for sending"),
+    _Choice("imap_smtp", "IMAP + SMTP"),
+    _Choice("graph", "IMAP + Microsoft Graph for sending"),
 ]
 LOGIN_FORMATS = [
-    ("email", "Full email address"),
-    ("local_part", "Mailbox name (before @)"),
-    ("manual", "Entered by hand"),
+    _Choice("email", "Full email address"),
+    _Choice("local_part", "Mailbox name (before @)"),
+    _Choice("manual", "Entered by hand"),
 ]
-AUTH_METHODS = [("password", "Password"), ("oauth2", "OAuth 2.0")]
+AUTH_METHODS = [_Choice("password", "Password"), _Choice("oauth2", "OAuth 2.0")]
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 

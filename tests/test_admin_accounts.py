@@ -1,0 +1,198 @@
+"""Admin accounts and audit pages: search, filters, keyset pages with a constant number of
+queries, deactivate / reactivate, and audit sentences for actions on someone else's account."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from flask_mailconnect import MailConnect
+from flask_mailconnect.models import MailAccount
+from tests.conftest import login
+from tests.hostapp import User
+
+
+@pytest.fixture(autouse=True)
+def host_callbacks(mailconnect: MailConnect, db: Any) -> None:
+    @mailconnect.user_search
+    def search(query: str, limit: int) -> list[User]:
+        pattern = f"%{query.lower()}%"
+        stmt = sa.select(User).where(sa.func.lower(User.email).like(pattern)).limit(limit)
+        return list(db.session.scalars(stmt))
+
+    @mailconnect.user_getter
+    def get(user_id: str) -> User | None:
+        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+
+def token(client: FlaskClient, url: str) -> str:
+    page = client.get(url).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert match
+    return match.group(1)
+
+
+def add_accounts(app: Flask, db: Any, count: int) -> None:
+    """``count`` accounts spread over the three users and the organisation (bulk insert)."""
+    owners = [("user", "1"), ("user", "2"), ("user", "3"), ("organization", "main")]
+    rows = []
+    for i in range(count):
+        kind, ident = owners[i % 4]
+        rows.append({
+            "owner_kind": kind, "owner_id": ident, "provider": ("gmail", "other")[i % 2],
+            "auth_method": "password", "email": f"box{i:05d}@corp.example",
+            "username": "u", "smtp_host": "smtp.corp.example", "smtp_port": 587,
+            "smtp_security": "starttls", "status": ("connected", "error")[i % 3 == 0],
+            "active": i % 5 != 0, "is_default": False, "display_name": "",
+            "signature_html": "", "signature_text": "", "notify_email": True,
+            "notify_mobile": True, "send_via": "smtp", "token_scopes": "",
+        })  # fmt: skip
+    with app.app_context():
+        db.session.execute(sa.insert(MailAccount), rows)
+        db.session.commit()
+
+
+@contextmanager
+def count_queries(db: Any, app: Flask) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
+def ids_in(page: str) -> list[int]:
+    return [int(x) for x in re.findall(r'<tr data-account-id="(\d+)"', page)]
+
+
+@pytest.mark.parametrize("rows", [10, 1000])
+def test_account_list_queries_stay_constant(
+    client: FlaskClient, app: Flask, db: Any, rows: int
+) -> None:
+    add_accounts(app, db, rows)
+    login(client, 3)
+    client.get("/email/admin/accounts")  # warm-up: caches, first connection
+    with count_queries(db, app) as first:
+        page = client.get("/email/admin/accounts").get_data(as_text=True)
+    with count_queries(db, app) as filtered:
+        client.get("/email/admin/accounts?status=error&scope=user&provider=gmail&q=box")
+    assert len(ids_in(page)) == min(rows, 50)
+    # Same number whatever the row count (the parametrised runs compare against this bound):
+    # the actor, presets (one each), the page, and one host lookup per distinct owner.
+    assert len(first) <= 8, first
+    assert len(filtered) <= 9, filtered
+
+
+def test_keyset_pages_cover_every_row_once(client: FlaskClient, app: Flask, db: Any) -> None:
+    add_accounts(app, db, 120)
+    login(client, 3)
+    seen: list[int] = []
+    url = "/email/admin/accounts"
+    while url:
+        page = client.get(url).get_data(as_text=True)
+        seen += ids_in(page)
+        match = re.search(r'href="([^"]+)" rel="next"', page)
+        url = match.group(1).replace("&amp;", "&") if match else ""
+    assert seen == sorted(seen, reverse=True) and len(seen) == len(set(seen)) == 120
+    # And back: "Newer" from the last page.
+    last = client.get(f"/email/admin/accounts?after={seen[99]}").get_data(as_text=True)
+    newer = re.search(r'href="([^"]+)" rel="prev"', last)
+    assert newer
+    back = client.get(newer.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert ids_in(back) == seen[50:100]
+
+
+def test_search_and_filters(client: FlaskClient, app: Flask, db: Any) -> None:
+    add_accounts(app, db, 40)
+    login(client, 3)
+    page = client.get("/email/admin/accounts?q=box00007").get_data(as_text=True)
+    assert len(ids_in(page)) == 1 and "box00007@corp.example" in page
+    # By owner: the host's user search finds bob, his accounts are listed.
+    page = client.get("/email/admin/accounts?q=bob@").get_data(as_text=True)
+    assert len(ids_in(page)) == 10 and "bob@example.test" in page
+    page = client.get("/email/admin/accounts?scope=organization").get_data(as_text=True)
+    assert len(ids_in(page)) == 10 and "Organisation" in page
+    page = client.get("/email/admin/accounts?status=inactive").get_data(as_text=True)
+    assert len(ids_in(page)) == 8
+    page = client.get("/email/admin/accounts?provider=gmail&status=error").get_data(as_text=True)
+    with app.app_context():
+        expected = db.session.scalar(
+            sa.select(sa.func.count()).select_from(MailAccount).where(
+                MailAccount.provider == "gmail", MailAccount.status == "error")
+        )  # fmt: skip
+    assert len(ids_in(page)) == expected
+
+
+def test_deactivate_reactivate_and_audit(client: FlaskClient, app: Flask, db: Any) -> None:
+    with app.app_context():
+        account = MailAccount(
+            owner_kind="user", owner_id="1", provider="other", email="alice@corp.example",
+            username="alice", smtp_host="smtp.corp.example", smtp_port=587,
+            smtp_security="starttls", is_default=True,
+        )  # fmt: skip
+        db.session.add(account)
+        db.session.commit()
+        account_id = account.id
+    login(client, 3)
+    url = f"/email/admin/accounts/{account_id}/deactivate"
+    response = client.post(url, data={"csrf_token": token(client, "/email/admin/accounts"),
+                                      "next": "/email/admin/users/1"})  # fmt: skip
+    assert response.status_code == 302 and response.location.endswith("/email/admin/users/1")
+    with app.app_context():
+        assert db.session.get(MailAccount, account_id).active is False
+    # The owner sees it as inactive on their own pages.
+    login(client, 1)
+    assert "Inactive" in client.get("/email/").get_data(as_text=True)
+    assert "Inactive" in client.get(f"/email/accounts/{account_id}").get_data(as_text=True)
+    # Only admins reach the admin action (others: 404), and a GET changes nothing.
+    alice_token = token(client, f"/email/accounts/{account_id}")
+    assert client.post(url, data={"csrf_token": alice_token}).status_code == 404
+    login(client, 3)
+    assert client.get(url).status_code == 405
+    # An off-site "next" is ignored.
+    response = client.post(f"/email/admin/accounts/{account_id}/reactivate",
+                           data={"csrf_token": token(client, "/email/admin/accounts"),
+                                 "next": "//evil.example/"})  # fmt: skip
+    assert response.location.endswith("/email/admin/accounts")
+    with app.app_context():
+        assert db.session.get(MailAccount, account_id).active is True
+    audit = client.get("/email/admin/audit").get_data(as_text=True)
+    assert ("admin admin@example.test deactivated alice@example.test&#39;s account "
+            "alice@corp.example") in audit  # fmt: skip
+    assert "admin admin@example.test reactivated" in audit
+    filtered = client.get("/email/admin/audit?action=deactivate").get_data(as_text=True)
+    assert "deactivated" in filtered and "reactivated" not in filtered
+    assert "No event matches" in client.get("/email/admin/audit?until=2000-01-01").get_data(
+        as_text=True
+    )
+    both = client.get("/email/admin/audit?account=corp.example&actor=admin")
+    assert "deactivated" in both.get_data(as_text=True)
+
+
+def test_user_page_and_manual_connect_form(client: FlaskClient, app: Flask) -> None:
+    login(client, 3)
+    page = client.get("/email/admin/users?q=ali").get_data(as_text=True)
+    assert "alice@example.test" in page and "/email/admin/users/1" in page
+    page = client.get("/email/admin/users/1").get_data(as_text=True)
+    assert "No email account yet" in page and "Connect an account for alice@example.test" in page
+    page = client.get("/email/admin/users/1/connect").get_data(as_text=True)
+    assert "Connect an email account for alice@example.test" in page
+    assert 'data-test-url="/email/admin/users/1/connect/test"' in page
+    assert client.get("/email/admin/users/999").status_code == 404
+    login(client, 2)
+    assert client.get("/email/admin/users/1").status_code == 404
+    assert client.get("/email/admin/users/1/connect").status_code == 404

@@ -1,0 +1,199 @@
+"""Admin providers: CRUD with validation errors in the page, unique domains, delete refused while
+accounts exist, encrypted client secret never sent back, only enabled providers offered."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from flask_mailconnect.models import MailAccount, MailProvider
+from tests.conftest import login
+
+SECRET = "s3cr3t-client-value-never-shown"
+
+
+def token(client: FlaskClient, url: str) -> str:
+    page = client.get(url).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert match, page[:500]
+    return match.group(1)
+
+
+def form(**over: Any) -> dict[str, Any]:
+    data = {
+        "name": "Acme Mail", "enabled": "y", "service_type": "imap_smtp", "sends": "y",
+        "receives": "y", "smtp_host": "smtp.acme.org", "smtp_port": "587",
+        "smtp_security": "starttls", "imap_host": "imap.acme.org", "imap_port": "993",
+        "imap_security": "ssl", "login_format": "local_part", "auth_method": "password",
+        "domains": "acme.org\nacme-corp.com",
+    }  # fmt: skip
+    data.update(over)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def create(client: FlaskClient, **over: Any) -> Any:
+    data = form(**over)
+    data["csrf_token"] = token(client, "/email/admin/providers/new")
+    return client.post("/email/admin/providers/new", data=data)
+
+
+def provider(app: Flask, db: Any, name: str = "Acme Mail") -> MailProvider:
+    with app.app_context():
+        found = db.session.scalars(sa.select(MailProvider).where(MailProvider.name == name)).one()
+        db.session.expunge(found)
+        return found
+
+
+def test_non_admins_get_404(client: FlaskClient) -> None:
+    login(client, 1)
+    for url in ("/email/admin/providers", "/email/admin/providers/new", "/email/admin/accounts",
+                "/email/admin/audit", "/email/admin/users"):  # fmt: skip
+        assert client.get(url).status_code == 404, url
+
+
+def test_create_edit_and_offer(client: FlaskClient, app: Flask, db: Any) -> None:
+    login(client, 3)
+    response = create(client)
+    assert response.status_code == 302
+    page = client.get("/email/admin/providers").get_data(as_text=True)
+    assert "Acme Mail" in page and "acme-corp.com, acme.org" in page
+    saved = provider(app, db)
+    assert saved.key == "acme-mail" and saved.login_format == "local_part"
+    # Users see it in the connect form and the presets JSON; detection picks it by domain.
+    login(client, 1)
+    page = client.get("/email/connect?email=bea@acme.org").get_data(as_text=True)
+    assert '<option selected value="acme-mail">Acme Mail</option>' in page
+    assert 'value="smtp.acme.org"' in page and 'value="bea"' in page
+    # Edit: rename, keep the key.
+    login(client, 3)
+    url = f"/email/admin/providers/{saved.id}"
+    data = form(name="Acme Mail EU", smtp_port="465", smtp_security="ssl")
+    data["csrf_token"] = token(client, url)
+    assert client.post(url, data=data).status_code == 302
+    edited = provider(app, db, "Acme Mail EU")
+    assert (edited.key, edited.smtp_port, edited.smtp_security) == ("acme-mail", 465, "ssl")
+
+
+def test_disabled_provider_is_not_offered(client: FlaskClient, app: Flask, db: Any) -> None:
+    login(client, 3)
+    create(client)
+    saved = provider(app, db)
+    url = f"/email/admin/providers/{saved.id}/toggle"
+    client.post(url, data={"csrf_token": token(client, "/email/admin/providers")})
+    assert provider(app, db).enabled is False
+    login(client, 1)
+    page = client.get("/email/connect?email=bea@acme.org").get_data(as_text=True)
+    assert "Acme Mail" not in page
+    assert client.get("/email/detect?email=bea@acme.org").get_json()["provider"] == "other"
+
+
+def test_validation_errors_are_shown_in_the_page(client: FlaskClient) -> None:
+    login(client, 3)
+    response = create(client, smtp_port="70000", imap_port="abc", imap_security="rot13")
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert page.count("Enter a port number between 1 and 65535.") == 2
+    assert "Unknown security &#39;rot13&#39;: choose SSL/TLS, STARTTLS or None." in page
+    response = create(client, domains="not a domain!")
+    assert "is not a domain name." in response.get_data(as_text=True)
+
+
+def test_domain_claimed_by_another_provider(client: FlaskClient, app: Flask, db: Any) -> None:
+    login(client, 3)
+    create(client)
+    response = create(client, name="Other Corp", domains="acme.org")
+    assert response.status_code == 422
+    assert "acme.org is already claimed by Acme Mail." in response.get_data(as_text=True)
+    response = create(client, name="Fake Gmail", domains="gmail.com")
+    assert "gmail.com is already claimed by Gmail / Google Workspace." in response.get_data(
+        as_text=True
+    )
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(MailProvider)) == 1
+
+
+def test_delete_refused_while_accounts_exist(client: FlaskClient, app: Flask, db: Any) -> None:
+    login(client, 3)
+    create(client)
+    saved = provider(app, db)
+    with app.app_context():
+        for i in range(2):
+            db.session.add(MailAccount(
+                owner_kind="user", owner_id="1", provider="acme-mail", email=f"u{i}@acme.org",
+                username="u", smtp_host="smtp.acme.org", smtp_port=587, smtp_security="starttls",
+            ))  # fmt: skip
+        db.session.commit()
+    url = f"/email/admin/providers/{saved.id}/delete"
+    page = client.get(url).get_data(as_text=True)
+    assert "cannot be deleted" in page and "2 accounts still use it" in page
+    assert "/email/admin/accounts?provider=acme-mail" in page
+    response = client.post(url, data={"csrf_token": token(client, "/email/admin/providers")})
+    assert response.status_code == 409
+    assert "2 accounts still use it" in response.get_data(as_text=True)
+    with app.app_context():
+        db.session.execute(sa.delete(MailAccount))
+        db.session.commit()
+    response = client.post(url, data={"csrf_token": token(client, "/email/admin/providers")})
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(MailProvider)) == 0
+
+
+def test_client_secret_encrypted_and_never_sent_back(
+    client: FlaskClient, app: Flask, db: Any
+) -> None:
+    login(client, 3)
+    response = create(
+        client, auth_method="oauth2", client_id="acme-client", client_secret=SECRET,
+        authorize_url="https://id.acme.org/authorize", token_url="https://id.acme.org/token",
+        scopes="mail.send",
+    )  # fmt: skip
+    assert response.status_code == 302
+    saved = provider(app, db)
+    with app.app_context():
+        raw = db.session.execute(
+            sa.text("SELECT client_secret FROM mailconnect_provider WHERE id = :id"),
+            {"id": saved.id},
+        ).scalar_one()
+        assert SECRET not in raw and raw.startswith("gAAAA")  # a Fernet token
+        from flask_mailconnect.oauth.providers import current_oauth_providers
+
+        oauth = current_oauth_providers()["acme-mail"]
+        assert oauth.client_secret == SECRET and "mail.send" in oauth.scopes
+        assert SECRET not in repr(oauth) and SECRET not in repr(saved)
+    url = f"/email/admin/providers/{saved.id}"
+    pages = [client.get(u) for u in (url, "/email/admin/providers", "/email/admin/audit")]
+    for page in pages:
+        assert SECRET not in page.get_data(as_text=True)
+    edit = pages[0].get_data(as_text=True)
+    assert "Set" in edit and "Replace secret" in edit
+    # Saving without typing a secret keeps it; typing one replaces it.
+    data = form(auth_method="oauth2", client_id="acme-client", name="Acme Mail",
+                authorize_url="https://id.acme.org/authorize",
+                token_url="https://id.acme.org/token")  # fmt: skip
+    data["csrf_token"] = token(client, url)
+    response = client.post(url, data=data)
+    assert response.status_code == 302
+    with app.app_context():
+        assert current_oauth_providers()["acme-mail"].client_secret == SECRET
+    data.update(client_secret="new-secret", csrf_token=token(client, url))
+    client.post(url, data=data)
+    with app.app_context():
+        assert current_oauth_providers()["acme-mail"].client_secret == "new-secret"
+    # An invalid form posted with a secret does not echo it back.
+    response = create(client, name="Bad", auth_method="oauth2", client_secret=SECRET,
+                      smtp_port="0", domains="")  # fmt: skip
+    assert response.status_code == 422 and SECRET not in response.get_data(as_text=True)
+
+
+def test_oauth_provider_needs_endpoints(client: FlaskClient) -> None:
+    login(client, 3)
+    response = create(client, auth_method="oauth2", client_id="", domains="")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "Enter the client ID." in page and "Enter the client secret." in page
+    assert "Enter a metadata URL, or the authorization and token URLs." in page
