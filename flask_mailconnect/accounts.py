@@ -386,10 +386,17 @@ def create_handover(
     oauth = current_oauth_providers().get(provider)
     if oauth is None:
         raise InvalidSettings({"provider": "Choose a provider that signs in with OAuth 2.0."})
-    try:
-        email = normalize_email(email)
-    except ValueError as exc:
-        raise InvalidSettings({"email": str(exc)}) from None
+    # Only the shape is checked here: at consent the provider must vouch for this very address
+    # (reconnect_oauth refuses another one), as it does for lab names such as ``.test``.
+    local, _, domain = email.strip().rpartition("@")
+    if (
+        not local
+        or "." not in domain
+        or len(email) > 320
+        or any(ch.isspace() or ord(ch) < 0x20 for ch in email.strip())
+    ):
+        raise InvalidSettings({"email": "Enter an email address such as name@example.com."})
+    email = f"{local}@{domain.lower()}"
     if _find(state, owner, email) is not None:
         raise InvalidSettings({"email": "This person already has an account with this address."})
     check_limit(state, owner)
@@ -418,6 +425,8 @@ def create_handover(
     audit.record(state.session, "handover", actor=actor, account=account, detail=provider)
     return account
 
+
+# -- limits, sender resolution, scope-wide actions (issue 4) ---------------------------------
 
 
 def account_limit(owner: Owner) -> int | None:

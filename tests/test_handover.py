@@ -1,0 +1,131 @@
+"""Hand-over: an admin creates an OAuth account for a user (no credentials); the user sees
+"Complete authorization" on their own page and gives consent at the (local) provider themselves.
+
+Uses the OAuth flow's fixtures: the local OAuth server, aiosmtpd and Dovecot checking tokens by
+introspection (tests/test_oauth_flow.py).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from flask_mailconnect import MailConnect
+from flask_mailconnect.models import AccountStatus, AuditEvent, MailAccount
+from tests.conftest import login
+from tests.hostapp import User
+from tests.test_oauth_flow import EMAIL, app, back, consent, oauth_app, server  # noqa: F401
+
+__all__ = ["app", "oauth_app", "server"]  # fixtures used by name
+
+
+def admin_token(client: FlaskClient, url: str) -> str:
+    page = client.get(url).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert match
+    return match.group(1)
+
+
+def register_callbacks(app: Flask) -> None:
+    from tests import hostapp
+
+    ext: MailConnect = app.extensions["mailconnect"].extension
+    ext.user_getter(lambda user_id: hostapp.db.session.get(User, int(user_id)))
+
+
+def hand_over(client: FlaskClient, email: str = EMAIL) -> Any:
+    url = "/email/admin/users/1"
+    data = {"provider": "google", "email": email, "csrf_token": admin_token(client, url)}
+    return client.post(url + "/handover", data=data)
+
+
+def only_account(app: Flask) -> MailAccount:
+    from tests import hostapp
+
+    with app.app_context():
+        hostapp.db.session.expire_all()
+        account = hostapp.db.session.scalars(sa.select(MailAccount)).one()
+        hostapp.db.session.expunge(account)
+        return account
+
+
+def test_admin_creates_user_completes_consent(client: FlaskClient, app: Flask) -> None:  # noqa: F811
+    register_callbacks(app)
+    login(client, 3)
+    page = client.get("/email/admin/users/1").get_data(as_text=True)
+    assert '<option value="google">Google</option>' in page
+    response = hand_over(client)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    account = only_account(app)
+    assert account.owner == ("user", "1") and account.connected_by == "3"
+    assert account.status == AccountStatus.PENDING_AUTHORIZATION
+    assert account.auth_method == "oauth2" and account.provider == "google"
+    # The admin cannot complete it: no "Complete authorization" on their pages.
+    assert 'name="account_id"' not in client.get("/email/admin/users/1").get_data(as_text=True)
+
+    login(client, 1)
+    index = client.get("/email/").get_data(as_text=True)
+    assert "Complete authorization" in index and "Awaiting authorization" in index
+    form = re.search(
+        r'<form method="post" action="(/email/oauth/google/start)"[^>]*>\s*'
+        r'<input type="hidden" name="csrf_token" value="([^"]+)">\s*'
+        r'<input type="hidden" name="account_id" value="(\d+)">',
+        index,
+    )
+    assert form, index
+    started = client.post(
+        form.group(1), data={"csrf_token": form.group(2), "account_id": form.group(3)}
+    )
+    assert started.status_code == 302
+    finished = back(client, consent(started.headers["Location"], EMAIL))
+    assert finished.status_code == 302
+    account = only_account(app)
+    assert account.status == AccountStatus.CONNECTED
+    assert account.owner == ("user", "1")
+    with app.app_context():
+        events = [
+            (e.action, e.actor_id)
+            for e in app.extensions["mailconnect"].session.scalars(
+                sa.select(AuditEvent).order_by(AuditEvent.id)
+            )
+        ]
+    assert ("handover", "3") in events and ("reconnect", "1") in events
+    login(client, 3)
+    audit = client.get("/email/admin/audit").get_data(as_text=True)
+    sentence = "admin admin@example.test started a hand-over of alice@example.test&#39;s account"
+    assert f"{sentence} {EMAIL}" in audit
+
+
+def test_consent_with_another_address_is_refused(client: FlaskClient, app: Flask) -> None:  # noqa: F811
+    register_callbacks(app)
+    login(client, 3)
+    hand_over(client)
+    login(client, 1)
+    index = client.get("/email/").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', index)
+    assert token
+    account = only_account(app)
+    data = {"csrf_token": token.group(1), "account_id": account.id}
+    started = client.post("/email/oauth/google/start", data=data)
+    answer = back(client, consent(started.headers["Location"], "someone.else@example.com"))
+    assert answer.status_code >= 400
+    assert only_account(app).status == AccountStatus.PENDING_AUTHORIZATION
+
+
+def test_handover_validation(client: FlaskClient, app: Flask) -> None:  # noqa: F811
+    register_callbacks(app)
+    login(client, 3)
+    url = "/email/admin/users/1"
+    bad = {"provider": "nope", "email": "x@example.com", "csrf_token": admin_token(client, url)}
+    assert client.post(url + "/handover", data=bad).status_code == 422
+    assert hand_over(client, "not-an-address").status_code == 422
+    hand_over(client)
+    again = hand_over(client)
+    assert again.status_code == 422
+    assert "already has an account with this address" in again.get_data(as_text=True)
+    login(client, 2)  # not an admin
+    assert client.post(url + "/handover", data=bad).status_code == 404
