@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from benchmarks import bench_test_connection
+from benchmarks import bench_admin_list, bench_test_connection
 
 
 def main() -> None:
     bench_test_connection.main()
+    bench_admin_list.main()
 
 
 if __name__ == "__main__":
