@@ -143,6 +143,18 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     def is_admin(user: User) -> bool:
         return bool(user.is_admin)
 
+    # Admin pages: find people and open their email accounts.
+    @mailconnect.user_search
+    def search_users(query: str, limit: int) -> list[User]:
+        pattern = f"%{query.strip().lower()}%"
+        name, email = db.func.lower(User.name), db.func.lower(User.email)
+        found = db.select(User).where(db.or_(email.like(pattern), name.like(pattern)))
+        return list(db.session.scalars(found.order_by(User.name).limit(limit)))
+
+    @mailconnect.user_getter
+    def get_user(user_id: str) -> User | None:
+        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
     # Projects own email accounts too: managers connect them, members send from them.
     mailconnect.register_scope(
         "project",
