@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -395,9 +396,15 @@ def test_reconnect_keeps_the_account(client: FlaskClient, app: Flask, server: An
     assert stored is not None
     stored.display_name = "Alice Sales"
     stored.signature_html = "<p>Alice</p>"
-    stored.status = "needs_reconnect"
+    # The access token is due, and meanwhile the person removed the app's access.
+    stored.token_expires_at = datetime.now(timezone.utc) - timedelta(minutes=1)
     hostapp.db.session.commit()
     server.revoke_user(EMAIL)
+    tested = client.post(
+        f"/email/accounts/{account.id}/oauth/test", data={"csrf_token": csrf(client)}
+    )
+    assert tested.status_code == 302
+    assert rows(app)[0].status == "needs_reconnect"
     page = client.get(f"/email/accounts/{account.id}").get_data(as_text=True)
     assert "no longer accepts this connection" in page and "Sign in again" in page
     response = connect(client, account_id=account.id)
