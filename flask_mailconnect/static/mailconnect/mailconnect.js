@@ -27,13 +27,14 @@
     var spinner = form.querySelector("[data-mc-spinner]");
     var resultBox = form.querySelector("[data-mc-result]");
     var reconnecting = el.email.readOnly;
+    var remoteHits = {};  // domain -> provider found by the server (MX records)
 
     function detect(email) {
       var domain = email.split("@").pop().toLowerCase().replace(/\.$/, "");
       for (var key in presets) {
         if (presets[key].domains.indexOf(domain) !== -1) { return key; }
       }
-      return "other";
+      return remoteHits[domain] || "other";
     }
 
     function loginFor(preset, email) {
@@ -161,6 +162,21 @@
       });
     }
 
+    // Domains no preset knows: ask the server (admin providers, then the domain's MX records).
+    function detectRemote(email) {
+      var url = form.getAttribute("data-detect-url");
+      if (!url || edited.provider || detect(email) !== "other") { return; }
+      fetch(url + "?email=" + encodeURIComponent(email), {
+        credentials: "same-origin", headers: {"Accept": "application/json"}
+      }).then(function (response) { return response.json(); }).then(function (data) {
+        if (data.provider && data.provider !== "other" && presets[data.provider] &&
+            !edited.provider && el.email.value.trim() === email) {
+          remoteHits[email.split("@").pop().toLowerCase().replace(/\.$/, "")] = data.provider;
+          fill();
+        }
+      }).catch(function () { /* detection is a convenience: typing the servers still works */ });
+    }
+
     form.addEventListener("input", function (event) {
       if (event.target.name && event.target.name !== "email") { edited[event.target.name] = true; }
       update();
@@ -175,6 +191,7 @@
       } else if (name === "email" && !reconnecting && looksLikeEmail(el.email.value.trim())) {
         fill();
         showDetails();
+        detectRemote(el.email.value.trim());
       }
       update();
     });
