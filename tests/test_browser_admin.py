@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.browser_helpers import chromium, serve, shoot
+from tests.browser_helpers import chromium, publish, serve, shoot
 
 pytestmark = pytest.mark.browser
 
@@ -72,7 +72,7 @@ def test_provider_edit_and_account_list(live: tuple[str, Any]) -> None:
         assert page.url.endswith("/email/admin/accounts")
         assert page.locator("tr[data-account-id]").count() == 5
         assert page.locator(".mc-badge--inactive").count() == 2
-        shoot(page, "admin-accounts")
+        publish(shoot(page, "admin-accounts"), "admin-accounts")
 
         # Filter, then deactivate one account from the list.
         page.select_option("#mc-scope", "organization")
