@@ -30,22 +30,15 @@ from flask_mailconnect.oauth.tokens import fresh_access_token, revoke_tokens
 from tests import hostapp
 from tests.conftest import database_urls
 from tests.peers import free_port
-from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET, GOOGLE, MICROSOFT, start_oauth_server
+from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET, GOOGLE, MICROSOFT
 
 EMAIL = "alice@example.test"
 
 
 @pytest.fixture
-def provider(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """The shared local OAuth server (``oauth_server`` fixture), knobs and counters reset."""
-    try:
-        server = request.getfixturevalue("oauth_server")
-    except pytest.FixtureLookupError:  # pragma: no cover - until the shared fixture exists
-        server = start_oauth_server()
-        request.addfinalizer(server.stop)
-    server.reset()
-    yield server
-    server.reset()
+def provider(oauth_provider: Any) -> Any:
+    """The shared local OAuth server, its knobs and counters reset (tests/conftest_peers.py)."""
+    return oauth_provider
 
 
 def provider_config(server: Any, **extra: Any) -> dict[str, Any]:
@@ -412,8 +405,8 @@ def test_endpoints_from_server_metadata_are_fetched_once_per_app(provider: Any) 
         token = fresh_access_token(state(), load(account_id))
         assert token != old["access_token"] and provider.refresh_requests == 1
         cache = app.extensions["mailconnect.tokens"].metadata
-        assert cache["acme"]["token_endpoint"] == urls.token_url
-        cache["acme"]["token_endpoint"] = urls.token_url + "?cached=1"  # proves reuse
+        assert cache[urls.metadata_url]["token_endpoint"] == urls.token_url
+        cache[urls.metadata_url]["token_endpoint"] = urls.token_url + "?cached=1"  # reused
         fresh_access_token(state(), load(account_id), force=True)
         assert provider.refresh_requests == 2
         hostapp.db.session.remove()

@@ -97,7 +97,7 @@ class TokenRefreshUnavailable(TokenError):
 class _TokenState:
     def __init__(self) -> None:
         self.lock = threading.Lock()  #: guards ``metadata``
-        self.metadata: dict[str, dict[str, Any]] = {}
+        self.metadata: dict[str, dict[str, Any]] = {}  #: server metadata by its URL
         #: serialises refreshes when the engine has a single connection (StaticPool)
         self.single_connection = threading.Lock()
 
@@ -157,7 +157,7 @@ def _endpoints(state: _State, provider: OAuthProvider) -> _Endpoints:
         return _Endpoints(provider.token_url, provider.revoke_url)
     tokens = _token_state(current_app._get_current_object())  # type: ignore[attr-defined]
     with tokens.lock:
-        meta = tokens.metadata.get(provider.key)
+        meta = tokens.metadata.get(provider.server_metadata_url)
     if meta is None:
         try:
             with _client(state, provider) as client:
@@ -174,14 +174,14 @@ def _endpoints(state: _State, provider: OAuthProvider) -> _Endpoints:
         if not isinstance(meta, Mapping) or not meta.get("token_endpoint"):
             raise TokenError(f"The server metadata of {provider.name} names no token endpoint.")
         with tokens.lock:
-            tokens.metadata[provider.key] = dict(meta)
+            tokens.metadata[provider.server_metadata_url] = dict(meta)
     return _Endpoints(
         str(meta["token_endpoint"]), provider.revoke_url or meta.get("revocation_endpoint")
     )
 
 
 def _provider_for(account: MailAccount) -> OAuthProvider:
-    providers = current_oauth_providers()
+    providers = current_oauth_providers(include_disabled=True)  # existing accounts keep working
     found = providers.get(account.provider)
     if found is None:  # accounts may store the server preset's key ("gmail") instead
         found = next((p for p in providers.values() if p.servers == account.provider), None)

@@ -1,0 +1,272 @@
+"""Refresh race: 20 threads and 4 processes force a refresh of one account at once.
+
+The provider rotates refresh tokens (Microsoft flavour), so a second refresh with the same
+refresh token would get ``invalid_grant`` and knock the account to ``needs_reconnect``. Under the
+row lock only the first holder calls the token endpoint; everyone else re-reads the row after
+the lock, finds a token refreshed after their call started, and returns it.
+
+To make "at once" real, the test itself holds the account's row lock while all 24 callers start
+and queue up behind it (on PostgreSQL and MariaDB it waits until the database shows them all
+waiting), then lets go. Runs against a SQLite file (threads and processes share it through
+SQLite's write lock) and against each PostgreSQL / MariaDB URL in
+MAILCONNECT_TEST_DATABASE_URLS; a missing server URL skips (fails under
+MAILCONNECT_REQUIRE_PEERS=1).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from flask_mailconnect import AccountStatus, AuditEvent, MailAccount, metadata
+from flask_mailconnect.models import utcnow
+from flask_mailconnect.oauth.tokens import fresh_access_token
+from tests import hostapp
+from tests.peers import require_peer
+from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET, MICROSOFT, refresh
+
+THREADS = 20
+PROCESSES = 4
+CALLERS = THREADS + PROCESSES
+EMAIL = "alice@example.test"
+
+
+def _server_url(scheme: str) -> str | None:
+    extra = os.environ.get("MAILCONNECT_TEST_DATABASE_URLS", "")
+    return next((u for u in extra.replace(",", " ").split() if u.startswith(scheme)), None)
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    # each caller holds two connections: the host's session and the refresh's own
+    options: dict[str, Any] = {"pool_size": 2 * THREADS + 5, "max_overflow": 10}
+    if url.startswith("sqlite"):
+        options["connect_args"] = {"timeout": 30}  # SQLite's busy wait, for queued writers
+    return options
+
+
+def _config(server: Any, url: str) -> dict[str, Any]:
+    urls = server.urls(MICROSOFT)
+    return {
+        "MAILCONNECT_PROVIDERS": {
+            "microsoft": {
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                "authorize_url": urls.authorize_url,
+                "token_url": urls.token_url,
+            }
+        },
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(url),
+    }
+
+
+def _call(app: Any, account_id: int, counter: Any) -> str:
+    with app.app_context():
+        state = app.extensions["mailconnect"]
+        account = hostapp.db.session.get(MailAccount, account_id)
+        hostapp.db.session.commit()  # no open host transaction while we wait
+        with counter.get_lock():
+            counter.value += 1
+        try:
+            return fresh_access_token(state, account, force=True)
+        finally:
+            hostapp.db.session.remove()
+
+
+def _process_main(
+    url: str, config: dict[str, Any], account_id: int, barrier: Any, counter: Any, results: Any
+) -> None:
+    """One more worker process: its own app on the same database (tables left as they are)."""
+    try:
+        app, _ = hostapp.create_app(url, reset=False, **config)
+        barrier.wait(timeout=60)
+        results.put(("ok", _call(app, account_id, counter)))
+    except BaseException as exc:  # report, never hang the parent
+        results.put(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        try:
+            with app.app_context():
+                hostapp.db.engine.dispose()
+        except Exception:
+            pass
+
+
+@pytest.fixture(
+    params=["sqlite-file", "postgresql", "mysql"], ids=["sqlite-file", "postgresql", "mariadb"]
+)
+def race_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite-file":
+        return f"sqlite:///{tmp_path / 'race.db'}"
+    url = _server_url(request.param)
+    if url is None:
+        require_peer(
+            request.param,
+            f"MAILCONNECT_TEST_DATABASE_URLS lists no {request.param} URL for the refresh race",
+        )
+    assert url is not None
+    return url
+
+
+@pytest.fixture
+def race_app(race_url: str, oauth_provider: Any) -> Iterator[Any]:
+    app, _ = hostapp.create_app(race_url, **_config(oauth_provider, race_url))
+    yield app
+    with app.app_context():
+        hostapp.db.session.remove()
+        if not race_url.startswith("sqlite"):
+            metadata.drop_all(hostapp.db.engine)
+            hostapp.db.drop_all()
+        hostapp.db.engine.dispose()
+
+
+def _lock_row(conn: sa.Connection, account_id: int) -> None:
+    """Hold the account row's lock the way a refreshing worker would."""
+    if conn.dialect.name == "sqlite":
+        conn.execute(
+            sa.text("UPDATE mailconnect_account SET id = id WHERE id = :id"), {"id": account_id}
+        )
+    else:
+        conn.execute(
+            sa.text("SELECT id FROM mailconnect_account WHERE id = :id FOR UPDATE"),
+            {"id": account_id},
+        )
+
+
+def _lock_waiters(engine: sa.Engine) -> int | None:
+    """How many transactions wait for a lock right now (None: the database cannot say)."""
+    if engine.dialect.name == "postgresql":
+        query = (
+            "SELECT count(DISTINCT l.pid) FROM pg_locks l JOIN pg_stat_activity a "
+            "ON a.pid = l.pid WHERE NOT l.granted AND a.datname = current_database()"
+        )
+    elif engine.dialect.name in ("mysql", "mariadb"):
+        # innodb_trx does not list every waiter as LOCK WAIT (a primary-key lookup waits in
+        # the optimizer's "Statistics" step): count the locking reads still running instead.
+        query = (
+            "SELECT count(*) FROM information_schema.processlist WHERE db = DATABASE() "
+            "AND id <> CONNECTION_ID() AND command = 'Query' "
+            "AND info LIKE 'SELECT mailconnect_account.%FOR UPDATE'"
+        )
+    else:
+        return None
+    with engine.connect() as conn:  # a new transaction each time: a fresh look
+        return int(conn.execute(sa.text(query)).scalar_one())
+
+
+def _wait_until(predicate: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_one_refresh_reaches_the_provider_when_24_workers_force_one_at_once(
+    race_app: Any, race_url: str, oauth_provider: Any
+) -> None:
+    server = oauth_provider
+    assert server.rotate_refresh_tokens[MICROSOFT]  # a refresh token works exactly once
+    began = time.monotonic()
+    with race_app.app_context():
+        original = server.issue_token(EMAIL, client_id=CLIENT_ID, flavour=MICROSOFT)
+        account = MailAccount(
+            owner_kind="user", owner_id="1", provider=MICROSOFT, auth_method="oauth2",
+            email=EMAIL, username=EMAIL, smtp_host="smtp.example.test", smtp_port=587,
+            smtp_security="starttls", access_token=original["access_token"],
+            refresh_token=original["refresh_token"], token_scopes=original["scope"],
+            token_expires_at=utcnow() + timedelta(hours=1),  # valid: only force refreshes
+        )  # fmt: skip
+        hostapp.db.session.add(account)
+        hostapp.db.session.commit()
+        account_id = account.id
+        engine = hostapp.db.engine
+        hostapp.db.session.remove()
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(CALLERS + 1)
+    counter = ctx.Value("i", 0)
+    results = ctx.Queue()
+    config = _config(server, race_url)
+    processes = [
+        ctx.Process(
+            target=_process_main,
+            args=(race_url, config, account_id, barrier, counter, results),
+            daemon=True,
+        )
+        for _ in range(PROCESSES)
+    ]
+    for process in processes:
+        process.start()
+
+    thread_results: list[tuple[str, str]] = []
+
+    def thread_main() -> None:
+        try:
+            barrier.wait(timeout=60)
+            thread_results.append(("ok", _call(race_app, account_id, counter)))
+        except BaseException as exc:
+            thread_results.append(("error", f"{type(exc).__name__}: {exc}"))
+
+    threads = [threading.Thread(target=thread_main) for _ in range(THREADS)]
+    blocker = engine.connect()
+    try:
+        transaction = blocker.begin()
+        _lock_row(blocker, account_id)
+        for thread in threads:
+            thread.start()
+        barrier.wait(timeout=60)  # every process has its app; everyone goes now
+        assert _wait_until(lambda: counter.value == CALLERS, 20), counter.value
+        queued = _wait_until(lambda: (_lock_waiters(engine) or CALLERS) >= CALLERS, 10)
+        assert queued, f"only {_lock_waiters(engine)} of {CALLERS} callers queued"
+        time.sleep(0.3)  # SQLite cannot list its waiters: give them a moment to queue
+        assert server.refresh_requests == 0  # nobody got past the lock yet
+        transaction.commit()
+    finally:
+        blocker.close()
+
+    for thread in threads:
+        thread.join(timeout=60)
+    outcomes = list(thread_results)
+    for _ in processes:
+        outcomes.append(results.get(timeout=60))
+    for process in processes:
+        process.join(timeout=30)
+
+    errors = [detail for kind, detail in outcomes if kind != "ok"]
+    assert errors == []
+    assert len(outcomes) == CALLERS
+    tokens = {token for _, token in outcomes}
+    assert server.refresh_requests == 1  # exactly one refresh reached the provider
+    assert len(tokens) == 1 and original["access_token"] not in tokens
+    (token,) = tokens
+    assert server.token_active(token)
+
+    with race_app.app_context():
+        row = hostapp.db.session.execute(
+            sa.select(
+                MailAccount.status, MailAccount.access_token, MailAccount.refresh_token
+            ).where(MailAccount.id == account_id)
+        ).one()
+        assert row.status == AccountStatus.CONNECTED  # the account stays connected
+        assert row.access_token == token
+        assert row.refresh_token != original["refresh_token"]
+        reconnects = hostapp.db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "needs_reconnect")
+        )
+        assert reconnects == 0
+        hostapp.db.session.remove()
+    # the stored refresh token is the newest: the provider accepts it; the original is spent
+    assert refresh(server, original["refresh_token"], MICROSOFT).status_code == 400
+    assert refresh(server, row.refresh_token, MICROSOFT).status_code == 200
+    assert time.monotonic() - began < 20
