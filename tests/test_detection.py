@@ -167,7 +167,7 @@ def test_timeout_degrades_to_other() -> None:
             preset, source = detect_for_app("ann@acme-widgets.com")
             elapsed = time.monotonic() - started
         assert (preset.key, source) == ("other", "none")
-        assert elapsed < 1.5
+        assert elapsed < 2.5  # the 0.3 s lifetime, plus slack for a loaded machine
         assert silent.queries  # it did ask
     finally:
         silent.close()
