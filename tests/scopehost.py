@@ -35,6 +35,9 @@ def setup_scopes(app: Flask, ext: MailConnect, count: int = 2) -> dict[str, Proj
 
         return generate_csrf()
 
+    if hasattr(ext, "user_getter"):  # the admin pages find people through it
+        ext.user_getter(lambda user_id: db.session.get(User, int(user_id)))
+
     ext.register_scope(
         "project",
         load=projects.get,

@@ -201,6 +201,76 @@ def test_route(
         assert f"disconnected {scope}@example.com" in page
 
 
+# -- admin pages (views/admin.py) -----------------------------------------------------------
+# Account-level admin actions follow the same table layout; the admin's own pages (no account
+# involved) have one row each. Admin pages answer 404 to everyone but admins.
+#
+# route                     account  owner other membr mngr  admin anon
+ADMIN_ROUTE_TABLE = """
+POST admin_account_deactivate user   404   404   404   404   302   401
+POST admin_account_deactivate org    404   404   404   404   302   401
+POST admin_account_deactivate project 404  404   404   404   302   401
+
+POST admin_account_reactivate user   404   404   404   404   302   401
+POST admin_account_reactivate org    404   404   404   404   302   401
+POST admin_account_reactivate project 404  404   404   404   302   401
+"""
+
+# route                                owner other membr mngr  admin anon
+ADMIN_PAGE_TABLE = """
+GET admin_index                        404   404   404   404   302   401
+GET admin_providers                    404   404   404   404   200   401
+GET admin_provider_new                 404   404   404   404   200   401
+GET admin_accounts                     404   404   404   404   200   401
+GET admin_users                        404   404   404   404   200   401
+GET admin_user                         404   404   404   404   200   401
+GET admin_user_connect                 404   404   404   404   200   401
+GET admin_audit                        404   404   404   404   200   401
+"""
+
+ADMIN_REQUESTS: dict[str, tuple[str, str, dict[str, str] | None]] = {
+    "POST admin_account_deactivate": ("POST", "/email/admin/accounts/{a}/deactivate", {}),
+    "POST admin_account_reactivate": ("POST", "/email/admin/accounts/{a}/reactivate", {}),
+    "GET admin_index": ("GET", "/email/admin/", None),
+    "GET admin_providers": ("GET", "/email/admin/providers", None),
+    "GET admin_provider_new": ("GET", "/email/admin/providers/new", None),
+    "GET admin_accounts": ("GET", "/email/admin/accounts", None),
+    "GET admin_users": ("GET", "/email/admin/users", None),
+    "GET admin_user": ("GET", "/email/admin/users/1", None),  # alice's page
+    "GET admin_user_connect": ("GET", "/email/admin/users/1/connect", None),
+    "GET admin_audit": ("GET", "/email/admin/audit", None),
+}
+
+
+def _admin_cells() -> list[tuple[str, str, str, str]]:
+    cells = parse_table(ADMIN_ROUTE_TABLE, 2)
+    for line in ADMIN_PAGE_TABLE.strip().splitlines():
+        method, endpoint, *values = line.split()
+        assert len(values) == len(ACTORS), line
+        cells.extend((f"{method} {endpoint}", "user", a, v) for a, v in zip(ACTORS, values))
+    return cells
+
+
+@pytest.mark.parametrize(("route", "scope", "actor", "expected"), _admin_cells())
+def test_admin_route(
+    world: dict[str, Any], client: FlaskClient, route: str, scope: str, actor: str, expected: str
+) -> None:
+    if "mailconnect.admin_index" not in world["app"].view_functions:
+        pytest.skip("admin pages are not in this version")
+    method, url, data = ADMIN_REQUESTS[route]
+    url = url.format(a=world["ids"][scope])
+    token = _sign_in(client, actor)
+    if method == "GET":
+        response = client.get(url)
+    else:
+        response = client.post(url, data={**(data or {}), "csrf_token": token})
+    assert response.status_code == int(expected), response.get_data(as_text=True)[:500]
+    if route == "POST admin_account_deactivate" and expected == "302":
+        with world["app"].app_context():
+            account = db.session.get(MailAccount, world["ids"][scope])
+            assert account is not None and account.active is False
+
+
 def test_route_table_covers_every_route(app: Flask) -> None:
     """A new route must get a row (admin and OAuth pages have their own matrices)."""
     covered = {name.split()[1] for name in REQUESTS}
