@@ -193,6 +193,20 @@ def test_start_is_a_post_with_csrf(client: FlaskClient):
     )
 
 
+def test_abandoned_flows_do_not_pile_up_in_the_session(client: FlaskClient, app: Flask):
+    login(client, 1)
+    first = start(client).headers["Location"]
+    for _ in range(7):
+        start(client)
+    with client.session_transaction() as sess:
+        ours = sess["mailconnect.oauth"]
+        authlib = [k for k in sess if k.startswith("_state_mailconnect_")]
+    assert len(ours) == 5 and len(authlib) == 5
+    page = error_page(back(client, consent(first)))  # the oldest was forgotten
+    assert "expired or was already used" in page
+    assert_nothing_connected(app)
+
+
 def test_index_offers_one_button_per_provider(client: FlaskClient):
     login(client, 1)
     page = client.get("/email/").get_data(as_text=True)

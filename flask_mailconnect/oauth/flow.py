@@ -36,7 +36,7 @@ from flask import Flask, current_app, session, url_for
 from flask import request as flask_request
 
 from ..scopes import Owner
-from .providers import OAuthProvider
+from .providers import OAuthProvider, current_oauth_providers
 
 log = logging.getLogger(__name__)
 
@@ -300,12 +300,21 @@ def begin(
         rv = client.create_authorization_url(uri, **extra)
     except requests.RequestException as exc:  # the discovery document could not be read
         raise OAuthFlowError("unreachable", type(exc).__name__, provider=provider) from None
-    client.save_authorize_data(redirect_uri=uri, **rv)
+    # The verifier, nonce and redirect URI; not the URL itself (it would only fatten the cookie).
+    client.save_authorize_data(redirect_uri=uri, **{k: v for k, v in rv.items() if k != "url"})
     flows = _pending()
     now = time.time()
-    flows = {k: v for k, v in flows.items() if isinstance(v, Mapping) and v.get("exp", 0) > now}
-    while len(flows) >= MAX_PENDING:
-        flows.pop(next(iter(flows)))
+    live = sorted(  # oldest first (the session may not keep insertion order)
+        (k for k, v in flows.items() if isinstance(v, Mapping) and v.get("exp", 0) > now),
+        key=lambda k: float(flows[k]["exp"]),
+    )
+    keep = set(live[len(live) - MAX_PENDING + 1 :] if len(live) >= MAX_PENDING else live)
+    providers = current_oauth_providers()
+    for old in [k for k in flows if k not in keep]:  # expired or too many: forget both halves
+        data = flows.pop(old)
+        other = providers.get(str(data.get("provider"))) if isinstance(data, Mapping) else None
+        if other is not None:
+            client_for(other).framework.clear_state_data(session, old)
     pending = PendingFlow(provider.key, owner, actor_id, account_id, safe_next(next_url))
     flows[rv["state"]] = pending.as_dict()
     session[SESSION_KEY] = flows
