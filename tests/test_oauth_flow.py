@@ -140,6 +140,7 @@ def tokens_of(app: Flask, account_id: int) -> tuple[str, str]:
         MailAccount.id == account_id
     )
     access, refresh = hostapp.db.session.execute(query).one()
+    assert access and refresh
     return access, refresh
 
 
