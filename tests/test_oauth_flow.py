@@ -506,3 +506,21 @@ def test_no_token_or_verifier_in_log_records(
     assert caplog.records, "DEBUG logging captured nothing: the check would prove nothing"
     for secret in (verifier, access, refresh, CLIENT_SECRET):
         assert secret not in text
+
+
+def test_failing_test_keeps_the_connection_and_explains_graph(
+    client: FlaskClient, app: Flask, server: Any, smtp_starttls: Any
+):
+    """SMTP AUTH off for the mailbox (535 5.7.139): still connected, status "error", and the
+    page names the remedy (Microsoft Graph Mail.Send, or Authenticated SMTP)."""
+    disabled = smtp_starttls.auth_disabled_user
+    login(client, 1)
+    response = connect(client, "microsoft", email=disabled)
+    assert response.status_code == 302
+    [account] = rows(app)
+    assert account.email == disabled and account.status == "error"
+    assert account.last_error_code == "smtp_auth_disabled" and account.send_via == "smtp"
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Connection failed" in page and "Microsoft Graph (Mail.Send)" in page
+    access, refresh = tokens_of(app, account.id)
+    assert access not in page and refresh not in page
