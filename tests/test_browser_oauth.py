@@ -175,3 +175,29 @@ def test_demo_provider_in_the_example_app(demo: tuple[str, Any]) -> None:
         shoot(page, "oauth-demo-connected")
         assert [e for e in errors if not e.startswith("Failed to load resource")] == []
         context.close()
+
+
+def test_sign_in_again_in_chromium(live: tuple[str, Any]) -> None:
+    """Access removed at the provider: Test connection's refresh gets invalid_grant, the card
+    says "Sign in again", and signing in again restores the same account."""
+    url, server = live
+    server.expires_in = 60  # shorter than the refresh margin: every use refreshes first
+    with chromium() as browser:
+        context, page, errors = _page(browser)
+        _sign_in(page, url)
+        _connect(page, url, "Google")
+        account_url = page.url
+        server.revoke_user(EMAIL)
+        page.click("[data-mc-oauth-test]")
+        page.wait_for_selector(".mc-reconnect-cta")
+        page.goto(f"{url}/email/")
+        assert page.locator(".mc-badge").first.inner_text().strip() == "Needs reconnect"
+        shoot(page, "oauth-needs-reconnect")
+        page.click(".mc-card button:has-text('Sign in again')")
+        page.wait_for_selector("button[value=allow]")
+        page.click("button[value=allow]")
+        page.wait_for_url(account_url)
+        assert page.locator(".mc-badge").first.inner_text().strip() == "Connected"
+        assert page.locator(".mc-result--ok .mc-result-row--ok").count() == 2
+        assert [e for e in errors if not e.startswith("Failed to load resource")] == []
+        context.close()
