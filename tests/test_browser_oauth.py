@@ -37,7 +37,6 @@ def live(
         "MAILCONNECT_SMTP_PORTS": None,
         "MAILCONNECT_IMAP_PORTS": None,
         "MAILCONNECT_CA_FILE": smtp_starttls.ca_file,
-        "MAILCONNECT_CONNECT_TIMEOUT": 5,
     }
     app = create_app(config)
     with serve(app) as url:

@@ -66,7 +66,6 @@ def oauth_app(oauth_provider: Any, smtp_starttls: Any, dovecot: Any) -> Iterator
         MAILCONNECT_SMTP_PORTS=None,
         MAILCONNECT_IMAP_PORTS=None,
         MAILCONNECT_CA_FILE=smtp_starttls.ca_file,
-        MAILCONNECT_CONNECT_TIMEOUT=5,
     )
     for key in ("google", "microsoft"):
         oauth_provider.add_redirect_uri(CLIENT_ID, f"{EXTERNAL}/email/oauth/{key}/callback")
