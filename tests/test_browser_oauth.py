@@ -104,8 +104,11 @@ def test_connect_and_test_in_chromium(live: tuple[str, Any], key: str, name: str
         assert f"Connected with {name}" in page.locator(".mc-card-sub").inner_text()
         if key == "microsoft":
             page.click(".mc-card a.mc-btn")
+            page.wait_for_url(f"{url}/email/accounts/*")
             page.click("text=Disconnect")
-            assert page.locator("[data-mc-access-hint]").is_visible()
+            # Wait for the confirmation page: is_visible() alone does not wait for navigation.
+            hint = page.wait_for_selector("[data-mc-access-hint]", state="visible")
+            assert hint is not None and "myapps.microsoft.com" in hint.inner_text()
             shoot(page, "oauth-microsoft-disconnect")
         assert [e for e in errors if not e.startswith("Failed to load resource")] == []
         context.close()
