@@ -34,7 +34,7 @@ lint: $(STAMP)
 
 # Regenerate the lock CI installs (needs uv); pyproject keeps lower bounds only.
 lock:
-	uv pip compile pyproject.toml --extra test --extra docs --extra demo --python-version 3.11 -o $(LOCK)
+	uv pip compile pyproject.toml --extra test --extra docs --extra demo --extra bench --python-version 3.11 -o $(LOCK)
 
 clean:
 	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache

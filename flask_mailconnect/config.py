@@ -34,7 +34,8 @@ DEFAULTS: dict[str, Option] = {
         {},
         "Providers besides the presets, by key: ``name``, ``smtp`` and ``imap`` (``host``, "
         "``port``, ``security``), ``domains`` for detection, ``login_format`` (``email``, "
-        "``local_part`` or ``manual``). Declared domains win over the presets'.",
+        "``local_part`` or ``manual``), ``keeps_sent_copy`` (the provider files sent mail "
+        "itself, so no copy is appended to Sent). Declared domains win over the presets'.",
     ),
     "MAILCONNECT_EXTERNAL_URL": Option(
         None,

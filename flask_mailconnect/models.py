@@ -125,6 +125,17 @@ class MailAccount(Base):
     # How mail leaves: "smtp", or "graph" (Microsoft Graph sendMail, for tenants without SMTP AUTH)
     send_via: Mapped[str] = mapped_column(sa.String(16), default="smtp")
 
+    # Folder mapping (IMAP names), suggested from SPECIAL-USE attributes; None: not mapped yet.
+    folder_inbox: Mapped[str | None] = mapped_column(sa.String(255), default=None)
+    folder_sent: Mapped[str | None] = mapped_column(sa.String(255), default=None)
+    folder_archive: Mapped[str | None] = mapped_column(sa.String(255), default=None)
+    folder_trash: Mapped[str | None] = mapped_column(sa.String(255), default=None)
+    # Incremental sync of INBOX: resync from scratch when UIDVALIDITY changes.
+    sync_uidvalidity: Mapped[int | None] = mapped_column(sa.BigInteger, default=None)
+    sync_uidnext: Mapped[int | None] = mapped_column(sa.BigInteger, default=None)
+    last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
     # "Active: no" keeps the account but stops its use for sending (admin pages).
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     status: Mapped[str] = mapped_column(sa.String(32), default=AccountStatus.CONNECTED)

@@ -33,6 +33,8 @@ class Preset:
     login_format: LoginFormat = "email"
     hints: dict[str, str] = field(default_factory=dict)
     help_url: str | None = None
+    #: The provider files a copy of sent mail itself (Gmail, Microsoft): no IMAP APPEND to Sent.
+    keeps_sent_copy: bool = False
 
     def login_for(self, email: str) -> str:
         if self.login_format == "local_part":
@@ -72,6 +74,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
         for p in (
             Preset(
                 key="gmail",
+                keeps_sent_copy=True,
                 name="Gmail / Google Workspace",
                 domains=("gmail.com", "googlemail.com"),
                 smtp=ServerPreset("smtp.gmail.com", 587, "starttls"),
@@ -81,6 +84,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             ),
             Preset(
                 key="microsoft365",
+                keeps_sent_copy=True,
                 name="Microsoft 365",
                 domains=(),
                 smtp=ServerPreset("smtp.office365.com", 587, "starttls"),
@@ -95,6 +99,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             ),
             Preset(
                 key="outlook",
+                keeps_sent_copy=True,
                 name="Outlook.com / Hotmail",
                 domains=("outlook.com", "hotmail.com", "live.com", "msn.com"),
                 smtp=ServerPreset("smtp-mail.outlook.com", 587, "starttls"),

@@ -65,6 +65,9 @@ def parse_providers(config: Mapping[str, Any] | None) -> dict[str, Preset]:
             login_format=login_format,
             hints=dict(base.hints) if base else {},
             help_url=entry.get("help_url") or (base.help_url if base else None),
+            keeps_sent_copy=bool(
+                entry.get("keeps_sent_copy", base.keeps_sent_copy if base else False)
+            ),
         )
     return declared
 
