@@ -348,7 +348,7 @@ def default_account(state: _State, owner: Owner) -> MailAccount | None:
 
 
 def set_active(state: _State, account: MailAccount, active: bool, *, actor: Actor | None) -> bool:
-    """"Active: no" keeps the account (credentials, settings) but stops its use for sending.
+    """ "Active: no" keeps the account (credentials, settings) but stops its use for sending.
 
     Needs ``manage`` on the owner. Returns whether anything changed; audited as ``deactivate``
     or ``reactivate`` and announced with ``account_updated`` (``changes={"active"}``).
@@ -750,6 +750,7 @@ def reconnect_oauth(
     return account
 
 
+SMTP_AUTH_OFF = "Sending through SMTP (SMTP AUTH) is turned off for this mailbox."
 GRAPH_HINT = (
     " To send anyway, connect again and allow sending through Microsoft Graph (Mail.Send), "
     "or ask your administrator to turn on Authenticated SMTP for this mailbox."
@@ -835,5 +836,14 @@ def _try_graph(
                 "Microsoft Graph instead.",
             )
             return replace(report, smtp=smtp)
+        # Mail.Send was granted but Graph refused too: say that, not "allow Mail.Send".
+        account.send_via = "smtp"
+        message = (
+            f"{SMTP_AUTH_OFF} Sending through Microsoft Graph failed as well: {result.message}"
+        )
+        return replace(report, smtp=replace(smtp, message=message))
     account.send_via = "smtp"
-    return replace(report, smtp=replace(smtp, message=smtp.message + GRAPH_HINT))
+    # The transport's message is written for password accounts; this one is OAuth already, so
+    # the remedies are said once, for it (never appended to the generic text: that repeated
+    # both of them).
+    return replace(report, smtp=replace(smtp, message=SMTP_AUTH_OFF + GRAPH_HINT))
