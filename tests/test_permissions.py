@@ -21,9 +21,11 @@ Refusals answer 404 so ids reveal nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -35,6 +37,7 @@ from flask_mailconnect import (
     PermissionDenied,
     ServerSettings,
 )
+from flask_mailconnect.models import MailProvider, MailProviderDomain
 from tests.hostapp import User, db
 from tests.scopehost import ADMIN, ALICE, BOB, CAROL, DAVE, add_account, setup_scopes
 
@@ -105,6 +108,10 @@ POST scope_disconnect_all  project  404   404   404   200   200   401
 POST oauth_start           user     302   404   404   404   302   401
 POST oauth_start           org      404   404   404   404   302   401
 POST oauth_start           project  404   404   404   302   302   401
+
+POST oauth_test            user     302   404   404   404   302   401
+POST oauth_test            org      404   404   404   404   302   401
+POST oauth_test            project  404   404   404   302   302   401
 """
 
 #: How each named route is requested: (method, URL, form data or None, JSON?).
@@ -129,7 +136,14 @@ REQUESTS: dict[str, tuple[str, str, dict[str, str] | None, bool]] = {
     # Connect with OAuth for an owner (owner_kind/owner_id): allowed actors go to the provider.
     "POST oauth_start": ("POST", "/email/oauth/acme/start", {"owner_kind": "{k}",
                          "owner_id": "{o}"}, False),
+    # Test connection of an OAuth account ({a} is then the owner's OAuth account, see
+    # OAUTH_ROUTES): allowed actors run the test (refused by the network guard, no traffic) and
+    # go back to the account page.
+    "POST oauth_test": ("POST", "/email/accounts/{a}/oauth/test", {}, False),
 }  # fmt: skip
+
+#: Routes that need an OAuth account of the owner instead of the password account.
+OAUTH_ROUTES = {"POST oauth_test"}
 
 
 def parse_table(table: str, name_words: int) -> list[tuple[str, str, str, str]]:
@@ -166,6 +180,23 @@ def world(app: Flask, mailconnect: MailConnect) -> dict[str, Any]:
     return {"app": app, "ext": mailconnect, "ids": ids}
 
 
+def add_oauth_account(app: Flask, owner: tuple[str, str]) -> int:
+    """An OAuth (``acme``) account of ``owner`` stored directly, with a token valid for an hour
+    (no refresh needed) and its SMTP server on loopback: with private hosts refused, its Test
+    connection fails in the network guard without any traffic."""
+    with app.app_context():
+        account = MailAccount(
+            owner_kind=owner[0], owner_id=owner[1], provider="acme", auth_method="oauth2",
+            email=f"oauth-{owner[0]}@acme.test", username=f"oauth-{owner[0]}@acme.test",
+            smtp_host="127.0.0.1", smtp_port=587, smtp_security="starttls", is_default=False,
+            access_token="access-token-value", refresh_token="refresh-token-value",
+            token_expires_at=datetime.now(timezone.utc) + timedelta(hours=1), token_scopes="email",
+        )  # fmt: skip
+        db.session.add(account)
+        db.session.commit()
+        return account.id
+
+
 def _sign_in(client: FlaskClient, actor: str) -> str:
     """Sign ``actor`` in; returns a CSRF token for the session ("" when anonymous)."""
     if actor == "anon":
@@ -180,7 +211,10 @@ def test_route(
 ) -> None:
     method, url, data, as_json = REQUESTS[route]
     kind, owner_id = OWNERS[scope]
-    url = url.format(a=world["ids"][scope], k=kind, o=owner_id)
+    account_id = world["ids"][scope]
+    if route in OAUTH_ROUTES:
+        account_id = add_oauth_account(world["app"], OWNERS[scope])
+    url = url.format(a=account_id, k=kind, o=owner_id)
     token = _sign_in(client, actor)
     if method == "GET":
         response = client.get(url)
@@ -196,6 +230,15 @@ def test_route(
     if route == "POST disconnect" and expected == "302":
         with world["app"].app_context():
             assert db.session.get(MailAccount, world["ids"][scope]) is None
+    if route == "POST oauth_test":
+        with world["app"].app_context():
+            tested = db.session.get(MailAccount, account_id)
+            assert tested is not None
+            # Allowed: the test ran (and failed in the guard); refused: it never started.
+            assert (tested.last_checked_at is not None) is (expected == "302")
+            assert tested.status == ("error" if expected == "302" else "connected")
+        if expected == "302":
+            assert response.location == f"/email/accounts/{account_id}"
     if route == "POST scope_disconnect_all" and expected == "200":
         page = response.get_data(as_text=True)
         assert f"disconnected {scope}@example.com" in page
@@ -226,7 +269,25 @@ GET admin_users                        404   404   404   404   200   401
 GET admin_user                         404   404   404   404   200   401
 GET admin_user_connect                 404   404   404   404   200   401
 GET admin_audit                        404   404   404   404   200   401
+GET admin_provider                     404   404   404   404   200   401
+POST admin_provider                    404   404   404   404   302   401
+POST admin_provider_toggle             404   404   404   404   302   401
+GET admin_provider_delete              404   404   404   404   200   401
+POST admin_provider_delete             404   404   404   404   302   401
+POST admin_user_handover               404   404   404   404   302   401
+POST admin_user_connect                404   404   404   404   200   401
+POST admin_user_connect_test           404   404   404   404   422   401
+GET detect                             200   200   200   200   200   401
 """
+
+#: The admin-entered provider the provider rows act on ({p}); it has no accounts.
+PROVIDER_FORM = {
+    "name": "Beta Mail Renamed", "enabled": "y", "service_type": "imap_smtp", "sends": "y",
+    "receives": "y", "smtp_host": "smtp.beta.example", "smtp_port": "587",
+    "smtp_security": "starttls", "imap_host": "imap.beta.example", "imap_port": "993",
+    "imap_security": "ssl", "login_format": "email", "auth_method": "password",
+    "domains": "beta.example",
+}  # fmt: skip
 
 ADMIN_REQUESTS: dict[str, tuple[str, str, dict[str, str] | None]] = {
     "POST admin_account_deactivate": ("POST", "/email/admin/accounts/{a}/deactivate", {}),
@@ -239,7 +300,38 @@ ADMIN_REQUESTS: dict[str, tuple[str, str, dict[str, str] | None]] = {
     "GET admin_user": ("GET", "/email/admin/users/1", None),  # alice's page
     "GET admin_user_connect": ("GET", "/email/admin/users/1/connect", None),
     "GET admin_audit": ("GET", "/email/admin/audit", None),
-}
+    "GET admin_provider": ("GET", "/email/admin/providers/{p}", None),
+    "POST admin_provider": ("POST", "/email/admin/providers/{p}", PROVIDER_FORM),
+    "POST admin_provider_toggle": ("POST", "/email/admin/providers/{p}/toggle", {}),
+    "GET admin_provider_delete": ("GET", "/email/admin/providers/{p}/delete", None),
+    "POST admin_provider_delete": ("POST", "/email/admin/providers/{p}/delete", {}),
+    # A hand-over of an OAuth (acme) account for alice: the admin goes back to her page.
+    "POST admin_user_handover": ("POST", "/email/admin/users/1/handover",
+                                 {"provider": "acme", "email": "handed@acme.test"}),
+    # The address step of connect-on-behalf: the admin gets the details form (no network).
+    "POST admin_user_connect": ("POST", "/email/admin/users/1/connect",
+                                {"continue_": "1", "email": "new@example.com"}),
+    # JSON Test connection with an incomplete form: 422 with field errors, nothing dials out.
+    "POST admin_user_connect_test": ("POST", "/email/admin/users/1/connect/test", {}),
+    # Provider detection for the connect page's script: any signed-in person.
+    "GET detect": ("GET", "/email/detect?email=someone@beta.example", None),
+}  # fmt: skip
+
+#: Sent as JSON requests (CSRF in the header), like the connect page's script does.
+ADMIN_JSON = {"POST admin_user_connect_test"}
+
+
+def _add_provider(app: Flask) -> int:
+    """An admin-entered password provider ``beta`` (domain beta.example) with no accounts."""
+    with app.app_context():
+        provider = MailProvider(
+            key="beta", name="Beta Mail", smtp_host="smtp.beta.example", smtp_port=587,
+            smtp_security="starttls", imap_host="imap.beta.example", imap_port=993,
+        )  # fmt: skip
+        provider.domains.append(MailProviderDomain(domain="beta.example"))
+        db.session.add(provider)
+        db.session.commit()
+        return provider.id
 
 
 def _admin_cells() -> list[tuple[str, str, str, str]]:
@@ -257,14 +349,42 @@ def test_admin_route(
 ) -> None:
     if "mailconnect.admin_index" not in world["app"].view_functions:
         pytest.skip("admin pages are not in this version")
+    app = world["app"]
     method, url, data = ADMIN_REQUESTS[route]
-    url = url.format(a=world["ids"][scope])
+    provider_id = _add_provider(app)
+    url = url.format(a=world["ids"][scope], p=provider_id)
     token = _sign_in(client, actor)
     if method == "GET":
         response = client.get(url)
+    elif route in ADMIN_JSON:
+        headers = {"X-CSRFToken": token, "Accept": "application/json"}
+        response = client.post(url, data=data, headers=headers)
     else:
         response = client.post(url, data={**(data or {}), "csrf_token": token})
     assert response.status_code == int(expected), response.get_data(as_text=True)[:500]
+    allowed = expected in ("200", "302")
+    with app.app_context():
+        provider = db.session.get(MailProvider, provider_id)
+        handed = db.session.scalars(
+            sa.select(MailAccount).where(MailAccount.email == "handed@acme.test")
+        ).one_or_none()
+    # Each POST did its work for the admin only, and changed nothing for anyone else.
+    if route == "POST admin_provider":
+        assert provider is not None
+        assert (provider.name == "Beta Mail Renamed") is allowed
+    if route == "POST admin_provider_toggle":
+        assert provider is not None and provider.enabled is not allowed
+    if route == "POST admin_provider_delete":
+        assert (provider is None) is allowed
+    if route == "POST admin_user_handover":
+        assert (handed is not None) is allowed
+        if handed is not None:
+            assert handed.owner == ("user", "1") and handed.status == "pending_authorization"
+            assert response.location == "/email/admin/users/1"
+    if route == "POST admin_user_connect" and allowed:
+        assert 'name="smtp_host"' in response.get_data(as_text=True)
+    if route == "GET detect" and allowed:
+        assert response.get_json()["provider"] == "beta"
     if route == "POST admin_account_deactivate" and expected == "302":
         with world["app"].app_context():
             account = db.session.get(MailAccount, world["ids"][scope])
@@ -272,22 +392,22 @@ def test_admin_route(
 
 
 def test_route_table_covers_every_route(app: Flask) -> None:
-    """A new route must get a row (admin and OAuth pages have their own matrices)."""
-    covered = {name.split()[1] for name in REQUESTS}
+    """A new route, admin pages included, must get a row in one of the tables above."""
+    covered = {name.split()[1] for name in (*REQUESTS, *ADMIN_REQUESTS)}
     ours = {
         rule.endpoint.split(".", 1)[1]
         for rule in app.url_map.iter_rules()
         if rule.endpoint.startswith("mailconnect.")
-        and not app.view_functions[rule.endpoint].__module__.endswith(".admin")
     }
+    assert any(app.view_functions[f"mailconnect.{e}"].__module__.endswith(".admin") for e in ours)
     # Pages about the signed-in person's own accounts only (no other owner to check against),
     # tested for anonymous access in test_views.py, and static files.
     # The OAuth callback answers only the person who started the flow (state in their
-    # session); oauth_test needs an OAuth account (these are password accounts) and loads it
-    # with "manage" like reconnect: test_oauth_flow.py covers both.
-    own = {"index", "connect", "test_connection", "static", "organization", "oauth_callback",
-           "oauth_test"}  # fmt: skip
+    # session): test_oauth_flow.py covers it (another person's flow is refused).
+    own = {"index", "connect", "test_connection", "static", "organization", "oauth_callback"}
     assert ours - own - covered == set()
+    # Every row names a real route (a renamed one must not leave a stale row behind).
+    assert covered - ours == set()
 
 
 # -- public methods with an actor ------------------------------------------------------------
