@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 import sqlalchemy as sa
 from cryptography.fernet import InvalidToken
@@ -81,3 +83,107 @@ def rotate_key() -> None:
                 last_id = rows[-1].id
                 bar.update(len(rows))
     click.echo(f"Re-encrypted {total} row(s) under the newest key.")
+
+
+def _parse_scope(value: str | None) -> tuple[str, str | None] | None:
+    if not value:
+        return None
+    kind, _, ident = value.partition(":")
+    if not kind:
+        raise click.BadParameter("use KIND or KIND:ID, e.g. project or project:7")
+    return kind, ident or None
+
+
+def _run_health(
+    work_name: str, label: str, scope: str | None, account_id: int | None, concurrency: int | None
+) -> dict[str, int]:
+    from . import health
+
+    state = current_app.extensions["mailconnect"]
+    ids = health.select_account_ids(
+        state,
+        scope=_parse_scope(scope),
+        account_id=account_id,
+        keepalive_only=work_name == "keepalive",
+    )
+    state.session.commit()  # end the read transaction: workers commit on their own connections
+    if account_id is not None and not ids:
+        raise click.ClickException(f"No active account {account_id}.")
+    workers = concurrency or int(current_app.config["MAILCONNECT_CHECK_CONCURRENCY"])
+    work = health.keepalive_work if work_name == "keepalive" else health.check_work
+    results = []
+    with click.progressbar(length=len(ids), label=label, show_pos=True) as bar:
+        for result in health.check_many(ids, concurrency=workers, work=work):
+            results.append(result)
+            bar.update(1)
+    problems = sorted(
+        (r for r in results if r.outcome in (health.ERROR, health.NEEDS_RECONNECT)),
+        key=lambda r: r.account_id,
+    )
+    for result in problems:
+        click.echo(f"  account {result.account_id}: {result.outcome} ({result.code})")
+    return health.summarize(results)
+
+
+_health_options = [
+    click.option("--scope", metavar="KIND[:ID]", help="Only accounts of this owner kind or owner."),
+    click.option("--account", "account_id", type=int, help="Only this account id."),
+    click.option(
+        "--concurrency",
+        type=click.IntRange(1, 256),
+        help="Accounts at once (default MAILCONNECT_CHECK_CONCURRENCY).",
+    ),
+    click.option(
+        "--strict", is_flag=True, help="Exit 1 when any account is in error or needs reconnect."
+    ),
+]
+
+
+def _with_health_options(func: Any) -> Any:
+    for option in reversed(_health_options):
+        func = option(func)
+    return func
+
+
+@cli_group.command("check")
+@_with_health_options
+@with_appcontext
+def check_command(
+    scope: str | None, account_id: int | None, concurrency: int | None, strict: bool
+) -> None:
+    """Check that active accounts can still sign in; refresh OAuth tokens before they lapse.
+
+    Logs in to SMTP and IMAP for every active account (or one scope's or one account's), a few
+    at a time, and records each outcome on the account. Accounts already needing reconnection
+    are counted, not retried. Exit status: 0 when every check ran (whatever it found; affected
+    owners learn through account_needs_reconnect), 1 when a check crashed, or with --strict
+    when any account is in error or needs reconnecting.
+    """
+    summary = _run_health("check", "Checking accounts", scope, account_id, concurrency)
+    click.echo(
+        f"Checked {sum(summary[k] for k in ('ok', 'error', 'needs_reconnect', 'skipped'))} "
+        f"account(s): {summary['ok']} ok, {summary['error']} error, "
+        f"{summary['needs_reconnect']} need reconnecting, {summary['skipped']} skipped; "
+        f"{summary['kept_alive']} token(s) refreshed to keep them alive."
+    )
+    if summary["crashed"] or (strict and (summary["error"] or summary["needs_reconnect"])):
+        raise SystemExit(1)
+
+
+@cli_group.command("keep-alive")
+@_with_health_options
+@with_appcontext
+def keep_alive_command(
+    scope: str | None, account_id: int | None, concurrency: int | None, strict: bool
+) -> None:
+    """Refresh OAuth tokens unused for MAILCONNECT_KEEPALIVE_DAYS, without logging in.
+
+    A lighter daily companion of ``check`` (which keeps tokens alive too).
+    """
+    summary = _run_health("keepalive", "Keeping tokens alive", scope, account_id, concurrency)
+    click.echo(
+        f"Refreshed {summary['ok']} token(s); {summary['skipped']} not due, "
+        f"{summary['error']} error, {summary['needs_reconnect']} need reconnecting."
+    )
+    if summary["crashed"] or (strict and (summary["error"] or summary["needs_reconnect"])):
+        raise SystemExit(1)

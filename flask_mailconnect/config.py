@@ -107,6 +107,18 @@ DEFAULTS: dict[str, Option] = {
         "Where ``resolve_sender`` looks for an account, in order: ``scope`` (the owner given, "
         "e.g. the project), ``organization`` (the shared accounts), ``user`` (the sender's own).",
     ),
+    "MAILCONNECT_CHECK_CONCURRENCY": Option(
+        8,
+        "How many accounts ``flask mailconnect check`` (and ``keep-alive``) work on at once "
+        "(threads, each with its own app context and database connection).",
+    ),
+    "MAILCONNECT_KEEPALIVE_DAYS": Option(
+        {"microsoft": 60, "google": 150, "*": 60},
+        "Refresh an OAuth token whose refresh token has gone unused this many days, by OAuth "
+        'provider key (``"*"``: any other OAuth provider; leave it out for none), well ahead '
+        "of Microsoft's 90-day and Google's 6-month inactivity limit. Google apps in testing "
+        'mode lose refresh tokens after 7 days: use e.g. ``{"google": 3}`` there.',
+    ),
 }
 
 

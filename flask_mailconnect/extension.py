@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from cryptography.fernet import MultiFernet
     from flask_sqlalchemy import SQLAlchemy
 
+    from .health import CheckResult
+
 log = logging.getLogger("flask_mailconnect")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -395,6 +397,17 @@ class MailConnect:
             return self.resolve_sender(actor=actor, owner=owner)
         except NoSenderAccount:
             return None
+
+    def check(self, account: MailAccount, *, actor: Any = None) -> CheckResult:
+        """Health check: refresh the OAuth token if due (also when it would lapse from
+        inactivity, ``MAILCONNECT_KEEPALIVE_DAYS``), log in to SMTP and IMAP, and record the
+        outcome on the account (status, last success, last error code and remediation) and in
+        the audit trail. Never raises for a failed check; like every method it does not commit
+        (token refreshes commit their own rows). See :mod:`flask_mailconnect.health`.
+        """
+        from .health import check
+
+        return check(self._state(), account, actor=self.actor_for(actor))
 
     def disconnect_all(self, kind: str, *, actor: Any = None) -> list[accounts.OwnerResult]:
         """Disconnect every account of every owner of ``kind`` that ``actor`` may manage.

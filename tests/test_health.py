@@ -1,0 +1,356 @@
+"""Health checks and token keep-alive against real peers: aiosmtpd, Dovecot, the OAuth server.
+
+``mailconnect.check(account)`` and ``flask mailconnect check`` / ``keep-alive`` on a SQLite
+file (the CLI's worker threads each hold their own connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from flask_mailconnect import AuditEvent, MailAccount, MailConnect, account_needs_reconnect
+from flask_mailconnect.models import utcnow
+from tests import hostapp
+from tests.peers import MAILBOX_PASSWORD, MAILBOX_USER, free_port
+from tests.peers.oauth import GOOGLE, MICROSOFT, mint_token
+from tests.test_tokens import provider_config
+
+
+@pytest.fixture
+def happ(
+    tmp_path: Path, oauth_provider: Any, smtp_starttls: Any, dovecot: Any
+) -> Iterator[tuple[Flask, MailConnect]]:
+    app, ext = hostapp.create_app(
+        f"sqlite:///{tmp_path / 'health.db'}",
+        MAILCONNECT_PROVIDERS=provider_config(oauth_provider),
+        MAILCONNECT_ALLOW_PRIVATE_HOSTS=True,
+        MAILCONNECT_ALLOW_PLAINTEXT_AUTH=True,  # the concurrency gauge speaks plain SMTP
+        MAILCONNECT_SMTP_PORTS=None,
+        MAILCONNECT_IMAP_PORTS=None,
+        MAILCONNECT_CA_FILE=smtp_starttls.ca_file,
+        MAILCONNECT_CONNECT_TIMEOUT=5,
+    )
+    yield app, ext
+    with app.app_context():
+        hostapp.db.session.remove()
+        hostapp.db.engine.dispose()
+
+
+def add(
+    smtp: Any,
+    dovecot: Any,
+    *,
+    owner_id: str = "1",
+    password: str = MAILBOX_PASSWORD,
+    oauth: str | None = None,
+    server: Any = None,
+    smtp_port: int | None = None,
+    imap_port: int | None = None,
+    **extra: Any,
+) -> int:
+    """A committed account at the peers (password, or OAuth with tokens minted by ``server``)."""
+    fields: dict[str, Any] = {
+        "owner_kind": "user", "owner_id": owner_id, "provider": "other",
+        "auth_method": "password", "email": MAILBOX_USER, "username": MAILBOX_USER,
+        "password": password, "smtp_host": smtp.host, "smtp_port": smtp_port or smtp.port,
+        "smtp_security": smtp.security, "imap_host": dovecot.host,
+        "imap_port": imap_port or dovecot.ssl_port, "imap_security": "ssl",
+    }  # fmt: skip
+    if oauth is not None:
+        tokens = mint_token(server, MAILBOX_USER, flavour=oauth)
+        fields.update(
+            provider=oauth, auth_method="oauth2", password=None,
+            access_token=tokens["access_token"], refresh_token=tokens["refresh_token"],
+            token_expires_at=utcnow() + timedelta(hours=1), token_scopes=tokens["scope"],
+            token_refreshed_at=utcnow(),
+        )  # fmt: skip
+    fields.update(extra)
+    account = MailAccount(**fields)
+    hostapp.db.session.add(account)
+    hostapp.db.session.commit()
+    return account.id
+
+
+def get(account_id: int) -> MailAccount:
+    hostapp.db.session.commit()
+    hostapp.db.session.expire_all()
+    account = hostapp.db.session.get(MailAccount, account_id)
+    assert account is not None
+    return account
+
+
+@pytest.fixture
+def reconnects() -> Iterator[list[dict[str, Any]]]:
+    calls: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, **extra: Any) -> None:
+        calls.append(extra)
+
+    account_needs_reconnect.connect(receiver)
+    yield calls
+    account_needs_reconnect.disconnect(receiver)
+
+
+def test_a_healthy_password_account_records_success_and_audits(
+    happ: tuple[Flask, MailConnect], smtp_starttls: Any, dovecot: Any
+) -> None:
+    app, ext = happ
+    with app.app_context():
+        account_id = add(smtp_starttls, dovecot, last_error_code="timeout", status="error")
+        result = ext.check(get(account_id))
+        hostapp.db.session.commit()
+        assert result.ok and result.outcome == "ok", result
+        assert result.smtp is not None and result.smtp.ok
+        assert result.imap is not None and result.imap.ok
+        account = get(account_id)
+        assert (account.status, account.last_error_code) == ("connected", None)
+        assert account.last_success_at is not None
+        event = hostapp.db.session.scalars(
+            sa.select(AuditEvent).where(AuditEvent.action == "check")
+        ).one()
+        assert (event.outcome, event.account_id) == ("ok", account_id)
+        assert "smtp=ok" in event.detail and "imap=ok" in event.detail
+
+
+def test_a_token_revoked_at_the_provider_turns_needs_reconnect_and_signals_once(
+    happ: tuple[Flask, MailConnect],
+    oauth_provider: Any,
+    smtp_starttls: Any,
+    dovecot: Any,
+    reconnects: list[dict[str, Any]],
+) -> None:
+    app, ext = happ
+    with app.app_context():
+        account_id = add(smtp_starttls, dovecot, oauth=GOOGLE, server=oauth_provider)
+        first = ext.check(get(account_id))
+        hostapp.db.session.commit()
+        assert first.ok, first
+        oauth_provider.revoke_user(MAILBOX_USER)  # the user removed the app's access
+        second = ext.check(get(account_id))
+        hostapp.db.session.commit()
+        assert second.outcome == "needs_reconnect" and not second.retryable
+        assert second.code == "token_revoked"
+        assert "Sign in again" in second.message
+        third = ext.check(get(account_id))  # found again: no second signal, no network
+        hostapp.db.session.commit()
+        assert third.outcome == "needs_reconnect" and third.skipped_reason == "needs_reconnect"
+        account = get(account_id)
+        assert (account.status, account.last_error_code) == ("needs_reconnect", "token_revoked")
+        assert [c["reason"] for c in reconnects] == ["token_revoked"]
+        assert reconnects[0]["account"].id == account_id
+
+
+def test_keep_alive_refreshes_a_token_unused_for_80_days_but_not_a_recent_one(
+    happ: tuple[Flask, MailConnect], oauth_provider: Any, smtp_starttls: Any, dovecot: Any
+) -> None:
+    app, ext = happ
+    with app.app_context():
+        old = add(
+            smtp_starttls, dovecot, oauth=MICROSOFT, server=oauth_provider, owner_id="1",
+            token_refreshed_at=utcnow() - timedelta(days=80),
+        )  # fmt: skip
+        recent = add(
+            smtp_starttls, dovecot, oauth=MICROSOFT, server=oauth_provider, owner_id="2",
+            token_refreshed_at=utcnow() - timedelta(days=10),
+        )  # fmt: skip
+        before = oauth_provider.refresh_requests
+        result = ext.check(get(old))
+        hostapp.db.session.commit()
+        assert result.ok and result.kept_alive and result.token_refreshed, result
+        assert oauth_provider.refresh_requests == before + 1
+        assert utcnow() - get(old).token_refreshed_at < timedelta(minutes=1)
+        result = ext.check(get(recent))
+        hostapp.db.session.commit()
+        assert result.ok and not result.kept_alive
+        assert oauth_provider.refresh_requests == before + 1
+        assert utcnow() - get(recent).token_refreshed_at > timedelta(days=9)
+
+        # The light CLI companion does the same without logging in.
+        account = get(recent)
+        account.token_refreshed_at = utcnow() - timedelta(days=61)
+        hostapp.db.session.commit()
+    out = app.test_cli_runner().invoke(args=["mailconnect", "keep-alive"])
+    assert out.exit_code == 0, out.output
+    assert "Refreshed 1 token(s); 1 not due" in out.output
+    assert oauth_provider.refresh_requests == before + 2
+
+
+def test_a_wrong_password_needs_reconnect(
+    happ: tuple[Flask, MailConnect],
+    smtp_starttls: Any,
+    dovecot: Any,
+    reconnects: list[dict[str, Any]],
+) -> None:
+    app, ext = happ
+    with app.app_context():
+        account_id = add(smtp_starttls, dovecot, password="not-the-password")
+        result = ext.check(get(account_id))
+        hostapp.db.session.commit()
+        assert result.outcome == "needs_reconnect" and result.code == "auth_failed"
+        assert result.smtp is not None and result.smtp.code == "auth_failed"
+        account = get(account_id)
+        assert account.status == "needs_reconnect"
+        assert account.last_error_message and "password" in account.last_error_message
+        assert [c["reason"] for c in reconnects] == ["auth_failed"]
+
+
+def test_a_server_that_is_down_is_an_error_not_a_reconnect(
+    happ: tuple[Flask, MailConnect],
+    smtp_starttls: Any,
+    dovecot: Any,
+    reconnects: list[dict[str, Any]],
+) -> None:
+    app, ext = happ
+    with app.app_context():
+        account_id = add(smtp_starttls, dovecot, smtp_port=free_port(), imap_port=free_port())
+        result = ext.check(get(account_id))
+        hostapp.db.session.commit()
+        assert result.outcome == "error" and result.code == "refused" and result.retryable
+        account = get(account_id)
+        assert (account.status, account.last_error_code) == ("error", "refused")
+        assert "refused the connection" in (account.last_error_message or "")
+        assert reconnects == []
+        # The server is back: the account recovers by itself.
+        account.smtp_port, account.imap_port = smtp_starttls.port, dovecot.ssl_port
+        hostapp.db.session.commit()
+        assert ext.check(get(account_id)).ok
+        hostapp.db.session.commit()
+        assert get(account_id).status == "connected"
+
+
+def test_inactive_accounts_are_skipped(
+    happ: tuple[Flask, MailConnect], smtp_starttls: Any, dovecot: Any
+) -> None:
+    app, ext = happ
+    with app.app_context():
+        account_id = add(smtp_starttls, dovecot, active=False, smtp_port=free_port())
+        result = ext.check(get(account_id))
+        assert (result.outcome, result.skipped_reason) == ("skipped", "inactive")
+        assert get(account_id).last_checked_at is None
+
+
+# -- the CLI over many accounts, with a gauge of simultaneous SMTP connections ------------------
+
+
+class Gauge:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now = self.peak = self.total = 0
+
+    def enter(self) -> None:
+        with self.lock:
+            self.now += 1
+            self.total += 1
+            self.peak = max(self.peak, self.now)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.now -= 1
+
+
+@pytest.fixture
+def gauge_smtp(peer_certs: Any) -> Iterator[tuple[Any, Gauge]]:
+    """A plain aiosmtpd peer (AUTH PLAIN/LOGIN) that answers EHLO after 50 ms and counts how
+    many connections it holds at once."""
+    from aiosmtpd.smtp import SMTP
+
+    from tests.peers.smtp_server import SmtpPeer, _authenticator, _Handler, _PeerController
+    from tests.peers.smtp_server import _PeerSMTP as PeerSMTP
+
+    gauge = Gauge()
+
+    class SlowHandler(_Handler):
+        async def handle_EHLO(  # noqa: N802
+            self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+        ) -> list[str]:
+            await asyncio.sleep(0.05)
+            session.host_name = hostname
+            return responses
+
+    class GaugeSMTP(PeerSMTP):
+        def connection_made(self, transport: Any) -> None:
+            gauge.enter()
+            super().connection_made(transport)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            gauge.leave()
+            super().connection_lost(exc)
+
+    class Controller(_PeerController):
+        def factory(self) -> SMTP:
+            server = GaugeSMTP(self.handler, peer=self._peer, **self.SMTP_kwargs)
+            server._auth_required = False
+            return server
+
+    peer = SmtpPeer("127.0.0.1", free_port(), MAILBOX_USER, MAILBOX_PASSWORD, "", "plain")
+    controller = Controller(
+        peer, require_auth=False, hostname=peer.host, port=peer.port,
+        authenticator=_authenticator(peer), auth_exclude_mechanism=[], ready_timeout=5.0,
+        auth_require_tls=False,
+    )  # fmt: skip
+    controller.handler = SlowHandler(peer)
+    controller.start()
+    gauge.now = gauge.peak = gauge.total = 0  # the controller's readiness probe
+    try:
+        yield peer, gauge
+    finally:
+        controller.stop()
+
+
+def test_cli_checks_30_accounts_four_at_a_time_with_progress_and_summary(
+    happ: tuple[Flask, MailConnect],
+    gauge_smtp: tuple[Any, Gauge],
+    dovecot: Any,
+    reconnects: list[dict[str, Any]],
+) -> None:
+    app, _ = happ
+    smtp, gauge = gauge_smtp
+    with app.app_context():
+        ids = [add(smtp, dovecot, owner_id=str(n)) for n in range(26)]
+        bad = [add(smtp, dovecot, owner_id=f"bad{n}", password="wrong") for n in range(2)]
+        down = [
+            add(smtp, dovecot, owner_id=f"down{n}", smtp_port=free_port(), imap_port=free_port())
+            for n in range(2)
+        ]
+        add(smtp, dovecot, owner_id="inactive", active=False)
+    result = app.test_cli_runner().invoke(
+        args=["mailconnect", "check", "--concurrency", "4"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert "Checking accounts" in result.output
+    assert "Checked 30 account(s): 26 ok, 2 error, 2 need reconnecting, 0 skipped" in result.output
+    for account_id in bad:
+        assert re.search(rf"account {account_id}: needs_reconnect \(auth_failed\)", result.output)
+    for account_id in down:
+        assert f"account {account_id}: error (refused)" in result.output
+    assert 2 <= gauge.peak <= 4, gauge.peak  # in parallel, never more than --concurrency
+    assert gauge.total == 28
+    assert len(reconnects) == 2
+    with app.app_context():
+        statuses = dict(
+            hostapp.db.session.execute(sa.select(MailAccount.id, MailAccount.status)).all()
+        )
+        assert all(statuses[i] == "connected" for i in ids)
+        assert {statuses[i] for i in bad} == {"needs_reconnect"}
+        assert {statuses[i] for i in down} == {"error"}
+        checks = hostapp.db.session.scalar(
+            sa.select(sa.func.count()).where(AuditEvent.action == "check")
+        )
+        assert checks == 30
+    # --strict turns found problems into a failing exit; --account / --scope narrow the run.
+    strict = app.test_cli_runner().invoke(args=["mailconnect", "check", "--strict"])
+    assert strict.exit_code == 1
+    one = app.test_cli_runner().invoke(args=["mailconnect", "check", "--account", str(ids[0])])
+    assert "Checked 1 account(s): 1 ok" in one.output
+    scoped = app.test_cli_runner().invoke(args=["mailconnect", "check", "--scope", "user:bad0"])
+    assert "0 ok, 0 error, 1 need reconnecting" in scoped.output
