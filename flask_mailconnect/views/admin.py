@@ -35,7 +35,7 @@ from ..providers import PRESETS, current_presets
 from ..providers.registry import detect_for_app, invalidate_presets
 from ..scopes import Actor, Owner
 from .admin_forms import ActionForm, HandoverForm, ProviderForm, parse_domains
-from .common import actor, ports, state
+from .common import actor, ports, safe_back, state
 
 ORGANIZATION_OWNER: Owner = ("organization", "main")
 PROVIDER_FIELDS = ("name", "enabled", "service_type", "sends", "receives", "smtp_host",
@@ -79,14 +79,6 @@ def _page_size() -> int:
 def _int_arg(name: str) -> int | None:
     value = request.args.get(name, "")
     return int(value) if value.isdigit() else None
-
-
-def _safe_back(default: str) -> str:
-    """Where to return after a POST: a same-site path only, else ``default``."""
-    target = request.form.get("next") or ""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
 
 
 # -- owner names (host callbacks, once per distinct owner on the page) --------------------------
@@ -418,7 +410,7 @@ def _set_active(account_id: int, active: bool) -> Any:
         state().session.commit()
         flash(f"{account.email} is {'active again' if active else 'inactive: it will not send'}.",
               "success")  # fmt: skip
-    return redirect(_safe_back(url_for(".admin_accounts")))
+    return redirect(safe_back() or url_for(".admin_accounts"))
 
 
 def account_deactivate(account_id: int) -> Any:

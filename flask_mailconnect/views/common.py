@@ -36,6 +36,19 @@ def load_account(account_id: int, action: str) -> MailAccount:
     return account
 
 
+def safe_back() -> str | None:
+    """Where to return after an action: the request's ``next`` (form field, else query
+    argument) when it is a path on this site, else ``None``.
+
+    Checked with the same rule as the OAuth flow's ``next`` (:func:`..oauth.flow.safe_next`):
+    no scheme or host, no ``//`` or backslash, no control characters (browsers drop tabs and
+    newlines, so ``/<TAB>/evil`` would become ``//evil``).
+    """
+    from ..oauth.flow import safe_next
+
+    return safe_next(request.form.get("next") or request.args.get("next"))
+
+
 def ports() -> dict[str, tuple[int, ...] | None]:
     options = state().transport_options()
     return {"smtp": options.smtp_ports, "imap": options.imap_ports}

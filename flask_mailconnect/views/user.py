@@ -18,7 +18,7 @@ from ..providers import current_presets
 from ..scopes import Owner
 from ..signatures import sanitize_signature
 from ..transport.settings import ConnectionReport
-from .common import actor, load_account, ports, state
+from .common import actor, load_account, ports, safe_back, state
 from .oauth import disconnect_hint
 
 
@@ -248,10 +248,13 @@ def disconnect(account_id: int) -> Any:
         flash(f"Disconnected {email}. Its saved password and synced mail were deleted.", "success")
         if hint:
             flash(hint, "info")
+        back = safe_back()  # where the disconnect started (the admin list), same-site only
+        if back:
+            return redirect(back)
         if acct.owner_kind != "user":  # a shared account: back to its scope's page
             return redirect(url_for(".scope", kind=acct.owner_kind))
         return redirect(url_for(".index"))
-    return render_template("mailconnect/disconnect.html", account=acct, form=form)
+    return render_template("mailconnect/disconnect.html", account=acct, form=form, back=safe_back())
 
 
 def install(bp: Blueprint) -> None:
