@@ -1,0 +1,249 @@
+"""Plain job functions for RQ, Celery or any job system: they take ids and return plain dicts.
+
+Each function works on one account by id, in an app context: the current one when there is one
+(a Celery task wrapped in ``app.app_context()``, a test), otherwise the app that the process
+builds from ``MAILCONNECT_APP_FACTORY`` (``"package.module:create_app"``, a factory called with
+no arguments, or ``"package.module:app"``, an app object), once per process. Each call is its
+own unit of work: it commits what it changed, or rolls back and re-raises.
+
+Safe to run concurrently on many workers, and to run twice:
+
+* :func:`refresh_account` refreshes under the account's row lock (oauth/tokens.py), so many
+  workers refreshing one account cause one call to the provider;
+* :func:`check_account` writes only the health fields and status (last writer wins; every
+  writer wrote what it saw moments ago);
+* :func:`sync_account` inserts messages by ``(account, uid)`` ignoring duplicates;
+* :func:`send_message` is *not* idempotent (a message is mail): never retry it blindly; retry
+  only errors whose ``retryable`` is true, which are raised before the server took the data.
+
+Return values are JSON-serialisable dicts (Celery's default serializer and RQ's result store).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from flask import Flask, current_app, has_app_context
+
+from .models import MailAccount
+
+if TYPE_CHECKING:
+    from .extension import _State
+
+T = TypeVar("T")
+
+#: Environment variable naming the host's app factory (or app) for worker processes.
+APP_FACTORY_ENV = "MAILCONNECT_APP_FACTORY"
+
+
+@functools.lru_cache(maxsize=4)
+def load_app(spec: str) -> Flask:
+    """The app for ``"module:attr"``: ``attr`` is a Flask app, or a factory returning one.
+
+    Built once per process and spec (a worker's jobs share it; nothing per account is kept).
+    """
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise RuntimeError(f"{APP_FACTORY_ENV} must look like 'package.module:create_app'")
+    found = getattr(importlib.import_module(module_name), attr)
+    app = found if isinstance(found, Flask) else found()
+    if isinstance(app, tuple):  # a factory returning (app, extras...)
+        app = app[0]
+    if not isinstance(app, Flask):
+        raise RuntimeError(f"{spec} gave {type(app).__name__}, not a Flask app")
+    if "mailconnect" not in app.extensions:
+        raise RuntimeError(f"{spec} built an app without MailConnect")
+    return app
+
+
+@contextmanager
+def app_context() -> Iterator[Flask]:
+    """The current app context, or one of the app named by ``MAILCONNECT_APP_FACTORY``."""
+    if has_app_context():
+        yield current_app._get_current_object()  # type: ignore[attr-defined]
+        return
+    spec = os.environ.get(APP_FACTORY_ENV)
+    if not spec:
+        raise RuntimeError(
+            "flask_mailconnect.jobs needs an app: run the job inside app.app_context(), or set "
+            f"{APP_FACTORY_ENV}=package.module:create_app in the worker's environment."
+        )
+    app = load_app(spec)
+    with app.app_context():
+        yield app
+
+
+def _run(account_id: int, work: Callable[[_State, MailAccount], T]) -> T | None:
+    """``work`` on the account in an app context; commit, or roll back and re-raise."""
+    with app_context() as app:
+        state: _State = app.extensions["mailconnect"]
+        session = state.session
+        try:
+            account = session.get(MailAccount, int(account_id))
+            if account is None:  # disconnected since the job was queued: nothing to do
+                return None
+            result = work(state, account)
+            session.commit()
+            return result
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def _gone(account_id: int) -> dict[str, Any]:
+    return {"account_id": int(account_id), "outcome": "skipped", "code": "deleted"}
+
+
+def check_account(account_id: int) -> dict[str, Any]:
+    """Health check of one account (:meth:`MailConnect.check`). Never raises for a failed
+    check: the outcome is returned and recorded on the account."""
+    from .health import check
+
+    result = _run(account_id, lambda state, account: check(state, account))
+    if result is None:
+        return _gone(account_id)
+    return {
+        "account_id": result.account_id,
+        "outcome": result.outcome,
+        "status": result.status,
+        "code": result.code,
+        "message": result.message,
+        "retryable": result.retryable,
+        "token_refreshed": result.token_refreshed,
+        "results": [
+            {"protocol": r.protocol.value, "ok": r.ok, "code": r.code} for r in result.results
+        ],
+    }
+
+
+def refresh_account(account_id: int, *, force: bool = False) -> dict[str, Any]:
+    """Refresh one OAuth account's access token when it is due: near expiry, unused for
+    ``MAILCONNECT_KEEPALIVE_DAYS`` (keep-alive), or ``force``. Under the row lock.
+
+    Returns ``outcome`` ``ok`` / ``skipped`` / ``needs_reconnect``; raises
+    :class:`~flask_mailconnect.oauth.tokens.TokenRefreshUnavailable` (retry later) and
+    :class:`~flask_mailconnect.oauth.tokens.TokenError` (configuration).
+    """
+    from .health import keepalive_due
+    from .oauth.tokens import NeedsReconnect, fresh_access_token
+
+    def work(state: _State, account: MailAccount) -> dict[str, Any]:
+        base = {"account_id": account.id, "refreshed": False}
+        if account.auth_method != "oauth2" or not account.active:
+            return {**base, "outcome": "skipped", "code": "not_oauth_or_inactive"}
+        before = account.token_refreshed_at
+        try:
+            fresh_access_token(state, account, force=force or keepalive_due(account))
+        except NeedsReconnect as exc:
+            return {**base, "outcome": "needs_reconnect", "code": exc.error or "token_revoked"}
+        refreshed = account.token_refreshed_at != before
+        return {**base, "outcome": "ok" if refreshed else "skipped", "refreshed": refreshed}
+
+    return _run(account_id, work) or _gone(account_id)
+
+
+def sync_account(account_id: int, *, limit: int = 50) -> dict[str, Any]:
+    """Store the newest ``limit`` INBOX headers of one account (``sync_recent``)."""
+
+    def work(state: _State, account: MailAccount) -> dict[str, Any]:
+        method = getattr(state.extension, "sync_recent", None)
+        if method is not None:
+            result = method(account, limit=limit)
+        else:  # the module function (same behaviour, no actor)
+            from .sync import sync_recent
+
+            result = sync_recent(state, account, limit=limit)
+        data = asdict(result)
+        data.pop("uids", None)
+        return {"account_id": account.id, "outcome": "ok", **data}
+
+    return _run(account_id, work) or _gone(account_id)
+
+
+def _as_message(message: bytes | str | dict[str, Any]) -> EmailMessage:
+    if isinstance(message, dict):  # {"to": ..., "subject": ..., "text": ..., "html": ...}
+        built = EmailMessage()
+        for header in ("to", "cc", "bcc", "reply_to", "subject"):
+            value = message.get(header)
+            if value:
+                name = "Reply-To" if header == "reply_to" else header.capitalize()
+                built[name] = ", ".join(value) if isinstance(value, list) else str(value)
+        built.set_content(str(message.get("text", "")))
+        if message.get("html"):
+            built.add_alternative(str(message["html"]), subtype="html")
+        return built
+    raw = message.encode() if isinstance(message, str) else message
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def send_message(account_id: int, message: bytes | str | dict[str, Any]) -> dict[str, Any]:
+    """Send one message through the account (``MailConnect.send``).
+
+    ``message``: the RFC 5322 bytes (``msg.as_bytes()``), or a dict with ``to``, ``cc``,
+    ``bcc``, ``reply_to``, ``subject``, ``text`` and ``html``. Not idempotent: see the module
+    doc before configuring retries.
+    """
+
+    def work(state: _State, account: MailAccount) -> dict[str, Any]:
+        send = getattr(state.extension, "send", None)
+        if send is None:
+            raise RuntimeError("this version of Flask-MailConnect cannot send yet")
+        result = send(_as_message(message), account=account)
+        data = {"account_id": account.id, "outcome": "ok"}
+        for name in ("message_id", "accepted", "refused"):
+            value = getattr(result, name, None)
+            if value is not None:
+                data[name] = list(value) if isinstance(value, (set, tuple)) else value
+        return data
+
+    return _run(account_id, work) or _gone(account_id)
+
+
+def account_ids(*, scope: str | None = None, oauth_only: bool = False) -> list[int]:
+    """Ids of active accounts (of an owner kind ``"project"`` or owner ``"project:7"``): what a
+    periodic fan-out task enqueues one job for each."""
+    from .health import select_account_ids
+
+    with app_context() as app:
+        parsed = None
+        if scope:
+            kind, _, ident = scope.partition(":")
+            parsed = (kind, ident or None)
+        state: _State = app.extensions["mailconnect"]
+        ids = select_account_ids(state, scope=parsed, keepalive_only=oauth_only)
+        state.session.commit()
+        return ids
+
+
+def check_all(*, scope: str | None = None, concurrency: int | None = None) -> dict[str, int]:
+    """Check every active account in this worker, a few at a time (like ``flask mailconnect
+    check``): one periodic job instead of one job per account. Returns the summary counts."""
+    from .health import check_many, summarize
+
+    ids = account_ids(scope=scope)
+    with app_context() as app:
+        workers = concurrency or int(app.config["MAILCONNECT_CHECK_CONCURRENCY"])
+        return summarize(check_many(ids, concurrency=workers, app=app))
+
+
+__all__ = [
+    "APP_FACTORY_ENV",
+    "account_ids",
+    "app_context",
+    "check_account",
+    "check_all",
+    "load_app",
+    "refresh_account",
+    "send_message",
+    "sync_account",
+]
