@@ -7,11 +7,14 @@ Environment: ``PORT`` (default 5000) for the web app, ``DATABASE_URL`` for anoth
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from types import FrameType
+from typing import Any
 
 from flask import url_for
+from werkzeug.serving import WSGIRequestHandler
 
 from . import DEFAULT_INSTANCE_PATH, create_app
 from .sandbox import Sandbox
@@ -38,6 +41,44 @@ def _banner(url: str, sandbox: Sandbox) -> str:
 """
 
 
+#: An OAuth callback path (``/email/oauth/<provider>/callback``) and its query string, which
+#: carries the one-time authorization code and the state.
+_CALLBACK_QUERY = re.compile(r"(/oauth/[^/?#\s]+/callback)\?\S*")
+
+
+def redact_callback_query(text: str) -> str:
+    """``text`` with the query string of any OAuth callback path left out."""
+    return _CALLBACK_QUERY.sub(r"\1", text)
+
+
+class DemoRequestHandler(WSGIRequestHandler):
+    """Werkzeug's request handler, whose access log leaves out the query string of OAuth
+    callbacks: the authorization code must not sit in a terminal or a log file.
+
+    The access line is built from the redacted path (before werkzeug decodes it), and every
+    other line it logs (errors quoting a bad request line) is redacted as well.
+    """
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        saved = {
+            name: getattr(self, name) for name in ("path", "requestline") if hasattr(self, name)
+        }
+        for name, value in saved.items():
+            setattr(self, name, redact_callback_query(value))
+        try:
+            super().log_request(code, size)
+        finally:
+            for name, value in saved.items():
+                setattr(self, name, value)
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        super().log(
+            type,
+            redact_callback_query(message),
+            *(redact_callback_query(a) if isinstance(a, str) else a for a in args),
+        )
+
+
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -57,7 +98,13 @@ def main() -> int:
         with app.test_request_context():
             sandbox.allow_redirect(base + url_for("mailconnect.oauth_callback", provider="demo"))
         print(_banner(f"{base}/", sandbox), flush=True)
-        app.run(host="127.0.0.1", port=port, debug=False, use_reloader=False)
+        app.run(
+            host="127.0.0.1",
+            port=port,
+            debug=False,
+            use_reloader=False,
+            request_handler=DemoRequestHandler,
+        )
     except KeyboardInterrupt:
         pass
     finally:
