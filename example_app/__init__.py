@@ -172,7 +172,31 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.context_processor
     def layout_context() -> dict[str, Any]:
-        return {"logout_form": LogoutForm()}
+        return {"logout_form": LogoutForm(), "reconnect_banner": reconnect_banner}
+
+    def reconnect_banner() -> list[dict[str, Any]]:
+        """The signed-in user's accounts that need signing in again (the layout's banner)."""
+        from flask_login import current_user
+        from flask_wtf.csrf import generate_csrf
+
+        from flask_mailconnect import AccountStatus
+        from flask_mailconnect.health import provider_kind
+
+        if not current_user.is_authenticated:
+            return []
+        broken = [
+            a
+            for a in mailconnect.accounts_for(("user", current_user.get_id()))
+            if a.status == AccountStatus.NEEDS_RECONNECT
+        ]
+        return [
+            {
+                "account": a,
+                "oauth_provider": provider_kind(a) if a.auth_method == "oauth2" else None,
+                "csrf": generate_csrf(),
+            }
+            for a in broken
+        ]
 
     with app.app_context():
         db.create_all()

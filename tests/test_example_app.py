@@ -213,3 +213,46 @@ def test_expired_csrf_token_on_test_connection_says_reload(example: Flask) -> No
         assert alert.inner_text() == "Your session expired. Reload the page and try again."
         assert page.locator("[data-mc-save]").is_disabled()
         page.close()
+
+
+def test_a_banner_asks_to_sign_in_again_only_for_accounts_that_need_it(example: Flask) -> None:
+    from flask_mailconnect import MailAccount
+
+    client = example.test_client()
+    sign_in(client, "alice@demo.test", "alice")
+    with example.app_context():
+        password = MailAccount(
+            owner_kind="user", owner_id="1", email="alice@work.example",
+            username="alice@work.example", password="secret", smtp_host="smtp.work.example",
+            smtp_port=587, smtp_security="starttls",
+        )  # fmt: skip
+        oauth = MailAccount(
+            owner_kind="user", owner_id="1", provider="google", auth_method="oauth2",
+            email="alice@gmail.example", username="alice@gmail.example",
+            smtp_host="smtp.gmail.com", smtp_port=587, smtp_security="starttls",
+        )  # fmt: skip
+        db.session.add_all([password, oauth])
+        db.session.commit()
+        ids = password.id, oauth.id
+    page = client.get("/").data.decode()
+    assert "reconnect-banner" not in page and "Sign in again" not in page
+
+    with example.app_context():
+        for account_id in ids:
+            account = db.session.get(MailAccount, account_id)
+            account.status = "needs_reconnect"
+            account.last_error_message = "The server rejected the login or password."
+        db.session.commit()
+    page = client.get("/").data.decode()
+    assert page.count('class="flash flash-error reconnect-banner"') == 2
+    assert f'href="/email/accounts/{ids[0]}/reconnect">Sign in again</a>' in page
+    form = re.search(
+        r'<form method="post" action="/email/oauth/google/start"[^>]*>(.*?)</form>', page, re.S
+    )
+    assert form, page
+    assert f'name="account_id" value="{ids[1]}"' in form.group(1)
+    assert 'name="csrf_token"' in form.group(1) and "Sign in again" in form.group(1)
+    # Another user's broken account is not shown to Alice; Bob sees no banner.
+    other = example.test_client()
+    sign_in(other, "bob@demo.test", "bob")
+    assert "reconnect-banner" not in other.get("/").data.decode()
