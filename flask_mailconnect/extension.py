@@ -20,10 +20,13 @@ from .transport.settings import ConnectionReport, ServerSettings, TransportOptio
 from .transport.tester import test_connection as run_test
 
 if TYPE_CHECKING:
+    from email.message import Message
+
     from cryptography.fernet import MultiFernet
     from flask_sqlalchemy import SQLAlchemy
 
     from .health import CheckResult
+    from .sending import Sender, SendResult
 
 log = logging.getLogger("flask_mailconnect")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -416,6 +419,53 @@ class MailConnect:
         ``failed`` with why). Each owner is its own savepoint: one failure leaves the others.
         """
         return accounts.disconnect_all(self._state(), kind, actor=self.actor_for(actor))
+
+    # -- sending (sending.py, compose.py) ---------------------------------------------------
+
+    def _sender_account(
+        self, account: MailAccount | None, owner: Owner | tuple[str, Any] | None, actor: Any
+    ) -> MailAccount:
+        if account is not None:
+            return account
+        return self.resolve_sender(actor=actor, owner=owner)
+
+    def send(
+        self,
+        message: Message,
+        *,
+        account: MailAccount | None = None,
+        owner: Owner | tuple[str, Any] | None = None,
+        actor: Any = None,
+    ) -> SendResult:
+        """Send an :class:`~email.message.EmailMessage` through ``account``.
+
+        Without ``account`` the sender is resolved for ``owner`` / ``actor`` by
+        ``MAILCONNECT_SENDER_ORDER`` (:meth:`resolve_sender`); with an ``actor`` it must be
+        allowed to ``use`` the account. From, Date, Message-ID and the signature are set, Bcc is
+        not transmitted. Returns a :class:`~flask_mailconnect.sending.SendResult`; raises a
+        :class:`~flask_mailconnect.exceptions.SendError` subclass whose ``retryable`` says
+        whether trying again can help. Does not commit (``last_sent_at`` and health fields).
+        """
+        from .sending import send
+
+        chosen = self._sender_account(account, owner, actor)
+        return send(self._state(), chosen, message, actor=self.actor_for(actor))
+
+    def sending(
+        self,
+        account: MailAccount | None = None,
+        *,
+        owner: Owner | tuple[str, Any] | None = None,
+        actor: Any = None,
+    ) -> Sender:
+        """One authenticated connection for many messages: ``with mailconnect.sending(a) as
+        conn: conn.send(msg)``. Reconnects when the server closes it or the OAuth token nears
+        expiry, never re-sends a message the server may have accepted; ``conn.results`` lists
+        each message's outcome. Refuses an inactive or disconnected account at once."""
+        from .sending import Sender
+
+        chosen = self._sender_account(account, owner, actor)
+        return Sender(self._state(), chosen, actor=self.actor_for(actor), bulk=True)
 
 
 __all__ = ["EncryptionKeyError", "MailConnect"]

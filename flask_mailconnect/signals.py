@@ -27,11 +27,16 @@ account_needs_reconnect = _signals.signal("mailconnect.account-needs-reconnect")
 #: An OAuth account's access token was refreshed (and the new tokens committed). Extra:
 #: ``account``. Never the token: call ``fresh_access_token`` if you need it.
 token_refreshed = _signals.signal("mailconnect.token-refreshed")
+#: A message was accepted for delivery (SMTP 250 after DATA, or Graph 202). Extra: ``account``,
+#: ``actor`` (the host's user, or ``None``), ``result`` (a
+#: :class:`~flask_mailconnect.sending.SendResult`: message id, accepted and refused recipients).
+message_sent = _signals.signal("mailconnect.message-sent")
 
 __all__ = [
     "account_connected",
     "account_disconnected",
     "account_needs_reconnect",
     "account_updated",
+    "message_sent",
     "token_refreshed",
 ]

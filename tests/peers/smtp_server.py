@@ -32,6 +32,24 @@ class DeliveredMessage:
 
 
 @dataclass
+class Fault:
+    """One injected misbehaviour at a stage of the SMTP conversation (see SmtpPeer.inject).
+
+    ``reply``: answer this instead (a "421 ..." also closes the connection); ``drop``: close the
+    connection without a word; ``delay``: wait this long first (then behave normally unless
+    ``reply``/``drop``); ``times``: how many commands it hits (``None``: every one).
+    At ``END`` (the message's data is in): ``deliver`` records the message as delivered first,
+    as a server that queued it and then lost the connection would have.
+    """
+
+    reply: str | None = None
+    drop: bool = False
+    delay: float = 0.0
+    times: int | None = 1
+    deliver: bool = False
+
+
+@dataclass
 class SmtpPeer:
     """A running aiosmtpd: where it listens, who may log in, and what it has seen."""
 
@@ -43,7 +61,7 @@ class SmtpPeer:
     mode: Mode
     messages: list[DeliveredMessage] = field(default_factory=list)
     auth_attempts: list[tuple[str, str]] = field(default_factory=list)  # (mechanism, login)
-    connections: int = 0
+    connections: int = 0  # connection_made calls: a STARTTLS session counts twice
     oauth_tokens: set[str] = field(default_factory=set)  # bearer tokens XOAUTH2 accepts
     # Checks other XOAUTH2 tokens against the OAuth provider (tests/peers/oauth.py).
     introspection: Any = None
@@ -52,7 +70,31 @@ class SmtpPeer:
     # Set to e.g. "454 4.7.0 TLS not available" to refuse STARTTLS (cleared by reset()).
     starttls_reply: str | None = None
     auth_commands: int = 0  # AUTH commands received, accepted or not (even before TLS)
+    # Fault injection (cleared by reset()): stage ("AUTH", "MAIL", "RCPT", "DATA" at the DATA
+    # command, "END" once the data is in) -> Fault; see inject().
+    faults: dict[str, Fault] = field(default_factory=dict)
+    # Close each connection once it has delivered this many messages: the next MAIL gets
+    # close_reply ("421 ..."), or nothing at all when close_reply is None.
+    close_after: int | None = None
+    close_reply: str | None = "421 4.7.0 Too many messages on this connection, closing"
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def inject(self, stage: str, **fault: Any) -> None:
+        """E.g. ``inject("MAIL", reply="421 4.3.2 Shutting down")``, ``inject("END",
+        drop=True, deliver=True)``, ``inject("MAIL", delay=3)``."""
+        with self.lock:
+            self.faults[stage.upper()] = Fault(**fault)
+
+    def take_fault(self, stage: str) -> Fault | None:
+        with self.lock:
+            fault = self.faults.get(stage)
+            if fault is None:
+                return None
+            if fault.times is not None:
+                fault.times -= 1
+                if fault.times <= 0:
+                    del self.faults[stage]
+            return fault
 
     @property
     def security(self) -> str:
@@ -65,6 +107,9 @@ class SmtpPeer:
             self.connections = 0
             self.auth_commands = 0
             self.starttls_reply = None
+            self.faults.clear()
+            self.close_after = None
+            self.close_reply = "421 4.7.0 Too many messages on this connection, closing"
 
 
 class _Handler:
@@ -72,6 +117,24 @@ class _Handler:
         self.peer = peer
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        fault = self.peer.take_fault("END")
+        if fault is not None:
+            if fault.deliver:  # queued first: the late or lost answer changes nothing
+                self._deliver(session, envelope, server)
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if not fault.deliver and not (fault.reply or fault.drop):
+                self._deliver(session, envelope, server)
+            if fault.drop:
+                _drop(server)
+                return "250 Message accepted for delivery"  # never reaches the client
+            return fault.reply or "250 Message accepted for delivery"
+        self._deliver(session, envelope, server)
+        return "250 Message accepted for delivery"
+
+    def _deliver(self, session: Session, envelope: Envelope, server: SMTP) -> None:
+        if isinstance(server, _PeerSMTP):
+            server.delivered_here += 1
         login = (
             session.auth_data.login.decode()
             if isinstance(session.auth_data, LoginPassword)
@@ -88,7 +151,6 @@ class _Handler:
                     login=login,
                 )
             )
-        return "250 Message accepted for delivery"
 
     async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:  # noqa: N802
         """XOAUTH2 (Google/Microsoft SASL): ``user=...^Aauth=Bearer token^A^A``.
@@ -155,6 +217,11 @@ class _QuietSession(Session):
         self._login_data = value
 
 
+def _drop(server: SMTP) -> None:
+    if server.transport is not None:
+        server.transport.close()
+
+
 class _PeerSMTP(SMTP):
     # XOAUTH2 lines carry a long base64 token; aiosmtpd's 512-byte default would cut them.
     line_length_limit = 8192
@@ -163,7 +230,49 @@ class _PeerSMTP(SMTP):
 
     def __init__(self, *args: Any, peer: SmtpPeer, **kwargs: Any) -> None:
         self._peer = peer
+        self.delivered_here = 0  # messages delivered on this connection
         super().__init__(*args, **kwargs)
+
+    async def _fault(self, stage: str) -> bool:
+        """Apply an injected fault; True when it answered (or dropped) in the command's place."""
+        fault = self._peer.take_fault(stage)
+        if fault is None:
+            return False
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault.drop:
+            _drop(self)
+            return True
+        if fault.reply:
+            await self.push(fault.reply)
+            if fault.reply.startswith("421"):
+                _drop(self)
+            return True
+        return False
+
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:  # noqa: N802
+        limit = self._peer.close_after
+        if limit is not None and self.delivered_here >= limit:
+            if self._peer.close_reply:
+                await self.push(self._peer.close_reply)
+            _drop(self)
+            return
+        if await self._fault("MAIL"):
+            return
+        await super().smtp_MAIL(arg)
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self, arg: str | None) -> None:  # noqa: N802
+        if await self._fault("RCPT"):
+            return
+        await super().smtp_RCPT(arg)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:  # noqa: N802
+        if await self._fault("DATA"):
+            return
+        await super().smtp_DATA(arg)
 
     def _create_session(self) -> Session:
         return _QuietSession(self.loop)
@@ -180,6 +289,8 @@ class _PeerSMTP(SMTP):
     async def smtp_AUTH(self, arg: str) -> None:  # noqa: N802
         with self._peer.lock:
             self._peer.auth_commands += 1
+        if await self._fault("AUTH"):
+            return
         await super().smtp_AUTH(arg)
 
     def connection_made(self, transport: Any) -> None:

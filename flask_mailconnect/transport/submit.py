@@ -1,0 +1,294 @@
+"""SMTP submission of one message over an open connection, and the Sent copy over IMAP.
+
+:func:`submit` runs MAIL, RCPT and DATA itself instead of ``smtplib.sendmail`` because the one
+thing a sender must know after a failure is whether the server may already hold the message:
+``sendmail`` reports a connection lost while the data was being written and one lost while
+waiting for the answer to the final "." the same way. Here the first is ``transient`` (the
+message was never complete, sending again is safe) and the second ``unknown`` (the server may
+have accepted it: never sent again automatically).
+
+No Flask and no SQLAlchemy: sending.py maps :class:`SubmitFailed` to the typed errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import logging
+import re
+import smtplib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from imapclient import IMAPClient
+from imapclient.imapclient import SEEN, SENT
+
+from . import errors
+from .errors import ConnectionFailed
+from .imap import open_imap
+from .netguard import socket_error_code
+from .settings import ServerSettings, TransportOptions
+
+log = logging.getLogger(__name__)
+
+#: ``transient``: not accepted, trying again may work; ``permanent``: not accepted, will fail
+#: again; ``unknown``: the data was complete, the answer never came (may have been accepted).
+Kind = Literal["transient", "permanent", "unknown"]
+#: Where it failed: ``mail``, ``rcpt``, ``data`` (the DATA command or writing the message) or
+#: ``end`` (waiting for the answer after the final ".").
+Stage = Literal["mail", "rcpt", "data", "end"]
+
+_CRLF = b"\r\n"
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+_BARE_CR = re.compile(rb"\r(?!\n)")
+_REPLY_TEXT = re.compile(r"[^\x20-\x7e]+")
+
+
+def reply_text(reply: bytes | str) -> str:
+    """A server's reply as short printable ASCII (it may be logged or shown to a developer)."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return _REPLY_TEXT.sub(" ", text).strip()[:200]
+
+
+@dataclass
+class SubmitResult:
+    """What the server accepted: recipients in the order given, and those refused with why."""
+
+    accepted: list[str]
+    refused: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+
+class SubmitFailed(Exception):
+    """The message was not (or may not have been) accepted; see :data:`Kind` and :data:`Stage`.
+
+    ``connection_usable`` is True when the conversation is still in a known state (after a
+    refusal and RSET) so the next message may use the same connection.
+    """
+
+    def __init__(
+        self,
+        kind: Kind,
+        stage: Stage,
+        *,
+        code: str,
+        smtp_code: int | None = None,
+        reply: str = "",
+        refused: dict[str, tuple[int, str]] | None = None,
+        connection_usable: bool = False,
+    ) -> None:
+        super().__init__(f"{kind} at {stage}: {code} {smtp_code or ''}".strip())
+        self.kind = kind
+        self.stage = stage
+        self.code = code
+        self.smtp_code = smtp_code
+        self.reply = reply
+        self.refused = dict(refused or {})
+        self.connection_usable = connection_usable
+
+
+def _kind_for(smtp_code: int) -> Kind:
+    return "transient" if 400 <= smtp_code < 500 else "permanent"
+
+
+def _reply_code(smtp_code: int) -> str:
+    return "smtp_transient" if 400 <= smtp_code < 500 else "smtp_rejected"
+
+
+def _lost(exc: BaseException) -> str:
+    code = socket_error_code(exc)
+    return errors.CONNECTION_LOST if code == errors.NETWORK_ERROR else code
+
+
+def _rset(client: smtplib.SMTP) -> bool:
+    """RSET after a refused transaction; False when the connection is no longer usable."""
+    try:
+        code, _ = client.docmd("RSET")
+    except (smtplib.SMTPException, OSError):
+        return False
+    return code == 250
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """Line endings as CRLF, leading dots doubled, and the terminating CRLF "." CRLF."""
+    data = _BARE_CR.sub(_CRLF, _BARE_LF.sub(_CRLF, data))
+    data = re.sub(rb"(?m)^\.", b"..", data)
+    if not data.endswith(_CRLF):
+        data += _CRLF
+    return data + b"." + _CRLF
+
+
+def submit(
+    client: smtplib.SMTP,
+    envelope_from: str,
+    recipients: list[str],
+    data: bytes,
+    *,
+    smtputf8: bool = False,
+) -> SubmitResult:
+    """One SMTP transaction on an authenticated connection. Raises :class:`SubmitFailed`.
+
+    Some recipients refused while others are accepted is a success listing the refused ones;
+    all refused is a failure (``transient`` when any refusal was a 4xx).
+    """
+    mail_options: list[str] = []
+    if smtputf8:
+        if not client.has_extn("smtputf8"):
+            raise SubmitFailed(
+                "permanent", "mail", code="smtputf8_unsupported", connection_usable=True
+            )
+        mail_options.append("SMTPUTF8")
+    if client.has_extn("8bitmime") and any(b > 127 for b in data):
+        mail_options.append("BODY=8BITMIME")
+    # MAIL FROM. A connection lost here (the server closed it between messages) is safe to retry.
+    try:
+        code, reply = client.mail(envelope_from, mail_options)
+    except smtplib.SMTPServerDisconnected as exc:
+        raise SubmitFailed("transient", "mail", code=_lost(exc)) from None
+    except OSError as exc:
+        raise SubmitFailed("transient", "mail", code=_lost(exc)) from None
+    if code != 250:
+        usable = code != 421 and _rset(client)
+        raise SubmitFailed(
+            _kind_for(code), "mail", code=_reply_code(code), smtp_code=code,
+            reply=reply_text(reply), connection_usable=usable,
+        )  # fmt: skip
+    accepted: list[str] = []
+    refused: dict[str, tuple[int, str]] = {}
+    for rcpt in recipients:
+        try:
+            code, reply = client.rcpt(rcpt)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise SubmitFailed("transient", "rcpt", code=_lost(exc), refused=refused) from None
+        if code in (250, 251):
+            accepted.append(rcpt)
+        elif code == 421:  # closing: nothing was accepted
+            raise SubmitFailed(
+                "transient", "rcpt", code="smtp_transient", smtp_code=code,
+                reply=reply_text(reply), refused=refused,
+            )  # fmt: skip
+        else:
+            refused[rcpt] = (code, reply_text(reply))
+    if not accepted:
+        any_temporary = any(400 <= c < 500 for c, _ in refused.values())
+        raise SubmitFailed(
+            "transient" if any_temporary else "permanent", "rcpt",
+            code="recipients_refused", smtp_code=next(iter(refused.values()))[0],
+            refused=refused, connection_usable=_rset(client),
+        )  # fmt: skip
+    # DATA: until the final "." has been written, the message cannot have been accepted.
+    try:
+        client.putcmd("data")
+        code, reply = client.getreply()
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        raise SubmitFailed("transient", "data", code=_lost(exc), refused=refused) from None
+    if code != 354:
+        usable = code != 421 and _rset(client)
+        raise SubmitFailed(
+            _kind_for(code), "data", code=_reply_code(code), smtp_code=code,
+            reply=reply_text(reply), refused=refused, connection_usable=usable,
+        )  # fmt: skip
+    try:
+        client.send(_dot_stuffed(data))
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        raise SubmitFailed("transient", "data", code=_lost(exc), refused=refused) from None
+    # The whole message is out. From here a missing answer means "may have been delivered".
+    try:
+        code, reply = client.getreply()
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        raise SubmitFailed(
+            "unknown", "end", code="delivery_unknown", reply=_lost(exc), refused=refused
+        ) from None
+    if code != 250:
+        raise SubmitFailed(
+            _kind_for(code), "end", code=_reply_code(code), smtp_code=code,
+            reply=reply_text(reply), refused=refused, connection_usable=code != 421,
+        )  # fmt: skip
+    return SubmitResult(accepted=accepted, refused=refused)
+
+
+def quit_quietly(client: smtplib.SMTP | None) -> None:
+    """QUIT if the server still listens; close the socket in any case."""
+    if client is None:
+        return
+    try:
+        if client.sock is not None:
+            client.quit()
+    except (smtplib.SMTPException, OSError):
+        pass
+    finally:
+        client.close()
+
+
+# -- the Sent copy ------------------------------------------------------------------------------
+
+
+def sent_folder(client: IMAPClient, mapped: str | None) -> str | None:
+    """The folder to keep sent mail in: the mapped one, else the \\Sent SPECIAL-USE folder
+    (imapclient also recognises the common names "Sent", "Sent Items"...)."""
+    if mapped:
+        return mapped
+    return client.find_special_folder(SENT)
+
+
+def append_message(
+    client: IMAPClient,
+    folder: str,
+    message_bytes: bytes,
+    flags: tuple[bytes, ...] = (SEEN,),
+    msg_time: datetime | None = None,
+) -> None:
+    """APPEND one message to ``folder`` with ``flags`` (``\\Seen`` by default)."""
+    client.append(folder, message_bytes, flags=flags, msg_time=msg_time)
+
+
+class SentCopy:
+    """One lazily opened IMAP connection that appends sent messages to the Sent folder.
+
+    Used for one message (send) or many (a bulk session). :meth:`save` never raises: it
+    returns ``None`` on success or a stable code (``no_sent_folder`` or a transport code).
+    """
+
+    def __init__(
+        self, settings: ServerSettings, options: TransportOptions, mapped: str | None
+    ) -> None:
+        self._settings = settings
+        self._options = options
+        self._mapped = mapped
+        self._client: IMAPClient | None = None
+        self._folder: str | None = None
+
+    @property
+    def folder(self) -> str | None:
+        """The folder copies go to, once the first save found it."""
+        return self._folder
+
+    def save(self, message_bytes: bytes, when: datetime | None = None) -> str | None:
+        for attempt in (1, 2):  # the connection may have timed out between two messages
+            try:
+                if self._client is None:
+                    self._client = open_imap(self._settings, self._options)
+                    self._folder = sent_folder(self._client, self._mapped)
+                if self._folder is None:
+                    return "no_sent_folder"
+                append_message(self._client, self._folder, message_bytes, msg_time=when)
+                return None
+            except ConnectionFailed as exc:
+                return exc.code
+            except (imaplib.IMAP4.abort, OSError) as exc:
+                self.close()
+                if attempt == 2:
+                    return _lost(exc)
+            except Exception as exc:  # a NO to APPEND, a missing folder: not the send's fault
+                log.info("Sent copy refused: %s", type(exc).__name__)
+                return "append_failed"
+        return errors.CONNECTION_LOST  # pragma: no cover - the loop always returns
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.logout()
+            except Exception:
+                with contextlib.suppress(Exception):
+                    client.shutdown()
