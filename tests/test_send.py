@@ -7,6 +7,7 @@ import email
 import email.policy
 import ssl
 from collections.abc import Iterator
+from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -403,3 +404,72 @@ def test_a_failed_sent_copy_does_not_fail_the_send(
     assert len(smtp_starttls.messages) == 1 and account.status == AccountStatus.CONNECTED
     assert smtp_starttls.password not in caplog.text
     assert account.last_sent_at is not None and utcnow() >= account.last_sent_at
+
+
+# -- OAuth (XOAUTH2) and Microsoft Graph ---------------------------------------------------------
+
+
+def _oauth_account(
+    peer_app: Flask, db: Any, smtp: Any, oauth: Any, flavour: str = "google", **fields: Any
+) -> MailAccount:
+    from tests.peers.oauth import CLIENT_ID
+    from tests.test_tokens import provider_config
+
+    config = provider_config(oauth)
+    config["microsoft"]["graph_url"] = fields.pop("graph_url", None)
+    peer_app.config["MAILCONNECT_PROVIDERS"] = config
+    scope = fields.pop("scope", None)
+    extra = {"scope": scope} if scope else {}
+    tokens = oauth.issue_token(smtp.user, client_id=CLIENT_ID, flavour=flavour, **extra)
+    return make_account(
+        db, smtp, provider=flavour, auth_method="oauth2", password=None,
+        access_token=tokens["access_token"], refresh_token=tokens["refresh_token"],
+        token_expires_at=utcnow() + timedelta(hours=1), token_scopes=tokens["scope"], **fields,
+    )  # fmt: skip
+
+
+def test_xoauth2_send_with_a_token_from_the_oauth_server(
+    peer_app: Flask, mailconnect: MailConnect, db: Any, smtp_starttls: Any, oauth_provider: Any
+) -> None:
+    account = _oauth_account(peer_app, db, smtp_starttls, oauth_provider)
+    result = mailconnect.send(message(), account=account)
+    assert smtp_starttls.auth_attempts == [("XOAUTH2", smtp_starttls.user)]
+    assert smtp_starttls.messages[0].login == smtp_starttls.user
+    assert result.sent_copy is None  # Google keeps its own copy
+
+
+def test_revoked_token_needs_reconnect_and_signals_once(
+    peer_app: Flask, mailconnect: MailConnect, db: Any, smtp_starttls: Any, oauth_provider: Any
+) -> None:
+    account = _oauth_account(peer_app, db, smtp_starttls, oauth_provider)
+    oauth_provider.revoke_user(smtp_starttls.user)  # access and refresh tokens die at Google
+    fired: list[str] = []
+    with account_needs_reconnect.connected_to(
+        lambda sender, **kw: fired.append(kw["reason"]), peer_app
+    ):
+        with pytest.raises(AccountNeedsReconnectError) as caught:
+            mailconnect.send(message(), account=account)
+        with pytest.raises(AccountNeedsReconnectError):
+            mailconnect.send(message(), account=account)
+    assert not caught.value.retryable
+    assert account.status == AccountStatus.NEEDS_RECONNECT and fired == ["token_revoked"]
+    assert smtp_starttls.messages == []
+
+
+def test_graph_send_for_an_account_set_to_graph(
+    peer_app: Flask, mailconnect: MailConnect, db: Any, smtp_starttls: Any, oauth_provider: Any,
+    graph: Any,
+) -> None:  # fmt: skip
+    account = _oauth_account(
+        peer_app, db, smtp_starttls, oauth_provider, flavour="microsoft", send_via="graph",
+        graph_url=graph.url, scope="openid email offline_access https://graph.microsoft.com/Mail.Send",
+    )  # fmt: skip
+    result = mailconnect.send(message(Bcc="dave@example.net"), account=account)
+    [sent] = graph.sent
+    mime = parsed(sent["mime"] if isinstance(sent["mime"], bytes) else sent["mime"].encode())
+    assert mime["Message-ID"] == result.message_id and mime["Bcc"] == "dave@example.net"
+    assert result.via == "graph" and smtp_starttls.messages == []
+    graph.queue_failure(429, "ApplicationThrottled", "7")
+    with pytest.raises(TransientSendError) as caught:
+        mailconnect.send(message(), account=account)
+    assert caught.value.retry_after == 7 and len(graph.sent) == 1
