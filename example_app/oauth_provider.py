@@ -114,11 +114,22 @@ class _QuietHandler(WSGIRequestHandler):
 # -- storage --------------------------------------------------------------------------------
 
 
+#: The tenant id the Microsoft flavour puts in ``tid`` (Microsoft's consumer tenant).
+DEFAULT_TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
+#: Microsoft resources: an access token is for exactly one of them (its audience).
+OUTLOOK_RESOURCE = "https://outlook.office.com"
+GRAPH_RESOURCE = "https://graph.microsoft.com"
+
+
 @dataclass
 class User:
     email: str
     sub: str
     name: str = ""
+    #: Whether the provider vouches for ``email`` (Google ``email_verified``, Microsoft
+    #: ``xms_edov``); False plays an identity that merely claims the address.
+    verified: bool = True
+    tid: str = DEFAULT_TENANT_ID
 
 
 @dataclass
@@ -201,12 +212,16 @@ class Token(TokenMixin):
     expires_in: int
     access_revoked: bool = False
     refresh_revoked: bool = False
+    #: Microsoft: the one resource this access token is for (``aud`` at introspection).
+    audience: str | None = None
+    #: Everything consented to in the flow this token descends from (what refreshes may ask).
+    consented: str = ""
 
     def check_client(self, client: ClientMixin) -> bool:
         return self.client.client_id == client.get_client_id()
 
     def get_scope(self) -> str:
-        return self.scope
+        return self.consented or self.scope
 
     def get_expires_in(self) -> int:
         return self.expires_in
@@ -359,7 +374,10 @@ class _OpenID(OpenIDCode):
         }
 
     def generate_user_info(self, user: User, scope: str) -> UserInfo:
-        return self.provider._claims(user, scope, self.flavour)
+        claims = self.provider._claims(user, scope, self.flavour)
+        # Knob for negative tests: forged aud / iss / nonce / exp in the next id_tokens.
+        claims.update(self.provider.id_token_claims)
+        return claims
 
 
 class _Introspection(IntrospectionEndpoint):
@@ -390,6 +408,7 @@ class _Introspection(IntrospectionEndpoint):
         return self.introspect_token(token)
 
     def introspect_token(self, token: Token) -> dict[str, Any]:
+        audience = token.audience or token.client.client_id
         return {
             "active": True,
             "client_id": token.client.client_id,
@@ -398,7 +417,7 @@ class _Introspection(IntrospectionEndpoint):
             "email": token.user.email,
             "scope": token.scope,
             "sub": token.user.sub,
-            "aud": token.client.client_id,
+            "aud": audience,
             "iss": self.provider.urls(token.flavour).issuer,
             "exp": int(token.issued_at + token.expires_in),
             "iat": int(token.issued_at),
@@ -501,6 +520,10 @@ class OAuthProviderServer:
             self.token_requests = 0
             self.refresh_requests = 0
             self.userinfo_requests = 0
+            #: Claims forced into the next id_tokens (forged ``aud``, ``iss``, ``nonce``, ``exp``).
+            self.id_token_claims: dict[str, Any] = {}
+            #: Scopes of every token request, in order (``None`` when the request named none).
+            self.requested_scopes: list[str | None] = []
 
     def fail_token_endpoint_with(self, status: int | None) -> None:
         """Answer every token request with ``status`` (e.g. 503); None restores service."""
@@ -514,6 +537,24 @@ class OAuthProviderServer:
                 sub = hashlib.sha256(email.lower().encode()).hexdigest()[:21]
                 user = User(email=email, sub=sub, name=name or email.split("@")[0].title())
                 self._users[email.lower()] = user
+            return user
+
+    def replace_identity(
+        self, email: str, *, verified: bool = True, tid: str = DEFAULT_TENANT_ID
+    ) -> User:
+        """From now on, consent as ``email`` signs in a *different* identity (new ``sub``,
+        ``oid``) claiming that address: another tenant's user who set it as their mail, say.
+        ``verified=False``: the provider does not vouch for it (``xms_edov`` / ``email_verified``
+        false). Tokens already issued stay with the old identity."""
+        with self.lock:
+            user = User(
+                email=email,
+                sub=secrets.token_hex(11),
+                name=email.split("@")[0].title(),
+                verified=verified,
+                tid=tid,
+            )
+            self._users[email.lower()] = user
             return user
 
     def register_client(
@@ -564,14 +605,21 @@ class OAuthProviderServer:
         with self.lock:
             client = self._clients[client_id]
             user = self.add_user(email or self.default_user)
+            consented = scope or " ".join(default_scopes(flavour))
             token = {
                 "access_token": _new_token(flavour, "access"),
                 "refresh_token": _new_token(flavour, "refresh"),
                 "token_type": "Bearer",
                 "expires_in": self.expires_in,
-                "scope": scope or " ".join(default_scopes(flavour)),
+                "scope": consented,
             }
-            self._store(token, client, user, flavour, family=next(self._families))
+            audience = None
+            if flavour == MICROSOFT:
+                token["scope"], audience = one_resource(consented)
+            self._store(
+                token, client, user, flavour, family=next(self._families),
+                audience=audience, consented=consented,
+            )  # fmt: skip
             return token
 
     def token_active(self, access_token: str) -> bool:
@@ -589,6 +637,7 @@ class OAuthProviderServer:
                 "scope": token.scope,
                 "flavour": token.flavour,
                 "client_id": token.client.client_id,
+                "audience": token.audience,
             }
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -677,7 +726,15 @@ class OAuthProviderServer:
         return self._clients.get(client_id)
 
     def _store(
-        self, token: dict[str, Any], client: Client, user: User, flavour: str, *, family: int
+        self,
+        token: dict[str, Any],
+        client: Client,
+        user: User,
+        flavour: str,
+        *,
+        family: int,
+        audience: str | None = None,
+        consented: str = "",
     ) -> Token:
         item = Token(
             access_token=token["access_token"],
@@ -689,6 +746,8 @@ class OAuthProviderServer:
             family=family,
             issued_at=time.time(),
             expires_in=int(token["expires_in"]),
+            audience=audience,
+            consented=consented or token.get("scope", ""),
         )
         self._tokens.append(item)
         self._by_access[item.access_token] = item
@@ -699,11 +758,44 @@ class OAuthProviderServer:
     def _save_token(self, token: dict[str, Any], req: Any, flavour: str) -> None:
         if self.omit_refresh_token:
             token.pop("refresh_token", None)
+        parent: Token | None = req.refresh_token
+        consented = parent.consented if parent is not None else str(token.get("scope") or "")
+        audience = None
         if flavour == MICROSOFT:
             token["ext_expires_in"] = token["expires_in"]
-        parent: Token | None = req.refresh_token
+            # One token per resource: the first one asked for (Microsoft's v2 endpoint).
+            token["scope"], audience = one_resource(str(token.get("scope") or ""))
         family = parent.family if parent is not None else next(self._families)
-        self._store(token, req.client, req.user, flavour, family=family)
+        self._store(
+            token, req.client, req.user, flavour, family=family,
+            audience=audience, consented=consented,
+        )  # fmt: skip
+
+    def _microsoft_refresh_scope(self, form: Any) -> Response | None:
+        """Microsoft's answers to a refresh asking for scopes it will not grant in one token."""
+        scope = str(form.get("scope") or "")
+        resources = {r for r in map(_resource, scope.split()) if r}
+        if len(resources) > 1:
+            body = _ms_error(
+                "invalid_request",
+                28000,
+                "Provided value for the input parameter scope is not valid because it contains "
+                "more than one resource.",
+            )
+            return Response(json.dumps(body), status=400, mimetype="application/json")
+        parent = self._by_refresh.get(str(form.get("refresh_token") or ""))
+        if parent is not None and not parent.refresh_revoked:
+            consented = set(parent.consented.split())
+            missing = [s for s in scope.split() if _resource(s) and s not in consented]
+            if missing:
+                body = _ms_error(
+                    "invalid_grant",
+                    65001,
+                    "The user or administrator has not consented to use the application.",
+                )
+                body["suberror"] = "consent_required"
+                return Response(json.dumps(body), status=400, mimetype="application/json")
+        return None
 
     def _revoke_family(self, family: int) -> None:
         for token in self._tokens:
@@ -715,10 +807,14 @@ class OAuthProviderServer:
         scopes = scope.split()
         if "email" in scopes and not self.omit_email:
             claims["email"] = user.email
-            claims["email_verified"] = True
+            if flavour == GOOGLE:
+                claims["email_verified"] = user.verified
         if flavour == MICROSOFT:
-            claims["tid"] = "9188040d-6c67-4c5b-b112-36a304b66dad"
+            claims["tid"] = user.tid
             claims["oid"] = str(uuid.uuid5(uuid.NAMESPACE_URL, user.sub))
+            # Optional claim: "email domain owner verified" (absent/false: anyone may have set
+            # this address on their account).
+            claims["xms_edov"] = user.verified
             claims["ver"] = "2.0"
             claims["name"] = user.name
             if not self.omit_email:
@@ -803,8 +899,13 @@ class OAuthProviderServer:
             grant_type = request.form.get("grant_type")
             if grant_type == "refresh_token":
                 self.refresh_requests += 1
+            self.requested_scopes.append(request.form.get("scope"))
             if self.token_endpoint_status is not None:
                 return _unavailable(flavour, self.token_endpoint_status)
+            if flavour == MICROSOFT and grant_type == "refresh_token":
+                refused = self._microsoft_refresh_scope(request.form)
+                if refused is not None:
+                    return refused
             response = servers[flavour].create_token_response()
             if response.status_code >= 400:
                 return _shape_error(flavour, response, grant_type)
@@ -895,6 +996,24 @@ def default_scopes(flavour: str) -> tuple[str, ...]:
         "https://outlook.office.com/IMAP.AccessAsUser.All",
         "https://outlook.office.com/SMTP.Send",
     )
+
+
+def _resource(scope: str) -> str | None:
+    """The resource a Microsoft scope belongs to (``https://graph.microsoft.com/Mail.Send`` ->
+    ``https://graph.microsoft.com``); None for OpenID scopes and ``offline_access``."""
+    if "://" not in scope:
+        return None
+    scheme, rest = scope.split("://", 1)
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+def one_resource(scope: str) -> tuple[str, str | None]:
+    """The scopes a Microsoft access token gets for ``scope``: those of its first resource
+    (plus the OpenID ones), and that resource (the token's audience)."""
+    items = scope.split()
+    first = next((r for r in map(_resource, items) if r), None)
+    kept = [s for s in items if _resource(s) in (None, first)]
+    return " ".join(kept), first
 
 
 def _new_token(flavour: str, kind: str) -> str:
@@ -1055,9 +1174,12 @@ def pkce_pair() -> tuple[str, str]:
 
 __all__ = [
     "GOOGLE",
+    "GRAPH_RESOURCE",
     "MICROSOFT",
+    "OUTLOOK_RESOURCE",
     "FlavourURLs",
     "OAuthProviderServer",
     "default_scopes",
+    "one_resource",
     "pkce_pair",
 ]

@@ -647,13 +647,16 @@ def _apply_grant(account: MailAccount, grant: OAuthGrant) -> None:
     account.token_expires_at = grant.expires_at
     account.token_refreshed_at = utcnow()
     account.token_scopes = grant.scopes
+    # A Graph token of an earlier grant is not this grant's: fetched again when needed.
+    account.graph_access_token = None
+    account.graph_token_expires_at = None
     account.status = AccountStatus.CONNECTED
     account.last_error_code = account.last_error_message = None
 
 
 def _forget_tokens(state: _State, account: MailAccount) -> None:
     """Like :func:`_forget_password`: flushed (encrypted) tokens leave the instance."""
-    state.session.expire(account, ["access_token", "refresh_token"])
+    state.session.expire(account, ["access_token", "refresh_token", "graph_access_token"])
 
 
 def _grant_email(grant: OAuthGrant) -> str:
@@ -731,7 +734,7 @@ def reconnect_oauth(
     email = _grant_email(grant)
     if email.lower() != account.email.lower():
         raise OAuthFlowError("different_email", email, provider=grant.provider)
-    forget = ["access_token", "refresh_token"]
+    forget = ["access_token", "refresh_token", "graph_access_token"]
     if account.auth_method != "oauth2":  # a password account switching to OAuth
         account.password = None
         forget.append("password")
@@ -817,16 +820,31 @@ def _oauth_preset_key(account: MailAccount) -> str | None:
 def _try_graph(
     state: _State, account: MailAccount, report: ConnectionReport, token: str
 ) -> ConnectionReport:
-    """SMTP AUTH is off: send through Microsoft Graph when ``Mail.Send`` was granted."""
+    """SMTP AUTH is off: send through Microsoft Graph when ``Mail.Send`` was granted.
+
+    Graph takes no SMTP/IMAP token (another audience): a Graph token is obtained with the
+    account's refresh token (:func:`~.oauth.tokens.fresh_graph_token`), and whether
+    ``Mail.Send`` was granted is read from that token's answer, not from the consent's scopes.
+    """
     from .oauth.providers import current_oauth_providers
+    from .oauth.tokens import GraphNotGranted, TokenError, fresh_graph_token
     from .transport.graph import check_graph
 
-    granted = GRAPH_MAIL_SEND.lower() in (account.token_scopes or "").lower().split()
     provider = current_oauth_providers().get(account.provider)
+    asked = provider is not None and GRAPH_MAIL_SEND.lower() in (s.lower() for s in provider.scopes)
     smtp = report.smtp
-    if granted and provider is not None and provider.graph_url:
+    if asked and provider is not None and provider.graph_url:
         options = state.transport_options()
-        result = check_graph(token, provider.graph_url, options.timeout, options.ca_file)
+        try:
+            graph_token = fresh_graph_token(state, account)
+        except GraphNotGranted:
+            account.send_via = "smtp"
+            return replace(report, smtp=replace(smtp, message=SMTP_AUTH_OFF + GRAPH_HINT))
+        except TokenError as exc:
+            account.send_via = "smtp"
+            message = f"{SMTP_AUTH_OFF} Sending through Microsoft Graph failed as well: {exc}"
+            return replace(report, smtp=replace(smtp, message=message))
+        result = check_graph(graph_token, provider.graph_url, options.timeout, options.ca_file)
         if result.ok:
             account.send_via = "graph"
             smtp = replace(

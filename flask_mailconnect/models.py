@@ -80,6 +80,9 @@ class MailAccount(Base):
         sa.Index("ix_mailconnect_account_status_id", "status", "id"),
         sa.Index("ix_mailconnect_account_provider_id", "provider", "id"),
         sa.Index("ix_mailconnect_account_kind_id", "owner_kind", "id"),
+        # One account per provider identity (OAuth): "connected elsewhere" stays race-safe.
+        # NULLs (password and hand-over accounts) never collide on SQLite, PostgreSQL, MariaDB.
+        sa.UniqueConstraint("provider", "oauth_subject", name="uq_mailconnect_account_subject"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -122,6 +125,16 @@ class MailAccount(Base):
     token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     token_refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     token_scopes: Mapped[str] = mapped_column(sa.Text, default="")  # space-separated, as granted
+    # Microsoft issues one access token per resource: the Graph (Mail.Send) token is obtained
+    # with the same refresh token and kept apart from the SMTP/IMAP one (oauth/tokens.py).
+    graph_access_token: Mapped[str | None] = mapped_column(
+        EncryptedText, default=None, deferred=True, deferred_raiseload=True
+    )
+    graph_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The provider's stable identity of the signed-in person, bound at first consent: reconnects
+    # must come back with the same one (an address claim alone is not an identity).
+    oauth_issuer: Mapped[str | None] = mapped_column(sa.String(255), default=None)
+    oauth_subject: Mapped[str | None] = mapped_column(sa.String(255), default=None)
     # How mail leaves: "smtp", or "graph" (Microsoft Graph sendMail, for tenants without SMTP AUTH)
     send_via: Mapped[str] = mapped_column(sa.String(16), default="smtp")
 
@@ -212,7 +225,7 @@ class AuditEvent(Base):
 
 #: Models whose columns are encrypted, with those columns (used by ``rotate-key``).
 ENCRYPTED_COLUMNS: dict[type[Base], tuple[str, ...]] = {
-    MailAccount: ("password", "access_token", "refresh_token"),
+    MailAccount: ("password", "access_token", "refresh_token", "graph_access_token"),
 }
 
 

@@ -68,7 +68,7 @@ def test_revoked_token_is_token_rejected(graph: Any, oauth_provider: Any, peer_c
 def test_token_without_mail_send_is_graph_send_denied(
     graph: Any, oauth_provider: Any, peer_certs: Any
 ) -> None:
-    token = _token(oauth_provider, scope="openid email https://outlook.office.com/SMTP.Send")
+    token = _token(oauth_provider, scope="openid email https://graph.microsoft.com/User.Read")
     with pytest.raises(ConnectionFailed) as caught:
         _send(graph, token, peer_certs.ca_file)
     assert caught.value.code == errors.GRAPH_SEND_DENIED

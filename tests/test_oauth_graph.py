@@ -19,6 +19,7 @@ from flask.testing import FlaskClient
 
 from flask_mailconnect import MailAccount
 from flask_mailconnect.oauth.flow import GRAPH_MAIL_SEND
+from flask_mailconnect.oauth.tokens import GRAPH_SCOPE
 from tests import hostapp
 from tests.conftest import login
 from tests.peers.oauth import CLIENT_ID
@@ -91,14 +92,18 @@ def _account(app: Flask) -> MailAccount:
 
 
 def test_smtp_auth_off_sends_through_graph_when_mail_send_was_granted(
-    make_app: Callable[[bool], Flask], smtp_starttls: Any, graph: Any
+    make_app: Callable[[bool], Flask], smtp_starttls: Any, graph: Any, oauth_provider: Any
 ) -> None:
     app = make_app(True)
     client, response, scope = _connect_disabled_mailbox(app, smtp_starttls)
     assert GRAPH_MAIL_SEND in scope.split()
     account = _account(app)
     assert account.email == smtp_starttls.auth_disabled_user
-    assert GRAPH_MAIL_SEND in (account.token_scopes or "").split()
+    # Microsoft issues one token per resource: the SMTP/IMAP token has no Graph scope (Graph
+    # refuses its audience); a Graph token came from a refresh asking for Graph alone.
+    assert GRAPH_MAIL_SEND not in (account.token_scopes or "").split()
+    assert GRAPH_SCOPE in oauth_provider.requested_scopes
+    assert account.graph_token_expires_at is not None
     assert ("GET", "/v1.0/me") in graph.requests  # the token was checked at Graph itself
     assert account.send_via == "graph" and account.status == "connected"
     assert account.last_error_code is None and account.last_success_at is not None
@@ -150,3 +155,26 @@ def test_mail_send_granted_but_graph_refuses_says_so(
     message = account.last_error_message or ""
     assert "Microsoft Graph failed as well" in message
     assert "connect again and allow sending" not in message
+
+
+def test_graph_refuses_the_smtp_imap_token(oauth_provider: Any, graph: Any, peer_certs: Any):
+    """The peers play Microsoft's audiences: Graph refuses an Outlook token, and the mail
+    servers' introspection check refuses a Graph token."""
+    from flask_mailconnect.transport.graph import check_graph
+    from tests.peers.oauth import MICROSOFT, introspection_for
+
+    scope = (
+        "openid email offline_access https://outlook.office.com/SMTP.Send "
+        "https://graph.microsoft.com/Mail.Send"
+    )
+    outlook = oauth_provider.issue_token(client_id=CLIENT_ID, flavour=MICROSOFT, scope=scope)[
+        "access_token"
+    ]
+    assert not check_graph(outlook, graph.url, 5, peer_certs.ca_file).ok
+    graph_token = oauth_provider.issue_token(
+        client_id=CLIENT_ID, flavour=MICROSOFT, scope=GRAPH_SCOPE
+    )["access_token"]
+    assert check_graph(graph_token, graph.url, 5, peer_certs.ca_file).ok
+    check = introspection_for(oauth_provider)
+    assert check.check(outlook)["active"] is True
+    assert check.check(graph_token) == {"active": False}

@@ -26,7 +26,7 @@ from flask_mailconnect import (
     token_refreshed,
 )
 from flask_mailconnect.models import utcnow
-from flask_mailconnect.oauth.tokens import fresh_access_token, revoke_tokens
+from flask_mailconnect.oauth.tokens import GRAPH_SCOPE, fresh_access_token, revoke_tokens
 from tests import hostapp
 from tests.conftest import database_urls
 from tests.peers import free_port
@@ -267,7 +267,112 @@ def test_microsoft_gets_the_granted_scopes_back_on_refresh(
         account_id, old = add_account(provider, MICROSOFT, expires_in=timedelta(0))
         fresh_access_token(state(), load(account_id))
         # the server answers with the scopes it granted for this refresh
-        assert set(load(account_id).token_scopes.split()) == set(old["scope"].split())
+        granted = set(load(account_id).token_scopes.split())
+        assert granted <= set(old["scope"].split()) | {"offline_access"}
+        assert "https://outlook.office.com/SMTP.Send" in granted
+
+
+def test_microsoft_refresh_asks_for_one_resource_and_offline_access(
+    sqlite_app: Flask, provider: Any
+) -> None:
+    """Even when the consent named Graph too (and the stored scopes say so), a refresh of the
+    SMTP/IMAP token asks for Outlook's scopes only, plus offline_access (AADSTS28000 else)."""
+    graph = "https://graph.microsoft.com/Mail.Send"
+    with sqlite_app.app_context():
+        account_id, _old = add_account(provider, MICROSOFT, expires_in=timedelta(0))
+        stored = hostapp.db.session.get(MailAccount, account_id)
+        assert stored is not None
+        stored.token_scopes = f"openid email {graph} https://outlook.office.com/SMTP.Send"
+        hostapp.db.session.commit()
+        fresh_access_token(state(), load(account_id))
+        [scope] = provider.requested_scopes
+        assert scope is not None
+        assert set(scope.split()) == {"https://outlook.office.com/SMTP.Send", "offline_access"}
+        assert load(account_id).status == AccountStatus.CONNECTED
+
+
+def test_microsoft_refuses_a_refresh_for_two_resources(provider: Any) -> None:
+    """The local server plays Microsoft: one token per resource (the extension relies on it)."""
+    from tests.peers.oauth import refresh
+
+    tokens = provider.issue_token(
+        EMAIL, client_id=CLIENT_ID, flavour=MICROSOFT,
+        scope=f"{MICROSOFT_MAIL} offline_access https://graph.microsoft.com/Mail.Send",
+    )  # fmt: skip
+    both = f"{MICROSOFT_MAIL} https://graph.microsoft.com/Mail.Send offline_access"
+    answer = refresh(provider, tokens["refresh_token"], MICROSOFT, scope=both)
+    assert answer.status_code == 400 and "AADSTS28000" in answer.json()["error_description"]
+    graph = refresh(provider, tokens["refresh_token"], MICROSOFT, scope=GRAPH_SCOPE).json()
+    assert provider.token_info(graph["access_token"])["audience"] == "https://graph.microsoft.com"
+    assert "outlook" not in graph["scope"]
+
+
+# -- Microsoft Graph: its own token, from the one refresh token --------------------------------
+
+MICROSOFT_MAIL = "https://outlook.office.com/SMTP.Send"
+
+
+def add_graph_account(server: Any, *, mail_send: bool = True) -> tuple[int, dict[str, Any]]:
+    scope = f"openid email offline_access {MICROSOFT_MAIL}"
+    if mail_send:
+        scope += " https://graph.microsoft.com/Mail.Send"
+    tokens = server.issue_token(EMAIL, client_id=CLIENT_ID, flavour=MICROSOFT, scope=scope)
+    account = MailAccount(
+        owner_kind="user", owner_id="1", provider=MICROSOFT, auth_method="oauth2", email=EMAIL,
+        username=EMAIL, smtp_host="smtp.example.test", smtp_port=587, smtp_security="starttls",
+        access_token=tokens["access_token"], refresh_token=tokens["refresh_token"],
+        token_expires_at=utcnow() + timedelta(hours=1), token_scopes=tokens["scope"],
+    )  # fmt: skip
+    hostapp.db.session.add(account)
+    hostapp.db.session.commit()
+    return account.id, tokens
+
+
+@pytest.fixture
+def graph_app(provider: Any) -> Iterator[Flask]:
+    config = provider_config(provider)
+    config["microsoft"]["graph_url"] = "https://graph.example.test/v1.0"
+    config["microsoft"]["scopes"] = ["https://graph.microsoft.com/Mail.Send"]
+    app, _ = hostapp.create_app(MAILCONNECT_PROVIDERS=config)
+    yield app
+    with app.app_context():
+        hostapp.db.session.remove()
+        hostapp.db.engine.dispose()
+
+
+def test_graph_token_is_a_separate_token_for_graph(graph_app: Flask, provider: Any) -> None:
+    from flask_mailconnect.oauth.tokens import fresh_graph_token
+
+    with graph_app.app_context():
+        account_id, old = add_graph_account(provider)
+        mail_token = fresh_access_token(state(), load(account_id))
+        assert mail_token == old["access_token"]  # still valid: untouched
+        graph = fresh_graph_token(state(), load(account_id))
+        assert graph != mail_token
+        assert provider.token_info(graph)["audience"] == "https://graph.microsoft.com"
+        assert provider.token_info(mail_token)["audience"] == "https://outlook.office.com"
+        assert provider.requested_scopes == [GRAPH_SCOPE]
+        # The rotated refresh token was kept, and the mail token still refreshes with it.
+        assert fresh_graph_token(state(), load(account_id)) == graph  # cached, no request
+        fresh_access_token(state(), load(account_id), force=True)
+        assert provider.refresh_requests == 2
+        assert load(account_id).status == AccountStatus.CONNECTED
+        raw = hostapp.db.session.execute(
+            sa.text("SELECT graph_access_token FROM mailconnect_account")
+        ).scalar_one()
+        assert graph not in raw  # encrypted at rest
+
+
+def test_graph_not_consented_leaves_the_account_connected(graph_app: Flask, provider: Any) -> None:
+    from flask_mailconnect.oauth.tokens import GraphNotGranted, fresh_graph_token
+
+    with graph_app.app_context():
+        account_id, _old = add_graph_account(provider, mail_send=False)
+        with pytest.raises(GraphNotGranted):
+            fresh_graph_token(state(), load(account_id))
+        account = load(account_id)
+        assert account.status == AccountStatus.CONNECTED and account.graph_token_expires_at is None
+        fresh_access_token(state(), account, force=True)  # the grant still works
 
 
 # -- invalid_grant: the owner must sign in again -----------------------------------------------

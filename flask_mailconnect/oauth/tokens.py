@@ -69,6 +69,16 @@ TOKEN_REVOKED = "token_revoked"
 #: ``last_error_code`` of an OAuth account that has no refresh token left.
 NO_REFRESH_TOKEN = "no_refresh_token"
 
+GRAPH_MAIL_SEND = "https://graph.microsoft.com/Mail.Send"
+#: What a Graph access token is asked for (refresh grant with the account's one refresh
+#: token): Microsoft issues one access token per resource, never Outlook and Graph in one.
+GRAPH_SCOPE = f"{GRAPH_MAIL_SEND} offline_access"
+_GRAPH_RESOURCE = "https://graph.microsoft.com"
+
+#: Which access token of an account: the SMTP/IMAP one ("mail") or the Graph one ("graph").
+MAIL = "mail"
+GRAPH = "graph"
+
 
 class TokenError(MailConnectError):
     """A token could not be obtained. Base class; also raised as itself for provider answers
@@ -84,6 +94,11 @@ class NeedsReconnect(TokenError):
     """The provider refused the grant (``invalid_grant``: revoked, expired, password changed) or
     there is no refresh token: the account is now ``needs_reconnect`` and its owner must sign in
     again."""
+
+
+class GraphNotGranted(TokenError):
+    """The provider gives no Microsoft Graph token with ``Mail.Send`` for this account (not
+    consented, or the answer's scope lacks it). The account itself is unaffected."""
 
 
 class TokenRefreshUnavailable(TokenError):
@@ -211,13 +226,20 @@ class _Row:
     token_scopes: str
     status: str
     last_error_code: str | None
+    graph_access_token: str | None
+    graph_token_expires_at: datetime | None
 
-    def valid_for(self, min_validity: timedelta) -> bool:
-        if not self.access_token:
+    def token(self, kind: str) -> str | None:
+        return self.graph_access_token if kind == GRAPH else self.access_token
+
+    def valid_for(self, min_validity: timedelta, kind: str = MAIL) -> bool:
+        token = self.token(kind)
+        expires = self.graph_token_expires_at if kind == GRAPH else self.token_expires_at
+        if not token:
             return False
-        if self.token_expires_at is None:  # no known expiry: good until a server says not
+        if expires is None:  # no known expiry: good until a server says not
             return True
-        return self.token_expires_at - utcnow() >= min_validity
+        return expires - utcnow() >= min_validity
 
 
 _COLUMNS = (
@@ -228,6 +250,8 @@ _COLUMNS = (
     MailAccount.token_scopes,
     MailAccount.status,
     MailAccount.last_error_code,
+    MailAccount.graph_access_token,
+    MailAccount.graph_token_expires_at,
 )
 
 
@@ -281,12 +305,23 @@ def _locked(state: _State, account_id: int) -> Iterator[tuple[Session, _Row]]:
             raise
 
 
-def _refreshed_since(row: _Row, started: datetime, dialect: str) -> bool:
-    if row.token_refreshed_at is None:
-        return False
-    if dialect in ("mysql", "mariadb"):  # DATETIME keeps whole seconds there
-        started = started.replace(microsecond=0)
-    return row.token_refreshed_at >= started
+def fresh_graph_token(
+    state: _State,
+    account: MailAccount,
+    *,
+    min_validity: timedelta = timedelta(minutes=5),
+    force: bool = False,
+) -> str:
+    """A Microsoft Graph access token (``Mail.Send``) for ``account``, valid for at least
+    ``min_validity``: what :func:`~flask_mailconnect.transport.graph.send_via_graph` and
+    ``check_graph`` need. Never the SMTP/IMAP token (Graph refuses its audience).
+
+    Obtained with the account's one refresh token (refresh grant, scope :data:`GRAPH_SCOPE`),
+    under the same row lock as :func:`fresh_access_token`, and stored apart
+    (``graph_access_token``). Raises :class:`GraphNotGranted` when the provider will not give
+    ``Mail.Send``, else what :func:`fresh_access_token` raises.
+    """
+    return _fresh(state, account, GRAPH, min_validity=min_validity, force=force)
 
 
 def fresh_access_token(
@@ -305,37 +340,42 @@ def fresh_access_token(
     committed before the lock is released, then ``token_refreshed`` fires.
 
     ``force=True`` refreshes even a token that looks valid (a server just rejected it), unless
-    another worker refreshed it after this call started (``token_refreshed_at`` at or after the
-    call's start; to the second on MariaDB/MySQL, whose DATETIME keeps no fractions): then that
-    worker's token is returned. So many workers forcing
-    at once cause one refresh.
+    another worker refreshed it after this call started: the token found under the lock is not
+    the one this call saw when it started (compared by value, so no clock or DATETIME precision
+    is involved). Then that worker's token is returned. So many workers forcing at once cause
+    one refresh.
 
     Raises :class:`NeedsReconnect` (the account is now ``needs_reconnect``;
     ``account_needs_reconnect`` fired if it was not already), :class:`TokenRefreshUnavailable`
     (retry later; nothing changed) or :class:`TokenError`.
     """
+    return _fresh(state, account, MAIL, min_validity=min_validity, force=force)
+
+
+def _fresh(
+    state: _State, account: MailAccount, kind: str, *, min_validity: timedelta, force: bool
+) -> str:
     if account.auth_method != "oauth2":
         raise TokenError(f"Account {account.id} does not sign in with OAuth 2.0.")
-    started = utcnow()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    if not force:
-        with Session(bind=_engine(state)) as peek:
-            row = _read(peek, account.id, lock=False)
-        if row.valid_for(min_validity):
-            assert row.access_token
-            return row.access_token
+    with Session(bind=_engine(state)) as peek:
+        row = _read(peek, account.id, lock=False)
+    seen = row.token(kind)  # what this call started with (force: a server just refused it)
+    if not force and row.valid_for(min_validity, kind):
+        assert seen
+        return seen
     provider = _provider_for(account)
     newly_revoked: str | None = None
     refreshed = False
+    not_granted: GraphNotGranted | None = None
     mirror: Any = None
     error_code = TOKEN_REVOKED
     with _locked(state, account.id) as (session, row):
-        fresh = row.valid_for(min_validity) and (
-            not force or _refreshed_since(row, started, session.get_bind().dialect.name)
-        )
+        current = row.token(kind)
+        fresh = row.valid_for(min_validity, kind) and (not force or current != seen)
         if fresh:
-            assert row.access_token
-            token = row.access_token
+            assert current
+            token = current
         elif not row.refresh_token and row.status == AccountStatus.NEEDS_RECONNECT:
             error_code = row.last_error_code or TOKEN_REVOKED  # already marked: no change
             token = ""
@@ -345,8 +385,10 @@ def fresh_access_token(
             token = ""
         else:
             try:
-                token = _refresh(state, session, account, row, provider)
+                token = _refresh(state, session, account, row, provider, kind)
                 refreshed = True
+            except GraphNotGranted as exc:  # the rotated refresh token is still committed
+                not_granted, token = exc, ""
             except NeedsReconnect:
                 newly_revoked = _mark_needs_reconnect(
                     session, account, row, provider, code=TOKEN_REVOKED
@@ -357,6 +399,8 @@ def fresh_access_token(
     # Committed. Mirror the new values on the caller's instance (without marking it dirty).
     if mirror is not None:
         _sync_instance(account, mirror)
+    if not_granted is not None:
+        raise not_granted
     if refreshed:
         log.info("Refreshed the access token of account %s", account.id)
         signals.token_refreshed.send(app, account=account)
@@ -369,15 +413,84 @@ def fresh_access_token(
     raise NeedsReconnect(_remedy(provider, error_code), error=error_code)
 
 
+def _resource(scope: str) -> str | None:
+    """``https://outlook.office.com/SMTP.Send`` -> ``https://outlook.office.com``; None for
+    ``openid``, ``email``, ``offline_access`` and other plain scopes."""
+    if "://" not in scope:
+        return None
+    scheme, rest = scope.split("://", 1)
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+def mail_refresh_scope(provider: OAuthProvider, granted: str = "") -> str:
+    """The scope of a Microsoft-style refresh for the SMTP/IMAP token: the scopes of one
+    resource (the first one that is not Graph, as granted or else as configured) plus
+    ``offline_access`` (without it no new refresh token comes back). Asking for two resources
+    at once is refused (AADSTS28000)."""
+    base = granted.split() or list(provider.scopes)
+    resources = [r for r in map(_resource, base) if r and r != _GRAPH_RESOURCE]
+    if not resources and granted:
+        base = list(provider.scopes)
+        resources = [r for r in map(_resource, base) if r and r != _GRAPH_RESOURCE]
+    if not resources:  # no resource-qualified scopes: a plain OAuth server
+        kept = [s for s in base if _resource(s) is None]
+    else:
+        kept = [s for s in base if _resource(s) == resources[0]]
+    return " ".join(dict.fromkeys([*kept, "offline_access"]))
+
+
+def _granted(result: Mapping[str, Any], wanted: str) -> bool:
+    """Whether ``wanted`` is among the scopes of a token response (its ``scope``, else the
+    access token's ``scp`` claim when it is a JWT; unverified: it only tells what to try)."""
+    scope = result.get("scope")
+    if isinstance(scope, (list, tuple)):
+        scope = " ".join(str(s) for s in scope)
+    names = str(scope or "").split()
+    if not names:
+        names = _jwt_scp(str(result.get("access_token") or "")).split()
+    short = wanted.rsplit("/", 1)[-1].lower()
+    return any(n.lower() in (wanted.lower(), short) for n in names)
+
+
+def _jwt_scp(token: str) -> str:
+    import base64
+    import json
+
+    parts = token.split(".")
+    if len(parts) != 3:
+        return ""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, TypeError):
+        return ""
+    return str(data.get("scp") or "") if isinstance(data, dict) else ""
+
+
+def _consent_missing(exc: AuthlibBaseError) -> bool:
+    """Microsoft's ``invalid_grant`` for a scope never consented (AADSTS65001): the grant
+    itself is fine."""
+    text = str(getattr(exc, "description", "") or "")
+    return "AADSTS65001" in text or "consent_required" in text
+
+
 def _refresh(
-    state: _State, session: Session, account: MailAccount, row: _Row, provider: OAuthProvider
+    state: _State,
+    session: Session,
+    account: MailAccount,
+    row: _Row,
+    provider: OAuthProvider,
+    kind: str = MAIL,
 ) -> str:
     """Call the token endpoint (row locked) and stage the new tokens in ``session``."""
     assert row.refresh_token
     endpoints = _endpoints(state, provider)
     scope = None
-    if _sends_scope_on_refresh(provider):
-        scope = row.token_scopes or " ".join(provider.scopes)
+    if kind == GRAPH:
+        if not provider.graph_url:
+            raise GraphNotGranted(f"{provider.name} does not offer Microsoft Graph.")
+        scope = GRAPH_SCOPE
+    elif _sends_scope_on_refresh(provider):
+        scope = mail_refresh_scope(provider, row.token_scopes)
     options = state.transport_options()
     try:
         with _client(state, provider, scope) as client:
@@ -385,6 +498,15 @@ def _refresh(
                 endpoints.token, refresh_token=row.refresh_token, timeout=options.timeout
             )
     except AuthlibBaseError as exc:  # OAuthError from the requests client, with .error
+        if (
+            kind == GRAPH
+            and exc.error in ("invalid_grant", "invalid_scope")
+            and (exc.error == "invalid_scope" or _consent_missing(exc))
+        ):
+            raise GraphNotGranted(
+                f"{provider.name} did not grant sending through Microsoft Graph (Mail.Send).",
+                error=exc.error,
+            ) from None
         if exc.error == "invalid_grant":
             raise NeedsReconnect(_remedy(provider, TOKEN_REVOKED), error=exc.error) from None
         if exc.error in ("temporarily_unavailable", "server_error"):
@@ -419,18 +541,28 @@ def _refresh(
     if not access:
         raise TokenError(f"{provider.name} answered the refresh without an access token.")
     now = utcnow()
-    values: dict[str, Any] = {
-        "access_token": access,
-        "token_expires_at": _expiry(result, now),
-        "token_refreshed_at": now,
-    }
+    values: dict[str, Any] = {"token_refreshed_at": now}
     # Authlib copies the old refresh token in when the answer has none: either way the value
     # written is the one to spend next time.
     if result.get("refresh_token") and result["refresh_token"] != row.refresh_token:
         values["refresh_token"] = result["refresh_token"]
-    if result.get("scope"):
-        values["token_scopes"] = str(result["scope"])
+    missing = kind == GRAPH and not _granted(result, GRAPH_MAIL_SEND)
+    if kind == GRAPH and not missing:
+        values["graph_access_token"] = access
+        values["graph_token_expires_at"] = _expiry(result, now)
+    elif kind == MAIL:
+        values["access_token"] = access
+        values["token_expires_at"] = _expiry(result, now)
+        if result.get("scope"):
+            scopes = result["scope"]
+            values["token_scopes"] = (
+                " ".join(scopes) if isinstance(scopes, (list, tuple)) else str(scopes)
+            )
     session.execute(sa.update(MailAccount).where(MailAccount.id == account.id).values(**values))
+    if missing:  # the caller commits the rotated refresh token before raising this
+        raise GraphNotGranted(
+            f"{provider.name} gave a Microsoft Graph token without Mail.Send for this account."
+        )
     return str(access)
 
 
@@ -471,6 +603,8 @@ def _mark_needs_reconnect(
             access_token=None,
             refresh_token=None,
             token_expires_at=None,
+            graph_access_token=None,
+            graph_token_expires_at=None,
         )
     )
     if already:
@@ -490,6 +624,7 @@ def _mark_needs_reconnect(
 
 _MIRRORED = (
     "token_expires_at",
+    "graph_token_expires_at",
     "token_refreshed_at",
     "token_scopes",
     "status",
@@ -508,7 +643,8 @@ def _sync_instance(account: MailAccount, values: Any) -> None:
     for name, value in zip(_MIRRORED, values, strict=True):
         set_committed_value(account, name, value)
     insp = sa.inspect(account)
-    for name in ("access_token", "refresh_token"):  # never leave plaintext on the instance
+    # never leave plaintext on the instance
+    for name in ("access_token", "refresh_token", "graph_access_token"):
         if name in insp.dict:
             del insp.dict[name]
 
@@ -562,10 +698,17 @@ def revoke_tokens(state: _State, account: MailAccount) -> bool:
         state.session.execute(
             sa.update(MailAccount)
             .where(MailAccount.id == account.id)
-            .values(access_token=None, refresh_token=None, token_expires_at=None)
+            .values(
+                access_token=None,
+                refresh_token=None,
+                token_expires_at=None,
+                graph_access_token=None,
+                graph_token_expires_at=None,
+            )
             .execution_options(synchronize_session=False)
         )
         set_committed_value(account, "token_expires_at", None)
+        set_committed_value(account, "graph_token_expires_at", None)
     return revoked
 
 
@@ -580,11 +723,15 @@ def _already_invalid(response: requests.Response) -> bool:
 
 
 __all__ = [
+    "GRAPH_SCOPE",
+    "GraphNotGranted",
     "NO_REFRESH_TOKEN",
     "TOKEN_REVOKED",
     "NeedsReconnect",
     "TokenError",
     "TokenRefreshUnavailable",
     "fresh_access_token",
+    "fresh_graph_token",
+    "mail_refresh_scope",
     "revoke_tokens",
 ]

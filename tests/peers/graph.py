@@ -3,7 +3,8 @@
 Speaks Graph's wire format: ``202`` with an empty body for an accepted MIME send, and error
 bodies ``{"error": {"code", "message", "innerError"}}`` (``InvalidAuthenticationToken`` 401,
 ``ErrorAccessDenied`` 403, throttling 429 / 503 with ``Retry-After``). Bearer tokens are checked
-against the local OAuth provider; sending needs a ``Mail.Send`` scope.
+against the local OAuth provider; a Microsoft token must be for Graph (its audience), and sending
+needs a ``Mail.Send`` scope.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+GRAPH_AUDIENCE = "https://graph.microsoft.com"
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -101,6 +104,10 @@ def _app(peer: GraphPeer, oauth: Any) -> Flask:
             return _error(401, "InvalidAuthenticationToken")
         info = oauth.token_info(header.removeprefix("Bearer "))
         if info is None:
+            return _error(401, "InvalidAuthenticationToken")
+        # Microsoft access tokens are for one resource: an Outlook (SMTP/IMAP) token is
+        # refused here with 401 "Invalid audience", as graph.microsoft.com does.
+        if info.get("flavour") == "microsoft" and info.get("audience") != GRAPH_AUDIENCE:
             return _error(401, "InvalidAuthenticationToken")
         return info
 
