@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
-from . import accounts
+from . import accounts, sync
 from .config import apply_defaults
 from .crypto import EncryptionKeyError, build_cipher
-from .models import MailAccount, metadata
+from .models import MailAccount, SyncedMessage, metadata
 from .oauth.providers import oauth_providers
 from .providers import parse_providers
 from .scopes import ORGANIZATION_OWNER, Actor, Owner, Policy, Scope, owner_key
@@ -466,6 +466,45 @@ class MailConnect:
 
         chosen = self._sender_account(account, owner, actor)
         return Sender(self._state(), chosen, actor=self.actor_for(actor), bulk=True)
+
+    # -- recent mail and folders (sync.py) -------------------------------------------------
+
+    def sync_recent(
+        self, account: MailAccount, *, limit: int = 50, actor: Any = None
+    ) -> sync.SyncResult:
+        """Store the newest ``limit`` INBOX messages' headers in ``SyncedMessage``.
+
+        One FETCH for the newest ``limit`` the first time (or after UIDVALIDITY changed), then
+        only messages with UIDs from the stored UIDNEXT on; older unpinned rows beyond ``limit``
+        are deleted. Safe to run on many workers at once. Fires ``messages_synced``. Raises
+        :class:`~flask_mailconnect.exceptions.SyncError` (recorded on the account). Does not
+        commit: commit afterwards, after a ``SyncError`` too.
+        """
+        return sync.sync_recent(self._state(), account, limit=limit, actor=self.actor_for(actor))
+
+    def recent_messages(self, account: MailAccount, limit: int = 50) -> list[SyncedMessage]:
+        """The account's synced messages, newest first (one query, no network)."""
+        return sync.recent_messages(self._state(), account, limit)
+
+    def list_folders(self, account: MailAccount, *, actor: Any = None) -> sync.FolderListing:
+        """The mailbox's folders (one IMAP LIST) with the stored mapping and the one suggested
+        by SPECIAL-USE attributes. Raises ``SyncError`` when the server cannot be read."""
+        return sync.list_folders(self._state(), account, actor=self.actor_for(actor))
+
+    def update_folders(
+        self,
+        account: MailAccount,
+        mapping: dict[str, str | None],
+        *,
+        actor: Any = None,
+        folders: list[str] | None = None,
+    ) -> set[str]:
+        """Save the folder mapping (``inbox``, ``sent``, ``archive``, ``trash``), checked
+        against ``folders`` or a fresh listing; raises ``InvalidSettings`` for unknown names.
+        Audited; ``account_updated`` fires with the changed ``folder_*`` names."""
+        return sync.update_folders(
+            self._state(), account, mapping, actor=self.actor_for(actor), folders=folders
+        )
 
 
 __all__ = ["EncryptionKeyError", "MailConnect"]

@@ -27,6 +27,9 @@ account_needs_reconnect = _signals.signal("mailconnect.account-needs-reconnect")
 #: An OAuth account's access token was refreshed (and the new tokens committed). Extra:
 #: ``account``. Never the token: call ``fresh_access_token`` if you need it.
 token_refreshed = _signals.signal("mailconnect.token-refreshed")
+#: New INBOX messages were stored by ``sync_recent``. Extra: ``account``, ``count`` (rows this
+#: sync inserted; 0 when nothing was new), ``actor`` (``None`` for jobs).
+messages_synced = _signals.signal("mailconnect.messages-synced")
 #: A message was accepted for delivery (SMTP 250 after DATA, or Graph 202). Extra: ``account``,
 #: ``actor`` (the host's user, or ``None``), ``result`` (a
 #: :class:`~flask_mailconnect.sending.SendResult`: message id, accepted and refused recipients).
@@ -38,5 +41,6 @@ __all__ = [
     "account_needs_reconnect",
     "account_updated",
     "message_sent",
+    "messages_synced",
     "token_refreshed",
 ]

@@ -48,7 +48,7 @@ class _MailConnectBlueprint(Blueprint):
 
 def create_blueprint() -> Blueprint:
     """A new blueprint per app (routes and hooks are registered on it here)."""
-    from . import common, oauth, scopes, user
+    from . import common, folders, oauth, scopes, user
 
     bp = _MailConnectBlueprint(
         "mailconnect",
@@ -63,6 +63,7 @@ def create_blueprint() -> Blueprint:
     user.install(bp)
     oauth.install(bp)
     scopes.install(bp)
+    folders.install(bp)
     return bp
 
 

@@ -107,6 +107,23 @@ mail_location = maildir:~/Maildir
 default_internal_user = dovecot
 default_login_user = dovenull
 
+# SPECIAL-USE (RFC 6154) attributes for the usual folders, when they exist (auto = no).
+namespace inbox {{
+  inbox = yes
+  mailbox Sent {{
+    special_use = \\Sent
+  }}
+  mailbox Archive {{
+    special_use = \\Archive
+  }}
+  mailbox Trash {{
+    special_use = \\Trash
+  }}
+  mailbox Drafts {{
+    special_use = \\Drafts
+  }}
+}}
+
 passdb {{
   driver = passwd-file
   mechanisms = plain login

@@ -1,0 +1,381 @@
+"""IMAP mailbox helpers for recent-mail sync and folder mapping (no Flask, no SQLAlchemy).
+
+Everything here takes a logged-in :class:`imapclient.IMAPClient` (from
+:func:`~flask_mailconnect.transport.imap.open_imap`) and returns plain data:
+
+- :func:`list_folders`: one ``LIST "" "*"``; SPECIAL-USE attributes (RFC 6154) included.
+- :func:`examine`: ``EXAMINE`` (read-only SELECT, so fetching never marks mail as read) with
+  UIDVALIDITY, UIDNEXT and the message count.
+- :func:`fetch_newest` / :func:`fetch_from_uid`: headers, flags and a snippet of many messages
+  in ONE ``FETCH`` over a range (``<n>:*`` by sequence number for the newest ``limit``, ``UID
+  FETCH <uid>:*`` for the incremental case).
+- :func:`fetch_flags`: the flags of a UID range (one ``UID FETCH ... (FLAGS)``).
+- :func:`summarize`: turns one message's FETCH data into a :class:`MessageSummary` (pure;
+  RFC 2047 headers decoded, dates as aware UTC, snippet from the first text part).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email
+import email.utils
+import html
+import quopri
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email import policy
+from email.header import decode_header, make_header
+from email.message import Message
+from typing import Any
+
+from imapclient import IMAPClient
+from imapclient.response_parser import parse_fetch_response
+
+#: Header fields fetched per message; the content fields let us decode the snippet.
+HEADER_FIELDS = "FROM SUBJECT DATE MESSAGE-ID CONTENT-TYPE CONTENT-TRANSFER-ENCODING"
+#: How much of each body is fetched to find and decode the first text part.
+BODY_BYTES = 4096
+SNIPPET_LENGTH = 200
+FETCH_ITEMS = (
+    "UID",
+    "FLAGS",
+    "INTERNALDATE",
+    f"BODY.PEEK[HEADER.FIELDS ({HEADER_FIELDS})]",
+    f"BODY.PEEK[TEXT]<0.{BODY_BYTES}>",
+)
+#: The SPECIAL-USE attributes a folder mapping cares about, by mapping role.
+SPECIAL_USE = {"sent": "\\Sent", "archive": "\\Archive", "trash": "\\Trash"}
+ROLES = ("inbox", "sent", "archive", "trash")
+_KNOWN_SPECIAL = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+#: Common names, for servers without SPECIAL-USE (compared case-insensitively, last segment).
+_NAME_GUESSES = {
+    "sent": ("sent", "sent items", "sent messages", "sent mail"),
+    "archive": ("archive", "archives", "all mail"),
+    "trash": ("trash", "deleted items", "deleted messages", "bin"),
+}
+
+
+@dataclass(frozen=True)
+class FolderInfo:
+    """One folder from LIST: its name (decoded from modified UTF-7) and attributes."""
+
+    name: str
+    delimiter: str | None
+    flags: tuple[str, ...]
+
+    @property
+    def selectable(self) -> bool:
+        lowered = {f.lower() for f in self.flags}
+        return "\\noselect" not in lowered and "\\nonexistent" not in lowered
+
+    @property
+    def special_use(self) -> str | None:
+        lowered = {f.lower(): f for f in self.flags}
+        for known in _KNOWN_SPECIAL:
+            if known.lower() in lowered:
+                return known
+        return None
+
+
+@dataclass(frozen=True)
+class MailboxStatus:
+    """What EXAMINE says about a folder."""
+
+    uidvalidity: int
+    uidnext: int | None
+    exists: int
+
+
+@dataclass(frozen=True)
+class MessageSummary:
+    """Headers of one message, decoded."""
+
+    uid: int
+    message_id: str
+    sender: str
+    subject: str
+    date: datetime | None
+    snippet: str
+    flags: tuple[str, ...]
+
+    @property
+    def unread(self) -> bool:
+        return "\\Seen" not in self.flags
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def list_folders(client: IMAPClient) -> list[FolderInfo]:
+    """Every folder of the account (one LIST), sorted with INBOX first."""
+    found = []
+    for flags, delimiter, name in client.list_folders():
+        found.append(
+            FolderInfo(
+                name=_text(name),
+                delimiter=_text(delimiter) if delimiter is not None else None,
+                flags=tuple(_text(f) for f in flags),
+            )
+        )
+    found.sort(key=lambda f: (f.name.upper() != "INBOX", f.name.lower()))
+    return found
+
+
+def suggest_mapping(folders: Iterable[FolderInfo]) -> dict[str, str | None]:
+    """inbox, sent, archive, trash from SPECIAL-USE attributes, else from common names."""
+    folders = [f for f in folders if f.selectable]
+    mapping: dict[str, str | None] = dict.fromkeys(ROLES)
+    mapping["inbox"] = next((f.name for f in folders if f.name.upper() == "INBOX"), None)
+    for role, attribute in SPECIAL_USE.items():
+        mapping[role] = next((f.name for f in folders if f.special_use == attribute), None)
+        if mapping[role] is None:
+            for folder in folders:
+                last = folder.name.rsplit(folder.delimiter, 1)[-1] if folder.delimiter else ""
+                if (last or folder.name).lower() in _NAME_GUESSES[role]:
+                    mapping[role] = folder.name
+                    break
+    return mapping
+
+
+def examine(client: IMAPClient, folder: str = "INBOX") -> MailboxStatus:
+    """Open ``folder`` read-only (EXAMINE): UIDVALIDITY, UIDNEXT, EXISTS in one round trip."""
+    info = client.select_folder(folder, readonly=True)
+    uidnext = info.get(b"UIDNEXT")
+    return MailboxStatus(
+        uidvalidity=int(info.get(b"UIDVALIDITY") or 0),
+        uidnext=int(uidnext) if uidnext is not None else None,
+        exists=int(info.get(b"EXISTS") or 0),
+    )
+
+
+def _fetch(client: IMAPClient, messages: str, items: Iterable[str], *, by_uid: bool) -> Any:
+    """One ``[UID] FETCH <range> (<items>)``: ``{uid or seq: {item: value}}``.
+
+    IMAPClient's ``fetch()`` keeps only the ids it was given one by one (a range such as
+    ``11:*`` is not accepted), so the command is issued here with its parser. INTERNALDATE
+    comes back aware (not converted to naive local time).
+    """
+    args = ["FETCH", messages, "(" + " ".join(items) + ")"]
+    if by_uid:
+        args.insert(0, "UID")
+    imap = client._imap
+    tag = imap._command(*args)
+    typ, data = imap._command_complete("FETCH", tag)
+    client._checkok("fetch", typ, data)
+    typ, data = imap._untagged_response(typ, data, "FETCH")
+    return parse_fetch_response(data, False, by_uid)
+
+
+def fetch_newest(client: IMAPClient, status: MailboxStatus, limit: int) -> list[MessageSummary]:
+    """The newest ``limit`` messages of the examined folder, newest first, in one FETCH.
+
+    Sequence numbers ``<exists - limit + 1>:*`` name exactly the newest ``limit`` messages
+    whatever gaps expunges left in the UIDs: one round trip, where UID SEARCH then UID FETCH
+    would take two. Each response carries the message's UID.
+    """
+    if status.exists <= 0 or limit <= 0:
+        return []
+    first = max(1, status.exists - limit + 1)
+    data = _fetch(client, f"{first}:*", FETCH_ITEMS, by_uid=False)
+    found = [
+        summarize(int(item[b"UID"]), item)
+        for item in data.values()
+        if b"UID" in item and _has(item, b"BODY[HEADER")
+    ]
+    found.sort(key=lambda m: m.uid, reverse=True)
+    return found[:limit]
+
+
+def fetch_from_uid(client: IMAPClient, first_uid: int) -> list[MessageSummary]:
+    """Messages with UID >= ``first_uid`` (one ``UID FETCH first:*``), newest first.
+
+    ``n:*`` always includes the last message even when its UID is below ``n`` (RFC 3501), so
+    that one is filtered out here.
+    """
+    data = _fetch(client, f"{max(1, first_uid)}:*", FETCH_ITEMS, by_uid=True)
+    found = [
+        summarize(int(uid), item)
+        for uid, item in data.items()
+        if int(uid) >= first_uid and _has(item, b"BODY[HEADER")
+    ]
+    found.sort(key=lambda m: m.uid, reverse=True)
+    return found
+
+
+def fetch_flags(client: IMAPClient, first_uid: int, last_uid: int) -> dict[int, tuple[str, ...]]:
+    """Flags of the messages still present with UIDs in ``first_uid:last_uid`` (one command)."""
+    if last_uid < first_uid:
+        return {}
+    data = _fetch(client, f"{first_uid}:{last_uid}", ("FLAGS",), by_uid=True)
+    return {
+        int(uid): _flags(item.get(b"FLAGS", ()))
+        for uid, item in data.items()
+        if first_uid <= int(uid) <= last_uid and b"FLAGS" in item
+    }
+
+
+# -- parsing ----------------------------------------------------------------------------------
+
+
+def _has(data: Mapping[bytes, Any], prefix: bytes) -> bool:
+    return any(isinstance(k, bytes) and k.upper().startswith(prefix) for k in data)
+
+
+def _flags(values: Iterable[Any]) -> tuple[str, ...]:
+    """Flags as text, without ``\\Recent`` (it belongs to one session, not the message)."""
+    return tuple(t for t in (_text(f) for f in values) if t.lower() != "\\recent")
+
+
+def _item(data: Mapping[bytes, Any], prefix: bytes) -> bytes:
+    for key, value in data.items():
+        if isinstance(key, bytes) and key.upper().startswith(prefix):
+            return value if isinstance(value, bytes) else b""
+    return b""
+
+
+def decode_header_value(value: Any) -> str:
+    """RFC 2047 encoded words to text, folded whitespace collapsed; never raises."""
+    if not value:
+        return ""
+    value = str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    try:
+        text = str(make_header(decode_header(value)))
+    except (UnicodeError, LookupError, ValueError, email.errors.HeaderParseError):
+        text = value
+    return " ".join(text.split())
+
+
+def format_sender(value: Any) -> str:
+    """``Name <address>`` (decoded), or the address alone."""
+    decoded = decode_header_value(value)
+    name, address = email.utils.parseaddr(decoded)
+    if not address:
+        return decoded
+    name = name.strip().strip('"')
+    return f"{name} <{address}>" if name else address
+
+
+def parse_date(value: str | None, fallback: datetime | None = None) -> datetime | None:
+    """The Date header as an aware UTC datetime (``-0000`` and no zone read as UTC)."""
+    parsed: datetime | None = None
+    if value:
+        try:
+            parsed = email.utils.parsedate_to_datetime(value.strip())
+        except (TypeError, ValueError, IndexError):
+            parsed = None
+    if parsed is None:
+        parsed = fallback
+    if parsed is None:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def _decode_body(payload: str | bytes, encoding: str, charset: str | None) -> str:
+    raw = payload.encode("ascii", "replace") if isinstance(payload, str) else payload
+    encoding = encoding.strip().lower()
+    if encoding == "base64":
+        compact = re.sub(rb"[^A-Za-z0-9+/=]", b"", raw)
+        compact = compact[: len(compact) - len(compact) % 4]  # the fetch may cut a group
+        try:
+            raw = base64.b64decode(compact)
+        except (binascii.Error, ValueError):
+            raw = b""
+    elif encoding == "quoted-printable":
+        raw = quopri.decodestring(raw)
+    try:
+        return raw.decode(charset or "utf-8", "replace")
+    except LookupError:
+        return raw.decode("utf-8", "replace")
+
+
+_HIDDEN = re.compile(r"<(script|style|head|title)\b.*?(</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>|<[^>]*$")
+
+
+def html_to_text(markup: str) -> str:
+    text = _HIDDEN.sub(" ", markup)
+    text = re.sub(r"<!--.*?(-->|$)", " ", text, flags=re.DOTALL)
+    return html.unescape(_TAG.sub(" ", text))
+
+
+def _first_text_part(message: Message) -> tuple[Message | None, bool]:
+    """The first text/plain part (else the first text/html one) and whether it is HTML."""
+    html_part = None
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        kind = part.get_content_type()
+        if part.get_content_disposition() == "attachment":
+            continue
+        if kind == "text/plain":
+            return part, False
+        if kind == "text/html" and html_part is None:
+            html_part = part
+    return html_part, html_part is not None
+
+
+def make_snippet(header: bytes, body: bytes, length: int = SNIPPET_LENGTH) -> str:
+    """About ``length`` characters of the first text part: decoded (base64, quoted-printable,
+    charset), HTML reduced to its text, whitespace collapsed. ``body`` may be cut short."""
+    if not body:
+        return ""
+    head = header if header.endswith(b"\r\n\r\n") or header.endswith(b"\n\n") else header + b"\r\n"
+    message = email.message_from_bytes(head + body, policy=policy.compat32)
+    part, is_html = _first_text_part(message)
+    if part is None:
+        return ""
+    payload = part.get_payload(decode=False)
+    if not isinstance(payload, (str, bytes)):
+        return ""
+    encoding = str(part.get("Content-Transfer-Encoding", "7bit"))
+    text = _decode_body(payload, encoding, part.get_content_charset())
+    if is_html:
+        text = html_to_text(text)
+    text = " ".join(text.split())
+    if len(text) > length:
+        cut = text[:length].rsplit(" ", 1)[0] if " " in text[:length] else text[:length]
+        text = cut.rstrip() + "…"
+    return text
+
+
+def summarize(uid: int, data: Mapping[bytes, Any]) -> MessageSummary:
+    """One message's FETCH data as a :class:`MessageSummary`."""
+    header = _item(data, b"BODY[HEADER")
+    body = _item(data, b"BODY[TEXT]")
+    parsed = email.message_from_bytes(header, policy=policy.compat32)
+    internal = data.get(b"INTERNALDATE")
+    return MessageSummary(
+        uid=uid,
+        message_id=decode_header_value(parsed.get("Message-ID"))[:998],
+        sender=format_sender(parsed.get("From"))[:998],
+        subject=decode_header_value(parsed.get("Subject")),
+        date=parse_date(parsed.get("Date"), internal if isinstance(internal, datetime) else None),
+        snippet=make_snippet(header, body),
+        flags=_flags(data.get(b"FLAGS", ())),
+    )
+
+
+__all__ = [
+    "FolderInfo",
+    "MailboxStatus",
+    "MessageSummary",
+    "examine",
+    "fetch_flags",
+    "fetch_from_uid",
+    "fetch_newest",
+    "list_folders",
+    "make_snippet",
+    "suggest_mapping",
+    "summarize",
+]

@@ -1,0 +1,93 @@
+"""Recent mail (refresh button) and "Edit folders" for one account.
+
+The folder page talks to the mailbox (through :mod:`flask_mailconnect.sync`, never a socket
+here): when the account's settings are broken (login refused, server down, needs reconnect) it
+says so in words, with the remedy and a link to reconnect, instead of failing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+
+from .. import sync
+from ..exceptions import InvalidSettings, SyncError
+from ..models import MailAccount, SyncedMessage
+from ..transport.mailbox import ROLES
+from .common import actor, load_account, state
+
+ROLE_LABELS = {
+    "inbox": ("Inbox", "Where new mail arrives."),
+    "sent": ("Sent", "Where copies of sent mail are kept."),
+    "archive": ("Archive", "Where archived mail goes."),
+    "trash": ("Trash", "Where deleted mail goes."),
+}
+
+
+def folders(account_id: int) -> Any:
+    acct = load_account(account_id, "manage")
+    listing = None
+    problem: SyncError | None = None
+    errors: dict[str, str] = {}
+    try:
+        listing = sync.list_folders(state(), acct, actor=actor())
+    except SyncError as exc:
+        problem = exc
+    state().session.commit()  # keep what the attempt recorded (health, needs_reconnect)
+    chosen = listing.initial if listing is not None else sync.current_mapping(acct)
+    if request.method == "POST" and listing is not None:
+        posted = {role: request.form.get(role, "") for role in ROLES}
+        try:
+            changed = sync.update_folders(
+                state(), acct, posted, actor=actor(), folders=listing.names
+            )
+        except InvalidSettings as exc:
+            state().session.rollback()
+            errors = exc.errors
+            chosen = {role: posted[role] or None for role in ROLES}
+        else:
+            state().session.commit()
+            flash("Folders saved." if changed else "No changes to save.", "success")
+            return redirect(url_for(".account", account_id=acct.id))
+    status = 422 if errors else (409 if request.method == "POST" and problem else 200)
+    return render_template(
+        "mailconnect/folders.html",
+        account=acct,
+        listing=listing,
+        problem=problem,
+        chosen=chosen,
+        errors=errors,
+        roles=[(role, *ROLE_LABELS[role]) for role in ROLES],
+        stored=sync.current_mapping(acct),
+    ), status
+
+
+def sync_now(account_id: int) -> Any:
+    """The "Refresh" button of the recent-mail list (POST, CSRF checked by common.py)."""
+    acct = load_account(account_id, "view")
+    try:
+        result = sync.sync_recent(state(), acct, actor=actor())
+    except SyncError as exc:
+        state().session.commit()  # keep the recorded failure
+        flash(f"Could not refresh recent mail: {exc.message}", "error")
+    else:
+        state().session.commit()
+        count = result.new
+        flash(
+            f"{count} new message{'' if count == 1 else 's'}." if count else "No new mail.",
+            "success",
+        )
+    return redirect(url_for(".account", account_id=acct.id) + "#mc-recent-heading")
+
+
+def recent_for(account: MailAccount, limit: int = 50) -> list[SyncedMessage]:
+    """For templates: the account's synced messages, newest first (one query)."""
+    return sync.recent_messages(state(), account, limit)
+
+
+def install(bp: Blueprint) -> None:
+    bp.add_app_template_global(recent_for, "mailconnect_recent_mail")
+    rule = "/accounts/<int:account_id>/"
+    bp.add_url_rule(rule + "folders", "folders", folders, methods=["GET", "POST"])
+    bp.add_url_rule(rule + "sync", "sync", sync_now, methods=["POST"])
