@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from benchmarks import bench_admin_list, bench_check, bench_sync, bench_test_connection
+from benchmarks import (
+    bench_admin_list,
+    bench_bulk_send,
+    bench_check,
+    bench_sync,
+    bench_test_connection,
+)
 
 
 def main() -> None:
