@@ -336,7 +336,9 @@ def check_many(
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     state: _State = app.extensions["mailconnect"]
     ids = list(account_ids)
-    if _single_connection(state):
+    with app.app_context():
+        single = _single_connection(state)
+    if single:
         concurrency = 1
     concurrency = max(1, int(concurrency))
     if concurrency == 1:
