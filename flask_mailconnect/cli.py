@@ -187,3 +187,42 @@ def keep_alive_command(
     )
     if summary["crashed"] or (strict and (summary["error"] or summary["needs_reconnect"])):
         raise SystemExit(1)
+
+
+@cli_group.command("send-test")
+@click.option("--account", "account_id", type=int, required=True, help="Account id.")
+@click.option("--to", "to", required=True, help="Recipient address.")
+@click.option("--subject", default="Test message from Flask-MailConnect", show_default=True)
+@with_appcontext
+def send_test_command(account_id: int, to: str, subject: str) -> None:
+    """Send a short test message from an account (with its signature) and say what happened."""
+    from email.message import EmailMessage
+
+    from .exceptions import SendError
+    from .models import MailAccount
+
+    state = current_app.extensions["mailconnect"]
+    account = state.session.get(MailAccount, account_id)
+    if account is None:
+        raise click.ClickException(f"No account with id {account_id}.")
+    message = EmailMessage()
+    message["To"] = to
+    message["Subject"] = subject
+    message.set_content(
+        f"This is a test message sent through {account.email} by Flask-MailConnect.\n"
+    )
+    try:
+        result = state.extension.send(message, account=account)
+    except SendError as exc:
+        state.session.commit()  # keep the account's recorded status (e.g. needs_reconnect)
+        retry = "trying again later may work" if exc.retryable else "retrying will not help"
+        raise click.ClickException(f"Not sent ({exc.code}; {retry}): {exc}") from None
+    state.session.commit()
+    click.echo(f"Sent {result.message_id} from {account.email} via {result.via}.")
+    click.echo("Accepted: " + (", ".join(result.accepted) or "none"))
+    for address, (code, reply) in result.refused.items():
+        click.echo(f"Refused: {address} ({code} {reply})")
+    if result.sent_copy:
+        click.echo(f"A copy was saved to {result.sent_copy}.")
+    elif result.sent_copy_error:
+        click.echo(f"The copy in the Sent folder could not be saved ({result.sent_copy_error}).")

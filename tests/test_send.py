@@ -473,3 +473,20 @@ def test_graph_send_for_an_account_set_to_graph(
     with pytest.raises(TransientSendError) as caught:
         mailconnect.send(message(), account=account)
     assert caught.value.retry_after == 7 and len(graph.sent) == 1
+
+
+def test_cli_send_test(
+    peer_app: Flask, mailconnect: MailConnect, account: MailAccount, smtp_starttls: Any
+) -> None:
+    runner = peer_app.test_cli_runner()
+    ok = runner.invoke(args=["mailconnect", "send-test", "--account", str(account.id),
+                             "--to", "bob@example.com"])  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    assert "Sent <" in ok.output and "Accepted: bob@example.com" in ok.output
+    assert smtp_starttls.messages[0].rcpt_tos == ["bob@example.com"]
+    smtp_starttls.inject("RCPT", reply="550 5.1.1 No such user")
+    failed = runner.invoke(args=["mailconnect", "send-test", "--account", str(account.id),
+                                 "--to", "bob@example.com"])  # fmt: skip
+    assert failed.exit_code == 1 and "retrying will not help" in failed.output
+    missing = runner.invoke(args=["mailconnect", "send-test", "--account", "999", "--to", "x@y.z"])
+    assert missing.exit_code == 1 and "No account" in missing.output
