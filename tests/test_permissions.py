@@ -112,6 +112,18 @@ POST oauth_start           project  404   404   404   302   302   401
 POST oauth_test            user     302   404   404   404   302   401
 POST oauth_test            org      404   404   404   404   302   401
 POST oauth_test            project  404   404   404   302   302   401
+
+GET folders                user     200   404   404   404   200   401
+GET folders                org      404   404   404   404   200   401
+GET folders                project  404   404   404   200   200   401
+
+POST folders               user     409   404   404   404   409   401
+POST folders               org      404   404   404   404   409   401
+POST folders               project  404   404   404   409   409   401
+
+POST sync                  user     302   404   404   404   302   401
+POST sync                  org      302   302   302   302   302   401
+POST sync                  project  404   404   302   302   302   401
 """
 
 #: How each named route is requested: (method, URL, form data or None, JSON?).
@@ -140,6 +152,13 @@ REQUESTS: dict[str, tuple[str, str, dict[str, str] | None, bool]] = {
     # OAUTH_ROUTES): allowed actors run the test (refused by the network guard, no traffic) and
     # go back to the account page.
     "POST oauth_test": ("POST", "/email/accounts/{a}/oauth/test", {}, False),
+    # Edit folders ("manage"): these accounts have no IMAP server, so allowed actors get the
+    # page explaining that the folders cannot be read (and a POST is refused with 409).
+    "GET folders": ("GET", "/email/accounts/{a}/folders", None, False),
+    "POST folders": ("POST", "/email/accounts/{a}/folders", {"inbox": "INBOX"}, False),
+    # Refresh recent mail ("view", like reading the list): allowed actors go back to the
+    # account page with the reason it could not refresh.
+    "POST sync": ("POST", "/email/accounts/{a}/sync", {}, False),
 }  # fmt: skip
 
 #: Routes that need an OAuth account of the owner instead of the password account.
