@@ -65,7 +65,9 @@ def test_connect_the_demo_mailbox(live_url: str, sandbox: Any) -> None:
         shoot(page, "index-empty")
 
         page.click("text=Email address and password")
-        assert page.locator("[name=continue_]").is_visible()
+        # The click starts a navigation; wait for the new page (an immediate check raced it).
+        page.wait_for_url("**/email/connect")
+        page.wait_for_selector("[name=continue_]", state="visible")
         page.fill("#email", sandbox.address)
         # With the script, Continue reveals the details in place and fills in what it can.
         page.click("[name=continue_]")
