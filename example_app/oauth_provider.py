@@ -510,8 +510,12 @@ class OAuthProviderServer:
     # -- knobs ----------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Restore every knob and zero the counters (clients, users and tokens stay)."""
+        """Restore every knob and zero the counters (clients, users and tokens stay; identities
+        swapped by :meth:`replace_identity` are swapped back)."""
         with self.lock:
+            for key, original in getattr(self, "_replaced", {}).items():
+                self._users[key] = original
+            self._replaced: dict[str, User] = {}
             self.expires_in: int = int(self._defaults["expires_in"])  # type: ignore[call-overload]
             self.omit_refresh_token = False
             self.omit_email = False
@@ -554,6 +558,9 @@ class OAuthProviderServer:
                 verified=verified,
                 tid=tid,
             )
+            original = self._users.get(email.lower())
+            if original is not None:
+                self._replaced.setdefault(email.lower(), original)
             self._users[email.lower()] = user
             return user
 

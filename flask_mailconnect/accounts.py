@@ -647,6 +647,9 @@ def _apply_grant(account: MailAccount, grant: OAuthGrant) -> None:
     account.token_expires_at = grant.expires_at
     account.token_refreshed_at = utcnow()
     account.token_scopes = grant.scopes
+    if grant.subject:  # bound at first consent; reconnects checked it (_check_identity)
+        account.oauth_subject = grant.subject
+        account.oauth_issuer = grant.issuer
     # A Graph token of an earlier grant is not this grant's: fetched again when needed.
     account.graph_access_token = None
     account.graph_token_expires_at = None
@@ -672,12 +675,48 @@ def _grant_email(grant: OAuthGrant) -> str:
     return f"{local}@{domain.lower()}"
 
 
-def _connected_elsewhere(state: _State, owner: Owner, email: str) -> MailAccount | None:
+def _connected_elsewhere(
+    state: _State, owner: Owner, email: str, grant: OAuthGrant | None = None
+) -> MailAccount | None:
+    """Another owner's account with this address, or bound to this provider identity.
+
+    A check before the insert; two concurrent consents can both pass it, so the unique index
+    on (provider, oauth_subject) decides, and :func:`_flush_bound` reports the loser as
+    ``already_connected``.
+    """
+    same = sa.func.lower(MailAccount.email) == email.lower()
+    if grant is not None and grant.subject:
+        same = sa.or_(
+            same,
+            sa.and_(
+                MailAccount.provider == grant.provider.key,
+                MailAccount.oauth_subject == grant.subject,
+            ),
+        )
     query = sa.select(MailAccount).where(
-        sa.func.lower(MailAccount.email) == email.lower(),
+        same,
         sa.not_(sa.and_(MailAccount.owner_kind == owner[0], MailAccount.owner_id == owner[1])),
     )
     return state.session.scalars(query).first()
+
+
+def _flush_bound(state: _State, grant: OAuthGrant, email: str) -> None:
+    """Flush; a unique violation (the identity or address was connected meanwhile) becomes
+    ``already_connected``. The caller's view rolls the session back on that error."""
+    try:
+        state.session.flush()
+    except sa.exc.IntegrityError:
+        raise OAuthFlowError("already_connected", email, provider=grant.provider) from None
+
+
+def _check_identity(account: MailAccount, grant: OAuthGrant) -> None:
+    """The account's bound identity must be the one that consented (same address is not
+    enough: another tenant's user may claim it). Unbound accounts (hand-over, older rows,
+    password accounts switching to OAuth) are bound now."""
+    if account.oauth_subject is None:
+        return
+    if grant.subject != account.oauth_subject or account.provider != grant.provider.key:
+        raise OAuthFlowError("different_identity", _grant_email(grant), provider=grant.provider)
 
 
 def connect_oauth(
@@ -695,7 +734,7 @@ def connect_oauth(
     existing = _find(state, owner, email)
     if existing is not None:
         return reconnect_oauth(state, existing, grant=grant, actor=actor)
-    if _connected_elsewhere(state, owner, email) is not None:
+    if _connected_elsewhere(state, owner, email, grant) is not None:
         raise OAuthFlowError("already_connected", email, provider=grant.provider)
     check_limit(state, owner)
     account = MailAccount(
@@ -711,7 +750,7 @@ def connect_oauth(
     _oauth_servers(account, grant.provider)
     _apply_grant(account, grant)
     state.session.add(account)
-    state.session.flush()
+    _flush_bound(state, grant, email)
     _forget_tokens(state, account)
     audit.record(state.session, "connect", actor=actor, account=account, detail="oauth2")
     signals.account_connected.send(
@@ -728,12 +767,15 @@ def reconnect_oauth(
     """Sign ``account`` in again with new tokens, when the provider vouched for its address.
 
     Keeps the id, settings and history; fires ``account_updated`` (``changes={"credentials"}``),
-    never a second ``account_connected``. Another address raises ``different_email``.
+    never a second ``account_connected``. Another address raises ``different_email``; the same
+    address from another identity than the one bound at first consent (``oauth_subject``)
+    raises ``different_identity``.
     """
     require(state, actor, "manage", account.owner)
     email = _grant_email(grant)
     if email.lower() != account.email.lower():
         raise OAuthFlowError("different_email", email, provider=grant.provider)
+    _check_identity(account, grant)
     forget = ["access_token", "refresh_token", "graph_access_token"]
     if account.auth_method != "oauth2":  # a password account switching to OAuth
         account.password = None
@@ -741,7 +783,7 @@ def reconnect_oauth(
         account.username = account.email
         _oauth_servers(account, grant.provider)
     _apply_grant(account, grant)
-    state.session.flush()
+    _flush_bound(state, grant, email)
     state.session.expire(account, forget)
     audit.record(state.session, "reconnect", actor=actor, account=account, detail="oauth2")
     signals.account_updated.send(

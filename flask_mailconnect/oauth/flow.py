@@ -22,6 +22,7 @@ on its logger drops (see :func:`_quiet_authlib`).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -56,7 +57,8 @@ class OAuthFlowError(Exception):
     """The flow ended without a usable grant; ``code`` names why (the error page words it).
 
     Codes: ``access_denied``, ``state``, ``provider_error``, ``unreachable``, ``id_token``,
-    ``no_email``, ``no_refresh_token``, ``already_connected``, ``different_email``, ``config``.
+    ``no_email``, ``unverified_email``, ``no_refresh_token``, ``already_connected``,
+    ``different_email``, ``different_identity``, ``config``.
     ``detail`` is a short technical note (the provider's error code), never a token.
     """
 
@@ -77,6 +79,10 @@ class OAuthGrant:
     refresh_token: str = field(repr=False)
     expires_at: datetime | None
     scopes: str  #: space-separated, as granted (or as requested when the provider is silent)
+    #: The provider's stable id of the person (Microsoft ``tid:oid``, else ``sub``), bound to
+    #: the account at first consent; ``None`` only for plain OAuth 2.0 servers without one.
+    subject: str | None = None
+    issuer: str | None = None  #: the ID token's ``iss`` (informational)
 
     @property
     def graph_send(self) -> bool:
@@ -356,60 +362,116 @@ def _expires_at(token: Mapping[str, Any]) -> datetime | None:
     return datetime.fromtimestamp(int(value), tz=timezone.utc)
 
 
-def _claims_options(client: FlaskOAuth2App) -> dict[str, Any]:
-    issuer = client.load_server_metadata().get("issuer")
-    if not issuer:
-        return {"iss": {"essential": True}}
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def _is_microsoft(provider: OAuthProvider) -> bool:
+    return provider.key == "microsoft"
+
+
+def _claims_options(provider: OAuthProvider, issuer: str) -> dict[str, Any]:
+    """What an ID token must say: our ``aud``, the known issuer (Microsoft multi-tenant: with
+    the token's own ``tid``), and a configured tenant GUID's ``tid``."""
+    options: dict[str, Any] = {"aud": {"essential": True, "values": [provider.client_id]}}
     if "{tenantid}" in issuer:
 
         def matches(claims: Mapping[str, Any], value: Any) -> bool:
             tid = str(claims.get("tid") or "")
             return bool(tid) and value == issuer.replace("{tenantid}", tid)
 
-        return {"iss": {"essential": True, "validate": matches}}
-    return {"iss": {"essential": True, "values": [issuer]}}
+        options["iss"] = {"essential": True, "validate": matches}
+    else:
+        options["iss"] = {"essential": True, "values": [issuer]}
+    if _is_microsoft(provider) and provider.tenant and _GUID.match(provider.tenant):
+        options["tid"] = {"essential": True, "values": [provider.tenant.lower()]}
+    return options
 
 
-def _email(
+def _id_token_claims(
     provider: OAuthProvider, client: FlaskOAuth2App, token: Any, nonce: str | None
-) -> str | None:
-    """The address from the validated ID token, else from the userinfo endpoint."""
+) -> Mapping[str, Any]:
+    """The validated ID token's claims; ``{}`` when there is none or no issuer to check it
+    against (then the userinfo endpoint, over TLS with our access token, says who it is)."""
     metadata = client.load_server_metadata()
-    claims: Mapping[str, Any] = {}
-    if "id_token" in token and (metadata.get("jwks_uri") or metadata.get("jwks")):
-        try:
-            claims = client.parse_id_token(
-                token, nonce=nonce, claims_options=_claims_options(client)
-            )
-        except requests.RequestException as exc:
-            raise OAuthFlowError("unreachable", type(exc).__name__, provider=provider) from None
-        except Exception as exc:  # joserfc / authlib claim errors: a forged or stale token
-            raise OAuthFlowError("id_token", type(exc).__name__, provider=provider) from None
-    email = _address(claims, provider)
-    if email is None and metadata.get("userinfo_endpoint"):
+    issuer = metadata.get("issuer")
+    if "id_token" not in token or not issuer:
+        return {}
+    if not (metadata.get("jwks_uri") or metadata.get("jwks")):
+        return {}
+    try:
+        claims = client.parse_id_token(
+            token, nonce=nonce, claims_options=_claims_options(provider, str(issuer))
+        )
+    except requests.RequestException as exc:
+        raise OAuthFlowError("unreachable", type(exc).__name__, provider=provider) from None
+    except Exception as exc:  # joserfc / authlib claim errors: a forged or stale token
+        raise OAuthFlowError("id_token", type(exc).__name__, provider=provider) from None
+    if (
+        _is_microsoft(provider)
+        and provider.tenant
+        and _GUID.match(provider.tenant)
+        and str(claims.get("tid") or "").lower() != provider.tenant.lower()
+    ):
+        raise OAuthFlowError("id_token", "tid", provider=provider)
+    return claims or {}
+
+
+def _identity(
+    provider: OAuthProvider, client: FlaskOAuth2App, token: Any, nonce: str | None
+) -> tuple[str, str | None, str | None]:
+    """(address, issuer, subject) from the validated ID token, else the userinfo endpoint.
+
+    Raises ``no_email``, ``unverified_email`` (the provider does not vouch for the address:
+    Google ``email_verified`` not true, Microsoft ``xms_edov`` not true) or ``id_token``.
+    """
+    metadata = client.load_server_metadata()
+    claims: dict[str, Any] = dict(_id_token_claims(provider, client, token, nonce))
+    if not isinstance(claims.get("email"), str) and metadata.get("userinfo_endpoint"):
         try:
             info = client.userinfo(token=token)
         except requests.RequestException as exc:
             raise OAuthFlowError("unreachable", type(exc).__name__, provider=provider) from None
         except OAuthError as exc:
             raise OAuthFlowError("provider_error", exc.error or "", provider=provider) from None
-        email = _address(info, provider)
-    return email
+        if claims.get("sub") and info.get("sub") != claims["sub"]:
+            raise OAuthFlowError("id_token", "userinfo sub", provider=provider)
+        claims = {**dict(info), **claims}
+    email = claims.get("email")
+    if not isinstance(email, str) or "@" not in email.strip():
+        raise OAuthFlowError("no_email", provider=provider)
+    email = email.strip()
+    if not _verified(provider, claims):
+        raise OAuthFlowError("unverified_email", email, provider=provider)
+    return email, _str(claims.get("iss")), _subject(provider, claims)
 
 
-def _address(claims: Mapping[str, Any] | None, provider: OAuthProvider) -> str | None:
-    if not claims:
-        return None
-    if claims.get("email_verified") is False:
-        return None  # the provider itself does not vouch for this address
-    keys = ["email"]
-    if provider.key == "microsoft":  # work accounts often carry the address only here
-        keys.append("preferred_username")
-    for key in keys:
-        value = claims.get(key)
-        if isinstance(value, str) and "@" in value.strip():
-            return value.strip()
-    return None
+def _truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _verified(provider: OAuthProvider, claims: Mapping[str, Any]) -> bool:
+    """Whether the provider vouches that the address belongs to this person.
+
+    Microsoft lets anyone put any address in a profile's ``email`` (nOAuth): only the optional
+    claim ``xms_edov`` (domain owner verified) makes it trustworthy; ``preferred_username`` is
+    never used. Google: ``email_verified`` must be true. Others: refused when they say false.
+    """
+    if _is_microsoft(provider):
+        return _truthy(claims.get("xms_edov"))
+    if provider.key == "google":
+        return _truthy(claims.get("email_verified"))
+    return claims.get("email_verified") not in (False, "false")
+
+
+def _str(value: Any) -> str | None:
+    return str(value)[:255] if isinstance(value, (str, int)) and str(value) else None
+
+
+def _subject(provider: OAuthProvider, claims: Mapping[str, Any]) -> str | None:
+    """Microsoft: ``tid:oid`` (oid is stable across apps within a tenant); else ``sub``."""
+    if _is_microsoft(provider) and claims.get("tid") and claims.get("oid"):
+        return f"{claims['tid']}:{claims['oid']}"[:255]
+    return _str(claims.get("sub"))
 
 
 def finish(provider: OAuthProvider, pending: PendingFlow) -> OAuthGrant:
@@ -445,9 +507,7 @@ def finish(provider: OAuthProvider, pending: PendingFlow) -> OAuthGrant:
         raise OAuthFlowError("provider_error", type(exc).__name__, provider=provider) from None
     if not token.get("access_token"):
         raise OAuthFlowError("provider_error", "no access token", provider=provider)
-    email = _email(provider, client, token, state_data.get("nonce"))
-    if not email:
-        raise OAuthFlowError("no_email", provider=provider)
+    email, issuer, subject = _identity(provider, client, token, state_data.get("nonce"))
     refresh = token.get("refresh_token")
     if not refresh:
         raise OAuthFlowError("no_refresh_token", provider=provider)
@@ -460,6 +520,8 @@ def finish(provider: OAuthProvider, pending: PendingFlow) -> OAuthGrant:
         refresh_token=str(refresh),
         expires_at=_expires_at(token),
         scopes=scopes or " ".join(provider.scopes),
+        subject=subject,
+        issuer=issuer,
     )
 
 

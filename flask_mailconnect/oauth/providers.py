@@ -42,6 +42,9 @@ class OAuthProvider:
     token_endpoint_auth_method: str = "client_secret_post"
     #: Microsoft Graph base URL when the provider can send through Graph (Microsoft only).
     graph_url: str | None = None
+    #: Microsoft: the configured tenant (``common``, ``organizations``, a domain or a GUID).
+    #: A GUID pins the ID token's ``tid``: only that tenant's people can connect.
+    tenant: str | None = None
 
 
 GOOGLE_SCOPES = ("openid", "email", "https://mail.google.com/")
@@ -85,6 +88,7 @@ def _microsoft(entry: Mapping[str, Any]) -> dict[str, Any]:
         "servers": "microsoft365",
         "access_settings_url": "https://myapps.microsoft.com",
         "graph_url": "https://graph.microsoft.com/v1.0",
+        "tenant": tenant,
     }
 
 

@@ -60,9 +60,11 @@ TITLES = {
     "unreachable": "{name} could not be reached",
     "id_token": "The answer from {name} could not be verified",
     "no_email": "{name} did not share your email address",
+    "unverified_email": "{name} could not confirm this address is yours",
     "no_refresh_token": "{name} did not grant offline access",
     "already_connected": "This address is already connected by someone else",
     "different_email": "You signed in with a different address",
+    "different_identity": "You signed in as someone else",
     "config": "Connecting with {name} is not set up yet",
     "limit": "No more accounts can be connected",
 }
