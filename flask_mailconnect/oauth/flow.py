@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ SESSION_KEY = "mailconnect.oauth"
 MAX_PENDING = 5
 #: Seconds a person has at the provider before the state expires.
 FLOW_TTL = 900
+#: Seconds a provider's discovery document (and its keys) are trusted before being read again.
+METADATA_TTL = 3600
 
 GRAPH_MAIL_SEND = "https://graph.microsoft.com/Mail.Send"
 
@@ -167,6 +170,12 @@ class _Integration(FlaskIntegration):
 class _Registry(OAuth):
     framework_integration_cls = _Integration
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lock = threading.Lock()
+        #: name -> (settings fingerprint, monotonic time the client was made)
+        self.made: dict[str, tuple[str, float]] = {}
+
     def init_app(self, app: Flask, *args: Any, **kwargs: Any) -> None:
         # Unlike OAuth.init_app, leave app.extensions["authlib.integrations.flask_client"] to
         # the host's own registry, if it has one.
@@ -209,12 +218,38 @@ def _extra_metadata(provider: OAuthProvider) -> dict[str, Any]:
     return meta
 
 
+def fingerprint(provider: OAuthProvider, *extra: Any) -> str:
+    """A digest of everything a client is built from (secret included, never shown), so an
+    edited provider (config, or an admin's form) gets a new client at once, without restart."""
+    import hashlib
+    import json
+
+    data = json.dumps([repr(provider), provider.client_secret, *map(repr, extra)])
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
 def client_for(provider: OAuthProvider) -> FlaskOAuth2App:
-    """Authlib's client for ``provider`` in the current app (registered on first use)."""
+    """Authlib's client for ``provider`` in the current app.
+
+    Made again when the provider's settings changed (compared by :func:`fingerprint`) or its
+    discovery document is older than :data:`METADATA_TTL`. The client's name stays
+    ``mailconnect_<key>``, so flows started before an edit still find their session state.
+    """
     registry = _registry(current_app._get_current_object())  # type: ignore[attr-defined]
     name = f"mailconnect_{provider.key}"
-    client = registry.create_client(name)
-    if client is None:
+    meta = _extra_metadata(provider)
+    print_ = fingerprint(provider, sorted(meta.items()))
+    with registry.lock:
+        made = registry.made.get(name)
+        stale = made is not None and (
+            made[0] != print_ or time.monotonic() - made[1] > METADATA_TTL
+        )
+        if stale:
+            registry._clients.pop(name, None)
+            registry._registry.pop(name, None)
+        client = registry.create_client(name)
+        if client is not None:
+            return client
         registry.register(
             name,
             client_id=provider.client_id,
@@ -229,10 +264,10 @@ def client_for(provider: OAuthProvider) -> FlaskOAuth2App:
                 "token_endpoint_auth_method": provider.token_endpoint_auth_method,
                 "default_timeout": float(current_app.config["MAILCONNECT_CONNECT_TIMEOUT"]),
             },
-            **_extra_metadata(provider),
+            **meta,
         )
-        client = registry.create_client(name)
-    return client
+        registry.made[name] = (print_, time.monotonic())
+        return registry.create_client(name)
 
 
 # -- redirect URI and next ---------------------------------------------------------------------

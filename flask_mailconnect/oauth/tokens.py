@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -112,7 +113,8 @@ class TokenRefreshUnavailable(TokenError):
 class _TokenState:
     def __init__(self) -> None:
         self.lock = threading.Lock()  #: guards ``metadata``
-        self.metadata: dict[str, dict[str, Any]] = {}  #: server metadata by its URL
+        #: server metadata by its URL, with the monotonic time it was read (kept METADATA_TTL)
+        self.metadata: dict[str, tuple[float, dict[str, Any]]] = {}
         #: serialises refreshes when the engine has a single connection (StaticPool)
         self.single_connection = threading.Lock()
 
@@ -165,14 +167,19 @@ class _Endpoints:
 
 
 def _endpoints(state: _State, provider: OAuthProvider) -> _Endpoints:
-    """The token and revocation endpoints, from config or the server metadata (fetched once per
-    app and provider, cached on the app)."""
+    """The token and revocation endpoints, from config or the server metadata (cached on the
+    app for :data:`~flask_mailconnect.oauth.flow.METADATA_TTL` seconds per metadata URL)."""
+    from .flow import METADATA_TTL
+
     if provider.token_url or not provider.server_metadata_url:
         assert provider.token_url  # providers.py refuses an entry with neither
         return _Endpoints(provider.token_url, provider.revoke_url)
     tokens = _token_state(current_app._get_current_object())  # type: ignore[attr-defined]
     with tokens.lock:
-        meta = tokens.metadata.get(provider.server_metadata_url)
+        cached = tokens.metadata.get(provider.server_metadata_url)
+    meta = None
+    if cached is not None and time.monotonic() - cached[0] <= METADATA_TTL:
+        meta = cached[1]
     if meta is None:
         try:
             with _client(state, provider) as client:
@@ -189,7 +196,7 @@ def _endpoints(state: _State, provider: OAuthProvider) -> _Endpoints:
         if not isinstance(meta, Mapping) or not meta.get("token_endpoint"):
             raise TokenError(f"The server metadata of {provider.name} names no token endpoint.")
         with tokens.lock:
-            tokens.metadata[provider.server_metadata_url] = dict(meta)
+            tokens.metadata[provider.server_metadata_url] = (time.monotonic(), dict(meta))
     return _Endpoints(
         str(meta["token_endpoint"]), provider.revoke_url or meta.get("revocation_endpoint")
     )
