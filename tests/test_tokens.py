@@ -510,10 +510,15 @@ def test_endpoints_from_server_metadata_are_fetched_once_per_app(provider: Any) 
         token = fresh_access_token(state(), load(account_id))
         assert token != old["access_token"] and provider.refresh_requests == 1
         cache = app.extensions["mailconnect.tokens"].metadata
-        assert cache[urls.metadata_url]["token_endpoint"] == urls.token_url
-        cache[urls.metadata_url]["token_endpoint"] = urls.token_url + "?cached=1"  # reused
+        _read_at, meta = cache[urls.metadata_url]
+        assert meta["token_endpoint"] == urls.token_url
+        meta["token_endpoint"] = urls.token_url + "?cached=1"  # reused while fresh
         fresh_access_token(state(), load(account_id), force=True)
         assert provider.refresh_requests == 2
+        # After METADATA_TTL the document is read again.
+        cache[urls.metadata_url] = (_read_at - 7200, {"token_endpoint": "http://127.0.0.1:9/x"})
+        fresh_access_token(state(), load(account_id), force=True)
+        assert provider.refresh_requests == 3
         hostapp.db.session.remove()
 
 
