@@ -50,6 +50,10 @@ def _engine_options(url: str) -> dict[str, Any]:
     options: dict[str, Any] = {"pool_size": 2 * THREADS + 5, "max_overflow": 10}
     if url.startswith("sqlite"):
         options["connect_args"] = {"timeout": 30}  # SQLite's busy wait, for queued writers
+    elif url.startswith("postgresql"):
+        # A host running REPEATABLE READ: without the refresh's own READ COMMITTED, waiters
+        # would fail with "could not serialize access" after the first refresh commits.
+        options["isolation_level"] = "REPEATABLE READ"
     return options
 
 

@@ -19,6 +19,8 @@ Per backend:
   ``innodb_lock_wait_timeout``, 50 s by default), then re-read the committed row (PostgreSQL
   reads committed data after the wait; on InnoDB a locking read always reads the latest committed
   version, whatever the isolation level).
+  The private transaction runs at READ COMMITTED whatever the engine's default (hosts that
+  set REPEATABLE READ or SERIALIZABLE included).
 * SQLite (no row locks): the transaction's first statement is a no-op ``UPDATE`` of the row,
   which takes SQLite's database write lock (like ``BEGIN IMMEDIATE``); other connections and
   processes wait for it in SQLite's busy handler (the driver's ``timeout``, 5 s by default: set
@@ -290,6 +292,11 @@ def _locked(state: _State, account_id: int) -> Iterator[tuple[Session, _Row]]:
     with guard, Session(bind=engine, expire_on_commit=False, autoflush=False) as session:
         dialect = engine.dialect.name
         try:
+            if dialect in ("postgresql", "mysql", "mariadb"):
+                # Hosts may run REPEATABLE READ or SERIALIZABLE: after waiting for the lock,
+                # this transaction must see the token the previous holder committed
+                # (PostgreSQL would otherwise fail with a serialization error).
+                session.connection(execution_options={"isolation_level": "READ COMMITTED"})
             if dialect == "postgresql":
                 wait = max(30, int(_timeout(state) * 3))
                 session.execute(sa.text(f"SET LOCAL lock_timeout = '{wait}s'"))
