@@ -223,6 +223,18 @@ class AuditEvent(Base):
     remote_addr: Mapped[str | None] = mapped_column(sa.String(45), default=None)
 
 
+class OAuthState(Base):
+    """Authlib's half of a consent in progress (PKCE verifier, nonce, redirect URI), kept here
+    so that only the state id reaches the session cookie; taken once (oauth/state.py)."""
+
+    __tablename__ = "mailconnect_oauth_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    value: Mapped[str] = mapped_column(EncryptedText, deferred=True, deferred_raiseload=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 #: Models whose columns are encrypted, with those columns (used by ``rotate-key``).
 ENCRYPTED_COLUMNS: dict[type[Base], tuple[str, ...]] = {
     MailAccount: ("password", "access_token", "refresh_token", "graph_access_token"),
@@ -302,3 +314,4 @@ class MailProviderDomain(Base):
 
 
 ENCRYPTED_COLUMNS[MailProvider] = ("client_secret",)
+ENCRYPTED_COLUMNS[OAuthState] = ("value",)

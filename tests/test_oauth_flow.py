@@ -491,9 +491,12 @@ def test_no_token_or_verifier_in_log_records(
         caplog.set_level(logging.DEBUG, logger=name)
     login(client, 1)
     started = start(client)
-    with client.session_transaction() as sess:
-        [flow] = [v["data"] for k, v in sess.items() if k.startswith("_state_mailconnect_")]
-    verifier = flow["code_verifier"]
+    import json
+
+    from flask_mailconnect.models import OAuthState
+
+    [stored] = hostapp.db.session.scalars(sa.select(OAuthState.value))  # server-side, not cookie
+    verifier = json.loads(stored)["data"]["code_verifier"]
     response = back(client, consent(started.headers["Location"]))
     assert response.status_code == 302
     [account] = rows(app)

@@ -6,16 +6,19 @@ Against the real local OAuth server, through the pages (as in test_oauth_flow).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests import test_oauth_flow
+from flask_mailconnect.models import OAuthState
+from tests import hostapp, test_oauth_flow
 from tests.conftest import login
 from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET
-from tests.test_oauth_flow import connect, rows
+from tests.test_oauth_flow import back, connect, consent, error_page, rows, start
 
 # The host app with Google and Microsoft at the local OAuth server (as in test_oauth_flow).
 oauth_app = test_oauth_flow.oauth_app
@@ -60,3 +63,46 @@ def test_server_metadata_is_read_again_after_its_ttl(app: Flask, monkeypatch: py
         assert flow.client_for(google) is first  # cached while fresh
         monkeypatch.setattr(flow, "METADATA_TTL", -1)
         assert flow.client_for(google) is not first
+
+
+# -- M10: the session cookie carries no PKCE verifier; states are used once server-side -------
+
+
+def _session_dump(client: FlaskClient) -> str:
+    with client.session_transaction() as sess:
+        return json.dumps(dict(sess), default=str)
+
+
+def _verifier(app: Flask) -> str:
+    from flask_mailconnect.models import OAuthState
+
+    [stored] = hostapp.db.session.scalars(sa.select(OAuthState.value))
+    return str(json.loads(stored)["data"]["code_verifier"])
+
+
+def test_session_cookie_holds_no_code_verifier(client: FlaskClient, app: Flask):
+    login(client, 1)
+    started = start(client)
+    assert started.status_code == 302
+    verifier = _verifier(app)
+    dump = _session_dump(client)
+    assert "code_verifier" not in dump and verifier not in dump and "nonce" not in dump
+    raw = hostapp.db.session.execute(sa.text("SELECT value FROM mailconnect_oauth_state"))
+    assert verifier not in raw.scalar_one()  # encrypted at rest
+    assert back(client, consent(started.headers["Location"])).status_code == 302
+    assert hostapp.db.session.scalars(sa.select(OAuthState.key)).all() == []  # taken
+
+
+def test_replayed_older_cookie_cannot_complete_a_flow_again(client: FlaskClient, app: Flask):
+    login(client, 1)
+    location = consent(start(client).headers["Location"])
+    with client.session_transaction() as sess:
+        saved = dict(sess)  # the cookie as it was before the callback
+    assert back(client, location).status_code == 302
+    [account] = rows(app)
+    with client.session_transaction() as sess:
+        sess.clear()
+        sess.update(saved)  # an attacker (or the back button) brings the old cookie back
+    page = error_page(back(client, location))
+    assert "expired or was already used" in page
+    assert [a.id for a in rows(app)] == [account.id]

@@ -6,10 +6,11 @@ the host's own Authlib clients and its ``<NAME>_CLIENT_ID`` settings never mix w
 
 Where things live during a flow:
 
-- Authlib keeps the ``state``, the PKCE ``code_verifier`` and the OpenID ``nonce`` in the Flask
-  session under ``_state_mailconnect_<key>_<state>`` (signed, and server-side with a host that
-  uses server-side sessions). The callback of provider ``<key>`` looks only there, so a state
-  issued for one provider never completes at another's callback (mix-up defence).
+- Authlib keeps the PKCE ``code_verifier``, the OpenID ``nonce`` and the redirect URI in our
+  table ``mailconnect_oauth_state`` (:mod:`.state`, encrypted, taken once); the Flask session
+  holds only ``_state_mailconnect_<key>_<state>: {"exp": ...}``. The callback of provider
+  ``<key>`` looks only under its own name, so a state issued for one provider never completes
+  at another's callback (mix-up defence), and a replayed older cookie finds nothing.
 - Our own part, under ``session["mailconnect.oauth"][state]``: the provider key, the owner the
   account is for, who started the flow, the account being signed in again and the ``next``
   target. Both entries are removed the first time the callback sees the state: used once.
@@ -186,7 +187,11 @@ def _registry(app: Flask) -> _Registry:
     found = app.extensions.get("mailconnect.oauth")
     if found is None:
         _quiet_authlib()
-        found = app.extensions.setdefault("mailconnect.oauth", _Registry(app))
+        from .state import DatabaseStateCache
+
+        found = app.extensions.setdefault(
+            "mailconnect.oauth", _Registry(app, cache=DatabaseStateCache())
+        )
     return found
 
 
