@@ -298,10 +298,11 @@ def disconnect(state: _State, account: MailAccount, *, actor: Actor | None) -> N
     The signal receives the deleted account (its attributes stay readable) after the flush.
     """
     require(state, actor, "manage", account.owner)
-    if account.auth_method == "oauth2":  # revoke at the provider first, where it can
-        from .oauth.tokens import revoke_tokens
+    revoke = None
+    if account.auth_method == "oauth2":  # revoked at the provider once the row is gone
+        from .oauth.tokens import prepare_revocation
 
-        revoke_tokens(state, account)
+        revoke = prepare_revocation(state, account)
     session = state.session
     session.execute(
         sa.delete(SyncedMessage).where(
@@ -318,6 +319,8 @@ def disconnect(state: _State, account: MailAccount, *, actor: Actor | None) -> N
     audit.record(session, "disconnect", actor=actor, account=account)
     session.delete(account)
     session.flush()
+    if revoke is not None:  # after the delete: a failed delete leaves a working account
+        revoke()
     if was_default:
         successor = default_account(state, account.owner)  # the account itself is gone now
         if successor is not None:
@@ -377,12 +380,15 @@ def create_handover(
     The admin picks the provider and the address; the owner then sees "Complete authorization"
     on their page and gives consent at the provider themselves, so nobody types a credential
     for someone else. Raises :class:`InvalidSettings` for an unknown provider or a bad address,
-    and for an address ``owner`` already has.
+    and for an address ``owner`` already has; ``ValueError`` for an owner that is not a person
+    (only the owner completes a hand-over, so it exists for personal accounts only).
     """
     from .exceptions import InvalidSettings
     from .oauth.providers import current_oauth_providers
 
     require(state, actor, "manage", owner)
+    if owner[0] != USER:  # the consent is its owner's alone (Policy.can_complete_handover)
+        raise ValueError("a hand-over is for a person's own (user) account")
     oauth = current_oauth_providers().get(provider)
     if oauth is None:
         raise InvalidSettings({"provider": "Choose a provider that signs in with OAuth 2.0."})
@@ -769,9 +775,14 @@ def reconnect_oauth(
     Keeps the id, settings and history; fires ``account_updated`` (``changes={"credentials"}``),
     never a second ``account_connected``. Another address raises ``different_email``; the same
     address from another identity than the one bound at first consent (``oauth_subject``)
-    raises ``different_identity``.
+    raises ``different_identity``. A hand-over (awaiting authorization) is completed by its
+    owner only (:meth:`Policy.can_complete_handover`), never by someone managing it for them.
     """
-    require(state, actor, "manage", account.owner)
+    if account.status == AccountStatus.PENDING_AUTHORIZATION:
+        if actor is not None and not state.policy.can_complete_handover(actor, account):
+            raise PermissionDenied(f"{actor.label} may not complete this hand-over")
+    else:
+        require(state, actor, "manage", account.owner)
     email = _grant_email(grant)
     if email.lower() != account.email.lower():
         raise OAuthFlowError("different_email", email, provider=grant.provider)

@@ -8,6 +8,9 @@ Actions (:data:`ACTIONS`):
 
 - ``view``: see the account and its settings page;
 - ``use``: send from it;
+- ``read``: read its synced mail (the recent-mail list, Refresh): a personal account's owner
+  only (an admin managing it for them does not read their mail); for organisation and host
+  scopes, those who may manage;
 - ``manage``: connect, test, edit, disconnect;
 - ``admin``: administrator-only operations (deactivate, reactivate, the audit trail).
 
@@ -16,18 +19,21 @@ The default rules (:class:`Policy`, written out in ``docs/scopes.rst``):
 ============== ======================================== =========================================
 scope          who                                      may
 ============== ======================================== =========================================
-user           the owner                                view, use; manage when
+user           the owner                                view, use, read; manage when
                                                         ``MAILCONNECT_USERS_CAN_MANAGE_OWN``
-user           an admin                                 view, manage, admin (never use)
-organization   an admin                                 view, manage, admin; use if permitted
+user           an admin                                 view, manage, admin (never use, read)
+organization   an admin                                 view, read, manage, admin; use if
+                                                        permitted
 organization   anyone ``organization_access`` permits   view, use
-host scope     an admin                                 view, manage, admin; use if ``can_use``
-host scope     ``can_manage(user, obj)``                view, manage
+host scope     an admin                                 view, read, manage, admin; use if
+                                                        ``can_use``
+host scope     ``can_manage(user, obj)``                view, read, manage
 host scope     ``can_use(user, obj)``                   view, use
-anything else  an admin                                 view, manage, admin
+anything else  an admin                                 view, read, manage, admin
 ============== ======================================== =========================================
 
-``use`` is never granted by being an admin: an admin does not send as someone else.
+``use`` is never granted by being an admin: an admin does not send as someone else, nor read
+a person's mail (``read`` on a personal account is its owner's alone).
 Everyone else gets nothing, and pages answer 404 so ids reveal nothing.
 """
 
@@ -50,7 +56,9 @@ ORGANIZATION = "organization"
 #: own scope (``"tenant"``) instead.
 ORGANIZATION_ID = "main"
 ORGANIZATION_OWNER: Owner = (ORGANIZATION, ORGANIZATION_ID)
-ACTIONS = ("view", "use", "manage", "admin")
+ACTIONS = ("view", "use", "read", "manage", "admin")
+#: What an admin may do on any account they manage (not ``use``; ``read`` not on personal ones).
+_ADMIN_ACTIONS = ("view", "read", "manage", "admin")
 BUILTIN_KINDS = (USER, ORGANIZATION)
 
 
@@ -179,10 +187,26 @@ class Policy:
             return self.can_organization(actor, action, owner)
         scope = ext.scopes.get(kind) if ext is not None else None
         if scope is None:  # accounts of a kind nobody declared: admins may clean them up
-            return actor.is_admin and action != "use"
+            return actor.is_admin and action in _ADMIN_ACTIONS
         if obj is _MISSING:
             obj = load_owner(owner)
         return self.can_scope(actor, action, scope, obj)
+
+    def can_complete_handover(self, actor: Actor | None, account: Any) -> bool:
+        """May ``actor`` give the OAuth consent that completes ``account``'s hand-over?
+
+        Only the person the account belongs to, whatever ``MAILCONNECT_USERS_CAN_MANAGE_OWN``
+        says, and never an admin on their behalf: a credential is never typed by someone else.
+        ``account``: a :class:`~flask_mailconnect.MailAccount` awaiting authorization.
+        """
+        from .models import AccountStatus
+
+        return (
+            actor is not None
+            and account.status == AccountStatus.PENDING_AUTHORIZATION
+            and account.owner_kind == USER
+            and str(account.owner_id) == actor.id
+        )
 
     def users_manage_own(self) -> bool:
         if not has_app_context():
@@ -191,14 +215,14 @@ class Policy:
 
     def can_user(self, actor: Actor, action: str, owner: Owner) -> bool:
         if owner[1] == actor.id:
-            if action in ("view", "use"):
+            if action in ("view", "use", "read"):
                 return True
             if action == "manage" and self.users_manage_own():
                 return True
         return actor.is_admin and action in ("view", "manage", "admin")
 
     def can_organization(self, actor: Actor, action: str, owner: Owner) -> bool:
-        if actor.is_admin and action in ("view", "manage", "admin"):
+        if actor.is_admin and action in _ADMIN_ACTIONS:
             return True
         if action in ("view", "use"):
             ext = _extension()
@@ -206,11 +230,11 @@ class Policy:
         return False
 
     def can_scope(self, actor: Actor, action: str, scope: Scope, obj: Any) -> bool:
-        if actor.is_admin and action in ("view", "manage", "admin"):
+        if actor.is_admin and action in _ADMIN_ACTIONS:
             return True
         if obj is None:  # the project is gone: only admins see its accounts
             return False
-        if action == "manage":
+        if action in ("manage", "read"):
             return bool(scope.can_manage(actor.user, obj))
         if action == "use":
             return bool(scope.can_use(actor.user, obj))

@@ -129,3 +129,55 @@ def test_handover_validation(client: FlaskClient, app: Flask) -> None:  # noqa: 
     assert "already has an account with this address" in again.get_data(as_text=True)
     login(client, 2)  # not an admin
     assert client.post(url + "/handover", data=bad).status_code == 404
+
+
+def test_owner_completes_with_own_management_off(client: FlaskClient, app: Flask) -> None:  # noqa: F811
+    """MAILCONNECT_USERS_CAN_MANAGE_OWN=False: only admins manage personal accounts, yet the
+    consent of a hand-over is still the owner's to give (and only theirs)."""
+    register_callbacks(app)
+    app.config["MAILCONNECT_USERS_CAN_MANAGE_OWN"] = False
+    login(client, 3)
+    assert hand_over(client).status_code == 302
+    account = only_account(app)
+    # The admin cannot start the consent for the user, even by posting the form themselves.
+    token = admin_token(client, "/email/admin/users/1")
+    data = {"csrf_token": token, "account_id": account.id}
+    assert client.post("/email/oauth/google/start", data=data).status_code == 404
+    login(client, 1)
+    index = client.get("/email/").get_data(as_text=True)
+    assert "Complete authorization" in index
+    token_match = re.search(r'name="csrf_token" value="([^"]+)"', index)
+    assert token_match
+    data = {"csrf_token": token_match.group(1), "account_id": account.id}
+    started = client.post("/email/oauth/google/start", data=data)
+    assert started.status_code == 302, started.get_data(as_text=True)[:300]
+    finished = back(client, consent(started.headers["Location"], EMAIL))
+    assert finished.status_code == 302, finished.get_data(as_text=True)[:300]
+    account = only_account(app)
+    assert account.status == AccountStatus.CONNECTED and account.owner == ("user", "1")
+    # Done: the account is hers, but managing it (signing in again) is the admins' job now.
+    again = client.post("/email/oauth/google/start", data=data)
+    assert again.status_code == 404
+
+
+def test_admin_cannot_complete_through_the_api(client: FlaskClient, app: Flask) -> None:  # noqa: F811
+    from flask_mailconnect import PermissionDenied, accounts
+    from flask_mailconnect.oauth.flow import OAuthGrant
+
+    register_callbacks(app)
+    login(client, 3)
+    hand_over(client)
+    account = only_account(app)
+    with app.test_request_context():
+        from tests import hostapp
+
+        state = app.extensions["mailconnect"]
+        admin = state.extension.actor_for(hostapp.db.session.get(User, 3))
+        row = hostapp.db.session.get(MailAccount, account.id)
+        grant = OAuthGrant.__new__(OAuthGrant)  # never read: refused before
+        try:
+            accounts.reconnect_oauth(state, row, grant=grant, actor=admin)
+        except PermissionDenied:
+            pass
+        else:
+            raise AssertionError("an admin completed a user's hand-over")

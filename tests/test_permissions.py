@@ -10,10 +10,13 @@ test_views.py). Accounts: alice's personal account, the organisation's, project 
 
 The policy these rows follow (docs/scopes.rst):
 
-- user account: owner view/use/manage; admin view/manage/admin (never use); others nothing.
-- organisation account: every signed-in user view/use; admin also manage/admin.
-- project account: ``can_use`` (member, manager) view/use; ``can_manage`` (manager) manage;
-  admin view/manage/admin (not use: admins are not project members here).
+- user account: owner view/use/read/manage; admin view/manage/admin (never use, never read:
+  an admin managing it for them does not read their mail); others nothing.
+- organisation account: every signed-in user view/use; admin also read/manage/admin.
+- project account: ``can_use`` (member, manager) view/use; ``can_manage`` (manager)
+  read/manage; admin view/read/manage/admin (not use: admins are not project members here).
+- a hand-over (an account awaiting authorization) is completed by its owner alone, with
+  ``MAILCONNECT_USERS_CAN_MANAGE_OWN`` on or off; never by an admin (HANDOVER_TABLE).
 
 Refusals answer 404 so ids reveal nothing.
 """
@@ -121,9 +124,9 @@ POST folders               user     409   404   404   404   409   401
 POST folders               org      404   404   404   404   409   401
 POST folders               project  404   404   404   409   409   401
 
-POST sync                  user     302   404   404   404   302   401
-POST sync                  org      302   302   302   302   302   401
-POST sync                  project  404   404   302   302   302   401
+POST sync                  user     302   404   404   404   404   401
+POST sync                  org      404   404   404   404   302   401
+POST sync                  project  404   404   404   302   302   401
 """
 
 #: How each named route is requested: (method, URL, form data or None, JSON?).
@@ -156,8 +159,9 @@ REQUESTS: dict[str, tuple[str, str, dict[str, str] | None, bool]] = {
     # page explaining that the folders cannot be read (and a POST is refused with 409).
     "GET folders": ("GET", "/email/accounts/{a}/folders", None, False),
     "POST folders": ("POST", "/email/accounts/{a}/folders", {"inbox": "INBOX"}, False),
-    # Refresh recent mail ("view", like reading the list): allowed actors go back to the
-    # account page with the reason it could not refresh.
+    # Refresh recent mail ("read", like the list on the account page): allowed actors go back
+    # to the account page with the reason it could not refresh. An admin does not read a
+    # person's mail, even while managing their account.
     "POST sync": ("POST", "/email/accounts/{a}/sync", {}, False),
 }  # fmt: skip
 
@@ -258,6 +262,10 @@ def test_route(
             assert tested.status == ("error" if expected == "302" else "connected")
         if expected == "302":
             assert response.location == f"/email/accounts/{account_id}"
+    if route == "GET account" and expected == "200":
+        # The recent-mail list (and its Refresh button) is shown to those who may "read".
+        shown = "data-mc-recent" in response.get_data(as_text=True)
+        assert shown is (READ[(scope, actor)] == "true")
     if route == "POST scope_disconnect_all" and expected == "200":
         page = response.get_data(as_text=True)
         assert f"disconnected {scope}@example.com" in page
@@ -468,6 +476,10 @@ can_use           user     true    false   false   false   false   false
 can_use           org      true    true    true    true    true    false
 can_use           project  false   false   true    true    false   false
 
+can_read          user     true    false   false   false   false   false
+can_read          org      false   false   false   false   true    false
+can_read          project  false   false   false   true    true    false
+
 can_manage        user     true    false   false   false   true    false
 can_manage        org      false   false   false   false   true    false
 can_manage        project  false   false   false   true    true    false
@@ -508,7 +520,9 @@ def _can(action: str) -> Callable[[MailConnect, Any, MailAccount, str], Any]:
     return lambda ext, user, acct, kind: ext.can(user, action, acct.owner)
 
 
-CALLS.update({f"can_{action}": _can(action) for action in ("view", "use", "manage", "admin")})
+CALLS.update(
+    {f"can_{action}": _can(action) for action in ("view", "use", "read", "manage", "admin")}
+)
 
 
 @pytest.mark.parametrize(("method", "scope", "actor", "expected"), parse_table(METHOD_TABLE, 1))
@@ -542,3 +556,72 @@ def test_method(world: dict[str, Any], method: str, scope: str, actor: str, expe
                 outcome = "ok"
         db.session.rollback()
     assert outcome == expected
+
+
+#: ``(scope, actor) -> "true"/"false"``: the can_read rows of METHOD_TABLE (the account page
+#: shows the recent-mail list to exactly these).
+READ = {
+    (scope, actor): expected
+    for name, scope, actor, expected in parse_table(METHOD_TABLE, 1)
+    if name == "can_read"
+}
+
+
+# -- hand-over completion (Policy.can_complete_handover) --------------------------------------
+# "Complete authorization" of alice's account awaiting authorization (created by the admin):
+# POST oauth_start with its account_id. Only alice may start the consent, whether or not people
+# may manage their own accounts; an admin may not give it for her.
+#
+# MAILCONNECT_USERS_CAN_MANAGE_OWN       owner other membr mngr  admin anon
+HANDOVER_TABLE = """
+on                                     302   404   404   404   404   401
+off                                    302   404   404   404   404   401
+"""
+
+
+def _handover_cells() -> list[tuple[str, str, str]]:
+    cells = []
+    for line in HANDOVER_TABLE.strip().splitlines():
+        flag, *values = line.split()
+        assert flag in ("on", "off") and len(values) == len(ACTORS), line
+        cells.extend((flag, actor, expected) for actor, expected in zip(ACTORS, values))
+    return cells
+
+
+@pytest.mark.parametrize(("flag", "actor", "expected"), _handover_cells())
+def test_handover_completion(
+    world: dict[str, Any], client: FlaskClient, flag: str, actor: str, expected: str
+) -> None:
+    app, ext = world["app"], world["ext"]
+    app.config["MAILCONNECT_USERS_CAN_MANAGE_OWN"] = flag == "on"
+    with app.test_request_context():
+        admin = db.session.get(User, ADMIN)
+        pending = ext.create_handover(
+            owner=("user", ALICE), provider="acme", email="handed@acme.test", actor=admin
+        )
+        db.session.commit()
+        account_id = pending.id
+    token = _sign_in(client, actor)
+    if actor == "owner":  # her page offers the button (nobody else's does)
+        page = client.get("/email/").get_data(as_text=True)
+        assert f'name="account_id" value="{account_id}"' in page
+    elif actor == "admin":
+        page = client.get(f"/email/admin/users/{ALICE}").get_data(as_text=True)
+        assert 'name="account_id"' not in page
+    response = client.post(
+        "/email/oauth/acme/start", data={"account_id": str(account_id), "csrf_token": token}
+    )
+    assert response.status_code == int(expected), response.get_data(as_text=True)[:500]
+    if expected == "302":
+        assert response.location.startswith("https://id.acme.test/authorize?")
+        assert "login_hint=handed%40acme.test" in response.location
+
+
+def test_handover_is_for_personal_accounts(world: dict[str, Any]) -> None:
+    """Only a person completes a hand-over, so a project or the organisation cannot get one."""
+    app, ext = world["app"], world["ext"]
+    with app.test_request_context():
+        admin = db.session.get(User, ADMIN)
+        for owner in (OWNERS["org"], OWNERS["project"]):
+            with pytest.raises(ValueError, match="person's own"):
+                ext.create_handover(owner=owner, provider="acme", email="x@acme.test", actor=admin)

@@ -645,6 +645,9 @@ def handover_provider(account: MailAccount) -> Any:
         return None
     if "mailconnect.oauth_start" not in current_app.view_functions:
         return None
+    who = g.get("mailconnect_actor") or state().extension.current_actor()
+    if not state().policy.can_complete_handover(who, account):
+        return None  # only its owner completes it: an admin never gives consent for them
     for key, provider in current_oauth_providers().items():
         if account.provider in (key, provider.servers):
             return provider

@@ -28,7 +28,7 @@ from flask_wtf.csrf import generate_csrf
 
 from .. import accounts
 from ..exceptions import AccountLimitReached
-from ..models import MailAccount
+from ..models import AccountStatus, MailAccount
 from ..oauth import flow
 from ..oauth.flow import OAuthFlowError, PendingFlow
 from ..oauth.providers import OAuthProvider, current_oauth_providers
@@ -141,8 +141,14 @@ def start(provider: str) -> Any:
     next_url = flow.safe_next(form.get("next"))
     account_id = form.get("account_id", type=int)
     login_hint = None
+    handover = False
     if account_id is not None:
-        account = load_account(account_id, "manage")
+        # A hand-over is completed by its owner alone (Policy.can_complete_handover).
+        found = state().session.get(MailAccount, account_id)
+        handover = found is not None and found.status == AccountStatus.PENDING_AUTHORIZATION
+        if handover and not state().policy.can_complete_handover(actor(), found):
+            abort(404)
+        account = found if handover and found is not None else load_account(account_id, "manage")
         if account.auth_method == "oauth2" and account.provider != prov.key:
             abort(404)
         owner = account.owner
@@ -153,7 +159,7 @@ def start(provider: str) -> Any:
             abort(404)
     else:
         owner = actor().owner
-    if not _may_manage(owner):
+    if not handover and not _may_manage(owner):
         abort(404)
     try:
         url = flow.begin(
@@ -176,14 +182,28 @@ def callback(provider: str) -> Any:
     except OAuthFlowError as exc:
         flow.discard(prov)  # Authlib's half goes too: a replayed callback stays refused
         return _error(exc, prov)
-    if pending.actor_id != actor().id or not _may_manage(pending.owner):
+    pending_account = (
+        state().session.get(MailAccount, pending.account_id)
+        if pending.account_id is not None
+        else None
+    )
+    handover = (
+        pending_account is not None
+        and pending_account.status == AccountStatus.PENDING_AUTHORIZATION
+    )
+    allowed = (
+        state().policy.can_complete_handover(actor(), pending_account)
+        if handover
+        else _may_manage(pending.owner)
+    )
+    if pending.actor_id != actor().id or not allowed:
         flow.discard(prov)
         return _error(OAuthFlowError("state", "another person", provider=prov), prov)
     try:
         grant = flow.finish(prov, pending)
         if pending.account_id is not None:
-            account = state().session.get(MailAccount, pending.account_id)
-            if account is None or not _may_manage(account.owner):
+            account = pending_account
+            if account is None or not (handover or _may_manage(account.owner)):
                 raise OAuthFlowError("state", "account gone", provider=prov)
             account = accounts.reconnect_oauth(state(), account, grant=grant, actor=actor())
             again = True
@@ -197,9 +217,10 @@ def callback(provider: str) -> Any:
         state().session.rollback()  # nothing half-connected: no row, no token
         return _error(exc, prov, pending)
     state().session.commit()
-    report = accounts.run_oauth_test(
-        state(), account, actor=actor(), access_token=grant.access_token
-    )
+    report = accounts.run_oauth_test(  # as the app when the owner may not manage (hand-over)
+        state(), account, actor=actor() if _may_manage(account.owner) else None,
+        access_token=grant.access_token,
+    )  # fmt: skip
     state().session.commit()
     _stash(account, report)
     verb = "Signed in again" if again else f"Connected with {prov.name}"

@@ -189,6 +189,7 @@ def account(account_id: int) -> Any:
         # The editor shows what would be stored: never the raw text someone posted.
         editor_html=sanitize_signature(form.signature_html.data or ""),
         can_manage=state().policy.can(actor(), "manage", acct.owner),
+        can_read=state().policy.can(actor(), "read", acct.owner),
     ), (422 if form.errors else 200)
 
 
