@@ -602,3 +602,27 @@ def add_account_for_other(server: Any) -> tuple[int, dict[str, Any]]:
     hostapp.db.session.add(account)
     hostapp.db.session.commit()
     return account.id, tokens
+
+
+def test_disconnect_revokes_only_after_the_row_is_gone(sqlite_app: Flask, provider: Any) -> None:
+    """A delete that fails leaves the account as it was, its grant still alive at Google."""
+    from flask_mailconnect import accounts
+
+    def refuse(*_args: Any) -> None:
+        raise RuntimeError("the database refused the delete")
+
+    with sqlite_app.app_context():
+        account_id, tokens = add_account(provider, GOOGLE)
+        sa.event.listen(MailAccount, "before_delete", refuse)
+        try:
+            with pytest.raises(RuntimeError):
+                accounts.disconnect(state(), load(account_id), actor=None)
+        finally:
+            sa.event.remove(MailAccount, "before_delete", refuse)
+        hostapp.db.session.rollback()
+        assert provider.token_active(tokens["access_token"])  # not revoked
+        assert load(account_id).status == AccountStatus.CONNECTED
+        accounts.disconnect(state(), load(account_id), actor=None)
+        hostapp.db.session.commit()
+        assert not provider.token_active(tokens["access_token"])  # revoked once deleted
+        assert hostapp.db.session.get(MailAccount, account_id) is None

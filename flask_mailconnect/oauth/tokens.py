@@ -39,7 +39,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -666,6 +666,64 @@ def _sync_instance(account: MailAccount, values: Any) -> None:
 # -- revocation -------------------------------------------------------------------------------
 
 
+def prepare_revocation(state: _State, account: MailAccount) -> Callable[[], bool]:
+    """Read what revoking ``account``'s grant needs now; the returned call revokes it later.
+
+    For :func:`~flask_mailconnect.accounts.disconnect`: the row is deleted and flushed first,
+    then the grant is revoked, so a failed delete never leaves a "connected" account holding a
+    dead token. The call returns what :func:`revoke_tokens` returns and never raises.
+    """
+    try:
+        provider: OAuthProvider | None = _provider_for(account)
+    except TokenError:
+        provider = None
+    found = state.session.execute(
+        sa.select(MailAccount.refresh_token, MailAccount.access_token).where(
+            MailAccount.id == account.id
+        )
+    ).first()
+    token, hint = (None, None)
+    if found is not None:
+        token, hint = (found[0], "refresh_token") if found[0] else (found[1], "access_token")
+    account_id = account.id
+
+    def revoke() -> bool:
+        if provider is None or not token or not hint:
+            return False
+        return _revoke_at_provider(state, provider, account_id, token, hint)
+
+    return revoke
+
+
+def _revoke_at_provider(
+    state: _State, provider: OAuthProvider, account_id: int, token: str, hint: str
+) -> bool:
+    try:
+        endpoint = _endpoints(state, provider).revoke
+    except TokenError:
+        return False
+    if not endpoint:
+        return False
+    try:
+        with _client(state, provider) as client:
+            response = client.revoke_token(
+                endpoint, token=token, token_type_hint=hint, timeout=_timeout(state)
+            )
+    except requests.RequestException as exc:
+        log.warning(
+            "Revoking the token of account %s at %s failed: %s",
+            account_id, provider.name, type(exc).__name__,
+        )  # fmt: skip
+        return False
+    revoked = response.ok or _already_invalid(response)
+    if not revoked:
+        log.warning(
+            "Revoking the token of account %s at %s failed: HTTP %s",
+            account_id, provider.name, response.status_code,
+        )  # fmt: skip
+    return revoked
+
+
 def revoke_tokens(state: _State, account: MailAccount) -> bool:
     """Revoke the account's grant at the provider (RFC 7009), then wipe the tokens locally.
 
@@ -681,33 +739,10 @@ def revoke_tokens(state: _State, account: MailAccount) -> bool:
         MailAccount.id == account.id
     )
     found = state.session.execute(query).first()
-    token, hint = (None, None)
-    if found is not None:
-        token, hint = (found[0], "refresh_token") if found[0] else (found[1], "access_token")
     revoked = False
-    endpoint = None
-    if token:
-        try:
-            endpoint = _endpoints(state, provider).revoke
-        except TokenError:
-            endpoint = None
-    if token and endpoint:
-        try:
-            with _client(state, provider) as client:
-                response = client.revoke_token(
-                    endpoint, token=token, token_type_hint=hint, timeout=_timeout(state)
-                )
-            revoked = response.ok or _already_invalid(response)
-            if not revoked:
-                log.warning(
-                    "Revoking the token of account %s at %s failed: HTTP %s",
-                    account.id, provider.name, response.status_code,
-                )  # fmt: skip
-        except requests.RequestException as exc:
-            log.warning(
-                "Revoking the token of account %s at %s failed: %s",
-                account.id, provider.name, type(exc).__name__,
-            )  # fmt: skip
+    if found is not None and (found[0] or found[1]):
+        token, hint = (found[0], "refresh_token") if found[0] else (found[1], "access_token")
+        revoked = _revoke_at_provider(state, provider, account.id, token, hint)
     if found is not None:
         state.session.execute(
             sa.update(MailAccount)
@@ -747,5 +782,6 @@ __all__ = [
     "fresh_access_token",
     "fresh_graph_token",
     "mail_refresh_scope",
+    "prepare_revocation",
     "revoke_tokens",
 ]
