@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, g
 from flask.testing import FlaskClient
 
 from flask_mailconnect.models import OAuthState
@@ -106,3 +106,31 @@ def test_replayed_older_cookie_cannot_complete_a_flow_again(client: FlaskClient,
     page = error_page(back(client, location))
     assert "expired or was already used" in page
     assert [a.id for a in rows(app)] == [account.id]
+
+
+# -- L2: the callback never leaks its code ------------------------------------------------------
+
+
+def test_callback_of_an_unknown_provider_sends_no_referrer(client: FlaskClient):
+    login(client, 1)
+    response = client.get("/email/oauth/nope/callback?code=secret-code&state=s")
+    assert response.status_code == 404
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_session_expired_during_consent_goes_to_login_without_the_code(
+    client: FlaskClient, app: Flask
+):
+    app.login_manager.login_view = "/login"  # type: ignore[attr-defined]
+    login(client, 1)
+    location = consent(start(client).headers["Location"])
+    assert "code=" in location
+    with client.session_transaction() as sess:
+        sess.clear()  # signed out (or the session expired) while at the provider
+    g.pop("_login_user", None)  # pytest-flask's app context (and g) outlives requests
+    response = back(client, location)
+    assert response.status_code == 302
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    target = response.headers["Location"]
+    assert target.startswith("/login") and "code" not in target and "callback" not in target
+    assert rows(app) == []

@@ -741,7 +741,8 @@ def revoke_tokens(state: _State, account: MailAccount) -> bool:
     found = state.session.execute(query).first()
     revoked = False
     if found is not None and (found[0] or found[1]):
-        token, hint = (found[0], "refresh_token") if found[0] else (found[1], "access_token")
+        hint = "refresh_token" if found[0] else "access_token"
+        token = str(found[0] or found[1])
         revoked = _revoke_at_provider(state, provider, account.id, token, hint)
     if found is not None:
         state.session.execute(

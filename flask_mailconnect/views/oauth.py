@@ -288,7 +288,37 @@ def _context() -> dict[str, Any]:
     }
 
 
+def _callback_no_referrer(response: Response) -> Response:
+    """The callback's URL carries the authorization code: whatever it answers (a page, a
+    redirect, a 404 for an unknown provider, the login redirect), no Referer leaks it."""
+    if request.endpoint == "mailconnect.oauth_callback":
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _callback_signed_out() -> Any:
+    """The person's session ended while they were at the provider: send them to sign in with
+    ``next`` set to the settings page, never to this URL (its ``code`` would end up in the
+    login page's address, logs and Referer). The flow cannot finish: its session is gone."""
+    if request.endpoint != "mailconnect.oauth_callback":
+        return None
+    if state().extension.current_actor() is not None:
+        return None
+    from flask import current_app
+
+    manager = getattr(current_app, "login_manager", None)
+    if manager is not None and manager.login_view:
+        from flask_login import login_url
+
+        return redirect(login_url(manager.login_view, next_url=url_for(".index")))
+    abort(401)
+
+
 def install(bp: Blueprint) -> None:
+    # Before common's _require_actor, whose login redirect would carry the callback URL.
+    bp.before_request_funcs.setdefault(None, []).insert(0, _callback_signed_out)
+    bp.after_request(_callback_no_referrer)
     bp.add_url_rule("/oauth/<provider>/start", "oauth_start", start, methods=["POST"])
     bp.add_url_rule("/oauth/<provider>/callback", "oauth_callback", callback)
     bp.add_url_rule("/accounts/<int:account_id>/oauth/test", "oauth_test", test, methods=["POST"])
