@@ -276,6 +276,8 @@ class MailProvider(Base):
     authorize_url: Mapped[str] = mapped_column(sa.String(2000), default="")
     token_url: Mapped[str] = mapped_column(sa.String(2000), default="")
     revoke_url: Mapped[str] = mapped_column(sa.String(2000), default="")
+    #: OpenID Connect userinfo endpoint (with explicit URLs: where the flow learns the address)
+    userinfo_url: Mapped[str] = mapped_column(sa.String(2000), default="", server_default="")
     server_metadata_url: Mapped[str] = mapped_column(sa.String(2000), default="")
     scopes: Mapped[str] = mapped_column(sa.Text, default="")  #: extra scopes, space-separated
     receives: Mapped[bool] = mapped_column(sa.Boolean, default=True)

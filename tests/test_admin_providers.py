@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from flask_mailconnect.models import MailAccount, MailProvider
+from flask_mailconnect.models import MailAccount, MailProvider, MailProviderDomain
 from tests.conftest import login
 
 SECRET = "s3cr3t-client-value-never-shown"
@@ -150,7 +150,7 @@ def test_client_secret_encrypted_and_never_sent_back(
     response = create(
         client, auth_method="oauth2", client_id="acme-client", client_secret=SECRET,
         authorize_url="https://id.acme.org/authorize", token_url="https://id.acme.org/token",
-        scopes="mail.send",
+        userinfo_url="https://id.acme.org/userinfo", scopes="mail.send",
     )  # fmt: skip
     assert response.status_code == 302
     saved = provider(app, db)
@@ -174,7 +174,8 @@ def test_client_secret_encrypted_and_never_sent_back(
     # Saving without typing a secret keeps it; typing one replaces it.
     data = form(auth_method="oauth2", client_id="acme-client", name="Acme Mail",
                 authorize_url="https://id.acme.org/authorize",
-                token_url="https://id.acme.org/token")  # fmt: skip
+                token_url="https://id.acme.org/token",
+                userinfo_url="https://id.acme.org/userinfo")  # fmt: skip
     data["csrf_token"] = token(client, url)
     response = client.post(url, data=data)
     assert response.status_code == 302
@@ -197,3 +198,83 @@ def test_oauth_provider_needs_endpoints(client: FlaskClient) -> None:
     assert response.status_code == 422
     assert "Enter the client ID." in page and "Enter the client secret." in page
     assert "Enter a metadata URL, or the authorization and token URLs." in page
+
+
+def oauth_form(**over: Any) -> dict[str, Any]:
+    fields = {
+        "auth_method": "oauth2", "client_id": "acme-client", "client_secret": SECRET,
+        "authorize_url": "https://id.acme.org/authorize", "token_url": "https://id.acme.org/token",
+        "userinfo_url": "https://id.acme.org/userinfo",
+    }  # fmt: skip
+    return {**fields, **over}
+
+
+def test_explicit_urls_need_a_userinfo_url(client: FlaskClient, app: Flask, db: Any) -> None:
+    """Without a discovery document the flow learns the address from the userinfo endpoint
+    only: the form says so instead of saving a provider that cannot connect anyone (M3)."""
+    login(client, 3)
+    response = create(client, **oauth_form(userinfo_url=""))
+    assert response.status_code == 422
+    assert "Enter the userinfo URL (or a metadata URL)" in response.get_data(as_text=True)
+    # A metadata URL alone is enough (the discovery document names the endpoints).
+    assert create(client, **oauth_form(
+        userinfo_url="", authorize_url="", token_url="",
+        server_metadata_url="https://id.acme.org/.well-known/openid-configuration",
+    )).status_code == 302  # fmt: skip
+    with app.app_context():
+        db.session.execute(sa.delete(MailProviderDomain))
+        db.session.execute(sa.delete(MailProvider))
+        db.session.commit()
+    assert create(client, **oauth_form()).status_code == 302
+    saved = provider(app, db)
+    assert saved.userinfo_url == "https://id.acme.org/userinfo"
+    page = client.get(f"/email/admin/providers/{saved.id}").get_data(as_text=True)
+    assert 'value="https://id.acme.org/userinfo"' in page
+    with app.app_context():
+        from flask_mailconnect.oauth.providers import current_oauth_providers
+
+        assert current_oauth_providers()["acme-mail"].userinfo_url == saved.userinfo_url
+
+
+def test_provider_urls_must_be_https(client: FlaskClient, app: Flask) -> None:
+    """The client secret and tokens go to these URLs: http:// is refused with a clear message,
+    except with MAILCONNECT_ALLOW_PRIVATE_HOSTS (local test providers) (M5)."""
+    login(client, 3)
+    plain = {
+        name: url.replace("https://", "http://")
+        for name, url in oauth_form(revoke_url="https://id.acme.org/revoke").items()
+        if name.endswith("_url")
+    }
+    response = create(client, **oauth_form(**plain))
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert page.count("Use an https:// address: the client secret and tokens are sent to it.") == 4
+    for bad in ("https://", "https:///path", "https://user:pw@id.acme.org/token", "ftp://x.org/a"):
+        response = create(client, **oauth_form(token_url=bad))
+        assert response.status_code == 422, bad
+        assert "Enter a full URL starting with https://" in response.get_data(as_text=True), bad
+    app.config["MAILCONNECT_ALLOW_PRIVATE_HOSTS"] = True
+    assert create(client, **oauth_form(**plain)).status_code == 302
+
+
+def test_form_shows_the_redirect_uri_to_register(client: FlaskClient, app: Flask, db: Any) -> None:
+    """The edit page shows /oauth/<key>/callback on the app's external address, built like the
+    flow builds it (never from the request's Host) (L7)."""
+    login(client, 3)
+    new_page = client.get("/email/admin/providers/new").get_data(as_text=True)
+    assert "Shown here once the provider is saved" in new_page
+    create(client, **oauth_form())
+    saved = provider(app, db)
+    url = f"/email/admin/providers/{saved.id}"
+    page = client.get(url).get_data(as_text=True)
+    assert "Set MAILCONNECT_EXTERNAL_URL" in page and "/email/oauth/acme-mail/callback" in page
+    app.config["MAILCONNECT_EXTERNAL_URL"] = "https://crm.example.org/"
+    page = client.get(url, headers={"Host": "evil.example"}).get_data(as_text=True)
+    expected = "https://crm.example.org/email/oauth/acme-mail/callback"
+    assert f'readonly value="{expected}"' in page
+    assert "evil.example" not in page
+    with app.test_request_context():
+        from flask_mailconnect.oauth.flow import redirect_uri
+        from flask_mailconnect.oauth.providers import current_oauth_providers
+
+        assert redirect_uri(current_oauth_providers()["acme-mail"]) == expected

@@ -41,7 +41,7 @@ ORGANIZATION_OWNER: Owner = ("organization", "main")
 PROVIDER_FIELDS = ("name", "enabled", "service_type", "sends", "receives", "smtp_host",
                    "smtp_security", "imap_host", "imap_security", "login_format", "auth_method",
                    "client_id", "server_metadata_url", "authorize_url", "token_url", "revoke_url",
-                   "scopes")  # fmt: skip
+                   "userinfo_url", "scopes")  # fmt: skip
 BOOLS = ("enabled", "sends", "receives")
 VERBS = {
     "connect": "connected", "reconnect": "reconnected", "disconnect": "disconnected",
@@ -199,6 +199,26 @@ def _form_data(provider: MailProvider) -> dict[str, Any]:
     return data
 
 
+def redirect_uri_for(key: str) -> tuple[str | None, str | None]:
+    """``(uri, problem)``: the callback URL to register at the provider for ``key``, built as
+    the OAuth flow builds it (``MAILCONNECT_EXTERNAL_URL`` or ``SERVER_NAME``, never the
+    request's Host), or why it cannot be built yet."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    from ..oauth.flow import OAuthFlowError, redirect_uri
+    from ..oauth.providers import OAuthProvider
+
+    try:
+        return redirect_uri(cast(OAuthProvider, SimpleNamespace(key=key, redirect_uri=None))), None
+    except OAuthFlowError:
+        path = url_for("mailconnect.oauth_callback", provider=key)
+        return None, (
+            f"Set MAILCONNECT_EXTERNAL_URL (or SERVER_NAME): the redirect URI is that address "
+            f"followed by {path}."
+        )
+
+
 def _save_provider(form: ProviderForm, provider: MailProvider | None) -> Any:
     session = state().session
     domains = parse_domains(form.domains.data or "")
@@ -248,7 +268,12 @@ def _save_provider(form: ProviderForm, provider: MailProvider | None) -> Any:
     )  # fmt: skip
     session.commit()
     invalidate_presets()
-    flash(f"Saved provider {provider.name}.", "success")
+    message = f"Saved provider {provider.name}."
+    if provider.auth_method == "oauth2":
+        uri, _problem = redirect_uri_for(provider.key)
+        if uri:
+            message += f" Register this redirect URI at the provider: {uri}"
+    flash(message, "success")
     return redirect(url_for(".admin_providers"))
 
 
@@ -281,12 +306,15 @@ def provider_edit(provider_id: int) -> Any:
         if done is not None:
             return done
     count = _account_counts([provider.key]).get(provider.key, 0)
+    uri, problem = redirect_uri_for(provider.key)
     return render_template(
         "mailconnect/admin/provider_form.html",
         form=form,
         provider=provider,
         account_count=count,
         action_form=ActionForm(),
+        redirect_uri=uri,
+        redirect_problem=problem,
     ), (422 if form.errors else 200)
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
+from flask import current_app
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -70,8 +72,21 @@ def _security(form: Any, field: Any) -> None:
 
 
 def _url(form: Any, field: Any) -> None:
-    if field.data and not _URL.match(field.data):
+    """A full ``https://`` URL. The client secret, codes and tokens travel to these addresses,
+    so plain ``http://`` is refused, except with ``MAILCONNECT_ALLOW_PRIVATE_HOSTS`` (a local
+    test provider)."""
+    if not field.data:
+        return
+    parts = urlsplit(field.data)
+    if not _URL.match(field.data) or not parts.hostname or parts.username or parts.password:
         raise ValidationError("Enter a full URL starting with https://")
+    if parts.scheme.lower() != "https" and not current_app.config.get(
+        "MAILCONNECT_ALLOW_PRIVATE_HOSTS"
+    ):
+        raise ValidationError(
+            "Use an https:// address: the client secret and tokens are sent to it. "
+            "(http:// is accepted only with MAILCONNECT_ALLOW_PRIVATE_HOSTS, for local testing.)"
+        )
 
 
 class ProviderForm(FlaskForm):
@@ -103,6 +118,11 @@ class ProviderForm(FlaskForm):
     authorize_url = StringField("Authorization URL", [Length(max=2000), _url], filters=[_strip])
     token_url = StringField("Token URL", [Length(max=2000), _url], filters=[_strip])
     revoke_url = StringField("Revocation URL", [Length(max=2000), _url], filters=[_strip])
+    userinfo_url = StringField(
+        "Userinfo URL", [Length(max=2000), _url], filters=[_strip],
+        description="Where the sign-in learns the address (OpenID Connect userinfo endpoint). "
+        "Needed unless a metadata URL is given.",
+    )  # fmt: skip
     scopes = StringField(
         "Extra scopes", [Length(max=2000)], filters=[_strip],
         description="Space-separated, added to openid and email.",
@@ -147,6 +167,15 @@ class ProviderForm(FlaskForm):
                 self.server_metadata_url.errors = [
                     *self.server_metadata_url.errors,
                     "Enter a metadata URL, or the authorization and token URLs.",
+                ]
+                ok = False
+            elif not self.server_metadata_url.data and not self.userinfo_url.data:
+                # Without a discovery document the flow has no other way to learn (and have
+                # the provider vouch for) the address being connected.
+                self.userinfo_url.errors = [
+                    *self.userinfo_url.errors,
+                    "Enter the userinfo URL (or a metadata URL): without it the sign-in "
+                    "cannot learn the email address.",
                 ]
                 ok = False
         for domain in parse_domains(self.domains.data or ""):
