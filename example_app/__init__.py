@@ -155,6 +155,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     def get_user(user_id: str) -> User | None:
         return db.session.get(User, int(user_id)) if user_id.isdigit() else None
 
+    # The admin lists name a person per row: load everyone on a page in one query.
+    @mailconnect.users_getter
+    def get_users(user_ids: list[str]) -> dict[str, User]:
+        wanted = [int(i) for i in user_ids if i.isdigit()]
+        found = db.session.scalars(db.select(User).where(User.id.in_(wanted)))
+        return {str(user.id): user for user in found}
+
     # Projects own email accounts too: managers connect them, members send from them.
     mailconnect.register_scope(
         "project",

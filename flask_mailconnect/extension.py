@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from flask import Flask, current_app
@@ -115,6 +115,7 @@ class MailConnect:
         self._user_id: Callable[[Any], str] = _default_user_id
         self._user_search: Callable[[str, int], list[Any]] | None = None
         self._user_getter: Callable[[str], Any] | None = None
+        self._users_getter: Callable[[list[str]], Mapping[str, Any]] | None = None
         self._organization_access: Callable[[Any], bool] = _everyone
         self._permission_rule: Callable[[Actor, str, Owner], bool | None] | None = None
         self.scopes: dict[str, Scope] = {}
@@ -188,6 +189,29 @@ class MailConnect:
         (admin pages: a user's accounts, names in lists and the audit trail)."""
         self._user_getter = func
         return func
+
+    def users_getter(self, func: F) -> F:
+        """``(user_ids: list[str]) -> {user_id: user}``: load many people at once (optional).
+
+        The admin lists (every account, the audit trail) name one person per row: with this
+        callback they load everyone on the page in one call (one query) instead of calling
+        ``@user_getter`` once per person. Ids missing from the answer count as unknown.
+        """
+        self._users_getter = func
+        return func
+
+    def get_users(self, user_ids: Iterable[str]) -> dict[str, Any]:
+        """``{id: user}`` for the ids that exist: ``@users_getter`` in one call when set, else
+        ``@user_getter`` once per distinct id (``{}`` without either)."""
+        ids = list(dict.fromkeys(str(i) for i in user_ids))
+        if not ids:
+            return {}
+        if self._users_getter is not None:
+            found = self._users_getter(ids) or {}
+            wanted = set(ids)
+            return {str(k): v for k, v in found.items() if v is not None and str(k) in wanted}
+        users = {ident: self.get_user(ident) for ident in ids}
+        return {ident: user for ident, user in users.items() if user is not None}
 
     def search_users(self, query: str, limit: int = 20) -> list[Any]:
         """People matching ``query`` through ``@user_search`` (``[]`` without the callback)."""

@@ -196,3 +196,31 @@ def test_user_page_and_manual_connect_form(client: FlaskClient, app: Flask) -> N
     login(client, 2)
     assert client.get("/email/admin/users/1").status_code == 404
     assert client.get("/email/admin/users/1/connect").status_code == 404
+
+
+def test_get_users_batched_or_one_by_one(app: Flask, mailconnect: MailConnect) -> None:
+    """``get_users``: one ``@users_getter`` call when the host has it (unknown and unasked ids
+    dropped), else ``@user_getter`` once per distinct id."""
+    from tests.hostapp import User, db
+
+    calls: list[Any] = []
+
+    def one(user_id: str) -> Any:
+        calls.append(user_id)
+        return db.session.get(User, int(user_id))
+
+    mailconnect.user_getter(one)
+    with app.app_context():
+        found = mailconnect.get_users(["1", "2", "1", "99"])
+        assert sorted(found) == ["1", "2"] and calls == ["1", "2", "99"]
+        calls.clear()
+
+        @mailconnect.users_getter
+        def many(ids: list[str]) -> dict[str, Any]:
+            calls.append(list(ids))
+            return {"1": db.session.get(User, 1), "2": None, "3": db.session.get(User, 3)}
+
+        found = mailconnect.get_users(["1", "2", "1"])
+        assert calls == [["1", "2"]] and list(found) == ["1"]
+        assert found["1"].email == "alice@example.test"
+        assert mailconnect.get_users([]) == {} and calls == [["1", "2"]]

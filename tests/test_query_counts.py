@@ -127,3 +127,88 @@ def test_queries_do_not_grow_with_rows(page: str) -> None:
     print(f"{page}: {counts[10]} queries at 10 rows, {counts[1000]} at 1,000")
     assert counts[10] == counts[1000], counts
     assert counts[10] <= 4, counts
+
+
+# -- admin lists: one owner per row (M8) ------------------------------------------------------
+
+
+def _people(app: Flask, rows: int) -> list[str]:
+    """``rows`` host users (ids from 100), each the owner of one account below."""
+    from tests.hostapp import User
+
+    with app.app_context():
+        db.session.execute(
+            sa.insert(User),
+            [{"id": 100 + n, "email": f"person{n}@example.test"} for n in range(rows)],
+        )
+        db.session.commit()
+    return [str(100 + n) for n in range(rows)]
+
+
+def _batched(app: Flask, ext: MailConnect) -> None:
+    """The host's batched callback: one query for all the people on a page."""
+    from tests.hostapp import User
+
+    @ext.users_getter
+    def users(ids: list[str]) -> dict[str, Any]:
+        found = db.session.scalars(sa.select(User).where(User.id.in_([int(i) for i in ids])))
+        return {str(user.id): user for user in found}
+
+
+def _admin_accounts(app: Flask, mailconnect: MailConnect, rows: int) -> int:
+    setup_scopes(app, mailconnect)
+    _batched(app, mailconnect)
+    people = _people(app, rows)
+    _insert(app, _accounts([("user", ident) for ident in people]))
+    app.config["MAILCONNECT_ADMIN_PAGE_SIZE"] = rows
+    client = app.test_client()
+    login(client, ADMIN)
+    page = client.get("/email/admin/accounts").get_data(as_text=True)
+    assert "person0@example.test" in page and f"person{rows - 1}@example.test" in page
+    return _count(app, client, "/email/admin/accounts", "data-account-id=", rows)
+
+
+def _admin_audit(app: Flask, mailconnect: MailConnect, rows: int) -> int:
+    from flask_mailconnect.models import AuditEvent
+
+    setup_scopes(app, mailconnect)
+    _batched(app, mailconnect)
+    people = _people(app, rows)
+    with app.app_context():
+        events = [
+            {"action": "disconnect", "outcome": "ok", "actor_id": str(ADMIN),
+             "actor_label": "admin@example.test", "account_email": f"p{ident}@example.com",
+             "owner_kind": "user", "owner_id": ident, "detail": ""}
+            for ident in people
+        ]  # fmt: skip
+        db.session.execute(sa.insert(AuditEvent), events)
+        db.session.commit()
+    app.config["MAILCONNECT_ADMIN_PAGE_SIZE"] = rows
+    client = app.test_client()
+    login(client, ADMIN)
+    page = client.get("/email/admin/audit").get_data(as_text=True)
+    assert f"person{rows - 1}@example.test&#39;s account" in page
+    return _count(app, client, "/email/admin/audit", "data-event=", rows)
+
+
+ADMIN_PAGES = {"admin accounts": _admin_accounts, "admin audit trail": _admin_audit}
+
+
+@pytest.mark.parametrize("page", ADMIN_PAGES)
+def test_admin_lists_load_owners_in_one_call(page: str) -> None:
+    """Every row has another owner: with ``@users_getter`` their names come from one call
+    (one query here), not one ``@user_getter`` call per person."""
+    from tests import hostapp
+
+    counts = {}
+    for rows in (10, 1000):
+        app, ext = hostapp.create_app()
+        try:
+            counts[rows] = ADMIN_PAGES[page](app, ext, rows)
+        finally:
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+    print(f"{page}: {counts[10]} queries at 10 rows, {counts[1000]} at 1,000")
+    assert counts[10] == counts[1000], counts
+    assert counts[10] <= 5, counts

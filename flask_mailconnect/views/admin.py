@@ -8,6 +8,7 @@ number of queries per page, however many rows exist.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, time, timezone
 from typing import Any
 
@@ -107,6 +108,22 @@ def owner_label(kind: str, ident: str) -> str:
                 label = f"{getattr(scope, 'name', kind.capitalize())}: {scope.label(obj)}"
     cache[key] = label
     return label
+
+
+def prime_owner_labels(owners: Iterable[tuple[str | None, str | None]]) -> None:
+    """Load the people among ``owners`` in one ``get_users`` call (``@users_getter`` when the
+    host has it), so that a page naming a thousand owners asks the host once, not per row."""
+    cache: dict[tuple[str, str], str] = g.setdefault("_mailconnect_owner_labels", {})
+    ids = [
+        ident for kind, ident in owners if kind == "user" and ident and ("user", ident) not in cache
+    ]
+    if not ids:
+        return
+    ext = state().extension
+    found = ext.get_users(ids)
+    for ident in dict.fromkeys(ids):
+        user = found.get(ident)
+        cache[("user", ident)] = ext._user_label(user) if user is not None else f"user {ident}"
 
 
 def owner_url(kind: str, ident: str) -> str | None:
@@ -410,6 +427,7 @@ def keyset(model: Any, where: list[Any]) -> tuple[list[Any], int | None, int | N
 def admin_accounts() -> Any:
     where, args = _account_filters()
     rows, older, newer = keyset(MailAccount, where)
+    prime_owner_labels((a.owner_kind, a.owner_id) for a in rows)
     kinds = ["user", "organization", *getattr(state().extension, "scopes", {})]
     return render_template(
         "mailconnect/admin/accounts.html",
@@ -644,6 +662,7 @@ def admin_audit() -> Any:
     if until:
         where.append(AuditEvent.created_at <= until)
     rows, older, newer = keyset(AuditEvent, where)
+    prime_owner_labels((e.owner_kind, e.owner_id) for e in rows)
     actions = sorted({*VERBS, "provider_create", "provider_update", "provider_delete",
                       "provider_enable", "provider_disable"})  # fmt: skip
     return render_template(
