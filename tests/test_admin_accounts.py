@@ -224,3 +224,68 @@ def test_get_users_batched_or_one_by_one(app: Flask, mailconnect: MailConnect) -
         assert calls == [["1", "2"]] and list(found) == ["1"]
         assert found["1"].email == "alice@example.test"
         assert mailconnect.get_users([]) == {} and calls == [["1", "2"]]
+
+
+def test_audit_wording_names_roles_and_the_system(app: Flask, mailconnect: MailConnect) -> None:
+    """Only an admin is called "admin"; a project manager acting on the project's account is
+    named plainly; events nobody did (health checks, token refresh) read as the system's (L5)."""
+    from flask_mailconnect.models import AuditEvent
+    from tests.hostapp import db
+    from tests.scopehost import ADMIN, ALICE, DAVE, setup_scopes
+
+    setup_scopes(app, mailconnect)
+    rows = [
+        ("disconnect", str(DAVE), "dave@example.test", ("project", "7"), "apollo@example.com"),
+        ("disconnect", str(ADMIN), "admin@example.test", ("user", str(ALICE)), "a1@example.com"),
+        ("update", str(ALICE), "alice@example.test", ("user", str(ALICE)), "a2@example.com"),
+        ("deactivate", str(ADMIN), "admin@example.test", ("organization", "main"), "o@example.com"),
+        ("needs_reconnect", None, "system", ("user", str(ALICE)), "a3@example.com"),
+        ("keepalive", None, "system", ("project", "7"), "apollo@example.com"),
+        ("check", None, "system", ("user", str(ALICE)), "a4@example.com"),
+    ]
+    with app.app_context():
+        for action, actor_id, label, owner, email in rows:
+            db.session.add(AuditEvent(
+                action=action, outcome="ok", actor_id=actor_id, actor_label=label,
+                owner_kind=owner[0], owner_id=owner[1], account_email=email,
+            ))  # fmt: skip
+        db.session.commit()
+    client = app.test_client()
+    login(client, ADMIN)
+    page = client.get("/email/admin/audit").get_data(as_text=True).replace("&#39;", "'")
+    expected = [
+        "dave@example.test disconnected the Project: Apollo account apollo@example.com",
+        "admin admin@example.test disconnected alice@example.test's account a1@example.com",
+        "alice@example.test updated their account a2@example.com",
+        "admin admin@example.test deactivated the organisation's account o@example.com",
+        "system marked alice@example.test's account a3@example.com as needing sign-in",
+        "system kept the Project: Apollo account apollo@example.com signed in (token keep-alive)",
+        "system checked alice@example.test's account a4@example.com",
+    ]
+    for sentence in expected:
+        assert sentence in page, sentence
+    assert "admin dave" not in page and "system needs reconnect" not in page
+
+
+def test_connect_test_on_behalf_needs_manage(app: Flask, mailconnect: MailConnect) -> None:
+    """A host rule that lets admins view but not manage personal accounts: the People page
+    still opens (view), but Test connection for them is refused like the connect form (L4)."""
+    from tests.scopehost import ADMIN, setup_scopes
+
+    setup_scopes(app, mailconnect)
+
+    @mailconnect.permission_rule
+    def view_only(actor: Any, action: str, owner: Any) -> bool | None:
+        return False if owner[0] == "user" and action == "manage" else None
+
+    client = app.test_client()
+    login(client, ADMIN)
+    assert client.get("/email/admin/users/1").status_code == 200
+    assert client.get("/email/admin/users/1/connect").status_code == 404
+    token = client.get("/test-csrf").get_data(as_text=True)
+    response = client.post(
+        "/email/admin/users/1/connect/test",
+        data={"email": "alice@example.com"},
+        headers={"X-CSRFToken": token, "Accept": "application/json"},
+    )
+    assert response.status_code == 404

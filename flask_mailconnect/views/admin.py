@@ -48,8 +48,14 @@ VERBS = {
     "connect": "connected", "reconnect": "reconnected", "disconnect": "disconnected",
     "update": "updated", "test": "tested", "deactivate": "deactivated",
     "reactivate": "reactivated", "handover": "started a hand-over of",
-    "oauth_connect": "connected", "oauth_reconnect": "reconnected",
+    "oauth_connect": "connected", "oauth_reconnect": "reconnected", "check": "checked",
+    "needs_reconnect": "marked as needing sign-in", "keepalive": "kept signed in",
 }  # fmt: skip
+#: Events with no person behind them (health checks, token refresh, keep-alive), worded whole.
+SYSTEM_PHRASES = {
+    "needs_reconnect": "marked {whose} {email} as needing sign-in",
+    "keepalive": "kept {whose} {email} signed in (token keep-alive)",
+}
 
 
 # -- permission ---------------------------------------------------------------------------------
@@ -110,20 +116,27 @@ def owner_label(kind: str, ident: str) -> str:
     return label
 
 
-def prime_owner_labels(owners: Iterable[tuple[str | None, str | None]]) -> None:
-    """Load the people among ``owners`` in one ``get_users`` call (``@users_getter`` when the
-    host has it), so that a page naming a thousand owners asks the host once, not per row."""
-    cache: dict[tuple[str, str], str] = g.setdefault("_mailconnect_owner_labels", {})
-    ids = [
-        ident for kind, ident in owners if kind == "user" and ident and ("user", ident) not in cache
-    ]
-    if not ids:
+def prime_owner_labels(
+    owners: Iterable[tuple[str | None, str | None]], actors: Iterable[str | None] = ()
+) -> None:
+    """Load the people among ``owners`` (names) and ``actors`` (whether each is an admin) in
+    one ``get_users`` call (``@users_getter`` when the host has it), so that a page naming a
+    thousand people asks the host once, not once per row."""
+    labels: dict[tuple[str, str], str] = g.setdefault("_mailconnect_owner_labels", {})
+    admins: dict[str, bool] = g.setdefault("_mailconnect_actor_admin", {})
+    owner_ids = [i for k, i in owners if k == "user" and i and ("user", i) not in labels]
+    actor_ids = [i for i in actors if i and i not in admins]
+    if not owner_ids and not actor_ids:
         return
     ext = state().extension
-    found = ext.get_users(ids)
-    for ident in dict.fromkeys(ids):
+    found = ext.get_users([*owner_ids, *actor_ids])
+    for ident in owner_ids:
         user = found.get(ident)
-        cache[("user", ident)] = ext._user_label(user) if user is not None else f"user {ident}"
+        labels[("user", ident)] = ext._user_label(user) if user is not None else f"user {ident}"
+    for ident in actor_ids:
+        user = found.get(ident)
+        who = ext.actor_for(user) if user is not None else None
+        admins[ident] = bool(who is not None and is_admin(who))
 
 
 def owner_url(kind: str, ident: str) -> str | None:
@@ -132,19 +145,45 @@ def owner_url(kind: str, ident: str) -> str | None:
     return None
 
 
+def _actor_is_admin(actor_id: str) -> bool:
+    """Whether the person behind an audit event is an admin (now): only admins are called
+    "admin" in the trail; a project manager acting on their project's account is not."""
+    cache: dict[str, bool] = g.setdefault("_mailconnect_actor_admin", {})
+    if actor_id not in cache:
+        prime_owner_labels([("user", actor_id)], actors=[actor_id])
+    return cache.get(actor_id, False)
+
+
+def _whose(event: AuditEvent) -> str:
+    kind, ident = event.owner_kind or "", event.owner_id or ""
+    if kind == "user":
+        if event.actor_id and ident == event.actor_id:
+            return "their account"
+        return f"{owner_label(kind, ident)}'s account"
+    if kind == "organization":
+        return "the organisation's account"
+    return f"the {owner_label(kind, ident)} account"
+
+
 def describe(event: AuditEvent) -> str:
-    """One sentence for the audit page; an admin acting on someone else's account says so."""
+    """One sentence for the audit page. An admin acting on someone else's account says so
+    ("admin X disconnected Y's account"); others acting on a shared account are named plainly
+    (a project manager is not "admin"); events with no person behind them read as the system's
+    ("system marked Y's account as needing sign-in")."""
     verb = VERBS.get(event.action, event.action.replace("_", " "))
-    who = event.actor_label or "system"
+    who = event.actor_label if event.actor_id else "system"
     if event.action.startswith("provider_"):
         return f"{who} {verb.replace('provider ', '')} provider {event.detail}".strip()
     if not event.owner_kind:
         return f"{who} {verb} {event.account_email}".strip()
-    on_behalf = not (event.owner_kind == "user" and event.owner_id == event.actor_id)
-    if on_behalf and event.actor_id:
-        owner = owner_label(event.owner_kind, event.owner_id or "")
-        return f"admin {who} {verb} {owner}'s account {event.account_email}".strip()
-    return f"{who} {verb} their account {event.account_email}".strip()
+    whose = _whose(event)
+    if not event.actor_id:
+        phrase = SYSTEM_PHRASES.get(event.action, f"{verb} {{whose}} {{email}}")
+        return f"system {phrase.format(whose=whose, email=event.account_email)}".strip()
+    own = event.owner_kind == "user" and event.owner_id == event.actor_id
+    if not own and _actor_is_admin(event.actor_id):
+        who = f"admin {who}"
+    return f"{who} {verb} {whose} {event.account_email}".strip()
 
 
 # -- providers ------------------------------------------------------------------------------------
@@ -622,6 +661,8 @@ def user_connect_test(user_id: str) -> Any:
     from .user import _json_test
 
     owner, _user = _user_owner(user_id)
+    if not state().policy.can(actor(), "manage", owner):  # testing logs in as them: manage
+        abort(404)
     return _json_test(ConnectForm(ports=ports(), meta={"csrf": False}), owner)
 
 
@@ -662,7 +703,7 @@ def admin_audit() -> Any:
     if until:
         where.append(AuditEvent.created_at <= until)
     rows, older, newer = keyset(AuditEvent, where)
-    prime_owner_labels((e.owner_kind, e.owner_id) for e in rows)
+    prime_owner_labels([(e.owner_kind, e.owner_id) for e in rows], [e.actor_id for e in rows])
     actions = sorted({*VERBS, "provider_create", "provider_update", "provider_delete",
                       "provider_enable", "provider_disable"})  # fmt: skip
     return render_template(
