@@ -278,3 +278,46 @@ def test_form_shows_the_redirect_uri_to_register(client: FlaskClient, app: Flask
         from flask_mailconnect.oauth.providers import current_oauth_providers
 
         assert redirect_uri(current_oauth_providers()["acme-mail"]) == expected
+
+
+def test_delete_cannot_orphan_an_account_created_meanwhile(
+    client: FlaskClient, app: Flask, db: Any, monkeypatch: Any
+) -> None:
+    """The count shown (and checked) before the delete can be stale: an account created in
+    between must make the delete refuse, not leave the account without its provider (L8)."""
+    from flask_mailconnect.views import admin
+
+    login(client, 3)
+    create(client)
+    saved = provider(app, db)
+    url = f"/email/admin/providers/{saved.id}/delete"
+    csrf = token(client, "/email/admin/providers")
+    with app.app_context():  # another admin's user connects just after the page counted 0
+        db.session.add(MailAccount(
+            owner_kind="user", owner_id="1", provider="acme-mail", email="late@acme.org",
+            username="u", smtp_host="smtp.acme.org", smtp_port=587, smtp_security="starttls",
+        ))  # fmt: skip
+        db.session.commit()
+    calls: list[list[str]] = []
+
+    def stale(keys: list[str]) -> dict[str, int]:
+        calls.append(keys)  # the request's count is stale (0); later ones are real
+        return {} if len(calls) == 1 else real(keys)
+
+    real = admin._account_counts
+    monkeypatch.setattr(admin, "_account_counts", stale)
+    response = client.post(url, data={"csrf_token": csrf})
+    assert response.status_code == 409
+    assert "1 account still uses it" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(MailProvider, saved.id) is not None
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(MailProviderDomain)) == 2
+    # Once unused it goes, domains included.
+    monkeypatch.setattr(admin, "_account_counts", real)
+    with app.app_context():
+        db.session.execute(sa.delete(MailAccount))
+        db.session.commit()
+    assert client.post(url, data={"csrf_token": csrf}).status_code == 302
+    with app.app_context():
+        assert db.session.get(MailProvider, saved.id) is None
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(MailProviderDomain)) == 0

@@ -387,18 +387,51 @@ def provider_toggle(provider_id: int) -> Any:
     return redirect(url_for(".admin_providers"))
 
 
+def _delete_unused(provider: MailProvider) -> bool:
+    """Delete ``provider`` only if no account uses it, decided by the DELETE statement itself.
+
+    The provider row is locked first (``FOR UPDATE``; SQLite locks the database on write), and
+    the DELETE carries ``NOT EXISTS (account of this provider)``: an account created after the
+    page counted them (or after the confirmation was shown) makes it delete nothing, so no
+    account is ever left pointing at a deleted provider. Returns whether it was deleted.
+    """
+    session = state().session
+    key, ident = provider.key, provider.id
+    session.execute(
+        sa.select(MailProvider.id).where(MailProvider.id == ident).with_for_update()
+    ).first()
+    used = sa.exists().where(MailAccount.provider == key)
+    deleted = session.execute(
+        sa.delete(MailProvider)
+        .where(MailProvider.id == ident, ~used)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not deleted:
+        return False
+    # Without ON DELETE CASCADE enforcement (SQLite's default) the domains go explicitly.
+    session.execute(
+        sa.delete(MailProviderDomain)
+        .where(MailProviderDomain.provider_id == ident)
+        .execution_options(synchronize_session=False)
+    )
+    session.expunge(provider)
+    return True
+
+
 def provider_delete(provider_id: int) -> Any:
     provider = _load_provider(provider_id)
     count = _account_counts([provider.key]).get(provider.key, 0)
     form = ActionForm()
     if request.method == "POST" and form.validate_on_submit():
-        if count:
+        if count or not _delete_unused(provider):
+            state().session.rollback()
+            provider = _load_provider(provider_id)
+            count = _account_counts([provider.key]).get(provider.key, 0)
             return render_template(
                 "mailconnect/admin/provider_delete.html", provider=provider, count=count,
                 form=form, refused=True,
             ), 409  # fmt: skip
         name = provider.name
-        state().session.delete(provider)
         audit.record(state().session, "provider_delete", actor=actor(), detail=name)
         state().session.commit()
         invalidate_presets()
