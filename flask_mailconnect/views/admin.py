@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, time, timezone
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import (
@@ -25,6 +25,7 @@ from flask import (
     request,
     url_for,
 )
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from .. import accounts, audit
@@ -35,7 +36,7 @@ from ..oauth.providers import current_oauth_providers
 from ..providers import PRESETS, current_presets
 from ..providers.registry import detect_for_app, invalidate_presets
 from ..scopes import Actor, Owner
-from .admin_forms import ActionForm, HandoverForm, ProviderForm, parse_domains
+from .admin_forms import _DOMAIN, ActionForm, HandoverForm, ProviderForm, parse_domains
 from .common import actor, ports, safe_back, state
 
 ORGANIZATION_OWNER: Owner = ("organization", "main")
@@ -260,7 +261,6 @@ def redirect_uri_for(key: str) -> tuple[str | None, str | None]:
     the OAuth flow builds it (``MAILCONNECT_EXTERNAL_URL`` or ``SERVER_NAME``, never the
     request's Host), or why it cannot be built yet."""
     from types import SimpleNamespace
-    from typing import cast
 
     from ..oauth.flow import OAuthFlowError, redirect_uri
     from ..oauth.providers import OAuthProvider
@@ -401,11 +401,12 @@ def _delete_unused(provider: MailProvider) -> bool:
         sa.select(MailProvider.id).where(MailProvider.id == ident).with_for_update()
     ).first()
     used = sa.exists().where(MailAccount.provider == key)
-    deleted = session.execute(
+    result = session.execute(
         sa.delete(MailProvider)
         .where(MailProvider.id == ident, ~used)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
+    deleted = cast("CursorResult[Any]", result).rowcount
     if not deleted:
         return False
     # Without ON DELETE CASCADE enforcement (SQLite's default) the domains go explicitly.
@@ -748,11 +749,54 @@ def admin_audit() -> Any:
 # -- detection (any signed-in user: the connect page's script) -----------------------------------
 
 
+#: MX lookups one person may cause through ``/detect`` per minute (per worker process); past
+#: it, detection still answers from the admin and preset domains, just without DNS.
+DETECT_MX_PER_MINUTE = 20
+
+
+class _Budget:
+    """A small per-process sliding window of events per person (kept on the app's state)."""
+
+    def __init__(self, limit: int, seconds: float = 60.0, people: int = 10_000) -> None:
+        import threading
+
+        self.limit, self.seconds, self.people = limit, seconds, people
+        self.lock = threading.Lock()
+        self.seen: dict[str, list[float]] = {}
+
+    def take(self, who: str) -> bool:
+        import time as clock
+
+        now = clock.monotonic()
+        with self.lock:
+            if len(self.seen) > self.people:  # bounded memory: forget everyone's old windows
+                self.seen.clear()
+            recent = [t for t in self.seen.get(who, []) if now - t < self.seconds]
+            if len(recent) >= self.limit:
+                self.seen[who] = recent
+                return False
+            self.seen[who] = [*recent, now]
+            return True
+
+
 def detect() -> Any:
+    """Provider for an address, for the connect page's script (any signed-in person).
+
+    Admin and preset domains answer without any lookup. The MX fallback makes this server ask
+    DNS about a name the visitor chose, so it runs only for a syntactically valid domain, at
+    most :data:`DETECT_MX_PER_MINUTE` times per person and minute, and answers (negative ones
+    too) are cached (``MAILCONNECT_MX_CACHE_SECONDS``).
+    """
     email = request.args.get("email", "")[:320]
     if "@" not in email:
         return jsonify(provider="other", source="none")
-    preset, source = detect_for_app(email)
+    preset, source = detect_for_app(email, use_mx=False)
+    domain = email.rpartition("@")[2].strip().lower().rstrip(".")
+    if source == "none" and _DOMAIN.match(domain):
+        ext_state = state()
+        budget = ext_state.__dict__.setdefault("detect_budget", _Budget(DETECT_MX_PER_MINUTE))
+        if budget.take(actor().id):
+            preset, source = detect_for_app(email)
     return jsonify(provider=preset.key, name=preset.name, source=source)
 
 
