@@ -372,11 +372,10 @@ class Sender:
 
         url = _graph_url(self.account)
         for attempt in (1, 2):
-            settings = self._server_settings(force=attempt == 2)
-            assert settings.oauth_token is not None
+            token = self._graph_token(force=attempt == 2)
             try:
                 send_via_graph(
-                    prepared.full_bytes, access_token=settings.oauth_token, graph_url=url,
+                    prepared.full_bytes, access_token=token, graph_url=url,
                     timeout=self._options.timeout, ca_file=self._options.ca_file,
                 )  # fmt: skip
             except ConnectionFailed as exc:
@@ -385,6 +384,24 @@ class Sender:
                 raise self._graph_error(exc, prepared) from None
             return self._finish(prepared, "graph", prepared.recipients, {})
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _graph_token(self, *, force: bool) -> str:
+        """A Graph-audience token (Microsoft issues one token per resource: the SMTP/IMAP token
+        is refused by Graph), from the account's one refresh token under the row lock."""
+        from .oauth.tokens import GraphNotGranted, fresh_graph_token
+
+        try:
+            return fresh_graph_token(
+                self.state, self.account, min_validity=TOKEN_MARGIN, force=force
+            )
+        except NeedsReconnect as exc:  # tokens.py marked the account and fired the signal
+            raise AccountNeedsReconnectError(str(exc), code=exc.error or "token_revoked") from None
+        except GraphNotGranted as exc:
+            raise PermanentSendError(str(exc), code=errors.GRAPH_SEND_DENIED) from None
+        except TokenRefreshUnavailable as exc:
+            raise TransientSendError(str(exc), code="token_refresh_unavailable") from None
+        except TokenError as exc:
+            raise PermanentSendError(str(exc), code="token_error") from None
 
     def _graph_error(self, exc: ConnectionFailed, prepared: Prepared) -> SendError:
         details: dict[str, Any] = {"code": exc.code, "message_id": prepared.message_id}

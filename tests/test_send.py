@@ -460,11 +460,19 @@ def test_graph_send_for_an_account_set_to_graph(
     peer_app: Flask, mailconnect: MailConnect, db: Any, smtp_starttls: Any, oauth_provider: Any,
     graph: Any,
 ) -> None:  # fmt: skip
+    # As after a real Microsoft consent: the stored access token is for Outlook (SMTP/IMAP);
+    # the grant also covers Graph Mail.Send, which needs a token of its own.
+    consent = (
+        "openid email offline_access https://outlook.office.com/SMTP.Send "
+        "https://graph.microsoft.com/Mail.Send"
+    )
     account = _oauth_account(
         peer_app, db, smtp_starttls, oauth_provider, flavour="microsoft", send_via="graph",
-        graph_url=graph.url, scope="openid email offline_access https://graph.microsoft.com/Mail.Send",
+        graph_url=graph.url, scope=consent,
     )  # fmt: skip
+    refreshes = oauth_provider.refresh_requests
     result = mailconnect.send(message(Bcc="dave@example.net"), account=account)
+    assert oauth_provider.refresh_requests == refreshes + 1  # one Graph token fetched
     [sent] = graph.sent
     mime = parsed(sent["mime"] if isinstance(sent["mime"], bytes) else sent["mime"].encode())
     assert mime["Message-ID"] == result.message_id and mime["Bcc"] == "dave@example.net"
