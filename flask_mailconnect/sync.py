@@ -312,7 +312,7 @@ def sync_recent(
     """Bring the account's newest ``limit`` INBOX messages into SyncedMessage (module doc)."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    _require(state, actor, "view", account)
+    _require(state, actor, "read", account)  # reading someone's mail: not for their admin
     _refuse_early(account)
     stored = _stored_uids(state, account)
     with _mailbox(state, account) as client:
@@ -400,7 +400,7 @@ def list_folders(
     Raises :class:`SyncError` (recorded on the account) when the server cannot be reached or
     refuses the login.
     """
-    _require(state, actor, "view", account)
+    _require(state, actor, "manage", account)
     _refuse_early(account)
     with _mailbox(state, account) as client:
         folders = mailbox.list_folders(client)

@@ -57,3 +57,20 @@ def test_transient_failures_flag_error_and_credential_failures_need_reconnect_on
         db.session.commit()
         actions = [e.action for e in db.session.query(AuditEvent).all()]
         assert actions == ["needs_reconnect"]
+
+
+def test_an_admin_managing_a_personal_account_may_not_read_its_mail(
+    app: Flask, mailconnect: MailConnect, db: Any
+) -> None:
+    import pytest
+
+    from flask_mailconnect import PermissionDenied
+    from tests.hostapp import User
+
+    with app.app_context():
+        account = _account(db)
+        admin = db.session.get(User, 3)
+        with pytest.raises(PermissionDenied):  # refused before any connection is attempted
+            mailconnect.sync_recent(account, actor=admin)
+        assert mailconnect.can(admin, "manage", account.owner)
+        assert not mailconnect.can(admin, "read", account.owner)
