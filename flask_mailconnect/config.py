@@ -82,14 +82,14 @@ DEFAULTS: dict[str, Option] = {
         "domains and the presets). ``False``: no DNS lookups.",
     ),
     "MAILCONNECT_MX_TIMEOUT": Option(
-        3.0, "Seconds one MX lookup may take; past it detection answers \"Other\"."
+        3.0, 'Seconds one MX lookup may take; past it detection answers "Other".'
     ),
     "MAILCONNECT_MX_CACHE_SECONDS": Option(
         3600, "How long an MX answer (or its failure) is remembered, per app and process."
     ),
     "MAILCONNECT_DNS_NAMESERVERS": Option(
         None,
-        "Name servers for MX lookups (``[\"10.0.0.2\"]`` or ``[\"127.0.0.1:5353\"]``); "
+        'Name servers for MX lookups (``["10.0.0.2"]`` or ``["127.0.0.1:5353"]``); '
         "``None`` uses the system's resolver configuration.",
     ),
     "MAILCONNECT_USERS_CAN_MANAGE_OWN": Option(
@@ -100,7 +100,7 @@ DEFAULTS: dict[str, Option] = {
     "MAILCONNECT_MAX_ACCOUNTS": Option(
         None,
         "Most accounts one owner may have: an int for every scope, or a dict by scope kind "
-        "(``{\"user\": 1, \"project\": 1}``; kinds not listed are unlimited). ``None``: no limit.",
+        '(``{"user": 1, "project": 1}``; kinds not listed are unlimited). ``None``: no limit.',
     ),
     "MAILCONNECT_SENDER_ORDER": Option(
         ["scope", "organization", "user"],

@@ -347,7 +347,7 @@ class MailConnect:
         accounts.disconnect(self._state(), account, actor=self.actor_for(actor))
 
     def deactivate(self, account: MailAccount, *, actor: Any = None) -> None:
-        """"Active: no": keep the account but stop its use for sending."""
+        """ "Active: no": keep the account but stop its use for sending."""
         accounts.set_active(self._state(), account, False, actor=self.actor_for(actor))
 
     def reactivate(self, account: MailAccount, *, actor: Any = None) -> None:

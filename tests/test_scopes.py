@@ -253,7 +253,7 @@ def test_project_page_lists_every_project_with_status(scoped: Flask, client: Fla
     assert page.index("Apollo") < page.index("Zephyr")
     assert "apollo@example.com" in page and "mc-badge--error" in page
     # Inactive shows as the status badge's "Inactive" (as on every page), never also "Active: no".
-    row = page[page.index('data-account-id="'):]
+    row = page[page.index('data-account-id="') :]
     assert '<span class="mc-badge mc-badge--inactive"' in row and ">Inactive</span>" in row
     assert "Active:" not in page
     assert "No account" in page  # Zephyr
