@@ -404,18 +404,25 @@ class Sender:
             raise PermanentSendError(str(exc), code="token_error") from None
 
     def _graph_error(self, exc: ConnectionFailed, prepared: Prepared) -> SendError:
+        from .transport.graph import GraphOutcomeUnknown
+
         details: dict[str, Any] = {"code": exc.code, "message_id": prepared.message_id}
+        if isinstance(exc, GraphOutcomeUnknown):
+            # The POST went out (read timeout, connection lost, 500/502/504): Graph may have
+            # sent the message. Checked first: never retryable.
+            return DeliveryUnknownError(UNKNOWN_MESSAGE, **details)
         if exc.code in (errors.TOKEN_REJECTED, errors.GRAPH_SEND_DENIED):
             return self._login_error(exc)
         if exc.code == errors.GRAPH_REJECTED:
             return PermanentSendError(exc.message, **details)
-        if exc.code == errors.GRAPH_THROTTLED or exc.detail.startswith("Graph "):
+        if exc.code == errors.GRAPH_THROTTLED:
             return TransientSendError(exc.message, retry_after=exc.retry_after, **details)
-        if exc.code in (errors.REFUSED, errors.HOST_NOT_FOUND, errors.BLOCKED_ADDRESS):
-            return TransientSendError(exc.message, **details)
-        if exc.code in (errors.TIMEOUT, errors.NETWORK_ERROR, errors.CONNECTION_LOST):
-            # The request may have reached Graph before the answer was lost.
-            return DeliveryUnknownError(UNKNOWN_MESSAGE, **details)
+        if exc.code in (
+            errors.REFUSED, errors.HOST_NOT_FOUND, errors.BLOCKED_ADDRESS, errors.TIMEOUT,
+            errors.NETWORK_ERROR,
+        ):  # fmt: skip
+            # Before the request was sent (connect timeout, refused, no such host).
+            return TransientSendError(exc.message + " Nothing was sent.", **details)
         return PermanentSendError(exc.message, **details)
 
     def _finish(

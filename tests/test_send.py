@@ -483,6 +483,48 @@ def test_graph_send_for_an_account_set_to_graph(
     assert caught.value.retry_after == 7 and len(graph.sent) == 1
 
 
+def test_graph_answer_lost_after_the_post_is_delivery_unknown_not_retryable(
+    peer_app: Flask, mailconnect: MailConnect, db: Any, smtp_starttls: Any, oauth_provider: Any,
+    graph: Any,
+) -> None:  # fmt: skip
+    consent = "openid email offline_access https://graph.microsoft.com/Mail.Send"
+    account = _oauth_account(
+        peer_app, db, smtp_starttls, oauth_provider, flavour="microsoft", send_via="graph",
+        graph_url=graph.url, scope=consent,
+    )  # fmt: skip
+    peer_app.config["MAILCONNECT_CONNECT_TIMEOUT"] = 1
+    # Graph took the message, then stalled past the read timeout: it may have been sent.
+    graph.stall_after_body = 2.5
+    with pytest.raises(DeliveryUnknownError, match="may have been sent") as caught:
+        mailconnect.send(message(), account=account)
+    assert not caught.value.retryable and len(graph.sent) == 1
+    graph.stall_after_body = 0.0
+    # A 500 / 502 / 504 after the POST: also unknown.
+    for status in (500, 502, 504):
+        graph.queue_after_send(status, "ServiceNotAvailable")
+        with pytest.raises(DeliveryUnknownError) as caught:
+            mailconnect.send(message(), account=account)
+        assert not caught.value.retryable
+    assert len(graph.sent) == 4
+    # 503 with Retry-After and 429: Graph did not take it; retry later.
+    for status in (503, 429):
+        graph.queue_failure(status, "ServiceNotAvailable", "30")
+        with pytest.raises(TransientSendError) as throttled:
+            mailconnect.send(message(), account=account)
+        assert throttled.value.retryable and throttled.value.retry_after == 30
+    assert len(graph.sent) == 4
+    # Connection refused: the request never went out.
+    from flask_mailconnect.transport import graph as graph_transport
+
+    with pytest.raises(graph_transport.ConnectionFailed) as refused:
+        graph_transport.send_via_graph(
+            b"x", access_token="t", graph_url="https://127.0.0.1:1/v1.0", timeout=1,
+            ca_file=None,
+        )  # fmt: skip
+    assert not isinstance(refused.value, graph_transport.GraphOutcomeUnknown)
+    assert refused.value.code == "refused"
+
+
 def test_cli_send_test(
     peer_app: Flask, mailconnect: MailConnect, account: MailAccount, smtp_starttls: Any
 ) -> None:

@@ -24,9 +24,17 @@ from .settings import Protocol, ProtocolResult
 
 log = logging.getLogger(__name__)
 
-_THROTTLED = frozenset({429, 503, 504})
+#: Statuses that say the request was not processed: retry (after Retry-After when given). Any
+#: other 5xx answered to a send means the message may have been accepted before the failure
+#: (see :class:`GraphOutcomeUnknown`).
+_THROTTLED = frozenset({429, 503})
 #: Longest Retry-After we pass on; a server asking for more is treated as this.
 _MAX_RETRY_AFTER = 3600.0
+
+
+class GraphOutcomeUnknown(ConnectionFailed):
+    """The request went out (read timeout, connection lost after sending, a 5xx other than a
+    throttling answer): Graph may have acted on it. A send must not be repeated."""
 
 
 def _fail(code: str, detail: str, retry_after: float | None = None) -> ConnectionFailed:
@@ -67,8 +75,8 @@ def _raise_for(response: requests.Response) -> None:
         raise _fail(errors.TOKEN_REJECTED, detail)
     if status == 403:
         raise _fail(errors.GRAPH_SEND_DENIED, detail)
+    retry_after = _retry_after(response.headers.get("Retry-After"))
     if status in _THROTTLED:
-        retry_after = _retry_after(response.headers.get("Retry-After"))
         if retry_after is not None:
             detail = f"{detail}; retry after {retry_after:g} s"
         raise _fail(errors.GRAPH_THROTTLED, detail, retry_after)
@@ -76,7 +84,10 @@ def _raise_for(response: requests.Response) -> None:
         raise _fail(errors.PROTOCOL_ERROR, f"Graph {status} redirect not followed")
     if 400 <= status < 500:
         raise _fail(errors.GRAPH_REJECTED, detail)
-    raise _fail(errors.NETWORK_ERROR, detail)  # other 5xx: try again later
+    # Other 5xx (500, 502, 504...): the request reached Graph, which may have acted on it.
+    raise GraphOutcomeUnknown(
+        errors.NETWORK_ERROR, message_for(errors.NETWORK_ERROR), detail=detail
+    )
 
 
 def _request(
@@ -112,19 +123,28 @@ def _request(
             else errors.TLS_FAILED
         )
         raise _fail(code, "SSLError") from None
-    except requests.exceptions.Timeout:
-        raise _fail(errors.TIMEOUT, "Graph timeout") from None
+    except requests.exceptions.ConnectTimeout:  # before the request was sent
+        raise _fail(errors.TIMEOUT, "Graph connect timeout") from None
+    except requests.exceptions.Timeout:  # read timeout: the request went out
+        raise GraphOutcomeUnknown(
+            errors.TIMEOUT, message_for(errors.TIMEOUT), detail="Graph read timeout"
+        ) from None
     except requests.exceptions.ConnectionError as exc:
         text = str(exc)
         if "Name or service not known" in text or "NameResolutionError" in text:
-            code = errors.HOST_NOT_FOUND
-        elif "Connection refused" in text:
-            code = errors.REFUSED
-        else:
-            code = errors.NETWORK_ERROR
-        raise _fail(code, "ConnectionError") from None
+            raise _fail(errors.HOST_NOT_FOUND, "ConnectionError") from None
+        if "Connection refused" in text:
+            raise _fail(errors.REFUSED, "ConnectionError") from None
+        if "NewConnectionError" in text or "Failed to establish a new connection" in text:
+            raise _fail(errors.NETWORK_ERROR, "ConnectionError") from None
+        # Aborted or reset after connecting: the request may have been read.
+        raise GraphOutcomeUnknown(
+            errors.CONNECTION_LOST, message_for(errors.CONNECTION_LOST), detail="ConnectionError"
+        ) from None
     except requests.RequestException as exc:
-        raise _fail(errors.NETWORK_ERROR, type(exc).__name__) from None
+        raise GraphOutcomeUnknown(
+            errors.NETWORK_ERROR, message_for(errors.NETWORK_ERROR), detail=type(exc).__name__
+        ) from None
 
 
 def send_via_graph(
@@ -138,9 +158,10 @@ def send_via_graph(
     """Send one MIME message through ``POST {graph_url}/me/sendMail``.
 
     Raises :class:`ConnectionFailed`: ``token_rejected`` (401: sign in again),
-    ``graph_send_denied`` (403: Mail.Send not granted), ``graph_throttled`` (429/503/504,
-    retryable, ``retry_after`` from the Retry-After header), ``graph_rejected`` (any other 4xx,
-    permanent), or a network code.
+    ``graph_send_denied`` (403: Mail.Send not granted), ``graph_throttled`` (429, 503:
+    retryable, ``retry_after`` from the header), ``graph_rejected`` (any other 4xx,
+    permanent), or a network code. :class:`GraphOutcomeUnknown` (a subclass) when the request
+    went out and the answer was lost or a 5xx: the message may have been sent.
     """
     body = base64.b64encode(message_bytes)
     response = _request(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import threading
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -31,13 +32,19 @@ class _QuietHandler(WSGIRequestHandler):
 
 @dataclass
 class GraphPeer:
-    """What the mock Graph saw, and knobs: ``queue_failure(status, code, retry_after)``."""
+    """What the mock Graph saw, and knobs: ``queue_failure(status, code, retry_after)``
+    (answered before the message is read), ``queue_after_send(status, code)`` (the message is
+    taken, in ``sent``, then this error is answered: a 500 after the POST), and
+    ``stall_after_body`` (seconds to wait after taking the message before answering 202: a
+    read timeout for a client with a shorter timeout)."""
 
     host: str = "127.0.0.1"
     port: int = 0
     sent: list[dict[str, Any]] = field(default_factory=list)  # {"user", "mime"}
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     failures: deque[tuple[int, str, str | None]] = field(default_factory=deque)
+    after_send: deque[tuple[int, str, str | None]] = field(default_factory=deque)
+    stall_after_body: float = 0.0
     redirect_to: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -49,11 +56,17 @@ class GraphPeer:
         with self.lock:
             self.failures.append((status, code, retry_after))
 
+    def queue_after_send(self, status: int, code: str, retry_after: str | None = None) -> None:
+        with self.lock:
+            self.after_send.append((status, code, retry_after))
+
     def reset(self) -> None:
         with self.lock:
             self.sent.clear()
             self.requests.clear()
             self.failures.clear()
+            self.after_send.clear()
+            self.stall_after_body = 0.0
             self.redirect_to = None
 
 
@@ -141,6 +154,12 @@ def _app(peer: GraphPeer, oauth: Any) -> Flask:
             return _error(400, "ErrorMimeContentInvalidBase64String")
         with peer.lock:
             peer.sent.append({"user": info["email"], "mime": mime})
+            after = peer.after_send.popleft() if peer.after_send else None
+            stall = peer.stall_after_body
+        if stall:
+            time.sleep(stall)
+        if after is not None:
+            return _error(*after)
         return Response(status=202)
 
     return app
