@@ -4,7 +4,8 @@ Each function works on one account by id, in an app context: the current one whe
 (a Celery task wrapped in ``app.app_context()``, a test), otherwise the app that the process
 builds from ``MAILCONNECT_APP_FACTORY`` (``"package.module:create_app"``, a factory called with
 no arguments, or ``"package.module:app"``, an app object), once per process. Each call is its
-own unit of work: it commits what it changed, or rolls back and re-raises.
+own unit of work: it commits what it changed, or rolls back and re-raises; a ``SyncError`` or
+``SendError`` is re-raised after committing the failure it recorded on the account.
 
 Safe to run concurrently on many workers, and to run twice:
 
@@ -82,7 +83,14 @@ def app_context() -> Iterator[Flask]:
 
 
 def _run(account_id: int, work: Callable[[_State, MailAccount], T]) -> T | None:
-    """``work`` on the account in an app context; commit, or roll back and re-raise."""
+    """``work`` on the account in an app context; commit, or roll back and re-raise.
+
+    A :class:`SyncError` or :class:`SendError` is the outcome recorded on the account (status,
+    last error, audit row: record_failure / mark_needs_reconnect only flush): that is committed
+    before the error is re-raised, so the job system sees the failure and the database keeps it.
+    """
+    from .exceptions import SendError, SyncError
+
     with app_context() as app:
         state: _State = app.extensions["mailconnect"]
         session = state.session
@@ -93,6 +101,13 @@ def _run(account_id: int, work: Callable[[_State, MailAccount], T]) -> T | None:
             result = work(state, account)
             session.commit()
             return result
+        except (SyncError, SendError):
+            try:
+                session.commit()  # keep the recorded failure
+            except BaseException:
+                session.rollback()
+                raise
+            raise
         except BaseException:
             session.rollback()
             raise

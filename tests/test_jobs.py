@@ -222,3 +222,29 @@ def test_jobs_run_in_the_current_app_context_and_say_when_there_is_no_app(
         assert jobs.refresh_account(42)["code"] == "deleted"
         hostapp.db.session.remove()
         hostapp.db.engine.dispose()
+
+
+def test_a_failing_sync_job_keeps_the_recorded_failure(
+    japp: tuple[Flask, str, dict[str, Any]], smtp_starttls: Any, dovecot: Any
+) -> None:
+    from flask_mailconnect.exceptions import SyncError
+    from flask_mailconnect.models import AuditEvent
+
+    app, _, _ = japp
+    with app.app_context():
+        account_id = _add_account(smtp_starttls, dovecot)
+        account = hostapp.db.session.get(MailAccount, account_id)
+        assert account is not None
+        account.password = "wrong password"
+        hostapp.db.session.commit()
+        with pytest.raises(SyncError) as caught:
+            jobs.sync_account(account_id)
+        assert caught.value.code == "auth_failed"
+        hostapp.db.session.rollback()  # what a job system's cleanup does: nothing is lost
+        hostapp.db.session.expire_all()
+        stored = hostapp.db.session.get(MailAccount, account_id)
+        assert stored is not None and stored.status == "needs_reconnect"
+        assert stored.last_error_code == "auth_failed"
+        events = hostapp.db.session.query(AuditEvent).filter_by(account_id=account_id).all()
+        assert any(e.outcome == "failed" for e in events), [(e.action, e.outcome) for e in events]
+        hostapp.db.session.remove()
