@@ -153,6 +153,8 @@ def _mailbox(state: _State, account: MailAccount) -> Iterator[IMAPClient]:
     try:
         yield client
     except SyncError:
+        with contextlib.suppress(Exception):
+            client.shutdown()
         raise
     except Exception as exc:
         code = _code_for(exc)
@@ -160,6 +162,10 @@ def _mailbox(state: _State, account: MailAccount) -> Iterator[IMAPClient]:
         with contextlib.suppress(Exception):
             client.shutdown()
         raise _fail(state, account, code) from None
+    except BaseException:  # KeyboardInterrupt, a job system's timeout: never leak the socket
+        with contextlib.suppress(Exception):
+            client.shutdown()
+        raise
     else:
         with contextlib.suppress(Exception):
             client.logout()
