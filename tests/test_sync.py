@@ -490,3 +490,57 @@ def test_truncated_base64_still_gives_a_snippet() -> None:
     body = base64.encodebytes(text)[:1001]  # cut mid-group, as a partial fetch does
     raw = b"Subject: x\r\nContent-Transfer-Encoding: base64\r\n\r\n" + body
     assert summarize(raw).snippet.startswith("Zeile Zeile")
+
+
+def test_hostile_messages_are_stored_cleaned_and_never_break_the_sync(
+    sync_app: Flask, mailconnect: MailConnect, db: Any, imap_server: DovecotPeer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    reset_inbox(imap_server)
+    hostile = [
+        # A Date past datetime's range once converted to UTC (OverflowError).
+        b"From: a@example.com\r\nSubject: far future\r\n"
+        b"Date: Fri, 31 Dec 9999 23:59:59 -1200\r\nMessage-ID: <f@example.com>\r\n\r\nhi\r\n",
+        # A charset that is a codec but raises whatever the errors mode (idna).
+        b"From: b@example.com\r\nSubject: idna body\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/plain; charset=idna\r\n\r\n" + b"a" * 80 + b"..\xff\r\n",
+        # NUL and control characters in encoded words and in the body.
+        b"From: =?utf-8?q?Eve=00=07?= <e@example.com>\r\nSubject: =?utf-8?q?nul=00here=1b?=\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(b"x\x00y\x01z") + b"\r\n",
+        # A subject far longer than a header line may be.
+        b"From: c@example.com\r\nSubject: " + b"s" * 3000 + b"\r\n\r\nlong\r\n",
+        # A non-text codec as charset.
+        b"From: d@example.com\r\nSubject: zlib\r\nContent-Type: text/plain; charset=zlib_codec"
+        b"\r\n\r\nplain\r\n",
+    ]
+    client = imap_client(imap_server)
+    try:
+        for raw in hostile:
+            client.append("INBOX", raw)
+    finally:
+        client.logout()
+    with sync_app.app_context():
+        account = make_account(db, imap_server)
+        result = mailconnect.sync_recent(account)
+        db.session.commit()
+        assert result.new == 5
+        stored = {m.uid: m for m in rows(db, account)}
+        far, idna, nul, long, zlib = (stored[uid] for uid in sorted(stored))
+        assert far.subject == "far future" and far.sent_at is not None
+        assert idna.subject == "idna body" and idna.snippet.startswith("aaaa")
+        assert nul.subject == "nulhere" and nul.sender == "Eve <e@example.com>"
+        assert nul.snippet == "xyz"
+        assert len(long.subject) == 998
+        assert zlib.snippet == "plain"
+        # A message that cannot be read at all is kept with its UID and no headers.
+        fill(imap_server, range(1, 2))
+
+        def broken(header: bytes, body: bytes, length: int = 0) -> str:
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(mailbox, "make_snippet", broken)
+        again = mailconnect.sync_recent(account)
+        db.session.commit()
+        assert again.new == 1 and account.status == "connected"
+        assert rows(db, account)[0].subject == ""

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import email
 import email.utils
 import html
+import logging
 import quopri
 import re
 from collections.abc import Iterable, Mapping
@@ -33,6 +35,8 @@ from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.response_parser import parse_fetch_response
+
+log = logging.getLogger(__name__)
 
 #: Header fields fetched per message; the content fields let us decode the snippet.
 HEADER_FIELDS = "FROM SUBJECT DATE MESSAGE-ID CONTENT-TYPE CONTENT-TRANSFER-ENCODING"
@@ -242,8 +246,21 @@ def _item(data: Mapping[bytes, Any], prefix: bytes) -> bytes:
     return b""
 
 
+#: NUL and other control characters (C0 but whitespace, DEL, C1) and lone surrogates: PostgreSQL
+#: refuses NUL in text, and none of them belongs in a subject, a sender or a snippet.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+#: The longest header line RFC 5322 allows; longer subjects are cut.
+MAX_HEADER_TEXT = 998
+
+
+def clean_text(text: str) -> str:
+    """``text`` without control characters (whitespace kept) or lone surrogates."""
+    return _CONTROL.sub("", text)
+
+
 def decode_header_value(value: Any) -> str:
-    """RFC 2047 encoded words to text, folded whitespace collapsed; never raises."""
+    """RFC 2047 encoded words to text, folded whitespace collapsed, control characters removed;
+    never raises."""
     if not value:
         return ""
     value = str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
@@ -251,7 +268,7 @@ def decode_header_value(value: Any) -> str:
         text = str(make_header(decode_header(value)))
     except (UnicodeError, LookupError, ValueError, email.errors.HeaderParseError):
         text = value
-    return " ".join(text.split())
+    return " ".join(clean_text(text).split())
 
 
 def format_sender(value: Any) -> str:
@@ -269,16 +286,21 @@ def parse_date(value: str | None, fallback: datetime | None = None) -> datetime 
     parsed: datetime | None = None
     if value:
         try:
-            parsed = email.utils.parsedate_to_datetime(value.strip())
-        except (TypeError, ValueError, IndexError):
+            parsed = _as_utc(email.utils.parsedate_to_datetime(value.strip()))
+        except (TypeError, ValueError, IndexError, OverflowError):
+            parsed = None  # e.g. 31 Dec 9999 23:59:59 -1200: past datetime's range in UTC
+    if parsed is None and fallback is not None:
+        try:
+            parsed = _as_utc(fallback)
+        except OverflowError:
             parsed = None
-    if parsed is None:
-        parsed = fallback
-    if parsed is None:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    return parsed
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
 
 
 def _decode_body(payload: str | bytes, encoding: str, charset: str | None) -> str:
@@ -293,10 +315,24 @@ def _decode_body(payload: str | bytes, encoding: str, charset: str | None) -> st
             raw = b""
     elif encoding == "quoted-printable":
         raw = quopri.decodestring(raw)
+    codec = _text_codec(charset)
     try:
-        return raw.decode(charset or "utf-8", "replace")
-    except LookupError:
+        return raw.decode(codec, "replace")
+    except (LookupError, UnicodeError):  # e.g. charset=idna raises whatever the errors mode
         return raw.decode("utf-8", "replace")
+
+
+def _text_codec(charset: str | None) -> str:
+    """``charset`` when it names a text codec, else utf-8 (no base64/zlib/rot13 "charsets")."""
+    if not charset:
+        return "utf-8"
+    try:
+        info = codecs.lookup(charset)
+    except (LookupError, ValueError):
+        return "utf-8"
+    if not getattr(info, "_is_text_encoding", True) or info.name in ("idna", "punycode"):
+        return "utf-8"
+    return info.name
 
 
 _HIDDEN = re.compile(r"<(script|style|head|title)\b.*?(</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
@@ -335,14 +371,18 @@ def make_snippet(header: bytes, body: bytes, length: int = SNIPPET_LENGTH) -> st
     part, is_html = _first_text_part(message)
     if part is None:
         return ""
-    payload = part.get_payload(decode=False)
+    try:
+        payload = part.get_payload(decode=False)
+    except (LookupError, UnicodeError):  # compat32 decodes 8-bit bodies with the charset
+        raw = getattr(part, "_payload", "")  # the body as parsed: 8-bit surrogate-escaped
+        payload = raw.encode("ascii", "surrogateescape") if isinstance(raw, str) else ""
     if not isinstance(payload, (str, bytes)):
         return ""
     encoding = str(part.get("Content-Transfer-Encoding", "7bit"))
     text = _decode_body(payload, encoding, part.get_content_charset())
     if is_html:
         text = html_to_text(text)
-    text = " ".join(text.split())
+    text = " ".join(clean_text(text).split())
     if len(text) > length:
         cut = text[:length].rsplit(" ", 1)[0] if " " in text[:length] else text[:length]
         text = cut.rstrip() + "…"
@@ -350,20 +390,35 @@ def make_snippet(header: bytes, body: bytes, length: int = SNIPPET_LENGTH) -> st
 
 
 def summarize(uid: int, data: Mapping[bytes, Any]) -> MessageSummary:
-    """One message's FETCH data as a :class:`MessageSummary`."""
-    header = _item(data, b"BODY[HEADER")
-    body = _item(data, b"BODY[TEXT]")
-    parsed = email.message_from_bytes(header, policy=policy.compat32)
+    """One message's FETCH data as a :class:`MessageSummary`; never raises: a message that
+    cannot be read is kept with what is safe (its UID, flags and arrival date), so one hostile
+    message cannot stop every later sync."""
     internal = data.get(b"INTERNALDATE")
-    return MessageSummary(
-        uid=uid,
-        message_id=decode_header_value(parsed.get("Message-ID"))[:998],
-        sender=format_sender(parsed.get("From"))[:998],
-        subject=decode_header_value(parsed.get("Subject")),
-        date=parse_date(parsed.get("Date"), internal if isinstance(internal, datetime) else None),
-        snippet=make_snippet(header, body),
-        flags=_flags(data.get(b"FLAGS", ())),
-    )
+    arrived = internal if isinstance(internal, datetime) else None
+    try:
+        header = _item(data, b"BODY[HEADER")
+        body = _item(data, b"BODY[TEXT]")
+        parsed = email.message_from_bytes(header, policy=policy.compat32)
+        return MessageSummary(
+            uid=uid,
+            message_id=decode_header_value(parsed.get("Message-ID"))[:MAX_HEADER_TEXT],
+            sender=format_sender(parsed.get("From"))[:MAX_HEADER_TEXT],
+            subject=decode_header_value(parsed.get("Subject"))[:MAX_HEADER_TEXT],
+            date=parse_date(parsed.get("Date"), arrived),
+            snippet=make_snippet(header, body),
+            flags=_flags(data.get(b"FLAGS", ())),
+        )
+    except Exception as exc:
+        log.warning("message UID %s could not be read (%s); kept without its headers",
+                    uid, type(exc).__name__)  # fmt: skip
+        try:
+            flags = _flags(data.get(b"FLAGS", ()))
+        except Exception:
+            flags = ()
+        return MessageSummary(
+            uid=uid, message_id="", sender="", subject="", date=parse_date(None, arrived),
+            snippet="", flags=flags,
+        )  # fmt: skip
 
 
 __all__ = [
