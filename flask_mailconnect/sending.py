@@ -22,6 +22,7 @@ Like accounts.py, nothing here commits: the caller owns the transaction.
 
 from __future__ import annotations
 
+import email.errors
 import logging
 import smtplib
 from dataclasses import dataclass
@@ -177,6 +178,8 @@ class Sender:
         self._copy: SentCopy | None = None
         self._keeps_copy: bool | None = None
         self._last_sent: datetime | None = None
+        #: A (re)connection of this session was refused: its recorded failure must stand.
+        self._login_failed = False
         self._closed = False
 
     # -- context manager ----------------------------------------------------------------
@@ -204,7 +207,8 @@ class Sender:
     def _bookkeep(self) -> None:
         if self._last_sent is not None:
             self.account.last_sent_at = self._last_sent
-            credentials.record_success(self.account)
+            if not self._login_failed:  # never wipe a later login failure of this session
+                credentials.record_success(self.account)
             self._last_sent = None
 
     # -- sending ------------------------------------------------------------------------
@@ -217,17 +221,42 @@ class Sender:
         prepared: Prepared | None = None
         try:
             check_usable(self.account)
-            prepared = prepare(
-                message,
-                account_email=self.account.email,
-                display_name=self.account.display_name or "",
-                signature_html=self.account.signature_html or "",
-                signature_text=self.account.signature_text or "",
-            )
-            if self.account.send_via == "graph":
-                result = self._send_graph(prepared)
-            else:
-                result = self._send_smtp(prepared)
+            try:
+                prepared = prepare(
+                    message,
+                    account_email=self.account.email,
+                    display_name=self.account.display_name or "",
+                    signature_html=self.account.signature_html or "",
+                    signature_text=self.account.signature_text or "",
+                )
+            except (ValueError, LookupError, TypeError, email.errors.MessageError) as exc:
+                # UnicodeEncodeError (a lone surrogate), a malformed header the policy refuses.
+                raise InvalidMessage(
+                    f"The message cannot be sent as it is ({type(exc).__name__})."
+                ) from exc
+            try:
+                if self.account.send_via == "graph":
+                    result = self._send_graph(prepared)
+                else:
+                    result = self._send_smtp(prepared)
+            except SendError:
+                raise
+            except UnicodeError as exc:
+                self._drop()
+                raise InvalidMessage(
+                    f"The message cannot be sent as it is ({type(exc).__name__})."
+                ) from exc
+            except smtplib.SMTPNotSupportedError as exc:  # refused before MAIL FROM
+                self._drop()
+                raise PermanentSendError(
+                    "The server does not support what this message needs (e.g. international "
+                    "addresses).", code="smtp_not_supported",
+                ) from exc  # fmt: skip
+            except Exception as exc:
+                # Unexpected: the data may have gone out. Never report it as retryable.
+                self._drop()
+                log.exception("Account %s: sending failed unexpectedly", self.account.id)
+                raise DeliveryUnknownError(UNKNOWN_MESSAGE, code="delivery_unknown") from exc
         except SendError as exc:
             if prepared is not None and exc.message_id is None:
                 exc.message_id = prepared.message_id
@@ -359,6 +388,7 @@ class Sender:
             raise self._login_error(exc) from None
 
     def _login_error(self, exc: ConnectionFailed) -> SendError:
+        self._login_failed = True
         credentials.record_failure(self.state, self.account, exc.code)
         text = exc.message
         if exc.code in credentials.RECONNECT_CODES:

@@ -126,3 +126,56 @@ def test_reconnects_before_the_oauth_token_expires(
     assert conn.connections == 2
     assert account.token_expires_at is not None
     assert account.token_expires_at > utcnow() + timedelta(minutes=30)  # refreshed
+
+
+def test_close_keeps_a_later_login_failure_of_the_session(
+    peer_app: Flask, mailconnect: MailConnect, db: Any, smtp_starttls: Any
+) -> None:
+    from flask_mailconnect import AccountNeedsReconnectError
+
+    account = make_account(db, smtp_starttls)
+    with mailconnect.sending(account) as conn:
+        conn.send(numbered(0))
+        # The server closes the connection; the reconnect's login is refused.
+        smtp_starttls.inject("MAIL", reply="421 4.3.2 Shutting down")
+        smtp_starttls.inject("AUTH", reply="535 5.7.8 Authentication credentials invalid")
+        with pytest.raises(AccountNeedsReconnectError):
+            conn.send(numbered(1))
+    assert account.status == "needs_reconnect" and account.last_error_code == "auth_failed"
+    assert account.last_sent_at is not None  # message 0 was sent
+
+
+def test_unexpected_errors_are_wrapped_and_reported_per_message(
+    peer_app: Flask, mailconnect: MailConnect, db: Any, smtp_starttls: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    import smtplib
+
+    from flask_mailconnect import sending
+
+    real_prepare, real_submit = sending.prepare, sending.submit
+
+    def prepare(msg: Any, **kw: Any) -> Any:
+        if msg["Subject"] == "Message 1":
+            raise UnicodeEncodeError("ascii", "\udcff", 0, 1, "surrogates not allowed")
+        return real_prepare(msg, **kw)
+
+    def submit(client: Any, sender: str, rcpts: Any, data: bytes, **kw: Any) -> Any:
+        if b"Subject: Message 2" in data:
+            raise smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server")
+        return real_submit(client, sender, rcpts, data, **kw)
+
+    monkeypatch.setattr(sending, "prepare", prepare)
+    monkeypatch.setattr(sending, "submit", submit)
+    account = make_account(db, smtp_starttls)
+    with mailconnect.sending(account) as conn:
+        conn.send(numbered(0))
+        with pytest.raises(InvalidMessage):
+            conn.send(numbered(1))
+        with pytest.raises(PermanentSendError) as unsupported:
+            conn.send(numbered(2))
+        conn.send(numbered(3))
+    assert unsupported.value.code == "smtp_not_supported" and not unsupported.value.retryable
+    assert [o.ok for o in conn.results] == [True, False, False, True]
+    assert [o.index for o in conn.results] == [0, 1, 2, 3]
+    assert subjects(smtp_starttls) == ["Message 0", "Message 3"]
