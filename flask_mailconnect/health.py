@@ -153,8 +153,13 @@ def _skip_reason(account: MailAccount) -> str | None:
 def check(state: _State, account: MailAccount, *, actor: Actor | None = None) -> CheckResult:
     """Refresh the token if needed, log in to SMTP and IMAP, record the outcome. Never commits.
 
-    Never raises for a failed check: the outcome is in the result and on the account.
+    Never raises for a failed check: the outcome is in the result and on the account. With an
+    ``actor``, raises :class:`PermissionDenied` unless the actor may manage the account.
     """
+    if actor is not None:
+        from .accounts import require
+
+        require(state, actor, "manage", account.owner)
     started = time.monotonic()
     skip = _skip_reason(account)
     if skip is not None:

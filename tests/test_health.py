@@ -354,3 +354,20 @@ def test_cli_checks_30_accounts_four_at_a_time_with_progress_and_summary(
     assert "Checked 1 account(s): 1 ok" in one.output
     scoped = app.test_cli_runner().invoke(args=["mailconnect", "check", "--scope", "user:bad0"])
     assert "0 ok, 0 error, 1 need reconnecting" in scoped.output
+
+
+def test_a_check_with_an_actor_needs_manage_on_the_account(
+    happ: tuple[Flask, MailConnect], smtp_starttls: Any, dovecot: Any
+) -> None:
+    from flask_mailconnect import PermissionDenied
+
+    app, ext = happ
+    with app.app_context():
+        account_id = add(smtp_starttls, dovecot)
+        owner = hostapp.db.session.get(hostapp.User, 1)
+        stranger = hostapp.db.session.get(hostapp.User, 2)
+        assert owner is not None and stranger is not None and not stranger.is_admin
+        with pytest.raises(PermissionDenied):
+            ext.check(get(account_id), actor=stranger)
+        assert get(account_id).last_checked_at is None
+        assert ext.check(get(account_id), actor=owner).ok
