@@ -215,6 +215,12 @@ def send_test_command(account_id: int, to: str, subject: str) -> None:
         result = state.extension.send(message, account=account)
     except SendError as exc:
         state.session.commit()  # keep the account's recorded status (e.g. needs_reconnect)
+        from .exceptions import DeliveryUnknownError
+
+        if isinstance(exc, DeliveryUnknownError):
+            raise click.ClickException(
+                f"Delivery unknown ({exc.code}): may have been delivered; do not resend. {exc}"
+            ) from None
         retry = "trying again later may work" if exc.retryable else "retrying will not help"
         raise click.ClickException(f"Not sent ({exc.code}; {retry}): {exc}") from None
     state.session.commit()

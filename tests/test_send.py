@@ -538,5 +538,10 @@ def test_cli_send_test(
     failed = runner.invoke(args=["mailconnect", "send-test", "--account", str(account.id),
                                  "--to", "bob@example.com"])  # fmt: skip
     assert failed.exit_code == 1 and "retrying will not help" in failed.output
+    smtp_starttls.inject("END", drop=True, deliver=True)
+    unknown = runner.invoke(args=["mailconnect", "send-test", "--account", str(account.id),
+                                  "--to", "bob@example.com"])  # fmt: skip
+    assert unknown.exit_code == 1 and "may have been delivered; do not resend" in unknown.output
+    assert "Not sent" not in unknown.output
     missing = runner.invoke(args=["mailconnect", "send-test", "--account", "999", "--to", "x@y.z"])
     assert missing.exit_code == 1 and "No account" in missing.output
