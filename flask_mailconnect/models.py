@@ -115,7 +115,7 @@ class MailAccount(Base):
     is_default: Mapped[bool] = mapped_column(sa.Boolean, default=False)
 
     # OAuth 2.0 accounts (auth_method "oauth2"): tokens encrypted and deferred like the password.
-    # Read them with accounts.load_tokens / refresh them with tokens.py under a row lock.
+    # Read and refresh them with oauth/tokens.py, under a row lock.
     access_token: Mapped[str | None] = mapped_column(
         EncryptedText, default=None, deferred=True, deferred_raiseload=True
     )

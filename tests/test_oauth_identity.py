@@ -108,7 +108,7 @@ def test_identity_connected_elsewhere_meanwhile_is_already_connected(
 ):
     """The check before the insert can race with another consent: the unique index on
     (provider, oauth_subject) decides, and the loser gets the "already connected" page."""
-    from flask_mailconnect import accounts
+    from flask_mailconnect.accounts import oauth as oauth_accounts
 
     login(client, 2)
     assert connect(client).status_code == 302
@@ -119,7 +119,7 @@ def test_identity_connected_elsewhere_meanwhile_is_already_connected(
         sa.update(MailAccount).where(MailAccount.id == bobs.id).values(email="old@example.test")
     )
     hostapp.db.session.commit()
-    monkeypatch.setattr(accounts, "_connected_elsewhere", lambda *a, **k: None)
+    monkeypatch.setattr(oauth_accounts, "_connected_elsewhere", lambda *a, **k: None)
     login(client, 1)
     page = error_page(connect(client))
     assert "already connected by someone else" in page
