@@ -55,6 +55,13 @@ class Prepared:
 
 
 def _check_headers(message: Message) -> None:
+    """Refuse bad header names and line breaks in header values, in every MIME part (a part's
+    Content-Disposition filename is a header too)."""
+    for part in message.walk():
+        _check_part_headers(part)
+
+
+def _check_part_headers(message: Message) -> None:
     for name, value in message.raw_items():
         if not _HEADER_NAME.match(name or ""):
             raise InvalidMessage(f"Header name {name!r} is not allowed.", field=str(name))
@@ -211,7 +218,10 @@ def prepare(
     recipients = parse_recipients(msg)
     del msg["From"]
     msg["From"] = from_value
-    for name in ("Sender", "Return-Path"):
+    # Headers that would name another sender than the account: Sender, Return-Path and the
+    # Resent-* block (which mail clients show as who sent it).
+    impostors = {k for k in msg.keys() if k.lower().startswith("resent-")}  # noqa: SIM118
+    for name in impostors | {"Sender", "Return-Path"}:
         del msg[name]
     if msg["Date"] is None:
         msg["Date"] = format_datetime(now or datetime.now(timezone.utc))

@@ -163,6 +163,41 @@ def test_header_injection_is_refused(
     assert smtp_starttls.messages == [] and smtp_starttls.connections == 0
 
 
+def test_line_breaks_in_a_nested_part_header_are_refused(
+    peer_app: Flask, mailconnect: MailConnect, account: MailAccount, smtp_starttls: Any
+) -> None:
+    from email.mime.application import MIMEApplication
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+
+    msg = MIMEMultipart()  # compat32 parts keep what they are given
+    msg["To"] = "bob@example.com"
+    msg["Subject"] = "report"
+    msg.attach(MIMEText("see attachment"))
+    attachment = MIMEApplication(b"%PDF-1.4")
+    attachment["Content-Disposition"] = 'attachment; filename="a.pdf"\r\nBcc: victim@example.com'
+    msg.attach(attachment)
+    with pytest.raises(InvalidMessage, match="line break") as caught:
+        mailconnect.send(msg, account=account)
+    assert caught.value.field == "Content-Disposition"
+    assert smtp_starttls.messages == [] and smtp_starttls.connections == 0
+
+
+def test_resent_and_sender_headers_cannot_name_another_sender(
+    peer_app: Flask, mailconnect: MailConnect, account: MailAccount, smtp_starttls: Any
+) -> None:
+    msg = message()
+    msg["Sender"] = "ceo@example.com"
+    msg["Resent-From"] = "ceo@example.com"
+    msg["Resent-Sender"] = "ceo@example.com"
+    mailconnect.send(msg, account=account)
+    [delivered] = smtp_starttls.messages
+    sent = parsed(delivered.data)
+    assert sent["Sender"] is None and sent["Resent-From"] is None
+    assert sent["Resent-Sender"] is None
+    assert account.email in sent["From"]
+
+
 def test_signature_in_both_parts_and_hostile_html_sanitised(
     peer_app: Flask, mailconnect: MailConnect, db: Any, smtp_starttls: Any
 ) -> None:
