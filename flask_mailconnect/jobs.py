@@ -14,8 +14,9 @@ Safe to run concurrently on many workers, and to run twice:
 * :func:`check_account` writes only the health fields and status (last writer wins; every
   writer wrote what it saw moments ago);
 * :func:`sync_account` inserts messages by ``(account, uid)`` ignoring duplicates;
-* :func:`send_message` is *not* idempotent (a message is mail): never retry it blindly; retry
-  only errors whose ``retryable`` is true, which are raised before the server took the data.
+* :func:`send_message` sends at most once per (account, Message-ID): it claims the pair in the
+  database before any SMTP command, so a job delivered twice skips; a retryable error (raised
+  before the server took the data) releases the claim so a retry can send.
 
 Return values are JSON-serialisable dicts (Celery's default serializer and RQ's result store).
 """
@@ -32,6 +33,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import sqlalchemy as sa
 from flask import Flask, current_app, has_app_context
 
 from .models import MailAccount
@@ -191,6 +193,8 @@ def _as_message(message: bytes | str | dict[str, Any]) -> EmailMessage:
             if value:
                 name = "Reply-To" if header == "reply_to" else header.capitalize()
                 built[name] = ", ".join(value) if isinstance(value, list) else str(value)
+        if message.get("message_id"):
+            built["Message-ID"] = str(message["message_id"])
         built.set_content(str(message.get("text", "")))
         if message.get("html"):
             built.add_alternative(str(message["html"]), subtype="html")
@@ -202,19 +206,58 @@ def _as_message(message: bytes | str | dict[str, Any]) -> EmailMessage:
 
 
 def send_message(account_id: int, message: bytes | str | dict[str, Any]) -> dict[str, Any]:
-    """Send one message through the account (``MailConnect.send``).
+    """Send one message through the account (``MailConnect.send``), at most once.
 
     ``message``: the RFC 5322 bytes (``msg.as_bytes()``), or a dict with ``to``, ``cc``,
-    ``bcc``, ``reply_to``, ``subject``, ``text`` and ``html``. Not idempotent: see the module
-    doc before configuring retries.
+    ``bcc``, ``reply_to``, ``subject``, ``text``, ``html`` and ``message_id``. It must carry a
+    Message-ID (set one with ``email.utils.make_msgid()`` when enqueueing): the job claims
+    (account, Message-ID) in the database before any SMTP command, so a redelivered or
+    duplicated job answers ``{"outcome": "skipped", "code": "already_<state>"}`` instead of
+    sending twice. A send that surely did not happen (a retryable error) releases the claim, so
+    the job system's retry can send it; "delivery unknown" and permanent refusals keep it.
     """
+    from sqlalchemy.exc import IntegrityError
+
+    from .exceptions import DeliveryUnknownError, InvalidMessage, SendError
+    from .models import SendClaim
+
+    built = _as_message(message)
+    message_id = str(built["Message-ID"] or "").strip()
+    if not message_id:
+        raise InvalidMessage(
+            "A queued message needs a Message-ID (email.utils.make_msgid()) so that a job "
+            "delivered twice cannot send it twice.",
+            field="Message-ID",
+        )
 
     def work(state: _State, account: MailAccount) -> dict[str, Any]:
-        send = getattr(state.extension, "send", None)
-        if send is None:
-            raise RuntimeError("this version of Flask-MailConnect cannot send yet")
-        result = send(_as_message(message), account=account)
-        data = {"account_id": account.id, "outcome": "ok"}
+        session = state.session
+        claim = SendClaim(account_id=account.id, message_id=message_id[:255])
+        session.add(claim)
+        try:
+            session.commit()  # visible to every other worker before the first SMTP command
+        except IntegrityError:
+            session.rollback()
+            taken = session.scalar(
+                sa.select(SendClaim.state).where(
+                    SendClaim.account_id == account.id, SendClaim.message_id == message_id[:255]
+                )
+            )
+            return {"account_id": account.id, "outcome": "skipped",
+                    "code": f"already_{taken}", "message_id": message_id}  # fmt: skip
+        try:
+            result = state.extension.send(built, account=account)
+        except DeliveryUnknownError:
+            claim.state = "unknown"
+            raise
+        except SendError as exc:
+            if exc.retryable:
+                session.delete(claim)  # nothing was sent: a retry may try again
+            else:
+                claim.state = "failed"
+            raise
+        claim.state = "sent"
+        data: dict[str, Any] = {"account_id": account.id, "outcome": "ok"}
         for name in ("message_id", "accepted", "refused"):
             value = getattr(result, name, None)
             if value is not None:

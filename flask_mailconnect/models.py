@@ -181,6 +181,29 @@ class MailAccount(Base):
         return f"<MailAccount {self.id} {self.email!r} {self.owner_kind}:{self.owner_id}>"
 
 
+class SendClaim(Base):
+    """A queued send's claim on (account, Message-ID), committed before any SMTP command.
+
+    A job system may deliver one job twice (a worker killed mid-job, late acks): the second
+    run finds the claim and does not send again. ``state``: ``sending``, ``sent``, ``unknown``
+    (the server may have accepted it) or ``failed`` (refused for good).
+    """
+
+    __tablename__ = "mailconnect_send_claim"
+    __table_args__ = (
+        sa.UniqueConstraint("account_id", "message_id", name="uq_mailconnect_send_claim"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("mailconnect_account.id", ondelete="CASCADE")
+    )
+    message_id: Mapped[str] = mapped_column(sa.String(255))
+    state: Mapped[str] = mapped_column(sa.String(16), default="sending")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class SyncedMessage(Base):
     """Headers of a recent INBOX message, kept so the host can show "recent mail"."""
 

@@ -248,3 +248,53 @@ def test_a_failing_sync_job_keeps_the_recorded_failure(
         events = hostapp.db.session.query(AuditEvent).filter_by(account_id=account_id).all()
         assert any(e.outcome == "failed" for e in events), [(e.action, e.outcome) for e in events]
         hostapp.db.session.remove()
+
+
+def _queued_message(message_id: str | None) -> bytes:
+    msg = EmailMessage()
+    msg["To"], msg["Subject"] = "bob@example.com", "Queued"
+    if message_id:
+        msg["Message-ID"] = message_id
+    msg.set_content("sent by a job")
+    return msg.as_bytes()
+
+
+def test_a_send_job_delivered_twice_sends_once(
+    japp: tuple[Flask, str, dict[str, Any]], smtp_starttls: Any, dovecot: Any
+) -> None:
+    from email.utils import make_msgid
+
+    from flask_mailconnect.exceptions import InvalidMessage, TransientSendError
+    from flask_mailconnect.models import SendClaim
+
+    app, _, _ = japp
+    with app.app_context():
+        account_id = _add_account(smtp_starttls, dovecot)
+        with pytest.raises(InvalidMessage, match="Message-ID"):
+            jobs.send_message(account_id, _queued_message(None))
+
+        data = _queued_message(make_msgid(domain="example.com"))
+        first = jobs.send_message(account_id, data)
+        again = jobs.send_message(account_id, data)  # the job system delivered it twice
+        assert first["outcome"] == "ok"
+        assert again == {**again, "outcome": "skipped", "code": "already_sent"}
+        assert len(smtp_starttls.messages) == 1
+
+        # A failure before the server took the data releases the claim: the retry sends.
+        retry = _queued_message(make_msgid(domain="example.com"))
+        smtp_starttls.inject("MAIL", reply="451 4.3.0 Try again later")
+        with pytest.raises(TransientSendError):
+            jobs.send_message(account_id, retry)
+        assert jobs.send_message(account_id, retry)["outcome"] == "ok"
+        assert len(smtp_starttls.messages) == 2
+
+        # "Delivery unknown" keeps the claim: never sent again.
+        unknown = _queued_message(make_msgid(domain="example.com"))
+        smtp_starttls.inject("END", drop=True, deliver=True)
+        with pytest.raises(Exception, match="(?i)delivery unknown"):
+            jobs.send_message(account_id, unknown)
+        assert jobs.send_message(account_id, unknown)["code"] == "already_unknown"
+        assert len(smtp_starttls.messages) == 3
+        states = sorted(s for (s,) in hostapp.db.session.query(SendClaim.state).all())
+        assert states == ["sent", "sent", "unknown"]
+        hostapp.db.session.remove()
