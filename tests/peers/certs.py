@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from example_app.certs import new_ca, new_server_cert, write_cert, write_key
 
 
 @dataclass(frozen=True)
@@ -35,86 +30,11 @@ class TestCerts:
         return context
 
 
-_NAMES = [
-    x509.DNSName("localhost"),
-    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-    x509.IPAddress(ipaddress.ip_address("::1")),
-]
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-
-
-def _builder(subject: x509.Name, issuer: x509.Name, public_key: object) -> x509.CertificateBuilder:
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)  # type: ignore[arg-type]
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-    )
-
-
 def make_certs(directory: Path) -> TestCerts:
     """Write a CA, a CA-issued server cert for localhost/127.0.0.1/::1 and a self-signed one."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name("Flask-MailConnect Test CA")
-    ca_cert = (
-        _builder(ca_name, ca_name, ca_key.public_key())
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    def leaf(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey, signer):
-        builder = (
-            _builder(subject, issuer, key.public_key())
-            .add_extension(x509.SubjectAlternativeName(_NAMES), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-            )
-        )
-        if signer is ca_key:
-            builder = builder.add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-            )
-        return builder.sign(signer, hashes.SHA256())
-
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    server_cert = leaf(_name("localhost"), ca_name, server_key, ca_key)
-    rogue_key = ec.generate_private_key(ec.SECP256R1())
-    rogue_cert = leaf(_name("localhost"), _name("localhost"), rogue_key, rogue_key)
-
-    pem = serialization.Encoding.PEM
+    ca = new_ca("Flask-MailConnect Test CA", days=2)
+    server_key, server_cert = new_server_cert(ca, days=2)
+    rogue_key, rogue_cert = new_server_cert(None, days=2)  # self-signed: no CA vouches for it
     files = {
         "ca": directory / "ca.pem",
         "cert": directory / "server.pem",
@@ -122,11 +42,11 @@ def make_certs(directory: Path) -> TestCerts:
         "rogue_cert": directory / "untrusted.pem",
         "rogue_key": directory / "untrusted.key",
     }
-    files["ca"].write_bytes(ca_cert.public_bytes(pem))
-    files["cert"].write_bytes(server_cert.public_bytes(pem))
-    _write_key(server_key, files["key"])
-    files["rogue_cert"].write_bytes(rogue_cert.public_bytes(pem))
-    _write_key(rogue_key, files["rogue_key"])
+    write_cert(ca[1], files["ca"])
+    write_cert(server_cert, files["cert"])
+    write_key(server_key, files["key"])
+    write_cert(rogue_cert, files["rogue_cert"])
+    write_key(rogue_key, files["rogue_key"])
     for path in files.values():
         path.chmod(0o644)  # Dovecot reads them as its own user
     return TestCerts(
