@@ -13,7 +13,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from flask import current_app
 
 from . import audit, signals
 from .models import AccountStatus, MailAccount, utcnow
@@ -106,10 +105,5 @@ def mark_needs_reconnect(
     audit.record(
         state.session, "needs_reconnect", actor=actor, account=account, ok=False, detail=code
     )
-    signals.account_needs_reconnect.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        account=account,
-        reason=code,
-        actor=actor.user if actor else None,
-    )
+    signals.announce(signals.account_needs_reconnect, actor, account=account, reason=code)
     return True

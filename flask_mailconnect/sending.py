@@ -31,8 +31,6 @@ from email.message import Message
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from flask import current_app
-
 from . import credentials, signals
 from .accounts import require
 from .compose import Prepared, prepare
@@ -270,12 +268,7 @@ class Sender:
         self._last_sent = result.sent_at
         if not self._bulk:
             self._bookkeep()
-        signals.message_sent.send(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
-            account=self.account,
-            actor=self.actor.user if self.actor else None,
-            result=result,
-        )
+        signals.announce(signals.message_sent, self.actor, account=self.account, result=result)
         return result
 
     def _send_smtp(self, prepared: Prepared) -> SendResult:

@@ -6,7 +6,13 @@ are ignored: signals inform, they do not decide.
 
 from __future__ import annotations
 
-from blinker import Namespace
+from typing import TYPE_CHECKING, Any
+
+from blinker import NamedSignal, Namespace
+from flask import current_app
+
+if TYPE_CHECKING:
+    from .scopes import Actor
 
 _signals = Namespace()
 
@@ -34,6 +40,19 @@ messages_synced = _signals.signal("mailconnect.messages-synced")
 #: ``actor`` (the host's user, or ``None``), ``result`` (a
 #: :class:`~flask_mailconnect.sending.SendResult`: message id, accepted and refused recipients).
 message_sent = _signals.signal("mailconnect.message-sent")
+
+
+def announce(signal: NamedSignal, actor: Actor | None, **extra: Any) -> None:
+    """Send ``signal`` from the current app with ``actor`` as the host's user object (or None).
+
+    The one place our code sends signals, so every payload has the same shape.
+    """
+    signal.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        actor=actor.user if actor is not None else None,
+        **extra,
+    )
+
 
 __all__ = [
     "account_connected",

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import current_app
 from imapclient import IMAPClient
 from imapclient import exceptions as imap_errors
 
@@ -371,12 +370,7 @@ def sync_recent(
         uidnext=status.uidnext,
         uids=tuple(m.uid for m in fetched),
     )
-    signals.messages_synced.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        account=account,
-        count=new,
-        actor=actor.user if actor else None,
-    )
+    signals.announce(signals.messages_synced, actor, account=account, count=new)
     return result
 
 
@@ -459,12 +453,7 @@ def update_folders(
     audit.record(
         state.session, "update", actor=actor, account=account, detail=",".join(sorted(changed))
     )
-    signals.account_updated.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        account=account,
-        actor=actor.user if actor else None,
-        changes=changed,
-    )
+    signals.announce(signals.account_updated, actor, account=account, changes=changed)
     return changed
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from flask import current_app
-
 from .. import audit, signals
 from ..models import AccountStatus, MailAccount
 from ..providers import current_presets
@@ -32,12 +30,7 @@ def set_active(state: _State, account: MailAccount, active: bool, *, actor: Acto
     state.session.flush()
     audit.record(state.session, "reactivate" if active else "deactivate", actor=actor,
                  account=account)  # fmt: skip
-    signals.account_updated.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        account=account,
-        actor=actor.user if actor else None,
-        changes={"active"},
-    )
+    signals.announce(signals.account_updated, actor, account=account, changes={"active"})
     return True
 
 

@@ -181,11 +181,7 @@ def connect_manual(
     state.session.flush()
     _forget_password(state, account)
     audit.record(state.session, "connect", actor=actor, account=account)
-    signals.account_connected.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        account=account,
-        actor=actor.user if actor else None,
-    )
+    signals.announce(signals.account_connected, actor, account=account)
     return account
 
 
@@ -203,12 +199,7 @@ def reconnect_manual(
     state.session.flush()
     _forget_password(state, account)
     audit.record(state.session, "reconnect", actor=actor, account=account)
-    signals.account_updated.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        account=account,
-        actor=actor.user if actor else None,
-        changes={"credentials"},
-    )
+    signals.announce(signals.account_updated, actor, account=account, changes={"credentials"})
     return account
 
 
@@ -253,12 +244,7 @@ def update_account(
     audit.record(
         state.session, "update", actor=actor, account=account, detail=",".join(sorted(changed))
     )
-    signals.account_updated.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        account=account,
-        actor=actor.user if actor else None,
-        changes=changed,
-    )
+    signals.announce(signals.account_updated, actor, account=account, changes=changed)
     return changed
 
 
@@ -314,11 +300,7 @@ def disconnect(state: _State, account: MailAccount, *, actor: Actor | None) -> N
         if successor is not None:
             successor.is_default = True
             session.flush()
-    signals.account_disconnected.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        account=account,
-        actor=actor.user if actor else None,
-    )
+    signals.announce(signals.account_disconnected, actor, account=account)
 
 
 def accounts_for(state: _State, owner: Owner) -> list[MailAccount]:

@@ -6,7 +6,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from flask import current_app
 
 from .. import audit, signals
 from ..exceptions import (
@@ -159,11 +158,7 @@ def connect_oauth(
     _flush_bound(state, grant, email)
     _forget_tokens(state, account)
     audit.record(state.session, "connect", actor=actor, account=account, detail="oauth2")
-    signals.account_connected.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        account=account,
-        actor=actor.user if actor else None,
-    )
+    signals.announce(signals.account_connected, actor, account=account)
     return account
 
 
@@ -197,12 +192,7 @@ def reconnect_oauth(
     _flush_bound(state, grant, email)
     state.session.expire(account, forget)
     audit.record(state.session, "reconnect", actor=actor, account=account, detail="oauth2")
-    signals.account_updated.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        account=account,
-        actor=actor.user if actor else None,
-        changes={"credentials"},
-    )
+    signals.announce(signals.account_updated, actor, account=account, changes={"credentials"})
     return account
 
 
