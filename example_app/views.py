@@ -9,6 +9,8 @@ from urllib.parse import urljoin, urlsplit
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
+from flask_mailconnect import MailConnect
+
 from .forms import LoginForm, LogoutForm
 from .models import User, all_projects, db
 
@@ -34,7 +36,7 @@ def _safe_next(target: str | None) -> str | None:
 @bp.get("/")
 @login_required
 def home() -> Any:
-    mailconnect = current_app.extensions["mailconnect"].extension
+    mailconnect = MailConnect.of()
     account = mailconnect.default_account(("user", current_user.id))
     return render_template(
         "demo/home.html",
@@ -75,7 +77,7 @@ def logout() -> Any:
 def projects() -> Any:
     """The signed-in person's projects (every project for an admin), with each one's email
     account: the project list and all their accounts in three queries."""
-    mailconnect = current_app.extensions["mailconnect"].extension
+    mailconnect = MailConnect.of()
     rows = [
         (p, p.role_of(current_user))
         for p in all_projects()

@@ -6,25 +6,35 @@ from .exceptions import (
     AccountLimitReached,
     AccountNeedsReconnectError,
     AccountNotConnectedError,
+    ConfigurationError,
     ConnectionFailed,
     ConnectionTestFailed,
     DeliveryUnknownError,
     EncryptionKeyError,
+    GraphNotGranted,
     InactiveAccountError,
     InvalidMessage,
     InvalidSettings,
     MailConnectError,
+    NeedsReconnect,
     NoSenderAccount,
+    OAuthConfigError,
+    OAuthFlowError,
     PermanentSendError,
     PermissionDenied,
+    ProviderConfigError,
     SendError,
+    SyncError,
+    TokenError,
+    TokenRefreshUnavailable,
     TooManyTests,
     TransientSendError,
 )
 from .extension import MailConnect
+from .health import CheckResult
 from .models import AccountStatus, AuditEvent, MailAccount, SyncedMessage, metadata
-from .oauth.tokens import NeedsReconnect, TokenError, TokenRefreshUnavailable
-from .scopes import Actor, Policy, Scope
+from .owners import Actor, Scope
+from .scopes import Policy
 from .sending import MessageOutcome, Sender, SendResult
 from .signals import (
     account_connected,
@@ -32,8 +42,10 @@ from .signals import (
     account_needs_reconnect,
     account_updated,
     message_sent,
+    messages_synced,
     token_refreshed,
 )
+from .sync import FolderListing, SyncResult
 from .transport.settings import ConnectionReport, ProtocolResult, ServerSettings
 
 __version__ = "0.1.0.dev0"
@@ -45,11 +57,15 @@ __all__ = [
     "AccountStatus",
     "Actor",
     "AuditEvent",
+    "CheckResult",
+    "ConfigurationError",
     "ConnectionFailed",
     "ConnectionReport",
     "ConnectionTestFailed",
     "DeliveryUnknownError",
     "EncryptionKeyError",
+    "FolderListing",
+    "GraphNotGranted",
     "InactiveAccountError",
     "InvalidMessage",
     "InvalidSettings",
@@ -59,15 +75,20 @@ __all__ = [
     "MessageOutcome",
     "NeedsReconnect",
     "NoSenderAccount",
+    "OAuthConfigError",
+    "OAuthFlowError",
     "PermanentSendError",
     "PermissionDenied",
     "Policy",
     "ProtocolResult",
+    "ProviderConfigError",
     "Scope",
     "SendError",
     "SendResult",
     "Sender",
     "ServerSettings",
+    "SyncError",
+    "SyncResult",
     "SyncedMessage",
     "TokenError",
     "TokenRefreshUnavailable",
@@ -78,6 +99,7 @@ __all__ = [
     "account_needs_reconnect",
     "account_updated",
     "message_sent",
+    "messages_synced",
     "metadata",
     "token_refreshed",
 ]

@@ -6,7 +6,7 @@ from flask import has_request_context, request
 from sqlalchemy.orm import Session
 
 from .models import AuditEvent, MailAccount
-from .scopes import Actor
+from .owners import Actor
 
 
 def record(

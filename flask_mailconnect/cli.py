@@ -10,8 +10,12 @@ from cryptography.fernet import InvalidToken
 from flask import current_app
 from flask.cli import with_appcontext
 
+from . import health
 from .crypto import generate_key, rotate_token
-from .models import ENCRYPTED_COLUMNS
+from .exceptions import DeliveryUnknownError, SendError
+from .models import ENCRYPTED_COLUMNS, MailAccount, metadata
+from .runtime import current_runtime
+from .sending import send
 
 BATCH = 500
 
@@ -25,7 +29,7 @@ def cli_group() -> None:
 @with_appcontext
 def init_db() -> None:
     """Create the mailconnect_* tables that do not exist yet."""
-    current_app.extensions["mailconnect"].extension.create_all()
+    metadata.create_all(bind=current_runtime().db.engine)
     click.echo("Created the Flask-MailConnect tables.")
 
 
@@ -97,7 +101,6 @@ def _parse_scope(value: str | None) -> tuple[str, str | None] | None:
 def _run_health(
     work_name: str, label: str, scope: str | None, account_id: int | None, concurrency: int | None
 ) -> dict[str, int]:
-    from . import health
 
     state = current_app.extensions["mailconnect"]
     ids = health.select_account_ids(
@@ -198,9 +201,6 @@ def send_test_command(account_id: int, to: str, subject: str) -> None:
     """Send a short test message from an account (with its signature) and say what happened."""
     from email.message import EmailMessage
 
-    from .exceptions import SendError
-    from .models import MailAccount
-
     state = current_app.extensions["mailconnect"]
     account = state.session.get(MailAccount, account_id)
     if account is None:
@@ -212,10 +212,9 @@ def send_test_command(account_id: int, to: str, subject: str) -> None:
         f"This is a test message sent through {account.email} by Flask-MailConnect.\n"
     )
     try:
-        result = state.extension.send(message, account=account)
+        result = send(state, account, message)
     except SendError as exc:
         state.session.commit()  # keep the account's recorded status (e.g. needs_reconnect)
-        from .exceptions import DeliveryUnknownError
 
         if isinstance(exc, DeliveryUnknownError):
             raise click.ClickException(

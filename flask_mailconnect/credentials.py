@@ -10,25 +10,22 @@ Like accounts.py, nothing here commits: callers own the transaction.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from . import audit, signals
+from .codes import message_for
 from .models import AccountStatus, MailAccount, utcnow
-from .scopes import Actor
-from .transport.errors import message_for
+from .owners import Actor
+from .runtime import Runtime
 from .transport.settings import ServerSettings
-
-if TYPE_CHECKING:
-    from .extension import _State
 
 #: Codes meaning the stored credentials no longer work: only the owner can fix them.
 RECONNECT_CODES = frozenset({"auth_failed", "token_rejected", "token_revoked", "no_refresh_token"})
 
 
 def server_settings(
-    state: _State, account: MailAccount, *, min_validity: timedelta = timedelta(minutes=5)
+    state: Runtime, account: MailAccount, *, min_validity: timedelta = timedelta(minutes=5)
 ) -> ServerSettings:
     """The account's servers and a usable credential.
 
@@ -72,7 +69,7 @@ def record_success(account: MailAccount) -> None:
         account.status = AccountStatus.CONNECTED
 
 
-def record_failure(state: _State, account: MailAccount, code: str, message: str = "") -> bool:
+def record_failure(state: Runtime, account: MailAccount, code: str, message: str = "") -> bool:
     """Note a failed login or send. Credential failures mark the account needs_reconnect.
 
     Returns True when this call moved the account to needs_reconnect (the signal fired).
@@ -89,7 +86,7 @@ def record_failure(state: _State, account: MailAccount, code: str, message: str 
 
 
 def mark_needs_reconnect(
-    state: _State, account: MailAccount, *, code: str, message: str, actor: Actor | None = None
+    state: Runtime, account: MailAccount, *, code: str, message: str, actor: Actor | None = None
 ) -> bool:
     """Mark the account needs_reconnect; audit and fire ``account_needs_reconnect`` once.
 

@@ -8,16 +8,10 @@ first key; any listed key decrypts, so rotating is: put the new key first, deplo
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
-import sqlalchemy as sa
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from flask import current_app
-from sqlalchemy.engine import Dialect
+from cryptography.fernet import Fernet, MultiFernet
 
-
-class EncryptionKeyError(RuntimeError):
-    """The keys are missing or malformed, or a stored value matches none of them."""
+from .exceptions import EncryptionKeyError
 
 
 def build_cipher(keys: Iterable[str | bytes] | str | None) -> MultiFernet:
@@ -40,40 +34,6 @@ def build_cipher(keys: Iterable[str | bytes] | str | None) -> MultiFernet:
 
 def generate_key() -> str:
     return Fernet.generate_key().decode("ascii")
-
-
-def current_cipher() -> MultiFernet:
-    state = current_app.extensions.get("mailconnect")
-    if state is None:
-        raise EncryptionKeyError("MailConnect is not initialised on the current app.")
-    return state.cipher
-
-
-class EncryptedText(sa.TypeDecorator[str]):
-    """A text column whose value is stored as a Fernet token, never in clear.
-
-    Encryption needs the app's keys, so reading or writing such a column needs an app context
-    (always true inside requests, CLI commands and ``with app.app_context()`` jobs).
-    """
-
-    impl = sa.Text
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
-        if value is None:
-            return None
-        return current_cipher().encrypt(str(value).encode("utf-8")).decode("ascii")
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
-        if value is None:
-            return None
-        try:
-            return current_cipher().decrypt(value.encode("ascii")).decode("utf-8")
-        except InvalidToken as exc:
-            raise EncryptionKeyError(
-                "A stored secret could not be decrypted with any key in "
-                "MAILCONNECT_ENCRYPTION_KEYS (was a key removed before `rotate-key` ran?)."
-            ) from exc
 
 
 def rotate_token(cipher: MultiFernet, token: str) -> str:

@@ -2,13 +2,96 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Literal
 
-from .crypto import EncryptionKeyError
-from .transport.errors import ConnectionFailed, MailConnectError
+from .codes import RETRYABLE_CODES
 
-if TYPE_CHECKING:
-    from .transport.settings import ConnectionReport
+
+class MailConnectError(Exception):
+    """Base of every exception the package raises."""
+
+
+class EncryptionKeyError(MailConnectError, RuntimeError):
+    """The keys are missing or malformed, or a stored value matches none of them."""
+
+
+class ConfigurationError(MailConnectError, ValueError):
+    """A configuration value cannot work; the message names the key and why."""
+
+
+class ProviderConfigError(ConfigurationError):
+    """``MAILCONNECT_PROVIDERS`` holds an entry that cannot work; the message says which."""
+
+
+class OAuthConfigError(ProviderConfigError):
+    """An OAuth entry (``MAILCONNECT_PROVIDERS`` or an admin-entered provider) cannot work."""
+
+
+class ConnectionFailed(MailConnectError):
+    """A server could not be reached or refused the login; ``code`` is a stable error code."""
+
+    def __init__(
+        self, code: str, message: str, *, detail: str = "", retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.detail = detail
+        #: Seconds the server asked us to wait before trying again (HTTP Retry-After).
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.code in RETRYABLE_CODES
+
+
+class GraphOutcomeUnknown(ConnectionFailed):
+    """The request went out (read timeout, connection lost after sending, a 5xx other than a
+    throttling answer): Graph may have acted on it. A send must not be repeated."""
+
+
+class TokenError(MailConnectError):
+    """A token could not be obtained. Base class; also raised as itself for provider answers
+    that neither reconnecting nor retrying will fix (``invalid_client``, a misconfigured token
+    endpoint): ``error`` holds the OAuth error code when there is one."""
+
+    def __init__(self, message: str, *, error: str | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+class NeedsReconnect(TokenError):
+    """The provider refused the grant (``invalid_grant``: revoked, expired, password changed) or
+    there is no refresh token: the account is now ``needs_reconnect`` and its owner must sign in
+    again."""
+
+
+class GraphNotGranted(TokenError):
+    """The provider gives no Microsoft Graph token with ``Mail.Send`` for this account (not
+    consented, or the answer's scope lacks it). The account itself is unaffected."""
+
+
+class TokenRefreshUnavailable(TokenError):
+    """The token endpoint could not be reached, timed out, answered 5xx or 429, or the account's
+    row could not be locked in time. Nothing changed: try again later."""
+
+
+class OAuthFlowError(MailConnectError):
+    """The consent flow ended without a usable grant; ``code`` names why (the error page words
+    it).
+
+    Codes: ``access_denied``, ``state``, ``provider_error``, ``unreachable``, ``id_token``,
+    ``no_email``, ``unverified_email``, ``no_refresh_token``, ``already_connected``,
+    ``different_email``, ``different_identity``, ``config``.
+    ``detail`` is a short technical note (the provider's error code), never a token.
+    ``provider``: the provider the flow was for, when known.
+    """
+
+    def __init__(self, code: str, detail: str = "", *, provider: Any = None) -> None:
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail
+        self.provider = provider
 
 
 class PermissionDenied(MailConnectError):
@@ -58,7 +141,9 @@ class NoSenderAccount(MailConnectError):
 class ConnectionTestFailed(MailConnectError):
     """Saving was refused because Test connection did not pass; ``report`` says why."""
 
-    def __init__(self, report: ConnectionReport) -> None:
+    # ``report`` is a transport ConnectionReport; typed loosely because this leaf module
+    # imports nothing above it (the layers contract in pyproject.toml).
+    def __init__(self, report: Any) -> None:
         failed = [r for r in report.results if not r.ok]
         super().__init__(" ".join(f"{r.protocol.value.upper()}: {r.message}" for r in failed))
         self.report = report
@@ -138,6 +223,43 @@ class InvalidMessage(SendError):
         self.field = field
 
 
+#: ``transient``: not accepted, trying again may work; ``permanent``: not accepted, will fail
+#: again; ``unknown``: the data was complete, the answer never came (may have been accepted).
+SubmitKind = Literal["transient", "permanent", "unknown"]
+#: Where it failed: ``mail``, ``rcpt``, ``data`` (the DATA command or writing the message) or
+#: ``end`` (waiting for the answer after the final ".").
+SubmitStage = Literal["mail", "rcpt", "data", "end"]
+
+
+class SubmitFailed(MailConnectError):
+    """The message was not (or may not have been) accepted (:data:`SubmitKind`, at
+    :data:`SubmitStage`).
+
+    ``connection_usable`` is True when the conversation is still in a known state (after a
+    refusal and RSET) so the next message may use the same connection.
+    """
+
+    def __init__(
+        self,
+        kind: SubmitKind,
+        stage: SubmitStage,
+        *,
+        code: str,
+        smtp_code: int | None = None,
+        reply: str = "",
+        refused: dict[str, tuple[int, str]] | None = None,
+        connection_usable: bool = False,
+    ) -> None:
+        super().__init__(f"{kind} at {stage}: {code} {smtp_code or ''}".strip())
+        self.kind = kind
+        self.stage = stage
+        self.code = code
+        self.smtp_code = smtp_code
+        self.reply = reply
+        self.refused = dict(refused or {})
+        self.connection_usable = connection_usable
+
+
 class SyncError(MailConnectError):
     """Recent mail or the folder list could not be read from the account's IMAP server.
 
@@ -155,8 +277,6 @@ class SyncError(MailConnectError):
 
     @property
     def retryable(self) -> bool:
-        from .transport.errors import RETRYABLE_CODES
-
         return self.code in RETRYABLE_CODES or self.code == "token_unavailable"
 
 
@@ -164,19 +284,29 @@ __all__ = [
     "AccountLimitReached",
     "AccountNeedsReconnectError",
     "AccountNotConnectedError",
+    "ConfigurationError",
     "ConnectionFailed",
     "ConnectionTestFailed",
     "DeliveryUnknownError",
     "EncryptionKeyError",
+    "GraphNotGranted",
+    "GraphOutcomeUnknown",
     "InactiveAccountError",
     "InvalidMessage",
     "InvalidSettings",
     "MailConnectError",
+    "NeedsReconnect",
     "NoSenderAccount",
+    "OAuthConfigError",
+    "OAuthFlowError",
     "PermanentSendError",
     "PermissionDenied",
+    "ProviderConfigError",
     "SendError",
+    "SubmitFailed",
     "SyncError",
+    "TokenError",
+    "TokenRefreshUnavailable",
     "TooManyTests",
     "TransientSendError",
 ]

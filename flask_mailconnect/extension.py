@@ -3,122 +3,45 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app
-from sqlalchemy.orm import Session
 
 from . import accounts, sync
+from .cli import cli_group
 from .config import apply_defaults
-from .crypto import EncryptionKeyError, build_cipher
+from .crypto import build_cipher
+from .exceptions import EncryptionKeyError, NoSenderAccount
+from .health import CheckResult
+from .health import check as run_check
 from .models import MailAccount, SyncedMessage, metadata
 from .oauth.providers import oauth_providers
+from .owners import ORGANIZATION_OWNER, Actor, Owner, Scope, owner_key
 from .providers import parse_providers
-from .scopes import ORGANIZATION_OWNER, Actor, Owner, Policy, Scope, owner_key
-from .transport.settings import ConnectionReport, ServerSettings, TransportOptions
+from .runtime import Hooks, Runtime, current_runtime
+from .scopes import Policy
+from .sending import Sender, SendResult
+from .sending import send as send_message
+from .transport.settings import ConnectionReport, ServerSettings
 from .transport.tester import test_connection as run_test
+from .views import create_blueprint
 
 if TYPE_CHECKING:
     from email.message import Message
 
-    from cryptography.fernet import MultiFernet
     from flask_sqlalchemy import SQLAlchemy
-
-    from .health import CheckResult
-    from .sending import Sender, SendResult
 
 log = logging.getLogger("flask_mailconnect")
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class _State:
-    """What one app needs; stored in ``app.extensions["mailconnect"]`` (never ``self.app``)."""
-
-    def __init__(self, extension: MailConnect, db: SQLAlchemy, policy: Policy):
-        self.extension = extension
-        self.db = db
-        self.policy = policy
-        self._cipher: tuple[tuple[Any, ...], MultiFernet] | None = None
-        from .providers.mx import MXCache
-
-        self.mx_cache = MXCache()  #: MX answers for provider detection (providers/mx.py)
-
-    @property
-    def cipher(self) -> MultiFernet:
-        # Built on first use (so `flask mailconnect generate-key` works before keys exist) and
-        # rebuilt when the configured keys change, e.g. a test or a shell rotating them.
-        keys = current_app.config["MAILCONNECT_ENCRYPTION_KEYS"]
-        wanted = tuple(keys) if isinstance(keys, (list, tuple)) else (keys,)
-        if self._cipher is None or self._cipher[0] != wanted:
-            self._cipher = (wanted, build_cipher(keys))
-        return self._cipher[1]
-
-    @property
-    def session(self) -> Session:
-        # The scoped session proxies every Session method; typed as one for callers.
-        return cast(Session, self.db.session)
-
-    def transport_options(self) -> TransportOptions:
-        config = current_app.config
-
-        def ports(key: str) -> tuple[int, ...] | None:
-            value = config[key]
-            return None if value is None else tuple(int(p) for p in value)
-
-        return TransportOptions(
-            timeout=float(config["MAILCONNECT_CONNECT_TIMEOUT"]),
-            allow_private_hosts=bool(config["MAILCONNECT_ALLOW_PRIVATE_HOSTS"]),
-            allow_plaintext_auth=bool(config["MAILCONNECT_ALLOW_PLAINTEXT_AUTH"]),
-            smtp_ports=ports("MAILCONNECT_SMTP_PORTS"),
-            imap_ports=ports("MAILCONNECT_IMAP_PORTS"),
-            ca_file=config["MAILCONNECT_CA_FILE"],
-        )
-
-
-def _default_user_loader() -> Any:
-    try:
-        from flask_login import current_user
-    except ImportError:  # pragma: no cover - depends on the host's installed packages
-        return None
-    return current_user if current_user.is_authenticated else None
-
-
-def _default_admin_checker(user: Any) -> bool:
-    return bool(getattr(user, "is_admin", False))
-
-
-def _default_user_label(user: Any) -> str:
-    for attr in ("email", "name", "username"):
-        value = getattr(user, attr, None)
-        if value:
-            return str(value)
-    return str(user)
-
-
-def _everyone(user: Any) -> bool:
-    return True
-
-
-def _default_user_id(user: Any) -> str:
-    get_id = getattr(user, "get_id", None)
-    return str(get_id() if callable(get_id) else user.id)
 
 
 class MailConnect:
     """Flask extension. ``MailConnect(app, db=db)`` or ``MailConnect()`` then ``init_app``."""
 
     def __init__(self, app: Flask | None = None, *, db: SQLAlchemy | None = None, **kw: Any):
-        self._user_loader: Callable[[], Any] = _default_user_loader
-        self._admin_checker: Callable[[Any], bool] = _default_admin_checker
-        self._user_label: Callable[[Any], str] = _default_user_label
-        self._user_id: Callable[[Any], str] = _default_user_id
-        self._user_search: Callable[[str, int], list[Any]] | None = None
-        self._user_getter: Callable[[str], Any] | None = None
-        self._users_getter: Callable[[list[str]], Mapping[str, Any]] | None = None
-        self._organization_access: Callable[[Any], bool] = _everyone
-        self._permission_rule: Callable[[Actor, str, Owner], bool | None] | None = None
-        self.scopes: dict[str, Scope] = {}
+        #: The host's callbacks and scopes, shared with every app's runtime.
+        self.hooks = Hooks()
         if app is not None:
             self.init_app(app, db=db, **kw)
 
@@ -145,14 +68,12 @@ class MailConnect:
         oauth_providers(app.config["MAILCONNECT_PROVIDERS"])
         if "mailconnect" in app.extensions:
             raise RuntimeError("MailConnect is already initialised on this app")
-        app.extensions["mailconnect"] = _State(self, db, policy or Policy())
-
-        from .cli import cli_group
+        app.extensions["mailconnect"] = Runtime(
+            hooks=self.hooks, db=db, policy=policy or Policy(), facade=self
+        )
 
         app.cli.add_command(cli_group)
         if register_blueprint:
-            from .views import create_blueprint
-
             app.register_blueprint(
                 create_blueprint(), url_prefix=app.config["MAILCONNECT_URL_PREFIX"]
             )
@@ -161,33 +82,33 @@ class MailConnect:
 
     def user_loader(self, func: F) -> F:
         """``() -> user | None``: the person using the pages (default: Flask-Login)."""
-        self._user_loader = func
+        self.hooks.user_loader = func
         return func
 
     def admin_checker(self, func: F) -> F:
         """``(user) -> bool``: may this user manage other people's accounts?"""
-        self._admin_checker = func
+        self.hooks.admin_checker = func
         return func
 
     def user_label(self, func: F) -> F:
         """``(user) -> str``: how a user is named in pages and the audit trail."""
-        self._user_label = func
+        self.hooks.user_label = func
         return func
 
     def user_id(self, func: F) -> F:
         """``(user) -> str``: the id personal accounts are stored under (default ``get_id()``)."""
-        self._user_id = func
+        self.hooks.user_id = func
         return func
 
     def user_search(self, func: F) -> F:
         """``(query: str, limit: int) -> list of users``: find people for the admin pages."""
-        self._user_search = func
+        self.hooks.user_search = func
         return func
 
     def user_getter(self, func: F) -> F:
         """``(user_id: str) -> user | None``: load a person by the id accounts are stored under
         (admin pages: a user's accounts, names in lists and the audit trail)."""
-        self._user_getter = func
+        self.hooks.user_getter = func
         return func
 
     def users_getter(self, func: F) -> F:
@@ -197,38 +118,26 @@ class MailConnect:
         callback they load everyone on the page in one call (one query) instead of calling
         ``@user_getter`` once per person. Ids missing from the answer count as unknown.
         """
-        self._users_getter = func
+        self.hooks.users_getter = func
         return func
 
     def get_users(self, user_ids: Iterable[str]) -> dict[str, Any]:
         """``{id: user}`` for the ids that exist: ``@users_getter`` in one call when set, else
         ``@user_getter`` once per distinct id (``{}`` without either)."""
-        ids = list(dict.fromkeys(str(i) for i in user_ids))
-        if not ids:
-            return {}
-        if self._users_getter is not None:
-            found = self._users_getter(ids) or {}
-            wanted = set(ids)
-            return {str(k): v for k, v in found.items() if v is not None and str(k) in wanted}
-        users = {ident: self.get_user(ident) for ident in ids}
-        return {ident: user for ident, user in users.items() if user is not None}
+        return self.hooks.get_users(user_ids)
 
     def search_users(self, query: str, limit: int = 20) -> list[Any]:
         """People matching ``query`` through ``@user_search`` (``[]`` without the callback)."""
-        if self._user_search is None:
-            return []
-        return list(self._user_search(query, limit))[:limit]
+        return self.hooks.search_users(query, limit)
 
     def get_user(self, user_id: str) -> Any:
         """The person with ``user_id`` through ``@user_getter`` (``None`` without it)."""
-        if self._user_getter is None:
-            return None
-        return self._user_getter(str(user_id))
+        return self.hooks.get_user(user_id)
 
     def organization_access(self, func: F) -> F:
         """``(user) -> bool``: may this signed-in user see and send from the organisation's
         accounts? Default: everyone signed in."""
-        self._organization_access = func
+        self.hooks.organization_access = func
         return func
 
     def permission_rule(self, func: F) -> F:
@@ -239,7 +148,7 @@ class MailConnect:
         user), ``action`` one of ``view``, ``use``, ``manage``, ``admin``, ``owner`` a
         ``(kind, id)`` pair.
         """
-        self._permission_rule = func
+        self.hooks.permission_rule = func
         return func
 
     def register_scope(
@@ -274,30 +183,36 @@ class MailConnect:
         if ident is not None:
             options["ident"] = lambda obj: str(ident(obj))
         scope = Scope(kind=kind, title=title, title_plural=title_plural, **options)
-        self.scopes[kind] = scope
+        self.hooks.scopes[kind] = scope
         return scope
 
     # -- helpers used by views and the service --------------------------------------------
 
+    @classmethod
+    def of(cls, app: Flask | None = None) -> MailConnect:
+        """The extension initialised on ``app`` (default: the current app), for code that
+        does not hold the instance, such as blueprints of an app factory."""
+        runtime = (app or current_app).extensions.get("mailconnect")
+        if runtime is None or not isinstance(runtime.facade, cls):
+            raise RuntimeError("MailConnect.init_app was not called for this app")
+        return runtime.facade
+
+    @property
+    def scopes(self) -> dict[str, Scope]:
+        """The host-declared owner kinds (``register_scope``), by kind."""
+        return self.hooks.scopes
+
     @staticmethod
-    def _state() -> _State:
-        try:
-            return current_app.extensions["mailconnect"]
-        except KeyError:
-            raise RuntimeError("MailConnect.init_app was not called for this app") from None
+    def _state() -> Runtime:
+        return current_runtime()
 
     def actor_for(self, user: Any) -> Actor | None:
-        if user is None:
-            return None
-        return Actor(
-            user=user,
-            id=self._user_id(user),
-            label=self._user_label(user),
-            is_admin=bool(self._admin_checker(user)),
-        )
+        """The :class:`~flask_mailconnect.Actor` the package sees for a host user."""
+        return self.hooks.actor_for(user)
 
     def current_actor(self) -> Actor | None:
-        return self.actor_for(self._user_loader())
+        """The signed-in person (``@user_loader``) as an :class:`~flask_mailconnect.Actor`."""
+        return self.hooks.current_actor()
 
     # -- public API -----------------------------------------------------------------------
 
@@ -418,8 +333,6 @@ class MailConnect:
         self, *, actor: Any, owner: Owner | tuple[str, Any] | None = None
     ) -> MailAccount | None:
         """Like :meth:`resolve_sender`, but ``None`` instead of raising."""
-        from .exceptions import NoSenderAccount
-
         try:
             return self.resolve_sender(actor=actor, owner=owner)
         except NoSenderAccount:
@@ -432,9 +345,7 @@ class MailConnect:
         the audit trail. Never raises for a failed check; like every method it does not commit
         (token refreshes commit their own rows). See :mod:`flask_mailconnect.health`.
         """
-        from .health import check
-
-        return check(self._state(), account, actor=self.actor_for(actor))
+        return run_check(self._state(), account, actor=self.actor_for(actor))
 
     def disconnect_all(self, kind: str, *, actor: Any = None) -> list[accounts.OwnerResult]:
         """Disconnect every account of every owner of ``kind`` that ``actor`` may manage.
@@ -470,10 +381,8 @@ class MailConnect:
         :class:`~flask_mailconnect.exceptions.SendError` subclass whose ``retryable`` says
         whether trying again can help. Does not commit (``last_sent_at`` and health fields).
         """
-        from .sending import send
-
         chosen = self._sender_account(account, owner, actor)
-        return send(self._state(), chosen, message, actor=self.actor_for(actor))
+        return send_message(self._state(), chosen, message, actor=self.actor_for(actor))
 
     def sending(
         self,
@@ -486,8 +395,6 @@ class MailConnect:
         conn: conn.send(msg)``. Reconnects when the server closes it or the OAuth token nears
         expiry, never re-sends a message the server may have accepted; ``conn.results`` lists
         each message's outcome. Refuses an inactive or disconnected account at once."""
-        from .sending import Sender
-
         chosen = self._sender_account(account, owner, actor)
         return Sender(self._state(), chosen, actor=self.actor_for(actor), bulk=True)
 

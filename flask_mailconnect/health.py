@@ -23,22 +23,20 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from . import audit
+from .codes import RETRYABLE_CODES, SMTP_AUTH_DISABLED, TOKEN_REJECTED
 from .credentials import record_failure, record_success, server_settings
 from .models import AccountStatus, MailAccount, utcnow
-from .scopes import Actor
-from .transport.errors import RETRYABLE_CODES, SMTP_AUTH_DISABLED, TOKEN_REJECTED
+from .owners import Actor
+from .runtime import Runtime
 from .transport.settings import ProtocolResult
 from .transport.tester import test_connection as run_test
-
-if TYPE_CHECKING:
-    from .extension import _State
 
 log = logging.getLogger("flask_mailconnect.health")
 
@@ -122,7 +120,7 @@ def keepalive_due(account: MailAccount, now: datetime | None = None) -> bool:
     return (now or utcnow()) - last >= timedelta(days=days)
 
 
-def keep_alive(state: _State, account: MailAccount) -> bool:
+def keep_alive(state: Runtime, account: MailAccount) -> bool:
     """Refresh the token now if it is due by inactivity; True when a refresh happened here.
 
     Raises what :func:`~flask_mailconnect.oauth.tokens.fresh_access_token` raises.
@@ -150,7 +148,7 @@ def _skip_reason(account: MailAccount) -> str | None:
     return None
 
 
-def check(state: _State, account: MailAccount, *, actor: Actor | None = None) -> CheckResult:
+def check(state: Runtime, account: MailAccount, *, actor: Actor | None = None) -> CheckResult:
     """Refresh the token if needed, log in to SMTP and IMAP, record the outcome. Never commits.
 
     Never raises for a failed check: the outcome is in the result and on the account. With an
@@ -168,7 +166,7 @@ def check(state: _State, account: MailAccount, *, actor: Actor | None = None) ->
             account.id, outcome, account.status, code=account.last_error_code or skip,
             message=account.last_error_message or "", skipped_reason=skip,
         )  # fmt: skip
-    from .oauth.tokens import NeedsReconnect, TokenError, TokenRefreshUnavailable
+    from .exceptions import NeedsReconnect, TokenError, TokenRefreshUnavailable
 
     kept_alive = refreshed = False
     smtp = imap = None
@@ -233,7 +231,7 @@ def check(state: _State, account: MailAccount, *, actor: Actor | None = None) ->
 
 
 def select_account_ids(
-    state: _State,
+    state: Runtime,
     *,
     scope: tuple[str, str | None] | None = None,
     account_id: int | None = None,
@@ -259,7 +257,7 @@ def select_account_ids(
     return list(state.session.scalars(query))
 
 
-def _single_connection(state: _State) -> bool:
+def _single_connection(state: Runtime) -> bool:
     engine = state.db.engine
     return isinstance(engine.pool, (StaticPool, SingletonThreadPool))
 
@@ -275,11 +273,11 @@ def _crashed(account_id: int, exc: BaseException) -> CheckResult:
 def run_one(
     app: Flask,
     account_id: int,
-    work: Callable[[_State, MailAccount], CheckResult],
+    work: Callable[[Runtime, MailAccount], CheckResult],
 ) -> CheckResult:
     """Run ``work`` for one account in an app context and session of its own; commit after."""
     with app.app_context():
-        state: _State = app.extensions["mailconnect"]
+        state: Runtime = app.extensions["mailconnect"]
         session = state.session
         try:
             account = session.get(MailAccount, account_id)
@@ -297,13 +295,13 @@ def run_one(
             state.db.session.remove()
 
 
-def check_work(state: _State, account: MailAccount) -> CheckResult:
+def check_work(state: Runtime, account: MailAccount) -> CheckResult:
     return check(state, account)
 
 
-def keepalive_work(state: _State, account: MailAccount) -> CheckResult:
+def keepalive_work(state: Runtime, account: MailAccount) -> CheckResult:
     """Refresh the token if due by inactivity; no logins. Outcome ``ok``/``skipped``/..."""
-    from .oauth.tokens import NeedsReconnect, TokenError, TokenRefreshUnavailable
+    from .exceptions import NeedsReconnect, TokenError, TokenRefreshUnavailable
 
     skip = _skip_reason(account)
     if skip is not None or account.auth_method != "oauth2":
@@ -330,7 +328,7 @@ def check_many(
     account_ids: Iterable[int],
     *,
     concurrency: int = 4,
-    work: Callable[[_State, MailAccount], CheckResult] = check_work,
+    work: Callable[[Runtime, MailAccount], CheckResult] = check_work,
     app: Flask | None = None,
 ) -> Iterator[CheckResult]:
     """Check accounts with at most ``concurrency`` at a time; yields results as they finish.
@@ -339,7 +337,7 @@ def check_many(
     on its own. A single-connection engine (in-memory SQLite) runs one at a time.
     """
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    state: _State = app.extensions["mailconnect"]
+    state: Runtime = app.extensions["mailconnect"]
     ids = list(account_ids)
     with app.app_context():
         single = _single_connection(state)

@@ -31,15 +31,18 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Flask, current_app, has_app_context
 
-from .models import MailAccount
-
-if TYPE_CHECKING:
-    from .extension import _State
+from .exceptions import DeliveryUnknownError, InvalidMessage, NeedsReconnect, SendError, SyncError
+from .health import check, check_many, keepalive_due, select_account_ids, summarize
+from .models import MailAccount, SendClaim
+from .oauth.tokens import fresh_access_token
+from .runtime import Runtime
+from .sending import send
+from .sync import sync_recent
 
 T = TypeVar("T")
 
@@ -84,17 +87,16 @@ def app_context() -> Iterator[Flask]:
         yield app
 
 
-def _run(account_id: int, work: Callable[[_State, MailAccount], T]) -> T | None:
+def _run(account_id: int, work: Callable[[Runtime, MailAccount], T]) -> T | None:
     """``work`` on the account in an app context; commit, or roll back and re-raise.
 
     A :class:`SyncError` or :class:`SendError` is the outcome recorded on the account (status,
     last error, audit row: record_failure / mark_needs_reconnect only flush): that is committed
     before the error is re-raised, so the job system sees the failure and the database keeps it.
     """
-    from .exceptions import SendError, SyncError
 
     with app_context() as app:
-        state: _State = app.extensions["mailconnect"]
+        state: Runtime = app.extensions["mailconnect"]
         session = state.session
         try:
             account = session.get(MailAccount, int(account_id))
@@ -122,7 +124,6 @@ def _gone(account_id: int) -> dict[str, Any]:
 def check_account(account_id: int) -> dict[str, Any]:
     """Health check of one account (:meth:`MailConnect.check`). Never raises for a failed
     check: the outcome is returned and recorded on the account."""
-    from .health import check
 
     result = _run(account_id, lambda state, account: check(state, account))
     if result is None:
@@ -149,10 +150,8 @@ def refresh_account(account_id: int, *, force: bool = False) -> dict[str, Any]:
     :class:`~flask_mailconnect.oauth.tokens.TokenRefreshUnavailable` (retry later) and
     :class:`~flask_mailconnect.oauth.tokens.TokenError` (configuration).
     """
-    from .health import keepalive_due
-    from .oauth.tokens import NeedsReconnect, fresh_access_token
 
-    def work(state: _State, account: MailAccount) -> dict[str, Any]:
+    def work(state: Runtime, account: MailAccount) -> dict[str, Any]:
         base = {"account_id": account.id, "refreshed": False}
         if account.auth_method != "oauth2" or not account.active:
             return {**base, "outcome": "skipped", "code": "not_oauth_or_inactive"}
@@ -170,14 +169,8 @@ def refresh_account(account_id: int, *, force: bool = False) -> dict[str, Any]:
 def sync_account(account_id: int, *, limit: int = 50) -> dict[str, Any]:
     """Store the newest ``limit`` INBOX headers of one account (``sync_recent``)."""
 
-    def work(state: _State, account: MailAccount) -> dict[str, Any]:
-        method = getattr(state.extension, "sync_recent", None)
-        if method is not None:
-            result = method(account, limit=limit)
-        else:  # the module function (same behaviour, no actor)
-            from .sync import sync_recent
-
-            result = sync_recent(state, account, limit=limit)
+    def work(state: Runtime, account: MailAccount) -> dict[str, Any]:
+        result = sync_recent(state, account, limit=limit)
         data = asdict(result)
         data.pop("uids", None)
         return {"account_id": account.id, "outcome": "ok", **data}
@@ -218,9 +211,6 @@ def send_message(account_id: int, message: bytes | str | dict[str, Any]) -> dict
     """
     from sqlalchemy.exc import IntegrityError
 
-    from .exceptions import DeliveryUnknownError, InvalidMessage, SendError
-    from .models import SendClaim
-
     built = _as_message(message)
     message_id = str(built["Message-ID"] or "").strip()
     if not message_id:
@@ -230,7 +220,7 @@ def send_message(account_id: int, message: bytes | str | dict[str, Any]) -> dict
             field="Message-ID",
         )
 
-    def work(state: _State, account: MailAccount) -> dict[str, Any]:
+    def work(state: Runtime, account: MailAccount) -> dict[str, Any]:
         session = state.session
         claim = SendClaim(account_id=account.id, message_id=message_id[:255])
         session.add(claim)
@@ -246,7 +236,7 @@ def send_message(account_id: int, message: bytes | str | dict[str, Any]) -> dict
             return {"account_id": account.id, "outcome": "skipped",
                     "code": f"already_{taken}", "message_id": message_id}  # fmt: skip
         try:
-            result = state.extension.send(built, account=account)
+            result = send(state, account, built)
         except DeliveryUnknownError:
             claim.state = "unknown"
             raise
@@ -270,14 +260,13 @@ def send_message(account_id: int, message: bytes | str | dict[str, Any]) -> dict
 def account_ids(*, scope: str | None = None, oauth_only: bool = False) -> list[int]:
     """Ids of active accounts (of an owner kind ``"project"`` or owner ``"project:7"``): what a
     periodic fan-out task enqueues one job for each."""
-    from .health import select_account_ids
 
     with app_context() as app:
         parsed = None
         if scope:
             kind, _, ident = scope.partition(":")
             parsed = (kind, ident or None)
-        state: _State = app.extensions["mailconnect"]
+        state: Runtime = app.extensions["mailconnect"]
         ids = select_account_ids(state, scope=parsed, keepalive_only=oauth_only)
         state.session.commit()
         return ids
@@ -286,7 +275,6 @@ def account_ids(*, scope: str | None = None, oauth_only: bool = False) -> list[i
 def check_all(*, scope: str | None = None, concurrency: int | None = None) -> dict[str, int]:
     """Check every active account in this worker, a few at a time (like ``flask mailconnect
     check``): one periodic job instead of one job per account. Returns the summary counts."""
-    from .health import check_many, summarize
 
     ids = account_ids(scope=scope)
     with app_context() as app:

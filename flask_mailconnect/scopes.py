@@ -39,88 +39,27 @@ Everyone else gets nothing, and pages answer 404 so ids reveal nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import current_app, g, has_app_context, has_request_context
 
-if TYPE_CHECKING:
-    from .extension import MailConnect
-
-Owner = tuple[str, str]
-
-USER = "user"
-ORGANIZATION = "organization"
-#: The organisation's owner id. One organisation per app; a multi-tenant host registers its
-#: own scope (``"tenant"``) instead.
-ORGANIZATION_ID = "main"
-ORGANIZATION_OWNER: Owner = (ORGANIZATION, ORGANIZATION_ID)
-ACTIONS = ("view", "use", "read", "manage", "admin")
-#: What an admin may do on any account they manage (not ``use``; ``read`` not on personal ones).
-_ADMIN_ACTIONS = ("view", "read", "manage", "admin")
-BUILTIN_KINDS = (USER, ORGANIZATION)
+from .models import AccountStatus
+from .owners import (
+    ACTIONS,
+    ADMIN_ACTIONS,
+    ORGANIZATION,
+    ORGANIZATION_ID,
+    USER,
+    Actor,
+    Owner,
+    Scope,
+)
+from .runtime import Hooks, find_runtime
 
 
-def owner_key(owner: Owner | tuple[str, Any]) -> Owner:
-    """Normalise ``("user", 42)`` to ``("user", "42")``; ids are stored as strings."""
-    kind, ident = owner
-    if not kind or ident is None or str(ident) == "":
-        raise ValueError(f"not an owner: {owner!r}")
-    return (str(kind), str(ident))
-
-
-@dataclass(frozen=True)
-class Actor:
-    """The person acting, as the extension sees them (built from the host's user object)."""
-
-    user: Any
-    id: str
-    label: str
-    is_admin: bool
-
-    @property
-    def owner(self) -> Owner:
-        return (USER, self.id)
-
-
-def _never(user: Any, obj: Any) -> bool:
-    return False
-
-
-def _default_ident(obj: Any) -> str:
-    return str(obj.id)
-
-
-@dataclass(frozen=True)
-class Scope:
-    """A host-declared owner kind (see :meth:`MailConnect.register_scope`)."""
-
-    kind: str
-    load: Callable[[str], Any]
-    label: Callable[[Any], str] = str
-    can_manage: Callable[[Any, Any], bool] = _never
-    can_use: Callable[[Any, Any], bool] = _never
-    list: Callable[[], Iterable[Any]] | None = None
-    ident: Callable[[Any], str] = _default_ident
-    title: str = ""
-    title_plural: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.title or self.kind.replace("_", " ").capitalize()
-
-    @property
-    def name_plural(self) -> str:
-        return self.title_plural or f"{self.name}s"
-
-
-def _extension() -> MailConnect | None:
-    if not has_app_context():
-        return None
-    state = current_app.extensions.get("mailconnect")
-    return state.extension if state is not None else None
+def _hooks() -> Hooks | None:
+    found = find_runtime()
+    return found.hooks if found is not None else None
 
 
 def load_owner(owner: Owner) -> Any:
@@ -128,8 +67,8 @@ def load_owner(owner: Owner) -> Any:
 
     Cached per request, so checking many actions on one owner loads it once.
     """
-    ext = _extension()
-    scope = ext.scopes.get(owner[0]) if ext is not None else None
+    hooks = _hooks()
+    scope = hooks.scopes.get(owner[0]) if hooks is not None else None
     if scope is None:
         return None
     cache: dict[Owner, Any] | None = None
@@ -175,19 +114,18 @@ class Policy:
             raise ValueError(f"unknown action {action!r}")
         if actor is None:
             return False
-        ext = _extension()
-        if ext is not None and ext._permission_rule is not None:
-            decided = ext._permission_rule(actor, action, owner)
-            if decided is not None:
-                return bool(decided)
+        hooks = _hooks()
+        decided = hooks.decide(actor, action, owner) if hooks is not None else None
+        if decided is not None:
+            return bool(decided)
         kind = owner[0]
         if kind == USER:
             return self.can_user(actor, action, owner)
         if kind == ORGANIZATION:
             return self.can_organization(actor, action, owner)
-        scope = ext.scopes.get(kind) if ext is not None else None
+        scope = hooks.scopes.get(kind) if hooks is not None else None
         if scope is None:  # accounts of a kind nobody declared: admins may clean them up
-            return actor.is_admin and action in _ADMIN_ACTIONS
+            return actor.is_admin and action in ADMIN_ACTIONS
         if obj is _MISSING:
             obj = load_owner(owner)
         return self.can_scope(actor, action, scope, obj)
@@ -199,8 +137,6 @@ class Policy:
         says, and never an admin on their behalf: a credential is never typed by someone else.
         ``account``: a :class:`~flask_mailconnect.MailAccount` awaiting authorization.
         """
-        from .models import AccountStatus
-
         return (
             actor is not None
             and account.status == AccountStatus.PENDING_AUTHORIZATION
@@ -222,15 +158,15 @@ class Policy:
         return actor.is_admin and action in ("view", "manage", "admin")
 
     def can_organization(self, actor: Actor, action: str, owner: Owner) -> bool:
-        if actor.is_admin and action in _ADMIN_ACTIONS:
+        if actor.is_admin and action in ADMIN_ACTIONS:
             return True
         if action in ("view", "use"):
-            ext = _extension()
-            return bool(ext._organization_access(actor.user)) if ext is not None else False
+            hooks = _hooks()
+            return hooks.may_use_organization(actor.user) if hooks is not None else False
         return False
 
     def can_scope(self, actor: Actor, action: str, scope: Scope, obj: Any) -> bool:
-        if actor.is_admin and action in _ADMIN_ACTIONS:
+        if actor.is_admin and action in ADMIN_ACTIONS:
             return True
         if obj is None:  # the project is gone: only admins see its accounts
             return False

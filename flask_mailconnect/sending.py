@@ -29,32 +29,32 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import Message
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from . import codes as errors
 from . import credentials, signals
 from .accounts import require
 from .compose import Prepared, prepare
 from .exceptions import (
     AccountNeedsReconnectError,
     AccountNotConnectedError,
+    ConnectionFailed,
     DeliveryUnknownError,
     InactiveAccountError,
     InvalidMessage,
+    NeedsReconnect,
     PermanentSendError,
     SendError,
+    TokenError,
+    TokenRefreshUnavailable,
     TransientSendError,
 )
 from .models import AccountStatus, MailAccount, utcnow
-from .oauth.tokens import NeedsReconnect, TokenError, TokenRefreshUnavailable
-from .scopes import Actor
-from .transport import errors
-from .transport.errors import ConnectionFailed
+from .owners import Actor
+from .runtime import Runtime
 from .transport.settings import ServerSettings
 from .transport.smtp import open_smtp
 from .transport.submit import SentCopy, SubmitFailed, quit_quietly, submit
-
-if TYPE_CHECKING:
-    from .extension import _State
 
 log = logging.getLogger("flask_mailconnect.sending")
 
@@ -157,7 +157,7 @@ class Sender:
     """
 
     def __init__(
-        self, state: _State, account: MailAccount, *, actor: Actor | None = None, bulk: bool
+        self, state: Runtime, account: MailAccount, *, actor: Actor | None = None, bulk: bool
     ) -> None:
         if actor is not None:
             require(state, actor, "use", account.owner)
@@ -411,7 +411,8 @@ class Sender:
     def _graph_token(self, *, force: bool) -> str:
         """A Graph-audience token (Microsoft issues one token per resource: the SMTP/IMAP token
         is refused by Graph), from the account's one refresh token under the row lock."""
-        from .oauth.tokens import GraphNotGranted, fresh_graph_token
+        from .exceptions import GraphNotGranted
+        from .oauth.tokens import fresh_graph_token
 
         try:
             return fresh_graph_token(
@@ -482,7 +483,7 @@ class Sender:
 
 
 def send(
-    state: _State, account: MailAccount, message: Message, *, actor: Actor | None = None
+    state: Runtime, account: MailAccount, message: Message, *, actor: Actor | None = None
 ) -> SendResult:
     """Send one message from ``account`` (see :class:`Sender`)."""
     with Sender(state, account, actor=actor, bulk=False) as sender:

@@ -12,7 +12,7 @@ from blinker import NamedSignal, Namespace
 from flask import current_app
 
 if TYPE_CHECKING:
-    from .scopes import Actor
+    from .owners import Actor
 
 _signals = Namespace()
 

@@ -31,23 +31,22 @@ import logging
 import ssl
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from imapclient import IMAPClient
 from imapclient import exceptions as imap_errors
 
 from . import audit, credentials, signals
-from .exceptions import InvalidSettings, SyncError
+from . import codes as errors
+from .codes import message_for
+from .exceptions import ConnectionFailed, InvalidSettings, SyncError
 from .models import AccountStatus, MailAccount, SyncedMessage, utcnow
-from .scopes import Actor
-from .transport import errors, mailbox
-from .transport.errors import ConnectionFailed, message_for
+from .owners import Actor
+from .runtime import Runtime
+from .transport import mailbox
 from .transport.imap import open_imap
 from .transport.mailbox import ROLES, FolderInfo, MessageSummary
-
-if TYPE_CHECKING:
-    from .extension import _State
 
 log = logging.getLogger("flask_mailconnect.sync")
 
@@ -91,7 +90,7 @@ class FolderListing:
 # -- talking to the server ---------------------------------------------------------------------
 
 
-def _require(state: _State, actor: Actor | None, action: str, account: MailAccount) -> None:
+def _require(state: Runtime, actor: Actor | None, action: str, account: MailAccount) -> None:
     from .accounts import require
 
     require(state, actor, action, account.owner)
@@ -124,7 +123,7 @@ def _code_for(exc: BaseException) -> str:
     return errors.PROTOCOL_ERROR
 
 
-def _fail(state: _State, account: MailAccount, code: str, message: str = "") -> SyncError:
+def _fail(state: Runtime, account: MailAccount, code: str, message: str = "") -> SyncError:
     message = message or message_for(code, account.provider)
     credentials.record_failure(state, account, code, message)
     state.session.flush()
@@ -132,9 +131,9 @@ def _fail(state: _State, account: MailAccount, code: str, message: str = "") -> 
 
 
 @contextlib.contextmanager
-def _mailbox(state: _State, account: MailAccount) -> Iterator[IMAPClient]:
+def _mailbox(state: Runtime, account: MailAccount) -> Iterator[IMAPClient]:
     """A logged-in IMAP client for ``account``; every failure becomes a recorded SyncError."""
-    from .oauth.tokens import NeedsReconnect, TokenError, TokenRefreshUnavailable
+    from .exceptions import NeedsReconnect, TokenError, TokenRefreshUnavailable
 
     try:
         settings = credentials.server_settings(state, account)
@@ -211,7 +210,7 @@ def _insert_statement(dialect: str, batch: list[dict[str, Any]]) -> Any:
     return None
 
 
-def _insert_ignoring_duplicates(state: _State, rows: list[dict[str, Any]]) -> int:
+def _insert_ignoring_duplicates(state: Runtime, rows: list[dict[str, Any]]) -> int:
     """Insert rows, skipping any whose (account_id, uid) exists; returns how many went in."""
     session = state.session
     dialect = session.get_bind().dialect.name
@@ -233,7 +232,7 @@ def _insert_ignoring_duplicates(state: _State, rows: list[dict[str, Any]]) -> in
     return inserted
 
 
-def _stored_uids(state: _State, account: MailAccount) -> list[int]:
+def _stored_uids(state: Runtime, account: MailAccount) -> list[int]:
     query = (
         sa.select(SyncedMessage.uid)
         .where(SyncedMessage.account_id == account.id)
@@ -242,7 +241,7 @@ def _stored_uids(state: _State, account: MailAccount) -> list[int]:
     return list(state.session.scalars(query))
 
 
-def _detach_all(state: _State, account: MailAccount) -> int:
+def _detach_all(state: Runtime, account: MailAccount) -> int:
     """UIDVALIDITY changed: drop unpinned rows, keep pinned ones without the account."""
     session = state.session
     removed = session.execute(
@@ -259,7 +258,7 @@ def _detach_all(state: _State, account: MailAccount) -> int:
     return int(removed or 0)
 
 
-def _trim(state: _State, account: MailAccount, limit: int) -> int:
+def _trim(state: Runtime, account: MailAccount, limit: int) -> int:
     """Delete unpinned rows older than the newest ``limit`` (pinned ones always stay)."""
     cutoff = state.session.scalar(
         sa.select(SyncedMessage.uid)
@@ -281,7 +280,7 @@ def _trim(state: _State, account: MailAccount, limit: int) -> int:
 
 
 def _apply_flags(
-    state: _State, account: MailAccount, lowest: int, highest: int, flags: Mapping[int, tuple]
+    state: Runtime, account: MailAccount, lowest: int, highest: int, flags: Mapping[int, tuple]
 ) -> int:
     """Update flags of kept rows in ``lowest:highest``; delete unpinned rows the server lost."""
     session = state.session
@@ -312,7 +311,7 @@ def _apply_flags(
 
 
 def sync_recent(
-    state: _State, account: MailAccount, *, limit: int = 50, actor: Actor | None = None
+    state: Runtime, account: MailAccount, *, limit: int = 50, actor: Actor | None = None
 ) -> SyncResult:
     """Bring the account's newest ``limit`` INBOX messages into SyncedMessage (module doc)."""
     if limit < 1:
@@ -374,7 +373,7 @@ def sync_recent(
     return result
 
 
-def recent_messages(state: _State, account: MailAccount, limit: int = 50) -> list[SyncedMessage]:
+def recent_messages(state: Runtime, account: MailAccount, limit: int = 50) -> list[SyncedMessage]:
     """The account's synced messages, newest first: one query."""
     query = (
         sa.select(SyncedMessage)
@@ -393,7 +392,7 @@ def current_mapping(account: MailAccount) -> dict[str, str | None]:
 
 
 def list_folders(
-    state: _State, account: MailAccount, *, actor: Actor | None = None
+    state: Runtime, account: MailAccount, *, actor: Actor | None = None
 ) -> FolderListing:
     """The mailbox's folders (one LIST) with the stored and the suggested mapping.
 
@@ -413,7 +412,7 @@ def list_folders(
 
 
 def update_folders(
-    state: _State,
+    state: Runtime,
     account: MailAccount,
     mapping: Mapping[str, str | None],
     *,

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from flask_mailconnect import MailAccount, ServerSettings
+from flask_mailconnect import MailAccount, MailConnect, ServerSettings
 from tests.browser_helpers import chromium, serve, shoot
 
 pytestmark = pytest.mark.browser
@@ -50,7 +50,7 @@ def _connect_demo_mailbox(app: Flask, box: Any) -> int:
 
     with app.app_context():
         alice = db.session.scalar(sa.select(User).where(User.email == "alice@demo.test"))
-        ext = app.extensions["mailconnect"].extension
+        ext = MailConnect.of(app)
         account = ext.connect_manual(
             owner=("user", alice.id),
             settings=ServerSettings(

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from flask_mailconnect.exceptions import ConnectionFailed
 from flask_mailconnect.transport import errors
-from flask_mailconnect.transport.errors import ConnectionFailed
 from flask_mailconnect.transport.graph import check_graph, send_via_graph
 from tests.peers import MAILBOX_USER
 from tests.peers.oauth import CLIENT_ID, MICROSOFT

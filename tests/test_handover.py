@@ -33,7 +33,7 @@ def admin_token(client: FlaskClient, url: str) -> str:
 def register_callbacks(app: Flask) -> None:
     from tests import hostapp
 
-    ext: MailConnect = app.extensions["mailconnect"].extension
+    ext: MailConnect = MailConnect.of(app)
     ext.user_getter(lambda user_id: hostapp.db.session.get(User, int(user_id)))
 
 
@@ -172,7 +172,7 @@ def test_admin_cannot_complete_through_the_api(client: FlaskClient, app: Flask) 
         from tests import hostapp
 
         state = app.extensions["mailconnect"]
-        admin = state.extension.actor_for(hostapp.db.session.get(User, 3))
+        admin = state.hooks.actor_for(hostapp.db.session.get(User, 3))
         row = hostapp.db.session.get(MailAccount, account.id)
         grant = OAuthGrant.__new__(OAuthGrant)  # never read: refused before
         try:

@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
+from flask_mailconnect.exceptions import ConnectionFailed
 from flask_mailconnect.transport import netguard
-from flask_mailconnect.transport.errors import ConnectionFailed
 from flask_mailconnect.transport.netguard import (
     check_port,
     connect_guarded,

@@ -21,7 +21,7 @@ from flask_mailconnect import (
     Policy,
     ServerSettings,
 )
-from flask_mailconnect.scopes import Actor
+from flask_mailconnect.owners import Actor
 from tests.hostapp import User, db
 from tests.scopehost import ADMIN, ALICE, BOB, CAROL, DAVE, add_account, setup_scopes
 
@@ -187,7 +187,7 @@ def test_users_cannot_manage_own_when_turned_off(scoped: Flask, client: FlaskCli
     data = {"csrf_token": token, "submit": "1"}
     assert client.post(f"/email/accounts/{account}/disconnect", data=data).status_code == 404
     with scoped.test_request_context():
-        assert scoped.extensions["mailconnect"].extension.can(_user(ALICE), "use", ("user", 1))
+        assert MailConnect.of(scoped).can(_user(ALICE), "use", ("user", 1))
     token = _sign_in(client, ADMIN)  # admins still manage it
     data = {"csrf_token": token, "submit": "1"}
     assert client.post(f"/email/accounts/{account}/disconnect", data=data).status_code == 302

@@ -364,7 +364,8 @@ def test_graph_token_is_a_separate_token_for_graph(graph_app: Flask, provider: A
 
 
 def test_graph_not_consented_leaves_the_account_connected(graph_app: Flask, provider: Any) -> None:
-    from flask_mailconnect.oauth.tokens import GraphNotGranted, fresh_graph_token
+    from flask_mailconnect.exceptions import GraphNotGranted
+    from flask_mailconnect.oauth.tokens import fresh_graph_token
 
     with graph_app.app_context():
         account_id, _old = add_graph_account(provider, mail_send=False)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from flask_mailconnect.transport.errors import ConnectionFailed
+from flask_mailconnect.exceptions import ConnectionFailed
 from flask_mailconnect.transport.imap import check_imap, open_imap
 from flask_mailconnect.transport.settings import ServerSettings, TransportOptions
 from tests.peers.dovecot import dovecot_peer

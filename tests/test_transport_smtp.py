@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from flask_mailconnect.transport.errors import ConnectionFailed
+from flask_mailconnect.exceptions import ConnectionFailed
 from flask_mailconnect.transport.settings import ServerSettings, TransportOptions
 from flask_mailconnect.transport.smtp import check_smtp, open_smtp
 from tests.peers import require_peer

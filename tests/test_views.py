@@ -20,7 +20,7 @@ from flask_mailconnect import (
     account_disconnected,
     account_updated,
 )
-from flask_mailconnect.transport.errors import MESSAGES
+from flask_mailconnect.codes import MESSAGES
 from tests.conftest import login
 from tests.peers import MAILBOX_PASSWORD, MAILBOX_USER
 

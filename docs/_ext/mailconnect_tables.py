@@ -1,7 +1,7 @@
 """Tables generated from the code, so the documentation never drifts from it.
 
 ``.. mailconnect-config-table::`` renders :data:`flask_mailconnect.config.DEFAULTS` and
-``.. mailconnect-error-table::`` renders :data:`flask_mailconnect.transport.errors.MESSAGES`;
+``.. mailconnect-error-table::`` renders :data:`flask_mailconnect.codes.MESSAGES`;
 ``.. mailconnect-screenshot:: name.png`` shows ``_static/name.png`` once it exists.
 """
 
@@ -56,7 +56,7 @@ class ErrorTable(_TableDirective):
     widths = "25 15 60"
 
     def rows(self) -> list[tuple[str, ...]]:
-        from flask_mailconnect.transport.errors import MESSAGES, RETRYABLE_CODES
+        from flask_mailconnect.codes import MESSAGES, RETRYABLE_CODES
 
         return [
             (f"``{code}``", "yes" if code in RETRYABLE_CODES else "", message)

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .. import audit, signals
 from ..models import AccountStatus, MailAccount
+from ..owners import USER, Actor, Owner
 from ..providers import current_presets
-from ..scopes import USER, Actor, Owner
+from ..runtime import Runtime
 from .core import _find, check_limit, default_account, require
-
-if TYPE_CHECKING:
-    from ..extension import _State
-
 
 # -- admin: active flag and hand-over (issue 4) -----------------------------------------------
 
 
-def set_active(state: _State, account: MailAccount, active: bool, *, actor: Actor | None) -> bool:
+def set_active(state: Runtime, account: MailAccount, active: bool, *, actor: Actor | None) -> bool:
     """ "Active: no" keeps the account (credentials, settings) but stops its use for sending.
 
     Needs ``manage`` on the owner. Returns whether anything changed; audited as ``deactivate``
@@ -35,7 +30,7 @@ def set_active(state: _State, account: MailAccount, active: bool, *, actor: Acto
 
 
 def create_handover(
-    state: _State, *, owner: Owner, provider: str, email: str, actor: Actor | None
+    state: Runtime, *, owner: Owner, provider: str, email: str, actor: Actor | None
 ) -> MailAccount:
     """An OAuth account for ``owner`` with no credentials, status ``pending_authorization``.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -17,18 +17,16 @@ from ..exceptions import (
     TooManyTests,
 )
 from ..models import AccountStatus, AuditEvent, MailAccount, SyncedMessage, utcnow
+from ..owners import Actor, Owner
 from ..providers import current_presets, detect_provider
-from ..scopes import Actor, Owner
+from ..runtime import Runtime
 from ..signatures import sanitize_signature, signature_to_text
 from ..transport.settings import ConnectionReport, ServerSettings
 from ..transport.tester import test_connection as run_test
 from ..validation import clean_display_name, normalize_email, validate_settings
 
-if TYPE_CHECKING:
-    from ..extension import _State
 
-
-def require(state: _State, actor: Actor | None, action: str, owner: Owner) -> None:
+def require(state: Runtime, actor: Actor | None, action: str, owner: Owner) -> None:
     """Raise :class:`PermissionDenied` unless ``actor`` may ``action`` on ``owner``'s account.
 
     ``actor=None`` means trusted host code (the Python API without an actor); views always pass
@@ -38,14 +36,14 @@ def require(state: _State, actor: Actor | None, action: str, owner: Owner) -> No
         raise PermissionDenied(f"{actor.label} may not {action} accounts of {owner[0]}")
 
 
-def _settings_for_test(state: _State, settings: ServerSettings) -> ServerSettings:
+def _settings_for_test(state: Runtime, settings: ServerSettings) -> ServerSettings:
     options = state.transport_options()
     validate_settings(settings, smtp_ports=options.smtp_ports, imap_ports=options.imap_ports)
     return settings
 
 
 def test_for_owner(
-    state: _State, *, owner: Owner, settings: ServerSettings, actor: Actor | None
+    state: Runtime, *, owner: Owner, settings: ServerSettings, actor: Actor | None
 ) -> ConnectionReport:
     """Test connection on behalf of ``owner`` (the page's button), recorded in the audit trail.
 
@@ -63,7 +61,7 @@ def test_for_owner(
     return report
 
 
-def _check_test_budget(state: _State, actor: Actor | None) -> None:
+def _check_test_budget(state: Runtime, actor: Actor | None) -> None:
     limit = current_app.config["MAILCONNECT_TESTS_PER_HOUR"]
     if actor is None or limit is None:
         return
@@ -88,7 +86,7 @@ def _report_detail(report: ConnectionReport) -> str:
     return " ".join(f"{r.protocol.value}={r.code}" for r in report.results)
 
 
-def _tested(state: _State, *, owner: Owner, settings: ServerSettings, actor: Actor | None) -> None:
+def _tested(state: Runtime, *, owner: Owner, settings: ServerSettings, actor: Actor | None) -> None:
     report = test_for_owner(state, owner=owner, settings=settings, actor=actor)
     if not report.ok:
         raise ConnectionTestFailed(report)
@@ -112,7 +110,7 @@ def _apply_servers(account: MailAccount, settings: ServerSettings) -> None:
     account.last_error_code = account.last_error_message = None
 
 
-def _forget_password(state: _State, account: MailAccount) -> None:
+def _forget_password(state: Runtime, account: MailAccount) -> None:
     """Drop the plaintext from the instance once it is flushed (encrypted) to the database.
 
     The instance goes on to signal receivers and templates; the column is deferred with
@@ -121,7 +119,7 @@ def _forget_password(state: _State, account: MailAccount) -> None:
     state.session.expire(account, ["password"])
 
 
-def load_password(state: _State, account: MailAccount) -> str | None:
+def load_password(state: Runtime, account: MailAccount) -> str | None:
     """Decrypt and return the account's stored password (for the transport layer only)."""
     query = sa.select(MailAccount.password).where(MailAccount.id == account.id)
     return state.session.scalar(query)
@@ -134,7 +132,7 @@ def _provider_key(settings: ServerSettings, email: str) -> str:
     return detect_provider(email, presets).key
 
 
-def _find(state: _State, owner: Owner, email: str) -> MailAccount | None:
+def _find(state: Runtime, owner: Owner, email: str) -> MailAccount | None:
     query = sa.select(MailAccount).where(
         MailAccount.owner_kind == owner[0],
         MailAccount.owner_id == owner[1],
@@ -144,7 +142,7 @@ def _find(state: _State, owner: Owner, email: str) -> MailAccount | None:
 
 
 def connect_manual(
-    state: _State,
+    state: Runtime,
     *,
     owner: Owner,
     settings: ServerSettings,
@@ -186,7 +184,7 @@ def connect_manual(
 
 
 def reconnect_manual(
-    state: _State, account: MailAccount, *, settings: ServerSettings, actor: Actor | None
+    state: Runtime, account: MailAccount, *, settings: ServerSettings, actor: Actor | None
 ) -> MailAccount:
     """New password (or servers) for an existing account after a passing test; keeps the rest."""
     require(state, actor, "manage", account.owner)
@@ -207,7 +205,7 @@ EDITABLE = ("display_name", "signature_html", "notify_email", "notify_mobile", "
 
 
 def update_account(
-    state: _State, account: MailAccount, *, actor: Actor | None, **changes: Any
+    state: Runtime, account: MailAccount, *, actor: Actor | None, **changes: Any
 ) -> set[str]:
     """Change the account's personal settings; fires ``account_updated`` when anything changed."""
     require(state, actor, "manage", account.owner)
@@ -248,12 +246,12 @@ def update_account(
     return changed
 
 
-def _next_default(state: _State, account: MailAccount) -> MailAccount | None:
+def _next_default(state: Runtime, account: MailAccount) -> MailAccount | None:
     others = [a for a in accounts_for(state, account.owner) if a.id != account.id]
     return others[0] if others else None
 
 
-def _clear_other_defaults(state: _State, account: MailAccount) -> None:
+def _clear_other_defaults(state: Runtime, account: MailAccount) -> None:
     state.session.execute(
         sa.update(MailAccount)
         .where(
@@ -266,7 +264,7 @@ def _clear_other_defaults(state: _State, account: MailAccount) -> None:
     )
 
 
-def disconnect(state: _State, account: MailAccount, *, actor: Actor | None) -> None:
+def disconnect(state: Runtime, account: MailAccount, *, actor: Actor | None) -> None:
     """Delete the account with its credentials; synced mail goes too unless the host pinned it.
 
     The signal receives the deleted account (its attributes stay readable) after the flush.
@@ -303,7 +301,7 @@ def disconnect(state: _State, account: MailAccount, *, actor: Actor | None) -> N
     signals.announce(signals.account_disconnected, actor, account=account)
 
 
-def accounts_for(state: _State, owner: Owner) -> list[MailAccount]:
+def accounts_for(state: Runtime, owner: Owner) -> list[MailAccount]:
     query = (
         sa.select(MailAccount)
         .where(MailAccount.owner_kind == owner[0], MailAccount.owner_id == owner[1])
@@ -312,7 +310,7 @@ def accounts_for(state: _State, owner: Owner) -> list[MailAccount]:
     return list(state.session.scalars(query))
 
 
-def default_account(state: _State, owner: Owner) -> MailAccount | None:
+def default_account(state: Runtime, owner: Owner) -> MailAccount | None:
     found = accounts_for(state, owner)
     return found[0] if found else None
 
@@ -328,7 +326,7 @@ def account_limit(owner: Owner) -> int | None:
     return None if limit is None else int(limit)
 
 
-def count_accounts(state: _State, owner: Owner) -> int:
+def count_accounts(state: Runtime, owner: Owner) -> int:
     query = (
         sa.select(sa.func.count())
         .select_from(MailAccount)
@@ -337,7 +335,7 @@ def count_accounts(state: _State, owner: Owner) -> int:
     return int(state.session.scalar(query) or 0)
 
 
-def check_limit(state: _State, owner: Owner, *, have: int | None = None) -> None:
+def check_limit(state: Runtime, owner: Owner, *, have: int | None = None) -> None:
     """Raise :class:`AccountLimitReached` when ``owner`` may not get one more account.
 
     Every connect path calls this before creating an account (reconnecting never does).

@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from .. import audit, signals
+from ..codes import SMTP_AUTH_DISABLED
 from ..exceptions import (
+    OAuthFlowError,
     PermissionDenied,
 )
 from ..models import AccountStatus, MailAccount, utcnow
-from ..oauth.flow import GRAPH_MAIL_SEND, OAuthFlowError, OAuthGrant
+from ..oauth.flow import GRAPH_MAIL_SEND, OAuthGrant
+from ..oauth.providers import OAuthProvider
+from ..owners import Actor, Owner
 from ..providers import current_presets
-from ..scopes import Actor, Owner
-from ..transport.errors import SMTP_AUTH_DISABLED
+from ..runtime import Runtime
 from ..transport.settings import ConnectionReport, ServerSettings
 from ..transport.tester import test_connection as run_test
 from .core import _find, _report_detail, check_limit, default_account, require
-
-if TYPE_CHECKING:
-    from ..extension import _State
-    from ..oauth.providers import OAuthProvider
-
 
 # -- OAuth 2.0 accounts (issue 3) -------------------------------------------------------------
 
@@ -62,7 +59,7 @@ def _apply_grant(account: MailAccount, grant: OAuthGrant) -> None:
     account.last_error_code = account.last_error_message = None
 
 
-def _forget_tokens(state: _State, account: MailAccount) -> None:
+def _forget_tokens(state: Runtime, account: MailAccount) -> None:
     """Like :func:`_forget_password`: flushed (encrypted) tokens leave the instance."""
     state.session.expire(account, ["access_token", "refresh_token", "graph_access_token"])
 
@@ -81,7 +78,7 @@ def _grant_email(grant: OAuthGrant) -> str:
 
 
 def _connected_elsewhere(
-    state: _State, owner: Owner, email: str, grant: OAuthGrant | None = None
+    state: Runtime, owner: Owner, email: str, grant: OAuthGrant | None = None
 ) -> MailAccount | None:
     """Another owner's account with this address, or bound to this provider identity.
 
@@ -105,7 +102,7 @@ def _connected_elsewhere(
     return state.session.scalars(query).first()
 
 
-def _flush_bound(state: _State, grant: OAuthGrant, email: str) -> None:
+def _flush_bound(state: Runtime, grant: OAuthGrant, email: str) -> None:
     """Flush; a unique violation (the identity or address was connected meanwhile) becomes
     ``already_connected``. The caller's view rolls the session back on that error."""
     try:
@@ -125,7 +122,7 @@ def _check_identity(account: MailAccount, grant: OAuthGrant) -> None:
 
 
 def connect_oauth(
-    state: _State, *, owner: Owner, grant: OAuthGrant, actor: Actor | None
+    state: Runtime, *, owner: Owner, grant: OAuthGrant, actor: Actor | None
 ) -> MailAccount:
     """Store an OAuth 2.0 account for ``owner`` from a consent ``grant`` (tokens encrypted).
 
@@ -163,7 +160,7 @@ def connect_oauth(
 
 
 def reconnect_oauth(
-    state: _State, account: MailAccount, *, grant: OAuthGrant, actor: Actor | None
+    state: Runtime, account: MailAccount, *, grant: OAuthGrant, actor: Actor | None
 ) -> MailAccount:
     """Sign ``account`` in again with new tokens, when the provider vouched for its address.
 
@@ -204,7 +201,7 @@ GRAPH_HINT = (
 
 
 def run_oauth_test(
-    state: _State, account: MailAccount, *, actor: Actor | None, access_token: str | None = None
+    state: Runtime, account: MailAccount, *, actor: Actor | None, access_token: str | None = None
 ) -> ConnectionReport:
     """Test connection for an OAuth account: XOAUTH2 to its SMTP and IMAP servers.
 
@@ -261,7 +258,7 @@ def _oauth_preset_key(account: MailAccount) -> str | None:
 
 
 def _try_graph(
-    state: _State, account: MailAccount, report: ConnectionReport, token: str
+    state: Runtime, account: MailAccount, report: ConnectionReport, token: str
 ) -> ConnectionReport:
     """SMTP AUTH is off: send through Microsoft Graph when ``Mail.Send`` was granted.
 
@@ -269,8 +266,9 @@ def _try_graph(
     account's refresh token (:func:`~.oauth.tokens.fresh_graph_token`), and whether
     ``Mail.Send`` was granted is read from that token's answer, not from the consent's scopes.
     """
+    from ..exceptions import GraphNotGranted, TokenError
     from ..oauth.providers import current_oauth_providers
-    from ..oauth.tokens import GraphNotGranted, TokenError, fresh_graph_token
+    from ..oauth.tokens import fresh_graph_token
     from ..transport.graph import check_graph
 
     provider = current_oauth_providers().get(account.provider)

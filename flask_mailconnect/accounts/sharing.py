@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -15,17 +15,15 @@ from ..exceptions import (
     PermissionDenied,
 )
 from ..models import AccountStatus, MailAccount
-from ..scopes import ORGANIZATION, ORGANIZATION_OWNER, USER, Actor, Owner, load_owner
+from ..owners import ORGANIZATION, ORGANIZATION_OWNER, USER, Actor, Owner
+from ..runtime import Runtime
+from ..scopes import load_owner
 from .core import disconnect
-
-if TYPE_CHECKING:
-    from ..extension import _State
-
 
 # -- limits, sender resolution, scope-wide actions (issue 4) ---------------------------------
 
 
-def accounts_by_owner(state: _State, owners: Iterable[Owner]) -> dict[Owner, list[MailAccount]]:
+def accounts_by_owner(state: Runtime, owners: Iterable[Owner]) -> dict[Owner, list[MailAccount]]:
     """Accounts of many owners in one query (list pages: never a query per row).
 
     Each list is in ``accounts_for`` order: the default first.
@@ -74,7 +72,7 @@ def _sender_steps(actor: Actor | None, owner: Owner | None) -> list[tuple[str, O
     return unique
 
 
-def owner_label(state: _State, owner: Owner, *, actor: Actor | None = None) -> str:
+def owner_label(state: Runtime, owner: Owner, *, actor: Actor | None = None) -> str:
     """How pages and messages name an owner: "project Apollo", "the organisation"."""
     kind, ident = owner
     if kind == ORGANIZATION:
@@ -83,14 +81,14 @@ def owner_label(state: _State, owner: Owner, *, actor: Actor | None = None) -> s
         if actor is not None and ident == actor.id:
             return f"your own ({actor.label})"
         return f"user {ident}"
-    scope = state.extension.scopes.get(kind)
+    scope = state.hooks.scopes.get(kind)
     obj = load_owner(owner) if scope is not None else None
     if scope is None or obj is None:
         return f"{kind} {ident}"
     return f"{scope.name.lower()} {scope.label(obj)}"
 
 
-def _why_not(state: _State, actor: Actor | None, account: MailAccount) -> str | None:
+def _why_not(state: Runtime, actor: Actor | None, account: MailAccount) -> str | None:
     if not account.active:
         return f"{account.email} is inactive"
     if account.status != AccountStatus.CONNECTED:
@@ -100,7 +98,7 @@ def _why_not(state: _State, actor: Actor | None, account: MailAccount) -> str | 
     return None
 
 
-def resolve_sender(state: _State, *, actor: Actor | None, owner: Owner | None) -> MailAccount:
+def resolve_sender(state: Runtime, *, actor: Actor | None, owner: Owner | None) -> MailAccount:
     """The account to send from, following ``MAILCONNECT_SENDER_ORDER``.
 
     Per step, the owner's accounts are tried default first; an account is skipped when it is
@@ -136,20 +134,20 @@ class OwnerResult:
     reason: str = ""
 
 
-def scope_owners(state: _State, kind: str) -> list[tuple[Owner, Any, str]]:
+def scope_owners(state: Runtime, kind: str) -> list[tuple[Owner, Any, str]]:
     """``(owner, host object, label)`` for every owner a scope's page lists.
 
     The organisation has one owner; a registered scope lists what its ``list()`` returns.
     """
     if kind == ORGANIZATION:
         return [(ORGANIZATION_OWNER, None, "Organization")]
-    scope = state.extension.scopes.get(kind)
+    scope = state.hooks.scopes.get(kind)
     if scope is None or scope.list is None:
         raise LookupError(f"no listable scope {kind!r}")
     return [((kind, scope.ident(obj)), obj, scope.label(obj)) for obj in scope.list()]
 
 
-def disconnect_all(state: _State, kind: str, *, actor: Actor | None) -> list[OwnerResult]:
+def disconnect_all(state: Runtime, kind: str, *, actor: Actor | None) -> list[OwnerResult]:
     """Disconnect every account of every owner of ``kind`` that ``actor`` may manage.
 
     Owners the actor may not manage are left out of the result. Each owner runs in a

@@ -38,7 +38,9 @@ from authlib.integrations.flask_client import FlaskIntegration, FlaskOAuth2App, 
 from flask import Flask, current_app, session, url_for
 from flask import request as flask_request
 
-from ..scopes import Owner
+from ..exceptions import OAuthFlowError
+from ..owners import Owner
+from ..transport.http import GuardedOAuth2Session, HTTPGuardError
 from .providers import OAuthProvider, current_oauth_providers
 
 log = logging.getLogger(__name__)
@@ -55,22 +57,6 @@ GRAPH_MAIL_SEND = "https://graph.microsoft.com/Mail.Send"
 
 _GOOGLE_AUTHORIZE = "https://accounts.google.com/o/oauth2/v2/auth"
 _MICROSOFT_LOGIN = "https://login.microsoftonline.com/"
-
-
-class OAuthFlowError(Exception):
-    """The flow ended without a usable grant; ``code`` names why (the error page words it).
-
-    Codes: ``access_denied``, ``state``, ``provider_error``, ``unreachable``, ``id_token``,
-    ``no_email``, ``unverified_email``, ``no_refresh_token``, ``already_connected``,
-    ``different_email``, ``different_identity``, ``config``.
-    ``detail`` is a short technical note (the provider's error code), never a token.
-    """
-
-    def __init__(self, code: str, detail: str = "", *, provider: OAuthProvider | None = None):
-        super().__init__(f"{code}: {detail}" if detail else code)
-        self.code = code
-        self.detail = detail
-        self.provider = provider
 
 
 @dataclass(frozen=True)
@@ -168,8 +154,21 @@ class _Integration(FlaskIntegration):
         return {}
 
 
+def _http_detail(exc: requests.RequestException) -> str:
+    """The guard's code (``blocked_address``, ``redirect_refused``...), else the error's name."""
+    return exc.code if isinstance(exc, HTTPGuardError) else type(exc).__name__
+
+
+class _GuardedApp(FlaskOAuth2App):  # type: ignore[misc]
+    """Authlib's Flask client, with every session it makes (server metadata, token exchange,
+    JWKS, userinfo) a guarded one: the transport options travel in ``client_kwargs``."""
+
+    client_cls = GuardedOAuth2Session
+
+
 class _Registry(OAuth):
     framework_integration_cls = _Integration
+    oauth2_client_cls = _GuardedApp
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -243,7 +242,8 @@ def client_for(provider: OAuthProvider) -> FlaskOAuth2App:
     registry = _registry(current_app._get_current_object())  # type: ignore[attr-defined]
     name = f"mailconnect_{provider.key}"
     meta = _extra_metadata(provider)
-    print_ = fingerprint(provider, sorted(meta.items()))
+    options = current_app.extensions["mailconnect"].transport_options()
+    print_ = fingerprint(provider, sorted(meta.items()), options)
     with registry.lock:
         made = registry.made.get(name)
         stale = made is not None and (
@@ -267,7 +267,8 @@ def client_for(provider: OAuthProvider) -> FlaskOAuth2App:
                 "scope": " ".join(provider.scopes),
                 "code_challenge_method": "S256",
                 "token_endpoint_auth_method": provider.token_endpoint_auth_method,
-                "default_timeout": float(current_app.config["MAILCONNECT_CONNECT_TIMEOUT"]),
+                "default_timeout": options.timeout,
+                "transport_options": options,  # for GuardedOAuth2Session (_GuardedApp)
             },
             **meta,
         )
@@ -345,7 +346,7 @@ def begin(
     try:
         rv = client.create_authorization_url(uri, **extra)
     except requests.RequestException as exc:  # the discovery document could not be read
-        raise OAuthFlowError("unreachable", type(exc).__name__, provider=provider) from None
+        raise OAuthFlowError("unreachable", _http_detail(exc), provider=provider) from None
     # The verifier, nonce and redirect URI; not the URL itself (it would only fatten the cookie).
     client.save_authorize_data(redirect_uri=uri, **{k: v for k, v in rv.items() if k != "url"})
     flows = _pending()
@@ -443,7 +444,7 @@ def _id_token_claims(
             token, nonce=nonce, claims_options=_claims_options(provider, str(issuer))
         )
     except requests.RequestException as exc:
-        raise OAuthFlowError("unreachable", type(exc).__name__, provider=provider) from None
+        raise OAuthFlowError("unreachable", _http_detail(exc), provider=provider) from None
     except Exception as exc:  # joserfc / authlib claim errors: a forged or stale token
         raise OAuthFlowError("id_token", type(exc).__name__, provider=provider) from None
     if (
@@ -470,7 +471,7 @@ def _identity(
         try:
             info = client.userinfo(token=token)
         except requests.RequestException as exc:
-            raise OAuthFlowError("unreachable", type(exc).__name__, provider=provider) from None
+            raise OAuthFlowError("unreachable", _http_detail(exc), provider=provider) from None
         except OAuthError as exc:
             raise OAuthFlowError("provider_error", exc.error or "", provider=provider) from None
         if claims.get("sub") and info.get("sub") != claims["sub"]:
@@ -542,7 +543,7 @@ def finish(provider: OAuthProvider, pending: PendingFlow) -> OAuthGrant:
             "provider_error", str(exc.error or "")[:64], provider=provider
         ) from None
     except requests.RequestException as exc:
-        raise OAuthFlowError("unreachable", type(exc).__name__, provider=provider) from None
+        raise OAuthFlowError("unreachable", _http_detail(exc), provider=provider) from None
     except ValueError as exc:  # an answer that is not a token (HTML error page, bad JSON)
         raise OAuthFlowError("provider_error", type(exc).__name__, provider=provider) from None
     if not token.get("access_token"):

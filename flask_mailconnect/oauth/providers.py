@@ -14,9 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-
-class OAuthConfigError(ValueError):
-    """An OAuth entry in ``MAILCONNECT_PROVIDERS`` cannot work; the message says why."""
+from ..exceptions import OAuthConfigError
 
 
 @dataclass(frozen=True)

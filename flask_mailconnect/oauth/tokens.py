@@ -43,27 +43,23 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 import sqlalchemy as sa
 from authlib.common.errors import AuthlibBaseError
-from authlib.integrations.requests_client import OAuth2Session
 from flask import Flask, current_app
-from requests.adapters import HTTPAdapter
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from .. import audit, signals
+from ..exceptions import GraphNotGranted, NeedsReconnect, TokenError, TokenRefreshUnavailable
 from ..models import AccountStatus, MailAccount, utcnow
-from ..transport.errors import MailConnectError
-from ..transport.settings import TransportOptions
+from ..runtime import Runtime
+from ..transport.http import GuardedOAuth2Session, HTTPGuardError
 from .providers import OAuthProvider, current_oauth_providers
-
-if TYPE_CHECKING:
-    from ..extension import _State
 
 log = logging.getLogger("flask_mailconnect.oauth")
 
@@ -81,32 +77,6 @@ _GRAPH_RESOURCE = "https://graph.microsoft.com"
 #: Which access token of an account: the SMTP/IMAP one ("mail") or the Graph one ("graph").
 MAIL = "mail"
 GRAPH = "graph"
-
-
-class TokenError(MailConnectError):
-    """A token could not be obtained. Base class; also raised as itself for provider answers
-    that neither reconnecting nor retrying will fix (``invalid_client``, a misconfigured token
-    endpoint): ``error`` holds the OAuth error code when there is one."""
-
-    def __init__(self, message: str, *, error: str | None = None) -> None:
-        super().__init__(message)
-        self.error = error
-
-
-class NeedsReconnect(TokenError):
-    """The provider refused the grant (``invalid_grant``: revoked, expired, password changed) or
-    there is no refresh token: the account is now ``needs_reconnect`` and its owner must sign in
-    again."""
-
-
-class GraphNotGranted(TokenError):
-    """The provider gives no Microsoft Graph token with ``Mail.Send`` for this account (not
-    consented, or the answer's scope lacks it). The account itself is unaffected."""
-
-
-class TokenRefreshUnavailable(TokenError):
-    """The token endpoint could not be reached, timed out, answered 5xx or 429, or the account's
-    row could not be locked in time. Nothing changed: try again later."""
 
 
 # -- per-app state (never module globals: every app, worker and process has its own) ----------
@@ -131,34 +101,31 @@ def _token_state(app: Flask) -> _TokenState:
 # -- HTTP to the provider ---------------------------------------------------------------------
 
 
-class _VerifiedTLS(HTTPAdapter):
-    """Verify TLS against the system store plus ``MAILCONNECT_CA_FILE`` (requests' own
-    ``verify=path`` would replace the system store with the file)."""
-
-    def __init__(self, options: TransportOptions) -> None:
-        self._context = options.ssl_context()
-        super().__init__()
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["ssl_context"] = self._context
-        super().init_poolmanager(*args, **kwargs)
-
-
-def _client(state: _State, provider: OAuthProvider, scope: str | None = None) -> OAuth2Session:
-    options = state.transport_options()
-    client = OAuth2Session(
+def _client(
+    state: Runtime, provider: OAuthProvider, scope: str | None = None
+) -> GuardedOAuth2Session:
+    """Token refresh, metadata and revocation go through the network guard (transport/http.py):
+    checked addresses only, https, verified TLS (system store plus ``MAILCONNECT_CA_FILE``),
+    no POST re-sent on a redirect, timeouts and a size cap on every answer."""
+    return GuardedOAuth2Session(
         provider.client_id,
         provider.client_secret,
         token_endpoint_auth_method=provider.token_endpoint_auth_method,
         revocation_endpoint_auth_method=provider.token_endpoint_auth_method,
         scope=scope,
+        transport_options=state.transport_options(),
     )
-    if options.ca_file:
-        client.mount("https://", _VerifiedTLS(options))
-    return client
 
 
-def _timeout(state: _State) -> float:
+def _guard_refused(provider: OAuthProvider, exc: HTTPGuardError) -> TokenError:
+    """A provider URL the guard refuses will not work on retry: say what to fix."""
+    where = f" ({exc.address})" if exc.address else ""
+    return TokenError(
+        f"{provider.name}'s OAuth endpoint is not allowed{where}: {exc.message}", error=exc.code
+    )
+
+
+def _timeout(state: Runtime) -> float:
     return state.transport_options().timeout
 
 
@@ -168,7 +135,7 @@ class _Endpoints:
     revoke: str | None
 
 
-def _endpoints(state: _State, provider: OAuthProvider) -> _Endpoints:
+def _endpoints(state: Runtime, provider: OAuthProvider) -> _Endpoints:
     """The token and revocation endpoints, from config or the server metadata (cached on the
     app for :data:`~flask_mailconnect.oauth.flow.METADATA_TTL` seconds per metadata URL)."""
     from .flow import METADATA_TTL
@@ -191,6 +158,8 @@ def _endpoints(state: _State, provider: OAuthProvider) -> _Endpoints:
             response.raise_for_status()
             meta = response.json()
         except (requests.RequestException, ValueError) as exc:
+            if isinstance(exc, HTTPGuardError) and exc.refused:
+                raise _guard_refused(provider, exc) from None
             raise TokenRefreshUnavailable(
                 f"The server metadata of {provider.name} could not be read "
                 f"({type(exc).__name__}); try again later."
@@ -277,13 +246,13 @@ def _read(session: Session, account_id: int, *, lock: bool) -> _Row:
     return _Row(*row)
 
 
-def _engine(state: _State) -> sa.Engine:
+def _engine(state: Runtime) -> sa.Engine:
     bind = state.session.get_bind(mapper=sa.inspect(MailAccount))
     return bind if isinstance(bind, sa.Engine) else bind.engine
 
 
 @contextmanager
-def _locked(state: _State, account_id: int) -> Iterator[tuple[Session, _Row]]:
+def _locked(state: Runtime, account_id: int) -> Iterator[tuple[Session, _Row]]:
     """A private session holding the account row's lock; commits on success."""
     engine = _engine(state)
     single = isinstance(engine.pool, (StaticPool, SingletonThreadPool))
@@ -320,7 +289,7 @@ def _locked(state: _State, account_id: int) -> Iterator[tuple[Session, _Row]]:
 
 
 def fresh_graph_token(
-    state: _State,
+    state: Runtime,
     account: MailAccount,
     *,
     min_validity: timedelta = timedelta(minutes=5),
@@ -339,7 +308,7 @@ def fresh_graph_token(
 
 
 def fresh_access_token(
-    state: _State,
+    state: Runtime,
     account: MailAccount,
     *,
     min_validity: timedelta = timedelta(minutes=5),
@@ -367,7 +336,7 @@ def fresh_access_token(
 
 
 def _fresh(
-    state: _State, account: MailAccount, kind: str, *, min_validity: timedelta, force: bool
+    state: Runtime, account: MailAccount, kind: str, *, min_validity: timedelta, force: bool
 ) -> str:
     if account.auth_method != "oauth2":
         raise TokenError(f"Account {account.id} does not sign in with OAuth 2.0.")
@@ -488,7 +457,7 @@ def _consent_missing(exc: AuthlibBaseError) -> bool:
 
 
 def _refresh(
-    state: _State,
+    state: Runtime,
     session: Session,
     account: MailAccount,
     row: _Row,
@@ -544,6 +513,9 @@ def _refresh(
             ) from None
         raise TokenError(f"{provider.name}'s token endpoint answered HTTP {status}.") from None
     except requests.RequestException as exc:
+        if isinstance(exc, HTTPGuardError) and exc.refused:
+            log.warning("Token endpoint of %s refused by the guard: %s", provider.name, exc.code)
+            raise _guard_refused(provider, exc) from None
         log.warning("Token endpoint of %s unreachable: %s", provider.name, type(exc).__name__)
         raise TokenRefreshUnavailable(
             f"{provider.name}'s token endpoint could not be reached ({type(exc).__name__}); "
@@ -666,7 +638,7 @@ def _sync_instance(account: MailAccount, values: Any) -> None:
 # -- revocation -------------------------------------------------------------------------------
 
 
-def prepare_revocation(state: _State, account: MailAccount) -> Callable[[], bool]:
+def prepare_revocation(state: Runtime, account: MailAccount) -> Callable[[], bool]:
     """Read what revoking ``account``'s grant needs now; the returned call revokes it later.
 
     For :func:`~flask_mailconnect.accounts.disconnect`: the row is deleted and flushed first,
@@ -696,7 +668,7 @@ def prepare_revocation(state: _State, account: MailAccount) -> Callable[[], bool
 
 
 def _revoke_at_provider(
-    state: _State, provider: OAuthProvider, account_id: int, token: str, hint: str
+    state: Runtime, provider: OAuthProvider, account_id: int, token: str, hint: str
 ) -> bool:
     try:
         endpoint = _endpoints(state, provider).revoke
@@ -724,7 +696,7 @@ def _revoke_at_provider(
     return revoked
 
 
-def revoke_tokens(state: _State, account: MailAccount) -> bool:
+def revoke_tokens(state: Runtime, account: MailAccount) -> bool:
     """Revoke the account's grant at the provider (RFC 7009), then wipe the tokens locally.
 
     Returns ``True`` when the provider confirmed (a 2xx answer, or ``invalid_token``: already

@@ -1,8 +1,9 @@
 """Provider presets, host-declared providers and detection of a provider from an address."""
 
+from ..exceptions import ProviderConfigError
 from .detect import detect_provider
 from .presets import PRESETS, Preset, ServerPreset, get_preset
-from .registry import ProviderConfigError, available_presets, current_presets, parse_providers
+from .registry import available_presets, current_presets, parse_providers
 
 __all__ = [
     "PRESETS",

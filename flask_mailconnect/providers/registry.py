@@ -13,13 +13,10 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app, g, has_app_context
 
+from ..exceptions import ProviderConfigError
 from ..oauth.providers import PRESET_DEFAULTS
 from ..transport.settings import SECURITY_CHOICES
 from .presets import PRESETS, Preset, ServerPreset
-
-
-class ProviderConfigError(ValueError):
-    """``MAILCONNECT_PROVIDERS`` holds an entry that cannot work; the message says which."""
 
 
 def _server(key: str, proto: str, value: Any) -> ServerPreset | None:

@@ -18,8 +18,9 @@ from email.utils import parsedate_to_datetime
 
 import requests
 
-from . import errors
-from .errors import ConnectionFailed, message_for
+from .. import codes as errors
+from ..codes import message_for
+from ..exceptions import ConnectionFailed, GraphOutcomeUnknown
 from .settings import Protocol, ProtocolResult
 
 log = logging.getLogger(__name__)
@@ -30,11 +31,6 @@ log = logging.getLogger(__name__)
 _THROTTLED = frozenset({429, 503})
 #: Longest Retry-After we pass on; a server asking for more is treated as this.
 _MAX_RETRY_AFTER = 3600.0
-
-
-class GraphOutcomeUnknown(ConnectionFailed):
-    """The request went out (read timeout, connection lost after sending, a 5xx other than a
-    throttling answer): Graph may have acted on it. A send must not be repeated."""
 
 
 def _fail(code: str, detail: str, retry_after: float | None = None) -> ConnectionFailed:

@@ -16,8 +16,9 @@ import time
 from imapclient import IMAPClient
 from imapclient import exceptions as imap_errors
 
-from . import errors
-from .errors import ConnectionFailed, message_for
+from .. import codes as errors
+from ..codes import message_for
+from ..exceptions import ConnectionFailed
 from .netguard import (
     check_port,
     connect_expecting_greeting,
@@ -74,7 +75,7 @@ class _GuardedIMAPClient(IMAPClient):
 
 
 def _fail(code: str, settings: ServerSettings, detail: str = "") -> ConnectionFailed:
-    return ConnectionFailed(code, message_for(code, settings.provider), detail=detail)
+    return ConnectionFailed(code, message_for(code, settings.hints), detail=detail)
 
 
 def _code_for(exc: BaseException, *, implicit: bool) -> str:
@@ -208,7 +209,7 @@ def _result(
         Protocol.IMAP,
         ok=code == errors.OK,
         code=code,
-        message=message_for(code, settings.provider),
+        message=message_for(code, settings.hints),
         detail=detail,
         elapsed=time.monotonic() - started,
     )

@@ -19,8 +19,9 @@ import threading
 import time
 from typing import NamedTuple
 
-from . import errors
-from .errors import ConnectionFailed, message_for
+from .. import codes as errors
+from ..codes import message_for
+from ..exceptions import ConnectionFailed
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal
@@ -35,6 +36,9 @@ class ServerSettings:
     #: An OAuth 2.0 access token: when set, SMTP and IMAP log in with XOAUTH2 (as ``username``)
     #: and ``password`` is not used.
     oauth_token: str | None = field(default=None, repr=False)
+    #: The provider's advice per error code (``Provider.hints``), appended to messages; the
+    #: transport words nothing provider-specific itself. Filled in by the extension.
+    hints: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def receives(self) -> bool:
@@ -100,7 +104,7 @@ class ProtocolResult:
 
     @property
     def retryable(self) -> bool:
-        from .errors import RETRYABLE_CODES
+        from ..codes import RETRYABLE_CODES
 
         return self.code in RETRYABLE_CODES
 

@@ -13,8 +13,9 @@ import socket
 import ssl
 import time
 
-from . import errors
-from .errors import ConnectionFailed, message_for
+from .. import codes as errors
+from ..codes import message_for
+from ..exceptions import ConnectionFailed
 from .netguard import (
     check_port,
     connect_expecting_greeting,
@@ -77,7 +78,7 @@ def _address_literal(sock: socket.socket) -> str:
 
 
 def _fail(code: str, settings: ServerSettings, detail: str = "") -> ConnectionFailed:
-    return ConnectionFailed(code, message_for(code, settings.provider), detail=detail)
+    return ConnectionFailed(code, message_for(code, settings.hints), detail=detail)
 
 
 def _auth_failure_code(exc: smtplib.SMTPResponseException) -> str:
@@ -280,7 +281,7 @@ def check_smtp(settings: ServerSettings, options: TransportOptions) -> ProtocolR
             Protocol.SMTP,
             ok=False,
             code=exc.code,
-            message=message_for(exc.code, settings.provider),
+            message=message_for(exc.code, settings.hints),
             detail=exc.detail,
             elapsed=time.monotonic() - started,
         )
@@ -290,7 +291,7 @@ def check_smtp(settings: ServerSettings, options: TransportOptions) -> ProtocolR
             Protocol.SMTP,
             ok=False,
             code=errors.PROTOCOL_ERROR,
-            message=message_for(errors.PROTOCOL_ERROR, settings.provider),
+            message=message_for(errors.PROTOCOL_ERROR, settings.hints),
             detail=type(exc).__name__,
             elapsed=time.monotonic() - started,
         )
@@ -299,6 +300,6 @@ def check_smtp(settings: ServerSettings, options: TransportOptions) -> ProtocolR
         Protocol.SMTP,
         ok=True,
         code=errors.OK,
-        message=message_for(errors.OK, settings.provider),
+        message=message_for(errors.OK, settings.hints),
         elapsed=time.monotonic() - started,
     )

@@ -19,25 +19,20 @@ import re
 import smtplib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
 
 from imapclient import IMAPClient
 from imapclient.imapclient import SEEN, SENT
 
-from . import errors
-from .errors import ConnectionFailed
+from .. import codes as errors
+from ..exceptions import ConnectionFailed, SubmitFailed, SubmitKind, SubmitStage
 from .imap import open_imap
 from .netguard import socket_error_code
 from .settings import ServerSettings, TransportOptions
 
 log = logging.getLogger(__name__)
 
-#: ``transient``: not accepted, trying again may work; ``permanent``: not accepted, will fail
-#: again; ``unknown``: the data was complete, the answer never came (may have been accepted).
-Kind = Literal["transient", "permanent", "unknown"]
-#: Where it failed: ``mail``, ``rcpt``, ``data`` (the DATA command or writing the message) or
-#: ``end`` (waiting for the answer after the final ".").
-Stage = Literal["mail", "rcpt", "data", "end"]
+Kind = SubmitKind  # see flask_mailconnect.exceptions
+Stage = SubmitStage
 
 _CRLF = b"\r\n"
 _BARE_LF = re.compile(rb"(?<!\r)\n")
@@ -57,34 +52,6 @@ class SubmitResult:
 
     accepted: list[str]
     refused: dict[str, tuple[int, str]] = field(default_factory=dict)
-
-
-class SubmitFailed(Exception):
-    """The message was not (or may not have been) accepted; see :data:`Kind` and :data:`Stage`.
-
-    ``connection_usable`` is True when the conversation is still in a known state (after a
-    refusal and RSET) so the next message may use the same connection.
-    """
-
-    def __init__(
-        self,
-        kind: Kind,
-        stage: Stage,
-        *,
-        code: str,
-        smtp_code: int | None = None,
-        reply: str = "",
-        refused: dict[str, tuple[int, str]] | None = None,
-        connection_usable: bool = False,
-    ) -> None:
-        super().__init__(f"{kind} at {stage}: {code} {smtp_code or ''}".strip())
-        self.kind = kind
-        self.stage = stage
-        self.code = code
-        self.smtp_code = smtp_code
-        self.reply = reply
-        self.refused = dict(refused or {})
-        self.connection_usable = connection_usable
 
 
 def _kind_for(smtp_code: int) -> Kind:

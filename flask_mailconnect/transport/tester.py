@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from .errors import PROTOCOL_ERROR, message_for
+from ..codes import PROTOCOL_ERROR, message_for
 from .imap import check_imap
 from .settings import ConnectionReport, Protocol, ProtocolResult, ServerSettings, TransportOptions
 from .smtp import check_smtp
@@ -47,7 +47,7 @@ def _in_thread(
                 protocol,
                 ok=False,
                 code=PROTOCOL_ERROR,
-                message=message_for(PROTOCOL_ERROR, settings.provider),
+                message=message_for(PROTOCOL_ERROR, settings.hints),
             )
         return box[0]
 

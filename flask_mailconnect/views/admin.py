@@ -33,9 +33,9 @@ from ..exceptions import ConnectionTestFailed, InvalidSettings, PermissionDenied
 from ..forms import ConnectForm
 from ..models import AccountStatus, AuditEvent, MailAccount, MailProvider, MailProviderDomain
 from ..oauth.providers import current_oauth_providers
+from ..owners import Actor, Owner
 from ..providers import PRESETS, current_presets
 from ..providers.registry import detect_for_app, invalidate_presets
-from ..scopes import Actor, Owner
 from .admin_forms import _DOMAIN, ActionForm, HandoverForm, ProviderForm, parse_domains
 from .common import actor, ports, safe_back, state
 
@@ -66,7 +66,7 @@ def is_admin(who: Actor | None) -> bool:
     """The policy's ``admin`` action (scopes.py); plain ``is_admin`` for policies without it."""
     if who is None:
         return False
-    from ..scopes import ACTIONS
+    from ..owners import ACTIONS
 
     if "admin" in ACTIONS:
         return state().policy.can(who, "admin", ORGANIZATION_OWNER)
@@ -97,15 +97,15 @@ def owner_label(kind: str, ident: str) -> str:
     key = (kind, ident)
     if key in cache:
         return cache[key]
-    ext = state().extension
+    hooks = state().hooks
     label = f"{kind} {ident}"
     if kind == "user":
-        user = ext.get_user(ident)
-        label = ext._user_label(user) if user is not None else f"user {ident}"
+        user = hooks.get_user(ident)
+        label = hooks.label_of(user) if user is not None else f"user {ident}"
     elif kind == "organization":
         label = "Organisation"
     else:
-        scope = getattr(ext, "scopes", {}).get(kind)
+        scope = hooks.scopes.get(kind)
         if scope is not None:
             try:
                 obj = scope.load(ident)
@@ -129,14 +129,14 @@ def prime_owner_labels(
     actor_ids = [i for i in actors if i and i not in admins]
     if not owner_ids and not actor_ids:
         return
-    ext = state().extension
-    found = ext.get_users([*owner_ids, *actor_ids])
+    hooks = state().hooks
+    found = hooks.get_users([*owner_ids, *actor_ids])
     for ident in owner_ids:
         user = found.get(ident)
-        labels[("user", ident)] = ext._user_label(user) if user is not None else f"user {ident}"
+        labels[("user", ident)] = hooks.label_of(user) if user is not None else f"user {ident}"
     for ident in actor_ids:
         user = found.get(ident)
-        who = ext.actor_for(user) if user is not None else None
+        who = hooks.actor_for(user) if user is not None else None
         admins[ident] = bool(who is not None and is_admin(who))
 
 
@@ -262,7 +262,8 @@ def redirect_uri_for(key: str) -> tuple[str | None, str | None]:
     request's Host), or why it cannot be built yet."""
     from types import SimpleNamespace
 
-    from ..oauth.flow import OAuthFlowError, redirect_uri
+    from ..exceptions import OAuthFlowError
+    from ..oauth.flow import redirect_uri
     from ..oauth.providers import OAuthProvider
 
     try:
@@ -463,8 +464,8 @@ def _account_filters() -> tuple[list[Any], dict[str, str]]:
         like = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         matches: list[Any] = [sa.func.lower(MailAccount.email).like(like, escape="\\")]
         matches.append(MailAccount.owner_id == q)
-        users = state().extension.search_users(q, 50)
-        ids = [state().extension._user_id(u) for u in users]
+        users = state().hooks.search_users(q, 50)
+        ids = [state().hooks.id_of(u) for u in users]
         if ids:
             matches.append(sa.and_(MailAccount.owner_kind == "user", MailAccount.owner_id.in_(ids)))
         where.append(sa.or_(*matches))
@@ -501,7 +502,7 @@ def admin_accounts() -> Any:
     where, args = _account_filters()
     rows, older, newer = keyset(MailAccount, where)
     prime_owner_labels((a.owner_kind, a.owner_id) for a in rows)
-    kinds = ["user", "organization", *getattr(state().extension, "scopes", {})]
+    kinds = ["user", "organization", *state().hooks.scopes]
     return render_template(
         "mailconnect/admin/accounts.html",
         accounts=rows,
@@ -545,16 +546,16 @@ def account_reactivate(account_id: int) -> Any:
 
 def admin_users() -> Any:
     q = request.args.get("q", "").strip()
-    ext = state().extension
-    found = ext.search_users(q, _page_size()) if q else []
-    people = [(ext._user_id(u), ext._user_label(u)) for u in found]
+    hooks = state().hooks
+    found = hooks.search_users(q, _page_size()) if q else []
+    people = [(hooks.id_of(u), hooks.label_of(u)) for u in found]
     return render_template(
-        "mailconnect/admin/users.html", q=q, people=people, searchable=ext._user_search is not None
+        "mailconnect/admin/users.html", q=q, people=people, searchable=hooks.user_search is not None
     )
 
 
 def _user_owner(user_id: str) -> tuple[Owner, Any]:
-    user = state().extension.get_user(user_id)
+    user = state().hooks.get_user(user_id)
     if user is None:
         abort(404)
     owner: Owner = ("user", str(user_id))
@@ -575,11 +576,11 @@ def _handover_form() -> HandoverForm:
 
 def admin_user(user_id: str, handover: HandoverForm | None = None, status: int = 200) -> Any:
     owner, user = _user_owner(user_id)
-    ext = state().extension
+    hooks = state().hooks
     return render_template(
         "mailconnect/admin/user.html",
         user_id=user_id,
-        user_label=ext._user_label(user),
+        user_label=hooks.label_of(user),
         accounts=accounts.accounts_for(state(), owner),
         can_manage=state().policy.can(actor(), "manage", owner),
         manage_own=current_app.config.get("MAILCONNECT_USERS_CAN_MANAGE_OWN", True),
@@ -810,7 +811,7 @@ def handover_provider(account: MailAccount) -> Any:
         return None
     if "mailconnect.oauth_start" not in current_app.view_functions:
         return None
-    who = g.get("mailconnect_actor") or state().extension.current_actor()
+    who = g.get("mailconnect_actor") or state().hooks.current_actor()
     if not state().policy.can_complete_handover(who, account):
         return None  # only its owner completes it: an admin never gives consent for them
     for key, provider in current_oauth_providers().items():

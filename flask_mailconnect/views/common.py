@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from flask_wtf.csrf import ValidationError, validate_csrf
@@ -11,15 +11,13 @@ from werkzeug.exceptions import NotFound
 
 from ..exceptions import PermissionDenied
 from ..models import MailAccount
+from ..owners import Actor
 from ..providers import current_presets
-from ..scopes import Actor
+from ..runtime import Runtime
 from ..transport.settings import SECURITY_LABELS
 
-if TYPE_CHECKING:
-    from ..extension import _State
 
-
-def state() -> _State:
+def state() -> Runtime:
     return current_app.extensions["mailconnect"]
 
 
@@ -61,7 +59,7 @@ def wants_json() -> bool:
 def _require_actor() -> Any:
     if request.endpoint == "mailconnect.static":
         return None
-    found = state().extension.current_actor()
+    found = state().hooks.current_actor()
     if found is None:
         manager = getattr(current_app, "login_manager", None)
         if manager is not None:

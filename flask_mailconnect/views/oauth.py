@@ -27,12 +27,13 @@ from flask import (
 from flask_wtf.csrf import generate_csrf
 
 from .. import accounts
-from ..exceptions import AccountLimitReached
+from ..exceptions import AccountLimitReached, OAuthFlowError, TokenError
 from ..models import AccountStatus, MailAccount
 from ..oauth import flow
-from ..oauth.flow import OAuthFlowError, PendingFlow
+from ..oauth.flow import PendingFlow
 from ..oauth.providers import OAuthProvider, current_oauth_providers
-from ..scopes import Owner, owner_exists
+from ..owners import Owner
+from ..scopes import owner_exists
 from ..transport.settings import ConnectionReport, Protocol, ProtocolResult
 from .common import actor, load_account, state
 
@@ -235,11 +236,10 @@ def test(account_id: int) -> Any:
     account = load_account(account_id, "manage")
     if account.auth_method != "oauth2":
         abort(404)
-    from ..oauth import tokens
 
     try:
         report = accounts.run_oauth_test(state(), account, actor=actor())
-    except tokens.TokenError as exc:  # needs_reconnect is recorded by tokens.py
+    except TokenError as exc:  # needs_reconnect is recorded by tokens.py
         state().session.commit()
         flash(str(exc) or "The provider no longer accepts this connection: sign in again.", "error")
         return redirect(url_for(".account", account_id=account.id))
@@ -303,7 +303,7 @@ def _callback_signed_out() -> Any:
     login page's address, logs and Referer). The flow cannot finish: its session is gone."""
     if request.endpoint != "mailconnect.oauth_callback":
         return None
-    if state().extension.current_actor() is not None:
+    if state().hooks.current_actor() is not None:
         return None
     from flask import current_app
 

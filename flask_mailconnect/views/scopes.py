@@ -20,7 +20,8 @@ from .. import accounts
 from ..exceptions import AccountLimitReached, ConnectionTestFailed, InvalidSettings, TooManyTests
 from ..forms import ConfirmForm, ConnectForm
 from ..models import MailAccount
-from ..scopes import ORGANIZATION, ORGANIZATION_ID, Owner, load_owner
+from ..owners import ORGANIZATION, ORGANIZATION_ID, Owner
+from ..scopes import load_owner
 from ..transport.settings import ConnectionReport
 from .common import actor, ports, state
 from .user import _json_test, _presets, _test
@@ -44,7 +45,7 @@ class Row:
 def _scope_title(kind: str) -> tuple[str, str]:
     if kind == ORGANIZATION:
         return "Organization", "Organization"
-    scope = state().extension.scopes.get(kind)
+    scope = state().hooks.scopes.get(kind)
     if scope is None or scope.list is None:
         abort(404)
     return scope.name, scope.name_plural
@@ -73,7 +74,7 @@ def _owner(kind: str, owner_id: str, action: str) -> tuple[Owner, str]:
             abort(404)
         label = "Organization"
     else:
-        scope = state().extension.scopes.get(kind)
+        scope = state().hooks.scopes.get(kind)
         obj = load_owner(owner) if scope is not None else None
         if scope is None or obj is None:
             abort(404)

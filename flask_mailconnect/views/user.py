@@ -14,8 +14,8 @@ from .. import accounts
 from ..exceptions import AccountLimitReached, ConnectionTestFailed, InvalidSettings, TooManyTests
 from ..forms import AccountSettingsForm, ConfirmForm, ConnectForm, ReconnectForm
 from ..models import MailAccount
+from ..owners import Owner
 from ..providers import current_presets
-from ..scopes import Owner
 from ..signatures import sanitize_signature
 from ..transport.settings import ConnectionReport
 from .common import actor, load_account, ports, safe_back, state

@@ -1,13 +1,14 @@
-"""Stable error codes of the transport layer and the words shown to people for each.
+"""Stable error codes and the generic words shown to people for each.
 
 Codes are part of the public API (hosts branch on them); messages say what to do and never
-repeat a server's banner. Provider-specific advice (app passwords, SMTP AUTH disabled) comes from
-the provider presets' ``hints``.
+repeat a server's banner. Provider-specific advice (app passwords, SMTP AUTH disabled) is not
+written here: it comes from the provider (``Provider.hints``) and is passed in as ``hints``.
+A leaf module: it imports nothing of the package.
 """
 
 from __future__ import annotations
 
-from ..providers.presets import hint_for
+from collections.abc import Mapping
 
 OK = "ok"
 AUTH_FAILED = "auth_failed"
@@ -31,6 +32,9 @@ TOKEN_REJECTED = "token_rejected"
 GRAPH_SEND_DENIED = "graph_send_denied"
 GRAPH_THROTTLED = "graph_throttled"
 GRAPH_REJECTED = "graph_rejected"
+INSECURE_URL = "insecure_url"
+REDIRECT_REFUSED = "redirect_refused"
+RESPONSE_TOO_LARGE = "response_too_large"
 
 #: Codes where trying again later, unchanged, may succeed.
 RETRYABLE_CODES = frozenset({TIMEOUT, REFUSED, CONNECTION_LOST, NETWORK_ERROR, GRAPH_THROTTLED})
@@ -88,33 +92,21 @@ MESSAGES: dict[str, str] = {
     ),
     GRAPH_THROTTLED: "Microsoft is limiting requests right now. The message will be retried.",
     GRAPH_REJECTED: "Microsoft Graph refused the message. Check the recipients and content.",
+    INSECURE_URL: (
+        "Only https:// addresses are allowed here: secrets and tokens are sent to them."
+    ),
+    REDIRECT_REFUSED: (
+        "The server redirected the request to an address this app does not follow "
+        "(plain http://, a sign-in request sent on, or too many hops). Use the final https:// URL."
+    ),
+    RESPONSE_TOO_LARGE: "The server's answer was larger than this app accepts. Check the URL.",
 }
 
 
-def message_for(code: str, provider: str | None = None) -> str:
-    """The sentence shown for ``code``; provider advice first when the preset has some."""
-    hint = hint_for(provider, code)
+def message_for(code: str, hints: Mapping[str, str] | None = None) -> str:
+    """The sentence shown for ``code``, followed by the provider's advice for it when the
+    provider has some (``hints``: :attr:`Provider.hints <flask_mailconnect.providers.Provider>`,
+    carried on :class:`~flask_mailconnect.ServerSettings`)."""
+    hint = (hints or {}).get(code, "")
     base = MESSAGES.get(code, MESSAGES[PROTOCOL_ERROR])
     return f"{base} {hint}" if hint else base
-
-
-class MailConnectError(Exception):
-    """Base of every exception the Python API raises."""
-
-
-class ConnectionFailed(MailConnectError):
-    """A server could not be reached or refused the login; ``code`` is a stable error code."""
-
-    def __init__(
-        self, code: str, message: str, *, detail: str = "", retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.detail = detail
-        #: Seconds the server asked us to wait before trying again (HTTP Retry-After).
-        self.retry_after = retry_after
-
-    @property
-    def retryable(self) -> bool:
-        return self.code in RETRYABLE_CODES
