@@ -16,7 +16,9 @@ import sqlalchemy as sa
 from . import audit, signals
 from .codes import message_for
 from .models import AccountStatus, MailAccount, utcnow
+from .oauth.tokens import fresh_access_token
 from .owners import Actor
+from .providers import current_catalog
 from .runtime import Runtime
 from .transport.settings import ServerSettings
 
@@ -35,8 +37,6 @@ def server_settings(
     oauth_token = None
     password = ""
     if account.auth_method == "oauth2":
-        from .oauth.tokens import fresh_access_token
-
         oauth_token = fresh_access_token(state, account, min_validity=min_validity)
     else:
         password = (
@@ -57,6 +57,7 @@ def server_settings(
         imap_security=account.imap_security,  # type: ignore[arg-type]
         provider=account.provider,
         oauth_token=oauth_token,
+        hints=current_catalog().for_account(account).hints,
     )
 
 
@@ -74,7 +75,7 @@ def record_failure(state: Runtime, account: MailAccount, code: str, message: str
 
     Returns True when this call moved the account to needs_reconnect (the signal fired).
     """
-    message = message or message_for(code, account.provider)
+    message = message or message_for(code, current_catalog().for_account(account).hints)
     if code in RECONNECT_CODES:
         return mark_needs_reconnect(state, account, code=code, message=message)
     account.last_checked_at = utcnow()

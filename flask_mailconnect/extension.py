@@ -16,9 +16,9 @@ from .exceptions import EncryptionKeyError, NoSenderAccount
 from .health import CheckResult
 from .health import check as run_check
 from .models import MailAccount, SyncedMessage, metadata
-from .oauth.providers import oauth_providers
 from .owners import ORGANIZATION_OWNER, Actor, Owner, Scope, owner_key
-from .providers import parse_providers
+from .providers import check_config as check_providers
+from .providers import with_hints
 from .runtime import Hooks, Runtime, current_runtime
 from .scopes import Policy
 from .sending import Sender, SendResult
@@ -64,8 +64,7 @@ class MailConnect:
         else:  # fail at start-up, not at the first save, when a key is malformed
             build_cipher(app.config["MAILCONNECT_ENCRYPTION_KEYS"])
         # A bad provider entry fails at start-up, not when someone clicks its button.
-        parse_providers(app.config["MAILCONNECT_PROVIDERS"])
-        oauth_providers(app.config["MAILCONNECT_PROVIDERS"])
+        check_providers(app.config)
         if "mailconnect" in app.extensions:
             raise RuntimeError("MailConnect is already initialised on this app")
         app.extensions["mailconnect"] = Runtime(
@@ -222,7 +221,7 @@ class MailConnect:
 
     def test_connection(self, settings: ServerSettings) -> ConnectionReport:
         """Check SMTP and IMAP in parallel with the app's network policy. No database."""
-        return run_test(settings, self._state().transport_options())
+        return run_test(with_hints(settings), self._state().transport_options())
 
     def connect_manual(
         self,

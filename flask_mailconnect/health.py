@@ -30,10 +30,14 @@ from flask import Flask, current_app
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from . import audit
+from .accounts import require
 from .codes import RETRYABLE_CODES, SMTP_AUTH_DISABLED, TOKEN_REJECTED
 from .credentials import record_failure, record_success, server_settings
+from .exceptions import NeedsReconnect, TokenError, TokenRefreshUnavailable
 from .models import AccountStatus, MailAccount, utcnow
+from .oauth.tokens import fresh_access_token
 from .owners import Actor
+from .providers import current_catalog
 from .runtime import Runtime
 from .transport.settings import ProtocolResult
 from .transport.tester import test_connection as run_test
@@ -87,23 +91,12 @@ class CheckResult:
 # -- keep-alive -----------------------------------------------------------------------------
 
 
-def provider_kind(account: MailAccount) -> str:
-    """The OAuth provider key of an account (``google``, ``microsoft``, an admin key)."""
-    from .oauth.providers import current_oauth_providers
-
-    providers = current_oauth_providers(include_disabled=True)
-    if account.provider in providers:
-        return account.provider
-    for key, provider in providers.items():  # accounts may store the server preset ("gmail")
-        if provider.servers == account.provider:
-            return key
-    return account.provider
-
-
 def keepalive_days(account: MailAccount) -> float | None:
-    """``MAILCONNECT_KEEPALIVE_DAYS`` for the account's provider (its key, else ``"*"``)."""
+    """Days the account's refresh token may stay unused: ``MAILCONNECT_KEEPALIVE_DAYS`` for
+    its provider's key (else its ``"*"``), else the provider's own rule."""
+    provider = current_catalog().for_account(account)
     table = current_app.config["MAILCONNECT_KEEPALIVE_DAYS"] or {}
-    days = table.get(provider_kind(account), table.get("*"))
+    days = table.get(provider.key, table.get("*", provider.keepalive_days))
     return None if days is None else float(days)
 
 
@@ -127,7 +120,6 @@ def keep_alive(state: Runtime, account: MailAccount) -> bool:
     """
     if not keepalive_due(account):
         return False
-    from .oauth.tokens import fresh_access_token
 
     before = account.token_refreshed_at
     fresh_access_token(state, account, force=True)
@@ -155,8 +147,6 @@ def check(state: Runtime, account: MailAccount, *, actor: Actor | None = None) -
     ``actor``, raises :class:`PermissionDenied` unless the actor may manage the account.
     """
     if actor is not None:
-        from .accounts import require
-
         require(state, actor, "manage", account.owner)
     started = time.monotonic()
     skip = _skip_reason(account)
@@ -166,7 +156,6 @@ def check(state: Runtime, account: MailAccount, *, actor: Actor | None = None) -
             account.id, outcome, account.status, code=account.last_error_code or skip,
             message=account.last_error_message or "", skipped_reason=skip,
         )  # fmt: skip
-    from .exceptions import NeedsReconnect, TokenError, TokenRefreshUnavailable
 
     kept_alive = refreshed = False
     smtp = imap = None
@@ -178,7 +167,6 @@ def check(state: Runtime, account: MailAccount, *, actor: Actor | None = None) -
             r.code == TOKEN_REJECTED for r in report.results
         ):
             # The server refused a token that looked valid: refresh once and try again.
-            from .oauth.tokens import fresh_access_token
 
             fresh_access_token(state, account, force=True)
             report = run_test(server_settings(state, account), state.transport_options())
@@ -301,7 +289,6 @@ def check_work(state: Runtime, account: MailAccount) -> CheckResult:
 
 def keepalive_work(state: Runtime, account: MailAccount) -> CheckResult:
     """Refresh the token if due by inactivity; no logins. Outcome ``ok``/``skipped``/..."""
-    from .exceptions import NeedsReconnect, TokenError, TokenRefreshUnavailable
 
     skip = _skip_reason(account)
     if skip is not None or account.auth_method != "oauth2":

@@ -40,6 +40,7 @@ from .exceptions import (
     AccountNotConnectedError,
     ConnectionFailed,
     DeliveryUnknownError,
+    GraphNotGranted,
     InactiveAccountError,
     InvalidMessage,
     NeedsReconnect,
@@ -50,8 +51,11 @@ from .exceptions import (
     TransientSendError,
 )
 from .models import AccountStatus, MailAccount, utcnow
+from .oauth.tokens import fresh_access_token, fresh_graph_token
 from .owners import Actor
+from .providers import current_catalog
 from .runtime import Runtime
+from .transport.graph import GraphOutcomeUnknown, send_via_graph
 from .transport.settings import ServerSettings
 from .transport.smtp import open_smtp
 from .transport.submit import SentCopy, SubmitFailed, quit_quietly, submit
@@ -124,22 +128,12 @@ def check_usable(account: MailAccount) -> None:
 
 def keeps_sent_copy(account: MailAccount) -> bool:
     """Does the provider file sent mail itself (Gmail, Microsoft)? Then no IMAP copy."""
-    from .oauth.providers import current_oauth_providers
-    from .providers import current_presets
-
-    keys = [account.provider]
-    oauth = current_oauth_providers().get(account.provider)
-    if oauth is not None:
-        keys.append(oauth.servers)
-    presets = current_presets(include_disabled=True)
-    return any(presets[k].keeps_sent_copy for k in keys if k in presets)
+    return current_catalog().for_account(account).keeps_sent_copy
 
 
 def _graph_url(account: MailAccount) -> str:
-    from .oauth.providers import current_oauth_providers
-
-    provider = current_oauth_providers().get(account.provider)
-    if provider is None or not provider.graph_url:
+    provider = current_catalog().for_account(account)
+    if not provider.graph_url:
         raise PermanentSendError(
             f"{account.email} is set to send through Microsoft Graph, but its provider has no "
             "Graph endpoint.",
@@ -344,8 +338,6 @@ class Sender:
         if force or self._settings is None or self.account.auth_method == "oauth2":
             try:
                 if force:
-                    from .oauth.tokens import fresh_access_token
-
                     token = fresh_access_token(self.state, self.account, force=True)
                     base = self._settings or credentials.server_settings(self.state, self.account)
                     from dataclasses import replace
@@ -391,7 +383,6 @@ class Sender:
         return PermanentSendError(text, code=exc.code)
 
     def _send_graph(self, prepared: Prepared) -> SendResult:
-        from .transport.graph import send_via_graph
 
         url = _graph_url(self.account)
         for attempt in (1, 2):
@@ -400,6 +391,7 @@ class Sender:
                 send_via_graph(
                     prepared.full_bytes, access_token=token, graph_url=url,
                     timeout=self._options.timeout, ca_file=self._options.ca_file,
+                    allow_private_hosts=self._options.allow_private_hosts,
                 )  # fmt: skip
             except ConnectionFailed as exc:
                 if exc.code == errors.TOKEN_REJECTED and attempt == 1:
@@ -411,8 +403,6 @@ class Sender:
     def _graph_token(self, *, force: bool) -> str:
         """A Graph-audience token (Microsoft issues one token per resource: the SMTP/IMAP token
         is refused by Graph), from the account's one refresh token under the row lock."""
-        from .exceptions import GraphNotGranted
-        from .oauth.tokens import fresh_graph_token
 
         try:
             return fresh_graph_token(
@@ -428,7 +418,6 @@ class Sender:
             raise PermanentSendError(str(exc), code="token_error") from None
 
     def _graph_error(self, exc: ConnectionFailed, prepared: Prepared) -> SendError:
-        from .transport.graph import GraphOutcomeUnknown
 
         details: dict[str, Any] = {"code": exc.code, "message_id": prepared.message_id}
         if isinstance(exc, GraphOutcomeUnknown):

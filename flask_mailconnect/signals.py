@@ -6,13 +6,12 @@ are ignored: signals inform, they do not decide.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from blinker import NamedSignal, Namespace
 from flask import current_app
 
-if TYPE_CHECKING:
-    from .owners import Actor
+from .owners import Actor
 
 _signals = Namespace()
 

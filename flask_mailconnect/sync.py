@@ -39,10 +39,19 @@ from imapclient import exceptions as imap_errors
 
 from . import audit, credentials, signals
 from . import codes as errors
+from .accounts import require
 from .codes import message_for
-from .exceptions import ConnectionFailed, InvalidSettings, SyncError
+from .exceptions import (
+    ConnectionFailed,
+    InvalidSettings,
+    NeedsReconnect,
+    SyncError,
+    TokenError,
+    TokenRefreshUnavailable,
+)
 from .models import AccountStatus, MailAccount, SyncedMessage, utcnow
 from .owners import Actor
+from .providers import current_catalog
 from .runtime import Runtime
 from .transport import mailbox
 from .transport.imap import open_imap
@@ -91,7 +100,6 @@ class FolderListing:
 
 
 def _require(state: Runtime, actor: Actor | None, action: str, account: MailAccount) -> None:
-    from .accounts import require
 
     require(state, actor, action, account.owner)
 
@@ -107,7 +115,9 @@ def _refuse_early(account: MailAccount) -> None:
         raise SyncError("inactive", "This account is inactive. An administrator can reactivate it.")
     if account.status in (AccountStatus.NEEDS_RECONNECT, AccountStatus.PENDING_AUTHORIZATION):
         # Retrying a refused password can lock the mailbox at the provider: wait for the owner.
-        text = account.last_error_message or message_for(errors.AUTH_FAILED, account.provider)
+        text = account.last_error_message or message_for(
+            errors.AUTH_FAILED, current_catalog().for_account(account).hints
+        )
         raise SyncError(account.last_error_code or "needs_reconnect", text)
 
 
@@ -124,7 +134,7 @@ def _code_for(exc: BaseException) -> str:
 
 
 def _fail(state: Runtime, account: MailAccount, code: str, message: str = "") -> SyncError:
-    message = message or message_for(code, account.provider)
+    message = message or message_for(code, current_catalog().for_account(account).hints)
     credentials.record_failure(state, account, code, message)
     state.session.flush()
     return SyncError(code, message)
@@ -133,7 +143,6 @@ def _fail(state: Runtime, account: MailAccount, code: str, message: str = "") ->
 @contextlib.contextmanager
 def _mailbox(state: Runtime, account: MailAccount) -> Iterator[IMAPClient]:
     """A logged-in IMAP client for ``account``; every failure becomes a recorded SyncError."""
-    from .exceptions import NeedsReconnect, TokenError, TokenRefreshUnavailable
 
     try:
         settings = credentials.server_settings(state, account)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from .. import audit, signals
+from ..exceptions import InvalidSettings
 from ..models import AccountStatus, MailAccount
 from ..owners import USER, Actor, Owner
-from ..providers import current_presets
+from ..providers import current_catalog
 from ..runtime import Runtime
 from .core import _find, check_limit, default_account, require
 
@@ -40,13 +41,10 @@ def create_handover(
     and for an address ``owner`` already has; ``ValueError`` for an owner that is not a person
     (only the owner completes a hand-over, so it exists for personal accounts only).
     """
-    from ..exceptions import InvalidSettings
-    from ..oauth.providers import current_oauth_providers
-
     require(state, actor, "manage", owner)
     if owner[0] != USER:  # the consent is its owner's alone (Policy.can_complete_handover)
         raise ValueError("a hand-over is for a person's own (user) account")
-    oauth = current_oauth_providers().get(provider)
+    oauth = current_catalog().oauth().get(provider)
     if oauth is None:
         raise InvalidSettings({"provider": "Choose a provider that signs in with OAuth 2.0."})
     # Only the shape is checked here: at consent the provider must vouch for this very address
@@ -63,9 +61,7 @@ def create_handover(
     if _find(state, owner, email) is not None:
         raise InvalidSettings({"email": "This person already has an account with this address."})
     check_limit(state, owner)
-    servers = current_presets(include_disabled=True).get(oauth.servers)
-    smtp = servers.smtp if servers else None
-    imap = servers.imap if servers else None
+    smtp, imap = oauth.smtp, oauth.imap
     account = MailAccount(
         owner_kind=owner[0],
         owner_id=owner[1],

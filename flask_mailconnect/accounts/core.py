@@ -17,8 +17,9 @@ from ..exceptions import (
     TooManyTests,
 )
 from ..models import AccountStatus, AuditEvent, MailAccount, SyncedMessage, utcnow
+from ..oauth.tokens import prepare_revocation
 from ..owners import Actor, Owner
-from ..providers import current_presets, detect_provider
+from ..providers import current_catalog, detect_provider, with_hints
 from ..runtime import Runtime
 from ..signatures import sanitize_signature, signature_to_text
 from ..transport.settings import ConnectionReport, ServerSettings
@@ -39,7 +40,7 @@ def require(state: Runtime, actor: Actor | None, action: str, owner: Owner) -> N
 def _settings_for_test(state: Runtime, settings: ServerSettings) -> ServerSettings:
     options = state.transport_options()
     validate_settings(settings, smtp_ports=options.smtp_ports, imap_ports=options.imap_ports)
-    return settings
+    return with_hints(settings)
 
 
 def test_for_owner(
@@ -126,10 +127,10 @@ def load_password(state: Runtime, account: MailAccount) -> str | None:
 
 
 def _provider_key(settings: ServerSettings, email: str) -> str:
-    presets = current_presets()
-    if settings.provider in presets:
-        return settings.provider
-    return detect_provider(email, presets).key
+    known = current_catalog().get(settings.provider)
+    if known is not None:
+        return known.key
+    return detect_provider(email, use_mx=False)[0].key
 
 
 def _find(state: Runtime, owner: Owner, email: str) -> MailAccount | None:
@@ -272,8 +273,6 @@ def disconnect(state: Runtime, account: MailAccount, *, actor: Actor | None) -> 
     require(state, actor, "manage", account.owner)
     revoke = None
     if account.auth_method == "oauth2":  # revoked at the provider once the row is gone
-        from ..oauth.tokens import prepare_revocation
-
         revoke = prepare_revocation(state, account)
     session = state.session
     session.execute(

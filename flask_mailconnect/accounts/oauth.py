@@ -9,15 +9,18 @@ import sqlalchemy as sa
 from .. import audit, signals
 from ..codes import SMTP_AUTH_DISABLED
 from ..exceptions import (
+    GraphNotGranted,
     OAuthFlowError,
     PermissionDenied,
+    TokenError,
 )
 from ..models import AccountStatus, MailAccount, utcnow
 from ..oauth.flow import GRAPH_MAIL_SEND, OAuthGrant
-from ..oauth.providers import OAuthProvider
+from ..oauth.tokens import fresh_access_token, fresh_graph_token
 from ..owners import Actor, Owner
-from ..providers import current_presets
+from ..providers import Provider, current_catalog
 from ..runtime import Runtime
+from ..transport.graph import check_graph
 from ..transport.settings import ConnectionReport, ServerSettings
 from ..transport.tester import test_connection as run_test
 from .core import _find, _report_detail, check_limit, default_account, require
@@ -25,11 +28,11 @@ from .core import _find, _report_detail, check_limit, default_account, require
 # -- OAuth 2.0 accounts (issue 3) -------------------------------------------------------------
 
 
-def _oauth_servers(account: MailAccount, provider: OAuthProvider) -> None:
-    """SMTP/IMAP servers from the provider's server preset: never typed by the user."""
-    preset = current_presets().get(provider.servers)
-    if preset is None or preset.smtp is None:
-        raise OAuthFlowError("config", f"no servers for {provider.servers!r}", provider=provider)
+def _oauth_servers(account: MailAccount, provider: Provider) -> None:
+    """SMTP/IMAP servers from the provider: never typed by the user."""
+    preset = provider
+    if preset.smtp is None:
+        raise OAuthFlowError("config", f"no servers for {provider.key!r}", provider=provider)
     account.smtp_host = preset.smtp.host
     account.smtp_port = preset.smtp.port
     account.smtp_security = preset.smtp.security
@@ -212,8 +215,6 @@ def run_oauth_test(
     """
     require(state, actor, "manage", account.owner)
     if access_token is None:
-        from ..oauth.tokens import fresh_access_token
-
         access_token = fresh_access_token(state, account)
     settings = ServerSettings(
         email=account.email,
@@ -227,6 +228,7 @@ def run_oauth_test(
         imap_security=account.imap_security,  # type: ignore[arg-type]
         provider=_oauth_preset_key(account),
         oauth_token=access_token,
+        hints=current_catalog().for_account(account).hints,
     )
     report = run_test(settings, state.transport_options())
     if not report.smtp.ok and report.smtp.code == SMTP_AUTH_DISABLED:
@@ -251,10 +253,7 @@ def run_oauth_test(
 
 
 def _oauth_preset_key(account: MailAccount) -> str | None:
-    from ..oauth.providers import current_oauth_providers
-
-    provider = current_oauth_providers().get(account.provider)
-    return provider.servers if provider is not None else account.provider
+    return current_catalog().for_account(account).key
 
 
 def _try_graph(
@@ -266,12 +265,8 @@ def _try_graph(
     account's refresh token (:func:`~.oauth.tokens.fresh_graph_token`), and whether
     ``Mail.Send`` was granted is read from that token's answer, not from the consent's scopes.
     """
-    from ..exceptions import GraphNotGranted, TokenError
-    from ..oauth.providers import current_oauth_providers
-    from ..oauth.tokens import fresh_graph_token
-    from ..transport.graph import check_graph
 
-    provider = current_oauth_providers().get(account.provider)
+    provider = current_catalog().oauth().get(current_catalog().for_account(account).key)
     asked = provider is not None and GRAPH_MAIL_SEND.lower() in (s.lower() for s in provider.scopes)
     smtp = report.smtp
     if asked and provider is not None and provider.graph_url:
@@ -285,7 +280,10 @@ def _try_graph(
             account.send_via = "smtp"
             message = f"{SMTP_AUTH_OFF} Sending through Microsoft Graph failed as well: {exc}"
             return replace(report, smtp=replace(smtp, message=message))
-        result = check_graph(graph_token, provider.graph_url, options.timeout, options.ca_file)
+        result = check_graph(
+            graph_token, provider.graph_url, options.timeout, options.ca_file,
+            allow_private_hosts=options.allow_private_hosts,
+        )  # fmt: skip
         if result.ok:
             account.send_via = "graph"
             smtp = replace(

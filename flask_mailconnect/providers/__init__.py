@@ -1,18 +1,27 @@
-"""Provider presets, host-declared providers and detection of a provider from an address."""
+"""Email providers: one :class:`Provider` type, built-in modules, the app's catalogue, detection."""
 
-from ..exceptions import ProviderConfigError
-from .detect import detect_provider
-from .presets import PRESETS, Preset, ServerPreset, get_preset
-from .registry import available_presets, current_presets, parse_providers
+from .catalog import (
+    Catalog,
+    build_catalog,
+    check_config,
+    current_catalog,
+    forget_catalog,
+    with_hints,
+)
+from .detect import detect_provider, lookup_mx
+from .model import OTHER, IdentityRules, Provider, Server
 
 __all__ = [
-    "PRESETS",
-    "Preset",
-    "ProviderConfigError",
-    "ServerPreset",
-    "available_presets",
-    "current_presets",
+    "OTHER",
+    "Catalog",
+    "IdentityRules",
+    "Provider",
+    "Server",
+    "build_catalog",
+    "check_config",
+    "current_catalog",
     "detect_provider",
-    "get_preset",
-    "parse_providers",
+    "forget_catalog",
+    "lookup_mx",
+    "with_hints",
 ]
