@@ -2,9 +2,8 @@
 
 :func:`server_settings` turns a stored account into the transport's :class:`ServerSettings`,
 decrypting the password or getting a fresh OAuth access token (refreshed under the row lock in
-oauth/tokens.py). :func:`record_success`, :func:`record_failure` and
-:func:`mark_needs_reconnect` keep the account's health fields and status in one place.
-Like accounts.py, nothing here commits: callers own the transaction.
+oauth/tokens.py). What a login's outcome does to the account (health fields, status, audit row, signal) is
+written by :mod:`flask_mailconnect.accounts.status`. Nothing here commits.
 """
 
 from __future__ import annotations
@@ -13,17 +12,11 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from . import audit, signals
-from .codes import message_for
-from .models import AccountStatus, MailAccount, utcnow
+from .models import MailAccount
 from .oauth.tokens import fresh_access_token
-from .owners import Actor
 from .providers import current_catalog
 from .runtime import Runtime
 from .transport.settings import ServerSettings
-
-#: Codes meaning the stored credentials no longer work: only the owner can fix them.
-RECONNECT_CODES = frozenset({"auth_failed", "token_rejected", "token_revoked", "no_refresh_token"})
 
 
 def server_settings(
@@ -59,49 +52,3 @@ def server_settings(
         oauth_token=oauth_token,
         hints=current_catalog().for_account(account).hints,
     )
-
-
-def record_success(account: MailAccount) -> None:
-    """A login worked: connected again (a needs_reconnect account stays so until re-signed)."""
-    now = utcnow()
-    account.last_checked_at = account.last_success_at = now
-    account.last_error_code = account.last_error_message = None
-    if account.status == AccountStatus.ERROR:
-        account.status = AccountStatus.CONNECTED
-
-
-def record_failure(state: Runtime, account: MailAccount, code: str, message: str = "") -> bool:
-    """Note a failed login or send. Credential failures mark the account needs_reconnect.
-
-    Returns True when this call moved the account to needs_reconnect (the signal fired).
-    """
-    message = message or message_for(code, current_catalog().for_account(account).hints)
-    if code in RECONNECT_CODES:
-        return mark_needs_reconnect(state, account, code=code, message=message)
-    account.last_checked_at = utcnow()
-    account.last_error_code = code
-    account.last_error_message = message
-    if account.status == AccountStatus.CONNECTED:
-        account.status = AccountStatus.ERROR
-    return False
-
-
-def mark_needs_reconnect(
-    state: Runtime, account: MailAccount, *, code: str, message: str, actor: Actor | None = None
-) -> bool:
-    """Mark the account needs_reconnect; audit and fire ``account_needs_reconnect`` once.
-
-    Returns False (and fires nothing) when it already needed reconnecting.
-    """
-    account.last_checked_at = utcnow()
-    account.last_error_code = code
-    account.last_error_message = message
-    if account.status == AccountStatus.NEEDS_RECONNECT:
-        return False
-    account.status = AccountStatus.NEEDS_RECONNECT
-    state.session.flush()
-    audit.record(
-        state.session, "needs_reconnect", actor=actor, account=account, ok=False, detail=code
-    )
-    signals.announce(signals.account_needs_reconnect, actor, account=account, reason=code)
-    return True

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from flask import Flask, current_app
 
 from . import accounts, sync
+from .accounts.status import AccountEvents
 from .cli import cli_group
 from .config import apply_defaults
 from .crypto import build_cipher
@@ -68,7 +69,11 @@ class MailConnect:
         if "mailconnect" in app.extensions:
             raise RuntimeError("MailConnect is already initialised on this app")
         app.extensions["mailconnect"] = Runtime(
-            hooks=self.hooks, db=db, policy=policy or Policy(), facade=self
+            hooks=self.hooks,
+            db=db,
+            policy=policy or Policy(),
+            events=AccountEvents(),
+            facade=self,
         )
 
         app.cli.add_command(cli_group)

@@ -31,8 +31,9 @@ from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from . import audit
 from .accounts import require
+from .accounts.status import record_failure, record_success
 from .codes import RETRYABLE_CODES, SMTP_AUTH_DISABLED, TOKEN_REJECTED
-from .credentials import record_failure, record_success, server_settings
+from .credentials import server_settings
 from .exceptions import NeedsReconnect, TokenError, TokenRefreshUnavailable
 from .models import AccountStatus, MailAccount, utcnow
 from .oauth.tokens import fresh_access_token

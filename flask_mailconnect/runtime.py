@@ -45,6 +45,20 @@ class AccessPolicy(Protocol):
     def can_complete_handover(self, actor: Actor | None, account: Any) -> bool: ...
 
 
+class TokenEvents(Protocol):
+    """What the OAuth layer reports about an account while it refreshes tokens; implemented by
+    :class:`~flask_mailconnect.accounts.status.AccountEvents` (the oauth package never writes
+    an account's status, audit rows or signals itself)."""
+
+    def grant_refused(
+        self, session: Session, account_id: int, *, code: str, message: str, already: bool
+    ) -> None: ...
+
+    def token_refreshed(self, account: Any) -> None: ...
+
+    def needs_reconnect(self, account: Any, reason: str) -> None: ...
+
+
 # -- the host's callbacks ---------------------------------------------------------------------
 
 
@@ -223,13 +237,20 @@ class Runtime:
     """What one app needs; stored in ``app.extensions["mailconnect"]`` (never ``self.app``)."""
 
     def __init__(
-        self, *, hooks: Hooks, db: SQLAlchemy, policy: AccessPolicy, facade: object = None
+        self,
+        *,
+        hooks: Hooks,
+        db: SQLAlchemy,
+        policy: AccessPolicy,
+        events: TokenEvents,
+        facade: object = None,
     ) -> None:
         #: The :class:`~flask_mailconnect.MailConnect` that initialised the app, for hosts
         #: (``MailConnect.of(app)``). Package code never calls up through it: the layers below
         #: the facade receive this runtime instead.
         self.facade = facade
         self.hooks = hooks
+        self.events = events
         self.db = db
         self.policy = policy
         self._cipher: tuple[tuple[Any, ...], MultiFernet] | None = None

@@ -6,7 +6,7 @@ sends messages prepared by compose.py. ``MailConnect.send`` uses a Sender for on
 
 * An inactive, awaiting-authorization or needs-reconnect account is refused before any
   connection is made.
-* Refused logins mark the account (credentials.record_failure: needs_reconnect for credentials,
+* Refused logins mark the account (accounts.status.record_failure: needs_reconnect for credentials,
   error for network trouble; the signal fires once). Replies about one message (4xx, 5xx to
   MAIL, RCPT, DATA) are the message's outcome and leave the account's status alone.
 * A message is sent again automatically only when the server provably never saw all of it:
@@ -34,6 +34,7 @@ from typing import Any
 from . import codes as errors
 from . import credentials, signals
 from .accounts import require
+from .accounts.status import RECONNECT_CODES, record_failure, record_success
 from .compose import Prepared, prepare
 from .exceptions import (
     AccountNeedsReconnectError,
@@ -200,7 +201,7 @@ class Sender:
         if self._last_sent is not None:
             self.account.last_sent_at = self._last_sent
             if not self._login_failed:  # never wipe a later login failure of this session
-                credentials.record_success(self.account)
+                record_success(self.account)
             self._last_sent = None
 
     # -- sending ------------------------------------------------------------------------
@@ -374,9 +375,9 @@ class Sender:
 
     def _login_error(self, exc: ConnectionFailed) -> SendError:
         self._login_failed = True
-        credentials.record_failure(self.state, self.account, exc.code)
+        record_failure(self.state, self.account, exc.code)
         text = exc.message
-        if exc.code in credentials.RECONNECT_CODES:
+        if exc.code in RECONNECT_CODES:
             return AccountNeedsReconnectError(text, code=exc.code)
         if exc.retryable:
             return TransientSendError(text, code=exc.code, retry_after=exc.retry_after)

@@ -40,6 +40,7 @@ from imapclient import exceptions as imap_errors
 from . import audit, credentials, signals
 from . import codes as errors
 from .accounts import require
+from .accounts.status import record_failure, record_success
 from .codes import message_for
 from .exceptions import (
     ConnectionFailed,
@@ -135,7 +136,7 @@ def _code_for(exc: BaseException) -> str:
 
 def _fail(state: Runtime, account: MailAccount, code: str, message: str = "") -> SyncError:
     message = message or message_for(code, current_catalog().for_account(account).hints)
-    credentials.record_failure(state, account, code, message)
+    record_failure(state, account, code, message)
     state.session.flush()
     return SyncError(code, message)
 
@@ -366,7 +367,7 @@ def sync_recent(
     if account.sync_uidnext is None or full or (uidnext or 0) > account.sync_uidnext:
         account.sync_uidnext = uidnext
     account.last_synced_at = utcnow()
-    credentials.record_success(account)
+    record_success(account)
     state.session.flush()
     result = SyncResult(
         account_id=account.id,
@@ -412,7 +413,7 @@ def list_folders(
     _refuse_early(account)
     with _mailbox(state, account) as client:
         folders = mailbox.list_folders(client)
-    credentials.record_success(account)
+    record_success(account)
     return FolderListing(
         folders=folders,
         suggested=mailbox.suggest_mapping(folders),

@@ -7,7 +7,8 @@ from typing import Any
 from flask import Flask
 
 from flask_mailconnect import AuditEvent, MailAccount, MailConnect
-from flask_mailconnect.credentials import record_failure, record_success, server_settings
+from flask_mailconnect.accounts.status import record_failure, record_success
+from flask_mailconnect.credentials import server_settings
 from flask_mailconnect.signals import account_needs_reconnect
 
 

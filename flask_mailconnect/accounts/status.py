@@ -1,0 +1,116 @@
+"""An account's health and status: the one writer of status changes, their audit rows and signals.
+
+Logins, sends, syncs and health checks report their outcome here (:func:`record_success`,
+:func:`record_failure`); credentials that stopped working move the account to
+``needs_reconnect`` (:func:`mark_needs_reconnect`), audited and announced once. The OAuth layer,
+which refreshes tokens in a private transaction under a row lock, reports a refused grant through
+:class:`AccountEvents` (installed on the runtime by ``init_app``), so that its status change and
+audit row commit with the token columns while the oauth package itself never audits or signals.
+Nothing here commits the host's session.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from .. import audit, signals
+from ..codes import message_for
+from ..models import AccountStatus, MailAccount, utcnow
+from ..owners import Actor
+from ..providers import current_catalog
+from ..runtime import Runtime
+
+#: Codes meaning the stored credentials no longer work: only the owner can fix them.
+RECONNECT_CODES = frozenset({"auth_failed", "token_rejected", "token_revoked", "no_refresh_token"})
+
+
+def record_success(account: MailAccount) -> None:
+    """A login worked: connected again (a needs_reconnect account stays so until re-signed)."""
+    now = utcnow()
+    account.last_checked_at = account.last_success_at = now
+    account.last_error_code = account.last_error_message = None
+    if account.status == AccountStatus.ERROR:
+        account.status = AccountStatus.CONNECTED
+
+
+def record_failure(state: Runtime, account: MailAccount, code: str, message: str = "") -> bool:
+    """Note a failed login or send. Credential failures mark the account needs_reconnect.
+
+    Returns True when this call moved the account to needs_reconnect (the signal fired).
+    """
+    message = message or message_for(code, current_catalog().for_account(account).hints)
+    if code in RECONNECT_CODES:
+        return mark_needs_reconnect(state, account, code=code, message=message)
+    account.last_checked_at = utcnow()
+    account.last_error_code = code
+    account.last_error_message = message
+    if account.status == AccountStatus.CONNECTED:
+        account.status = AccountStatus.ERROR
+    return False
+
+
+def mark_needs_reconnect(
+    state: Runtime, account: MailAccount, *, code: str, message: str, actor: Actor | None = None
+) -> bool:
+    """Mark the account needs_reconnect; audit and fire ``account_needs_reconnect`` once.
+
+    Returns False (and fires nothing) when it already needed reconnecting.
+    """
+    account.last_checked_at = utcnow()
+    account.last_error_code = code
+    account.last_error_message = message
+    if account.status == AccountStatus.NEEDS_RECONNECT:
+        return False
+    account.status = AccountStatus.NEEDS_RECONNECT
+    state.session.flush()
+    audit.record(
+        state.session, "needs_reconnect", actor=actor, account=account, ok=False, detail=code
+    )
+    signals.announce(signals.account_needs_reconnect, actor, account=account, reason=code)
+    return True
+
+
+class AccountEvents:
+    """What the OAuth layer reports while it refreshes tokens (see :mod:`..runtime`)."""
+
+    def grant_refused(
+        self, session: Session, account_id: int, *, code: str, message: str, already: bool
+    ) -> None:
+        """In the refresh's private transaction: wipe the tokens, mark ``needs_reconnect``, and
+        audit the transition once (``already``: it was marked before)."""
+        session.execute(
+            sa.update(MailAccount)
+            .where(MailAccount.id == account_id)
+            .values(
+                status=AccountStatus.NEEDS_RECONNECT,
+                last_error_code=code,
+                last_error_message=message,
+                last_checked_at=utcnow(),
+                access_token=None,
+                refresh_token=None,
+                token_expires_at=None,
+                graph_access_token=None,
+                graph_token_expires_at=None,
+            )
+        )
+        if already:
+            return
+        email, owner_kind, owner_id = session.execute(
+            sa.select(MailAccount.email, MailAccount.owner_kind, MailAccount.owner_id).where(
+                MailAccount.id == account_id
+            )
+        ).one()
+        event = audit.record(
+            session, "needs_reconnect", actor=None, owner=(owner_kind, owner_id), email=email,
+            ok=False, detail=code,
+        )  # fmt: skip
+        event.account_id = account_id
+
+    def token_refreshed(self, account: MailAccount) -> None:
+        """After the rotated tokens were committed."""
+        signals.announce(signals.token_refreshed, None, account=account)
+
+    def needs_reconnect(self, account: MailAccount, reason: str) -> None:
+        """After a refused grant was committed (once per transition)."""
+        signals.announce(signals.account_needs_reconnect, None, account=account, reason=reason)
