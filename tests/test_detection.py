@@ -18,8 +18,8 @@ import dns.rrset
 import pytest
 
 from flask_mailconnect.models import MailProvider, MailProviderDomain
-from flask_mailconnect.providers.mx import MXCache, lookup_mx, preset_for_mx
-from flask_mailconnect.providers.registry import detect_for_app
+from flask_mailconnect.providers import build_catalog, detect_provider, lookup_mx
+from flask_mailconnect.runtime import TTLCache
 from tests import hostapp
 from tests.conftest import login
 
@@ -100,9 +100,14 @@ def add_provider(app: Any, name: str, domains: list[str], **fields: Any) -> None
         hostapp.db.session.commit()
 
 
+def preset_for_mx(hosts: list[str]) -> str | None:
+    found = build_catalog({}).for_mx(tuple(hosts))
+    return found.key if found is not None else None
+
+
 def test_mx_suffixes_match_whole_labels() -> None:
-    assert preset_for_mx(["aspmx.l.google.com"]) == "gmail"
-    assert preset_for_mx(["x.mail.protection.outlook.com."]) == "microsoft365"
+    assert preset_for_mx(["aspmx.l.google.com"]) == "google"
+    assert preset_for_mx(["x.mail.protection.outlook.com."]) == "microsoft"
     assert preset_for_mx(["mta5.am0.yahoodns.net"]) == "yahoo"
     assert preset_for_mx(["mx01.mail.icloud.com"]) == "icloud"
     assert preset_for_mx(["mx.evilgoogle.com", "mail.example.org"]) is None
@@ -112,9 +117,9 @@ def test_admin_domain_beats_preset(dns_server: LocalDNS) -> None:
     app = make_app(dns_server)
     add_provider(app, "Corp Gmail Relay", ["gmail.com"])
     with app.test_request_context():
-        preset, source = detect_for_app("someone@gmail.com")
+        preset, source = detect_provider("someone@gmail.com")
         assert (preset.key, source) == ("corp-gmail-relay", "admin")
-        preset, source = detect_for_app("someone@yahoo.com")
+        preset, source = detect_provider("someone@yahoo.com")
         assert (preset.key, source) == ("yahoo", "preset")
     assert dns_server.queries == []  # local matches never touch DNS
 
@@ -123,14 +128,14 @@ def test_disabled_admin_provider_is_not_detected(dns_server: LocalDNS) -> None:
     app = make_app(dns_server)
     add_provider(app, "Old Relay", ["gmail.com"], enabled=False)
     with app.test_request_context():
-        assert detect_for_app("someone@gmail.com")[0].key == "gmail"
+        assert detect_provider("someone@gmail.com")[0].key == "google"
 
 
 @pytest.mark.parametrize(
     ("email", "expected"),
     [
-        ("ann@acme-widgets.com", "gmail"),
-        ("bo@contoso-shop.com", "microsoft365"),
+        ("ann@acme-widgets.com", "google"),
+        ("bo@contoso-shop.com", "microsoft"),
         ("cy@small-biz.net", "yahoo"),
         ("di@family-mail.org", "icloud"),
         ("ed@own-server.org", "other"),
@@ -140,7 +145,7 @@ def test_disabled_admin_provider_is_not_detected(dns_server: LocalDNS) -> None:
 def test_mx_fallback_from_local_dns(dns_server: LocalDNS, email: str, expected: str) -> None:
     app = make_app(dns_server)
     with app.test_request_context():
-        preset, source = detect_for_app(email)
+        preset, source = detect_provider(email)
     assert preset.key == expected
     assert source == ("none" if expected == "other" else "mx")
     assert dns_server.queries == [email.split("@")[1] + "."]
@@ -150,11 +155,11 @@ def test_mx_answers_are_cached_per_app(dns_server: LocalDNS) -> None:
     app = make_app(dns_server)
     with app.test_request_context():
         for _ in range(3):
-            assert detect_for_app("ann@acme-widgets.com")[0].key == "gmail"
+            assert detect_provider("ann@acme-widgets.com")[0].key == "google"
     assert len(dns_server.queries) == 1
     other = make_app(dns_server)  # another app has its own cache
     with other.test_request_context():
-        detect_for_app("ann@acme-widgets.com")
+        detect_provider("ann@acme-widgets.com")
     assert len(dns_server.queries) == 2
 
 
@@ -164,7 +169,7 @@ def test_timeout_degrades_to_other() -> None:
         app = make_app(silent, MAILCONNECT_MX_TIMEOUT=0.3)
         with app.test_request_context():
             started = time.monotonic()
-            preset, source = detect_for_app("ann@acme-widgets.com")
+            preset, source = detect_provider("ann@acme-widgets.com")
             elapsed = time.monotonic() - started
         assert (preset.key, source) == ("other", "none")
         assert elapsed < 2.5  # the 0.3 s lifetime, plus slack for a loaded machine
@@ -174,7 +179,7 @@ def test_timeout_degrades_to_other() -> None:
 
 
 def test_reserved_names_are_never_looked_up() -> None:
-    cache = MXCache()
+    cache = TTLCache()
     assert lookup_mx("example.com", cache=cache, timeout=0.1, nameservers=["127.0.0.1:9"]) == ()
     assert lookup_mx("corp.test", cache=cache, timeout=0.1, nameservers=["127.0.0.1:9"]) == ()
 

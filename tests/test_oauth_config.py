@@ -1,12 +1,16 @@
-"""OAuth providers read from MAILCONNECT_PROVIDERS: presets, overrides, generic, errors."""
+"""OAuth settings read from MAILCONNECT_PROVIDERS: built-ins, overrides, generic, errors."""
 
 from __future__ import annotations
 
 import pytest
 
-from flask_mailconnect.oauth import OAuthConfigError, oauth_providers
-from flask_mailconnect.providers import available_presets
+from flask_mailconnect.exceptions import OAuthConfigError
+from flask_mailconnect.providers import build_catalog
 from tests import hostapp
+
+
+def oauth_providers(config: dict) -> dict:
+    return build_catalog({"MAILCONNECT_PROVIDERS": config}).oauth()
 
 
 def test_google_preset_needs_only_credentials_and_asks_for_offline_access() -> None:
@@ -15,7 +19,9 @@ def test_google_preset_needs_only_credentials_and_asks_for_offline_access() -> N
     assert google.revoke_url == "https://oauth2.googleapis.com/revoke"
     assert "https://mail.google.com/" in google.scopes and "openid" in google.scopes
     assert google.authorize_params == {"access_type": "offline", "prompt": "consent"}
-    assert google.servers == "gmail"
+    assert google.smtp.host == "smtp.gmail.com"  # one provider: servers and sign-in
+    assert build_catalog({}).get("gmail") is not None  # older accounts' key still resolves
+    assert "google" not in build_catalog({}).oauth()  # no credentials: password only
     assert "s3" not in repr(google)
 
 
@@ -61,11 +67,12 @@ def test_a_generic_provider_is_both_an_oauth_provider_and_a_server_preset() -> N
         "google": {"client_id": "g", "client_secret": "s"},
     }
     acme = oauth_providers(config)["acme"]
-    assert acme.name == "Acme Mail" and acme.servers == "acme"
+    assert acme.name == "Acme Mail"
     assert acme.scopes == ("openid", "email", "offline_access")
-    presets = available_presets({"MAILCONNECT_PROVIDERS": config})
-    assert presets["acme"].smtp.host == "smtp.acme.example"
-    assert "google" not in presets  # credentials for the Gmail preset, not a server preset
+    catalog = build_catalog({"MAILCONNECT_PROVIDERS": config})
+    assert catalog.get("acme").smtp.host == "smtp.acme.example"
+    assert catalog.for_domain("acme.example") is acme or catalog.for_domain("acme.example") == acme
+    assert [p.key for p in catalog].count("google") == 1  # credentials configure the built-in
 
 
 @pytest.mark.parametrize(

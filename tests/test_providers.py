@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import pytest
 
-from flask_mailconnect.providers import (
-    ProviderConfigError,
-    available_presets,
-    detect_provider,
-)
+from flask_mailconnect.exceptions import ProviderConfigError
+from flask_mailconnect.providers import Catalog, Provider, build_catalog
 from tests import hostapp
+
+
+def detect_provider(email: str, catalog: Catalog | None = None) -> Provider:
+    """Detection by domain alone (the MX step has its own tests in test_detection.py)."""
+    catalog = catalog or build_catalog({})
+    domain = email.rpartition("@")[2]
+    return catalog.for_domain(domain) or catalog.require("other")
 
 
 @pytest.mark.parametrize(
     ("email", "key", "smtp", "imap"),
     [
-        ("jane@gmail.com", "gmail", ("smtp.gmail.com", 587, "starttls"), ("imap.gmail.com", 993)),
-        ("Jane@GoogleMail.com", "gmail", ("smtp.gmail.com", 587, "starttls"), ("imap.gmail.com", 993)),
+        ("jane@gmail.com", "google", ("smtp.gmail.com", 587, "starttls"), ("imap.gmail.com", 993)),
+        ("Jane@GoogleMail.com", "google", ("smtp.gmail.com", 587, "starttls"), ("imap.gmail.com", 993)),
         ("j@outlook.com", "outlook", ("smtp-mail.outlook.com", 587, "starttls"), ("outlook.office365.com", 993)),
         ("j@hotmail.com", "outlook", ("smtp-mail.outlook.com", 587, "starttls"), ("outlook.office365.com", 993)),
         ("j@yahoo.com", "yahoo", ("smtp.mail.yahoo.com", 465, "ssl"), ("imap.mail.yahoo.com", 993)),
@@ -50,8 +54,9 @@ DECLARED = {
 
 
 def test_declared_providers_win_detection_and_are_offered_before_other() -> None:
-    presets = available_presets({"MAILCONNECT_PROVIDERS": DECLARED})
-    assert list(presets)[0] == "acme" and list(presets)[-1] == "other"
+    presets = build_catalog({"MAILCONNECT_PROVIDERS": DECLARED})
+    keys = [p.key for p in presets]
+    assert keys[0] == "acme" and keys[-1] == "other"
     acme = detect_provider("jane@acme.example", presets)
     assert acme.name == "Acme Mail" and acme.smtp.port == 465
     assert acme.login_for("jane@acme.example") == "jane"
