@@ -187,7 +187,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         from flask_wtf.csrf import generate_csrf
 
         from flask_mailconnect import AccountStatus
-        from flask_mailconnect.health import provider_kind
 
         if not current_user.is_authenticated:
             return []
@@ -199,7 +198,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return [
             {
                 "account": a,
-                "oauth_provider": provider_kind(a) if a.auth_method == "oauth2" else None,
+                "oauth_provider": mailconnect.provider_for(a).key
+                if a.auth_method == "oauth2"
+                else None,
                 "csrf": generate_csrf(),
             }
             for a in broken

@@ -34,6 +34,7 @@ from .extension import MailConnect
 from .health import CheckResult
 from .models import AccountStatus, AuditEvent, MailAccount, SyncedMessage, metadata
 from .owners import Actor, Scope
+from .providers import Provider
 from .scopes import Policy
 from .sending import MessageOutcome, Sender, SendResult
 from .signals import (
@@ -81,6 +82,7 @@ __all__ = [
     "PermissionDenied",
     "Policy",
     "ProtocolResult",
+    "Provider",
     "ProviderConfigError",
     "Scope",
     "SendError",

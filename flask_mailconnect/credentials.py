@@ -2,8 +2,8 @@
 
 :func:`server_settings` turns a stored account into the transport's :class:`ServerSettings`,
 decrypting the password or getting a fresh OAuth access token (refreshed under the row lock in
-oauth/tokens.py). What a login's outcome does to the account (health fields, status, audit row, signal) is
-written by :mod:`flask_mailconnect.accounts.status`. Nothing here commits.
+the OAuth layer). What a login's outcome does to the account (health fields, status, audit
+row, signal) is written by :mod:`flask_mailconnect.accounts.status`. Nothing here commits.
 """
 
 from __future__ import annotations

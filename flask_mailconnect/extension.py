@@ -18,8 +18,8 @@ from .health import CheckResult
 from .health import check as run_check
 from .models import MailAccount, SyncedMessage, metadata
 from .owners import ORGANIZATION_OWNER, Actor, Owner, Scope, owner_key
+from .providers import Provider, current_catalog, with_hints
 from .providers import check_config as check_providers
-from .providers import with_hints
 from .runtime import Hooks, Runtime, current_runtime
 from .scopes import Policy
 from .sending import Sender, SendResult
@@ -302,6 +302,16 @@ class MailConnect:
     ) -> dict[Owner, list[MailAccount]]:
         """Accounts of many owners in one query, keyed by normalised owner (default first)."""
         return accounts.accounts_by_owner(self._state(), [owner_key(o) for o in owners])
+
+    def provider_for(self, account: MailAccount) -> Provider:
+        """The :class:`~flask_mailconnect.providers.Provider` ``account`` belongs to (its
+        servers, OAuth settings, advice); "other" for servers typed by hand."""
+        return current_catalog().for_account(account)
+
+    def providers(self) -> list[Provider]:
+        """The providers offered to people in this app: admin-entered, configured, built-in,
+        "other" last."""
+        return current_catalog().offered()
 
     def get_account(self, account_id: int) -> MailAccount | None:
         return self._state().session.get(MailAccount, account_id)

@@ -23,7 +23,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from .providers import Preset, current_presets
+from .providers import Provider, current_catalog, detect_provider
 from .transport.settings import SECURITY_CHOICES, SECURITY_LABELS, ServerSettings
 from .validation import normalize_email, settings_errors
 
@@ -63,7 +63,7 @@ class ConnectForm(FlaskForm):
     """Manual (password) connection: the address, the login and both servers."""
 
     email = EmailField("Email address", [DataRequired(), Length(max=320)], filters=[_strip])
-    # Choices are the app's providers (presets plus MAILCONNECT_PROVIDERS), set per request.
+    # Choices are the providers the app offers (its catalogue), set per request.
     provider = SelectField("Provider", choices=[], default="other")
     username = StringField("Login", [Length(max=320)], filters=[_strip])
     password = PasswordField("Password", [Length(max=1000)])
@@ -83,8 +83,8 @@ class ConnectForm(FlaskForm):
 
     def __init__(self, *args: Any, ports: dict[str, tuple[int, ...] | None], **kw: Any):
         super().__init__(*args, **kw)
-        self.presets = current_presets()
-        self.provider.choices = [_Choice(p.key, p.name) for p in self.presets.values()]
+        self.presets = {p.key: p for p in current_catalog().offered()}
+        self.provider.choices = [_Choice(p.key, p.title) for p in self.presets.values()]
         self.ports = ports
         usual = "Usually 587 (STARTTLS) or 465 (SSL/TLS)."
         self.smtp_port.description = ports_help(ports["smtp"], usual)
@@ -103,11 +103,9 @@ class ConnectForm(FlaskForm):
 
         Only called when those fields were not shown yet, so nothing the user typed is lost.
         """
-        from .providers.registry import detect_for_app
-
         email = self.email.data or ""
-        # Admin domains, then presets, then the domain's MX records (providers/mx.py).
-        preset = detect_for_app(email)[0]
+        # The catalogue by domain (admin rows first), then the domain's MX records.
+        preset = detect_provider(email)[0]
         self.provider.data = preset.key
         self.username.data = preset.login_for(email)
         for proto, fallback in (("smtp", (587, "starttls")), ("imap", (993, "ssl"))):
@@ -118,7 +116,7 @@ class ConnectForm(FlaskForm):
             getattr(self, f"{proto}_port").data = port
             getattr(self, f"{proto}_security").data = security
 
-    def preset(self) -> Preset:
+    def preset(self) -> Provider:
         return self.presets.get(self.provider.data or "", self.presets["other"])
 
     def check_email(self) -> bool:

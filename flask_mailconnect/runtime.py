@@ -227,7 +227,7 @@ class RateWindow:
 
 
 #: /detect MX look-ups allowed per person and minute (known domains always answer).
-DETECT_MX_PER_MINUTE = 10
+DETECT_MX_PER_MINUTE = 20
 
 
 # -- the runtime ------------------------------------------------------------------------------

@@ -285,7 +285,7 @@ def test_delete_cannot_orphan_an_account_created_meanwhile(
 ) -> None:
     """The count shown (and checked) before the delete can be stale: an account created in
     between must make the delete refuse, not leave the account without its provider (L8)."""
-    from flask_mailconnect.views import admin
+    from flask_mailconnect.views.admin import providers as admin
 
     login(client, 3)
     create(client)

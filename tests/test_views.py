@@ -284,9 +284,9 @@ def test_connect_page_starts_with_the_address(client: FlaskClient) -> None:
     assert response.headers["Cache-Control"] == "no-store"
     assert 'name="continue_"' in page and 'id="mc-presets"' in page
     presets = json.loads(re.search(r'id="mc-presets">(.*?)</script>', page, re.S).group(1))
-    assert presets["gmail"]["smtp"] == {"host": "smtp.gmail.com", "port": 587,
-                                        "security": "starttls"}  # fmt: skip
-    assert "gmail.com" in presets["gmail"]["domains"]
+    assert presets["google"]["smtp"] == {"host": "smtp.gmail.com", "port": 587,
+                                         "security": "starttls"}  # fmt: skip
+    assert "gmail.com" in presets["google"]["domains"]
     for label in ("SSL/TLS", "STARTTLS", "None", "Receive mail (IMAP)", "Allowed ports: 143, 993."):
         assert label in page
 
@@ -297,7 +297,7 @@ def test_continue_without_js_prefills_from_the_preset(client: FlaskClient) -> No
             "continue_": "Continue"}  # fmt: skip
     page = client.post("/email/connect", data=data).get_data(as_text=True)
     assert 'value="smtp.gmail.com"' in page and 'value="imap.gmail.com"' in page
-    assert '<option selected value="gmail">' in page
+    assert '<option selected value="google">' in page
     assert 'name="username" spellcheck="false" type="text" value="a.person@gmail.com"' in page
     assert 'name="continue_"' not in page  # the details step is shown
 

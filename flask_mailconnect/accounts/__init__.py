@@ -29,6 +29,13 @@ from .core import (
     update_account,
 )
 from .oauth import connect_oauth, reconnect_oauth, run_oauth_test
+from .providers import (
+    delete_provider,
+    provider_account_counts,
+    provider_settings,
+    save_provider,
+    toggle_provider,
+)
 from .sharing import (
     OwnerResult,
     accounts_by_owner,
@@ -50,17 +57,22 @@ __all__ = [
     "count_accounts",
     "create_handover",
     "default_account",
+    "delete_provider",
     "disconnect",
     "disconnect_all",
     "load_password",
     "owner_label",
+    "provider_account_counts",
+    "provider_settings",
     "reconnect_manual",
     "reconnect_oauth",
     "require",
     "resolve_sender",
     "run_oauth_test",
+    "save_provider",
     "scope_owners",
     "set_active",
     "test_for_owner",
+    "toggle_provider",
     "update_account",
 ]

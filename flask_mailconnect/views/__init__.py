@@ -1,4 +1,4 @@
-"""The blueprint: user pages now; admin pages and OAuth start/callback join it later.
+"""The blueprint: the person's pages, shared (scope) accounts, OAuth, folders, admin pages.
 
 Templates extend ``mailconnect/_base.html``, which this package generates: it extends the host's
 ``MAILCONNECT_BASE_TEMPLATE`` and puts our pages into the block named by
@@ -48,7 +48,7 @@ class _MailConnectBlueprint(Blueprint):
 
 def create_blueprint() -> Blueprint:
     """A new blueprint per app (routes and hooks are registered on it here)."""
-    from . import common, folders, oauth, scopes, user
+    from . import admin, common, connect, folders, oauth, scopes, user
 
     bp = _MailConnectBlueprint(
         "mailconnect",
@@ -56,10 +56,9 @@ def create_blueprint() -> Blueprint:
         static_folder=os.path.join(PACKAGE_ROOT, "static"),
         static_url_path="/static",
     )
-    common.install(bp)
-    from . import admin
-
-    admin.install(bp)  # after common: its before_request needs the actor common sets
+    common.install(bp)  # first: who is acting and CSRF, before any view runs
+    connect.install(bp)
+    admin.install(bp)
     user.install(bp)
     oauth.install(bp)
     scopes.install(bp)

@@ -6,6 +6,7 @@ page says whether one is set, and a value typed in replaces it (empty keeps the 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +24,8 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, ValidationError
 
+from .. import codes
+from ..transport.http import HTTPGuardError, check_url
 from ..transport.settings import SECURITY_CHOICES, SECURITY_LABELS
 
 try:  # WTForms 3.3 deprecates (value, label) tuples in favour of SelectChoice
@@ -80,13 +83,49 @@ def _url(form: Any, field: Any) -> None:
     parts = urlsplit(field.data)
     if not _URL.match(field.data) or not parts.hostname or parts.username or parts.password:
         raise ValidationError("Enter a full URL starting with https://")
-    if parts.scheme.lower() != "https" and not current_app.config.get(
-        "MAILCONNECT_ALLOW_PRIVATE_HOSTS"
-    ):
+    allow_private = bool(current_app.config.get("MAILCONNECT_ALLOW_PRIVATE_HOSTS"))
+    if parts.scheme.lower() != "https" and not allow_private:
         raise ValidationError(
             "Use an https:// address: the client secret and tokens are sent to it. "
             "(http:// is accepted only with MAILCONNECT_ALLOW_PRIVATE_HOSTS, for local testing.)"
         )
+    _public_url(field.data, allow_private)
+
+
+def _public_url(url: str, allow_private: bool) -> None:
+    """The network guard's verdict now, at save time (it judges again at every request).
+
+    A name that does not resolve right now is accepted: DNS may be down for a moment, and the
+    guard refuses it later anyway if it then points somewhere private.
+    """
+    timeout = float(current_app.config.get("MAILCONNECT_CONNECT_TIMEOUT") or 10)
+    try:
+        check_url(url, allow_private_hosts=allow_private, timeout=min(timeout, 5.0))
+    except HTTPGuardError as exc:
+        if exc.code == codes.BLOCKED_ADDRESS:
+            host = urlsplit(url).hostname or ""
+            where = host
+            if exc.address and not _is_ip(host):
+                where = f"{host} resolves to {exc.address}"
+            raise ValidationError(
+                f"This address points to a private or internal network ({where}); "
+                "use the provider's public URL."
+            ) from None
+        if exc.code == codes.PORT_NOT_ALLOWED:
+            raise ValidationError(
+                "Use the standard https port (443): other ports are accepted only with "
+                "MAILCONNECT_ALLOW_PRIVATE_HOSTS."
+            ) from None
+        if exc.refused:
+            raise ValidationError(exc.message) from None
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class ProviderForm(FlaskForm):

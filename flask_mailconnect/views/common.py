@@ -1,9 +1,12 @@
-"""What every page of the blueprint shares: who is acting, CSRF, loading accounts, headers."""
+"""What every page of the blueprint shares: who is acting, CSRF, loading accounts, headers,
+and :func:`admin_required`, the one gate of the admin pages."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from functools import wraps
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from flask_wtf.csrf import ValidationError, validate_csrf
@@ -11,10 +14,14 @@ from werkzeug.exceptions import NotFound
 
 from ..exceptions import PermissionDenied
 from ..models import MailAccount
-from ..owners import Actor
-from ..providers import current_presets
+from ..owners import ORGANIZATION_OWNER, Actor
+from ..providers import current_catalog
 from ..runtime import Runtime
 from ..transport.settings import SECURITY_LABELS
+
+F = TypeVar("F", bound=Callable[..., Any])
+#: Set on every view :func:`admin_required` wraps (the suite checks each admin endpoint has it).
+ADMIN_ONLY = "mailconnect_admin_only"
 
 
 def state() -> Runtime:
@@ -32,6 +39,26 @@ def load_account(account_id: int, action: str) -> MailAccount:
     if account is None or not state().policy.can(actor(), action, account.owner):
         abort(404)
     return account
+
+
+def is_admin(who: Actor | None) -> bool:
+    """The policy's ``admin`` action on the organisation (scopes.py): who may use the admin
+    pages."""
+    return who is not None and state().policy.can(who, "admin", ORGANIZATION_OWNER)
+
+
+def admin_required(view: F) -> F:
+    """For the admin pages: anyone else gets 404, so the pages reveal nothing (anonymous
+    visitors were already sent to sign in by ``_require_actor``)."""
+
+    @wraps(view)
+    def admin_only(*args: Any, **kwargs: Any) -> Any:
+        if not is_admin(actor()):
+            abort(404)
+        return view(*args, **kwargs)
+
+    setattr(admin_only, ADMIN_ONLY, True)
+    return admin_only  # type: ignore[return-value]
 
 
 def safe_back() -> str | None:
@@ -123,8 +150,8 @@ def time_ago(value: datetime | None, now: datetime | None = None) -> str:
 
 
 def provider_name(key: str) -> str:
-    preset = current_presets(include_disabled=True).get(key)
-    return preset.name if preset else key
+    found = current_catalog().get(key)
+    return found.title if found else key
 
 
 def security_label(value: str | None) -> str:

@@ -13,18 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, url_for
 from flask_wtf.csrf import generate_csrf
 
 from .. import accounts
-from ..exceptions import AccountLimitReached, ConnectionTestFailed, InvalidSettings, TooManyTests
-from ..forms import ConfirmForm, ConnectForm
+from ..forms import ConfirmForm
 from ..models import MailAccount
 from ..owners import ORGANIZATION, ORGANIZATION_ID, Owner
 from ..scopes import load_owner
-from ..transport.settings import ConnectionReport
-from .common import actor, ports, state
-from .user import _json_test, _presets, _test
+from .common import actor, state
+from .connect import ConnectPage, wizard, wizard_test
 
 
 @dataclass
@@ -116,86 +114,26 @@ def _oauth_buttons() -> list[tuple[str, str]]:
     return [(key, p.name) for key, p in current_oauth_providers().items()]
 
 
-def _render_connect(
-    form: ConnectForm,
-    owner: Owner,
-    label: str,
-    *,
-    report: ConnectionReport | None = None,
-    step: str = "details",
-    status: int = 200,
-    notice: str | None = None,
-) -> Any:
-    kind, owner_id = owner
+def _connect_page(kind: str, owner_id: str) -> ConnectPage:
+    """The wizard for one owner of the kind (404 unless it exists and the actor may manage
+    its accounts); done, back to the kind's page."""
+    owner, label = _owner(kind, owner_id, "manage")
     back = url_for(".scope", kind=kind)
-    page = render_template(
-        "mailconnect/connect.html",
-        form=form,
-        report=report,
-        step=step,
-        account=None,
-        presets=_presets(),
+    return ConnectPage(
+        owner=owner,
         test_url=url_for(".scope_connect_test", kind=kind, owner_id=owner_id),
-        notice=notice,
+        back_url=back,
+        crumbs=((_scope_title(kind)[1], back),),
         owner_label=label,
-        cancel_url=back,
-        crumbs=[(_scope_title(kind)[1], back)],
     )
-    return page, status
 
 
 def scope_connect(kind: str, owner_id: str) -> Any:
-    owner, label = _owner(kind, owner_id, "manage")
-    form = ConnectForm(ports=ports())
-    try:
-        if request.method == "GET" or form.action != "test":
-            accounts.check_limit(state(), owner)
-    except AccountLimitReached as exc:
-        flash(str(exc), "error")
-        return redirect(url_for(".scope", kind=kind))
-    if request.method == "GET":
-        form.email.data = request.args.get("email", "").strip()
-        if not form.email.data:
-            return _render_connect(form, owner, label, step="address")
-        form.prefill()
-        return _render_connect(form, owner, label)
-    if form.action == "continue":
-        if not form.check_email():
-            return _render_connect(form, owner, label, step="address", status=422)
-        form.prefill()
-        return _render_connect(form, owner, label)
-    if form.action == "test":
-        try:
-            report = _test(form, owner)
-        except TooManyTests as exc:
-            return _render_connect(form, owner, label, status=429, notice=str(exc))
-        return _render_connect(form, owner, label, report=report, status=200 if report else 422)
-    if not form.validate():
-        return _render_connect(form, owner, label, status=422)
-    try:
-        account = accounts.connect_manual(
-            state(),
-            owner=owner,
-            settings=form.to_settings(),
-            actor=actor(),
-            display_name=form.display_name.data,
-        )
-    except InvalidSettings as exc:
-        form.add_errors(exc.errors)
-        return _render_connect(form, owner, label, status=422)
-    except (TooManyTests, AccountLimitReached) as exc:
-        return _render_connect(form, owner, label, status=409, notice=str(exc))
-    except ConnectionTestFailed as exc:
-        state().session.commit()  # the failed test stays in the audit trail
-        return _render_connect(form, owner, label, report=exc.report, status=422)
-    state().session.commit()
-    flash(f"Connected {account.email} for {label}.", "success")
-    return redirect(url_for(".scope", kind=kind))
+    return wizard(_connect_page(kind, owner_id))
 
 
 def scope_connect_test(kind: str, owner_id: str) -> Any:
-    owner, _label = _owner(kind, owner_id, "manage")
-    return _json_test(ConnectForm(ports=ports(), meta={"csrf": False}), owner)
+    return wizard_test(_connect_page(kind, owner_id))
 
 
 def disconnect_all(kind: str) -> Any:

@@ -8,89 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from .. import accounts
-from ..exceptions import AccountLimitReached, ConnectionTestFailed, InvalidSettings, TooManyTests
+from ..exceptions import ConnectionTestFailed, InvalidSettings, TooManyTests
 from ..forms import AccountSettingsForm, ConfirmForm, ConnectForm, ReconnectForm
 from ..models import MailAccount
-from ..owners import Owner
-from ..providers import current_presets
+from ..providers import current_catalog
 from ..signatures import sanitize_signature
-from ..transport.settings import ConnectionReport
 from .common import actor, load_account, ports, safe_back, state
+from .connect import ConnectPage, json_test, page_test, render_connect, wizard, wizard_test
 from .oauth import disconnect_hint
-
-
-def _presets() -> dict[str, Any]:
-    """Preset data for the page's script: servers, login format and the domains to detect."""
-    presets = current_presets()
-    return {key: {**p.as_dict(), "domains": list(p.domains)} for key, p in presets.items()}
-
-
-def _render_connect(
-    form: ConnectForm,
-    *,
-    report: ConnectionReport | None = None,
-    step: str = "details",
-    account: MailAccount | None = None,
-    status: int = 200,
-    notice: str | None = None,
-) -> Any:
-    if account is None:
-        test_url = url_for(".test_connection")
-    else:
-        test_url = url_for(".reconnect_test", account_id=account.id)
-    page = render_template(
-        "mailconnect/connect.html",
-        form=form,
-        report=report,
-        step=step,
-        account=account,
-        presets=_presets(),
-        test_url=test_url,
-        notice=notice,
-    )
-    return page, status
-
-
-def _test(form: ConnectForm, owner: Owner) -> ConnectionReport | None:
-    """Run Test connection for the form (audited); ``None`` when the form has errors.
-
-    Raises :class:`TooManyTests` when the person used up their tests for the hour.
-    """
-    if not form.validate():
-        return None
-    try:
-        report = accounts.test_for_owner(
-            state(), owner=owner, settings=form.to_settings(), actor=actor()
-        )
-    except InvalidSettings as exc:
-        form.add_errors(exc.errors)
-        return None
-    state().session.commit()  # keep the audit row of the test
-    return report
-
-
-def _page_test(form: ConnectForm, owner: Owner, account: MailAccount | None = None) -> Any:
-    """The no-JS "Test connection" button: the same result, rendered in the page."""
-    try:
-        report = _test(form, owner)
-    except TooManyTests as exc:
-        return _render_connect(form, account=account, status=429, notice=str(exc))
-    return _render_connect(form, report=report, account=account, status=200 if report else 422)
-
-
-def _json_test(form: ConnectForm, owner: Owner) -> Any:
-    try:
-        report = _test(form, owner)
-    except TooManyTests as exc:
-        return jsonify(ok=False, error="rate_limited", message=str(exc)), 429
-    if report is None:
-        errors = {f.name: f.errors[0] for f in form if f.errors}
-        return jsonify(ok=False, errors=errors), 422
-    html = render_template("mailconnect/_test_result.html", report=report)
-    return jsonify(**report.as_dict(), html=html)
 
 
 def index() -> Any:
@@ -106,57 +34,25 @@ def index() -> Any:
     )
 
 
+def _own_page() -> ConnectPage:
+    """The wizard for the signed-in person's own account; done, it shows the new account."""
+    home = url_for(".index")
+    return ConnectPage(
+        owner=actor().owner,
+        test_url=url_for(".test_connection"),
+        back_url=home,
+        crumbs=(("Email accounts", home),),
+        done_url=lambda account: url_for(".account", account_id=account.id),
+    )
+
+
 def connect() -> Any:
-    form = ConnectForm(ports=ports())
-    if request.method == "GET" or form.action != "test":
-        try:  # MAILCONNECT_MAX_ACCOUNTS: the index page says why Connect is not offered
-            accounts.check_limit(state(), actor().owner)
-        except AccountLimitReached as exc:
-            flash(str(exc), "error")
-            return redirect(url_for(".index"))
-    if request.method == "GET":
-        # ?email= lets a host link straight to the details step, pre-filled.
-        form.email.data = request.args.get("email", "").strip()
-        if not form.email.data:
-            return _render_connect(form, step="address")
-        form.prefill()
-        return _render_connect(form)
-    owner = actor().owner
-    if form.action == "continue":
-        if not form.check_email():
-            return _render_connect(form, step="address", status=422)
-        form.prefill()
-        return _render_connect(form)
-    if form.action == "test":
-        return _page_test(form, owner)
-    if not form.validate():
-        return _render_connect(form, status=422)
-    try:
-        account = accounts.connect_manual(
-            state(),
-            owner=owner,
-            settings=form.to_settings(),
-            actor=actor(),
-            display_name=form.display_name.data,
-        )
-    except InvalidSettings as exc:
-        form.add_errors(exc.errors)
-        return _render_connect(form, status=422)
-    except TooManyTests as exc:
-        return _render_connect(form, status=429, notice=str(exc))
-    except AccountLimitReached as exc:
-        return _render_connect(form, status=409, notice=str(exc))
-    except ConnectionTestFailed as exc:
-        state().session.commit()  # the failed test stays in the audit trail
-        return _render_connect(form, report=exc.report, status=422)
-    state().session.commit()
-    flash(f"Connected {account.email}.", "success")
-    return redirect(url_for(".account", account_id=account.id))
+    return wizard(_own_page())
 
 
 def test_connection() -> Any:
     # CSRF comes in the X-CSRFToken header here, checked before the view (common._require_csrf).
-    return _json_test(ConnectForm(ports=ports(), meta={"csrf": False}), actor().owner)
+    return wizard_test(_own_page())
 
 
 def _account_form_data(account: MailAccount) -> dict[str, Any]:
@@ -193,10 +89,15 @@ def account(account_id: int) -> Any:
     ), (422 if form.errors else 200)
 
 
+def _render_reconnect(form: ConnectForm, acct: MailAccount, **kw: Any) -> Any:
+    test_url = url_for(".reconnect_test", account_id=acct.id)
+    return render_connect(form, test_url=test_url, account=acct, **kw)
+
+
 def _reconnect_form(acct: MailAccount) -> ReconnectForm:
     form = ReconnectForm(ports=ports())
     if request.method == "GET":
-        form.provider.data = acct.provider
+        form.provider.data = current_catalog().for_account(acct).key  # older keys: aliases
         form.username.data = acct.username
         form.smtp_host.data, form.smtp_port.data = acct.smtp_host, acct.smtp_port
         form.smtp_security.data = acct.smtp_security
@@ -212,21 +113,21 @@ def reconnect(account_id: int) -> Any:
     acct = load_account(account_id, "manage")
     form = _reconnect_form(acct)
     if request.method == "GET":
-        return _render_connect(form, account=acct)
+        return _render_reconnect(form, acct)
     if form.action == "test":
-        return _page_test(form, acct.owner, acct)
+        return page_test(form, acct.owner, lambda f, **kw: _render_reconnect(f, acct, **kw))
     if not form.validate():
-        return _render_connect(form, account=acct, status=422)
+        return _render_reconnect(form, acct, status=422)
     try:
         accounts.reconnect_manual(state(), acct, settings=form.to_settings(), actor=actor())
     except InvalidSettings as exc:
         form.add_errors(exc.errors)
-        return _render_connect(form, account=acct, status=422)
+        return _render_reconnect(form, acct, status=422)
     except TooManyTests as exc:
-        return _render_connect(form, account=acct, status=429, notice=str(exc))
+        return _render_reconnect(form, acct, status=429, notice=str(exc))
     except ConnectionTestFailed as exc:
         state().session.commit()
-        return _render_connect(form, report=exc.report, account=acct, status=422)
+        return _render_reconnect(form, acct, report=exc.report, status=422)
     state().session.commit()
     flash(f"Reconnected {acct.email}.", "success")
     return redirect(url_for(".account", account_id=acct.id))
@@ -236,7 +137,7 @@ def reconnect_test(account_id: int) -> Any:
     acct = load_account(account_id, "manage")
     form = ReconnectForm(ports=ports(), meta={"csrf": False})
     form.email.data = acct.email
-    return _json_test(form, acct.owner)
+    return json_test(form, acct.owner)
 
 
 def disconnect(account_id: int) -> Any:

@@ -1,0 +1,56 @@
+"""Admin pages: providers, every account, a person's accounts (on their behalf), the audit trail.
+
+Every view here is wrapped in :func:`~flask_mailconnect.views.common.admin_required` (the
+policy's ``admin`` action; others get 404, so the pages reveal nothing; the suite checks that
+no admin endpoint lacks it). Routes that touch one account also check ``manage`` on its owner
+through :mod:`flask_mailconnect.accounts`.
+
+- :mod:`.providers`: admin-entered providers;
+- :mod:`.accounts`: every account, the Active flag;
+- :mod:`.people`: a person's accounts, connect for them, hand-over;
+- :mod:`.audit`: the audit trail;
+- :mod:`.lists`: keyset pages and owner names the lists share.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from . import accounts, audit, people, providers
+from .lists import owner_label, owner_url
+
+
+def install(bp: Blueprint) -> None:
+    add = bp.add_url_rule
+    both = ["GET", "POST"]
+    post = ["POST"]
+    add("/admin/", "admin_index", accounts.admin_index)
+    add("/admin/providers", "admin_providers", providers.providers)
+    add("/admin/providers/new", "admin_provider_new", providers.provider_new, methods=both)
+    add("/admin/providers/<int:provider_id>", "admin_provider", providers.provider_edit,
+        methods=both)  # fmt: skip
+    add("/admin/providers/<int:provider_id>/toggle", "admin_provider_toggle",
+        providers.provider_toggle, methods=post)  # fmt: skip
+    add("/admin/providers/<int:provider_id>/delete", "admin_provider_delete",
+        providers.provider_delete, methods=both)  # fmt: skip
+    add("/admin/accounts", "admin_accounts", accounts.admin_accounts)
+    add("/admin/accounts/<int:account_id>/deactivate", "admin_account_deactivate",
+        accounts.account_deactivate, methods=post)  # fmt: skip
+    add("/admin/accounts/<int:account_id>/reactivate", "admin_account_reactivate",
+        accounts.account_reactivate, methods=post)  # fmt: skip
+    add("/admin/users", "admin_users", people.admin_users)
+    add("/admin/users/<user_id>", "admin_user", people.admin_user)
+    add("/admin/users/<user_id>/connect", "admin_user_connect", people.user_connect, methods=both)
+    add("/admin/users/<user_id>/connect/test", "admin_user_connect_test",
+        people.user_connect_test, methods=post)  # fmt: skip
+    add("/admin/users/<user_id>/handover", "admin_user_handover", people.user_handover,
+        methods=post)  # fmt: skip
+    add("/admin/audit", "admin_audit", audit.admin_audit)
+    # App-wide: the account card (on every page showing accounts) and the admin lists use them.
+    bp.add_app_template_global(people.handover_provider, "mailconnect_handover_provider")
+    bp.add_app_template_global(owner_label, "mailconnect_owner_label")
+    bp.add_app_template_global(owner_url, "mailconnect_owner_url")
+    bp.add_app_template_global(audit.describe, "mailconnect_describe")
+
+
+__all__ = ["install"]

@@ -1,0 +1,83 @@
+"""Every account, with search and filters; the Active flag ("Active: no" stops its use)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import flash, redirect, render_template, request, url_for
+
+from ... import accounts
+from ...models import AccountStatus, MailAccount
+from ...providers import current_catalog
+from ..admin_forms import ActionForm
+from ..common import actor, admin_required, load_account, safe_back, state
+from .lists import keyset, prime_owner_labels
+
+
+@admin_required
+def admin_index() -> Any:
+    return redirect(url_for(".admin_accounts"))
+
+
+def _account_filters() -> tuple[list[Any], dict[str, str]]:
+    args = {k: request.args.get(k, "").strip() for k in ("q", "status", "scope", "provider")}
+    where: list[Any] = []
+    if args["status"] == "inactive":
+        where.append(MailAccount.active.is_(False))
+    elif args["status"]:
+        where.append(MailAccount.status == args["status"])
+    if args["scope"]:
+        where.append(MailAccount.owner_kind == args["scope"])
+    if args["provider"]:
+        where.append(MailAccount.provider == args["provider"])
+    q = args["q"]
+    if q:
+        like = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        matches: list[Any] = [sa.func.lower(MailAccount.email).like(like, escape="\\")]
+        matches.append(MailAccount.owner_id == q)
+        hooks = state().hooks
+        ids = [hooks.id_of(u) for u in hooks.search_users(q, 50)]
+        if ids:
+            matches.append(sa.and_(MailAccount.owner_kind == "user", MailAccount.owner_id.in_(ids)))
+        where.append(sa.or_(*matches))
+    return where, args
+
+
+@admin_required
+def admin_accounts() -> Any:
+    where, args = _account_filters()
+    rows, older, newer = keyset(MailAccount, where)
+    prime_owner_labels((a.owner_kind, a.owner_id) for a in rows)
+    kinds = ["user", "organization", *state().hooks.scopes]
+    return render_template(
+        "mailconnect/admin/accounts.html",
+        accounts=rows,
+        older=older,
+        newer=newer,
+        args=args,
+        statuses=[*AccountStatus.LABELS.items(), ("inactive", "Inactive")],
+        kinds=list(dict.fromkeys(kinds)),
+        providers={p.key: p for p in current_catalog()},
+        action_form=ActionForm(),
+    )
+
+
+def _set_active(account_id: int, active: bool) -> Any:
+    account = load_account(account_id, "manage")
+    if ActionForm().validate_on_submit():
+        accounts.set_active(state(), account, active, actor=actor())
+        state().session.commit()
+        flash(f"{account.email} is {'active again' if active else 'inactive: it will not send'}.",
+              "success")  # fmt: skip
+    return redirect(safe_back() or url_for(".admin_accounts"))
+
+
+@admin_required
+def account_deactivate(account_id: int) -> Any:
+    return _set_active(account_id, False)
+
+
+@admin_required
+def account_reactivate(account_id: int) -> Any:
+    return _set_active(account_id, True)
