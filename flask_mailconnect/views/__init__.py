@@ -15,6 +15,8 @@ from functools import cached_property
 from flask import Blueprint
 from jinja2 import BaseLoader, ChoiceLoader, Environment, FileSystemLoader, TemplateNotFound
 
+from . import admin, common, connect, folders, oauth, scopes, user
+
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE_NAME = "mailconnect/_base.html"
 _BASE_SOURCE = """{%% extends config.MAILCONNECT_BASE_TEMPLATE %%}
@@ -48,7 +50,6 @@ class _MailConnectBlueprint(Blueprint):
 
 def create_blueprint() -> Blueprint:
     """A new blueprint per app (routes and hooks are registered on it here)."""
-    from . import admin, common, connect, folders, oauth, scopes, user
 
     bp = _MailConnectBlueprint(
         "mailconnect",

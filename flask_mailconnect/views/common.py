@@ -14,6 +14,7 @@ from werkzeug.exceptions import NotFound
 
 from ..exceptions import PermissionDenied
 from ..models import MailAccount
+from ..oauth.flow import safe_next
 from ..owners import ORGANIZATION_OWNER, Actor
 from ..providers import current_catalog
 from ..runtime import Runtime
@@ -69,7 +70,6 @@ def safe_back() -> str | None:
     no scheme or host, no ``//`` or backslash, no control characters (browsers drop tabs and
     newlines, so ``/<TAB>/evil`` would become ``//evil``).
     """
-    from ..oauth.flow import safe_next
 
     return safe_next(request.form.get("next") or request.args.get("next"))
 

@@ -31,8 +31,8 @@ from ..exceptions import AccountLimitReached, OAuthFlowError, TokenError
 from ..models import AccountStatus, MailAccount
 from ..oauth import flow
 from ..oauth.flow import PendingFlow
-from ..oauth.providers import OAuthProvider, current_oauth_providers
 from ..owners import Owner
+from ..providers import Provider, current_catalog
 from ..scopes import owner_exists
 from ..transport.settings import ConnectionReport, Protocol, ProtocolResult
 from .common import actor, load_account, state
@@ -41,8 +41,8 @@ from .common import actor, load_account, state
 REPORT_KEY = "mailconnect.oauth_report"
 
 
-def _provider(key: str) -> OAuthProvider:
-    found = current_oauth_providers().get(key)
+def _provider(key: str) -> Provider:
+    found = current_catalog().oauth().get(key)
     if found is None:
         abort(404)
     return found
@@ -73,7 +73,7 @@ TITLES = {
 
 def _error(
     exc: OAuthFlowError | AccountLimitReached,
-    provider: OAuthProvider,
+    provider: Provider,
     pending: PendingFlow | None = None,
 ) -> Response:
     """The page for a flow that ended without a connection: what happened, and Try again."""
@@ -252,21 +252,23 @@ def test(account_id: int) -> Any:
 # -- template helpers -------------------------------------------------------------------------
 
 
-def oauth_buttons() -> list[OAuthProvider]:
+def oauth_buttons() -> list[Provider]:
     """The providers offered as "Connect with ..." buttons (configuration order)."""
-    return list(current_oauth_providers().values())
+    return list(current_catalog().oauth().values())
 
 
-def oauth_provider(key: str) -> OAuthProvider | None:
-    return current_oauth_providers().get(key)
+def oauth_provider(key: str) -> Provider | None:
+    """The provider behind ``key`` (an older alias too) when it signs in with OAuth."""
+    found = current_catalog().get(key)
+    return found if found is not None and found.offers_oauth else None
 
 
-def no_revoke_provider(account: MailAccount) -> OAuthProvider | None:
-    """The account's provider when it cannot revoke our access (Microsoft): the user must."""
+def no_revoke_provider(account: MailAccount) -> Provider | None:
+    """The account's provider when it cannot revoke our access: the person must."""
     if account.auth_method != "oauth2":
         return None
-    prov = current_oauth_providers().get(account.provider)
-    return prov if prov is not None and not prov.revoke_url else None
+    prov = current_catalog().for_account(account)
+    return prov if prov.offers_oauth and not prov.revoke_url else None
 
 
 def disconnect_hint(account: MailAccount) -> str | None:

@@ -20,6 +20,7 @@ from .. import accounts
 from ..forms import ConfirmForm
 from ..models import MailAccount
 from ..owners import ORGANIZATION, ORGANIZATION_ID, Owner
+from ..providers import current_catalog
 from ..scopes import load_owner
 from .common import actor, state
 from .connect import ConnectPage, wizard, wizard_test
@@ -107,11 +108,7 @@ def _oauth_buttons() -> list[tuple[str, str]]:
 
     if "mailconnect.oauth_start" not in current_app.view_functions:
         return []
-    try:
-        from ..oauth.providers import current_oauth_providers
-    except ImportError:  # pragma: no cover - depends on the OAuth issue's progress
-        return []
-    return [(key, p.name) for key, p in current_oauth_providers().items()]
+    return [(key, p.name) for key, p in current_catalog().oauth().items()]
 
 
 def _connect_page(kind: str, owner_id: str) -> ConnectPage:

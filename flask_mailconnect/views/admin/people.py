@@ -15,8 +15,8 @@ from flask import abort, current_app, flash, g, redirect, render_template, reque
 from ... import accounts
 from ...exceptions import AccountLimitReached, InvalidSettings, PermissionDenied
 from ...models import AccountStatus, MailAccount
-from ...oauth.providers import current_oauth_providers
 from ...owners import Owner
+from ...providers import current_catalog
 from ..admin_forms import ActionForm, HandoverForm, _Choice
 from ..common import actor, admin_required, state
 from ..connect import ConnectPage, wizard, wizard_test
@@ -50,7 +50,7 @@ def _user_owner(user_id: str) -> tuple[Owner, Any]:
 
 def _handover_form() -> HandoverForm:
     form = HandoverForm()
-    form.provider.choices = [_Choice(k, p.name) for k, p in current_oauth_providers().items()]
+    form.provider.choices = [_Choice(k, p.name) for k, p in current_catalog().oauth().items()]
     return form
 
 
@@ -136,7 +136,5 @@ def handover_provider(account: MailAccount) -> Any:
     who = g.get("mailconnect_actor") or state().hooks.current_actor()
     if not state().policy.can_complete_handover(who, account):
         return None  # only its owner completes it: an admin never gives consent for them
-    for key, provider in current_oauth_providers().items():
-        if account.provider in (key, provider.servers):
-            return provider
-    return None
+    provider = current_catalog().for_account(account)
+    return provider if provider.offers_oauth and provider.enabled else None

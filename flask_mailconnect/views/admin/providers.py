@@ -6,8 +6,7 @@ forgets the cached catalogue; these views commit (or roll back), flash and redir
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -17,8 +16,7 @@ from ...accounts.providers import PROVIDER_FIELDS, provider_settings
 from ...exceptions import InvalidSettings, OAuthFlowError
 from ...models import MailProvider
 from ...oauth.flow import redirect_uri
-from ...oauth.providers import OAuthProvider
-from ...providers import current_catalog
+from ...providers import Provider, current_catalog
 from ..admin_forms import ActionForm, ProviderForm, parse_domains
 from ..common import actor, admin_required, state
 
@@ -45,7 +43,7 @@ def redirect_uri_for(key: str) -> tuple[str | None, str | None]:
     the OAuth flow builds it (``MAILCONNECT_EXTERNAL_URL`` or ``SERVER_NAME``, never the
     request's Host), or why it cannot be built yet."""
     try:
-        return redirect_uri(cast(OAuthProvider, SimpleNamespace(key=key, redirect_uri=None))), None
+        return redirect_uri(Provider(key=key, name=key)), None
     except OAuthFlowError:
         path = url_for("mailconnect.oauth_callback", provider=key)
         return None, (
