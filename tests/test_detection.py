@@ -189,7 +189,7 @@ def test_detect_endpoint_and_no_js_continue(dns_server: LocalDNS) -> None:
     client = app.test_client()
     login(client, 1)
     data = client.get("/email/detect?email=ann@acme-widgets.com").get_json()
-    assert data == {"provider": "gmail", "name": "Gmail / Google Workspace", "source": "mx"}
+    assert data == {"provider": "google", "name": "Gmail / Google Workspace", "source": "mx"}
     # The no-JS Continue step uses the same detection.
     page = client.get("/email/connect?email=bo@contoso-shop.com").get_data(as_text=True)
     assert 'value="smtp.office365.com"' in page

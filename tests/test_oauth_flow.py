@@ -52,8 +52,8 @@ def providers(server: Any, smtp: Any, imap: Any) -> dict[str, Any]:
         "google": flavour(server.google),
         "microsoft": flavour(server.microsoft),
         # The presets' servers, pointed at the local peers.
-        "gmail": {"name": "Gmail", **servers},
-        "microsoft365": {"name": "Microsoft 365", **servers},
+        "gmail": servers,
+        "microsoft365": servers,
     }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from flask_mailconnect.exceptions import ConnectionFailed
+from flask_mailconnect.providers import build_catalog
 from flask_mailconnect.transport.settings import ServerSettings, TransportOptions
 from flask_mailconnect.transport.smtp import check_smtp, open_smtp
 from tests.peers import require_peer
@@ -48,7 +49,12 @@ def test_bad_password_is_auth_failed_after_one_attempt(server: str, request, pee
 
 
 def test_gmail_bad_password_says_app_password(smtp_starttls, peer_options) -> None:
-    settings = dataclasses.replace(smtp_settings(smtp_starttls, password="wrong"), provider="gmail")
+    # The transport words no provider advice itself: the provider's hints travel with the
+    # settings (the extension adds them from the catalogue).
+    hints = build_catalog({}).hints_for("google")
+    settings = dataclasses.replace(
+        smtp_settings(smtp_starttls, password="wrong"), provider="google", hints=hints
+    )
     result = check_smtp(settings, peer_options)
     assert result.code == "auth_failed"
     assert "app password" in result.message
@@ -58,7 +64,7 @@ def test_microsoft_smtp_auth_disabled_is_its_own_code(smtp_ssl, peer_options) ->
     settings = dataclasses.replace(
         smtp_settings(smtp_ssl),
         username=smtp_ssl.auth_disabled_user,
-        provider="microsoft365",
+        provider="microsoft",
     )
     result = check_smtp(settings, peer_options)
     assert result.code == "smtp_auth_disabled"

@@ -57,7 +57,9 @@ PROVIDER = Provider(
 
 def configure(provider: Provider, entry: Mapping[str, Any]) -> Provider:
     """The tenant (``common`` by default) is part of every endpoint URL."""
-    tenant = str(entry.get("tenant") or "common")
+    tenant = str(entry.get("tenant") or provider.tenant or "common")
+    if provider.authorize_url and provider.tenant and not entry.get("tenant"):
+        return provider  # configured already (an alias entry naming only servers)
     base = f"{LOGIN}/{tenant}/oauth2/v2.0"
     values: dict[str, Any] = {"tenant": tenant}
     for name, url in (("authorize_url", f"{base}/authorize"), ("token_url", f"{base}/token")):
