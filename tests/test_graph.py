@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from flask_mailconnect import codes as errors
 from flask_mailconnect.exceptions import ConnectionFailed
-from flask_mailconnect.transport import errors
 from flask_mailconnect.transport.graph import check_graph, send_via_graph
 from tests.peers import MAILBOX_USER
 from tests.peers.oauth import CLIENT_ID, MICROSOFT
@@ -42,6 +42,7 @@ def _send(graph: Any, token: str, ca_file: str, **kwargs: Any) -> None:
         graph_url=kwargs.pop("graph_url", graph.url),
         timeout=5,
         ca_file=ca_file,
+        allow_private_hosts=True,  # the local Graph listens on loopback
     )
 
 
@@ -146,6 +147,7 @@ def test_a_silent_graph_times_out(graph: Any, oauth_provider: Any, silent_server
             graph_url=url,
             timeout=0.5,
             ca_file=None,
+            allow_private_hosts=True,
         )
     assert caught.value.code == errors.TIMEOUT
     assert caught.value.retryable
@@ -155,10 +157,10 @@ def test_check_graph_ok_and_token_rejected(
     graph: Any, oauth_provider: Any, peer_certs: Any
 ) -> None:
     token = _token(oauth_provider)
-    result = check_graph(token, graph.url, 5, peer_certs.ca_file)
+    result = check_graph(token, graph.url, 5, peer_certs.ca_file, allow_private_hosts=True)
     assert result.ok, result
     oauth_provider.revoke_user(MAILBOX_USER)
-    result = check_graph(token, graph.url, 5, peer_certs.ca_file)
+    result = check_graph(token, graph.url, 5, peer_certs.ca_file, allow_private_hosts=True)
     assert result.code == errors.TOKEN_REJECTED
     assert "Sign in again" in result.message
 

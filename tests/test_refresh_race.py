@@ -69,6 +69,7 @@ def _config(server: Any, url: str) -> dict[str, Any]:
             }
         },
         "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(url),
+        "MAILCONNECT_ALLOW_PRIVATE_HOSTS": True,  # the OAuth server listens on loopback
     }
 
 

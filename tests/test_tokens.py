@@ -41,6 +41,10 @@ def provider(oauth_provider: Any) -> Any:
     return oauth_provider
 
 
+#: The local OAuth server listens on loopback: the network guard must let it through.
+LOOPBACK: dict[str, Any] = {"MAILCONNECT_ALLOW_PRIVATE_HOSTS": True}
+
+
 def provider_config(server: Any, **extra: Any) -> dict[str, Any]:
     """MAILCONNECT_PROVIDERS pointing the Google and Microsoft presets at the local server."""
     creds = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
@@ -71,7 +75,7 @@ def _label(url: str) -> str:
 def tapp(request: pytest.FixtureRequest, provider: Any) -> Iterator[Flask]:
     """The host app on each test database, its providers at the local OAuth server."""
     url = request.param
-    app, _ = hostapp.create_app(url, MAILCONNECT_PROVIDERS=provider_config(provider))
+    app, _ = hostapp.create_app(url, MAILCONNECT_PROVIDERS=provider_config(provider), **LOOPBACK)
     yield app
     with app.app_context():
         hostapp.db.session.remove()
@@ -85,7 +89,7 @@ def tapp(request: pytest.FixtureRequest, provider: Any) -> Iterator[Flask]:
 
 @pytest.fixture
 def sqlite_app(provider: Any) -> Iterator[Flask]:
-    app, _ = hostapp.create_app(MAILCONNECT_PROVIDERS=provider_config(provider))
+    app, _ = hostapp.create_app(MAILCONNECT_PROVIDERS=provider_config(provider), **LOOPBACK)
     yield app
     with app.app_context():
         hostapp.db.session.remove()
@@ -333,7 +337,7 @@ def graph_app(provider: Any) -> Iterator[Flask]:
     config = provider_config(provider)
     config["microsoft"]["graph_url"] = "https://graph.example.test/v1.0"
     config["microsoft"]["scopes"] = ["https://graph.microsoft.com/Mail.Send"]
-    app, _ = hostapp.create_app(MAILCONNECT_PROVIDERS=config)
+    app, _ = hostapp.create_app(MAILCONNECT_PROVIDERS=config, **LOOPBACK)
     yield app
     with app.app_context():
         hostapp.db.session.remove()
@@ -455,7 +459,9 @@ def test_an_unreachable_token_endpoint_is_retryable(provider: Any) -> None:
     dead = f"http://127.0.0.1:{free_port()}/token"
     config = provider_config(provider)
     config["google"]["token_url"] = dead
-    app, _ = hostapp.create_app(MAILCONNECT_PROVIDERS=config, MAILCONNECT_CONNECT_TIMEOUT=2)
+    app, _ = hostapp.create_app(
+        MAILCONNECT_PROVIDERS=config, MAILCONNECT_CONNECT_TIMEOUT=2, **LOOPBACK
+    )
     with app.app_context():
         account_id, old = add_account(provider, GOOGLE, expires_in=timedelta(0))
         with pytest.raises(TokenRefreshUnavailable, match="could not be reached"):
@@ -470,7 +476,7 @@ def test_a_wrong_client_secret_is_a_token_error_not_a_reconnect(
 ) -> None:
     config = provider_config(provider)
     config["google"]["client_secret"] = "wrong"
-    app, _ = hostapp.create_app(MAILCONNECT_PROVIDERS=config)
+    app, _ = hostapp.create_app(MAILCONNECT_PROVIDERS=config, **LOOPBACK)
     with app.app_context():
         account_id, _ = add_account(provider, GOOGLE, expires_in=timedelta(0))
         with pytest.raises(TokenError) as caught:
@@ -502,7 +508,9 @@ def test_endpoints_from_server_metadata_are_fetched_once_per_app(provider: Any) 
         "client_secret": CLIENT_SECRET, "server_metadata_url": urls.metadata_url,
         "smtp": {"host": "smtp.acme.example", "port": 587, "security": "starttls"},
     }  # fmt: skip
-    app, _ = hostapp.create_app(MAILCONNECT_PROVIDERS=provider_config(provider, acme=acme))
+    app, _ = hostapp.create_app(
+        MAILCONNECT_PROVIDERS=provider_config(provider, acme=acme), **LOOPBACK
+    )
     with app.app_context():
         account_id, old = add_account(provider, MICROSOFT, expires_in=timedelta(0))
         account = load(account_id)

@@ -159,7 +159,7 @@ def _http_detail(exc: requests.RequestException) -> str:
     return exc.code if isinstance(exc, HTTPGuardError) else type(exc).__name__
 
 
-class _GuardedApp(FlaskOAuth2App):  # type: ignore[misc]
+class _GuardedApp(FlaskOAuth2App):
     """Authlib's Flask client, with every session it makes (server metadata, token exchange,
     JWKS, userinfo) a guarded one: the transport options travel in ``client_kwargs``."""
 

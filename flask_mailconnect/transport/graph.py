@@ -4,9 +4,10 @@ For Microsoft 365 tenants that turned SMTP AUTH off (SMTP answers ``535 5.7.139`
 whose token carries ``Mail.Send`` sends through Graph instead. Graph's MIME send takes the whole
 RFC 5322 message, base64-encoded, as a ``text/plain`` body and answers ``202 Accepted``.
 
-``graph_url`` is fixed configuration (``https://graph.microsoft.com/v1.0``), not user input, so
-the network guard does not apply; TLS is still verified and redirects are never followed (a
-redirect would carry the bearer token to another host). The token is never logged.
+``graph_url`` is configuration (``https://graph.microsoft.com/v1.0``), yet requests still go
+through the network guard (transport/http.py: checked address, https, verified TLS, size cap):
+a private ``graph_url`` needs ``allow_private_hosts``. Redirects are never followed (a redirect
+would carry the bearer token to another host). The token is never logged.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import requests
 from .. import codes as errors
 from ..codes import message_for
 from ..exceptions import ConnectionFailed, GraphOutcomeUnknown
-from .settings import Protocol, ProtocolResult
+from .http import HTTPGuardError, guarded_session
+from .settings import Protocol, ProtocolResult, TransportOptions
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,7 @@ def _request(
     access_token: str,
     timeout: float,
     ca_file: str | None,
+    allow_private_hosts: bool = False,
     data: bytes | None = None,
     content_type: str | None = None,
 ) -> requests.Response:
@@ -100,17 +103,23 @@ def _request(
     if content_type:
         headers["Content-Type"] = content_type
     try:
-        with requests.Session() as session:
-            session.trust_env = False  # no proxy or netrc credentials from the environment
+        options = TransportOptions(
+            timeout=timeout, allow_private_hosts=allow_private_hosts, ca_file=ca_file
+        )
+        with guarded_session(options) as session:
             return session.request(
                 method,
                 url,
                 data=data,
                 headers=headers,
                 timeout=(timeout, timeout),
-                verify=ca_file or True,
                 allow_redirects=False,
             )
+    except HTTPGuardError as exc:
+        detail = f"Graph {exc.detail}".strip()
+        if exc.code == errors.RESPONSE_TOO_LARGE:  # the request went out: Graph may have acted
+            raise GraphOutcomeUnknown(exc.code, exc.message, detail=detail) from None
+        raise _fail(exc.code, detail) from None  # refused or unresolved: nothing was sent
     except requests.exceptions.SSLError as exc:
         text = str(exc)
         code = (
@@ -150,6 +159,7 @@ def send_via_graph(
     graph_url: str,
     timeout: float,
     ca_file: str | None,
+    allow_private_hosts: bool = False,
 ) -> None:
     """Send one MIME message through ``POST {graph_url}/me/sendMail``.
 
@@ -166,6 +176,7 @@ def send_via_graph(
         access_token=access_token,
         timeout=timeout,
         ca_file=ca_file,
+        allow_private_hosts=allow_private_hosts,
         data=body,
         content_type="text/plain",
     )
@@ -177,7 +188,12 @@ def send_via_graph(
 
 
 def check_graph(
-    access_token: str, graph_url: str, timeout: float, ca_file: str | None
+    access_token: str,
+    graph_url: str,
+    timeout: float,
+    ca_file: str | None,
+    *,
+    allow_private_hosts: bool = False,
 ) -> ProtocolResult:
     """``GET {graph_url}/me`` with the token: does Graph accept it? Never raises.
 
@@ -193,6 +209,7 @@ def check_graph(
             access_token=access_token,
             timeout=timeout,
             ca_file=ca_file,
+            allow_private_hosts=allow_private_hosts,
         )
         with response:
             if response.status_code != 200:

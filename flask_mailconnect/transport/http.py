@@ -6,9 +6,8 @@ could point at the machine we run on or its private network (SSRF: ``169.254.169
 metadata, an internal admin port). So, for every request and every redirect hop:
 
 * **https only**; ``http://`` only with ``allow_private_hosts`` (a local test provider).
-* **Ports**: 443 (80 for http). Any other port is refused unless ``allow_private_hosts``: a
-  public OAuth provider or Graph has no reason to live elsewhere, and an allowlist stops the
-  guard from becoming a port scanner of public hosts.
+* **Ports**: 443 (80 for http), others only with ``allow_private_hosts``: a public provider
+  has no reason to live elsewhere, and the allowlist keeps us from probing other services.
 * **Resolve once** with :func:`.netguard.resolve_guarded`, refuse every non-public address (the
   socket guard's rules, IPv4 hidden in IPv6 included) unless ``allow_private_hosts``, before any
   socket exists; then connect to exactly the checked address (no second DNS lookup, so DNS
@@ -62,7 +61,6 @@ MAX_REDIRECTS = 3
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 _FOLLOW_METHODS = frozenset({"GET", "HEAD"})
 _CHUNK = 64 * 1024
-_MAX_POOLS = 16
 
 #: Codes that mean "this URL is not allowed" (as opposed to "could not be reached right now").
 REFUSAL_CODES = frozenset(
@@ -142,12 +140,9 @@ def check_url(url: str, *, allow_private_hosts: bool, timeout: float) -> None:
 def check_redirect(
     method: str, from_url: str, location: str, *, hop: int, allow_private_hosts: bool
 ) -> str:
-    """The absolute URL of redirect hop number ``hop`` (1 for the first), if it may be
-    followed; else :class:`HTTPGuardError` (``redirect_refused``, ``blocked_address``...).
-
-    Host names are resolved and checked when the hop is sent (that lookup is the one whose
-    address is used); an IP literal is checked here already.
-    """
+    """The absolute URL of redirect hop ``hop`` (1 for the first) if it may be followed, else
+    :class:`HTTPGuardError`. An IP literal is checked here; a name when the hop is sent (that
+    lookup is the one whose address is used)."""
     if hop > MAX_REDIRECTS:
         raise HTTPGuardError(codes.REDIRECT_REFUSED, f"more than {MAX_REDIRECTS} redirects")
     if method.upper() not in _FOLLOW_METHODS:
@@ -197,15 +192,6 @@ def _open_checked(conn: HTTPConnection, checked: tuple[GuardedAddress, ...]) -> 
 
 
 class _PinnedHTTPConnection(HTTPConnection):
-    def __init__(self, *args: Any, checked: tuple[GuardedAddress, ...] = (), **kw: Any) -> None:
-        self._checked = checked
-        super().__init__(*args, **kw)
-
-    def _new_conn(self) -> socket.socket:
-        return _open_checked(self, self._checked)
-
-
-class _PinnedHTTPSConnection(HTTPSConnection):
     """Connects to the checked address; ``host`` (so SNI, the Host header and the ssl module's
     hostname check) stays the URL's name. No ``assert_hostname``: urllib3 would then turn off
     ``check_hostname`` on the shared, cached SSL context that SMTP and IMAP use too."""
@@ -216,6 +202,10 @@ class _PinnedHTTPSConnection(HTTPSConnection):
 
     def _new_conn(self) -> socket.socket:
         return _open_checked(self, self._checked)
+
+
+class _PinnedHTTPSConnection(_PinnedHTTPConnection, HTTPSConnection):
+    pass  # _PinnedHTTPConnection's _new_conn, then HTTPSConnection's verified handshake
 
 
 class _PinnedHTTPPool(HTTPConnectionPool):
@@ -247,9 +237,7 @@ class _GuardedAdapter(HTTPAdapter):
         key = (scheme, host, port, tuple(a.ip for a in checked))
         with self._pools_lock:
             pool = self._pools.get(key)
-            if pool is None:
-                if len(self._pools) >= _MAX_POOLS:
-                    self._close_pools()
+            if pool is None:  # sessions are short-lived: a handful of pools at most
                 pool = self._pools[key] = self._new_pool(scheme, host, port, checked)
         return pool
 
@@ -262,11 +250,6 @@ class _GuardedAdapter(HTTPAdapter):
                 server_hostname=host, checked=checked,
             )  # fmt: skip
         return _PinnedHTTPPool(host, port, checked=checked)
-
-    def _close_pools(self) -> None:
-        for pool in self._pools.values():
-            pool.close()
-        self._pools.clear()
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
         # The pool fixes verification (CERT_REQUIRED, the options' context). requests would
@@ -290,21 +273,18 @@ class _GuardedAdapter(HTTPAdapter):
 
     def _timeouts(self, timeout: Any) -> tuple[float, float]:
         """(connect, read): the caller's values where given, the options' timeout otherwise."""
-        default = self._options.timeout
         if isinstance(timeout, Timeout):
             timeout = (timeout.connect_timeout, timeout.read_timeout)
-        if isinstance(timeout, tuple):
-            connect, read = timeout
-        else:
-            connect = read = timeout
-        return (
-            float(connect) if isinstance(connect, (int, float)) else default,
-            float(read) if isinstance(read, (int, float)) else default,
-        )
+        connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        default = self._options.timeout
+        connect = float(connect) if isinstance(connect, (int, float)) else default
+        return connect, float(read) if isinstance(read, (int, float)) else default
 
     def close(self) -> None:
         with self._pools_lock:
-            self._close_pools()
+            for pool in self._pools.values():
+                pool.close()
+            self._pools.clear()
         super().close()
 
 
@@ -328,9 +308,8 @@ def _read_capped(response: requests.Response, limit: int) -> None:
 def _install(session: requests.Session, options: TransportOptions, max_bytes: int) -> None:
     session.trust_env = False
     session.max_redirects = MAX_REDIRECTS
-    adapter = _GuardedAdapter(options, max_bytes)
-    for prefix in ("https://", "http://"):  # replaces requests' default adapters
-        session.mount(prefix, adapter)
+    session.adapters.clear()  # requests' default adapters: unguarded
+    session.mount("", _GuardedAdapter(options, max_bytes))  # every URL, whatever its scheme
 
 
 def _send(
@@ -379,7 +358,7 @@ class GuardedSession(requests.Session):
         return _send(self, self.guard_options, super().send, request, **kwargs)
 
 
-class GuardedOAuth2Session(OAuth2Session):  # type: ignore[misc]
+class GuardedOAuth2Session(OAuth2Session):
     """Authlib's requests ``OAuth2Session`` with the same guard. Takes Authlib's arguments plus
     ``transport_options`` and ``max_response_bytes``, so it can be Authlib's ``client_cls``
     (the options then travel in ``client_kwargs``)."""
