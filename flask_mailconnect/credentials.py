@@ -13,7 +13,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from .models import MailAccount
-from .oauth.tokens import fresh_access_token
+from .oauth.refresh import fresh_access_token
 from .providers import current_catalog
 from .runtime import Runtime
 from .transport.settings import ServerSettings
@@ -24,8 +24,8 @@ def server_settings(
 ) -> ServerSettings:
     """The account's servers and a usable credential.
 
-    OAuth: raises :class:`~flask_mailconnect.oauth.tokens.NeedsReconnect` or
-    :class:`~flask_mailconnect.oauth.tokens.TokenRefreshUnavailable` from the refresh.
+    OAuth: raises :class:`~flask_mailconnect.exceptions.NeedsReconnect` or
+    :class:`~flask_mailconnect.exceptions.TokenRefreshUnavailable` from the refresh.
     """
     oauth_token = None
     password = ""

@@ -36,7 +36,7 @@ from .codes import RETRYABLE_CODES, SMTP_AUTH_DISABLED, TOKEN_REJECTED
 from .credentials import server_settings
 from .exceptions import NeedsReconnect, TokenError, TokenRefreshUnavailable
 from .models import AccountStatus, MailAccount, utcnow
-from .oauth.tokens import fresh_access_token
+from .oauth.refresh import fresh_access_token
 from .owners import Actor
 from .providers import current_catalog
 from .runtime import Runtime
@@ -117,7 +117,7 @@ def keepalive_due(account: MailAccount, now: datetime | None = None) -> bool:
 def keep_alive(state: Runtime, account: MailAccount) -> bool:
     """Refresh the token now if it is due by inactivity; True when a refresh happened here.
 
-    Raises what :func:`~flask_mailconnect.oauth.tokens.fresh_access_token` raises.
+    Raises what :func:`~flask_mailconnect.oauth.refresh.fresh_access_token` raises.
     """
     if not keepalive_due(account):
         return False

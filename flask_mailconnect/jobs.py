@@ -39,7 +39,7 @@ from flask import Flask, current_app, has_app_context
 from .exceptions import DeliveryUnknownError, InvalidMessage, NeedsReconnect, SendError, SyncError
 from .health import check, check_many, keepalive_due, select_account_ids, summarize
 from .models import MailAccount, SendClaim
-from .oauth.tokens import fresh_access_token
+from .oauth.refresh import fresh_access_token
 from .runtime import Runtime
 from .sending import send
 from .sync import sync_recent
@@ -147,8 +147,8 @@ def refresh_account(account_id: int, *, force: bool = False) -> dict[str, Any]:
     ``MAILCONNECT_KEEPALIVE_DAYS`` (keep-alive), or ``force``. Under the row lock.
 
     Returns ``outcome`` ``ok`` / ``skipped`` / ``needs_reconnect``; raises
-    :class:`~flask_mailconnect.oauth.tokens.TokenRefreshUnavailable` (retry later) and
-    :class:`~flask_mailconnect.oauth.tokens.TokenError` (configuration).
+    :class:`~flask_mailconnect.exceptions.TokenRefreshUnavailable` (retry later) and
+    :class:`~flask_mailconnect.exceptions.TokenError` (configuration).
     """
 
     def work(state: Runtime, account: MailAccount) -> dict[str, Any]:

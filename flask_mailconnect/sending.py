@@ -52,7 +52,7 @@ from .exceptions import (
     TransientSendError,
 )
 from .models import AccountStatus, MailAccount, utcnow
-from .oauth.tokens import fresh_access_token, fresh_graph_token
+from .oauth.refresh import fresh_access_token, fresh_graph_token
 from .owners import Actor
 from .providers import current_catalog
 from .runtime import Runtime

@@ -160,9 +160,9 @@ def test_client_secret_encrypted_and_never_sent_back(
             {"id": saved.id},
         ).scalar_one()
         assert SECRET not in raw and raw.startswith("gAAAA")  # a Fernet token
-        from flask_mailconnect.oauth.providers import current_oauth_providers
+        from flask_mailconnect.providers import current_catalog
 
-        oauth = current_oauth_providers()["acme-mail"]
+        oauth = current_catalog().oauth()["acme-mail"]
         assert oauth.client_secret == SECRET and "mail.send" in oauth.scopes
         assert SECRET not in repr(oauth) and SECRET not in repr(saved)
     url = f"/email/admin/providers/{saved.id}"
@@ -180,11 +180,11 @@ def test_client_secret_encrypted_and_never_sent_back(
     response = client.post(url, data=data)
     assert response.status_code == 302
     with app.app_context():
-        assert current_oauth_providers()["acme-mail"].client_secret == SECRET
+        assert current_catalog().oauth()["acme-mail"].client_secret == SECRET
     data.update(client_secret="new-secret", csrf_token=token(client, url))
     client.post(url, data=data)
     with app.app_context():
-        assert current_oauth_providers()["acme-mail"].client_secret == "new-secret"
+        assert current_catalog().oauth()["acme-mail"].client_secret == "new-secret"
     # An invalid form posted with a secret does not echo it back.
     response = create(client, name="Bad", auth_method="oauth2", client_secret=SECRET,
                       smtp_port="0", domains="")  # fmt: skip
@@ -231,9 +231,9 @@ def test_explicit_urls_need_a_userinfo_url(client: FlaskClient, app: Flask, db: 
     page = client.get(f"/email/admin/providers/{saved.id}").get_data(as_text=True)
     assert 'value="https://id.acme.org/userinfo"' in page
     with app.app_context():
-        from flask_mailconnect.oauth.providers import current_oauth_providers
+        from flask_mailconnect.providers import current_catalog
 
-        assert current_oauth_providers()["acme-mail"].userinfo_url == saved.userinfo_url
+        assert current_catalog().oauth()["acme-mail"].userinfo_url == saved.userinfo_url
 
 
 def test_provider_urls_must_be_https(client: FlaskClient, app: Flask) -> None:
@@ -274,10 +274,10 @@ def test_form_shows_the_redirect_uri_to_register(client: FlaskClient, app: Flask
     assert f'readonly value="{expected}"' in page
     assert "evil.example" not in page
     with app.test_request_context():
-        from flask_mailconnect.oauth.flow import redirect_uri
-        from flask_mailconnect.oauth.providers import current_oauth_providers
+        from flask_mailconnect.oauth.client import redirect_uri
+        from flask_mailconnect.providers import current_catalog
 
-        assert redirect_uri(current_oauth_providers()["acme-mail"]) == expected
+        assert redirect_uri(current_catalog().oauth()["acme-mail"]) == expected
 
 
 def test_delete_cannot_orphan_an_account_created_meanwhile(

@@ -39,9 +39,10 @@ from flask_mailconnect.codes import (
 )
 from flask_mailconnect.exceptions import ConnectionFailed, GraphOutcomeUnknown, TokenError
 from flask_mailconnect.models import MailProvider, utcnow
-from flask_mailconnect.oauth.flow import client_for
-from flask_mailconnect.oauth.providers import current_oauth_providers
-from flask_mailconnect.oauth.tokens import fresh_access_token, revoke_tokens
+from flask_mailconnect.oauth.client import client_for
+from flask_mailconnect.oauth.refresh import fresh_access_token
+from flask_mailconnect.oauth.revoke import revoke_tokens
+from flask_mailconnect.providers import current_catalog
 from flask_mailconnect.transport.graph import send_via_graph
 from flask_mailconnect.transport.http import (
     MAX_REDIRECTS,
@@ -178,7 +179,7 @@ def test_every_oauth_endpoint_refuses_every_non_public_form_before_connecting(
     app, _ = hostapp.create_app(MAILCONNECT_PROVIDERS=_providers(endpoint, url))
     try:
         with app.app_context():
-            provider = current_oauth_providers()["acme"]
+            provider = current_catalog().oauth()["acme"]
             state = current_app.extensions["mailconnect"]
             client = client_for(provider)
             if endpoint == "metadata":  # the consent flow's discovery, then the refresh's

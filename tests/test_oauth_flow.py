@@ -223,12 +223,12 @@ def test_redirect_uri_never_comes_from_the_request(client: FlaskClient, app: Fla
     assert "not set up yet" in page and "MAILCONNECT_EXTERNAL_URL" in page
     assert "Try again" not in page
     # With SERVER_NAME, the URI uses it, never the Host the request came with.
-    from flask_mailconnect.oauth.flow import redirect_uri
-    from flask_mailconnect.oauth.providers import current_oauth_providers
+    from flask_mailconnect.oauth.client import redirect_uri
+    from flask_mailconnect.providers import current_catalog
 
     app.config["SERVER_NAME"] = "crm.example"
     with app.test_request_context("/email/", headers={"Host": "evil.example"}):
-        google = current_oauth_providers()["google"]
+        google = current_catalog().oauth()["google"]
         assert redirect_uri(google) == "http://crm.example/email/oauth/google/callback"
 
 

@@ -18,12 +18,16 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_mailconnect import MailAccount
-from flask_mailconnect.oauth.flow import GRAPH_MAIL_SEND
-from flask_mailconnect.oauth.tokens import GRAPH_SCOPE
+from flask_mailconnect.oauth.refresh import graph_scope
+from flask_mailconnect.providers import build_catalog
 from tests import hostapp
 from tests.conftest import login
 from tests.peers.oauth import CLIENT_ID
 from tests.test_oauth_flow import EXTERNAL, back, consent, csrf, providers, rows, start
+
+MICROSOFT_PROVIDER = build_catalog({}).require("microsoft")
+GRAPH_MAIL_SEND = str(MICROSOFT_PROVIDER.graph_send_scope)
+GRAPH_SCOPE = graph_scope(MICROSOFT_PROVIDER)
 
 GRAPH_PAGE_TEXT = "(OAuth 2.0) · sending through Microsoft Graph"  # account page, "Signed in with"
 

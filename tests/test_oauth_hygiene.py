@@ -54,11 +54,11 @@ def test_changed_token_url_is_used_by_the_next_flow(client: FlaskClient, app: Fl
 
 
 def test_server_metadata_is_read_again_after_its_ttl(app: Flask, monkeypatch: pytest.MonkeyPatch):
-    from flask_mailconnect.oauth import flow
-    from flask_mailconnect.oauth.providers import current_oauth_providers
+    from flask_mailconnect.oauth import client as flow
+    from flask_mailconnect.providers import current_catalog
 
     with app.test_request_context("/email/"):
-        google = current_oauth_providers()["google"]
+        google = current_catalog().oauth()["google"]
         first = flow.client_for(google)
         assert flow.client_for(google) is first  # cached while fresh
         monkeypatch.setattr(flow, "METADATA_TTL", -1)

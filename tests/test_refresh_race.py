@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from flask_mailconnect import AccountStatus, AuditEvent, MailAccount, metadata
 from flask_mailconnect.models import utcnow
-from flask_mailconnect.oauth.tokens import fresh_access_token
+from flask_mailconnect.oauth.refresh import fresh_access_token
 from tests import hostapp
 from tests.peers import require_peer
 from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET, MICROSOFT, refresh

@@ -26,11 +26,15 @@ from flask_mailconnect import (
     token_refreshed,
 )
 from flask_mailconnect.models import utcnow
-from flask_mailconnect.oauth.tokens import GRAPH_SCOPE, fresh_access_token, revoke_tokens
+from flask_mailconnect.oauth.refresh import fresh_access_token, graph_scope
+from flask_mailconnect.oauth.revoke import revoke_tokens
+from flask_mailconnect.providers import build_catalog
 from tests import hostapp
 from tests.conftest import database_urls
 from tests.peers import free_port
 from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET, GOOGLE, MICROSOFT
+
+GRAPH_SCOPE = graph_scope(build_catalog({}).require("microsoft"))
 
 EMAIL = "alice@example.test"
 
@@ -345,7 +349,7 @@ def graph_app(provider: Any) -> Iterator[Flask]:
 
 
 def test_graph_token_is_a_separate_token_for_graph(graph_app: Flask, provider: Any) -> None:
-    from flask_mailconnect.oauth.tokens import fresh_graph_token
+    from flask_mailconnect.oauth.refresh import fresh_graph_token
 
     with graph_app.app_context():
         account_id, old = add_graph_account(provider)
@@ -369,7 +373,7 @@ def test_graph_token_is_a_separate_token_for_graph(graph_app: Flask, provider: A
 
 def test_graph_not_consented_leaves_the_account_connected(graph_app: Flask, provider: Any) -> None:
     from flask_mailconnect.exceptions import GraphNotGranted
-    from flask_mailconnect.oauth.tokens import fresh_graph_token
+    from flask_mailconnect.oauth.refresh import fresh_graph_token
 
     with graph_app.app_context():
         account_id, _old = add_graph_account(provider, mail_send=False)

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from flask_mailconnect import codes as errors
 from flask_mailconnect.exceptions import ConnectionFailed
-from flask_mailconnect.transport import errors
 from flask_mailconnect.transport.imap import check_imap, open_imap
 from flask_mailconnect.transport.settings import ServerSettings, TransportOptions
 from flask_mailconnect.transport.smtp import check_smtp, open_smtp

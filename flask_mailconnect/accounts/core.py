@@ -17,7 +17,7 @@ from ..exceptions import (
     TooManyTests,
 )
 from ..models import AccountStatus, AuditEvent, MailAccount, SyncedMessage, utcnow
-from ..oauth.tokens import prepare_revocation
+from ..oauth.revoke import prepare_revocation
 from ..owners import Actor, Owner
 from ..providers import current_catalog, detect_provider, with_hints
 from ..runtime import Runtime

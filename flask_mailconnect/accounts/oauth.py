@@ -15,8 +15,8 @@ from ..exceptions import (
     TokenError,
 )
 from ..models import AccountStatus, MailAccount, utcnow
-from ..oauth.flow import GRAPH_MAIL_SEND, OAuthGrant
-from ..oauth.tokens import fresh_access_token, fresh_graph_token
+from ..oauth.flow import OAuthGrant
+from ..oauth.refresh import fresh_access_token, fresh_graph_token
 from ..owners import Actor, Owner
 from ..providers import Provider, current_catalog
 from ..runtime import Runtime
@@ -208,7 +208,7 @@ def run_oauth_test(
 ) -> ConnectionReport:
     """Test connection for an OAuth account: XOAUTH2 to its SMTP and IMAP servers.
 
-    Uses ``access_token`` (just granted) or a fresh one from :mod:`.oauth.tokens` (refreshed
+    Uses ``access_token`` (just granted) or a fresh one from :mod:`..oauth.refresh` (refreshed
     under the row lock when due). Records the outcome on the account (status, last error) and
     in the audit trail; a failing test never removes the account. Where SMTP AUTH is off
     (535 5.7.139) and Graph ``Mail.Send`` was granted, mail goes through Graph instead.
@@ -262,12 +262,14 @@ def _try_graph(
     """SMTP AUTH is off: send through Microsoft Graph when ``Mail.Send`` was granted.
 
     Graph takes no SMTP/IMAP token (another audience): a Graph token is obtained with the
-    account's refresh token (:func:`~.oauth.tokens.fresh_graph_token`), and whether
+    account's refresh token (:func:`~.oauth.refresh.fresh_graph_token`), and whether
     ``Mail.Send`` was granted is read from that token's answer, not from the consent's scopes.
     """
 
     provider = current_catalog().oauth().get(current_catalog().for_account(account).key)
-    asked = provider is not None and GRAPH_MAIL_SEND.lower() in (s.lower() for s in provider.scopes)
+    scopes = provider.scopes if provider is not None else ()
+    wanted = (provider.graph_send_scope or "").lower() if provider is not None else ""
+    asked = bool(wanted) and wanted in (s.lower() for s in scopes)
     smtp = report.smtp
     if asked and provider is not None and provider.graph_url:
         options = state.transport_options()

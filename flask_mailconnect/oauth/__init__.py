@@ -1,7 +1,4 @@
-"""OAuth 2.0 accounts: provider settings (providers.py), the consent flow (flow.py) and tokens
-(tokens.py: refresh under a row lock, revoke)."""
-
-from ..exceptions import OAuthConfigError
-from .providers import OAuthProvider, oauth_providers
-
-__all__ = ["OAuthConfigError", "OAuthProvider", "current_oauth_providers", "oauth_providers"]
+"""The OAuth 2.0 protocol: Authlib's client per provider (client.py), the consent flow
+(flow.py) and who signed in (identity.py), flow state (state.py), tokens refreshed under a row
+lock (refresh.py, locks.py, endpoints.py) and revoked (revoke.py). Protocol only: accounts are
+written by :mod:`flask_mailconnect.accounts`."""

@@ -17,18 +17,17 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 from sqlalchemy.orm import Session
 
 from ..models import OAuthState, utcnow
+from ..runtime import current_runtime
 
 
 class DatabaseStateCache:
     """The ``get`` / ``set`` / ``delete`` cache interface Authlib's registry uses."""
 
     def _session(self) -> Session:
-        state = current_app.extensions["mailconnect"]
-        bind = state.session.get_bind(mapper=sa.inspect(OAuthState))
+        bind = current_runtime().session.get_bind(mapper=sa.inspect(OAuthState))
         engine = bind if isinstance(bind, sa.Engine) else bind.engine
         return Session(bind=engine)
 

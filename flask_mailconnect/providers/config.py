@@ -16,7 +16,7 @@ from typing import Any
 
 from ..exceptions import OAuthConfigError, ProviderConfigError
 from ..transport.settings import SECURITY_CHOICES
-from .builtin import Configure
+from .builtin import Configure, builtin_providers
 from .model import IdentityRules, Provider, Server
 
 #: Entry keys copied onto the provider as they are (strings; empty means "keep").
@@ -149,6 +149,10 @@ def provider_from_row(row: Any, client_secret: str | None) -> Provider:
     if row.receives and row.imap_host and row.imap_port:
         imap = Server(row.imap_host, row.imap_port, row.imap_security)
     oauth = row.auth_method == "oauth2"
+    # "IMAP + Graph for sending": Graph's endpoint and scope as the built-in that has them.
+    graph = None
+    if row.service_type == "graph":
+        graph = next((p for p, _ in builtin_providers() if p.graph_url), None)
     return Provider(
         key=row.key,
         name=row.name,
@@ -169,6 +173,7 @@ def provider_from_row(row: Any, client_secret: str | None) -> Provider:
         scopes=tuple(dict.fromkeys((*DEFAULT_SCOPES, *(row.scopes or "").split())))
         if oauth
         else (),
-        graph_url="https://graph.microsoft.com/v1.0" if row.service_type == "graph" else None,
+        graph_url=graph.graph_url if graph is not None else None,
+        graph_send_scope=graph.graph_send_scope if graph is not None else None,
         identity=IdentityRules(),
     )

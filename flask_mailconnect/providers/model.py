@@ -101,8 +101,10 @@ class Provider:
     identity: IdentityRules = IdentityRules()
     #: Send the scopes again on refresh (Microsoft's v2 endpoint wants them; RFC 6749 does not).
     refresh_sends_scope: bool = False
-    #: Microsoft Graph base URL when the provider can send through Graph.
+    #: Microsoft Graph base URL when the provider can send through Graph, and the scope that
+    #: lets it send (a token of its own: one resource per access token).
     graph_url: str | None = None
+    graph_send_scope: str | None = None
     #: Days a refresh token may stay unused before a keep-alive refresh (``None``: never);
     #: ``MAILCONNECT_KEEPALIVE_DAYS`` overrides per key.
     keepalive_days: float | None = 60

@@ -14,7 +14,7 @@ from werkzeug.exceptions import NotFound
 
 from ..exceptions import PermissionDenied
 from ..models import MailAccount
-from ..oauth.flow import safe_next
+from ..oauth.client import safe_next
 from ..owners import ORGANIZATION_OWNER, Actor
 from ..providers import current_catalog
 from ..runtime import Runtime

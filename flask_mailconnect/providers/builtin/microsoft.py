@@ -47,6 +47,7 @@ PROVIDER = Provider(
     authorize_params={"prompt": "select_account"},
     access_settings_url="https://myapps.microsoft.com",
     graph_url="https://graph.microsoft.com/v1.0",
+    graph_send_scope="https://graph.microsoft.com/Mail.Send",
     identity=IdentityRules(
         verified_claim="xms_edov", subject_claims=("tid", "oid"), tenant_claim="tid"
     ),

@@ -15,7 +15,7 @@ from ... import accounts
 from ...accounts.providers import PROVIDER_FIELDS, provider_settings
 from ...exceptions import InvalidSettings, OAuthFlowError
 from ...models import MailProvider
-from ...oauth.flow import redirect_uri
+from ...oauth.client import redirect_uri
 from ...providers import Provider, current_catalog
 from ..admin_forms import ActionForm, ProviderForm, parse_domains
 from ..common import actor, admin_required, state
