@@ -230,7 +230,8 @@ def test_an_expiring_token_is_refreshed_and_the_rotated_refresh_token_stored_enc
         # the caller's own instance shows the new expiry too, without a reload
         assert account.token_expires_at == again.token_expires_at
         assert [c["account"].id for c in refreshed.calls] == [account_id]
-        assert set(refreshed.calls[0]) == {"account"}  # nothing secret in the payload
+        assert set(refreshed.calls[0]) == {"account", "actor"}  # nothing secret in the payload
+        assert refreshed.calls[0]["actor"] is None  # the system refreshed it, nobody acted
 
         # the stored (rotated) refresh token is the one that works next time
         expire_now(account_id)
@@ -522,14 +523,14 @@ def test_endpoints_from_server_metadata_are_fetched_once_per_app(provider: Any) 
         hostapp.db.session.commit()
         token = fresh_access_token(state(), load(account_id))
         assert token != old["access_token"] and provider.refresh_requests == 1
-        cache = app.extensions["mailconnect.tokens"].metadata
-        _read_at, meta = cache[urls.metadata_url]
-        assert meta["token_endpoint"] == urls.token_url
+        cache = app.extensions["mailconnect"].oauth_metadata  # the app's runtime holds it
+        meta = cache.get(urls.metadata_url)
+        assert meta is not None and meta["token_endpoint"] == urls.token_url
         meta["token_endpoint"] = urls.token_url + "?cached=1"  # reused while fresh
         fresh_access_token(state(), load(account_id), force=True)
         assert provider.refresh_requests == 2
-        # After METADATA_TTL the document is read again.
-        cache[urls.metadata_url] = (_read_at - 7200, {"token_endpoint": "http://127.0.0.1:9/x"})
+        # After METADATA_TTL the document is read again (an expired entry pointing nowhere).
+        cache.put(urls.metadata_url, {"token_endpoint": "http://127.0.0.1:9/x"}, ttl=-1)
         fresh_access_token(state(), load(account_id), force=True)
         assert provider.refresh_requests == 3
         hostapp.db.session.remove()

@@ -120,11 +120,15 @@ def build_catalog(
 
 def current_catalog() -> Catalog:
     """The current app's catalogue, built at most once per app context."""
-    found: Catalog | None = g.get(_G_KEY) if has_app_context() else None
-    if found is None:
-        found = build_catalog(current_app.config, _admin_rows())
-        if has_app_context():
-            setattr(g, _G_KEY, found)
+    # Keyed by the configuration's text too, so an edited MAILCONNECT_PROVIDERS (a shell, a
+    # test, a long-running job) is seen at once; the admin rows by forget_catalog().
+    key = repr(current_app.config.get("MAILCONNECT_PROVIDERS"))
+    cached: tuple[str, Catalog] | None = g.get(_G_KEY) if has_app_context() else None
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    found = build_catalog(current_app.config, _admin_rows())
+    if has_app_context():
+        setattr(g, _G_KEY, (key, found))
     return found
 
 
