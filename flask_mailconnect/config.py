@@ -113,11 +113,13 @@ DEFAULTS: dict[str, Option] = {
         "(threads, each with its own app context and database connection).",
     ),
     "MAILCONNECT_KEEPALIVE_DAYS": Option(
-        {"microsoft": 60, "google": 150, "*": 60},
-        "Refresh an OAuth token whose refresh token has gone unused this many days, by OAuth "
-        'provider key (``"*"``: any other OAuth provider; leave it out for none), well ahead '
-        "of Microsoft's 90-day and Google's 6-month inactivity limit. Google apps in testing "
-        'mode lose refresh tokens after 7 days: use e.g. ``{"google": 3}`` there.',
+        {},
+        "Refresh an OAuth token whose refresh token has gone unused this many days, by "
+        'provider key (``"*"``: every provider not listed; ``None`` turns it off). Unset, '
+        "each provider's own rule applies (its ``keepalive_days``: 60 days for Microsoft, "
+        "ahead of its 90-day inactivity limit; 150 for Google, ahead of 6 months; 60 for "
+        "others). Google apps in testing mode lose refresh tokens after 7 days: set that "
+        "provider's key to 3 there.",
     ),
 }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 import grimp
@@ -106,25 +107,38 @@ def test_module_is_small(path: Path) -> None:
     assert lines <= 500, f"{path.relative_to(ROOT)} has {lines} lines; split it by concern"
 
 
-def _code_without_words(text: str) -> str:
-    """Source minus comments, docstrings and string literals people read (messages): what is
-    left is the code that could branch on a provider's name."""
-    text = re.sub(r'"""[\s\S]*?"""', "", text)
-    text = re.sub(r"#[^\n]*", "", text)
-    return text
+def _code_tokens(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of the tokens that are code: names and short string literals such as keys
+    and URLs. Comments, docstrings and sentences (strings with a space: words people read,
+    such as messages) are left out."""
+    found = []
+    with path.open("rb") as source:
+        for token in tokenize.tokenize(source.readline):
+            if token.type == tokenize.COMMENT:
+                continue
+            if token.type == tokenize.STRING and re.search(r"\s", token.string):
+                continue
+            if token.type in (tokenize.NAME, tokenize.STRING):
+                found.append((token.start[0], token.string))
+    return found
 
 
 def test_provider_names_only_in_provider_modules() -> None:
     """Adding a provider is one module under providers/builtin/; no other module names one
-    in code (URLs and keys included)."""
+    in code (keys, URLs and identifiers included)."""
     offenders = []
     for path in _modules():
         rel = path.relative_to(PACKAGE).as_posix()
         if rel.startswith("providers/builtin/"):
             continue
-        for number, line in enumerate(_code_without_words(path.read_text()).splitlines(), 1):
-            # Sentences in quotes are words people read; identifiers and URLs are code.
-            code = re.sub(r'"[^"\n]*\s[^"\n]*"', '""', line)
-            if PROVIDER_NAMES.search(code):
-                offenders.append(f"{rel}: {line.strip()}")
+        for number, text in _code_tokens(path):
+            if PROVIDER_NAMES.search(text):
+                offenders.append(f"{rel}:{number}: {text}")
     assert offenders == []
+
+
+def test_provider_name_check_sees_code(tmp_path: Path) -> None:
+    """The check above is not vacuous: a key in code is found, a sentence is not."""
+    sample = tmp_path / "sample.py"
+    sample.write_text('KEY = "google"\nTEXT = "Connect with Google"\n# gmail\n')
+    assert [t for _, t in _code_tokens(sample) if PROVIDER_NAMES.search(t)] == ['"google"']
