@@ -31,10 +31,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check flask_mailconnect tests example_app
 	$(BIN)/ruff format --check flask_mailconnect tests example_app
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Regenerate the lock CI installs (needs uv); pyproject keeps lower bounds only.
 lock:
 	uv pip compile pyproject.toml --extra test --extra docs --extra demo --extra bench --python-version 3.11 -o $(LOCK)
 
 clean:
-	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

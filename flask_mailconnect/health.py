@@ -4,7 +4,7 @@
 inactivity), logs in to SMTP and IMAP, and records the outcome on the account (last success,
 last error code and remediation text, status) and in the audit trail (action ``check``). Like
 accounts.py it never commits the host's session (token refreshes commit their own rows, see
-oauth/tokens.py); :func:`check_many` (the CLI, and jobs) commits after each account.
+oauth/refresh.py); :func:`check_many` (the CLI, and jobs) commits after each account.
 
 Keep-alive: a refresh token that is never used dies (Microsoft: 90 days; Google: 6 months, or 7
 days for apps in testing mode). A login with the access token does not count as use, so an

@@ -9,7 +9,7 @@ own unit of work: it commits what it changed, or rolls back and re-raises; a ``S
 
 Safe to run concurrently on many workers, and to run twice:
 
-* :func:`refresh_account` refreshes under the account's row lock (oauth/tokens.py), so many
+* :func:`refresh_account` refreshes under the account's row lock (oauth/refresh.py), so many
   workers refreshing one account cause one call to the provider;
 * :func:`check_account` writes only the health fields and status (last writer wins; every
   writer wrote what it saw moments ago);

@@ -96,7 +96,7 @@ class MailAccount(Base):
     is_default: Mapped[bool] = mapped_column(sa.Boolean, default=False)
 
     # OAuth 2.0 accounts (auth_method "oauth2"): tokens encrypted and deferred like the password.
-    # Read and refresh them with oauth/tokens.py, under a row lock.
+    # Read and refresh them with oauth/refresh.py, under a row lock.
     access_token: Mapped[str | None] = mapped_column(
         EncryptedText, default=None, deferred=True, deferred_raiseload=True
     )
@@ -107,7 +107,7 @@ class MailAccount(Base):
     token_refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     token_scopes: Mapped[str] = mapped_column(sa.Text, default="")  # space-separated, as granted
     # Microsoft issues one access token per resource: the Graph (Mail.Send) token is obtained
-    # with the same refresh token and kept apart from the SMTP/IMAP one (oauth/tokens.py).
+    # with the same refresh token and kept apart from the SMTP/IMAP one (oauth/refresh.py).
     graph_access_token: Mapped[str | None] = mapped_column(
         EncryptedText, default=None, deferred=True, deferred_raiseload=True
     )

@@ -20,7 +20,7 @@ class ServerSettings:
     """What a user types into the manual form, or what a preset fills in.
 
     ``imap_host`` may be ``None`` for a send-only account. ``provider`` is the preset or provider
-    key (``"gmail"``, ``"other"``...), used only to word remediation messages.
+    key (``"google"``, ``"other"``...); its advice per error code travels in ``hints``.
     """
 
     email: str
