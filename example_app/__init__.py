@@ -101,9 +101,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config["MAILCONNECT_ENCRYPTION_KEYS"] = _encryption_keys(instance)
     sandbox = config.get("EXAMPLE_SANDBOX")
     if sandbox:
-        # A host-declared provider (MAILCONNECT_PROVIDERS, read by
-        # flask_mailconnect/providers/registry.py): the connect page fills in the sandbox's
-        # servers when someone types the demo address.
+        # A host-declared provider (MAILCONNECT_PROVIDERS, merged into the provider
+        # catalogue): the connect page fills in the sandbox's servers when someone types the
+        # demo address.
         config.setdefault(
             "MAILCONNECT_PROVIDERS",
             {
