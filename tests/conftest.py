@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -50,6 +52,23 @@ def db() -> Any:
 def login(client: FlaskClient, user_id: int) -> None:
     """Sign a test user in: 1 alice, 2 bob, 3 admin."""
     assert client.post(f"/test-login/{user_id}").status_code == 200
+
+
+@contextmanager
+def count_queries(app: Flask) -> Iterator[list[str]]:
+    """The SQL statements ``app``'s engine runs inside the ``with`` block, in order."""
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    with app.app_context():
+        engine = hostapp.db.engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from flask import Flask
 
 from flask_mailconnect.transport.settings import TransportOptions
 from tests.peers import require_peer
@@ -28,6 +29,10 @@ def peer_certs(tmp_path_factory: pytest.TempPathFactory) -> TestCerts:
     return make_certs(directory)
 
 
+# Reaching the peers: the same policy as transport options (tests of the transport layer) and
+# as app config (tests through the extension). ServerSettings for them: tests/peers/settings.py.
+
+
 @pytest.fixture
 def peer_options(peer_certs: TestCerts) -> TransportOptions:
     """Options for loopback peers: private hosts on (explicitly), any port, trust the test CA."""
@@ -38,6 +43,29 @@ def peer_options(peer_certs: TestCerts) -> TransportOptions:
         imap_ports=None,
         ca_file=peer_certs.ca_file,
     )
+
+
+@pytest.fixture
+def peer_config(peer_certs: TestCerts) -> dict[str, Any]:
+    """App config for loopback peers, as ``peer_options`` but leaving the timeout alone:
+    private hosts on (explicitly), any port, trust the test CA. A fresh dict each test: add
+    keys for one app (``hostapp.create_app(url, **peer_config, MAILCONNECT_PROVIDERS=...)``)."""
+    return {
+        "MAILCONNECT_ALLOW_PRIVATE_HOSTS": True,
+        "MAILCONNECT_SMTP_PORTS": None,
+        "MAILCONNECT_IMAP_PORTS": None,
+        "MAILCONNECT_CA_FILE": peer_certs.ca_file,
+    }
+
+
+@pytest.fixture
+def peer_app(app: Flask, peer_config: dict[str, Any]) -> Flask:
+    """The host app (``app``) configured with ``peer_config`` and ``peer_options``' 5 s timeout.
+
+    Starts no peer: a test asks for the peers it talks to (``smtp_starttls``, ``dovecot``...).
+    """
+    app.config.update(peer_config, MAILCONNECT_CONNECT_TIMEOUT=5)
+    return app
 
 
 @pytest.fixture(scope="session")

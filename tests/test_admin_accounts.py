@@ -4,8 +4,6 @@ queries, deactivate / reactivate, and audit sentences for actions on someone els
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -15,7 +13,7 @@ from flask.testing import FlaskClient
 
 from flask_mailconnect import MailConnect
 from flask_mailconnect.models import MailAccount
-from tests.conftest import login
+from tests.conftest import count_queries, login
 from tests.hostapp import User
 
 
@@ -59,22 +57,6 @@ def add_accounts(app: Flask, db: Any, count: int) -> None:
         db.session.commit()
 
 
-@contextmanager
-def count_queries(db: Any, app: Flask) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
-
-
 def ids_in(page: str) -> list[int]:
     return [int(x) for x in re.findall(r'<tr data-account-id="(\d+)"', page)]
 
@@ -86,9 +68,9 @@ def test_account_list_queries_stay_constant(
     add_accounts(app, db, rows)
     login(client, 3)
     client.get("/email/admin/accounts")  # warm-up: caches, first connection
-    with count_queries(db, app) as first:
+    with count_queries(app) as first:
         page = client.get("/email/admin/accounts").get_data(as_text=True)
-    with count_queries(db, app) as filtered:
+    with count_queries(app) as filtered:
         client.get("/email/admin/accounts?status=error&scope=user&provider=gmail&q=box")
     assert len(ids_in(page)) == min(rows, 50)
     # Same number whatever the row count (the parametrised runs compare against this bound):

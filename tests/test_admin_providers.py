@@ -285,7 +285,7 @@ def test_delete_cannot_orphan_an_account_created_meanwhile(
 ) -> None:
     """The count shown (and checked) before the delete can be stale: an account created in
     between must make the delete refuse, not leave the account without its provider (L8)."""
-    from flask_mailconnect.views.admin import providers as admin
+    from flask_mailconnect import accounts
 
     login(client, 3)
     create(client)
@@ -300,12 +300,12 @@ def test_delete_cannot_orphan_an_account_created_meanwhile(
         db.session.commit()
     calls: list[list[str]] = []
 
-    def stale(keys: list[str]) -> dict[str, int]:
+    def stale(state: Any, keys: list[str]) -> dict[str, int]:
         calls.append(keys)  # the request's count is stale (0); later ones are real
-        return {} if len(calls) == 1 else real(keys)
+        return {} if len(calls) == 1 else real(state, keys)
 
-    real = admin._account_counts
-    monkeypatch.setattr(admin, "_account_counts", stale)
+    real = accounts.provider_account_counts
+    monkeypatch.setattr(accounts, "provider_account_counts", stale)
     response = client.post(url, data={"csrf_token": csrf})
     assert response.status_code == 409
     assert "1 account still uses it" in response.get_data(as_text=True)
@@ -313,7 +313,7 @@ def test_delete_cannot_orphan_an_account_created_meanwhile(
         assert db.session.get(MailProvider, saved.id) is not None
         assert db.session.scalar(sa.select(sa.func.count()).select_from(MailProviderDomain)) == 2
     # Once unused it goes, domains included.
-    monkeypatch.setattr(admin, "_account_counts", real)
+    monkeypatch.setattr(accounts, "provider_account_counts", real)
     with app.app_context():
         db.session.execute(sa.delete(MailAccount))
         db.session.commit()

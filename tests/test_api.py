@@ -24,35 +24,14 @@ from flask_mailconnect import (
     account_updated,
 )
 from tests.hostapp import User
+from tests.peers.settings import peer_settings
 
 pytestmark = pytest.mark.peers
 
 
 @pytest.fixture
-def peer_app(app: Flask, smtp_starttls: Any, dovecot: Any, peer_certs: Any) -> Flask:
-    app.config.update(
-        MAILCONNECT_ALLOW_PRIVATE_HOSTS=True,
-        MAILCONNECT_SMTP_PORTS=None,
-        MAILCONNECT_IMAP_PORTS=None,
-        MAILCONNECT_CA_FILE=peer_certs.ca_file,
-        MAILCONNECT_CONNECT_TIMEOUT=5,
-    )
-    return app
-
-
-@pytest.fixture
 def settings(smtp_starttls: Any, dovecot: Any) -> ServerSettings:
-    return ServerSettings(
-        email="alice@example.com",
-        username=smtp_starttls.user,
-        password=smtp_starttls.password,
-        smtp_host="localhost",
-        smtp_port=smtp_starttls.port,
-        smtp_security="starttls",
-        imap_host="localhost",
-        imap_port=dovecot.ssl_port,
-        imap_security="ssl",
-    )
+    return peer_settings(smtp_starttls, dovecot, email="alice@example.com")
 
 
 def _signals(app: Flask) -> tuple[list[tuple[str, dict[str, Any]]], list[Any]]:

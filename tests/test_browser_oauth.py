@@ -22,7 +22,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def live(
-    tmp_path: Path, oauth_provider: Any, smtp_starttls: Any, dovecot: Any
+    tmp_path: Path, oauth_provider: Any, smtp_starttls: Any, dovecot: Any, peer_config: dict
 ) -> Iterator[tuple[str, Any]]:
     from example_app import create_app
     from tests.hostapp import TEST_KEY
@@ -33,10 +33,7 @@ def live(
         "MAILCONNECT_ENCRYPTION_KEYS": [TEST_KEY],
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'oauth.db'}",
         "MAILCONNECT_PROVIDERS": providers(oauth_provider, smtp_starttls, dovecot),
-        "MAILCONNECT_ALLOW_PRIVATE_HOSTS": True,
-        "MAILCONNECT_SMTP_PORTS": None,
-        "MAILCONNECT_IMAP_PORTS": None,
-        "MAILCONNECT_CA_FILE": smtp_starttls.ca_file,
+        **peer_config,
     }
     app = create_app(config)
     with serve(app) as url:

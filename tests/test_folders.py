@@ -13,12 +13,11 @@ from flask_mailconnect.exceptions import InvalidSettings
 from flask_mailconnect.signals import account_updated
 from tests.conftest import login
 from tests.peers.dovecot import DovecotPeer
-from tests.test_sync import (  # noqa: F401 - fixtures
+from tests.test_sync import (  # noqa: F401 - imap_server is a fixture
     imap_client,
     imap_server,
     make_account,
     reset_inbox,
-    sync_app,
 )
 
 pytestmark = pytest.mark.peers
@@ -47,13 +46,9 @@ def selected(html: str, role: str) -> str | None:
 
 
 def test_special_use_prefills_the_mapping(
-    sync_app: Flask,  # noqa: F811
-    mailconnect: MailConnect,
-    db: Any,
-    folders: DovecotPeer,
-    client: Any,
+    peer_app: Flask, mailconnect: MailConnect, db: Any, folders: DovecotPeer, client: Any
 ) -> None:
-    with sync_app.app_context():
+    with peer_app.app_context():
         account = make_account(db, folders)
         listing = mailconnect.list_folders(account)
         assert {"INBOX", "Sent", "Archive", "Trash", "Work"} <= set(listing.names)
@@ -73,30 +68,26 @@ def test_special_use_prefills_the_mapping(
 
 
 def test_saving_the_mapping_is_checked_audited_and_signalled(
-    sync_app: Flask,  # noqa: F811
-    mailconnect: MailConnect,
-    db: Any,
-    folders: DovecotPeer,
-    client: Any,
+    peer_app: Flask, mailconnect: MailConnect, db: Any, folders: DovecotPeer, client: Any
 ) -> None:
-    with sync_app.app_context():
+    with peer_app.app_context():
         account_id = make_account(db, folders).id
     login(client, 1)
     url = f"/email/accounts/{account_id}/folders"
     form = {"inbox": "INBOX", "sent": "Sent", "archive": "Work", "trash": "Trash"}
     assert client.post(url, data=form).status_code == 400  # no CSRF token
-    sync_app.config["WTF_CSRF_ENABLED"] = False
+    peer_app.config["WTF_CSRF_ENABLED"] = False
     bad = client.post(url, data={**form, "trash": "Nope"})
     assert bad.status_code == 422
     assert "There is no folder named &#39;Nope&#39;" in bad.get_data(as_text=True)
     changes: list[set[str]] = []
-    with account_updated.connected_to(lambda s, **kw: changes.append(kw["changes"]), sync_app):
+    with account_updated.connected_to(lambda s, **kw: changes.append(kw["changes"]), peer_app):
         saved = client.post(url, data=form)
     assert saved.status_code == 302 and saved.location.endswith(f"/email/accounts/{account_id}")
     assert changes == [{"folder_inbox", "folder_sent", "folder_archive", "folder_trash"}]
     # The stored mapping wins over suggestions afterwards.
     assert selected(client.get(url).get_data(as_text=True), "archive") == "Work"
-    with sync_app.app_context():
+    with peer_app.app_context():
         account = mailconnect.get_account(account_id)
         assert account is not None
         assert (account.folder_sent, account.folder_archive) == ("Sent", "Work")
@@ -110,15 +101,11 @@ def test_saving_the_mapping_is_checked_audited_and_signalled(
 
 
 def test_broken_settings_are_explained_not_a_500(
-    sync_app: Flask,  # noqa: F811
-    mailconnect: MailConnect,
-    db: Any,
-    folders: DovecotPeer,
-    client: Any,
+    peer_app: Flask, mailconnect: MailConnect, db: Any, folders: DovecotPeer, client: Any
 ) -> None:
     from tests.peers import free_port
 
-    with sync_app.app_context():
+    with peer_app.app_context():
         wrong = make_account(db, folders, password="wrong-password").id
         down = make_account(db, folders, email="down@example.com", imap_port=free_port()).id
     login(client, 1)
@@ -130,26 +117,23 @@ def test_broken_settings_are_explained_not_a_500(
     assert f"/email/accounts/{wrong}/reconnect" in html
     again = client.get(f"/email/accounts/{wrong}/folders").get_data(as_text=True)
     assert "The server rejected the login or password." in again  # now needs_reconnect
-    with sync_app.app_context():
+    with peer_app.app_context():
         account = mailconnect.get_account(wrong)
         assert account is not None and account.status == "needs_reconnect"
     page = client.get(f"/email/accounts/{down}/folders")
     html = page.get_data(as_text=True)
     assert page.status_code == 200
     assert "refused the connection" in html and "try again in a few minutes" in html
-    sync_app.config["WTF_CSRF_ENABLED"] = False
+    peer_app.config["WTF_CSRF_ENABLED"] = False
     assert (
         client.post(f"/email/accounts/{down}/folders", data={"inbox": "INBOX"}).status_code == 409
     )
 
 
 def test_folders_page_needs_manage_permission(
-    sync_app: Flask,  # noqa: F811
-    db: Any,
-    folders: DovecotPeer,
-    client: Any,
+    peer_app: Flask, db: Any, folders: DovecotPeer, client: Any
 ) -> None:
-    with sync_app.app_context():
+    with peer_app.app_context():
         mine = make_account(db, folders).id
         shared = make_account(
             db, folders, owner_kind="organization", owner_id="main", email="team@example.com"

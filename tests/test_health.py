@@ -18,7 +18,13 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from flask_mailconnect import AuditEvent, MailAccount, MailConnect, account_needs_reconnect
+from flask_mailconnect import (
+    AuditEvent,
+    CheckResult,
+    MailAccount,
+    MailConnect,
+    account_needs_reconnect,
+)
 from flask_mailconnect.models import utcnow
 from tests import hostapp
 from tests.peers import MAILBOX_PASSWORD, MAILBOX_USER, free_port
@@ -28,16 +34,13 @@ from tests.test_tokens import provider_config
 
 @pytest.fixture
 def happ(
-    tmp_path: Path, oauth_provider: Any, smtp_starttls: Any, dovecot: Any
+    tmp_path: Path, oauth_provider: Any, smtp_starttls: Any, dovecot: Any, peer_config: dict
 ) -> Iterator[tuple[Flask, MailConnect]]:
     app, ext = hostapp.create_app(
         f"sqlite:///{tmp_path / 'health.db'}",
+        **peer_config,
         MAILCONNECT_PROVIDERS=provider_config(oauth_provider),
-        MAILCONNECT_ALLOW_PRIVATE_HOSTS=True,
         MAILCONNECT_ALLOW_PLAINTEXT_AUTH=True,  # the concurrency gauge speaks plain SMTP
-        MAILCONNECT_SMTP_PORTS=None,
-        MAILCONNECT_IMAP_PORTS=None,
-        MAILCONNECT_CA_FILE=smtp_starttls.ca_file,
         MAILCONNECT_CONNECT_TIMEOUT=5,
     )
     yield app, ext
@@ -89,6 +92,13 @@ def get(account_id: int) -> MailAccount:
     return account
 
 
+def check(ext: MailConnect, account_id: int) -> CheckResult:
+    """``ext.check()`` on the stored account, committed as the CLI does after each account."""
+    result = ext.check(get(account_id))
+    hostapp.db.session.commit()
+    return result
+
+
 @pytest.fixture
 def reconnects() -> Iterator[list[dict[str, Any]]]:
     calls: list[dict[str, Any]] = []
@@ -107,8 +117,7 @@ def test_a_healthy_password_account_records_success_and_audits(
     app, ext = happ
     with app.app_context():
         account_id = add(smtp_starttls, dovecot, last_error_code="timeout", status="error")
-        result = ext.check(get(account_id))
-        hostapp.db.session.commit()
+        result = check(ext, account_id)
         assert result.ok and result.outcome == "ok", result
         assert result.smtp is not None and result.smtp.ok
         assert result.imap is not None and result.imap.ok
@@ -132,17 +141,14 @@ def test_a_token_revoked_at_the_provider_turns_needs_reconnect_and_signals_once(
     app, ext = happ
     with app.app_context():
         account_id = add(smtp_starttls, dovecot, oauth=GOOGLE, server=oauth_provider)
-        first = ext.check(get(account_id))
-        hostapp.db.session.commit()
+        first = check(ext, account_id)
         assert first.ok, first
         oauth_provider.revoke_user(MAILBOX_USER)  # the user removed the app's access
-        second = ext.check(get(account_id))
-        hostapp.db.session.commit()
+        second = check(ext, account_id)
         assert second.outcome == "needs_reconnect" and not second.retryable
         assert second.code == "token_revoked"
         assert "Sign in again" in second.message
-        third = ext.check(get(account_id))  # found again: no second signal, no network
-        hostapp.db.session.commit()
+        third = check(ext, account_id)  # found again: no second signal, no network
         assert third.outcome == "needs_reconnect" and third.skipped_reason == "needs_reconnect"
         account = get(account_id)
         assert (account.status, account.last_error_code) == ("needs_reconnect", "token_revoked")
@@ -164,13 +170,11 @@ def test_keep_alive_refreshes_a_token_unused_for_80_days_but_not_a_recent_one(
             token_refreshed_at=utcnow() - timedelta(days=10),
         )  # fmt: skip
         before = oauth_provider.refresh_requests
-        result = ext.check(get(old))
-        hostapp.db.session.commit()
+        result = check(ext, old)
         assert result.ok and result.kept_alive and result.token_refreshed, result
         assert oauth_provider.refresh_requests == before + 1
         assert utcnow() - get(old).token_refreshed_at < timedelta(minutes=1)
-        result = ext.check(get(recent))
-        hostapp.db.session.commit()
+        result = check(ext, recent)
         assert result.ok and not result.kept_alive
         assert oauth_provider.refresh_requests == before + 1
         assert utcnow() - get(recent).token_refreshed_at > timedelta(days=9)
@@ -194,8 +198,7 @@ def test_a_wrong_password_needs_reconnect(
     app, ext = happ
     with app.app_context():
         account_id = add(smtp_starttls, dovecot, password="not-the-password")
-        result = ext.check(get(account_id))
-        hostapp.db.session.commit()
+        result = check(ext, account_id)
         assert result.outcome == "needs_reconnect" and result.code == "auth_failed"
         assert result.smtp is not None and result.smtp.code == "auth_failed"
         account = get(account_id)
@@ -213,8 +216,7 @@ def test_a_server_that_is_down_is_an_error_not_a_reconnect(
     app, ext = happ
     with app.app_context():
         account_id = add(smtp_starttls, dovecot, smtp_port=free_port(), imap_port=free_port())
-        result = ext.check(get(account_id))
-        hostapp.db.session.commit()
+        result = check(ext, account_id)
         assert result.outcome == "error" and result.code == "refused" and result.retryable
         account = get(account_id)
         assert (account.status, account.last_error_code) == ("error", "refused")
@@ -223,8 +225,7 @@ def test_a_server_that_is_down_is_an_error_not_a_reconnect(
         # The server is back: the account recovers by itself.
         account.smtp_port, account.imap_port = smtp_starttls.port, dovecot.ssl_port
         hostapp.db.session.commit()
-        assert ext.check(get(account_id)).ok
-        hostapp.db.session.commit()
+        assert check(ext, account_id).ok
         assert get(account_id).status == "connected"
 
 
@@ -234,7 +235,7 @@ def test_inactive_accounts_are_skipped(
     app, ext = happ
     with app.app_context():
         account_id = add(smtp_starttls, dovecot, active=False, smtp_port=free_port())
-        result = ext.check(get(account_id))
+        result = check(ext, account_id)
         assert (result.outcome, result.skipped_reason) == ("skipped", "inactive")
         assert get(account_id).last_checked_at is None
 
@@ -262,14 +263,11 @@ class Gauge:
 def gauge_smtp(peer_certs: Any) -> Iterator[tuple[Any, Gauge]]:
     """A plain aiosmtpd peer (AUTH PLAIN/LOGIN) that answers EHLO after 50 ms and counts how
     many connections it holds at once."""
-    from aiosmtpd.smtp import SMTP
-
-    from tests.peers.smtp_server import SmtpPeer, _authenticator, _Handler, _PeerController
-    from tests.peers.smtp_server import _PeerSMTP as PeerSMTP
+    from tests.peers.smtp_server import PeerHandler, PeerSMTP, start_smtp
 
     gauge = Gauge()
 
-    class SlowHandler(_Handler):
+    class SlowHandler(PeerHandler):
         async def handle_EHLO(  # noqa: N802
             self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
         ) -> list[str]:
@@ -286,20 +284,13 @@ def gauge_smtp(peer_certs: Any) -> Iterator[tuple[Any, Gauge]]:
             gauge.leave()
             super().connection_lost(exc)
 
-    class Controller(_PeerController):
-        def factory(self) -> SMTP:
-            server = GaugeSMTP(self.handler, peer=self._peer, **self.SMTP_kwargs)
-            server._auth_required = False
-            return server
-
-    peer = SmtpPeer("127.0.0.1", free_port(), MAILBOX_USER, MAILBOX_PASSWORD, "", "plain")
-    controller = Controller(
-        peer, require_auth=False, hostname=peer.host, port=peer.port,
-        authenticator=_authenticator(peer), auth_exclude_mechanism=[], ready_timeout=5.0,
-        auth_require_tls=False,
-    )  # fmt: skip
-    controller.handler = SlowHandler(peer)
-    controller.start()
+    peer, controller = start_smtp(
+        "plain",
+        ca_file=peer_certs.ca_file,
+        context=None,
+        handler_class=SlowHandler,
+        smtp_class=GaugeSMTP,
+    )
     gauge.now = gauge.peak = gauge.total = 0  # the controller's readiness probe
     try:
         yield peer, gauge

@@ -29,15 +29,6 @@ REDIS_DB = 13  #: a database of its own on the shared server, emptied of our key
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _config(smtp: Any, dovecot: Any) -> dict[str, Any]:
-    return {
-        "MAILCONNECT_ALLOW_PRIVATE_HOSTS": True,
-        "MAILCONNECT_SMTP_PORTS": None,
-        "MAILCONNECT_IMAP_PORTS": None,
-        "MAILCONNECT_CA_FILE": smtp.ca_file,
-    }
-
-
 def worker_app() -> Flask:
     """The app factory the RQ worker calls (``MAILCONNECT_APP_FACTORY``)."""
     config = json.loads(os.environ["MAILCONNECT_TEST_JOBS_CONFIG"])
@@ -59,11 +50,13 @@ def redis_conn() -> Iterator[Any]:
 
 
 @pytest.fixture
-def japp(tmp_path: Path, smtp_starttls: Any, dovecot: Any) -> Iterator[tuple[Flask, str, dict]]:
+def japp(
+    tmp_path: Path, smtp_starttls: Any, dovecot: Any, peer_config: dict[str, Any]
+) -> Iterator[tuple[Flask, str, dict]]:
+    """The app on a SQLite file, and the config the worker builds its own app with."""
     url = f"sqlite:///{tmp_path / 'jobs.db'}"
-    config = _config(smtp_starttls, dovecot)
-    app, _ = hostapp.create_app(url, **config)
-    yield app, url, config
+    app, _ = hostapp.create_app(url, **peer_config)
+    yield app, url, peer_config
     with app.app_context():
         hostapp.db.session.remove()
         hostapp.db.engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import socket
 
@@ -15,8 +16,8 @@ from flask_mailconnect.transport.netguard import (
     is_public_ip,
     resolve_guarded,
 )
-from flask_mailconnect.transport.settings import ServerSettings, TransportOptions
 from flask_mailconnect.transport.smtp import check_smtp
+from tests.peers.settings import peer_settings
 
 BLOCKED = [
     "127.0.0.1",
@@ -147,15 +148,8 @@ def test_port_allowlist() -> None:
 
 
 def test_check_smtp_refuses_a_port_outside_the_allowlist(smtp_starttls, peer_options) -> None:
-    settings = ServerSettings(
-        email=smtp_starttls.user,
-        username=smtp_starttls.user,
-        password=smtp_starttls.password,
-        smtp_host=smtp_starttls.host,
-        smtp_port=smtp_starttls.port,
-        smtp_security="starttls",
-    )
-    options = TransportOptions(allow_private_hosts=True, smtp_ports=(587,), ca_file="unused")
+    settings = peer_settings(smtp_starttls, host=smtp_starttls.host)
+    options = dataclasses.replace(peer_options, smtp_ports=(587,))
     result = check_smtp(settings, options)
     assert result.code == "port_not_allowed"
     assert smtp_starttls.connections == 0
@@ -195,26 +189,14 @@ def test_connect_guarded_refused_port() -> None:
     assert info.value.code == "refused"
 
 
-def test_guard_on_blocks_loopback_smtp_before_any_connection(smtp_starttls, peer_certs) -> None:
-    settings = ServerSettings(
-        email=smtp_starttls.user,
-        username=smtp_starttls.user,
-        password=smtp_starttls.password,
-        smtp_host="localhost",
-        smtp_port=smtp_starttls.port,
-        smtp_security="starttls",
-    )
-    options = TransportOptions(
-        allow_private_hosts=False, smtp_ports=None, ca_file=peer_certs.ca_file
-    )
-    result = check_smtp(settings, options)
+def test_guard_on_blocks_loopback_smtp_before_any_connection(smtp_starttls, peer_options) -> None:
+    settings = peer_settings(smtp_starttls)
+    guarded = dataclasses.replace(peer_options, allow_private_hosts=False)
+    result = check_smtp(settings, guarded)
     assert (result.ok, result.code) == (False, "blocked_address")
     assert smtp_starttls.connections == 0
-    # Reachable once private hosts are allowed: the guard made the difference.
-    allowed = TransportOptions(
-        allow_private_hosts=True, smtp_ports=None, ca_file=peer_certs.ca_file
-    )
-    assert check_smtp(settings, allowed).ok
+    # Reachable once private hosts are allowed (peer_options): the guard made the difference.
+    assert check_smtp(settings, peer_options).ok
     assert smtp_starttls.connections >= 1  # aiosmtpd counts the STARTTLS upgrade again
 
 

@@ -104,26 +104,46 @@ def test_handover_completion_binds_the_identity(client: FlaskClient, app: Flask,
 
 
 def test_identity_connected_elsewhere_meanwhile_is_already_connected(
-    client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch
+    client: FlaskClient, app: Flask
 ):
     """The check before the insert can race with another consent: the unique index on
     (provider, oauth_subject) decides, and the loser gets the "already connected" page."""
-    from flask_mailconnect.accounts import oauth as oauth_accounts
-
     login(client, 2)
     assert connect(client).status_code == 302
     [bobs] = rows(app)
-    # Bob's row carries another address now (say the mailbox was renamed): only the identity
-    # is the same, and the pre-insert check is skipped as if both ran at once.
+    bob_id, subject = bobs.id, bobs.oauth_subject
+    # Bob's row carries another address now (say the mailbox was renamed), and his consent
+    # binds the identity only once Alice's has passed the check before its insert: the two
+    # ran at once.
     hostapp.db.session.execute(
-        sa.update(MailAccount).where(MailAccount.id == bobs.id).values(email="old@example.test")
+        sa.update(MailAccount)
+        .where(MailAccount.id == bob_id)
+        .values(email="old@example.test", oauth_subject=None)
     )
     hostapp.db.session.commit()
-    monkeypatch.setattr(oauth_accounts, "_connected_elsewhere", lambda *a, **k: None)
-    login(client, 1)
-    page = error_page(connect(client))
+    bound: list[int] = []
+
+    def bob_binds_meanwhile(session: Any, *args: Any) -> None:
+        if bound or not any(isinstance(obj, MailAccount) for obj in session.new):
+            return
+        bound.append(bob_id)
+        session.execute(
+            sa.update(MailAccount)
+            .where(MailAccount.id == bob_id)
+            .values(oauth_subject=subject)
+            .execution_options(synchronize_session=False)
+        )
+
+    session = hostapp.db.session()  # requests share the test's app context and session
+    sa.event.listen(session, "before_flush", bob_binds_meanwhile)
+    try:
+        login(client, 1)
+        page = error_page(connect(client))
+    finally:
+        sa.event.remove(session, "before_flush", bob_binds_meanwhile)
+    assert bound == [bob_id]  # Alice's insert was flushed after Bob's binding
     assert "already connected by someone else" in page
-    assert [a.id for a in rows(app)] == [bobs.id]
+    assert [a.id for a in rows(app)] == [bob_id]
 
 
 # -- ID token checks ----------------------------------------------------------------------------
@@ -152,15 +172,13 @@ def test_forged_id_token_is_refused(
 
 
 @pytest.fixture
-def tenant_app(server: Any, smtp_starttls: Any, dovecot: Any) -> Iterator[Any]:
+def tenant_app(server: Any, smtp_starttls: Any, dovecot: Any, peer_config: dict) -> Iterator[Any]:
     def make(tenant: str) -> Flask:
         config = providers(server, smtp_starttls, dovecot)
         config["microsoft"] = {**config["microsoft"], "tenant": tenant}
         made, _ = hostapp.create_app(
-            MAILCONNECT_PROVIDERS=config, MAILCONNECT_EXTERNAL_URL=EXTERNAL,
-            MAILCONNECT_ALLOW_PRIVATE_HOSTS=True, MAILCONNECT_SMTP_PORTS=None,
-            MAILCONNECT_IMAP_PORTS=None, MAILCONNECT_CA_FILE=smtp_starttls.ca_file,
-        )  # fmt: skip
+            MAILCONNECT_PROVIDERS=config, MAILCONNECT_EXTERNAL_URL=EXTERNAL, **peer_config
+        )
         return made
 
     yield make
@@ -179,7 +197,7 @@ def test_tenant_guid_pins_the_id_token_tid(tenant_app: Any, server: Any):
 
 
 def test_id_token_without_a_known_issuer_is_not_trusted(
-    server: Any, smtp_starttls: Any, dovecot: Any
+    server: Any, smtp_starttls: Any, dovecot: Any, peer_config: dict
 ):
     """A generic provider with keys but no issuer: the ID token cannot be checked for ``iss``,
     so the address comes from the userinfo endpoint instead."""
@@ -192,10 +210,8 @@ def test_id_token_without_a_known_issuer_is_not_trusted(
         "smtp": {"host": smtp_starttls.host, "port": smtp_starttls.port, "security": "starttls"},
     }  # fmt: skip
     acme, _ = hostapp.create_app(
-        MAILCONNECT_PROVIDERS=config, MAILCONNECT_EXTERNAL_URL=EXTERNAL,
-        MAILCONNECT_ALLOW_PRIVATE_HOSTS=True, MAILCONNECT_SMTP_PORTS=None,
-        MAILCONNECT_IMAP_PORTS=None, MAILCONNECT_CA_FILE=smtp_starttls.ca_file,
-    )  # fmt: skip
+        MAILCONNECT_PROVIDERS=config, MAILCONNECT_EXTERNAL_URL=EXTERNAL, **peer_config
+    )
     server.add_redirect_uri(CLIENT_ID, f"{EXTERNAL}/email/oauth/acme/callback")
     server.id_token_claims = {"iss": "https://evil.example", "email": "mallory@example.test"}
     client = acme.test_client()

@@ -6,8 +6,7 @@ and at 1,000 rows; the two counts must be equal (no query per row) and small.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,25 +15,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_mailconnect import MailAccount, MailConnect
-from tests.conftest import login
+from tests.conftest import count_queries, login
 from tests.hostapp import db
 from tests.scopehost import ADMIN, ALICE, DAVE, setup_scopes
-
-
-@contextmanager
-def counting(app: Flask) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    sa.event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield statements
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", before)
 
 
 def _accounts(owners: list[tuple[str, str]], per_owner: int = 1) -> list[dict[str, Any]]:
@@ -61,7 +44,7 @@ def _insert(app: Flask, rows: list[dict[str, Any]]) -> None:
 
 
 def _count(app: Flask, client: FlaskClient, url: str, marker: str, rows: int) -> int:
-    with counting(app) as statements:
+    with count_queries(app) as statements:
         response = client.get(url)
     page = response.get_data(as_text=True)
     assert response.status_code == 200
@@ -110,21 +93,29 @@ PAGES = {
 }
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_queries_do_not_grow_with_rows(page: str) -> None:
+def counts_at_10_and_1000(
+    page: str, measure: Callable[[Flask, MailConnect, int], int]
+) -> dict[int, int]:
+    """``{rows: queries}``: ``measure`` run on a fresh host app with 10, then 1,000 rows."""
     from tests import hostapp
 
     counts = {}
     for rows in (10, 1000):
         app, ext = hostapp.create_app()
         try:
-            counts[rows] = PAGES[page](app, ext, rows)
+            counts[rows] = measure(app, ext, rows)
         finally:
             with app.app_context():
                 db.session.remove()
                 db.engine.dispose()
-    # Signed-in user, the page's accounts, and little else: the same at 10 and 1,000 rows.
     print(f"{page}: {counts[10]} queries at 10 rows, {counts[1000]} at 1,000")
+    return counts
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_queries_do_not_grow_with_rows(page: str) -> None:
+    counts = counts_at_10_and_1000(page, PAGES[page])
+    # Signed-in user, the page's accounts, and little else: the same at 10 and 1,000 rows.
     assert counts[10] == counts[1000], counts
     assert counts[10] <= 4, counts
 
@@ -198,17 +189,6 @@ ADMIN_PAGES = {"admin accounts": _admin_accounts, "admin audit trail": _admin_au
 def test_admin_lists_load_owners_in_one_call(page: str) -> None:
     """Every row has another owner: with ``@users_getter`` their names come from one call
     (one query here), not one ``@user_getter`` call per person."""
-    from tests import hostapp
-
-    counts = {}
-    for rows in (10, 1000):
-        app, ext = hostapp.create_app()
-        try:
-            counts[rows] = ADMIN_PAGES[page](app, ext, rows)
-        finally:
-            with app.app_context():
-                db.session.remove()
-                db.engine.dispose()
-    print(f"{page}: {counts[10]} queries at 10 rows, {counts[1000]} at 1,000")
+    counts = counts_at_10_and_1000(page, ADMIN_PAGES[page])
     assert counts[10] == counts[1000], counts
     assert counts[10] <= 5, counts

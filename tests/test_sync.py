@@ -90,18 +90,6 @@ def inbox(imap_server: DovecotPeer) -> DovecotPeer:
     return imap_server
 
 
-@pytest.fixture
-def sync_app(app: Flask, peer_certs: Any) -> Flask:
-    app.config.update(
-        MAILCONNECT_ALLOW_PRIVATE_HOSTS=True,
-        MAILCONNECT_IMAP_PORTS=None,
-        MAILCONNECT_SMTP_PORTS=None,
-        MAILCONNECT_CA_FILE=peer_certs.ca_file,
-        MAILCONNECT_CONNECT_TIMEOUT=5,
-    )
-    return app
-
-
 def make_account(db: Any, peer: Any, *, password: str | None = None, **extra: Any) -> MailAccount:
     fields: dict[str, Any] = dict(
         owner_kind="user", owner_id="1", provider="other", email="alice@example.com",
@@ -137,6 +125,14 @@ def commands(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
+@pytest.fixture
+def fired(peer_app: Flask) -> Iterator[list[int]]:
+    """The ``count`` of each ``messages_synced`` signal during the test."""
+    counts: list[int] = []
+    with messages_synced.connected_to(lambda s, **kw: counts.append(kw["count"]), peer_app):
+        yield counts
+
+
 def fetches(sent: list[str]) -> list[str]:
     return [c for c in sent if c.startswith(("FETCH", "UID FETCH"))]
 
@@ -153,13 +149,10 @@ def rows(db: Any, account: MailAccount) -> list[SyncedMessage]:
 
 
 def test_first_sync_stores_the_newest_50_in_one_fetch(
-    sync_app: Flask, mailconnect: MailConnect, db: Any, inbox: DovecotPeer, commands: list[str]
-) -> None:
-    fired: list[int] = []
-    with (
-        sync_app.app_context(),
-        messages_synced.connected_to(lambda s, **kw: fired.append(kw["count"]), sync_app),
-    ):
+    peer_app: Flask, mailconnect: MailConnect, db: Any, inbox: DovecotPeer, commands: list[str],
+    fired: list[int],
+) -> None:  # fmt: skip
+    with peer_app.app_context():
         account = make_account(db, inbox)
         result = mailconnect.sync_recent(account, limit=50)
         db.session.commit()
@@ -183,13 +176,10 @@ def test_first_sync_stores_the_newest_50_in_one_fetch(
 
 
 def test_second_sync_fetches_only_the_new_messages(
-    sync_app: Flask, mailconnect: MailConnect, db: Any, inbox: DovecotPeer, commands: list[str]
-) -> None:
-    fired: list[int] = []
-    with (
-        sync_app.app_context(),
-        messages_synced.connected_to(lambda s, **kw: fired.append(kw["count"]), sync_app),
-    ):
+    peer_app: Flask, mailconnect: MailConnect, db: Any, inbox: DovecotPeer, commands: list[str],
+    fired: list[int],
+) -> None:  # fmt: skip
+    with peer_app.app_context():
         account = make_account(db, inbox)
         mailconnect.sync_recent(account)
         db.session.commit()
@@ -218,9 +208,9 @@ def test_second_sync_fetches_only_the_new_messages(
 
 
 def test_flags_and_deletions_on_the_server_are_followed(
-    sync_app: Flask, mailconnect: MailConnect, db: Any, inbox: DovecotPeer
+    peer_app: Flask, mailconnect: MailConnect, db: Any, inbox: DovecotPeer
 ) -> None:
-    with sync_app.app_context():
+    with peer_app.app_context():
         account = make_account(db, inbox)
         mailconnect.sync_recent(account)
         db.session.commit()
@@ -238,9 +228,9 @@ def test_flags_and_deletions_on_the_server_are_followed(
 
 
 def test_changed_uidvalidity_resyncs_and_keeps_pinned_mail_detached(
-    sync_app: Flask, mailconnect: MailConnect, db: Any, inbox: DovecotPeer
+    peer_app: Flask, mailconnect: MailConnect, db: Any, inbox: DovecotPeer
 ) -> None:
-    with sync_app.app_context():
+    with peer_app.app_context():
         account = make_account(db, inbox)
         first = mailconnect.sync_recent(account)
         pinned = rows(db, account)[0]
@@ -260,34 +250,25 @@ def test_changed_uidvalidity_resyncs_and_keeps_pinned_mail_detached(
 
 
 def test_duplicate_and_concurrent_inserts_never_duplicate_rows(
-    sync_app: Flask, mailconnect: MailConnect, db: Any, inbox: DovecotPeer
+    peer_app: Flask, mailconnect: MailConnect, db: Any, inbox: DovecotPeer
 ) -> None:
-    state = sync_app.extensions["mailconnect"]
-    with sync_app.app_context():
+    with peer_app.app_context():
         account = make_account(db, inbox)
         mailconnect.sync_recent(account, limit=10)
         db.session.commit()
-        # A second worker that read the account before the first one saved its state.
+        # A second worker that read the account before the first one saved its state: it
+        # fetches the same 10 messages again, and inserting them adds nothing (new == 0).
         account.sync_uidnext = None
         result = mailconnect.sync_recent(account, limit=10)
         db.session.commit()
         assert result.full and result.new == 0
         assert [m.uid for m in rows(db, account)] == list(range(60, 50, -1))
-        again = [sync_module._row(account.id, m) for m in []]
-        assert sync_module._insert_ignoring_duplicates(state, again) == 0
-        existing = rows(db, account)[0]
-        duplicate = {
-            c.name: getattr(existing, c.key)
-            for c in SyncedMessage.__table__.columns
-            if c.name != "id"
-        }
-        assert sync_module._insert_ignoring_duplicates(state, [duplicate]) == 0
 
 
 def test_sync_pin_disconnect_keeps_only_pinned_mail(
-    sync_app: Flask, mailconnect: MailConnect, db: Any, inbox: DovecotPeer
+    peer_app: Flask, mailconnect: MailConnect, db: Any, inbox: DovecotPeer
 ) -> None:
-    with sync_app.app_context():
+    with peer_app.app_context():
         account = make_account(db, inbox)
         mailconnect.sync_recent(account)
         kept = rows(db, account)[3]
@@ -303,9 +284,9 @@ def test_sync_pin_disconnect_keeps_only_pinned_mail(
 
 
 def test_refused_login_marks_needs_reconnect_and_stops_trying(
-    sync_app: Flask, mailconnect: MailConnect, db: Any, inbox: DovecotPeer, commands: list[str]
+    peer_app: Flask, mailconnect: MailConnect, db: Any, inbox: DovecotPeer, commands: list[str]
 ) -> None:
-    with sync_app.app_context():
+    with peer_app.app_context():
         account = make_account(db, inbox, password="wrong-password")
         with pytest.raises(SyncError) as caught:
             mailconnect.sync_recent(account)
@@ -320,14 +301,14 @@ def test_refused_login_marks_needs_reconnect_and_stops_trying(
 
 
 def test_server_down_is_a_retryable_error(
-    sync_app: Flask, mailconnect: MailConnect, db: Any
+    peer_app: Flask, mailconnect: MailConnect, db: Any
 ) -> None:
     from tests.peers import free_port
 
     class Down:
         user, password, ssl_port = "nobody", "secret", free_port()
 
-    with sync_app.app_context():
+    with peer_app.app_context():
         account = make_account(db, Down)
         with pytest.raises(SyncError) as caught:
             mailconnect.sync_recent(account)
@@ -338,31 +319,20 @@ def test_server_down_is_a_retryable_error(
 
 
 def test_account_page_lists_recent_mail_in_constant_queries(
-    sync_app: Flask, mailconnect: MailConnect, db: Any, inbox: DovecotPeer, client: Any
+    peer_app: Flask, mailconnect: MailConnect, db: Any, inbox: DovecotPeer, client: Any
 ) -> None:
-    from sqlalchemy import event
+    from tests.conftest import count_queries, login
 
-    from tests.conftest import login
-
-    with sync_app.app_context():
+    with peer_app.app_context():
         account = make_account(db, inbox)
         mailconnect.sync_recent(account, limit=5)
         db.session.commit()
         account_id = account.id
-        engine = db.engine
     login(client, 1)
 
     def count(limit_rows: int) -> tuple[int, str]:
-        seen: list[str] = []
-
-        def record(*args: Any) -> None:
-            seen.append(args[2])
-
-        event.listen(engine, "before_cursor_execute", record)
-        try:
+        with count_queries(peer_app) as seen:
             page = client.get(f"/email/accounts/{account_id}")
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
         assert page.status_code == 200
         return len(seen), page.get_data(as_text=True)
 
@@ -370,7 +340,7 @@ def test_account_page_lists_recent_mail_in_constant_queries(
     few, html = count(5)
     assert "Message 60" in html and "Message 56" in html and "Message 55" not in html
     assert html.count("data-unread") == 5
-    with sync_app.app_context():
+    with peer_app.app_context():
         acc = db.session.get(MailAccount, account_id)
         mailconnect.sync_recent(acc, limit=50)
         db.session.commit()
@@ -379,15 +349,15 @@ def test_account_page_lists_recent_mail_in_constant_queries(
 
 
 def test_refresh_button_syncs(
-    sync_app: Flask, mailconnect: MailConnect, db: Any, inbox: DovecotPeer, client: Any
+    peer_app: Flask, mailconnect: MailConnect, db: Any, inbox: DovecotPeer, client: Any
 ) -> None:
     from tests.conftest import login
 
-    with sync_app.app_context():
+    with peer_app.app_context():
         account_id = make_account(db, inbox).id
     login(client, 1)
     assert client.post(f"/email/accounts/{account_id}/sync").status_code == 400  # no CSRF
-    sync_app.config["WTF_CSRF_ENABLED"] = False
+    peer_app.config["WTF_CSRF_ENABLED"] = False
     answer = client.post(f"/email/accounts/{account_id}/sync")
     assert answer.status_code == 302 and answer.location.endswith("#mc-recent-heading")
     with client.session_transaction() as session:
@@ -401,18 +371,18 @@ def test_refresh_button_syncs(
 
 
 def test_sync_against_the_demo_imap_server(
-    sync_app: Flask, mailconnect: MailConnect, db: Any, tmp_path: Any
+    peer_app: Flask, mailconnect: MailConnect, db: Any, tmp_path: Any
 ) -> None:
     from example_app.sandbox import Sandbox
 
     with Sandbox(tmp_path, smtp_port=0, imap_port=0, oauth_port=0) as sandbox:
-        sync_app.config["MAILCONNECT_CA_FILE"] = sandbox.ca_file
+        peer_app.config["MAILCONNECT_CA_FILE"] = sandbox.ca_file
         inbox = sandbox.mailbox.folder("INBOX")
         assert inbox is not None
         seeded = len(inbox.messages)
         for n in range(1, 61 - seeded):
             sandbox.mailbox.deliver(message(n, "Demo"))
-        with sync_app.app_context():
+        with peer_app.app_context():
             account = make_account(
                 db, sandbox, username=sandbox.address, imap_port=sandbox.imap_port
             )
@@ -493,7 +463,7 @@ def test_truncated_base64_still_gives_a_snippet() -> None:
 
 
 def test_hostile_messages_are_stored_cleaned_and_never_break_the_sync(
-    sync_app: Flask, mailconnect: MailConnect, db: Any, imap_server: DovecotPeer,
+    peer_app: Flask, mailconnect: MailConnect, db: Any, imap_server: DovecotPeer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     reset_inbox(imap_server)
@@ -520,7 +490,7 @@ def test_hostile_messages_are_stored_cleaned_and_never_break_the_sync(
             client.append("INBOX", raw)
     finally:
         client.logout()
-    with sync_app.app_context():
+    with peer_app.app_context():
         account = make_account(db, imap_server)
         result = mailconnect.sync_recent(account)
         db.session.commit()

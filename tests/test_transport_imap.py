@@ -9,30 +9,20 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from imapclient import IMAPClient
 
 from flask_mailconnect.exceptions import ConnectionFailed
 from flask_mailconnect.transport.imap import check_imap, open_imap
-from flask_mailconnect.transport.settings import ServerSettings, TransportOptions
+from flask_mailconnect.transport.settings import ServerSettings
 from tests.peers.dovecot import dovecot_peer
+from tests.peers.settings import peer_settings
 
 pytestmark = pytest.mark.peers
 
 
-def imap_settings(
-    peer: Any, *, port: int, security: str, password: str | None = None
-) -> ServerSettings:
-    user = getattr(peer, "user", "nobody@example.test")
-    return ServerSettings(
-        email=user,
-        username=user,
-        password=getattr(peer, "password", "pw") if password is None else password,
-        smtp_host="localhost",
-        smtp_port=465,
-        smtp_security="ssl",
-        imap_host="localhost",
-        imap_port=port,
-        imap_security=security,  # type: ignore[arg-type]
-    )
+def imap_settings(peer: Any, *, port: int, security: str, **overrides: Any) -> ServerSettings:
+    """IMAP-only settings for ``peer`` at ``port`` with ``security`` (SMTP a placeholder)."""
+    return peer_settings(imap=peer, imap_port=port, imap_security=security, **overrides)
 
 
 @pytest.fixture(params=["ssl", "starttls"])
@@ -97,24 +87,21 @@ def test_wrong_non_ascii_password_is_auth_failed_not_retryable(
 def test_non_ascii_password_without_auth_plain_is_auth_failed(
     dovecot_utf8, peer_options, monkeypatch
 ) -> None:
-    from flask_mailconnect.transport import imap as imap_module
-
-    real = imap_module._GuardedIMAPClient.capabilities
+    # The server stops offering AUTH=PLAIN (as seen through imapclient, which check_imap uses).
+    real = IMAPClient.capabilities
 
     def without_auth_plain(self):  # type: ignore[no-untyped-def]
         return tuple(c for c in real(self) if c != b"AUTH=PLAIN")
 
-    monkeypatch.setattr(imap_module._GuardedIMAPClient, "capabilities", without_auth_plain)
+    monkeypatch.setattr(IMAPClient, "capabilities", without_auth_plain)
     settings = imap_settings(dovecot_utf8, port=dovecot_utf8.ssl_port, security="ssl")
     result = check_imap(settings, peer_options)
     assert (result.ok, result.code, result.retryable) == (False, "auth_failed", False), result
     assert "AUTH=PLAIN" in result.detail and "non-ASCII" in result.detail
 
 
-def test_starttls_on_imaps_port_is_wrong_security(dovecot, peer_certs) -> None:
-    options = TransportOptions(
-        timeout=1.0, allow_private_hosts=True, imap_ports=None, ca_file=peer_certs.ca_file
-    )
+def test_starttls_on_imaps_port_is_wrong_security(dovecot, peer_options) -> None:
+    options = dataclasses.replace(peer_options, timeout=1.0)
     started = time.monotonic()
     result = check_imap(imap_settings(dovecot, port=dovecot.ssl_port, security="starttls"), options)
     assert result.code == "wrong_security_for_port"
@@ -127,10 +114,8 @@ def test_ssl_on_plain_imap_port_is_wrong_security(dovecot, peer_options) -> None
 
 
 def test_untrusted_certificate_is_refused(untrusted_tls_server, peer_options) -> None:
-    settings = dataclasses.replace(
-        imap_settings(untrusted_tls_server, port=untrusted_tls_server.port, security="ssl"),
-        imap_host=untrusted_tls_server.host,
-    )
+    listener = untrusted_tls_server
+    settings = imap_settings(listener, port=listener.port, security="ssl", imap_host=listener.host)
     result = check_imap(settings, peer_options)
     assert result.code == "certificate_invalid"
 
@@ -149,14 +134,11 @@ def test_plaintext_login_disallowed_is_tls_required(dovecot, peer_options) -> No
     assert check_imap(imap_settings(dovecot, port=dovecot.port, security="none"), allowed).ok
 
 
-def test_silent_server_times_out(silent_server, peer_certs) -> None:
-    options = TransportOptions(
-        timeout=1.0, allow_private_hosts=True, imap_ports=None, ca_file=peer_certs.ca_file
-    )
+def test_silent_server_times_out(silent_server, peer_options) -> None:
+    options = dataclasses.replace(peer_options, timeout=1.0)
     for security in ("ssl", "starttls"):
-        settings = dataclasses.replace(
-            imap_settings(silent_server, port=silent_server.port, security=security),
-            imap_host=silent_server.host,
+        settings = imap_settings(
+            silent_server, port=silent_server.port, security=security, imap_host=silent_server.host
         )
         started = time.monotonic()
         result = check_imap(settings, options)
@@ -164,10 +146,8 @@ def test_silent_server_times_out(silent_server, peer_certs) -> None:
         assert time.monotonic() - started < 1.0 + 0.5
 
 
-def test_guard_blocks_loopback_imap(dovecot, peer_certs) -> None:
-    options = TransportOptions(
-        allow_private_hosts=False, imap_ports=None, ca_file=peer_certs.ca_file
-    )
+def test_guard_blocks_loopback_imap(dovecot, peer_options) -> None:
+    options = dataclasses.replace(peer_options, allow_private_hosts=False)
     settings = imap_settings(dovecot, port=dovecot.ssl_port, security="ssl")
     assert check_imap(settings, options).code == "blocked_address"
 

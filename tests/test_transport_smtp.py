@@ -12,28 +12,18 @@ import pytest
 
 from flask_mailconnect.exceptions import ConnectionFailed
 from flask_mailconnect.providers import build_catalog
-from flask_mailconnect.transport.settings import ServerSettings, TransportOptions
+from flask_mailconnect.transport.settings import ServerSettings
 from flask_mailconnect.transport.smtp import check_smtp, open_smtp
 from tests.peers import require_peer
+from tests.peers.settings import peer_settings
 
 pytestmark = pytest.mark.peers
-
-
-def smtp_settings(peer: Any, *, security: str | None = None, password: str | None = None):
-    return ServerSettings(
-        email=peer.user,
-        username=peer.user,
-        password=peer.password if password is None else password,
-        smtp_host="localhost",
-        smtp_port=peer.port,
-        smtp_security=security or peer.security,
-    )
 
 
 @pytest.mark.parametrize("server", ["smtp_starttls", "smtp_ssl"])
 def test_good_credentials_connect(server: str, request, peer_options) -> None:
     peer = request.getfixturevalue(server)
-    result = check_smtp(smtp_settings(peer), peer_options)
+    result = check_smtp(peer_settings(peer), peer_options)
     assert (result.ok, result.code) == (True, "ok"), result
     assert peer.auth_attempts == [("PLAIN", peer.user)]
 
@@ -41,7 +31,7 @@ def test_good_credentials_connect(server: str, request, peer_options) -> None:
 @pytest.mark.parametrize("server", ["smtp_starttls", "smtp_ssl"])
 def test_bad_password_is_auth_failed_after_one_attempt(server: str, request, peer_options) -> None:
     peer = request.getfixturevalue(server)
-    result = check_smtp(smtp_settings(peer, password="wrong-password"), peer_options)
+    result = check_smtp(peer_settings(peer, password="wrong-password"), peer_options)
     assert (result.ok, result.code) == (False, "auth_failed")
     assert result.detail == "SMTP 535"
     # One failed login, not one per advertised mechanism (lockout policies count them).
@@ -52,32 +42,24 @@ def test_gmail_bad_password_says_app_password(smtp_starttls, peer_options) -> No
     # The transport words no provider advice itself: the provider's hints travel with the
     # settings (the extension adds them from the catalogue).
     hints = build_catalog({}).hints_for("google")
-    settings = dataclasses.replace(
-        smtp_settings(smtp_starttls, password="wrong"), provider="google", hints=hints
-    )
+    settings = peer_settings(smtp_starttls, password="wrong", provider="google", hints=hints)
     result = check_smtp(settings, peer_options)
     assert result.code == "auth_failed"
     assert "app password" in result.message
 
 
 def test_microsoft_smtp_auth_disabled_is_its_own_code(smtp_ssl, peer_options) -> None:
-    settings = dataclasses.replace(
-        smtp_settings(smtp_ssl),
-        username=smtp_ssl.auth_disabled_user,
-        provider="microsoft",
-    )
+    settings = peer_settings(smtp_ssl, username=smtp_ssl.auth_disabled_user, provider="microsoft")
     result = check_smtp(settings, peer_options)
     assert result.code == "smtp_auth_disabled"
     assert "SmtpClientAuthentication" not in result.message  # our words, not the server's
     assert "SMTP AUTH" in result.message
 
 
-def test_starttls_on_implicit_tls_port_is_wrong_security(smtp_ssl, peer_certs) -> None:
-    options = TransportOptions(
-        timeout=1.0, allow_private_hosts=True, smtp_ports=None, ca_file=peer_certs.ca_file
-    )
+def test_starttls_on_implicit_tls_port_is_wrong_security(smtp_ssl, peer_options) -> None:
+    options = dataclasses.replace(peer_options, timeout=1.0)
     started = time.monotonic()
-    result = check_smtp(smtp_settings(smtp_ssl, security="starttls"), options)
+    result = check_smtp(peer_settings(smtp_ssl, smtp_security="starttls"), options)
     elapsed = time.monotonic() - started
     assert result.code == "wrong_security_for_port"
     assert elapsed < 1.0 + 0.5
@@ -86,7 +68,7 @@ def test_starttls_on_implicit_tls_port_is_wrong_security(smtp_ssl, peer_certs) -
 
 def test_starttls_refused_with_454_is_tls_unavailable(smtp_starttls, peer_options) -> None:
     smtp_starttls.starttls_reply = "454 4.7.0 TLS not available due to temporary reason"
-    result = check_smtp(smtp_settings(smtp_starttls), peer_options)
+    result = check_smtp(peer_settings(smtp_starttls), peer_options)
     assert (result.ok, result.code) == (False, "tls_unavailable"), result
     assert result.detail == "STARTTLS 454"
     assert not result.retryable
@@ -123,51 +105,36 @@ def smtp_utf8(smtp_utf8_server) -> Any:
 
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
-def test_non_ascii_password_is_sent_as_utf8(
-    mechanism: str, smtp_utf8, peer_options, monkeypatch
-) -> None:
-    import flask_mailconnect.transport.smtp as smtp_module
-
+def test_non_ascii_password_is_sent_as_utf8(mechanism: str, smtp_utf8, peer_options) -> None:
     assert not smtp_utf8.password.isascii()
-    # The peer offers both; make the client pick the one under test.
-    monkeypatch.setattr(smtp_module, "_PASSWORD_MECHANISMS", (mechanism,))
-    result = check_smtp(smtp_settings(smtp_utf8), peer_options)
+    # The peer offers only the mechanism under test (the client knows both).
+    smtp_utf8.auth_mechanisms = (mechanism,)
+    result = check_smtp(peer_settings(smtp_utf8), peer_options)
     assert (result.ok, result.code) == (True, "ok"), result
     assert smtp_utf8.auth_attempts == [(mechanism, smtp_utf8.user)]
 
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
 def test_wrong_non_ascii_password_is_auth_failed_not_retryable(
-    mechanism: str, smtp_utf8, peer_options, monkeypatch
+    mechanism: str, smtp_utf8, peer_options
 ) -> None:
-    import flask_mailconnect.transport.smtp as smtp_module
-
-    monkeypatch.setattr(smtp_module, "_PASSWORD_MECHANISMS", (mechanism,))
-    result = check_smtp(smtp_settings(smtp_utf8, password="fälsch✗"), peer_options)
+    smtp_utf8.auth_mechanisms = (mechanism,)
+    result = check_smtp(peer_settings(smtp_utf8, password="fälsch✗"), peer_options)
     assert (result.ok, result.code, result.retryable) == (False, "auth_failed", False), result
     assert result.detail == "SMTP 535"
     assert len(smtp_utf8.auth_attempts) == 1
 
 
 def test_ssl_on_starttls_port_is_wrong_security(smtp_starttls, peer_options) -> None:
-    result = check_smtp(smtp_settings(smtp_starttls, security="ssl"), peer_options)
+    result = check_smtp(peer_settings(smtp_starttls, smtp_security="ssl"), peer_options)
     assert result.code == "wrong_security_for_port"
     assert smtp_starttls.auth_attempts == []
 
 
-def test_silent_server_times_out_within_the_timeout(silent_server, peer_certs) -> None:
-    options = TransportOptions(
-        timeout=1.0, allow_private_hosts=True, smtp_ports=None, ca_file=peer_certs.ca_file
-    )
+def test_silent_server_times_out_within_the_timeout(silent_server, peer_options) -> None:
+    options = dataclasses.replace(peer_options, timeout=1.0)
     for security in ("starttls", "ssl", "none"):
-        settings = ServerSettings(
-            email="a@example.test",
-            username="a@example.test",
-            password="pw",
-            smtp_host=silent_server.host,
-            smtp_port=silent_server.port,
-            smtp_security=security,  # type: ignore[arg-type]
-        )
+        settings = peer_settings(silent_server, host=silent_server.host, smtp_security=security)
         started = time.monotonic()
         result = check_smtp(settings, options)
         elapsed = time.monotonic() - started
@@ -176,7 +143,7 @@ def test_silent_server_times_out_within_the_timeout(silent_server, peer_certs) -
 
 
 def test_untrusted_certificate_is_refused(smtp_untrusted, peer_options) -> None:
-    result = check_smtp(smtp_settings(smtp_untrusted), peer_options)
+    result = check_smtp(peer_settings(smtp_untrusted), peer_options)
     assert result.code == "certificate_invalid"
     assert smtp_untrusted.auth_attempts == []
 
@@ -184,7 +151,7 @@ def test_untrusted_certificate_is_refused(smtp_untrusted, peer_options) -> None:
 def test_starttls_certificate_not_trusted_without_the_ca(smtp_starttls, peer_options) -> None:
     # Same server, but the client trusts only the system store: verification is really on.
     options = dataclasses.replace(peer_options, ca_file=None)
-    result = check_smtp(smtp_settings(smtp_starttls), options)
+    result = check_smtp(peer_settings(smtp_starttls), options)
     assert result.code == "certificate_invalid"
     assert smtp_starttls.auth_attempts == []
 
@@ -192,7 +159,7 @@ def test_starttls_certificate_not_trusted_without_the_ca(smtp_starttls, peer_opt
 def test_plaintext_auth_disallowed_is_tls_required_and_sends_no_auth(
     smtp_plain, peer_options
 ) -> None:
-    result = check_smtp(smtp_settings(smtp_plain), peer_options)
+    result = check_smtp(peer_settings(smtp_plain), peer_options)
     assert (result.ok, result.code) == (False, "tls_required")
     assert smtp_plain.connections == 1  # it did connect...
     assert smtp_plain.auth_attempts == []  # ...but never sent AUTH
@@ -200,20 +167,20 @@ def test_plaintext_auth_disallowed_is_tls_required_and_sends_no_auth(
 
 def test_plaintext_auth_when_explicitly_allowed(smtp_plain, peer_options) -> None:
     options = dataclasses.replace(peer_options, allow_plaintext_auth=True)
-    result = check_smtp(smtp_settings(smtp_plain), options)
+    result = check_smtp(peer_settings(smtp_plain), options)
     assert result.ok, result
     assert smtp_plain.auth_attempts == [("PLAIN", smtp_plain.user)]
 
 
 def test_starttls_required_but_not_offered_never_falls_back(smtp_plain, peer_options) -> None:
-    result = check_smtp(smtp_settings(smtp_plain, security="starttls"), peer_options)
+    result = check_smtp(peer_settings(smtp_plain, smtp_security="starttls"), peer_options)
     assert result.code == "tls_unavailable"
     assert smtp_plain.auth_attempts == []
 
 
 def test_auth_offered_only_after_tls_is_tls_required(smtp_starttls, peer_options) -> None:
     options = dataclasses.replace(peer_options, allow_plaintext_auth=True)
-    result = check_smtp(smtp_settings(smtp_starttls, security="none"), options)
+    result = check_smtp(peer_settings(smtp_starttls, smtp_security="none"), options)
     assert result.code == "tls_required"
     assert smtp_starttls.auth_attempts == []
 
@@ -236,7 +203,7 @@ def test_refused_port(peer_options) -> None:
 
 
 def test_open_smtp_returns_an_authenticated_connection(smtp_ssl, peer_options) -> None:
-    client = open_smtp(smtp_settings(smtp_ssl), peer_options)
+    client = open_smtp(peer_settings(smtp_ssl), peer_options)
     try:
         # Not kept on the object after AUTH (smtplib.login() would store it as .password).
         assert getattr(client, "password", "") == ""
@@ -251,7 +218,7 @@ def test_open_smtp_returns_an_authenticated_connection(smtp_ssl, peer_options) -
 
 def test_open_smtp_raises_connection_failed(smtp_ssl, peer_options) -> None:
     with pytest.raises(ConnectionFailed) as info:
-        open_smtp(smtp_settings(smtp_ssl, password="nope"), peer_options)
+        open_smtp(peer_settings(smtp_ssl, password="nope"), peer_options)
     assert info.value.code == "auth_failed"
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
@@ -264,15 +231,13 @@ def test_password_never_leaks(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     cases = [
-        smtp_settings(smtp_starttls, password=SECRET),
-        smtp_settings(smtp_ssl, password=SECRET),
-        smtp_settings(smtp_ssl, security="starttls", password=SECRET),
-        smtp_settings(smtp_starttls, security="ssl", password=SECRET),
-        smtp_settings(smtp_plain, password=SECRET),
-        dataclasses.replace(
-            smtp_settings(smtp_plain, password=SECRET),
-            smtp_host=silent_server.host,
-            smtp_port=silent_server.port,
+        peer_settings(smtp_starttls, password=SECRET),
+        peer_settings(smtp_ssl, password=SECRET),
+        peer_settings(smtp_ssl, smtp_security="starttls", password=SECRET),
+        peer_settings(smtp_starttls, smtp_security="ssl", password=SECRET),
+        peer_settings(smtp_plain, password=SECRET),
+        peer_settings(
+            smtp_plain, password=SECRET, smtp_host=silent_server.host, smtp_port=silent_server.port
         ),
     ]
     options = dataclasses.replace(peer_options, timeout=0.6)

@@ -22,24 +22,15 @@ from flask_mailconnect.transport.smtp import check_smtp, open_smtp
 from flask_mailconnect.transport.tester import test_connection
 from tests.peers import MAILBOX_USER
 from tests.peers.oauth import GOOGLE, MICROSOFT, mint_token
+from tests.peers.settings import peer_settings
 
 pytestmark = pytest.mark.peers
 
 
 def _settings(smtp: Any, dovecot: Any | None, token: str, **changes: Any) -> ServerSettings:
-    settings = ServerSettings(
-        email=MAILBOX_USER,
-        username=MAILBOX_USER,
-        password="",
-        smtp_host=smtp.host,
-        smtp_port=smtp.port,
-        smtp_security=smtp.security,
-        imap_host=dovecot.host if dovecot else None,
-        imap_port=dovecot.ssl_port if dovecot else None,
-        imap_security="ssl" if dovecot else None,
-        oauth_token=token,
-    )
-    return replace(settings, **changes)
+    """The peers' mailbox with an OAuth token instead of a password."""
+    fields = {"password": "", "oauth_token": token, **changes}
+    return peer_settings(smtp, dovecot, host=smtp.host, **fields)
 
 
 @pytest.mark.parametrize("flavour", [GOOGLE, MICROSOFT])

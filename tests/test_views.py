@@ -342,19 +342,6 @@ def servers(smtp_starttls: Any, dovecot: Any) -> tuple[Any, Any]:
     return smtp_starttls, dovecot
 
 
-@pytest.fixture
-def peer_app(app: Flask, servers: tuple[Any, Any], peer_certs: Any) -> Flask:
-    app.config.update(
-        MAILCONNECT_ALLOW_PRIVATE_HOSTS=True,
-        MAILCONNECT_SMTP_PORTS=None,
-        MAILCONNECT_IMAP_PORTS=None,
-        MAILCONNECT_CA_FILE=peer_certs.ca_file,
-        MAILCONNECT_CONNECT_TIMEOUT=5,
-    )
-    servers[0].reset()
-    return app
-
-
 def form_data(token: str, **overrides: Any) -> dict[str, Any]:
     """The connect form as a browser would post it (placeholders where no server is needed)."""
     data = {

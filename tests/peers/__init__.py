@@ -1,6 +1,7 @@
 """Real servers on 127.0.0.1 for integration tests: a test CA, aiosmtpd, Dovecot, silent sockets.
 
-Fixtures live in ``tests/conftest_peers.py``; these modules only start and stop things.
+Fixtures live in ``tests/conftest_peers.py``; these modules only start and stop things, and
+``settings.py`` builds the ServerSettings that reach them.
 """
 
 from __future__ import annotations

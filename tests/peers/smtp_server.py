@@ -69,6 +69,9 @@ class SmtpPeer:
     auth_disabled_user: str = "disabled@example.test"
     # Set to e.g. "454 4.7.0 TLS not available" to refuse STARTTLS (cleared by reset()).
     starttls_reply: str | None = None
+    # Offer only these AUTH mechanisms to new connections, e.g. ("LOGIN",); None: all of
+    # AUTH_MECHANISMS (cleared by reset()).
+    auth_mechanisms: tuple[str, ...] | None = None
     auth_commands: int = 0  # AUTH commands received, accepted or not (even before TLS)
     # Fault injection (cleared by reset()): stage ("AUTH", "MAIL", "RCPT", "DATA" at the DATA
     # command, "END" once the data is in) -> Fault; see inject().
@@ -107,12 +110,21 @@ class SmtpPeer:
             self.connections = 0
             self.auth_commands = 0
             self.starttls_reply = None
+            self.auth_mechanisms = None
             self.faults.clear()
             self.close_after = None
             self.close_reply = "421 4.7.0 Too many messages on this connection, closing"
 
 
-class _Handler:
+#: What the peers offer after EHLO: aiosmtpd's PLAIN and LOGIN, and PeerHandler's XOAUTH2.
+AUTH_MECHANISMS = ("LOGIN", "PLAIN", "XOAUTH2")
+
+
+class PeerHandler:
+    """The aiosmtpd handler: records delivered messages, checks XOAUTH2 tokens, applies
+    ``END`` faults. Subclass it to change how a stage answers (then ``start_smtp(...,
+    handler_class=...)``)."""
+
     def __init__(self, peer: SmtpPeer) -> None:
         self.peer = peer
 
@@ -133,7 +145,7 @@ class _Handler:
         return "250 Message accepted for delivery"
 
     def _deliver(self, session: Session, envelope: Envelope, server: SMTP) -> None:
-        if isinstance(server, _PeerSMTP):
+        if isinstance(server, PeerSMTP):
             server.delivered_here += 1
         login = (
             session.auth_data.login.decode()
@@ -222,7 +234,11 @@ def _drop(server: SMTP) -> None:
         server.transport.close()
 
 
-class _PeerSMTP(SMTP):
+class PeerSMTP(SMTP):
+    """One connection's aiosmtpd SMTP: counts connections and AUTH commands, applies the
+    peer's faults and STARTTLS refusal. Subclass it to watch connections (then
+    ``start_smtp(..., smtp_class=...)``)."""
+
     # XOAUTH2 lines carry a long base64 token; aiosmtpd's 512-byte default would cut them.
     line_length_limit = 8192
     command_size_limit = 8192
@@ -300,13 +316,26 @@ class _PeerSMTP(SMTP):
 
 
 class _PeerController(Controller):
-    def __init__(self, peer: SmtpPeer, *, require_auth: bool, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        peer: SmtpPeer,
+        *,
+        require_auth: bool,
+        handler_class: type[PeerHandler] = PeerHandler,
+        smtp_class: type[PeerSMTP] = PeerSMTP,
+        **kwargs: Any,
+    ) -> None:
         self._peer = peer
         self._require_auth = require_auth
-        super().__init__(_Handler(peer), **kwargs)
+        self._smtp_class = smtp_class
+        super().__init__(handler_class(peer), **kwargs)
 
     def factory(self) -> SMTP:
-        server = _PeerSMTP(self.handler, peer=self._peer, **self.SMTP_kwargs)
+        kwargs = dict(self.SMTP_kwargs)
+        offered = self._peer.auth_mechanisms
+        if offered is not None:
+            kwargs["auth_exclude_mechanism"] = [m for m in AUTH_MECHANISMS if m not in offered]
+        server = self._smtp_class(self.handler, peer=self._peer, **kwargs)
         # aiosmtpd cannot see implicit TLS, so it must not demand TLS for AUTH there; asking for
         # auth_required at construction would then warn (an error under filterwarnings=error).
         server._auth_required = self._require_auth
@@ -338,9 +367,12 @@ def start_smtp(
     user: str = MAILBOX_USER,
     password: str = MAILBOX_PASSWORD,
     introspection: Any = None,
+    handler_class: type[PeerHandler] = PeerHandler,
+    smtp_class: type[PeerSMTP] = PeerSMTP,
 ) -> tuple[SmtpPeer, Controller]:
     """Start one aiosmtpd on a free 127.0.0.1 port. ``context``: the server's TLS context;
-    ``introspection``: a tests.peers.oauth.Introspection that XOAUTH2 tokens are checked with."""
+    ``introspection``: a tests.peers.oauth.Introspection that XOAUTH2 tokens are checked with;
+    ``handler_class`` / ``smtp_class``: subclasses of PeerHandler / PeerSMTP to use instead."""
     peer = SmtpPeer("127.0.0.1", free_port(), user, password, ca_file, mode)
     peer.introspection = introspection
     kwargs: dict[str, Any] = {
@@ -356,7 +388,13 @@ def start_smtp(
         kwargs.update(ssl_context=context, auth_require_tls=False)
     else:
         kwargs.update(auth_require_tls=False)
-    controller = _PeerController(peer, require_auth=mode != "plain", **kwargs)
+    controller = _PeerController(
+        peer,
+        require_auth=mode != "plain",
+        handler_class=handler_class,
+        smtp_class=smtp_class,
+        **kwargs,
+    )
     controller.start()
     peer.reset()  # the controller's own readiness probe counted as a connection
     return peer, controller
