@@ -192,3 +192,73 @@ def test_admin_lists_load_owners_in_one_call(page: str) -> None:
     counts = counts_at_10_and_1000(page, ADMIN_PAGES[page])
     assert counts[10] == counts[1000], counts
     assert counts[10] <= 5, counts
+
+
+# -- OAuth accounts: the provider catalogue is read once per request ---------------------------
+
+#: Google's built-in provider, configured (credentials only), and an admin-entered OAuth provider:
+#: the catalogue merges both; the admin row comes from the database once per request.
+OAUTH_CONFIG = {"google": {"client_id": "id", "client_secret": "s3cret"}}
+
+
+def _oauth_accounts(app: Flask, rows: int) -> None:
+    from flask_mailconnect.models import MailProvider
+
+    with app.app_context():
+        db.session.add(
+            MailProvider(
+                key="acme-mail", name="Acme Mail", auth_method="oauth2", client_id="acme",
+                client_secret="acme-s3cret", has_client_secret=True,
+                authorize_url="https://id.acme.example/authorize",
+                token_url="https://id.acme.example/token",
+                userinfo_url="https://id.acme.example/userinfo",
+                smtp_host="smtp.acme.example", smtp_port=587, smtp_security="starttls",
+            )
+        )  # fmt: skip
+        db.session.commit()
+    accounts = _accounts([("user", str(ALICE))], per_owner=rows)
+    for n, row in enumerate(accounts):
+        # Google (by key and by the older "gmail" alias) and the admin provider, in turn.
+        row.update(auth_method="oauth2", provider=("google", "gmail", "acme-mail")[n % 3])
+    _insert(app, accounts)
+
+
+def _oauth_user_index(app: Flask, mailconnect: MailConnect, rows: int) -> int:
+    _oauth_accounts(app, rows)
+    client = app.test_client()
+    login(client, ALICE)
+    page = client.get("/email/").get_data(as_text=True)
+    assert "Acme Mail" in page  # the admin provider is named on its accounts
+    return _count(app, client, "/email/", 'class="mc-card"', rows)
+
+
+def _oauth_account_page(app: Flask, mailconnect: MailConnect, rows: int) -> int:
+    _oauth_accounts(app, rows)
+    client = app.test_client()
+    login(client, ALICE)
+    return _count(app, client, "/email/accounts/2", "data-mc-connected-with", 1)  # "gmail"
+
+
+OAUTH_PAGES = {"user index": _oauth_user_index, "account page": _oauth_account_page}
+
+
+@pytest.mark.parametrize("page", OAUTH_PAGES)
+def test_oauth_accounts_cost_no_query_each(page: str) -> None:
+    """With 2 or 50 OAuth accounts (built-in and admin-entered providers) a page runs the same
+    queries as with password accounts: which provider each account has is answered by the
+    catalogue read once per request, not one provider query per account."""
+    from tests import hostapp
+
+    counts = {}
+    for rows in (2, 50):
+        app, ext = hostapp.create_app(MAILCONNECT_PROVIDERS=OAUTH_CONFIG)
+        try:
+            counts[rows] = OAUTH_PAGES[page](app, ext, rows)
+        finally:
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+    print(f"OAuth {page}: {counts[2]} queries at 2 accounts, {counts[50]} at 50")
+    assert counts[2] == counts[50], counts
+    password = counts_at_10_and_1000("user index", _user_index)[10]
+    assert counts[2] <= password + 1, (counts, password)  # + the admin providers, once
