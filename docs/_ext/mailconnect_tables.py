@@ -2,6 +2,7 @@
 
 ``.. mailconnect-config-table::`` renders :data:`flask_mailconnect.config.DEFAULTS` and
 ``.. mailconnect-error-table::`` renders :data:`flask_mailconnect.codes.MESSAGES`;
+``.. mailconnect-provider-table::`` lists the modules of ``flask_mailconnect/providers/builtin``;
 ``.. mailconnect-screenshot:: name.png`` shows ``_static/name.png`` once it exists.
 """
 
@@ -64,6 +65,34 @@ class ErrorTable(_TableDirective):
         ]
 
 
+class ProviderTable(_TableDirective):
+    headers = ("Key (aliases)", "Name", "Domains", "Servers", "Sign-in")
+    widths = "15 20 25 25 15"
+
+    def rows(self) -> list[tuple[str, ...]]:
+        from flask_mailconnect.providers.builtin import builtin_providers
+
+        def server(value: Any) -> str:
+            return f"{value.host}:{value.port} ({value.security})" if value else ""
+
+        rows = []
+        for provider, _configure in builtin_providers():
+            aliases = f" ({', '.join(provider.aliases)})" if provider.aliases else ""
+            domains = ", ".join(provider.domains)
+            if provider.mx_suffixes:
+                domains = ", ".join(filter(None, (domains, "by MX")))
+            rows.append(
+                (
+                    f"``{provider.key}``{aliases}",
+                    provider.title,
+                    domains,
+                    " / ".join(filter(None, (server(provider.smtp), server(provider.imap)))),
+                    "password, OAuth 2.0" if provider.scopes else "password",
+                )
+            )
+        return rows
+
+
 class Screenshot(Directive):
     """An image from ``_static/`` when it exists; nothing (and no warning) until it does.
 
@@ -85,5 +114,6 @@ class Screenshot(Directive):
 def setup(app: Any) -> dict[str, Any]:
     app.add_directive("mailconnect-config-table", ConfigTable)
     app.add_directive("mailconnect-error-table", ErrorTable)
+    app.add_directive("mailconnect-provider-table", ProviderTable)
     app.add_directive("mailconnect-screenshot", Screenshot)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}
