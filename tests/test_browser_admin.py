@@ -69,6 +69,8 @@ def test_provider_edit_and_account_list(live: tuple[str, Any]) -> None:
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         sign_in(page, url, "admin@demo.test", "admin")
         page.click("text=Admin")
+        # count() does not wait: let the list arrive first (a slow machine saw 0 rows).
+        page.wait_for_selector("tr[data-account-id]")
         assert page.url.endswith("/email/admin/accounts")
         assert page.locator("tr[data-account-id]").count() == 5
         assert page.locator(".mc-badge--inactive").count() == 2
@@ -77,6 +79,8 @@ def test_provider_edit_and_account_list(live: tuple[str, Any]) -> None:
         # Filter, then deactivate one account from the list.
         page.select_option("#mc-scope", "organization")
         page.click("text=Filter")
+        page.wait_for_url("**scope=organization**")
+        page.wait_for_selector("tr[data-account-id]")
         assert page.locator("tr[data-account-id]").count() == 2
         row = page.locator("tr", has_text="sales@northwind-traders.com")
         row.locator("button", has_text="Deactivate").click()
@@ -110,6 +114,7 @@ def test_provider_edit_and_account_list(live: tuple[str, Any]) -> None:
         shoot(page, "admin-providers")
 
         page.click("a.mc-strong:has-text('Northwind Mail')")
+        page.wait_for_selector(".mc-secret-state")
         assert "browser-secret-value" not in page.content()
         assert page.locator(".mc-secret-state").inner_text().startswith("Set")
         shoot(page, "admin-provider-edit")
