@@ -83,6 +83,7 @@ def test_project_email_settings_and_disconnect_all(example: tuple[Flask, str]) -
         # A manager finds the settings from the host's Projects page.
         _sign_in(page, url, "bob@demo.test", "bob")
         page.click("nav >> text=Projects")
+        page.wait_for_selector(".project")  # count() does not wait for the page
         assert page.locator(".project").count() == 3
         shoot(page, "projects")
         page.click("text=Project email settings")
