@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from .columns import open_secret
 from .models import MailAccount
 from .oauth.refresh import fresh_access_token
 from .providers import current_catalog
@@ -32,12 +33,10 @@ def server_settings(
     if account.auth_method == "oauth2":
         oauth_token = fresh_access_token(state, account, min_validity=min_validity)
     else:
-        password = (
-            state.session.scalar(
-                sa.select(MailAccount.password).where(MailAccount.id == account.id)
-            )
-            or ""
+        stored = state.session.scalar(
+            sa.select(MailAccount.password).where(MailAccount.id == account.id)
         )
+        password = open_secret(stored) or ""
     return ServerSettings(
         email=account.email,
         username=account.username,

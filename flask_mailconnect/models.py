@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from .columns import EncryptedText, UTCDateTime
+from .columns import EncryptedText, Sealed, UTCDateTime
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -77,7 +77,7 @@ class MailAccount(Base):
     # Deferred with raiseload: listing accounts never decrypts (a lost key cannot break pages),
     # and an account handed to a signal receiver or template cannot leak it by attribute access.
     # Code that needs it calls accounts.load_password().
-    password: Mapped[str | None] = mapped_column(
+    password: Mapped[str | Sealed | None] = mapped_column(
         EncryptedText, default=None, deferred=True, deferred_raiseload=True
     )
 
@@ -97,10 +97,10 @@ class MailAccount(Base):
 
     # OAuth 2.0 accounts (auth_method "oauth2"): tokens encrypted and deferred like the password.
     # Read and refresh them with oauth/refresh.py, under a row lock.
-    access_token: Mapped[str | None] = mapped_column(
+    access_token: Mapped[str | Sealed | None] = mapped_column(
         EncryptedText, default=None, deferred=True, deferred_raiseload=True
     )
-    refresh_token: Mapped[str | None] = mapped_column(
+    refresh_token: Mapped[str | Sealed | None] = mapped_column(
         EncryptedText, default=None, deferred=True, deferred_raiseload=True
     )
     token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
@@ -108,7 +108,7 @@ class MailAccount(Base):
     token_scopes: Mapped[str] = mapped_column(sa.Text, default="")  # space-separated, as granted
     # Microsoft issues one access token per resource: the Graph (Mail.Send) token is obtained
     # with the same refresh token and kept apart from the SMTP/IMAP one (oauth/refresh.py).
-    graph_access_token: Mapped[str | None] = mapped_column(
+    graph_access_token: Mapped[str | Sealed | None] = mapped_column(
         EncryptedText, default=None, deferred=True, deferred_raiseload=True
     )
     graph_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
@@ -235,7 +235,9 @@ class OAuthState(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(sa.String(200), unique=True)
-    value: Mapped[str] = mapped_column(EncryptedText, deferred=True, deferred_raiseload=True)
+    value: Mapped[str | Sealed] = mapped_column(
+        EncryptedText, deferred=True, deferred_raiseload=True
+    )
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
@@ -272,7 +274,7 @@ class MailProvider(Base):
     #: "password" or "oauth2"
     auth_method: Mapped[str] = mapped_column(sa.String(16), default="password")
     client_id: Mapped[str] = mapped_column(sa.String(255), default="")
-    client_secret: Mapped[str | None] = mapped_column(
+    client_secret: Mapped[str | Sealed | None] = mapped_column(
         EncryptedText, default=None, deferred=True, deferred_raiseload=True
     )
     #: Whether a client secret is stored (kept beside it so listing never decrypts).

@@ -22,6 +22,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_mailconnect import MailAccount, account_connected, account_updated
+from flask_mailconnect.columns import open_secret
 from tests import hostapp
 from tests.conftest import login
 from tests.peers import MAILBOX_USER
@@ -138,7 +139,8 @@ def tokens_of(app: Flask, account_id: int) -> tuple[str, str]:
     query = sa.select(MailAccount.access_token, MailAccount.refresh_token).where(
         MailAccount.id == account_id
     )
-    access, refresh = hostapp.db.session.execute(query).one()
+    sealed_access, sealed_refresh = hostapp.db.session.execute(query).one()
+    access, refresh = open_secret(sealed_access), open_secret(sealed_refresh)
     assert access and refresh
     return access, refresh
 
@@ -496,7 +498,7 @@ def test_no_token_or_verifier_in_log_records(
     from flask_mailconnect.models import OAuthState
 
     [stored] = hostapp.db.session.scalars(sa.select(OAuthState.value))  # server-side, not cookie
-    verifier = json.loads(stored)["data"]["code_verifier"]
+    verifier = json.loads(open_secret(stored) or "")["data"]["code_verifier"]
     response = back(client, consent(started.headers["Location"]))
     assert response.status_code == 302
     [account] = rows(app)

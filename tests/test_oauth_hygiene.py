@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from flask import Flask, g
 from flask.testing import FlaskClient
 
+from flask_mailconnect.columns import open_secret
 from flask_mailconnect.models import OAuthState
 from tests import hostapp, test_oauth_flow
 from tests.conftest import login
@@ -77,7 +78,7 @@ def _verifier(app: Flask) -> str:
     from flask_mailconnect.models import OAuthState
 
     [stored] = hostapp.db.session.scalars(sa.select(OAuthState.value))
-    return str(json.loads(stored)["data"]["code_verifier"])
+    return str(json.loads(open_secret(stored) or "")["data"]["code_verifier"])
 
 
 def test_session_cookie_holds_no_code_verifier(client: FlaskClient, app: Flask):

@@ -28,6 +28,7 @@ import pytest
 import sqlalchemy as sa
 
 from flask_mailconnect import AccountStatus, AuditEvent, MailAccount, metadata
+from flask_mailconnect.columns import open_secret
 from flask_mailconnect.models import utcnow
 from flask_mailconnect.oauth.refresh import fresh_access_token
 from tests import hostapp
@@ -262,8 +263,9 @@ def test_one_refresh_reaches_the_provider_when_24_workers_force_one_at_once(
             ).where(MailAccount.id == account_id)
         ).one()
         assert row.status == AccountStatus.CONNECTED  # the account stays connected
-        assert row.access_token == token
-        assert row.refresh_token != original["refresh_token"]
+        assert open_secret(row.access_token) == token
+        stored_refresh = open_secret(row.refresh_token)
+        assert stored_refresh != original["refresh_token"]
         reconnects = hostapp.db.session.scalar(
             sa.select(sa.func.count())
             .select_from(AuditEvent)
@@ -273,5 +275,5 @@ def test_one_refresh_reaches_the_provider_when_24_workers_force_one_at_once(
         hostapp.db.session.remove()
     # the stored refresh token is the newest: the provider accepts it; the original is spent
     assert refresh(server, original["refresh_token"], MICROSOFT).status_code == 400
-    assert refresh(server, row.refresh_token, MICROSOFT).status_code == 200
+    assert refresh(server, stored_refresh, MICROSOFT).status_code == 200
     assert time.monotonic() - began < 20

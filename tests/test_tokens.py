@@ -25,6 +25,7 @@ from flask_mailconnect import (
     account_needs_reconnect,
     token_refreshed,
 )
+from flask_mailconnect.columns import open_secret
 from flask_mailconnect.models import utcnow
 from flask_mailconnect.oauth.refresh import fresh_access_token, graph_scope
 from flask_mailconnect.oauth.revoke import revoke_tokens
@@ -163,7 +164,7 @@ def stored_tokens(account_id: int) -> tuple[str | None, str | None]:
             MailAccount.id == account_id
         )
     ).one()
-    return row[0], row[1]
+    return open_secret(row[0]), open_secret(row[1])  # read sealed, opened where used
 
 
 class Recorder:

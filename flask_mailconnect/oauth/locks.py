@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
+from ..columns import open_secret
 from ..exceptions import TokenError, TokenRefreshUnavailable
 from ..models import MailAccount, utcnow
 from ..runtime import Runtime
@@ -78,7 +79,10 @@ def read_row(session: Session, account_id: int, *, lock: bool) -> Row:
             f"Account {account_id} is not in the database (was it committed? token refresh "
             "runs in a transaction of its own)."
         )
-    return Row(*row)
+    values = dict(row._mapping)
+    for name in ("access_token", "refresh_token", "graph_access_token"):
+        values[name] = open_secret(values[name])  # decrypted here, never in a logged row
+    return Row(**values)
 
 
 def engine_of(state: Runtime) -> sa.Engine:

@@ -9,7 +9,8 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..exceptions import TokenError
+from ..columns import open_secret
+from ..exceptions import EncryptionKeyError, TokenError
 from ..models import MailAccount
 from ..providers import Provider
 from ..runtime import Runtime
@@ -42,7 +43,12 @@ def prepare_revocation(state: Runtime, account: MailAccount) -> Callable[[], boo
     def revoke() -> bool:
         if provider is None or not token or not hint:
             return False
-        return _revoke_at_provider(state, provider, account_id, token, hint)
+        try:
+            plain = open_secret(token)
+        except EncryptionKeyError:  # the key is gone: nothing to revoke with; said by caller
+            log.warning("Account %s: its token cannot be decrypted; not revoked", account_id)
+            return False
+        return bool(plain) and _revoke_at_provider(state, provider, account_id, plain or "", hint)
 
     return revoke
 
@@ -94,7 +100,7 @@ def revoke_tokens(state: Runtime, account: MailAccount) -> bool:
     revoked = False
     if found is not None and (found[0] or found[1]):
         hint = "refresh_token" if found[0] else "access_token"
-        token = str(found[0] or found[1])
+        token = open_secret(found[0] or found[1]) or ""
         revoked = _revoke_at_provider(state, provider, account.id, token, hint)
     if found is not None:
         state.session.execute(

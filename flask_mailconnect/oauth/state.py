@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ..columns import open_secret
 from ..models import OAuthState, utcnow
 from ..runtime import current_runtime
 
@@ -43,7 +44,7 @@ class DatabaseStateCache:
             if value is None:
                 return None
             gone = session.execute(sa.delete(OAuthState).where(OAuthState.key == key))
-            return value if getattr(gone, "rowcount", 0) == 1 else None
+            return open_secret(value) if getattr(gone, "rowcount", 0) == 1 else None
 
     def set(self, key: str, value: str, timeout: int | None = None) -> None:
         now = utcnow()

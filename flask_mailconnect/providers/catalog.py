@@ -10,6 +10,7 @@ asks "which provider is this account's?" for fifty accounts runs no extra query;
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app, g, has_app_context
 
+from ..columns import open_secret
+from ..exceptions import EncryptionKeyError
 from ..models import MailProvider
 from ..runtime import find_runtime
 from ..transport.settings import ServerSettings
@@ -25,6 +28,7 @@ from .config import configured_providers, provider_from_row
 from .model import OTHER, Provider
 
 _G_KEY = "_mailconnect_catalog"
+log = logging.getLogger("flask_mailconnect.providers")
 
 
 class Catalog:
@@ -94,9 +98,15 @@ def _admin_rows() -> dict[str, Provider]:
     query = sa.select(MailProvider, MailProvider.client_secret).order_by(
         MailProvider.name, MailProvider.id
     )
-    return {
-        row.key: provider_from_row(row, secret) for row, secret in runtime.session.execute(query)
-    }
+    found = {}
+    for row, secret in runtime.session.execute(query):
+        try:
+            plain = open_secret(secret)
+        except EncryptionKeyError:  # a lost key: the provider stays listed, without sign-in
+            log.error("The client secret of provider %r cannot be decrypted", row.key)
+            plain = None
+        found[row.key] = provider_from_row(row, plain)
+    return found
 
 
 def build_catalog(
