@@ -35,6 +35,8 @@ GRAPH_REJECTED = "graph_rejected"
 INSECURE_URL = "insecure_url"
 REDIRECT_REFUSED = "redirect_refused"
 RESPONSE_TOO_LARGE = "response_too_large"
+SMTPUTF8_UNSUPPORTED = "smtputf8_unsupported"
+MESSAGE_TOO_LARGE = "message_too_large"
 
 #: Codes where trying again later, unchanged, may succeed.
 RETRYABLE_CODES = frozenset({TIMEOUT, REFUSED, CONNECTION_LOST, NETWORK_ERROR, GRAPH_THROTTLED})
@@ -100,6 +102,13 @@ MESSAGES: dict[str, str] = {
         "(plain http://, a sign-in request sent on, or too many hops). Use the final https:// URL."
     ),
     RESPONSE_TOO_LARGE: "The server's answer was larger than this app accepts. Check the URL.",
+    SMTPUTF8_UNSUPPORTED: (
+        "The server does not accept international addresses (SMTPUTF8), which this message "
+        "needs. Nothing was sent."
+    ),
+    MESSAGE_TOO_LARGE: (
+        "The message is larger than the server accepts. Send smaller attachments or a link."
+    ),
 }
 
 

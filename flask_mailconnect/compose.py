@@ -7,6 +7,8 @@
   refused; the same address is accepted and rewritten);
 * parses To, Cc and Bcc strictly (the RFC 5322 parser's defects, then email-validator on every
   address), dedupes them across the three headers, and removes Bcc from what SMTP transmits;
+  a non-ASCII local part (``ünïcode@example.org``) is valid: the message then needs SMTPUTF8
+  (``Prepared.smtputf8``) and is written with UTF-8 headers;
 * sets Date and Message-ID when missing (Message-ID on the account's domain);
 * appends the account's signature, sanitised again with nh3 at send time, to the HTML body and
   to the plain-text body (a plain message gets the text signature).
@@ -21,7 +23,7 @@ import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from email.errors import HeaderDefect, ObsoleteHeaderDefect
+from email.errors import HeaderDefect, NonASCIILocalPartDefect, ObsoleteHeaderDefect
 from email.message import EmailMessage, Message, MIMEPart
 from email.utils import format_datetime, formataddr, getaddresses, make_msgid
 from typing import Any, cast
@@ -98,7 +100,7 @@ def _as_email_message(message: Message) -> EmailMessage:
 
 def _normalize(address: str, field: str) -> str:
     try:
-        return validate_email(address, check_deliverability=False).normalized
+        return validate_email(address, check_deliverability=False, allow_smtputf8=True).normalized
     except EmailNotValidError as exc:
         raise InvalidMessage(
             f"{field}: {address!r} is not a valid address ({exc}).", field=field
@@ -114,9 +116,12 @@ def parse_recipients(message: EmailMessage) -> list[str]:
     seen: dict[str, str] = {}
     for field in RECIPIENT_HEADERS:
         for header in message.get_all(field) or []:
+            # A non-ASCII local part is no defect with SMTPUTF8 (RFC 6531); email-validator
+            # still checks every address strictly below.
             defects = [
                 d for d in getattr(header, "defects", ())
-                if isinstance(d, HeaderDefect) and not isinstance(d, ObsoleteHeaderDefect)
+                if isinstance(d, HeaderDefect)
+                and not isinstance(d, (ObsoleteHeaderDefect, NonASCIILocalPartDefect))
             ]  # fmt: skip
             addresses = getattr(header, "addresses", None)
             if defects or addresses is None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
-from .codes import RETRYABLE_CODES
+from .codes import MESSAGE_TOO_LARGE, RETRYABLE_CODES, SMTPUTF8_UNSUPPORTED
 
 
 class MailConnectError(Exception):
@@ -96,6 +97,17 @@ class OAuthFlowError(MailConnectError):
 
 class PermissionDenied(MailConnectError):
     """The actor may not do this to this account or owner."""
+
+
+class UnknownOwner(MailConnectError, ValueError):
+    """An owner no account may belong to: a kind nobody declared (neither ``user``,
+    ``organization`` nor a ``register_scope`` kind; a typo such as ``"projct"`` would leave
+    orphan accounts), or an id that cannot be stored (empty, over 64 characters, control
+    characters)."""
+
+    def __init__(self, owner: object, reason: str = "") -> None:
+        super().__init__(reason or f"no such owner kind: {owner!r}")
+        self.owner = owner
 
 
 class InvalidSettings(MailConnectError):
@@ -195,6 +207,39 @@ class PermanentSendError(SendError):
     every recipient refused, the server refusing our security or address)."""
 
 
+class InternationalAddressUnsupported(PermanentSendError):
+    """The message needs SMTPUTF8 (RFC 6531: an address with a non-ASCII local part, such as
+    ``ünïcode@example.org``) and the account's SMTP server does not offer it. ``addresses``
+    names those addresses. Refused before MAIL FROM, once the server's EHLO showed no
+    SMTPUTF8: nothing was sent and the connection stays usable for the next message."""
+
+    def __init__(self, addresses: Iterable[str], **details: Any) -> None:
+        self.addresses = [a for a in addresses if not a.isascii()]
+        details.setdefault("code", SMTPUTF8_UNSUPPORTED)
+        named = ", ".join(self.addresses) or "an address"
+        super().__init__(
+            f"The server does not accept international addresses (SMTPUTF8), so {named} "
+            "cannot be sent to or from it. Nothing was sent.", **details,
+        )  # fmt: skip
+
+
+class MessageTooLarge(PermanentSendError):
+    """The message is larger than the server's advertised ``SIZE`` (RFC 1870): refused before
+    MAIL FROM, so none of it was transmitted; or the server answered 552 for its size.
+    ``size`` and ``limit`` are in bytes (``limit`` is None when the server did not say)."""
+
+    def __init__(self, *, size: int | None, limit: int | None, **details: Any) -> None:
+        self.size = size
+        self.limit = limit
+        details.setdefault("code", MESSAGE_TOO_LARGE)
+        said = f"at most {limit:,} bytes" if limit else "less"
+        text = f"The message is {size:,} bytes; the server accepts {said}." if size else ""
+        super().__init__(
+            f"{text or 'The message is larger than the server accepts.'} Nothing was sent; "
+            "send smaller attachments or a link.", **details,
+        )  # fmt: skip
+
+
 class DeliveryUnknownError(SendError):
     """Delivery unknown: may have been sent. The connection broke (or timed out) after the
     message's data was complete, before the server's answer arrived. Never retried by the
@@ -249,8 +294,13 @@ class SubmitFailed(MailConnectError):
         reply: str = "",
         refused: dict[str, tuple[int, str]] | None = None,
         connection_usable: bool = False,
+        size: int | None = None,
+        size_limit: int | None = None,
     ) -> None:
         super().__init__(f"{kind} at {stage}: {code} {smtp_code or ''}".strip())
+        #: The message's size and the server's SIZE limit, for ``message_too_large``.
+        self.size = size
+        self.size_limit = size_limit
         self.kind = kind
         self.stage = stage
         self.code = code
@@ -292,9 +342,11 @@ __all__ = [
     "GraphNotGranted",
     "GraphOutcomeUnknown",
     "InactiveAccountError",
+    "InternationalAddressUnsupported",
     "InvalidMessage",
     "InvalidSettings",
     "MailConnectError",
+    "MessageTooLarge",
     "NeedsReconnect",
     "NoSenderAccount",
     "OAuthConfigError",

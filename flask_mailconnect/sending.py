@@ -43,7 +43,9 @@ from .exceptions import (
     DeliveryUnknownError,
     GraphNotGranted,
     InactiveAccountError,
+    InternationalAddressUnsupported,
     InvalidMessage,
+    MessageTooLarge,
     NeedsReconnect,
     PermanentSendError,
     SendError,
@@ -303,10 +305,12 @@ class Sender:
             return DeliveryUnknownError(UNKNOWN_MESSAGE, **details)
         where = {"mail": "the sender", "rcpt": "the recipients", "data": "the message",
                  "end": "the message"}[exc.stage]  # fmt: skip
-        if exc.code == "smtputf8_unsupported":
-            return PermanentSendError(
-                "The server does not accept international (non-ASCII) addresses.", **details
+        if exc.code == errors.SMTPUTF8_UNSUPPORTED:  # before MAIL FROM, connection kept
+            return InternationalAddressUnsupported(
+                [prepared.envelope_from, *prepared.recipients], **details
             )
+        if exc.code == errors.MESSAGE_TOO_LARGE:  # before MAIL FROM when the server said SIZE
+            return MessageTooLarge(size=exc.size, limit=exc.size_limit, **details)
         if exc.kind == "transient":
             if exc.smtp_code is None:
                 text = "The connection to the server was lost before the message was complete."

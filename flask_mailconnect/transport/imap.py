@@ -19,6 +19,7 @@ from imapclient import exceptions as imap_errors
 from .. import codes as errors
 from ..codes import message_for
 from ..exceptions import ConnectionFailed
+from .closing import close_notify
 from .netguard import (
     check_port,
     connect_expecting_greeting,
@@ -52,6 +53,11 @@ class _GuardedIMAP4(imaplib.IMAP4):
             timeout=opts.timeout,
             context=self._context,
         )
+
+    def shutdown(self) -> None:
+        """TLS close_notify first (LOGOUT and IMAPClient.shutdown() end here), then close."""
+        close_notify(getattr(self, "sock", None))
+        super().shutdown()
 
 
 class _GuardedIMAPClient(IMAPClient):

@@ -11,30 +11,29 @@ Everything here takes a logged-in :class:`imapclient.IMAPClient` (from
   FETCH <uid>:*`` for the incremental case).
 - :func:`fetch_flags`: the flags of a UID range (one ``UID FETCH ... (FLAGS)``).
 - :func:`summarize`: turns one message's FETCH data into a :class:`MessageSummary` (pure;
-  RFC 2047 headers decoded, dates as aware UTC, snippet from the first text part).
+  headers decoded by :mod:`.headers`, each on its own; snippet from the first text part).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import email
-import email.utils
 import html
 import logging
 import quopri
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from email import policy
-from email.header import decode_header, make_header
 from email.message import Message
 from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.response_parser import parse_fetch_response
+
+from .headers import clean_text, parse_date, read_headers, text_codec
 
 log = logging.getLogger(__name__)
 
@@ -246,65 +245,8 @@ def _item(data: Mapping[bytes, Any], prefix: bytes) -> bytes:
     return b""
 
 
-#: NUL and other control characters (C0 but whitespace, DEL, C1) and lone surrogates: PostgreSQL
-#: refuses NUL in text, and none of them belongs in a subject, a sender or a snippet.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
-#: The longest header line RFC 5322 allows; longer subjects are cut.
-MAX_HEADER_TEXT = 998
-
-
-def clean_text(text: str) -> str:
-    """``text`` without control characters (whitespace kept) or lone surrogates."""
-    return _CONTROL.sub("", text)
-
-
-def decode_header_value(value: Any) -> str:
-    """RFC 2047 encoded words to text, folded whitespace collapsed, control characters removed;
-    never raises."""
-    if not value:
-        return ""
-    value = str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    try:
-        text = str(make_header(decode_header(value)))
-    except (UnicodeError, LookupError, ValueError, email.errors.HeaderParseError):
-        text = value
-    return " ".join(clean_text(text).split())
-
-
-def format_sender(value: Any) -> str:
-    """``Name <address>`` (decoded), or the address alone."""
-    decoded = decode_header_value(value)
-    name, address = email.utils.parseaddr(decoded)
-    if not address:
-        return decoded
-    name = name.strip().strip('"')
-    return f"{name} <{address}>" if name else address
-
-
-def parse_date(value: str | None, fallback: datetime | None = None) -> datetime | None:
-    """The Date header as an aware UTC datetime (``-0000`` and no zone read as UTC)."""
-    parsed: datetime | None = None
-    if value:
-        try:
-            parsed = _as_utc(email.utils.parsedate_to_datetime(value.strip()))
-        except (TypeError, ValueError, IndexError, OverflowError):
-            parsed = None  # e.g. 31 Dec 9999 23:59:59 -1200: past datetime's range in UTC
-    if parsed is None and fallback is not None:
-        try:
-            parsed = _as_utc(fallback)
-        except OverflowError:
-            parsed = None
-    return parsed
-
-
-def _as_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
-
-
 def _decode_body(payload: str | bytes, encoding: str, charset: str | None) -> str:
-    raw = payload.encode("ascii", "replace") if isinstance(payload, str) else payload
+    raw = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else payload
     encoding = encoding.strip().lower()
     if encoding == "base64":
         compact = re.sub(rb"[^A-Za-z0-9+/=]", b"", raw)
@@ -315,24 +257,11 @@ def _decode_body(payload: str | bytes, encoding: str, charset: str | None) -> st
             raw = b""
     elif encoding == "quoted-printable":
         raw = quopri.decodestring(raw)
-    codec = _text_codec(charset)
+    codec = text_codec(charset) or "utf-8"
     try:
         return raw.decode(codec, "replace")
     except (LookupError, UnicodeError):  # e.g. charset=idna raises whatever the errors mode
         return raw.decode("utf-8", "replace")
-
-
-def _text_codec(charset: str | None) -> str:
-    """``charset`` when it names a text codec, else utf-8 (no base64/zlib/rot13 "charsets")."""
-    if not charset:
-        return "utf-8"
-    try:
-        info = codecs.lookup(charset)
-    except (LookupError, ValueError):
-        return "utf-8"
-    if not getattr(info, "_is_text_encoding", True) or info.name in ("idna", "punycode"):
-        return "utf-8"
-    return info.name
 
 
 _HIDDEN = re.compile(r"<(script|style|head|title)\b.*?(</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
@@ -368,15 +297,21 @@ def make_snippet(header: bytes, body: bytes, length: int = SNIPPET_LENGTH) -> st
         return ""
     head = header if header.endswith(b"\r\n\r\n") or header.endswith(b"\n\n") else header + b"\r\n"
     message = email.message_from_bytes(head + body, policy=policy.compat32)
+    if message.get_content_maintype() == "multipart" and not message.is_multipart():
+        # No boundary parameter: take the first delimiter line the body starts a part with.
+        found = re.search(rb"^--([^\s]{1,70})\r?$", body, re.MULTILINE)
+        if found:
+            boundary = b'Content-Type: multipart/mixed; boundary="' + found.group(1) + b'"\r\n'
+            message = email.message_from_bytes(boundary + head + body, policy=policy.compat32)
     part, is_html = _first_text_part(message)
     if part is None:
         return ""
-    try:
-        payload = part.get_payload(decode=False)
-    except (LookupError, UnicodeError):  # compat32 decodes 8-bit bodies with the charset
-        raw = getattr(part, "_payload", "")  # the body as parsed: 8-bit surrogate-escaped
-        payload = raw.encode("ascii", "surrogateescape") if isinstance(raw, str) else ""
-    if not isinstance(payload, (str, bytes)):
+    # The body as parsed (8-bit bytes surrogate-escaped): get_payload() would decode 8-bit
+    # text with the charset already, and fail on one that is no codec.
+    payload = getattr(part, "_payload", "")
+    if isinstance(payload, str):
+        payload = payload.encode("utf-8", "surrogateescape")
+    if not isinstance(payload, bytes):
         return ""
     encoding = str(part.get("Content-Transfer-Encoding", "7bit"))
     text = _decode_body(payload, encoding, part.get_content_charset())
@@ -398,13 +333,13 @@ def summarize(uid: int, data: Mapping[bytes, Any]) -> MessageSummary:
     try:
         header = _item(data, b"BODY[HEADER")
         body = _item(data, b"BODY[TEXT]")
-        parsed = email.message_from_bytes(header, policy=policy.compat32)
+        fields = read_headers(header, arrived)  # each header on its own; never raises
         return MessageSummary(
             uid=uid,
-            message_id=decode_header_value(parsed.get("Message-ID"))[:MAX_HEADER_TEXT],
-            sender=format_sender(parsed.get("From"))[:MAX_HEADER_TEXT],
-            subject=decode_header_value(parsed.get("Subject"))[:MAX_HEADER_TEXT],
-            date=parse_date(parsed.get("Date"), arrived),
+            message_id=fields.message_id,
+            sender=fields.sender,
+            subject=fields.subject,
+            date=fields.date,
             snippet=make_snippet(header, body),
             flags=_flags(data.get(b"FLAGS", ())),
         )

@@ -16,6 +16,7 @@ import time
 from .. import codes as errors
 from ..codes import message_for
 from ..exceptions import ConnectionFailed
+from .closing import close_notify
 from .netguard import (
     check_port,
     connect_expecting_greeting,
@@ -69,6 +70,11 @@ class _GuardedSMTP(smtplib.SMTP):
             )
         self.local_hostname = opts.local_hostname or _address_literal(sock)
         return sock
+
+    def close(self) -> None:
+        """TLS close_notify first (quit() and every error path end here), then the socket."""
+        close_notify(self.sock)
+        super().close()
 
 
 def _address_literal(sock: socket.socket) -> str:

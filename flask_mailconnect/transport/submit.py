@@ -76,13 +76,31 @@ def _rset(client: smtplib.SMTP) -> bool:
     return code == 250
 
 
+def _crlf(data: bytes) -> bytes:
+    """Line endings as CRLF, ending with one: the message as the server will count it."""
+    data = _BARE_CR.sub(_CRLF, _BARE_LF.sub(_CRLF, data))
+    return data if data.endswith(_CRLF) else data + _CRLF
+
+
 def _dot_stuffed(data: bytes) -> bytes:
     """Line endings as CRLF, leading dots doubled, and the terminating CRLF "." CRLF."""
-    data = _BARE_CR.sub(_CRLF, _BARE_LF.sub(_CRLF, data))
-    data = re.sub(rb"(?m)^\.", b"..", data)
-    if not data.endswith(_CRLF):
-        data += _CRLF
-    return data + b"." + _CRLF
+    return re.sub(rb"(?m)^\.", b"..", _crlf(data)) + b"." + _CRLF
+
+
+def size_limit(client: smtplib.SMTP) -> int | None:
+    """The server's advertised ``SIZE`` in bytes (RFC 1870), or None: not advertised, or 0
+    (no fixed limit)."""
+    if not client.has_extn("size"):
+        return None
+    value = client.esmtp_features.get("size", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def _too_large(size: int, limit: int | None, stage: Stage, **reply: object) -> SubmitFailed:
+    return SubmitFailed(
+        "permanent", stage, code=errors.MESSAGE_TOO_LARGE, size=size, size_limit=limit,
+        **reply,  # type: ignore[arg-type]
+    )  # fmt: skip
 
 
 def submit(
@@ -96,15 +114,24 @@ def submit(
     """One SMTP transaction on an authenticated connection. Raises :class:`SubmitFailed`.
 
     Some recipients refused while others are accepted is a success listing the refused ones;
-    all refused is a failure (``transient`` when any refusal was a 4xx).
+    all refused is a failure (``transient`` when any refusal was a 4xx). Refused before MAIL
+    FROM, with the connection left usable: ``smtputf8`` without SMTPUTF8 in the server's EHLO
+    (``smtputf8_unsupported``), and a message larger than its ``SIZE`` (``message_too_large``;
+    ``SIZE=`` goes with MAIL FROM whenever the server advertises the extension).
     """
     mail_options: list[str] = []
+    # Both refusals come before MAIL FROM: no transaction begun, the connection still usable.
     if smtputf8:
         if not client.has_extn("smtputf8"):
             raise SubmitFailed(
-                "permanent", "mail", code="smtputf8_unsupported", connection_usable=True
+                "permanent", "mail", code=errors.SMTPUTF8_UNSUPPORTED, connection_usable=True
             )
         mail_options.append("SMTPUTF8")
+    size, limit = len(_crlf(data)), size_limit(client)
+    if limit is not None and size > limit:  # never send it all to be told 552 at the end
+        raise _too_large(size, limit, "mail", connection_usable=True)
+    if client.has_extn("size"):
+        mail_options.append(f"SIZE={size}")
     if client.has_extn("8bitmime") and any(b > 127 for b in data):
         mail_options.append("BODY=8BITMIME")
     # MAIL FROM. A connection lost here (the server closed it between messages) is safe to retry.
@@ -116,6 +143,9 @@ def submit(
         raise SubmitFailed("transient", "mail", code=_lost(exc)) from None
     if code != 250:
         usable = code != 421 and _rset(client)
+        if code == 552 and client.has_extn("size"):  # RFC 1870: SIZE= is over the limit
+            raise _too_large(size, limit, "mail", smtp_code=code, reply=reply_text(reply),
+                             connection_usable=usable)  # fmt: skip
         raise SubmitFailed(
             _kind_for(code), "mail", code=_reply_code(code), smtp_code=code,
             reply=reply_text(reply), connection_usable=usable,
@@ -166,6 +196,9 @@ def submit(
         raise SubmitFailed(
             "unknown", "end", code="delivery_unknown", reply=_lost(exc), refused=refused
         ) from None
+    if code == 552:  # RFC 1870: the message exceeds the server's fixed maximum size
+        raise _too_large(size, limit, "end", smtp_code=code, reply=reply_text(reply),
+                         refused=refused, connection_usable=True)  # fmt: skip
     if code != 250:
         raise SubmitFailed(
             _kind_for(code), "end", code=_reply_code(code), smtp_code=code,

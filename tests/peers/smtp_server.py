@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
+from aiosmtpd.smtp import (
+    DATA_SIZE_DEFAULT,
+    SMTP,
+    AuthResult,
+    Envelope,
+    LoginPassword,
+    Session,
+    syntax,
+)
 
 from . import MAILBOX_PASSWORD, MAILBOX_USER, free_port
 
@@ -80,6 +88,12 @@ class SmtpPeer:
     # close_reply ("421 ..."), or nothing at all when close_reply is None.
     close_after: int | None = None
     close_reply: str | None = "421 4.7.0 Too many messages on this connection, closing"
+    # Knobs for new connections (cleared by reset()): advertise SMTPUTF8 (RFC 6531) and
+    # accept non-ASCII addresses; the SIZE advertised and enforced (None: no SIZE at all).
+    smtputf8: bool = False
+    size_limit: int | None = DATA_SIZE_DEFAULT
+    mail_commands: list[str] = field(default_factory=list)  # MAIL FROM arguments, as sent
+    data_commands: int = 0  # DATA commands received
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def inject(self, stage: str, **fault: Any) -> None:
@@ -114,6 +128,10 @@ class SmtpPeer:
             self.faults.clear()
             self.close_after = None
             self.close_reply = "421 4.7.0 Too many messages on this connection, closing"
+            self.smtputf8 = False
+            self.size_limit = DATA_SIZE_DEFAULT
+            self.mail_commands.clear()
+            self.data_commands = 0
 
 
 #: What the peers offer after EHLO: aiosmtpd's PLAIN and LOGIN, and PeerHandler's XOAUTH2.
@@ -274,6 +292,8 @@ class PeerSMTP(SMTP):
                 await self.push(self._peer.close_reply)
             _drop(self)
             return
+        with self._peer.lock:
+            self._peer.mail_commands.append(arg or "")
         if await self._fault("MAIL"):
             return
         await super().smtp_MAIL(arg)
@@ -286,6 +306,8 @@ class PeerSMTP(SMTP):
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:  # noqa: N802
+        with self._peer.lock:
+            self._peer.data_commands += 1
         if await self._fault("DATA"):
             return
         await super().smtp_DATA(arg)
@@ -335,6 +357,8 @@ class _PeerController(Controller):
         offered = self._peer.auth_mechanisms
         if offered is not None:
             kwargs["auth_exclude_mechanism"] = [m for m in AUTH_MECHANISMS if m not in offered]
+        kwargs["enable_SMTPUTF8"] = self._peer.smtputf8
+        kwargs["data_size_limit"] = self._peer.size_limit
         server = self._smtp_class(self.handler, peer=self._peer, **kwargs)
         # aiosmtpd cannot see implicit TLS, so it must not demand TLS for AUTH there; asking for
         # auth_required at construction would then warn (an error under filterwarnings=error).
