@@ -19,7 +19,7 @@ from flask_login import LoginManager
 from flask_mailconnect import MailConnect
 
 from .forms import LogoutForm
-from .models import User, all_projects, create_demo_users, db, load_project
+from .models import User, all_projects, create_demo_users, db, load_project, parse_id
 
 DEFAULT_INSTANCE_PATH = Path(__file__).resolve().parent / "instance"
 
@@ -134,7 +134,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
-        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+        ident = parse_id(user_id)
+        return db.session.get(User, ident) if ident is not None else None
 
     mailconnect = MailConnect()
     mailconnect.init_app(app, db=db)
@@ -146,19 +147,26 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # Admin pages: find people and open their email accounts.
     @mailconnect.user_search
     def search_users(query: str, limit: int) -> list[User]:
-        pattern = f"%{query.strip().lower()}%"
+        # The extension passes at most 200 characters; a host keeps its own bound anyway
+        # (SQLite refuses LIKE patterns over 50,000 bytes) and escapes the wildcards.
+        text = query.strip().lower()[:200]
+        text = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{text}%"
         name, email = db.func.lower(User.name), db.func.lower(User.email)
-        found = db.select(User).where(db.or_(email.like(pattern), name.like(pattern)))
+        found = db.select(User).where(
+            db.or_(email.like(pattern, escape="\\"), name.like(pattern, escape="\\"))
+        )
         return list(db.session.scalars(found.order_by(User.name).limit(limit)))
 
     @mailconnect.user_getter
     def get_user(user_id: str) -> User | None:
-        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+        ident = parse_id(user_id)
+        return db.session.get(User, ident) if ident is not None else None
 
     # The admin lists name a person per row: load everyone on a page in one query.
     @mailconnect.users_getter
     def get_users(user_ids: list[str]) -> dict[str, User]:
-        wanted = [int(i) for i in user_ids if i.isdigit()]
+        wanted = [n for n in map(parse_id, user_ids) if n is not None]
         found = db.session.scalars(db.select(User).where(User.id.in_(wanted)))
         return {str(user.id): user for user in found}
 

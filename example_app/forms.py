@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import unicodedata
+from typing import Any
+
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, Length, ValidationError
+
+
+def _one_line(form: Any, field: Any) -> None:
+    """No NUL, line breaks or other control characters (PostgreSQL refuses NUL in a query)."""
+    if any(unicodedata.category(ch) == "Cc" for ch in field.data or ""):
+        raise ValidationError("Control characters are not allowed here.")
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+    email = EmailField("Email", validators=[DataRequired(), Length(max=320), _one_line])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=200), _one_line])
 
 
 class LogoutForm(FlaskForm):

@@ -63,11 +63,28 @@ class Membership(db.Model):  # type: ignore[name-defined,misc]
     project: Mapped[Project] = relationship(back_populates="memberships")
 
 
+#: The largest primary key every database of the example holds: its INTEGER ids are 32-bit
+#: signed on PostgreSQL and MariaDB (SQLite's hold 64 bits).
+MAX_ID = 2**31 - 1
+
+
+def parse_id(value: object) -> int | None:
+    """An id from a URL, the session or the extension (always a string there): ASCII digits
+    1 .. ``MAX_ID``, else ``None``. ``str.isdigit`` is not enough: it is true for "²" (which
+    ``int`` refuses) and "٣" (which ``int`` reads as 3), and a huge number overflows SQLite."""
+    text = str(value)
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
+        return None
+    number = int(text)
+    return number if 1 <= number <= MAX_ID else None
+
+
 def load_project(project_id: str) -> Project | None:
-    if not project_id.isdigit():
+    ident = parse_id(project_id)
+    if ident is None:
         return None
     query = db.select(Project).options(selectinload(Project.memberships))
-    return db.session.scalars(query.where(Project.id == int(project_id))).first()
+    return db.session.scalars(query.where(Project.id == ident)).first()
 
 
 def all_projects() -> list[Project]:

@@ -8,6 +8,7 @@ the right field. Passwords are :class:`PasswordField`, which never renders its v
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -25,7 +26,7 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from .providers import Provider, current_catalog, detect_provider
 from .transport.settings import SECURITY_CHOICES, SECURITY_LABELS, ServerSettings
-from .validation import normalize_email, settings_errors
+from .validation import control_chars, is_host, normalize_email, parse_int, settings_errors
 
 try:  # WTForms 3.3 deprecates (value, label) tuples in favour of SelectChoice
     from wtforms import SelectChoice as _Choice
@@ -53,6 +54,47 @@ def _single_line(form: Any, field: Any) -> None:
         raise ValidationError("Control characters are not allowed in a display name.")
 
 
+def no_control(allow: str = "") -> Callable[[Any, Any], None]:
+    """A validator refusing NUL, CR, LF and other control characters (those in ``allow``
+    excepted: a multi-line field allows ``"\\r\\n\\t"``). Such text breaks headers and protocol
+    lines, and PostgreSQL refuses NUL in any text column."""
+
+    def check(form: Any, field: Any) -> None:
+        value = field.data
+        if isinstance(value, str) and control_chars(value, allow=allow):
+            what = "Control characters" if "\n" in allow else "Line breaks and control characters"
+            raise ValidationError(f"{what} are not allowed here.")
+
+    return check
+
+
+#: For every single-line text field.
+SINGLE_LINE = no_control()
+#: For multi-line fields: line breaks and tabs are text there.
+MULTI_LINE = no_control("\r\n\t\u2028\u2029")
+
+
+def host_name(form: Any, field: Any) -> None:
+    """A server: a host name such as ``mail.example.com`` or an IP address (checked when the
+    form is saved; the network guard judges the address again at every connection)."""
+    value = field.data or ""
+    if value and not control_chars(value) and not is_host(value):
+        raise ValidationError("Enter a server name such as mail.example.com, or an IP address.")
+
+
+class PortField(IntegerField):
+    """A port number: ASCII digits 1 .. 65535 (``int`` alone accepts "٣" and 5,000 digits)."""
+
+    data: Any
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if not valuelist or valuelist[0] in ("", None):
+            return
+        self.data = parse_int(valuelist[0], 1, 65535)
+        if self.data is None:
+            raise ValueError("Enter a port number between 1 and 65535.")
+
+
 def ports_help(ports: tuple[int, ...] | None, usual: str) -> str:
     if ports is None:
         return usual
@@ -60,19 +102,25 @@ def ports_help(ports: tuple[int, ...] | None, usual: str) -> str:
 
 
 class ConnectForm(FlaskForm):
-    """Manual (password) connection: the address, the login and both servers."""
+    """Manual (password) connection: the address, the login and both servers.
 
-    email = EmailField("Email address", [DataRequired(), Length(max=320)], filters=[_strip])
+    Server names are judged by :func:`~flask_mailconnect.validation.settings_errors` (a host
+    name or an IP literal) together with the other settings, as the Python API judges them.
+    """
+
+    email = EmailField(
+        "Email address", [DataRequired(), Length(max=320), SINGLE_LINE], filters=[_strip]
+    )
     # Choices are the providers the app offers (its catalogue), set per request.
     provider = SelectField("Provider", choices=[], default="other")
-    username = StringField("Login", [Length(max=320)], filters=[_strip])
-    password = PasswordField("Password", [Length(max=1000)])
-    smtp_host = StringField("SMTP server", [Length(max=253)], filters=[_strip])
-    smtp_port = IntegerField("Port", [Optional()])
+    username = StringField("Login", [Length(max=320), SINGLE_LINE], filters=[_strip])
+    password = PasswordField("Password", [Length(max=1000), SINGLE_LINE])
+    smtp_host = StringField("SMTP server", [Length(max=253), SINGLE_LINE], filters=[_strip])
+    smtp_port = PortField("Port", [Optional()])
     smtp_security = SelectField("Security", choices=SECURITY, default="starttls")
     receives = BooleanField("Receive mail (IMAP)", default=True)
-    imap_host = StringField("IMAP server", [Length(max=253)], filters=[_strip])
-    imap_port = IntegerField("Port", [Optional()])
+    imap_host = StringField("IMAP server", [Length(max=253), SINGLE_LINE], filters=[_strip])
+    imap_port = PortField("Port", [Optional()])
     imap_security = SelectField("Security", choices=SECURITY, default="ssl")
     display_name = StringField("Display name", [Length(max=200), _single_line], filters=[_strip])
 
@@ -179,7 +227,7 @@ class AccountSettingsForm(FlaskForm):
     """Personal settings of one account (never credentials)."""
 
     display_name = StringField("Display name", [Length(max=200), _single_line], filters=[_strip])
-    signature_html = TextAreaField("Signature", [Length(max=20_000)])
+    signature_html = TextAreaField("Signature", [Length(max=20_000), MULTI_LINE])
     notify_email = BooleanField("Email notifications")
     mute_mobile = BooleanField("Do not notify on mobile")
     is_default = BooleanField("Use as default account")

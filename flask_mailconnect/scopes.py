@@ -39,10 +39,12 @@ Everyone else gets nothing, and pages answer 404 so ids reveal nothing.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from flask import current_app, g, has_app_context, has_request_context
 
+from .exceptions import UnknownOwner
 from .models import AccountStatus
 from .owners import (
     ACTIONS,
@@ -80,6 +82,45 @@ def load_owner(owner: Owner) -> Any:
     if cache is not None:
         cache[owner] = obj
     return obj
+
+
+#: The longest owner id the tables hold (``owner_id`` is a 64-character column).
+OWNER_ID_MAX = 64
+
+
+def declared_kind(kind: str) -> bool:
+    """``user``, ``organization``, or a kind the host registered with ``register_scope``."""
+    if kind in (USER, ORGANIZATION):
+        return True
+    hooks = _hooks()
+    return hooks is not None and kind in hooks.scopes
+
+
+def owner_problem(owner: Owner) -> str | None:
+    """Why no account may belong to ``owner``, or ``None``: an undeclared kind, or an id the
+    tables cannot hold (empty, too long, control characters; PostgreSQL refuses NUL)."""
+    kind, ident = owner
+    if not isinstance(kind, str) or not declared_kind(kind):
+        return f"no such owner kind: {kind!r} (declare it with register_scope)"
+    if kind == ORGANIZATION and ident != ORGANIZATION_ID:
+        return f"the organisation's owner id is {ORGANIZATION_ID!r}"
+    if not isinstance(ident, str) or not 1 <= len(ident) <= OWNER_ID_MAX:
+        return f"an owner id is 1 to {OWNER_ID_MAX} characters"
+    if any(unicodedata.category(ch) == "Cc" for ch in ident):
+        return "an owner id cannot contain control characters"
+    return None
+
+
+def valid_owner(owner: Owner) -> bool:
+    return owner_problem(owner) is None
+
+
+def check_owner(owner: Owner) -> Owner:
+    """``owner`` when accounts may belong to it, else :class:`UnknownOwner`."""
+    problem = owner_problem(owner)
+    if problem is not None:
+        raise UnknownOwner(owner, problem)
+    return owner
 
 
 def owner_exists(owner: Owner) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import unicodedata
 
@@ -13,6 +14,68 @@ from .transport.settings import SECURITY_CHOICES, SECURITY_LABELS, ServerSetting
 # RFC 1123 host names; IP literals also match and the network guard judges them.
 _HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")  # fmt: skip
+
+
+#: The largest id a URL, query string or form may name. Our tables' primary keys are INTEGER
+#: columns: 32-bit signed on PostgreSQL and MariaDB (SQLite's hold 64 bits). Larger values are
+#: refused before any query: SQLite raises OverflowError past 2**63-1, PostgreSQL "integer out
+#: of range" past 2**31-1.
+MAX_ID = 2**31 - 1
+#: Longest text a search box passes on (our LIKE filters, the host's ``@user_search``).
+SEARCH_MAX = 200
+_DIGITS = re.compile(r"[0-9]{1,32}")
+
+
+def parse_int(value: object, lo: int, hi: int) -> int | None:
+    """``value`` as an int in ``lo .. hi``, or ``None``.
+
+    Only ASCII digits count: ``str.isdigit`` is true for "²" and "٣", which ``int`` refuses or
+    reads as another number. Anything longer than 32 digits is refused before ``int`` runs
+    (Python refuses more than 4,300 digits with an error of its own). Surrounding spaces are
+    allowed, as browsers and people type them.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if not _DIGITS.fullmatch(text):
+            return None
+        number = int(text)
+    else:
+        return None
+    return number if lo <= number <= hi else None
+
+
+def parse_id(value: object) -> int | None:
+    """A primary key from a query string or form: ASCII digits, 1 .. :data:`MAX_ID`."""
+    return parse_int(value, 1, MAX_ID)
+
+
+def control_chars(text: str, *, allow: str = "") -> bool:
+    """Whether ``text`` holds NUL, CR, LF or any other control character not in ``allow``.
+
+    Unicode's "Cc" category plus the line and paragraph separators (U+2028, U+2029), which
+    some mail clients and browsers treat as line breaks.
+    """
+    return any(
+        ch not in allow and (unicodedata.category(ch) == "Cc" or ch in "\u2028\u2029")
+        for ch in text
+    )
+
+
+def is_host(value: str) -> bool:
+    """A host name (RFC 1123) or an IP address (IPv4, or IPv6 without brackets)."""
+    if not value or len(value) > 253:
+        return False
+    if _HOST.fullmatch(value):
+        return True
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def normalize_email(value: str) -> str:
@@ -65,14 +128,14 @@ def settings_errors(
         value = getattr(settings, name)
         if not value:
             errors[name] = "This field is required."
-        elif "\r" in value or "\n" in value or "\x00" in value:
-            errors[name] = "Line breaks are not allowed here."
+        elif control_chars(value):
+            errors[name] = "Line breaks and control characters are not allowed here."
     protocols = [("smtp", smtp_ports)]
     if settings.receives:
         protocols.append(("imap", imap_ports))
     for proto, allowed in protocols:
         host = getattr(settings, f"{proto}_host") or ""
-        if not _HOST.fullmatch(host):
+        if not is_host(host):
             errors[f"{proto}_host"] = "Enter a server name such as mail.example.com."
         problem = check_port(getattr(settings, f"{proto}_port"), allowed)
         if problem:

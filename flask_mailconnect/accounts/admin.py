@@ -8,6 +8,7 @@ from ..models import AccountStatus, MailAccount
 from ..owners import USER, Actor, Owner
 from ..providers import current_catalog
 from ..runtime import Runtime
+from ..scopes import check_owner
 from .core import _find, check_limit, default_account, require
 
 # -- admin: active flag and hand-over (issue 4) -----------------------------------------------
@@ -39,8 +40,10 @@ def create_handover(
     on their page and gives consent at the provider themselves, so nobody types a credential
     for someone else. Raises :class:`InvalidSettings` for an unknown provider or a bad address,
     and for an address ``owner`` already has; ``ValueError`` for an owner that is not a person
-    (only the owner completes a hand-over, so it exists for personal accounts only).
+    (only the owner completes a hand-over, so it exists for personal accounts only);
+    :class:`UnknownOwner` for an owner no account may belong to.
     """
+    check_owner(owner)
     require(state, actor, "manage", owner)
     if owner[0] != USER:  # the consent is its owner's alone (Policy.can_complete_handover)
         raise ValueError("a hand-over is for a person's own (user) account")

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from .. import audit, signals
+from ..columns import open_secret
 from ..exceptions import (
     AccountLimitReached,
     ConnectionTestFailed,
@@ -21,6 +22,7 @@ from ..oauth.revoke import prepare_revocation
 from ..owners import Actor, Owner
 from ..providers import current_catalog, detect_provider, with_hints
 from ..runtime import Runtime
+from ..scopes import check_owner
 from ..signatures import sanitize_signature, signature_to_text
 from ..transport.settings import ConnectionReport, ServerSettings
 from ..transport.tester import test_connection as run_test
@@ -52,6 +54,7 @@ def test_for_owner(
     try passwords against any mail server: tests per actor are limited
     (``MAILCONNECT_TESTS_PER_HOUR``), counted from the audit trail so every worker agrees.
     """
+    check_owner(owner)
     require(state, actor, "manage", owner)
     _check_test_budget(state, actor)
     report = run_test(_settings_for_test(state, settings), state.transport_options())
@@ -123,7 +126,7 @@ def _forget_password(state: Runtime, account: MailAccount) -> None:
 def load_password(state: Runtime, account: MailAccount) -> str | None:
     """Decrypt and return the account's stored password (for the transport layer only)."""
     query = sa.select(MailAccount.password).where(MailAccount.id == account.id)
-    return state.session.scalar(query)
+    return open_secret(state.session.scalar(query))
 
 
 def _provider_key(settings: ServerSettings, email: str) -> str:
@@ -155,7 +158,10 @@ def connect_manual(
     Raises :class:`InvalidSettings` before any network traffic when the settings cannot work,
     and :class:`ConnectionTestFailed` (with the report) when the test fails. When ``owner``
     already has this address, that account is signed in again instead (settings kept).
+    Raises :class:`UnknownOwner` for an owner kind nobody declared (a typo such as
+    ``"projct"`` would otherwise leave an orphan account), even for an admin.
     """
+    check_owner(owner)
     require(state, actor, "manage", owner)
     _settings_for_test(state, settings)  # InvalidSettings before any network traffic
     display_name = clean_display_name(display_name)
@@ -248,7 +254,7 @@ def update_account(
 
 
 def _next_default(state: Runtime, account: MailAccount) -> MailAccount | None:
-    others = [a for a in accounts_for(state, account.owner) if a.id != account.id]
+    others = [a for a in _owned(state, account.owner) if a.id != account.id]
     return others[0] if others else None
 
 
@@ -293,7 +299,10 @@ def disconnect(state: Runtime, account: MailAccount, *, actor: Actor | None) -> 
     if revoke is not None:  # after the delete: a failed delete leaves a working account
         revoke()
     if was_default:
-        successor = default_account(state, account.owner)  # the account itself is gone now
+        # The account itself is gone now. An orphan's owner (a kind no longer declared) is
+        # read, never refused: admins clean such accounts up.
+        found = _owned(state, account.owner)
+        successor = found[0] if found else None
         if successor is not None:
             successor.is_default = True
             session.flush()
@@ -301,6 +310,12 @@ def disconnect(state: Runtime, account: MailAccount, *, actor: Actor | None) -> 
 
 
 def accounts_for(state: Runtime, owner: Owner) -> list[MailAccount]:
+    """``owner``'s accounts, the default first; :class:`UnknownOwner` for an owner kind
+    nobody declared (the host asked about something that cannot have accounts)."""
+    return _owned(state, check_owner(owner))
+
+
+def _owned(state: Runtime, owner: Owner) -> list[MailAccount]:
     query = (
         sa.select(MailAccount)
         .where(MailAccount.owner_kind == owner[0], MailAccount.owner_id == owner[1])
@@ -337,8 +352,10 @@ def count_accounts(state: Runtime, owner: Owner) -> int:
 def check_limit(state: Runtime, owner: Owner, *, have: int | None = None) -> None:
     """Raise :class:`AccountLimitReached` when ``owner`` may not get one more account.
 
-    Every connect path calls this before creating an account (reconnecting never does).
+    Every connect path calls this before creating an account (reconnecting never does), so
+    it also refuses an owner no account may belong to (:class:`UnknownOwner`).
     """
+    check_owner(owner)
     limit = account_limit(owner)
     if limit is None:
         return

@@ -17,7 +17,7 @@ from ..exceptions import (
 from ..models import AccountStatus, MailAccount
 from ..owners import ORGANIZATION, ORGANIZATION_OWNER, USER, Actor, Owner
 from ..runtime import Runtime
-from ..scopes import load_owner
+from ..scopes import check_owner, load_owner
 from .core import disconnect
 
 # -- limits, sender resolution, scope-wide actions (issue 4) ---------------------------------
@@ -26,9 +26,10 @@ from .core import disconnect
 def accounts_by_owner(state: Runtime, owners: Iterable[Owner]) -> dict[Owner, list[MailAccount]]:
     """Accounts of many owners in one query (list pages: never a query per row).
 
-    Each list is in ``accounts_for`` order: the default first.
+    Each list is in ``accounts_for`` order: the default first. Raises :class:`UnknownOwner`
+    for an owner kind nobody declared.
     """
-    wanted = list(dict.fromkeys(owners))
+    wanted = [check_owner(o) for o in dict.fromkeys(owners)]
     found: dict[Owner, list[MailAccount]] = {o: [] for o in wanted}
     by_kind: dict[str, list[str]] = {}
     for kind, ident in wanted:
@@ -103,7 +104,10 @@ def resolve_sender(state: Runtime, *, actor: Actor | None, owner: Owner | None) 
 
     Per step, the owner's accounts are tried default first; an account is skipped when it is
     inactive, not connected, or ``actor`` may not ``use`` it. One query for all steps.
+    :class:`UnknownOwner` for an ``owner`` of a kind nobody declared.
     """
+    if owner is not None:
+        check_owner(owner)
     steps = _sender_steps(actor, owner)
     found = accounts_by_owner(state, [o for _, o in steps])
     tried: list[str] = []

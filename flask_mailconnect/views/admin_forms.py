@@ -25,8 +25,10 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from .. import codes
+from ..forms import MULTI_LINE, SINGLE_LINE, host_name
 from ..transport.http import HTTPGuardError, check_url
 from ..transport.settings import SECURITY_CHOICES, SECURITY_LABELS
+from ..validation import control_chars, parse_int
 
 try:  # WTForms 3.3 deprecates (value, label) tuples in favour of SelectChoice
     from wtforms import SelectChoice as _Choice
@@ -63,9 +65,7 @@ def parse_domains(text: str) -> list[str]:
 
 def _port(form: Any, field: Any) -> None:
     value = (field.data or "").strip()
-    if not value:
-        return
-    if not value.isdigit() or not 1 <= int(value) <= 65535:
+    if value and parse_int(value, 1, 65535) is None:
         raise ValidationError("Enter a port number between 1 and 65535.")
 
 
@@ -78,8 +78,8 @@ def _url(form: Any, field: Any) -> None:
     """A full ``https://`` URL. The client secret, codes and tokens travel to these addresses,
     so plain ``http://`` is refused, except with ``MAILCONNECT_ALLOW_PRIVATE_HOSTS`` (a local
     test provider)."""
-    if not field.data:
-        return
+    if not field.data or control_chars(field.data):
+        return  # SINGLE_LINE says what is wrong; no lookup of such a name
     parts = urlsplit(field.data)
     if not _URL.match(field.data) or not parts.hostname or parts.username or parts.password:
         raise ValidationError("Enter a full URL starting with https://")
@@ -129,45 +129,53 @@ def _is_ip(host: str) -> bool:
 
 
 class ProviderForm(FlaskForm):
-    name = StringField("Name", [DataRequired(), Length(max=200)], filters=[_strip])
+    name = StringField("Name", [DataRequired(), Length(max=200), SINGLE_LINE], filters=[_strip])
     enabled = BooleanField("Offered to users", default=True)
     service_type = SelectField("Service type", choices=SERVICE_TYPES, default="imap_smtp")
     sends = BooleanField("Send mail", default=True)
     receives = BooleanField("Receive mail", default=True)
-    smtp_host = StringField("SMTP server", [Length(max=253)], filters=[_strip])
-    smtp_port = StringField("Port", [_port], filters=[_strip], default="587")
+    smtp_host = StringField(
+        "SMTP server", [Length(max=253), SINGLE_LINE, host_name], filters=[_strip]
+    )
+    smtp_port = StringField("Port", [SINGLE_LINE, _port], filters=[_strip], default="587")
     smtp_security = SelectField(
         "Security", choices=SECURITY, default="starttls", validate_choice=False,
         validators=[_security],
     )  # fmt: skip
-    imap_host = StringField("IMAP server", [Length(max=253)], filters=[_strip])
-    imap_port = StringField("Port", [_port], filters=[_strip], default="993")
+    imap_host = StringField(
+        "IMAP server", [Length(max=253), SINGLE_LINE, host_name], filters=[_strip]
+    )
+    imap_port = StringField("Port", [SINGLE_LINE, _port], filters=[_strip], default="993")
     imap_security = SelectField(
         "Security", choices=SECURITY, default="ssl", validate_choice=False,
         validators=[_security],
     )  # fmt: skip
     login_format = SelectField("Login", choices=LOGIN_FORMATS, default="email")
     auth_method = SelectField("Authentication", choices=AUTH_METHODS, default="password")
-    client_id = StringField("Client ID", [Length(max=255)], filters=[_strip])
-    client_secret = PasswordField("Client secret", [Length(max=2000)])
+    client_id = StringField("Client ID", [Length(max=255), SINGLE_LINE], filters=[_strip])
+    client_secret = PasswordField("Client secret", [Length(max=2000), SINGLE_LINE])
     server_metadata_url = StringField(
-        "Metadata URL", [Length(max=2000), _url], filters=[_strip],
+        "Metadata URL", [Length(max=2000), SINGLE_LINE, _url], filters=[_strip],
         description="OpenID Connect discovery document; or fill in the endpoints below.",
     )  # fmt: skip
-    authorize_url = StringField("Authorization URL", [Length(max=2000), _url], filters=[_strip])
-    token_url = StringField("Token URL", [Length(max=2000), _url], filters=[_strip])
-    revoke_url = StringField("Revocation URL", [Length(max=2000), _url], filters=[_strip])
+    authorize_url = StringField(
+        "Authorization URL", [Length(max=2000), SINGLE_LINE, _url], filters=[_strip]
+    )
+    token_url = StringField("Token URL", [Length(max=2000), SINGLE_LINE, _url], filters=[_strip])
+    revoke_url = StringField(
+        "Revocation URL", [Length(max=2000), SINGLE_LINE, _url], filters=[_strip]
+    )
     userinfo_url = StringField(
-        "Userinfo URL", [Length(max=2000), _url], filters=[_strip],
+        "Userinfo URL", [Length(max=2000), SINGLE_LINE, _url], filters=[_strip],
         description="Where the sign-in learns the address (OpenID Connect userinfo endpoint). "
         "Needed unless a metadata URL is given.",
     )  # fmt: skip
     scopes = StringField(
-        "Extra scopes", [Length(max=2000)], filters=[_strip],
+        "Extra scopes", [Length(max=2000), SINGLE_LINE], filters=[_strip],
         description="Space-separated, added to openid and email.",
     )  # fmt: skip
     domains = TextAreaField(
-        "Email domains", [Length(max=20_000)],
+        "Email domains", [Length(max=20_000), MULTI_LINE],
         description="One per line. Addresses at these domains pick this provider.",
     )  # fmt: skip
     submit = SubmitField("Save provider")
@@ -228,7 +236,9 @@ class HandoverForm(FlaskForm):
     """The admin names the provider and the address; the user completes the consent."""
 
     provider = SelectField("Provider", choices=[])
-    email = EmailField("Email address", [DataRequired(), Length(max=320)], filters=[_strip])
+    email = EmailField(
+        "Email address", [DataRequired(), Length(max=320), SINGLE_LINE], filters=[_strip]
+    )
     submit = SubmitField("Create and hand over")
 
 

@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from flask_wtf.csrf import ValidationError, validate_csrf
 from werkzeug.exceptions import NotFound
+from werkzeug.routing import BaseConverter
+from werkzeug.routing import ValidationError as NoMatch
 
 from ..exceptions import PermissionDenied
 from ..models import MailAccount
@@ -19,10 +21,53 @@ from ..owners import ORGANIZATION_OWNER, Actor
 from ..providers import current_catalog
 from ..runtime import Runtime
 from ..transport.settings import SECURITY_LABELS
+from ..validation import SEARCH_MAX, control_chars, parse_id
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: Set on every view :func:`admin_required` wraps (the suite checks each admin endpoint has it).
 ADMIN_ONLY = "mailconnect_admin_only"
+
+
+#: The URL converter of every id in our paths: ``<mc_id:account_id>``.
+ID_CONVERTER = "mc_id"
+
+
+class IdConverter(BaseConverter):
+    """An id in a path: ASCII digits only (werkzeug's ``int`` takes "٣" too), 1 ..
+    :data:`~flask_mailconnect.validation.MAX_ID` (what an INTEGER primary key holds on every
+    supported database).
+
+    Anything else does not match the rule, so the request gets the host's 404 page: no query
+    runs with a number the database cannot hold.
+    """
+
+    regex = r"[0-9]{1,20}"
+
+    def to_python(self, value: str) -> int:
+        number = parse_id(value)
+        if number is None:
+            raise NoMatch()
+        return number
+
+    def to_url(self, value: Any) -> str:
+        return str(int(value))
+
+
+def query_id(name: str) -> int | None:
+    """An id from the query string (``?after=``, ``?account=``); ``None`` when absent or not
+    an id (ASCII digits, 1 .. ``MAX_ID``): a list page then simply shows its first page."""
+    return parse_id(request.args.get(name, ""))
+
+
+def search_text(name: str = "q") -> str:
+    """A search box's (or list filter's) text from the query string: control characters
+    dropped (PostgreSQL refuses NUL in any string), stripped and cut to
+    :data:`~flask_mailconnect.validation.SEARCH_MAX` characters before any LIKE or the host's
+    ``@user_search`` sees it."""
+    text = request.args.get(name, "")[: SEARCH_MAX * 4]
+    if control_chars(text):
+        text = "".join(ch if not control_chars(ch) else " " for ch in text)
+    return text.strip()[:SEARCH_MAX].strip()
 
 
 def state() -> Runtime:
@@ -158,7 +203,15 @@ def security_label(value: str | None) -> str:
     return SECURITY_LABELS.get(value or "", value or "")
 
 
+def _register_converter(setup: Any) -> None:
+    converters = setup.app.url_map.converters
+    if converters.setdefault(ID_CONVERTER, IdConverter) is not IdConverter:
+        raise RuntimeError(f"the app already has another {ID_CONVERTER!r} URL converter")
+
+
 def install(bp: Blueprint) -> None:
+    # First of all deferred setup, so the routes registered after it can use ``<mc_id:...>``.
+    bp.record_once(_register_converter)
     bp.before_request(_require_actor)
     bp.before_request(_require_csrf)
     bp.after_request(_no_store)

@@ -88,6 +88,6 @@ def recent_for(account: MailAccount, limit: int = 50) -> list[SyncedMessage]:
 
 def install(bp: Blueprint) -> None:
     bp.add_app_template_global(recent_for, "mailconnect_recent_mail")
-    rule = "/accounts/<int:account_id>/"
+    rule = "/accounts/<mc_id:account_id>/"
     bp.add_url_rule(rule + "folders", "folders", folders, methods=["GET", "POST"])
     bp.add_url_rule(rule + "sync", "sync", sync_now, methods=["POST"])

@@ -33,8 +33,9 @@ from ..oauth import flow
 from ..oauth.flow import PendingFlow
 from ..owners import Owner
 from ..providers import Provider, current_catalog
-from ..scopes import owner_exists
+from ..scopes import owner_exists, valid_owner
 from ..transport.settings import ConnectionReport, Protocol, ProtocolResult
+from ..validation import parse_id
 from .common import actor, load_account, state
 
 #: The last Test connection result of an OAuth account, shown once on its page.
@@ -140,7 +141,11 @@ def start(provider: str) -> Any:
     prov = _provider(provider)
     form = request.form
     next_url = flow.safe_next(form.get("next"))
-    account_id = form.get("account_id", type=int)
+    account_id = None
+    if form.get("account_id"):  # signing an account in again: an id, or there is no such page
+        account_id = parse_id(form["account_id"])
+        if account_id is None:
+            abort(404)
     login_hint = None
     handover = False
     if account_id is not None:
@@ -156,7 +161,8 @@ def start(provider: str) -> Any:
         login_hint = account.email
     elif form.get("owner_kind") and form.get("owner_id"):
         owner = (form["owner_kind"], form["owner_id"])
-        if not owner_exists(owner):  # no accounts for projects that do not exist
+        # No accounts for kinds nobody declared, ids no table holds, projects that do not exist.
+        if not valid_owner(owner) or not owner_exists(owner):
             abort(404)
     else:
         owner = actor().owner
@@ -323,7 +329,7 @@ def install(bp: Blueprint) -> None:
     bp.after_request(_callback_no_referrer)
     bp.add_url_rule("/oauth/<provider>/start", "oauth_start", start, methods=["POST"])
     bp.add_url_rule("/oauth/<provider>/callback", "oauth_callback", callback)
-    bp.add_url_rule("/accounts/<int:account_id>/oauth/test", "oauth_test", test, methods=["POST"])
+    bp.add_url_rule("/accounts/<mc_id:account_id>/oauth/test", "oauth_test", test, methods=["POST"])
     # App-wide, like the filters in common.py: hosts include our partials in their pages.
     bp.app_context_processor(_context)
 

@@ -19,9 +19,9 @@ from flask_wtf.csrf import generate_csrf
 from .. import accounts
 from ..forms import ConfirmForm
 from ..models import MailAccount
-from ..owners import ORGANIZATION, ORGANIZATION_ID, Owner
+from ..owners import ORGANIZATION, Owner
 from ..providers import current_catalog
-from ..scopes import load_owner
+from ..scopes import load_owner, valid_owner
 from .common import actor, state
 from .connect import ConnectPage, wizard, wizard_test
 
@@ -66,21 +66,23 @@ def _rows(kind: str) -> list[Row]:
 
 
 def _owner(kind: str, owner_id: str, action: str) -> tuple[Owner, str]:
-    """The owner in the URL, if it exists and the actor may ``action`` it; else 404."""
+    """The owner in the URL, if it exists and the actor may ``action`` it; else 404.
+
+    The id is checked before the host sees it (a declared kind, at most 64 characters, no
+    control characters), and the permission before the page loads anything else: the policy
+    loads the owner once (cached for the request) to decide, so a visitor who may not act
+    learns nothing and costs no more than that one load.
+    """
     owner = (kind, owner_id)
-    if kind == ORGANIZATION:
-        if owner_id != ORGANIZATION_ID:
-            abort(404)
-        label = "Organization"
-    else:
-        scope = state().hooks.scopes.get(kind)
-        obj = load_owner(owner) if scope is not None else None
-        if scope is None or obj is None:
-            abort(404)
-        label = scope.label(obj)
-    if not state().policy.can(actor(), action, owner):
+    if not valid_owner(owner) or not state().policy.can(actor(), action, owner):
         abort(404)
-    return owner, label
+    if kind == ORGANIZATION:
+        return owner, "Organization"
+    scope = state().hooks.scopes.get(kind)
+    obj = load_owner(owner) if scope is not None else None
+    if scope is None or obj is None:
+        abort(404)
+    return owner, scope.label(obj)
 
 
 def scope_index(kind: str) -> Any:

@@ -163,8 +163,8 @@ def install(bp: Blueprint) -> None:
     bp.add_url_rule("/", "index", index)
     bp.add_url_rule("/connect", "connect", connect, methods=["GET", "POST"])
     bp.add_url_rule("/connect/test", "test_connection", test_connection, methods=["POST"])
-    bp.add_url_rule("/accounts/<int:account_id>", "account", account, methods=["GET", "POST"])
-    rule = "/accounts/<int:account_id>/"
+    bp.add_url_rule("/accounts/<mc_id:account_id>", "account", account, methods=["GET", "POST"])
+    rule = "/accounts/<mc_id:account_id>/"
     bp.add_url_rule(rule + "reconnect", "reconnect", reconnect, methods=["GET", "POST"])
     bp.add_url_rule(rule + "reconnect/test", "reconnect_test", reconnect_test, methods=["POST"])
     bp.add_url_rule(rule + "disconnect", "disconnect", disconnect, methods=["GET", "POST"])

@@ -27,16 +27,16 @@ def install(bp: Blueprint) -> None:
     add("/admin/", "admin_index", accounts.admin_index)
     add("/admin/providers", "admin_providers", providers.providers)
     add("/admin/providers/new", "admin_provider_new", providers.provider_new, methods=both)
-    add("/admin/providers/<int:provider_id>", "admin_provider", providers.provider_edit,
+    add("/admin/providers/<mc_id:provider_id>", "admin_provider", providers.provider_edit,
         methods=both)  # fmt: skip
-    add("/admin/providers/<int:provider_id>/toggle", "admin_provider_toggle",
+    add("/admin/providers/<mc_id:provider_id>/toggle", "admin_provider_toggle",
         providers.provider_toggle, methods=post)  # fmt: skip
-    add("/admin/providers/<int:provider_id>/delete", "admin_provider_delete",
+    add("/admin/providers/<mc_id:provider_id>/delete", "admin_provider_delete",
         providers.provider_delete, methods=both)  # fmt: skip
     add("/admin/accounts", "admin_accounts", accounts.admin_accounts)
-    add("/admin/accounts/<int:account_id>/deactivate", "admin_account_deactivate",
+    add("/admin/accounts/<mc_id:account_id>/deactivate", "admin_account_deactivate",
         accounts.account_deactivate, methods=post)  # fmt: skip
-    add("/admin/accounts/<int:account_id>/reactivate", "admin_account_reactivate",
+    add("/admin/accounts/<mc_id:account_id>/reactivate", "admin_account_reactivate",
         accounts.account_reactivate, methods=post)  # fmt: skip
     add("/admin/users", "admin_users", people.admin_users)
     add("/admin/users/<user_id>", "admin_user", people.admin_user)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, url_for
 
 from ... import accounts
 from ...models import AccountStatus, MailAccount
 from ...providers import current_catalog
 from ..admin_forms import ActionForm
-from ..common import actor, admin_required, load_account, safe_back, state
+from ..common import actor, admin_required, load_account, safe_back, search_text, state
 from .lists import keyset, prime_owner_labels
 
 
@@ -21,7 +21,7 @@ def admin_index() -> Any:
 
 
 def _account_filters() -> tuple[list[Any], dict[str, str]]:
-    args = {k: request.args.get(k, "").strip() for k in ("q", "status", "scope", "provider")}
+    args = {k: search_text(k) for k in ("q", "status", "scope", "provider")}
     where: list[Any] = []
     if args["status"] == "inactive":
         where.append(MailAccount.active.is_(False))

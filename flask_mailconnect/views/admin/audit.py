@@ -6,11 +6,12 @@ from datetime import datetime, time, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from flask import render_template, request
+from flask import render_template
 
 from ...accounts.providers import PROVIDER_ACTIONS
 from ...models import AuditEvent
-from ..common import admin_required
+from ...validation import parse_id
+from ..common import admin_required, search_text
 from .lists import actor_is_admin, keyset, owner_label, prime_owner_labels
 
 VERBS = {
@@ -69,8 +70,7 @@ def _day(value: str, end: bool) -> datetime | None:
 
 @admin_required
 def admin_audit() -> Any:
-    args = {k: request.args.get(k, "").strip() for k in ("action", "actor", "account", "since",
-                                                         "until")}  # fmt: skip
+    args = {k: search_text(k) for k in ("action", "actor", "account", "since", "until")}
     where: list[Any] = []
     if args["action"]:
         where.append(AuditEvent.action == args["action"])
@@ -84,8 +84,9 @@ def admin_audit() -> Any:
         )
     if args["account"]:
         term = args["account"]
-        if term.isdigit():
-            where.append(AuditEvent.account_id == int(term))
+        account_id = parse_id(term)
+        if account_id is not None:
+            where.append(AuditEvent.account_id == account_id)
         else:
             where.append(sa.func.lower(AuditEvent.account_email).like("%" + term.lower() + "%"))
     since, until = _day(args["since"], False), _day(args["until"], True)

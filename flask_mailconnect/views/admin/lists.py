@@ -10,18 +10,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app, g, request, url_for
+from flask import current_app, g, url_for
 
-from ..common import is_admin, state
+from ..common import is_admin, query_id, state
 
 
 def page_size() -> int:
     return max(1, int(current_app.config["MAILCONNECT_ADMIN_PAGE_SIZE"]))
-
-
-def _int_arg(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
 
 
 def keyset(model: Any, where: list[Any]) -> tuple[list[Any], int | None, int | None]:
@@ -31,7 +26,7 @@ def keyset(model: Any, where: list[Any]) -> tuple[list[Any], int | None, int | N
     scan on the primary key, as fast on the last page as on the first.
     """
     size = page_size()
-    after, before = _int_arg("after"), _int_arg("before")
+    after, before = query_id("after"), query_id("before")
     query = sa.select(model).where(*where)
     if before is not None:
         query = query.where(model.id > before).order_by(model.id.asc()).limit(size + 1)

@@ -10,22 +10,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, url_for
 
 from ... import accounts
 from ...exceptions import AccountLimitReached, InvalidSettings, PermissionDenied
 from ...models import AccountStatus, MailAccount
 from ...owners import Owner
 from ...providers import current_catalog
+from ...scopes import valid_owner
 from ..admin_forms import ActionForm, HandoverForm, _Choice
-from ..common import actor, admin_required, state
+from ..common import actor, admin_required, search_text, state
 from ..connect import ConnectPage, wizard, wizard_test
 from .lists import page_size
 
 
 @admin_required
 def admin_users() -> Any:
-    q = request.args.get("q", "").strip()
+    q = search_text("q")  # the host's @user_search never sees more than SEARCH_MAX characters
     hooks = state().hooks
     found = hooks.search_users(q, page_size()) if q else []
     people = [(hooks.id_of(u), hooks.label_of(u)) for u in found]
@@ -36,7 +37,10 @@ def admin_users() -> Any:
 
 def _user_owner(user_id: str) -> tuple[Owner, Any]:
     """The person's owner key and host user; 404 unless they exist and the actor may see or
-    manage their accounts."""
+    manage their accounts. An id no account could belong to (over 64 characters, control
+    characters) never reaches the host's ``@user_getter``."""
+    if not valid_owner(("user", user_id)):
+        abort(404)
     user = state().hooks.get_user(user_id)
     if user is None:
         abort(404)

@@ -17,6 +17,7 @@ from ...exceptions import InvalidSettings, OAuthFlowError
 from ...models import MailProvider
 from ...oauth.client import redirect_uri
 from ...providers import Provider, current_catalog
+from ...validation import parse_int
 from ..admin_forms import ActionForm, ProviderForm, parse_domains
 from ..common import actor, admin_required, state
 
@@ -56,8 +57,8 @@ def _save(form: ProviderForm, provider: MailProvider | None) -> Any:
     """Save through the accounts layer; the redirect when saved, ``None`` (errors on the form,
     nothing of this request kept) when not."""
     settings = {name: getattr(form, name).data for name in PROVIDER_FIELDS}
-    settings["smtp_port"] = int(form.smtp_port.data) if form.smtp_port.data else None
-    settings["imap_port"] = int(form.imap_port.data) if form.imap_port.data else None
+    settings["smtp_port"] = parse_int(form.smtp_port.data or "", 1, 65535)  # validated: _port
+    settings["imap_port"] = parse_int(form.imap_port.data or "", 1, 65535)
     try:
         saved = accounts.save_provider(
             state(), provider, settings=settings, domains=parse_domains(form.domains.data or ""),
