@@ -37,12 +37,20 @@ REDIRECT_REFUSED = "redirect_refused"
 RESPONSE_TOO_LARGE = "response_too_large"
 SMTPUTF8_UNSUPPORTED = "smtputf8_unsupported"
 MESSAGE_TOO_LARGE = "message_too_large"
+#: A stored password or token cannot be decrypted: the encryption key is missing or changed.
+KEY_UNAVAILABLE = "key_unavailable"
 
 #: Codes where trying again later, unchanged, may succeed.
-RETRYABLE_CODES = frozenset({TIMEOUT, REFUSED, CONNECTION_LOST, NETWORK_ERROR, GRAPH_THROTTLED})
+RETRYABLE_CODES = frozenset(
+    {TIMEOUT, REFUSED, CONNECTION_LOST, NETWORK_ERROR, GRAPH_THROTTLED, KEY_UNAVAILABLE}
+)
 
 MESSAGES: dict[str, str] = {
     OK: "Connected and signed in.",
+    KEY_UNAVAILABLE: (
+        "The key for stored credentials is missing or changed: an administrator must restore "
+        "it (MAILCONNECT_ENCRYPTION_KEYS). Nothing was sent or changed."
+    ),
     AUTH_FAILED: "The server rejected the login or password. Check both and try again.",
     TLS_REQUIRED: (
         "The server only accepts a login over an encrypted connection. "

@@ -202,6 +202,12 @@ class TransientSendError(SendError):
     retryable = True
 
 
+class CredentialsUnavailable(TransientSendError):
+    """The account's stored password or token cannot be decrypted (the encryption key is
+    missing or was changed): no connection was opened and nothing was sent. Retrying helps once
+    an administrator restores the key; the account itself is unchanged."""
+
+
 class PermanentSendError(SendError):
     """Not sent, and sending the same message again will fail the same way (a 5xx reply,
     every recipient refused, the server refusing our security or address)."""
@@ -337,6 +343,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectionFailed",
     "ConnectionTestFailed",
+    "CredentialsUnavailable",
     "DeliveryUnknownError",
     "EncryptionKeyError",
     "GraphNotGranted",

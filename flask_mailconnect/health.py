@@ -32,9 +32,20 @@ from sqlalchemy.pool import SingletonThreadPool, StaticPool
 from . import audit
 from .accounts import require
 from .accounts.status import record_failure, record_success
-from .codes import RETRYABLE_CODES, SMTP_AUTH_DISABLED, TOKEN_REJECTED
+from .codes import (
+    KEY_UNAVAILABLE,
+    RETRYABLE_CODES,
+    SMTP_AUTH_DISABLED,
+    TOKEN_REJECTED,
+    message_for,
+)
 from .credentials import server_settings
-from .exceptions import NeedsReconnect, TokenError, TokenRefreshUnavailable
+from .exceptions import (
+    EncryptionKeyError,
+    NeedsReconnect,
+    TokenError,
+    TokenRefreshUnavailable,
+)
 from .models import AccountStatus, MailAccount, utcnow
 from .oauth.refresh import fresh_access_token
 from .owners import Actor
@@ -193,6 +204,9 @@ def check(state: Runtime, account: MailAccount, *, actor: Actor | None = None) -
         record_failure(state, account, code, message)
     except TokenError as exc:
         code, message, retryable = TOKEN_ERROR, str(exc), False
+        record_failure(state, account, code, message)
+    except EncryptionKeyError:  # a documented state, not a crash: the account is unchanged
+        code, message, retryable = KEY_UNAVAILABLE, message_for(KEY_UNAVAILABLE), True
         record_failure(state, account, code, message)
     refreshed = account.token_refreshed_at != before
     if account.status == AccountStatus.NEEDS_RECONNECT:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import email.errors
 import logging
 import smtplib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.message import Message
 from types import TracebackType
@@ -35,12 +35,15 @@ from . import codes as errors
 from . import credentials, signals
 from .accounts import require
 from .accounts.status import RECONNECT_CODES, record_failure, record_success
+from .codes import message_for
 from .compose import Prepared, prepare
 from .exceptions import (
     AccountNeedsReconnectError,
     AccountNotConnectedError,
     ConnectionFailed,
+    CredentialsUnavailable,
     DeliveryUnknownError,
+    EncryptionKeyError,
     GraphNotGranted,
     InactiveAccountError,
     InternationalAddressUnsupported,
@@ -143,6 +146,19 @@ def _graph_url(account: MailAccount) -> str:
             code="graph_unavailable",
         )
     return provider.graph_url
+
+
+def _credential_failure(exc: TokenError | EncryptionKeyError) -> SendError:
+    """The send error for a credential that could not be had; nothing was sent."""
+    if isinstance(exc, NeedsReconnect):  # the refresh marked the account and fired the signal
+        return AccountNeedsReconnectError(str(exc), code=exc.error or "token_revoked")
+    if isinstance(exc, TokenRefreshUnavailable):
+        return TransientSendError(str(exc), code="token_refresh_unavailable")
+    if isinstance(exc, EncryptionKeyError):  # no connection opened: retry once the key is back
+        return CredentialsUnavailable(
+            message_for(errors.KEY_UNAVAILABLE), code=errors.KEY_UNAVAILABLE
+        )
+    return PermanentSendError(str(exc), code="token_error")
 
 
 class Sender:
@@ -345,21 +361,13 @@ class Sender:
                 if force:
                     token = fresh_access_token(self.state, self.account, force=True)
                     base = self._settings or credentials.server_settings(self.state, self.account)
-                    from dataclasses import replace
-
                     self._settings = replace(base, oauth_token=token)
                 else:
                     self._settings = credentials.server_settings(
                         self.state, self.account, min_validity=TOKEN_MARGIN
                     )
-            except NeedsReconnect as exc:  # tokens.py marked the account and fired the signal
-                raise AccountNeedsReconnectError(
-                    str(exc), code=exc.error or "token_revoked"
-                ) from None
-            except TokenRefreshUnavailable as exc:
-                raise TransientSendError(str(exc), code="token_refresh_unavailable") from None
-            except TokenError as exc:
-                raise PermanentSendError(str(exc), code="token_error") from None
+            except (TokenError, EncryptionKeyError) as exc:
+                raise _credential_failure(exc) from None
         return self._settings
 
     def _open(self) -> smtplib.SMTP:
@@ -413,14 +421,10 @@ class Sender:
             return fresh_graph_token(
                 self.state, self.account, min_validity=TOKEN_MARGIN, force=force
             )
-        except NeedsReconnect as exc:  # tokens.py marked the account and fired the signal
-            raise AccountNeedsReconnectError(str(exc), code=exc.error or "token_revoked") from None
         except GraphNotGranted as exc:
             raise PermanentSendError(str(exc), code=errors.GRAPH_SEND_DENIED) from None
-        except TokenRefreshUnavailable as exc:
-            raise TransientSendError(str(exc), code="token_refresh_unavailable") from None
-        except TokenError as exc:
-            raise PermanentSendError(str(exc), code="token_error") from None
+        except (TokenError, EncryptionKeyError) as exc:
+            raise _credential_failure(exc) from None
 
     def _graph_error(self, exc: ConnectionFailed, prepared: Prepared) -> SendError:
 

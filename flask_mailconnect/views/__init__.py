@@ -12,9 +12,10 @@ import os
 from collections.abc import Callable
 from functools import cached_property
 
-from flask import Blueprint
+from flask import Blueprint, render_template
 from jinja2 import BaseLoader, ChoiceLoader, Environment, FileSystemLoader, TemplateNotFound
 
+from ..exceptions import EncryptionKeyError
 from . import admin, common, connect, folders, oauth, scopes, user
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,7 +65,15 @@ def create_blueprint() -> Blueprint:
     oauth.install(bp)
     scopes.install(bp)
     folders.install(bp)
+    bp.register_error_handler(EncryptionKeyError, _key_unavailable)
     return bp
+
+
+def _key_unavailable(exc: EncryptionKeyError) -> tuple[str, int, dict[str, str]]:
+    """A stored secret could not be decrypted: a documented state, shown inside the host's
+    layout with 503 (an administrator must restore the key), never a 500."""
+    page = render_template("mailconnect/key_unavailable.html")
+    return page, 503, {"Retry-After": "300"}
 
 
 __all__ = ["create_blueprint"]
