@@ -32,15 +32,13 @@ from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 from werkzeug.routing import Rule
 
-from example_app import create_app
 from example_app.models import Project, User
 from example_app.models import db as example_db
 from flask_mailconnect import MailAccount
-from flask_mailconnect import metadata as mailconnect_metadata
 from flask_mailconnect.models import MailProvider
 from tests.conftest import database_urls
+from tests.examplehost import db_label, example_app_on, sign_in
 
-KEY = "5Lq1m0wQyqjAR1-3uQ2mH1q3ZBxB5i1aX5p1Z9xW0aM="
 #: Examples per (route, method): SQLite, then each server database.
 EXAMPLES = {"sqlite": 40, "server": 12}
 
@@ -75,47 +73,18 @@ PATH_HOSTILE = [
 _ARG = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
-def _label(url: str) -> str:
-    return url.split(":", 1)[0].split("+", 1)[0]
-
-
-def _drop_example_tables(url: str) -> None:
-    engine = sa.create_engine(url)
-    try:
-        mailconnect_metadata.drop_all(engine)
-        example_db.metadata.drop_all(engine)
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture(params=database_urls(), ids=_label)
+@pytest.fixture(params=database_urls(), ids=db_label)
 def fuzz_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Flask, str]]:
-    url = request.param
-    if url == "sqlite://":
-        url = f"sqlite:///{tmp_path / 'example.db'}"
-    else:
-        _drop_example_tables(url)
-    app = create_app(
-        {
-            "INSTANCE_PATH": str(tmp_path),
-            "SQLALCHEMY_DATABASE_URI": url,
-            "SECRET_KEY": "fuzz",
-            "MAILCONNECT_ENCRYPTION_KEYS": [KEY],
-            "TESTING": True,  # exceptions reach the test client; CSRF stays on
-            "MAILCONNECT_PROVIDERS": {"google": {"client_id": "c", "client_secret": "s"}},
-            "MAILCONNECT_EXTERNAL_URL": "http://localhost",
-            "MAILCONNECT_TESTS_PER_HOUR": 0,  # Test connection never leaves the machine
-            "MAILCONNECT_MX_LOOKUP": False,
-            "MAILCONNECT_CONNECT_TIMEOUT": 1,
-        }
-    )
-    _seed(app)
-    yield app, _label(request.param)
-    with app.app_context():
-        example_db.session.remove()
-        example_db.engine.dispose()
-    if request.param != "sqlite://":
-        _drop_example_tables(url)
+    config = {
+        "MAILCONNECT_PROVIDERS": {"google": {"client_id": "c", "client_secret": "s"}},
+        "MAILCONNECT_EXTERNAL_URL": "http://localhost",
+        "MAILCONNECT_TESTS_PER_HOUR": 0,  # Test connection never leaves the machine
+        "MAILCONNECT_MX_LOOKUP": False,
+        "MAILCONNECT_CONNECT_TIMEOUT": 1,
+    }
+    with example_app_on(request.param, tmp_path, **config) as app:
+        _seed(app)
+        yield app, db_label(request.param)
 
 
 def _seed(app: Flask) -> None:
@@ -173,19 +142,11 @@ def _valid_ids(app: Flask) -> list[str]:
     return sorted(set(ids))
 
 
-def _token(html: str) -> str:
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
-    assert match, "page has no CSRF token"
-    return match.group(1)
-
-
 def _signed_in(app: Flask, email: str, password: str) -> tuple[FlaskClient, str, dict[str, Any]]:
     """A client signed in through the login form, its CSRF token and its session's login
     keys (restored before each example: a fuzzed POST /logout signs it out)."""
     client = app.test_client()
-    token = _token(client.get("/login").get_data(as_text=True))
-    data = {"email": email, "password": password, "csrf_token": token}
-    assert client.post("/login", data=data).status_code == 302
+    token = sign_in(client, email, password)
     with client.session_transaction() as session:
         keys = {k: v for k, v in session.items() if k.startswith("_")}
     return client, token, keys

@@ -15,7 +15,6 @@ One test per finding of the fuzzing run, each on SQLite and on every database in
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from example_app import create_app
 from example_app.models import Project
 from example_app.models import db as example_db
 from flask_mailconnect import (
@@ -39,6 +37,7 @@ from flask_mailconnect import metadata as mailconnect_metadata
 from flask_mailconnect.models import MailProvider
 from tests import hostapp
 from tests.conftest import database_urls, login
+from tests.examplehost import db_label, example_app_on, sign_in
 from tests.scopehost import ADMIN, ALICE, add_account, setup_scopes
 
 HUGE = str(2**63)  # past the largest id SQLite holds: it raised OverflowError
@@ -47,14 +46,9 @@ HUGER = "9" * 40
 DIGITS_5000 = "7" * 5000
 SUPERSCRIPT = "\u00b2"  # "²": isdigit() is true, int() raises
 ARABIC_3 = "\u0663"  # "٣": int() reads 3
-KEY = "5Lq1m0wQyqjAR1-3uQ2mH1q3ZBxB5i1aX5p1Z9xW0aM="
 
 
-def _label(url: str) -> str:
-    return url.split(":", 1)[0].split("+", 1)[0]
-
-
-@pytest.fixture(params=database_urls(), ids=_label)
+@pytest.fixture(params=database_urls(), ids=db_label)
 def host(request: pytest.FixtureRequest) -> Iterator[tuple[Flask, MailConnect]]:
     """The test host with a ``project`` scope, on each database."""
     app, ext = hostapp.create_app(request.param)
@@ -191,55 +185,16 @@ def test_3_search_text_is_capped_before_the_hosts_search(host: tuple[Flask, Mail
     assert all("\x00" not in q for q in searched)
 
 
-@pytest.fixture(params=database_urls(), ids=_label)
+@pytest.fixture(params=database_urls(), ids=db_label)
 def example(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
     """The example host app on each database (CSRF on, as in production)."""
-    url = request.param
-    if url == "sqlite://":
-        url = f"sqlite:///{tmp_path / 'example.db'}"
-    else:
-        _drop_example_tables(url)
-    app = create_app(
-        {
-            "INSTANCE_PATH": str(tmp_path),
-            "SQLALCHEMY_DATABASE_URI": url,
-            "SECRET_KEY": "test",
-            "MAILCONNECT_ENCRYPTION_KEYS": [KEY],
-            "TESTING": True,
-        }
-    )
-    yield app
-    with app.app_context():
-        example_db.session.remove()
-        example_db.engine.dispose()
-    if request.param != "sqlite://":
-        _drop_example_tables(url)
-
-
-def _drop_example_tables(url: str) -> None:
-    engine = sa.create_engine(url)
-    try:
-        mailconnect_metadata.drop_all(engine)
-        example_db.metadata.drop_all(engine)
-    finally:
-        engine.dispose()
-
-
-def example_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
-    assert match, "page has no CSRF token"
-    return match.group(1)
-
-
-def example_sign_in(client: FlaskClient, email: str, password: str) -> None:
-    token = example_token(client.get("/login").get_data(as_text=True))
-    data = {"email": email, "password": password, "csrf_token": token}
-    assert client.post("/login", data=data).status_code == 302
+    with example_app_on(request.param, tmp_path) as app:
+        yield app
 
 
 def test_3_example_app_parses_ids_and_checks_before_loading(example: Flask) -> None:
     client = example.test_client()
-    example_sign_in(client, "admin@demo.test", "admin")
+    sign_in(client, "admin@demo.test", "admin")
     for odd in (SUPERSCRIPT, ARABIC_3, INT4, HUGE, DIGITS_5000, "0", "x"):
         # get_user: a person's admin page; load_project: a project's connect page.
         assert client.get(f"/email/admin/users/{odd}").status_code == 404, odd
@@ -253,7 +208,7 @@ def test_3_example_app_parses_ids_and_checks_before_loading(example: Flask) -> N
         session["_user_id"] = SUPERSCRIPT
     assert client.get("/").status_code == 302  # signed out, not a 500
     # A member of a project who does not manage it: 404 before anything of the project shows.
-    example_sign_in(client, "alice@demo.test", "alice")
+    sign_in(client, "alice@demo.test", "alice")
     with example.app_context():
         ids = {p.name: p.id for p in example_db.session.scalars(sa.select(Project))}
     assert client.get(f"/email/scopes/project/{ids['Apollo launch']}/connect").status_code == 404
