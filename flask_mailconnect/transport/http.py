@@ -168,27 +168,17 @@ def _open_checked(conn: HTTPConnection, checked: tuple[GuardedAddress, ...]) -> 
     one connect timeout, raising what urllib3 raises so requests maps errors as usual."""
     timeout = conn.timeout if isinstance(conn.timeout, (int, float)) else None
     deadline = None if timeout is None else time.monotonic() + timeout
-    last: OSError | None = None
-    for address in checked:
-        remaining = None if deadline is None else deadline - time.monotonic()
-        if remaining is not None and remaining <= 0:
-            break
-        sock = socket.socket(address.family, socket.SOCK_STREAM)
-        try:
-            for option in conn.socket_options or ():
-                sock.setsockopt(*option)
-            sock.settimeout(remaining)
-            sock.connect((address.ip, address.port))
-        except OSError as exc:
-            sock.close()
-            last = exc
-            continue
-        sys.audit("http.client.connect", conn, conn.host, conn.port)
-        return sock
-    if last is None or isinstance(last, TimeoutError):
+    try:
+        sock = netguard.connect_first(
+            checked, deadline=deadline, socket_options=conn.socket_options or ()
+        )
+    except TimeoutError:
         message = f"Connection to {conn.host} timed out. (connect timeout={timeout})"
-        raise ConnectTimeoutError(conn, message)
-    raise NewConnectionError(conn, f"Failed to establish a new connection: {last}")
+        raise ConnectTimeoutError(conn, message) from None
+    except OSError as exc:
+        raise NewConnectionError(conn, f"Failed to establish a new connection: {exc}") from None
+    sys.audit("http.client.connect", conn, conn.host, conn.port)
+    return sock
 
 
 class _PinnedHTTPConnection(HTTPConnection):

@@ -17,6 +17,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from .. import codes as errors
@@ -230,28 +231,44 @@ def tls_error_code(exc: BaseException, *, implicit: bool) -> str:
     return socket_error_code(exc)
 
 
-def connect_guarded(host: str, port: int, *, allow_private: bool, timeout: float) -> socket.socket:
-    """Connect to the first reachable checked address of ``host``; never resolves twice."""
-    deadline = time.monotonic() + timeout
-    addresses = resolve_guarded(host, port, allow_private=allow_private, timeout=timeout)
-    last: BaseException | None = None
+def connect_first(
+    addresses: Sequence[GuardedAddress],
+    *,
+    deadline: float | None,
+    socket_options: Sequence[tuple[int, int, int | bytes]] = (),
+) -> socket.socket:
+    """A socket connected to the first reachable of ``addresses`` (already checked: no lookup
+    here) before ``deadline`` (monotonic; ``None``: no limit). Raises the last ``OSError``, or
+    ``TimeoutError`` when the deadline passed first. Sockets and HTTP both connect through it."""
+    last: OSError | None = None
     for address in addresses:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
             break
         sock = socket.socket(address.family, socket.SOCK_STREAM)
         try:
+            for option in socket_options:
+                sock.setsockopt(*option)
             sock.settimeout(remaining)
             sock.connect((address.ip, address.port))
         except OSError as exc:
             sock.close()
             last = exc
             continue
-        sock.settimeout(timeout)
         return sock
-    if last is None:
-        raise failure(errors.TIMEOUT, "connect")
-    raise failure(socket_error_code(last), type(last).__name__) from None
+    raise last or TimeoutError("no address answered before the deadline")
+
+
+def connect_guarded(host: str, port: int, *, allow_private: bool, timeout: float) -> socket.socket:
+    """Connect to the first reachable checked address of ``host``; never resolves twice."""
+    deadline = time.monotonic() + timeout
+    addresses = resolve_guarded(host, port, allow_private=allow_private, timeout=timeout)
+    try:
+        sock = connect_first(addresses, deadline=deadline)
+    except OSError as exc:
+        raise failure(socket_error_code(exc), type(exc).__name__) from None
+    sock.settimeout(timeout)
+    return sock
 
 
 def connect_tls(
