@@ -10,6 +10,7 @@ asks "which provider is this account's?" for fifty accounts runs no extra query;
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
@@ -132,7 +133,9 @@ def current_catalog() -> Catalog:
     """The current app's catalogue, built at most once per app context."""
     # Keyed by the configuration's text too, so an edited MAILCONNECT_PROVIDERS (a shell, a
     # test, a long-running job) is seen at once; the admin rows by forget_catalog().
-    key = repr(current_app.config.get("MAILCONNECT_PROVIDERS"))
+    # A digest, so that g never holds the client secrets the configuration carries.
+    text = repr(current_app.config.get("MAILCONNECT_PROVIDERS")).encode()
+    key = hashlib.sha256(text).hexdigest()
     cached: tuple[str, Catalog] | None = g.get(_G_KEY) if has_app_context() else None
     if cached is not None and cached[0] == key:
         return cached[1]

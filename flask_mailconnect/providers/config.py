@@ -126,7 +126,6 @@ def configured_providers(
             key=key,
             name=key,
             scopes=DEFAULT_SCOPES if oauth else (),
-            accepts_password=not oauth,
             keepalive_days=60,
         )
         provider = _apply(key, base, entry)
@@ -162,7 +161,6 @@ def provider_from_row(row: Any, client_secret: str | None) -> Provider:
         login_format=row.login_format,
         source="admin",
         enabled=bool(row.enabled),
-        accepts_password=not oauth,
         client_id=(row.client_id or "") if oauth else "",
         client_secret=(client_secret or "") if oauth else "",
         authorize_url=row.authorize_url or None,

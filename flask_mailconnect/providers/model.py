@@ -108,8 +108,6 @@ class Provider:
     #: Days a refresh token may stay unused before a keep-alive refresh (``None``: never);
     #: ``MAILCONNECT_KEEPALIVE_DAYS`` overrides per key.
     keepalive_days: float | None = 60
-    #: Password sign-in offered (``False`` for OAuth-only providers such as admin OAuth rows).
-    accepts_password: bool = True
 
     # -- what the rest of the package asks ------------------------------------------------
 
@@ -125,10 +123,6 @@ class Provider:
     @property
     def title(self) -> str:
         return self.long_name or self.name
-
-    @property
-    def has_servers(self) -> bool:
-        return self.smtp is not None
 
     def matches(self, key: str | None) -> bool:
         return bool(key) and (key == self.key or key in self.aliases)
