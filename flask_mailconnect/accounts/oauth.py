@@ -266,12 +266,11 @@ def _try_graph(
     ``Mail.Send`` was granted is read from that token's answer, not from the consent's scopes.
     """
 
-    provider = current_catalog().oauth().get(current_catalog().for_account(account).key)
-    scopes = provider.scopes if provider is not None else ()
-    wanted = (provider.graph_send_scope or "").lower() if provider is not None else ""
-    asked = bool(wanted) and wanted in (s.lower() for s in scopes)
+    provider = current_catalog().for_account(account)
+    wanted = (provider.graph_send_scope or "").lower()
+    asked = bool(wanted) and wanted in (s.lower() for s in provider.scopes)
     smtp = report.smtp
-    if asked and provider is not None and provider.graph_url:
+    if asked and provider.graph_url:
         options = state.transport_options()
         try:
             graph_token = fresh_graph_token(state, account)
