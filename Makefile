@@ -8,11 +8,13 @@ LOCK   := requirements/dev.lock
 
 .PHONY: demo test bench docs lint lock clean
 
-$(STAMP): $(LOCK) pyproject.toml
+# npm ci: axe-core for the accessibility tests (package-lock.json); node_modules/ is gitignored.
+$(STAMP): $(LOCK) pyproject.toml package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
 demo: $(STAMP)

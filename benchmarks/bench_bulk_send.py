@@ -1,187 +1,270 @@
-"""Bulk send of N messages through one account: ``mailconnect.sending()`` against the floor (a
-raw smtplib loop over one connection) and Flask-Mail with its connection reuse (``mail.connect()``).
+"""Bulk send of N messages through one account, side by side with what a host would otherwise use.
 
-The server is the suite's aiosmtpd (STARTTLS, AUTH PLAIN) in a child process, so it does not
-share our GIL. All three log in once over STARTTLS and send the same kind of message (a short
-text body to one recipient); ours also builds From/Date/Message-ID, appends a signature, checks
-headers and recipients strictly, and runs MAIL/RCPT/DATA itself to tell "lost before the data
-was complete" from "may have been delivered". Printed as ratios to the floor, measured in one run.
+Every client logs in once over STARTTLS to the same lean SMTP sink (benchmarks/smtp_sink.py, its
+own process, so the sink is never the bottleneck and never shares our GIL) and sends N messages,
+each a short text to one recipient, From with a display name, a signature appended, Date and
+Message-ID set, built inside the timed loop:
+
+- ours: ``mailconnect.sending(account)``; the host builds To, Subject and the body, we add From,
+  Date, Message-ID and the account's signature, check headers and recipients strictly, and run
+  MAIL/RCPT/DATA ourselves;
+- smtplib + the email package: an ``EmailMessage`` with the same headers and the signed body,
+  ``as_bytes()`` and ``sendmail`` on one connection;
+- Flask-Mail: ``mail.connect()`` and ``conn.send(Message(...))`` with the same sender, body and
+  signature.
+
+Rounds are interleaved (ours, smtplib, Flask-Mail, ours...), every message is counted at the
+sink. Also measured: peak traced memory of ours at N and 10 N messages (flat: the session keeps
+no per-message state), and ours with a Sent copy to Dovecot against ours without.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import smtplib
 import ssl
 import tempfile
 import time
-import types
+import tracemalloc
+from collections.abc import Callable
+from datetime import datetime, timezone
 from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
+from typing import Any
 
+from benchmarks.smtp_sink import Sink, start_sink
+from benchmarks.table import Row, measured, samples, skipped
 from tests.peers.certs import make_certs
-from tests.peers.smtp_server import start_smtp
 
-N = 1000
-ROUNDS = 3  # best of: the machine may be busy with other work
-
-
-def _serve_smtp(certs: object, queue: multiprocessing.Queue, counts: object) -> None:  # type: ignore[type-arg]
-    peer, _controller = start_smtp(
-        "starttls",
-        ca_file=certs.ca_file,  # type: ignore[attr-defined]
-        context=certs.server_context(),  # type: ignore[attr-defined]
-    )
-    queue.put((peer.port, peer.user, peer.password))
-    while True:  # report how many messages arrived, then forget them (memory)
-        command = counts.recv()  # type: ignore[attr-defined]
-        if command == "count":
-            with peer.lock:
-                counts.send(len(peer.messages))  # type: ignore[attr-defined]
-                peer.messages.clear()
-                peer.auth_attempts.clear()
+SIZES = (1000, 10_000)
+ROUNDS = 3
+SENDER = "Bench Sender"
+SIGNATURE = "Bench Sender"
+SIGNATURE_HTML = "<p>Bench <b>Sender</b></p>"
 
 
-def _smtp_in_child(certs: object) -> tuple[types.SimpleNamespace, multiprocessing.Process, object]:
-    queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-    parent, child = multiprocessing.Pipe()
-    process = multiprocessing.Process(target=_serve_smtp, args=(certs, queue, child), daemon=True)
-    process.start()
-    port, user, password = queue.get(timeout=10)
-    return types.SimpleNamespace(port=port, user=user, password=password), process, parent
+def _body(i: int) -> str:
+    return f"Hello {i},\nthis is a bulk message.\n"
 
 
-def _delivered(pipe: object) -> int:
-    pipe.send("count")  # type: ignore[attr-defined]
-    return int(pipe.recv())  # type: ignore[attr-defined]
-
-
-def _message(i: int, sender: str | None = None) -> EmailMessage:
+def _host_message(i: int) -> EmailMessage:
+    """What a host hands to ``conn.send``: we add From, Date, Message-ID and the signature."""
     msg = EmailMessage()
-    if sender:
-        msg["From"] = sender
     msg["To"] = f"rcpt{i}@example.com"
     msg["Subject"] = f"Bulk message {i}"
-    msg.set_content(f"Hello {i},\nthis is a bulk message.\n")
+    msg.set_content(_body(i))
     return msg
 
 
-def _raw_messages(sender: str) -> list[bytes]:
-    """Built before the clock starts: the floor is the protocol alone."""
-    return [_message(i, sender).as_bytes() for i in range(N)]
-
-
-def raw_smtplib(smtp: types.SimpleNamespace, ca_file: str, messages: list[bytes]) -> None:
-    context = ssl.create_default_context(cafile=ca_file)
-    client = smtplib.SMTP("localhost", smtp.port, timeout=10)
-    client.starttls(context=context)
-    client.login(smtp.user, smtp.password)
-    for i, data in enumerate(messages):
-        client.sendmail(smtp.user, [f"rcpt{i}@example.com"], data)
+def smtplib_loop(sink: Sink, ca_file: str, n: int) -> None:
+    """The floor a developer writes by hand: the email package builds, smtplib sends."""
+    client = smtplib.SMTP("localhost", sink.port, timeout=10)
+    client.starttls(context=ssl.create_default_context(cafile=ca_file))
+    client.login(sink.user, sink.password)
+    sender = formataddr((SENDER, sink.user))
+    for i in range(n):
+        msg = EmailMessage()
+        msg["From"] = sender
+        msg["To"] = f"rcpt{i}@example.com"
+        msg["Subject"] = f"Bulk message {i}"
+        msg["Date"] = format_datetime(datetime.now(timezone.utc))
+        msg["Message-ID"] = make_msgid(domain="example.com")
+        msg.set_content(_body(i).rstrip("\n") + "\n\n-- \n" + SIGNATURE + "\n")
+        client.sendmail(sink.user, [f"rcpt{i}@example.com"], msg.as_bytes())
     client.quit()
 
 
-def _flask_mail(smtp: types.SimpleNamespace) -> tuple[object, object]:
+def _flask_mail(sink: Sink) -> tuple[Any, Any]:
     from flask import Flask
     from flask_mail import Mail
 
     app = Flask("bench_flask_mail")
     app.config.update(
-        MAIL_SERVER="localhost",
-        MAIL_PORT=smtp.port,
-        MAIL_USE_TLS=True,
-        MAIL_USERNAME=smtp.user,
-        MAIL_PASSWORD=smtp.password,
-        MAIL_DEFAULT_SENDER=smtp.user,
-    )
+        MAIL_SERVER="localhost", MAIL_PORT=sink.port, MAIL_USE_TLS=True,
+        MAIL_USERNAME=sink.user, MAIL_PASSWORD=sink.password,
+        MAIL_DEFAULT_SENDER=(SENDER, sink.user),
+    )  # fmt: skip
     return app, Mail(app)
 
 
-def flask_mail_loop(app: object, mail: object) -> None:
+def flask_mail_loop(app: Any, mail: Any, n: int) -> None:
     from flask_mail import Message
 
-    with app.app_context(), mail.connect() as conn:  # type: ignore[attr-defined]
-        for i in range(N):
+    with app.app_context(), mail.connect() as conn:
+        for i in range(n):
             conn.send(
                 Message(
                     subject=f"Bulk message {i}",
                     recipients=[f"rcpt{i}@example.com"],
-                    body=f"Hello {i},\nthis is a bulk message.\n",
+                    body=_body(i).rstrip("\n") + "\n\n-- \n" + SIGNATURE + "\n",
                 )
             )
 
 
-def _mailconnect(smtp: types.SimpleNamespace, ca_file: str) -> tuple[object, object, int]:
+def _mailconnect(sink: Sink, ca_file: str, dovecot: Any = None) -> tuple[Any, Any, int, int | None]:
+    """The host app with one send-only account, and one with a Sent copy when Dovecot runs."""
     from flask_mailconnect import MailAccount
     from tests import hostapp
 
     app, ext = hostapp.create_app(
-        MAILCONNECT_ALLOW_PRIVATE_HOSTS=True,
-        MAILCONNECT_SMTP_PORTS=None,
-        MAILCONNECT_CA_FILE=ca_file,
-    )
-    with app.app_context():
-        account = MailAccount(
-            owner_kind="user", owner_id="1", provider="other", email=smtp.user,
-            username=smtp.user, password=smtp.password, smtp_host="localhost",
-            smtp_port=smtp.port, smtp_security="starttls", display_name="Bench Sender",
-            signature_html="<p>Bench <b>Sender</b></p>", signature_text="Bench Sender",
+        MAILCONNECT_ALLOW_PRIVATE_HOSTS=True, MAILCONNECT_SMTP_PORTS=None,
+        MAILCONNECT_IMAP_PORTS=None, MAILCONNECT_CA_FILE=ca_file,
+    )  # fmt: skip
+
+    def account(owner: str, **imap: Any) -> MailAccount:
+        return MailAccount(
+            owner_kind="user", owner_id=owner, provider="other", email=sink.user,
+            username=sink.user, password=sink.password, smtp_host="localhost",
+            smtp_port=sink.port, smtp_security="starttls", display_name=SENDER,
+            signature_html=SIGNATURE_HTML, signature_text=SIGNATURE, **imap,
         )  # fmt: skip
-        hostapp.db.session.add(account)
+
+    with app.app_context():
+        plain = account("1")
+        hostapp.db.session.add(plain)
+        copying = None
+        if dovecot is not None:
+            copying = account(
+                "2",
+                imap_host="localhost", imap_port=dovecot.ssl_port, imap_security="ssl",
+                folder_sent="Sent",
+            )  # fmt: skip
+            hostapp.db.session.add(copying)
         hostapp.db.session.commit()
-        return app, ext, account.id
+        return app, ext, plain.id, (copying.id if copying is not None else None)
 
 
-def mailconnect_loop(app: object, ext: object, account_id: int) -> None:
+def mailconnect_loop(app: Any, ext: Any, account_id: int, n: int) -> None:
     from tests import hostapp
 
-    with app.app_context():  # type: ignore[attr-defined]
-        account = ext.get_account(account_id)  # type: ignore[attr-defined]
-        with ext.sending(account) as conn:  # type: ignore[attr-defined]
-            for i in range(N):
-                conn.send(_message(i))
+    with app.app_context():
+        account = ext.get_account(account_id)
+        with ext.sending(account) as conn:
+            for i in range(n):
+                conn.send(_host_message(i))
         hostapp.db.session.commit()
 
 
-def _best(func: types.FunctionType | object, pipe: object, *args: object) -> float:
-    times = []
-    for _ in range(ROUNDS):
-        start = time.perf_counter()
-        func(*args)  # type: ignore[operator]
-        times.append(time.perf_counter() - start)
-        got = _delivered(pipe)
-        assert got == N, f"{getattr(func, '__name__', func)}: {got} of {N} delivered"
-    return min(times)
+def _timed(sink: Sink, n: int, func: Callable[..., None], *args: Any) -> float:
+    start = time.perf_counter()
+    func(*args, n)
+    took = time.perf_counter() - start
+    got = sink.delivered()
+    if got != n:
+        raise RuntimeError(f"{getattr(func, '__name__', func)}: {got} of {n} delivered")
+    return took
 
 
-def main() -> None:
+def _peak_memory(app: Any, ext: Any, account_id: int, n: int, sink: Sink) -> float:
+    """Peak traced memory (MiB) of a session sending ``n`` messages, above what was allocated
+    before it began."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        mailconnect_loop(app, ext, account_id, n)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    sink.delivered()
+    return (peak - base) / 2**20
+
+
+def _dovecot(certs: Any, sink: Sink) -> tuple[Any, str | None]:
+    from imapclient import IMAPClient
+
+    from tests.peers.dovecot import dovecot_available, start_dovecot
+
+    reason = dovecot_available()
+    if reason:
+        return None, reason
+    peer = start_dovecot(
+        cert_file=certs.cert_file, key_file=certs.key_file, ca_file=certs.ca_file,
+        user=sink.user, password=sink.password,
+    )  # fmt: skip
+    context = ssl.create_default_context(cafile=certs.ca_file)
+    with IMAPClient("localhost", peer.ssl_port, ssl_context=context, timeout=10) as client:
+        client.login(sink.user, sink.password)
+        client.create_folder("Sent")
+    return peer, None
+
+
+def rows(*, smoke: bool = False) -> list[Row]:
+    sizes = (20,) if smoke else SIZES
+    rounds = 1 if smoke else ROUNDS
+    out: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         directory.chmod(0o755)
         certs = make_certs(directory)
-        smtp, process, pipe = _smtp_in_child(certs)
+        sink = start_sink(certs.cert_file, certs.key_file)
+        dovecot, no_dovecot = None, None
         try:
-            fm_app, fm_mail = _flask_mail(smtp)
-            mc_app, mc_ext, account_id = _mailconnect(smtp, certs.ca_file)
-            floor = _best(raw_smtplib, pipe, smtp, certs.ca_file, _raw_messages(smtp.user))
-            ours = _best(mailconnect_loop, pipe, mc_app, mc_ext, account_id)
-            flask_mail = _best(flask_mail_loop, pipe, fm_app, fm_mail)
+            dovecot, no_dovecot = _dovecot(certs, sink)
+            app, ext, plain_id, copy_id = _mailconnect(sink, certs.ca_file, dovecot)
+            try:
+                fm_app, fm_mail = _flask_mail(sink)
+                no_flask_mail = None
+            except ImportError as exc:
+                no_flask_mail = f"Flask-Mail is not installed ({exc})"
+            for n in sizes:
+                ours, floor, flask_mail = [], [], []
+                for _ in range(rounds):
+                    ours.append(_timed(sink, n, mailconnect_loop, app, ext, plain_id))
+                    floor.append(_timed(sink, n, smtplib_loop, sink, certs.ca_file))
+                    if no_flask_mail is None:
+                        flask_mail.append(_timed(sink, n, flask_mail_loop, fm_app, fm_mail))
+                ms = 1000 / n
+                s_ours = samples(ours, "ms/msg", ms)
+                figure = f"bulk send {n:,}, signature + display name"
+                out.append(measured(
+                    f"{figure}, throughput", s_ours, samples(floor, "ms/msg", ms),
+                    samples(floor, "").median / samples(ours, "").median,
+                    at_least=0.9, against="smtplib + email",
+                ))  # fmt: skip
+                if no_flask_mail is None:
+                    out.append(measured(
+                        f"{figure}, throughput", s_ours, samples(flask_mail, "ms/msg", ms),
+                        samples(flask_mail, "").median / samples(ours, "").median,
+                        at_least=1.2, against="Flask-Mail",
+                    ))  # fmt: skip
+                else:
+                    out.append(skipped(f"{figure} vs Flask-Mail", no_flask_mail, at_least=1.2))
+            small, large = (10, 20) if smoke else (SIZES[0], SIZES[-1])
+            low = _peak_memory(app, ext, plain_id, small, sink)
+            high = _peak_memory(app, ext, plain_id, large, sink)
+            out.append(measured(
+                f"bulk send peak memory, {large:,} vs {small:,} messages",
+                f"{high:.2f} MiB", f"{low:.2f} MiB", high / low if low else float("inf"),
+                at_most=1.2, against=f"at {small:,}",
+            ))  # fmt: skip
+            figure = f"bulk send {sizes[0]:,} with Sent copy (Dovecot IMAP)"
+            if copy_id is None:
+                out.append(skipped(figure, f"Dovecot unavailable: {no_dovecot}", at_most=1.3))
+            else:
+                n = sizes[0]
+                with_copy, without = [], []
+                for _ in range(rounds):
+                    without.append(_timed(sink, n, mailconnect_loop, app, ext, plain_id))
+                    with_copy.append(_timed(sink, n, mailconnect_loop, app, ext, copy_id))
+                ms = 1000 / n
+                out.append(measured(
+                    figure, samples(with_copy, "ms/msg", ms), samples(without, "ms/msg", ms),
+                    at_most=1.3, against="ours without copy",
+                ))  # fmt: skip
         finally:
-            process.terminate()
-            process.join()
-    print(f"Bulk send of {N} messages, one STARTTLS connection, aiosmtpd in a child process")
-    print(f"(best of {ROUNDS}; every message counted at the server; the floor's messages are")
-    print(" built before its clock starts, the others build theirs as they go)")
-    for name, seconds in (
-        ("raw smtplib loop (floor)", floor),
-        ("mailconnect.sending()", ours),
-        ("Flask-Mail mail.connect()", flask_mail),
-    ):
-        print(
-            f"  {name:27s} {seconds:7.3f} s  {seconds / N * 1000:6.2f} ms/msg  "
-            f"{seconds / floor:5.2f}x the floor"
-        )
-    print(f"  mailconnect vs Flask-Mail: {ours / flask_mail:5.2f}x")
+            sink.stop()
+            if dovecot is not None:
+                from tests.peers.dovecot import stop_dovecot
+
+                stop_dovecot(dovecot)
+    return out
+
+
+def main() -> None:
+    from benchmarks.table import print_table
+
+    print_table(rows())
 
 
 if __name__ == "__main__":

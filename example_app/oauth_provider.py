@@ -472,8 +472,12 @@ class OAuthProviderServer:
         expires_in: int = 3600,
         introspection_client_id: str = "mail-servers",
         introspection_client_secret: str | None = None,
+        brand: str | None = None,
     ) -> None:
         _install_log_filter()
+        #: The name its consent page signs in with (``None``: "Google" or "Microsoft", as the
+        #: flavour imitates); the demo sandbox calls it "Demo provider", as the app does.
+        self.brand = brand
         self.host = host
         self._port = port
         self.default_user = default_user
@@ -877,13 +881,18 @@ class OAuthProviderServer:
                 if error.redirect_uri:  # redirect URI validated: tell the client
                     return server.handle_error_response(None, error)
                 return _error_page(flavour, error), 400
-            if request.method == "GET":
-                return _consent_page(flavour, grant, self.default_user)
+            if request.method == "GET":  # login_hint pre-fills the address, as at Google
+                hint = (request.args.get("login_hint") or "").strip()
+                email = hint if "@" in hint else self.default_user
+                return _consent_page(flavour, grant, email, brand=self.brand)
             if request.form.get("action") != "allow":
                 return _deny_redirect(flavour, grant)
             email = (request.form.get("email") or "").strip()
             if "@" not in email:
-                return _consent_page(flavour, grant, email, error="Enter an email address."), 400
+                page = _consent_page(
+                    flavour, grant, email, error="Enter an email address.", brand=self.brand
+                )
+                return page, 400
             user = self.add_user(email)
             return server.create_authorization_response(grant_user=user, grant=grant)
 
@@ -1144,14 +1153,22 @@ li{{font-family:monospace}} button{{margin-right:.5rem;padding:.4rem 1rem}}</sty
 <body><h1>{title}</h1>{body}</body></html>"""
 
 
-def _consent_page(flavour: str, grant: Any, email: str, error: str = "") -> str:
-    brand = "Google" if flavour == GOOGLE else "Microsoft"
+def _consent_page(
+    flavour: str, grant: Any, email: str, error: str = "", brand: str | None = None
+) -> str:
+    imitated = "Google" if flavour == GOOGLE else "Microsoft"
+    brand = brand or imitated
     scopes = "".join(
         f"<li>{html.escape(s)}</li>" for s in (grant.request.payload.scope or "").split()
     )
     body = (
         f"<p><strong>{html.escape(grant.client.client_id)}</strong> wants to access your "
-        f"{brand} account (demo provider):</p><ul id='scopes'>{scopes}</ul>"
+        + (
+            f"{html.escape(brand)} account:</p>"
+            if brand != imitated
+            else f"{brand} account (demo provider):</p>"
+        )
+        + f"<ul id='scopes'>{scopes}</ul>"
         + (f"<p role='alert'>{html.escape(error)}</p>" if error else "")
         + "<form method='post'>"
         "<label for='email'>Sign in as</label> "
@@ -1161,7 +1178,7 @@ def _consent_page(flavour: str, grant: Any, email: str, error: str = "") -> str:
         "<button type='submit' name='action' value='deny' formnovalidate>Deny</button>"
         "</p></form>"
     )
-    return _PAGE.format(title=f"Sign in with {brand}", body=body)
+    return _PAGE.format(title=f"Sign in with {html.escape(brand)}", body=body)
 
 
 def _error_page(flavour: str, error: OAuth2Error) -> str:

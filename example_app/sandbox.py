@@ -9,8 +9,10 @@ trusts that CA through ``MAILCONNECT_CA_FILE``, so TLS is verified exactly as in
   message is delivered into the demo mailbox's INBOX.
 - IMAP: :mod:`example_app.imap_server` with implicit TLS (IMAPS).
 - OAuth: the local provider of :mod:`example_app.oauth_provider` ("Demo provider" in the app),
-  whose consent page signs in as the demo mailbox. Both mail servers accept its access tokens
-  with XOAUTH2, checked by RFC 7662 introspection at that provider.
+  whose consent page signs in as the demo mailbox (or the address the app hints). Both mail
+  servers accept its access tokens with XOAUTH2, checked by RFC 7662 introspection at that
+  provider, for every demo address: the sandbox mailbox and one per demo person
+  (``alice@demo.test``...), so whoever signs in there, their account works at once.
 
 Both run on one asyncio loop in a background thread: ``start()`` returns once they listen,
 ``stop()`` closes every connection and the loop.
@@ -19,9 +21,6 @@ Both run on one asyncio loop in a background thread: ``start()`` returns once th
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import collections
 import datetime as dt
 import os
 import secrets
@@ -35,13 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword
-from aiosmtpd.smtp import Session as SMTPSession
+from aiosmtpd.smtp import SMTP
 from cryptography import x509
 
 from .certs import new_ca, new_server_cert, write_cert, write_key
-from .imap_server import IMAPServer, Mailbox, TokenCheck
+from .imap_server import IMAPServer, Mailbox
+from .models import DEMO_USERS
 from .oauth_provider import GOOGLE_MAIL_SCOPE, OAuthProviderServer
+from .sandbox_smtp import DeliverToMailbox, MailboxAuthenticator, TrackedSMTP
 
 DEFAULT_SMTP_PORT = 2587
 DEFAULT_IMAP_PORT = 2993
@@ -142,68 +142,6 @@ def seed_messages(address: str) -> list[tuple[str, bytes, set[str]]]:
     ]  # fmt: skip
 
 
-# -- SMTP ------------------------------------------------------------------------------------
-
-
-class _DeliverToMailbox:
-    """aiosmtpd handler: accept any recipient and store the message in the demo INBOX.
-
-    With ``token_check``, AUTH XOAUTH2 too (after STARTTLS, like every AUTH here).
-    """
-
-    def __init__(self, mailbox: Mailbox, token_check: TokenCheck | None = None) -> None:
-        self.mailbox = mailbox
-        self.token_check = token_check
-
-    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:  # noqa: N802
-        """``base64("user=" u "^Aauth=Bearer " token "^A^A")``; the provider vouches for it."""
-        if self.token_check is None:
-            return AuthResult(success=False, handled=False)
-        if len(args) > 1:
-            blob = args[1].encode("ascii", "replace")
-        else:
-            answer = await server.challenge_auth("", encode_to_b64=False)
-            if not isinstance(answer, bytes):
-                return AuthResult(success=False, handled=True)  # cancelled: aiosmtpd answered
-            blob = base64.b64encode(answer)
-        try:
-            fields = base64.b64decode(blob, validate=True).decode("utf-8").split("\x01")
-            user = fields[0].removeprefix("user=")
-            token = fields[1].removeprefix("auth=Bearer ")
-        except (binascii.Error, UnicodeDecodeError, IndexError):
-            return AuthResult(success=False, handled=False, message="501 5.5.2 Cannot decode")
-        ok = user.lower() == self.mailbox.username.lower()
-        if ok:
-            loop = asyncio.get_running_loop()
-            ok = await loop.run_in_executor(None, self.token_check, user, token)
-        if ok:
-            return AuthResult(success=True, auth_data=user, handled=False)
-        return AuthResult(success=False, handled=False, message="535 5.7.8 Token not accepted")
-
-    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
-        self, server: SMTP, session: SMTPSession, envelope: Envelope
-    ) -> str:
-        content = envelope.original_content or b""
-        trace = f"Return-Path: <{envelope.mail_from}>\r\n".encode()
-        self.mailbox.deliver(trace + content)
-        return "250 Message accepted for delivery"
-
-
-class _Authenticator:
-    def __init__(self, mailbox: Mailbox) -> None:
-        self.mailbox = mailbox
-
-    def __call__(
-        self, server: SMTP, session: SMTPSession, envelope: Envelope, mechanism: str, data: Any
-    ) -> AuthResult:
-        ok = (
-            isinstance(data, LoginPassword)
-            and data.login.decode("utf-8", "replace").lower() == self.mailbox.username.lower()
-            and data.password.decode("utf-8", "replace") == self.mailbox.password
-        )
-        return AuthResult(success=ok, handled=False)
-
-
 # -- the sandbox -----------------------------------------------------------------------------
 
 
@@ -247,6 +185,7 @@ class Sandbox:
         seed: bool = True,
         listen: str = "127.0.0.1",
         oauth_port: int = DEFAULT_OAUTH_PORT,
+        people: Iterable[str] = tuple(u[0] for u in DEMO_USERS),
     ) -> None:
         self.directory = Path(directory)
         self.listen = listen
@@ -256,9 +195,15 @@ class Sandbox:
         self.oauth: OAuthProviderServer | None = None
         self.oauth_client_secret = secrets.token_urlsafe(24)
         self.mailbox = Mailbox(self.address, self.password)
+        #: Every mailbox by lower-case address: the demo one and one per demo person (``people``),
+        #: whose sign-in at the demo provider must work at the mail servers as well.
+        self.mailboxes: dict[str, Mailbox] = {self.address: self.mailbox}
+        for person in people:
+            self.mailboxes.setdefault(person.lower(), Mailbox(person, self.password))
         if seed:
-            for folder, raw, flags in seed_messages(self.address):
-                self.mailbox.deliver(raw, folder, flags)
+            for address, box in self.mailboxes.items():
+                for folder, raw, flags in seed_messages(address):
+                    box.deliver(raw, folder, flags)
         self.ca_file = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -282,6 +227,7 @@ class Sandbox:
             host=self.listen,
             port=_free_port(self.listen, self.oauth_port),
             default_user=self.address,
+            brand="Demo provider",  # the app's name for it: the consent page says the same
         ).start()
         self.oauth.register_client(OAUTH_CLIENT_ID, self.oauth_client_secret)
         self.oauth_port = self.oauth.port
@@ -365,18 +311,18 @@ class Sandbox:
     async def _start_servers(self, context: ssl.SSLContext) -> None:
         loop = asyncio.get_running_loop()
         self._imap = IMAPServer(
-            {self.address: self.mailbox},
+            self.mailboxes,
             self.listen,
             self.imap_port,
             ssl_context=context,
             token_check=self._token_check,
         )
         await self._imap.start()
-        handler = _DeliverToMailbox(self.mailbox, self._token_check)
-        authenticator = _Authenticator(self.mailbox)
+        handler = DeliverToMailbox(self.mailbox, self._token_check, self.mailboxes)
+        authenticator = MailboxAuthenticator(self.mailboxes)
 
         def smtp_session() -> SMTP:
-            session = _TrackedSMTP(
+            session = TrackedSMTP(
                 handler,
                 hostname="localhost",
                 tls_context=context,
@@ -458,35 +404,6 @@ class Sandbox:
             "imap_port": self.imap_port,
             "imap_security": self.imap_security,
         }
-
-
-class _QuietSession(SMTPSession):
-    """aiosmtpd 1.4 sets its own deprecated ``login_data`` on every login, which warns."""
-
-    @property  # type: ignore[override]
-    def login_data(self) -> Any:
-        return self._login_data
-
-    @login_data.setter
-    def login_data(self, value: Any) -> None:
-        self._login_data = value
-
-
-class _TrackedSMTP(SMTP):
-    """aiosmtpd's SMTP protocol that forgets itself when its connection ends."""
-
-    sandbox_sessions: set[SMTP]
-    # An XOAUTH2 line carries a long base64 token: aiosmtpd's 512-byte default would cut it.
-    line_length_limit = 8192
-    command_size_limit = 8192
-    command_size_limits: dict[str, int] = collections.defaultdict(lambda: 8192)
-
-    def _create_session(self) -> SMTPSession:
-        return _QuietSession(self.loop)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        self.sandbox_sessions.discard(self)
 
 
 __all__ = [

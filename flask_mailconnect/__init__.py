@@ -19,6 +19,8 @@ from .exceptions import (
     InvalidSettings,
     MailConnectError,
     MessageTooLarge,
+    MigrationError,
+    MissingUserHook,
     NeedsReconnect,
     NoSenderAccount,
     OAuthConfigError,
@@ -30,27 +32,34 @@ from .exceptions import (
     SyncError,
     TokenError,
     TokenRefreshUnavailable,
+    TokenSaveFailed,
     TooManyTests,
     TransientSendError,
     UnknownOwner,
 )
+from .detection import Detection
 from .extension import MailConnect
 from .health import CheckResult
+from .migrations import include_object
 from .models import AccountStatus, AuditEvent, MailAccount, SyncedMessage, metadata
 from .owners import Actor, Scope
 from .providers import Provider
 from .scopes import Policy
 from .sending import MessageOutcome, Sender, SendResult
 from .signals import (
+    NewMessage,
+    NotificationSettings,
     account_connected,
     account_disconnected,
     account_needs_reconnect,
     account_updated,
     message_sent,
     messages_synced,
+    new_mail,
     token_refreshed,
 )
 from .sync import FolderListing, SyncResult
+from .sync_on_save import SaveSync
 from .transport.settings import ConnectionReport, ProtocolResult, ServerSettings
 
 __version__ = "0.1.0.dev0"
@@ -69,6 +78,7 @@ __all__ = [
     "ConnectionTestFailed",
     "CredentialsUnavailable",
     "DeliveryUnknownError",
+    "Detection",
     "EncryptionKeyError",
     "FolderListing",
     "GraphNotGranted",
@@ -81,9 +91,13 @@ __all__ = [
     "MailConnectError",
     "MessageOutcome",
     "MessageTooLarge",
+    "MigrationError",
+    "MissingUserHook",
     "NeedsReconnect",
     "NoSenderAccount",
     "OAuthConfigError",
+    "NewMessage",
+    "NotificationSettings",
     "OAuthFlowError",
     "PermanentSendError",
     "PermissionDenied",
@@ -91,6 +105,7 @@ __all__ = [
     "ProtocolResult",
     "Provider",
     "ProviderConfigError",
+    "SaveSync",
     "Scope",
     "SendError",
     "SendResult",
@@ -101,6 +116,7 @@ __all__ = [
     "SyncedMessage",
     "TokenError",
     "TokenRefreshUnavailable",
+    "TokenSaveFailed",
     "TooManyTests",
     "TransientSendError",
     "UnknownOwner",
@@ -108,8 +124,10 @@ __all__ = [
     "account_disconnected",
     "account_needs_reconnect",
     "account_updated",
+    "include_object",
     "message_sent",
     "messages_synced",
     "metadata",
+    "new_mail",
     "token_refreshed",
 ]

@@ -1,4 +1,4 @@
-"""``flask mailconnect ...``: create tables, generate and rotate encryption keys."""
+"""``flask mailconnect ...``: migrate or create tables, generate and rotate encryption keys."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from cryptography.fernet import InvalidToken
 from flask import current_app
 from flask.cli import with_appcontext
 
-from . import health
+from . import health, migrations
+from .cli_detect import detect_command
 from .crypto import generate_key, rotate_token
-from .exceptions import DeliveryUnknownError, SendError
+from .exceptions import DeliveryUnknownError, MigrationError, SendError
 from .models import ENCRYPTED_COLUMNS, MailAccount, metadata
 from .runtime import current_runtime
 from .sending import send
@@ -25,18 +26,68 @@ def cli_group() -> None:
     """Flask-MailConnect maintenance."""
 
 
+cli_group.add_command(detect_command)
+
+
 @cli_group.command("init-db")
 @with_appcontext
 def init_db() -> None:
-    """Create the mailconnect_* tables that do not exist yet."""
+    """Create the mailconnect_* tables that do not exist yet (tests and demos; a real
+    deployment runs `flask mailconnect db upgrade`)."""
     metadata.create_all(bind=current_runtime().db.engine)
     click.echo("Created the Flask-MailConnect tables.")
 
 
 @cli_group.command("generate-key")
 def generate_key_command() -> None:
-    """Print a new Fernet key for MAILCONNECT_ENCRYPTION_KEYS."""
+    """Print a new Fernet key for MAILCONNECT_ENCRYPTION_KEYS (needs no key, no database)."""
     click.echo(generate_key())
+
+
+@cli_group.group("db")
+def db_group() -> None:
+    """Our tables' migrations (own version table mailconnect_alembic_version)."""
+
+
+def _migrate(work: Any, *args: str) -> None:
+    try:
+        work(None, *args)
+    except MigrationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Create or bring the mailconnect_* tables up to REVISION (default: the newest)."""
+    _migrate(migrations.upgrade, revision)
+    click.echo(f"Flask-MailConnect tables at {migrations.current()}.")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def db_downgrade(revision: str) -> None:
+    """Take the mailconnect_* tables back to REVISION (-1: one step; base: drop them)."""
+    _migrate(migrations.downgrade, revision)
+    click.echo(f"Flask-MailConnect tables at {migrations.current() or 'base (none)'}.")
+
+
+@db_group.command("current")
+@with_appcontext
+def db_current() -> None:
+    """Print the revision the database is at, and the newest one shipped."""
+    click.echo(f"{migrations.current() or 'none'} (newest: {migrations.head()})")
+
+
+@db_group.command("stamp")
+@click.argument("revision")
+@with_appcontext
+def db_stamp(revision: str) -> None:
+    """Record REVISION as applied without running it (adopt tables made by create_all)."""
+    _migrate(migrations.stamp, revision)
+    click.echo(f"Flask-MailConnect tables marked as {migrations.current()}.")
 
 
 @cli_group.command("rotate-key")

@@ -39,6 +39,9 @@ SMTPUTF8_UNSUPPORTED = "smtputf8_unsupported"
 MESSAGE_TOO_LARGE = "message_too_large"
 #: A stored password or token cannot be decrypted: the encryption key is missing or changed.
 KEY_UNAVAILABLE = "key_unavailable"
+#: The provider rotated the refresh token and the database refused every attempt to store the
+#: new one: the account must be signed in again (not retryable; the old token is spent).
+TOKEN_SAVE_FAILED = "token_save_failed"
 
 #: Codes where trying again later, unchanged, may succeed.
 RETRYABLE_CODES = frozenset(
@@ -50,6 +53,11 @@ MESSAGES: dict[str, str] = {
     KEY_UNAVAILABLE: (
         "The key for stored credentials is missing or changed: an administrator must restore "
         "it (MAILCONNECT_ENCRYPTION_KEYS). Nothing was sent or changed."
+    ),
+    TOKEN_SAVE_FAILED: (
+        "The sign-in for this account was renewed, but the database could not save it, so it "
+        "is lost. Sign in again to reconnect the account; an administrator should check the "
+        "database (its log shows why the save failed)."
     ),
     AUTH_FAILED: "The server rejected the login or password. Check both and try again.",
     TLS_REQUIRED: (

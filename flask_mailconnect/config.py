@@ -19,7 +19,8 @@ DEFAULTS: dict[str, Option] = {
     "MAILCONNECT_ENCRYPTION_KEYS": Option(
         None,
         "List of Fernet keys (newest first) that encrypt passwords and tokens at rest. Required; "
-        "never derived from SECRET_KEY. Generate one with ``flask mailconnect generate-key``.",
+        "never derived from SECRET_KEY. Generate one with "
+        "``python -m flask_mailconnect generate-key`` (no app needed).",
     ),
     "MAILCONNECT_URL_PREFIX": Option("/email", "Where the blueprint is mounted."),
     "MAILCONNECT_BASE_TEMPLATE": Option(
@@ -89,13 +90,53 @@ DEFAULTS: dict[str, Option] = {
     ),
     "MAILCONNECT_DNS_NAMESERVERS": Option(
         None,
-        'Name servers for MX lookups (``["10.0.0.2"]`` or ``["127.0.0.1:5353"]``); '
-        "``None`` uses the system's resolver configuration.",
+        'Name servers for server detection (MX and SRV; ``["10.0.0.2"]`` or '
+        '``["127.0.0.1:5353"]``); ``None`` uses the system\'s resolver configuration.',
+    ),
+    "MAILCONNECT_DETECT_TIMEOUT": Option(
+        4.0,
+        "Seconds server detection may take in all: its sources are asked at once, and one "
+        "that has not answered by then is not waited for.",
+    ),
+    "MAILCONNECT_ISPDB_URL": Option(
+        "https://autoconfig.thunderbird.net/v1.1/",
+        "Mozilla's ISP database (Thunderbird's clientConfig v1.1 files); the domain is "
+        "appended. ``None``: not asked.",
+    ),
+    "MAILCONNECT_AUTOCONFIG_URLS": Option(
+        [
+            "https://autoconfig.{domain}/mail/config-v1.1.xml?emailaddress={email}",
+            "https://{domain}/.well-known/autoconfig/mail/config-v1.1.xml",
+        ],
+        "Where a domain publishes its own clientConfig file (``{domain}`` and ``{email}`` "
+        "are filled in); the first is the ``autoconfig`` source, the second ``.well-known``.",
+    ),
+    "MAILCONNECT_DETECT_AUTODISCOVER": Option(
+        True,
+        "Ask Microsoft's Autodiscover whether a domain is hosted on Microsoft 365 (only to "
+        "offer its sign-in button).",
+    ),
+    "MAILCONNECT_AUTODISCOVER_URL": Option(
+        None,
+        "The Autodiscover v2 JSON endpoint (``{email}`` is filled in); ``None``: Microsoft's.",
+    ),
+    "MAILCONNECT_DETECT_CACHE": Option(
+        {"positive": 86_400, "negative": 3_600},
+        "Seconds a detection answer (``positive``) and a \"nothing found\" (``negative``) are "
+        "kept per domain in the ``mailconnect_detect_cache`` table, shared by every worker. "
+        "``None``: no cache.",
     ),
     "MAILCONNECT_USERS_CAN_MANAGE_OWN": Option(
         True,
         "People may connect, edit and disconnect their own accounts. ``False``: only admins "
         "manage personal accounts (users still see and send from theirs).",
+    ),
+    "MAILCONNECT_ADMIN_OAUTH_ON_BEHALF": Option(
+        True,
+        "Admins may give the OAuth consent for someone else's personal account (\"Connect with "
+        "Google\" on a person's admin page): the admin signs in at the provider and the "
+        "account is stored under that person, audited with the admin as actor. ``False``: "
+        "admins hand accounts over instead and only the person themselves gives consent.",
     ),
     "MAILCONNECT_MAX_ACCOUNTS": Option(
         None,
@@ -106,6 +147,14 @@ DEFAULTS: dict[str, Option] = {
         ["scope", "organization", "user"],
         "Where ``resolve_sender`` looks for an account, in order: ``scope`` (the owner given, "
         "e.g. the project), ``organization`` (the shared accounts), ``user`` (the sender's own).",
+    ),
+    "MAILCONNECT_SYNC_ON_SAVE_TIMEOUT": Option(
+        5.0,
+        "When an account is saved (connected, reconnected, signed in again) its newest 50 "
+        "messages are loaded at once: through the host's queue when ``@mailconnect.enqueue`` "
+        "is set, else in the request, waiting at most this many seconds for the mail server "
+        "(the save itself never fails because of it). ``0``: load only through the queue, or "
+        "on Refresh.",
     ),
     "MAILCONNECT_CHECK_CONCURRENCY": Option(
         8,

@@ -21,14 +21,17 @@ def build_cipher(keys: Iterable[str | bytes] | str | None) -> MultiFernet:
     if not key_list:
         raise EncryptionKeyError(
             "MAILCONNECT_ENCRYPTION_KEYS is empty. Generate a key with "
-            "`flask mailconnect generate-key` and set it in your configuration."
+            "`python -m flask_mailconnect generate-key` (no app needed), e.g. "
+            "`export MAILCONNECT_KEY=$(python -m flask_mailconnect generate-key)`, and set "
+            'app.config["MAILCONNECT_ENCRYPTION_KEYS"] = [os.environ["MAILCONNECT_KEY"]].'
         )
     try:
         return MultiFernet([Fernet(k) for k in key_list])
     except (ValueError, TypeError) as exc:  # never echo the key itself
         raise EncryptionKeyError(
             "MAILCONNECT_ENCRYPTION_KEYS holds a value that is not a Fernet key "
-            "(32 url-safe base64-encoded bytes)."
+            "(32 url-safe base64-encoded bytes); make one with "
+            "`python -m flask_mailconnect generate-key`."
         ) from exc
 
 

@@ -20,6 +20,16 @@ class ConfigurationError(MailConnectError, ValueError):
     """A configuration value cannot work; the message names the key and why."""
 
 
+class MissingUserHook(ConfigurationError):
+    """The host's user object lacks what a default hook reads (no ``id`` for ``user_id``):
+    the message names the hook to add (``@mailconnect.user_id``)."""
+
+
+class MigrationError(MailConnectError, RuntimeError):
+    """The database cannot be migrated as asked (e.g. our tables exist but were not created by
+    our migrations); the message says which command fixes it."""
+
+
 class ProviderConfigError(ConfigurationError):
     """``MAILCONNECT_PROVIDERS`` holds an entry that cannot work; the message says which."""
 
@@ -67,6 +77,14 @@ class NeedsReconnect(TokenError):
     again."""
 
 
+class TokenSaveFailed(NeedsReconnect):
+    """The provider answered a refresh with a new (rotated) refresh token and the database
+    refused every attempt to store it (``error`` is ``token_save_failed``): the old token is
+    spent and the new one lost, so the account is marked ``needs_reconnect`` with
+    ``last_error_code`` ``token_save_failed`` and its owner must sign in again. Not retryable;
+    an administrator should find out why the database refused the writes (logged)."""
+
+
 class GraphNotGranted(TokenError):
     """The provider gives no Microsoft Graph token with ``Mail.Send`` for this account (not
     consented, or the answer's scope lacks it). The account itself is unaffected."""
@@ -83,7 +101,10 @@ class OAuthFlowError(MailConnectError):
 
     Codes: ``access_denied``, ``state``, ``provider_error``, ``unreachable``, ``id_token``,
     ``no_email``, ``unverified_email``, ``no_refresh_token``, ``already_connected``,
-    ``different_email``, ``different_identity``, ``config``.
+    ``different_email``, ``different_identity``, ``config``, ``on_behalf_off``
+    (an admin's consent for someone else, turned off), ``own_address`` (an admin consenting
+    for someone else signed in as themselves), ``handover_pending`` (an admin consenting for
+    an address handed over to its owner, who alone completes it).
     ``detail`` is a short technical note (the provider's error code), never a token.
     ``provider``: the provider the flow was for, when known.
     """
@@ -366,6 +387,7 @@ __all__ = [
     "SyncError",
     "TokenError",
     "TokenRefreshUnavailable",
+    "TokenSaveFailed",
     "TooManyTests",
     "TransientSendError",
 ]

@@ -13,6 +13,8 @@ from .accounts.status import AccountEvents
 from .cli import cli_group
 from .config import apply_defaults
 from .crypto import build_cipher
+from .detection import Detection
+from .detection import detect as run_detect
 from .exceptions import EncryptionKeyError, NoSenderAccount
 from .health import CheckResult
 from .health import check as run_check
@@ -24,6 +26,7 @@ from .runtime import Hooks, Runtime, current_runtime
 from .scopes import Policy
 from .sending import Sender, SendResult
 from .sending import send as send_message
+from .sync_on_save import SaveSync, load_on_save
 from .transport.settings import ConnectionReport, ServerSettings
 from .transport.tester import test_connection as run_test
 from .views import create_blueprint
@@ -60,7 +63,7 @@ class MailConnect:
         if not app.config["MAILCONNECT_ENCRYPTION_KEYS"]:
             log.warning(
                 "MAILCONNECT_ENCRYPTION_KEYS is not set; accounts cannot be saved until it is "
-                "(generate one with `flask mailconnect generate-key`)."
+                "(generate one with `python -m flask_mailconnect generate-key`)."
             )
         else:  # fail at start-up, not at the first save, when a key is malformed
             build_cipher(app.config["MAILCONNECT_ENCRYPTION_KEYS"])
@@ -113,6 +116,19 @@ class MailConnect:
         """``(user_id: str) -> user | None``: load a person by the id accounts are stored under
         (admin pages: a user's accounts, names in lists and the audit trail)."""
         self.hooks.user_getter = func
+        return func
+
+    def enqueue(self, func: F) -> F:
+        """``(job: str, **kwargs) -> None``: put a job on the host's queue (optional).
+
+        ``job`` names a function of :mod:`flask_mailconnect.jobs` (today ``"sync_account"``,
+        with ``account_id`` and ``limit``, when an account is saved). With RQ:
+        ``queue.enqueue(f"flask_mailconnect.jobs.{job}", **kwargs)``; with Celery: call your
+        task wrapping that function, ``tasks[job].delay(**kwargs)``. Without this callback
+        (or when it raises) the work runs in the request, bounded in time
+        (``MAILCONNECT_SYNC_ON_SAVE_TIMEOUT``).
+        """
+        self.hooks.enqueue = func
         return func
 
     def users_getter(self, func: F) -> F:
@@ -217,6 +233,11 @@ class MailConnect:
     def current_actor(self) -> Actor | None:
         """The signed-in person (``@user_loader``) as an :class:`~flask_mailconnect.Actor`."""
         return self.hooks.current_actor()
+
+    def detect(self, email: str) -> Detection:
+        """Servers for ``email`` and where they came from, found without its password
+        (catalogue, ISP database, the domain's autoconfig files, SRV, MX, Autodiscover)."""
+        return run_detect(email)
 
     # -- public API -----------------------------------------------------------------------
 
@@ -426,6 +447,12 @@ class MailConnect:
         commit: commit afterwards, after a ``SyncError`` too.
         """
         return sync.sync_recent(self._state(), account, limit=limit, actor=self.actor_for(actor))
+
+    def sync_on_save(self, account: MailAccount) -> SaveSync:
+        """Load a just-saved account's newest 50 messages (``@enqueue``, else in the request
+        for at most ``MAILCONNECT_SYNC_ON_SAVE_TIMEOUT`` s). Call after committing the save;
+        it commits its own work and never raises for a failed load (see docs/sync.rst)."""
+        return load_on_save(self._state(), account)
 
     def recent_messages(self, account: MailAccount, limit: int = 50) -> list[SyncedMessage]:
         """The account's synced messages, newest first (one query, no network)."""

@@ -228,8 +228,9 @@ class AccountSettingsForm(FlaskForm):
 
     display_name = StringField("Display name", [Length(max=200), _single_line], filters=[_strip])
     signature_html = TextAreaField("Signature", [Length(max=20_000), MULTI_LINE])
-    notify_email = BooleanField("Email notifications")
-    mute_mobile = BooleanField("Do not notify on mobile")
+    # Health alerts (not new mail: NewMailSettingsForm).
+    notify_email = BooleanField("Alert me when this account needs attention")
+    mute_mobile = BooleanField("Do not send these alerts to my phone")
     is_default = BooleanField("Use as default account")
     submit = SubmitField("Save settings")
 
@@ -246,6 +247,21 @@ class AccountSettingsForm(FlaskForm):
             "notify_email": bool(self.notify_email.data),
             "notify_mobile": not self.mute_mobile.data,
             "is_default": bool(self.is_default.data),
+        }
+
+
+class NewMailSettingsForm(FlaskForm):
+    """New-mail notifications of one account (the ``new_mail`` signal carries them); apart
+    from the health alerts of :class:`AccountSettingsForm`."""
+
+    notify_new_mail = BooleanField("Notify me about new mail")
+    mute_new_mail_mobile = BooleanField("Do not notify on my phone")
+    submit_notifications = SubmitField("Save notifications")
+
+    def changes(self) -> dict[str, Any]:
+        return {
+            "notify_new_mail": bool(self.notify_new_mail.data),
+            "notify_new_mail_mobile": not self.mute_new_mail_mobile.data,
         }
 
 

@@ -93,6 +93,14 @@ class MailAccount(Base):
     signature_text: Mapped[str] = mapped_column(sa.Text, default="")
     notify_email: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     notify_mobile: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    # New-mail notifications (the new_mail signal carries them), apart from the health alerts
+    # above: on/off, and "do not notify on my phone" (stored as its opposite).
+    notify_new_mail: Mapped[bool] = mapped_column(
+        sa.Boolean, default=True, server_default=sa.true()
+    )
+    notify_new_mail_mobile: Mapped[bool] = mapped_column(
+        sa.Boolean, default=True, server_default=sa.true()
+    )
     is_default: Mapped[bool] = mapped_column(sa.Boolean, default=False)
 
     # OAuth 2.0 accounts (auth_method "oauth2"): tokens encrypted and deferred like the password.
@@ -319,6 +327,17 @@ class MailProviderDomain(Base):
     domain: Mapped[str] = mapped_column(sa.String(253), unique=True)
 
     provider: Mapped[MailProvider] = relationship(back_populates="domains")
+
+
+class DetectCache(Base):
+    """Server detection's answer for a domain (JSON; never a secret), shared by every worker
+    until ``expires_at`` (``detection/cache.py``)."""
+
+    __tablename__ = "mailconnect_detect_cache"
+
+    domain: Mapped[str] = mapped_column(sa.String(253), primary_key=True)
+    answer: Mapped[str] = mapped_column(sa.Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 ENCRYPTED_COLUMNS[MailProvider] = ("client_secret",)

@@ -25,7 +25,7 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from .crypto import build_cipher
-from .exceptions import EncryptionKeyError
+from .exceptions import EncryptionKeyError, MissingUserHook
 from .owners import Actor, Owner, Scope
 from .transport.settings import TransportOptions
 
@@ -74,17 +74,40 @@ def _default_admin_checker(user: Any) -> bool:
     return bool(getattr(user, "is_admin", False))
 
 
+def _is_row(user: Any) -> bool:
+    """A dict or a database row (``sqlite3.Row``): its fields are items, not attributes."""
+    return callable(getattr(user, "keys", None)) and hasattr(user, "__getitem__")
+
+
 def _default_user_label(user: Any) -> str:
     for attr in ("email", "name", "username"):
         value = getattr(user, attr, None)
         if value:
             return str(value)
+    if _is_row(user):  # str() of a row prints its type or every field: never a name
+        raise MissingUserHook(
+            f"Flask-MailConnect cannot name a user of type {type(user).__name__}: it has no "
+            "email, name or username attribute. Add the user_label hook:\n\n"
+            "    @mailconnect.user_label\n"
+            "    def user_label(user):\n"
+            '        return user["username"]'
+        )
     return str(user)
 
 
 def _default_user_id(user: Any) -> str:
     get_id = getattr(user, "get_id", None)
-    return str(get_id() if callable(get_id) else user.id)
+    if callable(get_id):
+        return str(get_id())
+    if not hasattr(user, "id"):
+        raise MissingUserHook(
+            f"Flask-MailConnect cannot find the id of a user of type {type(user).__name__}: it "
+            "has neither get_id() nor an id attribute. Add the user_id hook:\n\n"
+            "    @mailconnect.user_id\n"
+            "    def user_id(user):\n"
+            '        return str(user["id"])'
+        )
+    return str(user.id)
 
 
 def _everyone(user: Any) -> bool:
@@ -109,6 +132,9 @@ class Hooks:
         self.users_getter: Callable[[list[str]], Mapping[str, Any]] | None = None
         self.organization_access: Callable[[Any], bool] = _everyone
         self.permission_rule: Callable[[Actor, str, Owner], bool | None] | None = None
+        #: ``@enqueue``: ``(job, **kwargs)`` hands a job of :mod:`flask_mailconnect.jobs` (by
+        #: name, e.g. ``"sync_account"`` with ``account_id=...``) to the host's job queue.
+        self.enqueue: Callable[..., Any] | None = None
         #: Host-declared owner kinds by name (``register_scope``).
         self.scopes: dict[str, Scope] = {}
 
@@ -143,6 +169,13 @@ class Hooks:
         if self.permission_rule is None:
             return None
         return self.permission_rule(actor, action, owner)
+
+    def enqueue_job(self, job: str, **kwargs: Any) -> bool:
+        """Hand ``job`` to the host's queue through ``@enqueue``; ``False`` without one."""
+        if self.enqueue is None:
+            return False
+        self.enqueue(job, **kwargs)
+        return True
 
     def search_users(self, query: str, limit: int = 20) -> list[Any]:
         """People matching ``query`` through ``@user_search`` (``[]`` without the callback)."""

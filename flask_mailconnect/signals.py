@@ -6,6 +6,8 @@ are ignored: signals inform, they do not decide.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from blinker import NamedSignal, Namespace
@@ -35,10 +37,54 @@ token_refreshed = _signals.signal("mailconnect.token-refreshed")
 #: New INBOX messages were stored by ``sync_recent``. Extra: ``account``, ``count`` (rows this
 #: sync inserted; 0 when nothing was new), ``actor`` (``None`` for jobs).
 messages_synced = _signals.signal("mailconnect.messages-synced")
+#: Messages arrived in INBOX that were not there at the previous sync (UID at or above the
+#: UIDNEXT that sync recorded). Sent once per account and sync by the worker that advanced the
+#: account's UIDNEXT, so two workers syncing one account never announce a message twice.
+#: Never sent by an account's first sync or by a resync after UIDVALIDITY changed: those
+#: messages were already in the mailbox (no flood when an account is connected). Sent
+#: whatever the person's settings say, so that counters stay right; hosts push only when
+#: ``settings.enabled`` (and to phones only when ``settings.push_to_mobile``). Extra:
+#: ``account``, ``actor`` (``None`` for jobs), ``messages`` (a list of :class:`NewMessage`,
+#: newest first, at most the sync's ``limit``), ``settings`` (:class:`NotificationSettings`).
+new_mail = _signals.signal("mailconnect.new-mail")
 #: A message was accepted for delivery (SMTP 250 after DATA, or Graph 202). Extra: ``account``,
 #: ``actor`` (the host's user, or ``None``), ``result`` (a
 #: :class:`~flask_mailconnect.sending.SendResult`: message id, accepted and refused recipients).
 message_sent = _signals.signal("mailconnect.message-sent")
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """One new message as :data:`new_mail` carries it: what a notification shows."""
+
+    account_id: int
+    folder: str
+    uid: int
+    sender: str  #: ``Name <address>``, decoded
+    subject: str
+    received_at: datetime | None  #: when the server received it (INTERNALDATE), UTC
+    sent_at: datetime | None  #: its Date header (else the arrival date), UTC
+    snippet: str
+    #: The message page (``mailconnect.message``): absolute when ``MAILCONNECT_EXTERNAL_URL``
+    #: or ``SERVER_NAME`` is set, else a path on the host (``/email/accounts/3/messages/...``).
+    url: str
+
+
+@dataclass(frozen=True)
+class NotificationSettings:
+    """An account's new-mail notification settings (the account page's "New mail" section).
+
+    Separate from health alerts (``MailAccount.notify_email``: "email me when this account
+    needs attention").
+    """
+
+    enabled: bool  #: "Notify me about new mail"
+    mobile: bool  #: False: "Do not notify on my phone"
+
+    @property
+    def push_to_mobile(self) -> bool:
+        """Notify on the person's phone: notifications on and not muted there."""
+        return self.enabled and self.mobile
 
 
 def announce(signal: NamedSignal, actor: Actor | None, **extra: Any) -> None:
@@ -58,7 +104,10 @@ __all__ = [
     "account_disconnected",
     "account_needs_reconnect",
     "account_updated",
+    "NewMessage",
+    "NotificationSettings",
     "message_sent",
     "messages_synced",
+    "new_mail",
     "token_refreshed",
 ]

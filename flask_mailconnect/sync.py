@@ -8,13 +8,19 @@
 - afterwards: nothing new when UIDNEXT did not move; else ONE ``UID FETCH <stored uidnext>:*``
   for the new messages, plus one ``UID FETCH <oldest kept>:<newest kept> (FLAGS)`` that updates
   read/unread and drops messages deleted on the server;
-- rows are inserted with insert-or-ignore on the unique ``(account_id, uid)`` (``ON CONFLICT DO
-  NOTHING`` on SQLite and PostgreSQL, ``INSERT IGNORE`` on MariaDB/MySQL, a savepoint per row
-  elsewhere), so many workers syncing one account at once never duplicate a row, and only the
-  worker that inserted a message counts it;
+- rows are stored by :mod:`.sync_store`: one cached insert-or-ignore per batch on the unique
+  ``(account_id, uid)``, so many workers syncing one account at once never duplicate a row,
+  and only the worker that inserted a message counts it; each message's headers are parsed
+  once (:func:`.transport.mailbox.summarize`);
+- messages at or above the UIDNEXT the previous sync recorded are new mail: the worker whose
+  compare-and-set moves the stored UIDNEXT sends ``new_mail`` for them (:mod:`.new_mail`);
+  the first sync of an account and a resync after UIDVALIDITY changed announce nothing;
 - at most ``limit`` rows are kept: older unpinned ones are deleted. Pinned rows (the host linked
   them to a record) are never deleted; when UIDVALIDITY changes their UIDs mean nothing any
   more, so they are kept with the account reference cleared (like disconnect does).
+
+The network half (:func:`_fetch_recent`) touches no database, so ``timeout=`` can run it in a
+thread and stop waiting (the sync on save, :mod:`.sync_on_save`).
 
 Failures are recorded on the account through :mod:`.credentials` (credentials refused:
 ``needs_reconnect`` and the signal; anything else: ``error``) and raised as
@@ -29,15 +35,16 @@ import contextlib
 import imaplib
 import logging
 import ssl
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from imapclient import IMAPClient
 from imapclient import exceptions as imap_errors
 
-from . import audit, credentials, signals
+from . import audit, credentials, new_mail, signals, sync_store
 from . import codes as errors
 from .accounts import require
 from .accounts.status import record_failure, record_success
@@ -56,13 +63,12 @@ from .providers import current_catalog
 from .runtime import Runtime
 from .transport import mailbox
 from .transport.imap import open_imap
-from .transport.mailbox import ROLES, FolderInfo, MessageSummary
+from .transport.mailbox import ROLES, FolderInfo, MailboxStatus, MessageSummary
+from .transport.settings import ServerSettings, TransportOptions
 
 log = logging.getLogger("flask_mailconnect.sync")
 
 INBOX = "INBOX"
-#: Rows per INSERT statement.
-BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,8 @@ class SyncResult:
     uidvalidity: int
     uidnext: int | None
     uids: tuple[int, ...] = field(default=(), repr=False)  #: UIDs fetched, newest first
+    #: UIDs announced by ``new_mail`` (new since the previous sync), newest first
+    announced: tuple[int, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -182,159 +190,37 @@ def _mailbox(state: Runtime, account: MailAccount) -> Iterator[IMAPClient]:
 # -- recent mail -------------------------------------------------------------------------------
 
 
-def _row(account_id: int, m: MessageSummary) -> dict[str, Any]:
-    return {
-        "account_id": account_id,
-        "uid": m.uid,
-        "message_id": m.message_id,
-        "sender": m.sender,
-        "subject": m.subject,
-        "sent_at": m.date,
-        "snippet": m.snippet,
-        "flags": " ".join(m.flags)[:255],
-        "pinned": False,
-    }
+@dataclass(frozen=True)
+class _Known:
+    """What the database knew before this sync (read before any network)."""
+
+    uidvalidity: int | None
+    uidnext: int | None
+    stored: tuple[int, ...]  #: stored UIDs, newest first
 
 
-def _insert_statement(dialect: str, batch: list[dict[str, Any]]) -> Any:
-    """INSERT that skips rows whose (account_id, uid) exists, or None for other databases."""
-    table: Any = SyncedMessage.__table__
-    if dialect == "sqlite":
-        from sqlalchemy.dialects import sqlite
+@dataclass(frozen=True)
+class _Fetched:
+    """What the server said: no database involved, so it may come from another thread."""
 
-        return (
-            sqlite.insert(table)
-            .values(batch)
-            .on_conflict_do_nothing(index_elements=["account_id", "uid"])
-        )
-    if dialect == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        return (
-            postgresql.insert(table)
-            .values(batch)
-            .on_conflict_do_nothing(index_elements=["account_id", "uid"])
-        )
-    if dialect in ("mysql", "mariadb"):
-        return sa.insert(table).values(batch).prefix_with("IGNORE")
-    return None
+    status: MailboxStatus
+    full: bool
+    messages: list[MessageSummary]
+    flags: dict[int, tuple[str, ...]] | None
 
 
-def _insert_ignoring_duplicates(state: Runtime, rows: list[dict[str, Any]]) -> int:
-    """Insert rows, skipping any whose (account_id, uid) exists; returns how many went in."""
-    session = state.session
-    dialect = session.get_bind().dialect.name
-    inserted = 0
-    for start in range(0, len(rows), BATCH):
-        batch = rows[start : start + BATCH]
-        stmt = _insert_statement(dialect, batch)
-        if stmt is not None:
-            result: Any = session.execute(stmt)
-            inserted += max(result.rowcount or 0, 0)
-            continue
-        for row in batch:  # any other database: a savepoint per row
-            try:
-                with session.begin_nested():
-                    session.execute(sa.insert(SyncedMessage).values(row))
-                inserted += 1
-            except sa.exc.IntegrityError:
-                pass
-    return inserted
-
-
-def _stored_uids(state: Runtime, account: MailAccount) -> list[int]:
-    query = (
-        sa.select(SyncedMessage.uid)
-        .where(SyncedMessage.account_id == account.id)
-        .order_by(SyncedMessage.uid.desc())
-    )
-    return list(state.session.scalars(query))
-
-
-def _detach_all(state: Runtime, account: MailAccount) -> int:
-    """UIDVALIDITY changed: drop unpinned rows, keep pinned ones without the account."""
-    session = state.session
-    removed = session.execute(
-        sa.delete(SyncedMessage).where(
-            SyncedMessage.account_id == account.id, SyncedMessage.pinned.is_(False)
-        )
-    ).rowcount  # type: ignore[attr-defined]
-    session.execute(
-        sa.update(SyncedMessage)
-        .where(SyncedMessage.account_id == account.id)
-        .values(account_id=None)
-        .execution_options(synchronize_session=False)
-    )
-    return int(removed or 0)
-
-
-def _trim(state: Runtime, account: MailAccount, limit: int) -> int:
-    """Delete unpinned rows older than the newest ``limit`` (pinned ones always stay)."""
-    cutoff = state.session.scalar(
-        sa.select(SyncedMessage.uid)
-        .where(SyncedMessage.account_id == account.id)
-        .order_by(SyncedMessage.uid.desc())
-        .offset(limit - 1)
-        .limit(1)
-    )
-    if cutoff is None:
-        return 0
-    result = state.session.execute(
-        sa.delete(SyncedMessage).where(
-            SyncedMessage.account_id == account.id,
-            SyncedMessage.pinned.is_(False),
-            SyncedMessage.uid < cutoff,
-        )
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-def _apply_flags(
-    state: Runtime, account: MailAccount, lowest: int, highest: int, flags: Mapping[int, tuple]
-) -> int:
-    """Update flags of kept rows in ``lowest:highest``; delete unpinned rows the server lost."""
-    session = state.session
-    rows = session.execute(
-        sa.select(
-            SyncedMessage.id, SyncedMessage.uid, SyncedMessage.flags, SyncedMessage.pinned
-        ).where(
-            SyncedMessage.account_id == account.id,
-            SyncedMessage.uid >= lowest,
-            SyncedMessage.uid <= highest,
-        )
-    ).all()
-    changed = []
-    gone = []
-    for row_id, uid, stored, pinned in rows:
-        if uid not in flags:
-            if not pinned:
-                gone.append(row_id)
-            continue
-        now = " ".join(flags[uid])[:255]
-        if now != stored:
-            changed.append({"id": row_id, "flags": now})
-    if changed:
-        session.execute(sa.update(SyncedMessage), changed)
-    if gone:
-        session.execute(sa.delete(SyncedMessage).where(SyncedMessage.id.in_(gone)))
-    return len(gone)
-
-
-def sync_recent(
-    state: Runtime, account: MailAccount, *, limit: int = 50, actor: Actor | None = None
-) -> SyncResult:
-    """Bring the account's newest ``limit`` INBOX messages into SyncedMessage (module doc)."""
-    if limit < 1:
-        raise ValueError("limit must be at least 1")
-    _require(state, actor, "read", account)  # reading someone's mail: not for their admin
-    _refuse_early(account)
-    stored = _stored_uids(state, account)
-    with _mailbox(state, account) as client:
+def _fetch_recent(
+    settings: ServerSettings, options: TransportOptions, known: _Known, limit: int
+) -> _Fetched:
+    """Log in, EXAMINE INBOX, fetch what is new (module doc), log out. Sockets only."""
+    client = open_imap(settings, options)
+    try:
         status = mailbox.examine(client, INBOX)
+        stored = known.stored
         full = (
-            account.sync_uidvalidity is None
-            or account.sync_uidvalidity != status.uidvalidity
-            or account.sync_uidnext is None
+            known.uidvalidity is None
+            or known.uidvalidity != status.uidvalidity
+            or known.uidnext is None
             or not stored
             # Fewer kept than wanted while the server has more (a larger limit, deletions):
             # fetch the newest again; rows already stored are skipped by the insert.
@@ -344,43 +230,154 @@ def sync_recent(
         if full:
             fetched = mailbox.fetch_newest(client, status, limit)
         else:
-            since = int(account.sync_uidnext or 1)
+            since = int(known.uidnext or 1)
             if status.uidnext is not None and status.uidnext <= since:
                 fetched = []  # nothing arrived: no header fetch at all
             elif status.uidnext is not None and status.uidnext - since > limit:
                 fetched = mailbox.fetch_newest(client, status, limit)  # a flood: newest only
             else:
                 fetched = mailbox.fetch_from_uid(client, since)
-            kept_low, kept_high = min(stored), max(stored)
-            flags = mailbox.fetch_flags(client, kept_low, kept_high)
+            flags = mailbox.fetch_flags(client, min(stored), max(stored))
+    except BaseException:  # KeyboardInterrupt, a job system's timeout: never leak the socket
+        with contextlib.suppress(Exception):
+            client.shutdown()
+        raise
+    with contextlib.suppress(Exception):
+        client.logout()
+    return _Fetched(status=status, full=full, messages=fetched[:limit], flags=flags)
+
+
+def _within(seconds: float, work: Callable[[], _Fetched]) -> _Fetched:
+    """``work()`` in a thread, waited for at most ``seconds`` (raises :class:`TimeoutError`).
+
+    The network half only: the database stays with the calling thread. A worker still busy
+    when the time is up finishes on its own (every network step has its own timeout) and its
+    answer is dropped.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, name="mailconnect-sync", daemon=True)
+    worker.start()
+    worker.join(max(seconds, 0.0))
+    if worker.is_alive():
+        raise TimeoutError(f"no answer within {seconds:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return cast(_Fetched, outcome["value"])
+
+
+def _settings(state: Runtime, account: MailAccount) -> ServerSettings:
+    """The account's transport settings; token problems become recorded SyncErrors."""
+    try:
+        return credentials.server_settings(state, account)
+    except NeedsReconnect as exc:  # already marked needs_reconnect (and signalled) by tokens.py
+        raise SyncError(exc.error or "token_revoked", str(exc)) from None
+    except TokenRefreshUnavailable as exc:
+        raise _fail(state, account, "token_unavailable", str(exc)) from None
+    except TokenError as exc:
+        raise _fail(state, account, exc.error or "token_error", str(exc)) from None
+
+
+def sync_recent(
+    state: Runtime,
+    account: MailAccount,
+    *,
+    limit: int = 50,
+    actor: Actor | None = None,
+    timeout: float | None = None,
+) -> SyncResult:
+    """Bring the account's newest ``limit`` INBOX messages into SyncedMessage (module doc).
+
+    ``timeout``: wait at most this many seconds for the server (the network half runs in a
+    thread); past it :class:`SyncError` ``sync_timeout`` is raised and nothing is recorded on
+    the account (slow is not broken). ``None``: each network step has its own timeout only.
+    """
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    _require(state, actor, "read", account)  # reading someone's mail: not for their admin
+    _refuse_early(account)
+    stored = sync_store.stored_uids(state, account)
+    known = _Known(account.sync_uidvalidity, account.sync_uidnext, tuple(stored))
+    settings = _settings(state, account)
+    options = state.transport_options()
+    try:
+        if timeout is None:
+            fetched = _fetch_recent(settings, options, known, limit)
+        else:
+            fetched = _within(timeout, lambda: _fetch_recent(settings, options, known, limit))
+    except ConnectionFailed as exc:
+        log.info("sync of account %s: %s (%s)", account.id, exc.code, exc.detail)
+        raise _fail(state, account, exc.code, exc.message) from None
+    except TimeoutError:
+        if timeout is None:
+            raise _fail(state, account, errors.TIMEOUT) from None
+        raise SyncError(
+            "sync_timeout", f"The mail server did not answer within {timeout:g} seconds."
+        ) from None
+    except Exception as exc:
+        code = _code_for(exc)
+        log.info("sync of account %s failed: %s (%s)", account.id, code, type(exc).__name__)
+        raise _fail(state, account, code) from None
+    return _store(state, account, known, fetched, limit, actor)
+
+
+def _store(
+    state: Runtime,
+    account: MailAccount,
+    known: _Known,
+    fetched: _Fetched,
+    limit: int,
+    actor: Actor | None,
+) -> SyncResult:
+    """Write what was fetched, move UIDNEXT, announce (the database half of a sync)."""
+    status, stored = fetched.status, known.stored
     removed = 0
-    if full and account.sync_uidvalidity not in (None, status.uidvalidity):
+    resync = known.uidvalidity not in (None, status.uidvalidity)
+    if fetched.full and resync:
         log.info("account %s: UIDVALIDITY changed, resyncing", account.id)
-        removed += _detach_all(state, account)
-    if flags is not None:
-        removed += _apply_flags(state, account, min(stored), max(stored), flags)
-    new = _insert_ignoring_duplicates(state, [_row(account.id, m) for m in fetched[:limit]])
-    removed += _trim(state, account, limit)
-    highest = max((m.uid for m in fetched), default=0)
-    uidnext = status.uidnext or (highest + 1 if highest else account.sync_uidnext)
+        removed += sync_store.detach_all(state, account)
+    if fetched.flags is not None:
+        removed += sync_store.apply_flags(state, account, min(stored), max(stored), fetched.flags)
+    messages = fetched.messages
+    new = sync_store.insert_ignoring_duplicates(
+        state, [sync_store.row(account.id, m) for m in messages]
+    )
+    if len(stored) + len(messages) > limit:  # else nothing can be past the newest ``limit``
+        removed += sync_store.trim(state, account, limit)
+    highest = max((m.uid for m in messages), default=0)
+    uidnext = status.uidnext or (highest + 1 if highest else known.uidnext)
     account.sync_uidvalidity = status.uidvalidity
-    if account.sync_uidnext is None or full or (uidnext or 0) > account.sync_uidnext:
-        account.sync_uidnext = uidnext
+    won = False
+    moves = known.uidnext is None or fetched.full or (uidnext or 0) > known.uidnext
+    if uidnext is not None and uidnext != known.uidnext and moves:
+        won = sync_store.advance_uidnext(state, account, known.uidnext, uidnext)
     account.last_synced_at = utcnow()
     record_success(account)
     state.session.flush()
-    result = SyncResult(
+    # New mail: arrived since the previous sync of the same mailbox (not the first sync, not
+    # a resync after UIDVALIDITY changed), announced by the worker that moved UIDNEXT.
+    arrived: list[MessageSummary] = []
+    if won and not resync and known.uidvalidity is not None and known.uidnext is not None:
+        arrived = [m for m in messages if m.uid >= known.uidnext]
+    signals.announce(signals.messages_synced, actor, account=account, count=new)
+    announced = new_mail.announce(account, arrived, actor, INBOX)
+    return SyncResult(
         account_id=account.id,
         new=new,
-        fetched=len(fetched),
+        fetched=len(messages),
         removed=removed,
-        full=full,
+        full=fetched.full,
         uidvalidity=status.uidvalidity,
         uidnext=status.uidnext,
-        uids=tuple(m.uid for m in fetched),
+        uids=tuple(m.uid for m in messages),
+        announced=tuple(m.uid for m in announced),
     )
-    signals.announce(signals.messages_synced, actor, account=account, count=new)
-    return result
 
 
 def recent_messages(state: Runtime, account: MailAccount, limit: int = 50) -> list[SyncedMessage]:
@@ -466,7 +463,17 @@ def update_folders(
     return changed
 
 
+# Public names for the other use-cases that talk to the mailbox (reading.py): the same checks,
+# the same logged-in client and failure recording as the sync.
+open_mailbox = _mailbox
+refuse_early = _refuse_early
+require_action = _require
+
+
 __all__ = [
+    "open_mailbox",
+    "refuse_early",
+    "require_action",
     "FolderListing",
     "SyncResult",
     "current_mapping",

@@ -6,8 +6,6 @@ import ipaddress
 import re
 import unicodedata
 
-from email_validator import EmailNotValidError, validate_email
-
 from .exceptions import InvalidSettings
 from .transport.settings import SECURITY_CHOICES, SECURITY_LABELS, ServerSettings
 
@@ -82,8 +80,23 @@ def normalize_email(value: str) -> str:
     """The address in canonical form, or :class:`ValueError` with a sentence for people."""
     if "\r" in value or "\n" in value:
         raise ValueError("An email address cannot contain line breaks.")
+    # Imported here, not at the top: email-validator pulls in dnspython and idna, which
+    # `import flask_mailconnect` should not pay for (issue 13). It is imported once.
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         return validate_email(value.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def normalize_address(address: str) -> str:
+    """A message recipient in canonical form (a non-ASCII local part allowed: SMTPUTF8), or
+    :class:`ValueError` saying why not. Strict, as :func:`normalize_email`."""
+    from email_validator import EmailNotValidError, validate_email  # see normalize_email
+
+    try:
+        return validate_email(address, check_deliverability=False, allow_smtputf8=True).normalized
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from None
 

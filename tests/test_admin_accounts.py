@@ -107,7 +107,7 @@ def test_search_and_filters(client: FlaskClient, app: Flask, db: Any) -> None:
     page = client.get("/email/admin/accounts?q=bob@").get_data(as_text=True)
     assert len(ids_in(page)) == 10 and "bob@example.test" in page
     page = client.get("/email/admin/accounts?scope=organization").get_data(as_text=True)
-    assert len(ids_in(page)) == 10 and "Organisation" in page
+    assert len(ids_in(page)) == 10 and "Organization" in page and "Organisation" not in page
     page = client.get("/email/admin/accounts?status=inactive").get_data(as_text=True)
     assert len(ids_in(page)) == 8
     page = client.get("/email/admin/accounts?provider=gmail&status=error").get_data(as_text=True)
@@ -140,9 +140,10 @@ def test_deactivate_reactivate_and_audit(client: FlaskClient, app: Flask, db: An
     login(client, 1)
     assert "Inactive" in client.get("/email/").get_data(as_text=True)
     assert "Inactive" in client.get(f"/email/accounts/{account_id}").get_data(as_text=True)
-    # Only admins reach the admin action (others: 404), and a GET changes nothing.
+    # Only admins reach the admin action (others: 403, "an administrator is needed"), and a
+    # GET changes nothing.
     alice_token = token(client, f"/email/accounts/{account_id}")
-    assert client.post(url, data={"csrf_token": alice_token}).status_code == 404
+    assert client.post(url, data={"csrf_token": alice_token}).status_code == 403
     login(client, 3)
     assert client.get(url).status_code == 405
     # An off-site "next" is ignored.
@@ -175,9 +176,9 @@ def test_user_page_and_manual_connect_form(client: FlaskClient, app: Flask) -> N
     assert "Connect an email account for alice@example.test" in page
     assert 'data-test-url="/email/admin/users/1/connect/test"' in page
     assert client.get("/email/admin/users/999").status_code == 404
-    login(client, 2)
-    assert client.get("/email/admin/users/1").status_code == 404
-    assert client.get("/email/admin/users/1/connect").status_code == 404
+    login(client, 2)  # not an admin: 403 before anything about user 1 loads
+    assert client.get("/email/admin/users/1").status_code == 403
+    assert client.get("/email/admin/users/1/connect").status_code == 403
 
 
 def test_get_users_batched_or_one_by_one(app: Flask, mailconnect: MailConnect) -> None:
@@ -239,7 +240,7 @@ def test_audit_wording_names_roles_and_the_system(app: Flask, mailconnect: MailC
         "dave@example.test disconnected the Project: Apollo account apollo@example.com",
         "admin admin@example.test disconnected alice@example.test's account a1@example.com",
         "alice@example.test updated their account a2@example.com",
-        "admin admin@example.test deactivated the organisation's account o@example.com",
+        "admin admin@example.test deactivated the organization's account o@example.com",
         "system marked alice@example.test's account a3@example.com as needing sign-in",
         "system kept the Project: Apollo account apollo@example.com signed in (token keep-alive)",
         "system checked alice@example.test's account a4@example.com",

@@ -127,8 +127,8 @@ def test_handover_validation(client: FlaskClient, app: Flask) -> None:  # noqa: 
     again = hand_over(client)
     assert again.status_code == 422
     assert "already has an account with this address" in again.get_data(as_text=True)
-    login(client, 2)  # not an admin
-    assert client.post(url + "/handover", data=bad).status_code == 404
+    login(client, 2)  # not an admin: "an administrator is needed", before anything loads
+    assert client.post(url + "/handover", data=bad).status_code == 403
 
 
 def test_owner_completes_with_own_management_off(client: FlaskClient, app: Flask) -> None:  # noqa: F811
@@ -181,3 +181,51 @@ def test_admin_cannot_complete_through_the_api(client: FlaskClient, app: Flask) 
             pass
         else:
             raise AssertionError("an admin completed a user's hand-over")
+
+
+def test_address_connected_by_someone_else_is_refused_up_front(
+    client: FlaskClient,
+    app: Flask,  # noqa: F811
+) -> None:
+    """Not after the person consented: the hand-over form says it at once."""
+    from tests.test_oauth_flow import connect
+
+    register_callbacks(app)
+    login(client, 2)
+    assert connect(client).status_code == 302  # bob connected EMAIL himself
+    login(client, 3)
+    refused = hand_over(client)
+    assert refused.status_code == 422
+    assert "already connected in this app by someone else" in refused.get_data(as_text=True)
+    assert only_account(app).owner == ("user", "2")  # no pending row for alice
+
+
+def test_states_and_messages_read_right(client: FlaskClient, app: Flask) -> None:  # noqa: F811
+    """Awaiting: the card names the provider to sign in at, never "Connected with"; done: the
+    flash says the authorization is complete, never "Signed in again" (she never had)."""
+    register_callbacks(app)
+    login(client, 3)
+    assert hand_over(client).status_code == 302
+    login(client, 1)
+    index = client.get("/email/").get_data(as_text=True)
+    card = re.search(r'<article class="mc-card".*?</article>', index, re.S)
+    assert card
+    assert "Awaiting authorization" in card.group(0) and "Sign in at Google" in card.group(0)
+    assert "Connected with" not in card.group(0)
+    page = client.get(f"/email/accounts/{only_account(app).id}").get_data(as_text=True)
+    assert "Connected with" not in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', index)
+    assert token
+    data = {"csrf_token": token.group(1), "account_id": only_account(app).id}
+    started = client.post("/email/oauth/google/start", data=data)
+    finished = back(client, consent(started.headers["Location"], EMAIL))
+    assert finished.status_code == 302
+    with client.session_transaction() as session:
+        category, message = session["_flashes"][-1]  # the admin's "Created ..." came before
+    assert category == "success", message
+    assert message.startswith(f"Authorization complete: {EMAIL} is connected with Google.")
+    assert "Signed in again" not in message
+    card = re.search(
+        r'<article class="mc-card".*?</article>', client.get("/email/").get_data(as_text=True), re.S
+    )
+    assert card and "Connected with Google" in card.group(0)

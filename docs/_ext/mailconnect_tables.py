@@ -1,6 +1,8 @@
 """Tables generated from the code, so the documentation never drifts from it.
 
-``.. mailconnect-config-table::`` renders :data:`flask_mailconnect.config.DEFAULTS` and
+(The settings table of ``configuration.rst`` is plain reStructuredText written into the file by
+``gen_config.py``, so it also reads on a code host.)
+
 ``.. mailconnect-error-table::`` renders :data:`flask_mailconnect.codes.MESSAGES`;
 ``.. mailconnect-provider-table::`` lists the modules of ``flask_mailconnect/providers/builtin``;
 ``.. mailconnect-screenshot:: name.png`` shows ``_static/name.png`` once it exists.
@@ -37,19 +39,6 @@ class _TableDirective(Directive):
         container = nodes.container()
         self.state.nested_parse(StringList(lines, source="mailconnect_tables"), 0, container)
         return container.children
-
-
-class ConfigTable(_TableDirective):
-    headers = ("Key", "Default", "Meaning")
-    widths = "30 20 50"
-
-    def rows(self) -> list[tuple[str, ...]]:
-        from flask_mailconnect.config import DEFAULTS
-
-        return [
-            (f"``{key}``", f"``{option.default!r}``", option.meaning)
-            for key, option in DEFAULTS.items()
-        ]
 
 
 class ErrorTable(_TableDirective):
@@ -112,7 +101,6 @@ class Screenshot(Directive):
 
 
 def setup(app: Any) -> dict[str, Any]:
-    app.add_directive("mailconnect-config-table", ConfigTable)
     app.add_directive("mailconnect-error-table", ErrorTable)
     app.add_directive("mailconnect-provider-table", ProviderTable)
     app.add_directive("mailconnect-screenshot", Screenshot)

@@ -8,11 +8,11 @@ host can wrap our changes and its own in one transaction.
 - :mod:`.core`: password accounts, Test connection, personal settings, disconnect, listing,
   account limits;
 - :mod:`.sharing`: accounts of many owners, sender resolution, scope-wide actions;
-- :mod:`.admin`: the Active flag and the OAuth hand-over;
+- :mod:`.admin`: the Active flag, the OAuth hand-over, consent on someone's behalf;
 - :mod:`.oauth`: OAuth 2.0 accounts (connect, sign in again, XOAUTH2 test, Graph).
 """
 
-from .admin import create_handover, set_active
+from .admin import create_handover, may_consent_for, on_behalf, set_active
 from .core import (
     EDITABLE,
     account_limit,
@@ -61,6 +61,8 @@ __all__ = [
     "disconnect",
     "disconnect_all",
     "load_password",
+    "may_consent_for",
+    "on_behalf",
     "owner_label",
     "provider_account_counts",
     "provider_settings",

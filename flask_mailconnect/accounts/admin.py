@@ -1,6 +1,9 @@
-"""Admin actions on accounts: the Active flag and the OAuth hand-over."""
+"""Admin actions on accounts: the Active flag, the OAuth hand-over, consent on someone's behalf."""
 
 from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import current_app, has_app_context
 
 from .. import audit, signals
 from ..exceptions import InvalidSettings
@@ -12,6 +15,38 @@ from ..scopes import check_owner
 from .core import _find, check_limit, default_account, require
 
 # -- admin: active flag and hand-over (issue 4) -----------------------------------------------
+
+
+def on_behalf(actor: Actor | None, owner: Owner) -> bool:
+    """Whether a consent by ``actor`` for ``owner`` is one given for another person: a
+    personal (user) account that is not the actor's own. Shared scopes (projects, the
+    organisation) are managed by their managers: consent there is nobody else's."""
+    return actor is not None and owner[0] == USER and owner[1] != actor.id
+
+
+def may_consent_for(state: Runtime, actor: Actor | None, owner: Owner) -> bool:
+    """May ``actor`` give the OAuth consent that stores an account under ``owner``?
+
+    Their own accounts and shared scopes they manage: as ``manage`` says. Someone else's
+    personal account: only an admin who manages it, and only with
+    ``MAILCONNECT_ADMIN_OAUTH_ON_BEHALF`` on (off, such accounts are handed over and the person
+    consents themselves).
+    """
+    if actor is None or not state.policy.can(actor, "manage", owner):
+        return False
+    if not on_behalf(actor, owner):
+        return True
+    allowed = current_app.config.get("MAILCONNECT_ADMIN_OAUTH_ON_BEHALF", True)
+    return bool(actor.is_admin and (allowed if has_app_context() else True))
+
+
+def connected_by_other(state: Runtime, owner: Owner, email: str) -> MailAccount | None:
+    """An account of another owner with this address (connected or awaiting authorization)."""
+    query = sa.select(MailAccount).where(
+        sa.func.lower(MailAccount.email) == email.lower(),
+        sa.not_(sa.and_(MailAccount.owner_kind == owner[0], MailAccount.owner_id == owner[1])),
+    )
+    return state.session.scalars(query.limit(1)).first()
 
 
 def set_active(state: Runtime, account: MailAccount, active: bool, *, actor: Actor | None) -> bool:
@@ -39,8 +74,9 @@ def create_handover(
     The admin picks the provider and the address; the owner then sees "Complete authorization"
     on their page and gives consent at the provider themselves, so nobody types a credential
     for someone else. Raises :class:`InvalidSettings` for an unknown provider or a bad address,
-    and for an address ``owner`` already has; ``ValueError`` for an owner that is not a person
-    (only the owner completes a hand-over, so it exists for personal accounts only);
+    for an address ``owner`` already has and for one another owner has connected;
+    ``ValueError`` for an owner that is not a person (only the owner completes a hand-over,
+    so it exists for personal accounts only);
     :class:`UnknownOwner` for an owner no account may belong to.
     """
     check_owner(owner)
@@ -63,6 +99,11 @@ def create_handover(
     email = f"{local}@{domain.lower()}"
     if _find(state, owner, email) is not None:
         raise InvalidSettings({"email": "This person already has an account with this address."})
+    # Refused now, not after the person consented: connect_oauth would refuse it then.
+    if connected_by_other(state, owner, email) is not None:
+        raise InvalidSettings(
+            {"email": "This address is already connected in this app by someone else."}
+        )
     check_limit(state, owner)
     smtp, imap = oauth.smtp, oauth.imap
     account = MailAccount(

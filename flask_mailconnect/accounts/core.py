@@ -208,7 +208,8 @@ def reconnect_manual(
     return account
 
 
-EDITABLE = ("display_name", "signature_html", "notify_email", "notify_mobile", "is_default")
+EDITABLE = ("display_name", "signature_html", "notify_email", "notify_mobile", "is_default",
+            "notify_new_mail", "notify_new_mail_mobile")  # fmt: skip
 
 
 def update_account(

@@ -23,6 +23,7 @@ from ..runtime import Runtime
 from ..transport.graph import check_graph
 from ..transport.settings import ConnectionReport, ServerSettings
 from ..transport.tester import test_connection as run_test
+from .admin import may_consent_for, on_behalf
 from .core import _find, _report_detail, check_limit, default_account, require
 
 # -- OAuth 2.0 accounts (issue 3) -------------------------------------------------------------
@@ -135,9 +136,15 @@ def connect_oauth(
     from the provider's preset. Does not test: see :func:`run_oauth_test`.
     """
     require(state, actor, "manage", owner)
+    if actor is not None and not may_consent_for(state, actor, owner):  # on behalf: off
+        raise PermissionDenied(f"{actor.label} may not give consent for {owner[1]}")
     email = _grant_email(grant)
     existing = _find(state, owner, email)
     if existing is not None:
+        if existing.status == AccountStatus.PENDING_AUTHORIZATION and not (
+            actor is None or state.policy.can_complete_handover(actor, existing)
+        ):  # handed over: its owner signs in to it (an admin deletes it to connect it instead)
+            raise OAuthFlowError("handover_pending", email, provider=grant.provider)
         return reconnect_oauth(state, existing, grant=grant, actor=actor)
     if _connected_elsewhere(state, owner, email, grant) is not None:
         raise OAuthFlowError("already_connected", email, provider=grant.provider)
@@ -157,7 +164,8 @@ def connect_oauth(
     state.session.add(account)
     _flush_bound(state, grant, email)
     _forget_tokens(state, account)
-    audit.record(state.session, "connect", actor=actor, account=account, detail="oauth2")
+    detail = "oauth2, on behalf" if on_behalf(actor, owner) else "oauth2"
+    audit.record(state.session, "connect", actor=actor, account=account, detail=detail)
     signals.announce(signals.account_connected, actor, account=account)
     return account
 
@@ -178,6 +186,8 @@ def reconnect_oauth(
             raise PermissionDenied(f"{actor.label} may not complete this hand-over")
     else:
         require(state, actor, "manage", account.owner)
+        if actor is not None and not may_consent_for(state, actor, account.owner):
+            raise PermissionDenied(f"{actor.label} may not give consent for {account.owner[1]}")
     email = _grant_email(grant)
     if email.lower() != account.email.lower():
         raise OAuthFlowError("different_email", email, provider=grant.provider)
@@ -191,7 +201,8 @@ def reconnect_oauth(
     _apply_grant(account, grant)
     _flush_bound(state, grant, email)
     state.session.expire(account, forget)
-    audit.record(state.session, "reconnect", actor=actor, account=account, detail="oauth2")
+    detail = "oauth2, on behalf" if on_behalf(actor, account.owner) else "oauth2"
+    audit.record(state.session, "reconnect", actor=actor, account=account, detail=detail)
     signals.announce(signals.account_updated, actor, account=account, changes={"credentials"})
     return account
 

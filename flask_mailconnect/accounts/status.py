@@ -15,14 +15,16 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .. import audit, signals
-from ..codes import message_for
+from ..codes import TOKEN_SAVE_FAILED, message_for
 from ..models import AccountStatus, MailAccount, utcnow
 from ..owners import Actor
 from ..providers import current_catalog
 from ..runtime import Runtime
 
 #: Codes meaning the stored credentials no longer work: only the owner can fix them.
-RECONNECT_CODES = frozenset({"auth_failed", "token_rejected", "token_revoked", "no_refresh_token"})
+RECONNECT_CODES = frozenset(
+    {"auth_failed", "token_rejected", "token_revoked", "no_refresh_token", TOKEN_SAVE_FAILED}
+)
 
 
 def record_success(account: MailAccount) -> None:

@@ -1,34 +1,87 @@
-"""The account row under a lock, in a transaction of its own (see :mod:`.refresh`).
+"""Who may refresh an account's token, and saving what the provider answered (see :mod:`.refresh`).
 
-:func:`locked` opens a private session on the engine (never the host's ``db.session``), takes
-the row lock the backend offers (``SELECT ... FOR UPDATE`` at READ COMMITTED on PostgreSQL and
-MariaDB; SQLite's write lock), yields the row's token columns and commits on success.
+One caller at a time per account calls the token endpoint; the others wait **without holding a
+database connection** and then use the token it stored. :func:`claim` is a lock-then-recheck
+loop: in one short checkout it reads the row (is a fresh token there already?) and tries the
+account's refresh lock without waiting; if another caller holds it, the connection goes back to
+the pool, the caller sleeps a few milliseconds and looks again. The winner keeps one dedicated
+connection for the length of the token request. So 200 callers need one connection, plus a few
+for the brief looks, instead of one each (which exhausted PostgreSQL's ``max_connections``).
+
+The lock, per backend (the same loop on each; only the try-lock differs):
+
+* PostgreSQL: a session-level advisory lock, ``pg_try_advisory_lock(namespace, account id)``.
+* MariaDB / MySQL: ``GET_LOCK(name, 0)``, a named lock of the connection.
+* SQLite (no advisory locks): the database write lock, taken with a no-op ``UPDATE`` of the row
+  while the busy timeout is 0 (so a busy database answers at once instead of holding the
+  connection in SQLite's busy handler). A single-connection pool (``StaticPool``) is serialised
+  by a per-app lock instead.
+
+Both advisory locks belong to the connection, not to a transaction: they survive a failed
+commit. That is what makes a rotated refresh token safe to save (:meth:`Holder.save`): the
+winner keeps the lock while it retries the save in fresh short transactions on fresh
+connections, so no waiter can read the spent token meanwhile and spend it again; each retry is a
+conditional ``UPDATE ... WHERE refresh_token = <the spent token's ciphertext>``, so a retry never
+overwrites a newer token (a reconnect, or an earlier attempt whose commit did succeed). If the
+process dies, its connection closes and the database releases the lock.
+
+On SQLite the lock is the transaction's write lock: the first save attempt commits in it, and a
+retry takes the write lock again (another process could take it in that instant and find the
+spent token; the conditional save then refuses to overwrite, and the caller is told).
+
 :func:`mirror_row` / :func:`sync_instance` copy what was committed onto the caller's instance
 without marking it dirty and without leaving plaintext tokens on it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
-from ..columns import open_secret
+from ..columns import Sealed, open_secret
 from ..exceptions import TokenError, TokenRefreshUnavailable
 from ..models import MailAccount, utcnow
 from ..runtime import Runtime
 
+log = logging.getLogger("flask_mailconnect.oauth")
+
+T = TypeVar("T")
+
 #: Which access token of an account: the SMTP/IMAP one ("mail") or the Graph one ("graph").
 MAIL = "mail"
 GRAPH = "graph"
+
+#: Waiters look again after this many seconds, growing to POLL_MAX (with jitter, so a crowd
+#: does not knock in step). Short: a loopback token request takes a few milliseconds.
+POLL_FIRST = 0.002
+POLL_MAX = 0.025
+#: A save (new tokens, or a status change) is tried this many times, in fresh transactions,
+#: waiting SAVE_BACKOFF, then twice that... between attempts (about 1.5 s in all).
+SAVE_ATTEMPTS = 5
+SAVE_BACKOFF = 0.1
+#: First key of our PostgreSQL advisory locks ("MCRF"): keeps them apart from the host's.
+PG_NAMESPACE = 0x4D435246
+
+
+class SaveFailed(Exception):
+    """Every attempt to save failed (internal: :mod:`.refresh` turns it into a typed error)."""
+
+    def __init__(self, attempts: int, last: BaseException) -> None:
+        super().__init__(f"{attempts} attempts failed; last: {describe(last)}")
+        self.attempts = attempts
+        self.last = last
 
 
 @dataclass
@@ -42,6 +95,8 @@ class Row:
     last_error_code: str | None
     graph_access_token: str | None
     graph_token_expires_at: datetime | None
+    #: The refresh token as stored (ciphertext): the key of the conditional save.
+    refresh_sealed: Sealed | None = None
 
     def token(self, kind: str) -> str | None:
         return self.graph_access_token if kind == GRAPH else self.access_token
@@ -69,20 +124,23 @@ _COLUMNS = (
 )
 
 
-def read_row(session: Session, account_id: int, *, lock: bool) -> Row:
+def read_row(bind: Session | sa.Connection, account_id: int, *, lock: bool = False) -> Row:
+    """The account's token columns, decrypted here (never in a logged row). ``lock`` adds
+    ``FOR UPDATE`` (kept for callers that hold the row in their own transaction)."""
     query = sa.select(*_COLUMNS).where(MailAccount.id == account_id)
     if lock:
         query = query.with_for_update()
-    row = session.execute(query).first()
+    row = bind.execute(query).first()
     if row is None:
         raise TokenError(
             f"Account {account_id} is not in the database (was it committed? token refresh "
             "runs in a transaction of its own)."
         )
     values = dict(row._mapping)
+    sealed = values["refresh_token"]
     for name in ("access_token", "refresh_token", "graph_access_token"):
-        values[name] = open_secret(values[name])  # decrypted here, never in a logged row
-    return Row(**values)
+        values[name] = open_secret(values[name])
+    return Row(**values, refresh_sealed=sealed if isinstance(sealed, Sealed) else None)
 
 
 def engine_of(state: Runtime) -> sa.Engine:
@@ -90,40 +148,252 @@ def engine_of(state: Runtime) -> sa.Engine:
     return bind if isinstance(bind, sa.Engine) else bind.engine
 
 
-@contextmanager
-def locked(state: Runtime, account_id: int) -> Iterator[tuple[Session, Row]]:
-    """A private session holding the account row's lock; commits on success."""
-    engine = engine_of(state)
-    single = isinstance(engine.pool, (StaticPool, SingletonThreadPool))
-    guard = state.single_connection if single else nullcontext()
-    with guard, Session(bind=engine, expire_on_commit=False, autoflush=False) as session:
-        dialect = engine.dialect.name
+def single_connection(engine: sa.Engine) -> bool:
+    return isinstance(engine.pool, (StaticPool, SingletonThreadPool))
+
+
+def describe(exc: BaseException) -> str:
+    """An exception named for a log line: its class and the database's code, never its text
+    (which may quote SQL parameters)."""
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "sqlstate", None) or (orig.args[0] if orig.args else "")
+    name = type(orig).__name__
+    return f"{name} {code}" if isinstance(code, (str, int)) and code != "" else name
+
+
+# -- the try-lock, per backend ----------------------------------------------------------------
+
+
+def _pg_key(account_id: int) -> int:
+    # the second key of pg_try_advisory_lock(int4, int4): ids past 2**31 fold (two accounts
+    # sharing a key only wait for each other, never break)
+    return ((account_id + 2**31) % 2**32) - 2**31
+
+
+def _mysql_name(conn: sa.Connection, account_id: int) -> str:
+    # GET_LOCK names are server-wide (not per database) and at most 64 characters
+    database = conn.engine.url.database or ""
+    digest = hashlib.sha1(database.encode("utf-8"), usedforsecurity=False).hexdigest()[:16]
+    return f"mailconnect.refresh.{digest}.{account_id}"
+
+
+def try_lock(conn: sa.Connection, account_id: int) -> bool:
+    """Take the account's refresh lock on ``conn`` without waiting; True when taken.
+
+    PostgreSQL / MariaDB: the lock stays with the connection until :func:`unlock` (or the
+    connection closes). SQLite: the write lock of the transaction now open on ``conn``.
+    """
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        query = sa.text("SELECT pg_try_advisory_lock(:ns, :key)")
+        taken = conn.execute(query, {"ns": PG_NAMESPACE, "key": _pg_key(account_id)}).scalar()
+        conn.commit()  # the lock is the session's; end the transaction it began
+        return bool(taken)
+    if dialect in ("mysql", "mariadb"):
+        name = _mysql_name(conn, account_id)
+        taken = conn.execute(sa.text("SELECT GET_LOCK(:name, 0)"), {"name": name}).scalar()
+        conn.commit()
+        return taken == 1
+    if single_connection(conn.engine):  # serialised by the per-app lock already
+        _touch(conn, account_id)
+        return True
+    busy = conn.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0
+    conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+    try:
+        _touch(conn, account_id)
+        return True
+    except sa.exc.OperationalError:  # "database is locked": someone is writing; look again
+        conn.rollback()
+        return False
+    finally:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(busy)}")
+
+
+def _touch(conn: sa.Connection, account_id: int) -> None:
+    """SQLite: take the database write lock (like BEGIN IMMEDIATE) with a no-op UPDATE."""
+    conn.execute(
+        sa.text("UPDATE mailconnect_account SET id = id WHERE id = :id"), {"id": account_id}
+    )
+
+
+def unlock(conn: sa.Connection, account_id: int) -> None:
+    """Give the lock back; a connection that cannot is closed (which releases it too)."""
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+        dialect = conn.dialect.name
+        if dialect == "postgresql":
+            query = sa.text("SELECT pg_advisory_unlock(:ns, :key)")
+            conn.execute(query, {"ns": PG_NAMESPACE, "key": _pg_key(account_id)})
+        elif dialect in ("mysql", "mariadb"):
+            name = _mysql_name(conn, account_id)
+            conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+        if conn.in_transaction():
+            conn.rollback()
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("Refresh lock of account %s: closing its connection (%s)", account_id,
+                    describe(exc))  # fmt: skip
+        conn.invalidate()
+
+
+def _connect(engine: sa.Engine) -> sa.Connection:
+    conn = engine.connect()
+    if engine.dialect.name in ("postgresql", "mysql", "mariadb"):
+        # Hosts may run REPEATABLE READ or SERIALIZABLE: each look must see the token the
+        # holder just committed. (Reset when the connection goes back to the pool.)
+        conn = conn.execution_options(isolation_level="READ COMMITTED")
+    return conn
+
+
+# -- the claim --------------------------------------------------------------------------------
+
+
+@dataclass
+class Holder:
+    """The caller that holds an account's refresh lock (on ``conn``)."""
+
+    state: Runtime
+    engine: sa.Engine
+    conn: sa.Connection
+    account_id: int
+    row: Row
+
+    def write(self, apply: Callable[[Session], T], what: str) -> T:
+        """Run ``apply`` in a short transaction of its own and commit; a failed attempt is
+        rolled back and tried again in a fresh transaction (:data:`SAVE_ATTEMPTS` in all).
+        Raises :class:`SaveFailed` when none committed."""
+        last: BaseException | None = None
+        for attempt in range(1, SAVE_ATTEMPTS + 1):
+            if attempt > 1:
+                time.sleep(SAVE_BACKOFF * 2 ** (attempt - 2))
+            try:
+                return self._attempt(apply)
+            except sa.exc.SQLAlchemyError as exc:
+                last = exc
+                log.warning("Saving %s of account %s failed (attempt %s of %s): %s", what,
+                            self.account_id, attempt, SAVE_ATTEMPTS, describe(exc))  # fmt: skip
+        assert last is not None
+        raise SaveFailed(SAVE_ATTEMPTS, last)
+
+    def _attempt(self, apply: Callable[[Session], T]) -> T:
+        # PostgreSQL / MariaDB: a fresh connection each time (the lock stays on self.conn).
+        # SQLite: the lock is the write transaction on self.conn: the first attempt commits
+        # in it, a retry begins a new one there (or on a new connection if that one broke).
+        sqlite = self.engine.dialect.name == "sqlite"
+        if sqlite and (self.conn.invalidated or self.conn.closed):
+            self.conn = _connect(self.engine)
+        conn = self.conn if sqlite else _connect(self.engine)
         try:
-            if dialect in ("postgresql", "mysql", "mariadb"):
-                # Hosts may run REPEATABLE READ or SERIALIZABLE: after waiting for the lock,
-                # this transaction must see the token the previous holder committed
-                # (PostgreSQL would otherwise fail with a serialization error).
-                session.connection(execution_options={"isolation_level": "READ COMMITTED"})
-            if dialect == "postgresql":
-                wait = max(30, int(state.transport_options().timeout * 3))
-                session.execute(sa.text(f"SET LOCAL lock_timeout = '{wait}s'"))
-            elif dialect == "sqlite":  # take the database write lock first (BEGIN IMMEDIATE)
-                session.execute(
-                    sa.text("UPDATE mailconnect_account SET id = id WHERE id = :id"),
-                    {"id": account_id},
-                )
-            row = read_row(session, account_id, lock=True)
-        except DBAPIError as exc:
-            session.rollback()
-            raise TokenRefreshUnavailable(
-                "The account is busy (its token is being refreshed elsewhere); try again."
-            ) from exc
-        try:
-            yield session, row
-            session.commit()
+            if not conn.in_transaction():
+                conn.begin()
+            if conn.dialect.name == "postgresql":
+                wait = max(30, int(self.state.transport_options().timeout * 3))
+                conn.execute(sa.text(f"SET LOCAL lock_timeout = '{wait}s'"))
+            session = Session(bind=conn, autoflush=False, expire_on_commit=False)
+            try:
+                result = apply(session)
+                session.flush()
+            finally:
+                session.close()
+            conn.commit()
+            return result
         except BaseException:
-            session.rollback()
+            try:
+                if conn.in_transaction():
+                    conn.rollback()
+            except sa.exc.SQLAlchemyError:
+                conn.invalidate()
             raise
+        finally:
+            if conn is not self.conn:
+                conn.close()
+
+    def save(self, values: dict[str, Any], new_refresh: Sealed | None) -> bool:
+        """Store the refreshed token columns, keyed on the spent refresh token's ciphertext.
+
+        True: saved (also when an earlier attempt's commit went through after all: the row
+        holds ``new_refresh``). False: the row holds another refresh token now (a reconnect, a
+        disconnect): nothing was overwritten. Raises :class:`SaveFailed`.
+        """
+        spent = self.row.refresh_sealed
+        key = MailAccount.refresh_token.is_(None) if spent is None else (
+            MailAccount.refresh_token == spent
+        )  # fmt: skip
+        update = sa.update(MailAccount).where(MailAccount.id == self.account_id, key)
+
+        def apply(session: Session) -> bool:
+            result = cast("sa.CursorResult[Any]", session.execute(update.values(**values)))
+            if result.rowcount == 1:
+                return True
+            stored = session.execute(
+                sa.select(MailAccount.refresh_token).where(MailAccount.id == self.account_id)
+            ).scalar()
+            return new_refresh is not None and stored == new_refresh
+
+        return self.write(apply, "the refreshed tokens")
+
+
+@contextmanager
+def claim(
+    state: Runtime, account_id: int, settled: Callable[[Row], bool]
+) -> Iterator[tuple[Holder | None, Row]]:
+    """Yield ``(None, row)`` once ``settled(row)`` holds (another caller refreshed), else
+    ``(holder, row)`` with the refresh lock held and ``row`` read after taking it.
+
+    Waiting holds no connection: each look checks one out for two short statements and gives
+    it back. Gives up with :class:`TokenRefreshUnavailable` after 3 x the connect timeout (at
+    least 30 s), as the row lock's ``lock_timeout`` did before.
+    """
+    engine = engine_of(state)
+    guard = state.single_connection if single_connection(engine) else nullcontext()
+    wait = max(30.0, state.transport_options().timeout * 3)
+    deadline = time.monotonic() + wait
+    delay = POLL_FIRST
+    with guard:
+        while True:
+            conn = _connect(engine)
+            taken = False
+            try:
+                row = _look(conn, account_id)
+                if not settled(row):
+                    taken = try_lock(conn, account_id)
+                    if taken:
+                        row = _look(conn, account_id)  # after taking it: the latest commit
+                        holder = Holder(state, engine, conn, account_id, row)
+                        break
+            except BaseException:
+                if taken:  # never hand a connection holding our lock back to the pool
+                    unlock(conn, account_id)
+                conn.close()
+                raise
+            conn.close()
+            if settled(row):
+                yield None, row
+                return
+            if time.monotonic() > deadline:
+                raise TokenRefreshUnavailable(
+                    "The account is busy (its token is being refreshed elsewhere); try again."
+                )
+            time.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not a secret
+            delay = min(POLL_MAX, delay * 2)
+        try:
+            if settled(row):
+                yield None, row
+            else:
+                yield holder, row
+        finally:
+            unlock(holder.conn, account_id)
+            holder.conn.close()
+
+
+def _look(conn: sa.Connection, account_id: int) -> Row:
+    if conn.dialect.name == "sqlite" and conn.in_transaction():
+        return read_row(conn, account_id)  # inside the write lock: keep it
+    try:
+        return read_row(conn, account_id)
+    finally:
+        if conn.in_transaction() and conn.dialect.name != "sqlite":
+            conn.commit()  # a fresh snapshot next time (MariaDB's REPEATABLE READ reads)
 
 
 _MIRRORED = (
@@ -138,12 +408,20 @@ _MIRRORED = (
 )
 
 
-def mirror_row(session: Session, account_id: int) -> Any:
+def mirror_row(bind: Session | sa.Connection, account_id: int) -> Any:
     columns = (getattr(MailAccount, name) for name in _MIRRORED)
-    return session.execute(sa.select(*columns).where(MailAccount.id == account_id)).first()
+    return bind.execute(sa.select(*columns).where(MailAccount.id == account_id)).first()
+
+
+def mirror(state: Runtime, account_id: int) -> Any:
+    """The committed values to mirror, read on a short connection of their own."""
+    with _connect(engine_of(state)) as conn:
+        return mirror_row(conn, account_id)
 
 
 def sync_instance(account: MailAccount, values: Any) -> None:
+    if values is None:  # the row is gone (deleted meanwhile): nothing to mirror
+        return
     for name, value in zip(_MIRRORED, values, strict=True):
         set_committed_value(account, name, value)
     insp = sa.inspect(account)

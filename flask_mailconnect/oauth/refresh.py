@@ -44,17 +44,36 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import requests
-import sqlalchemy as sa
 from authlib.common.errors import AuthlibBaseError
 from sqlalchemy.orm import Session
 
-from ..exceptions import GraphNotGranted, NeedsReconnect, TokenError, TokenRefreshUnavailable
+from ..codes import TOKEN_SAVE_FAILED, message_for
+from ..columns import Sealed
+from ..exceptions import (
+    GraphNotGranted,
+    NeedsReconnect,
+    TokenError,
+    TokenRefreshUnavailable,
+    TokenSaveFailed,
+)
 from ..models import AccountStatus, MailAccount, utcnow
 from ..providers import Provider
 from ..runtime import Runtime
 from ..transport.http import HTTPGuardError
 from .endpoints import endpoints, guard_refused, oauth_session, provider_for
-from .locks import GRAPH, MAIL, Row, engine_of, locked, mirror_row, read_row, sync_instance
+from .locks import (
+    GRAPH,
+    MAIL,
+    Holder,
+    Row,
+    SaveFailed,
+    claim,
+    describe,
+    engine_of,
+    mirror,
+    read_row,
+    sync_instance,
+)
 
 log = logging.getLogger("flask_mailconnect.oauth")
 
@@ -122,47 +141,51 @@ def _fresh(
 ) -> str:
     if account.auth_method != "oauth2":
         raise TokenError(f"Account {account.id} does not sign in with OAuth 2.0.")
-    with Session(bind=engine_of(state)) as peek:
-        row = read_row(peek, account.id, lock=False)
+    with engine_of(state).connect() as peek:
+        row = read_row(peek, account.id)
     seen = row.token(kind)  # what this call started with (force: a server just refused it)
     if not force and row.valid_for(min_validity, kind):
         assert seen
         return seen
+
+    def settled(row: Row) -> bool:
+        """Nothing for this caller to do: a fresh token is there (for ``force``: one another
+        caller stored after this call started), or the account already needs reconnecting."""
+        current = row.token(kind)
+        if row.valid_for(min_validity, kind) and (not force or current != seen):
+            return True
+        return not row.refresh_token and row.status == AccountStatus.NEEDS_RECONNECT
+
     provider = provider_for(account)
     newly_revoked: str | None = None
     refreshed = False
     not_granted: GraphNotGranted | None = None
-    mirror: Any = None
     error_code = TOKEN_REVOKED
-    with locked(state, account.id) as (session, row):
-        current = row.token(kind)
-        fresh = row.valid_for(min_validity, kind) and (not force or current != seen)
-        if fresh:
-            assert current
-            token = current
-        elif not row.refresh_token and row.status == AccountStatus.NEEDS_RECONNECT:
+    with claim(state, account.id, settled) as (holder, row):
+        if holder is None and row.refresh_token:
+            token = row.token(kind) or ""  # another caller refreshed it
+        elif holder is None:
             error_code = row.last_error_code or TOKEN_REVOKED  # already marked: no change
             token = ""
         elif not row.refresh_token:
             error_code = NO_REFRESH_TOKEN
-            newly_revoked = _grant_refused(state, session, account, row, provider, error_code)
+            newly_revoked = _grant_refused(state, holder, account, provider, error_code)
             token = ""
         else:
             try:
-                token = _refresh(state, session, account, row, provider, kind)
+                token = _refresh(state, holder, account, provider, kind)
                 refreshed = True
-            except GraphNotGranted as exc:  # the rotated refresh token is still committed
+            except GraphNotGranted as exc:  # the rotated refresh token is saved already
                 not_granted, token = exc, ""
-            except NeedsReconnect:
-                newly_revoked = _grant_refused(
-                    state, session, account, row, provider, TOKEN_REVOKED
-                )
+            except NeedsReconnect as exc:  # invalid_grant, or the rotated token not saved
+                lost = isinstance(exc, TokenSaveFailed)
+                error_code = TOKEN_SAVE_FAILED if lost else TOKEN_REVOKED
+                newly_revoked = _grant_refused(state, holder, account, provider, error_code)
                 token = ""
-        if refreshed or not token:
-            mirror = mirror_row(session, account.id)
-    # Committed. Mirror the new values on the caller's instance (without marking it dirty).
-    if mirror is not None:
-        sync_instance(account, mirror)
+    # Committed, lock released. Mirror the new values on the caller's instance (without
+    # marking it dirty).
+    if refreshed or not token:
+        sync_instance(account, mirror(state, account.id))
     if not_granted is not None:
         raise not_granted
     if refreshed:
@@ -174,6 +197,8 @@ def _fresh(
     if newly_revoked:
         log.warning("Account %s needs reconnecting: %s", account.id, newly_revoked)
         state.events.needs_reconnect(account, newly_revoked)
+    if error_code == TOKEN_SAVE_FAILED:
+        raise TokenSaveFailed(message_for(TOKEN_SAVE_FAILED), error=error_code)
     raise NeedsReconnect(_remedy(provider, error_code), error=error_code)
 
 
@@ -236,14 +261,10 @@ def _consent_missing(exc: AuthlibBaseError) -> bool:
 
 
 def _refresh(
-    state: Runtime,
-    session: Session,
-    account: MailAccount,
-    row: Row,
-    provider: Provider,
-    kind: str = MAIL,
+    state: Runtime, holder: Holder, account: MailAccount, provider: Provider, kind: str = MAIL
 ) -> str:
-    """Call the token endpoint (row locked) and stage the new tokens in ``session``."""
+    """Call the token endpoint (the refresh lock held) and save the new tokens."""
+    row = holder.row
     assert row.refresh_token
     found = endpoints(state, provider)
     scope = None
@@ -308,9 +329,12 @@ def _refresh(
     now = utcnow()
     values: dict[str, Any] = {"token_refreshed_at": now}
     # Authlib copies the old refresh token in when the answer has none: either way the value
-    # written is the one to spend next time.
+    # written is the one to spend next time. Encrypted once, so that every save attempt
+    # writes the same ciphertext (and can tell that an earlier attempt did commit).
+    new_refresh: Sealed | None = None
     if result.get("refresh_token") and result["refresh_token"] != row.refresh_token:
-        values["refresh_token"] = result["refresh_token"]
+        new_refresh = Sealed(state.cipher.encrypt(str(result["refresh_token"]).encode()).decode())
+        values["refresh_token"] = new_refresh
     missing = kind == GRAPH and not _granted(result, provider.graph_send_scope or "")
     if kind == GRAPH and not missing:
         values["graph_access_token"] = access
@@ -323,8 +347,8 @@ def _refresh(
             values["token_scopes"] = (
                 " ".join(scopes) if isinstance(scopes, (list, tuple)) else str(scopes)
             )
-    session.execute(sa.update(MailAccount).where(MailAccount.id == account.id).values(**values))
-    if missing:  # the caller commits the rotated refresh token before raising this
+    _save(holder, account, provider, values, new_refresh)
+    if missing:  # the rotated refresh token is saved before raising this
         raise GraphNotGranted(
             f"{provider.name} gave a Microsoft Graph token without Mail.Send for this account."
         )
@@ -351,14 +375,53 @@ def _remedy(provider: Provider, code: str) -> str:
     )
 
 
+def _save(
+    holder: Holder,
+    account: MailAccount,
+    provider: Provider,
+    values: dict[str, Any],
+    new_refresh: Sealed | None,
+) -> None:
+    """Save what the token endpoint answered; never lose a rotated refresh token silently.
+
+    The provider has spent the old refresh token: if the new one cannot be stored, the account
+    can only be signed in again. So the save is retried (:meth:`Holder.save`) while the lock
+    keeps every other caller from spending the old one; if every attempt fails, the caller
+    gets :class:`TokenSaveFailed` (and :func:`_fresh` marks the account ``token_save_failed``).
+    A failed save without a rotated refresh token loses nothing: the next call refreshes again.
+    """
+    try:
+        if not holder.save(values, new_refresh):
+            log.info("Account %s got new tokens elsewhere meanwhile; kept those", account.id)
+    except SaveFailed as exc:
+        if new_refresh is None:
+            log.warning("Could not save the new access token of account %s (%s); the next "
+                        "call refreshes again", account.id, describe(exc.last))  # fmt: skip
+            return
+        log.error(
+            "Could not save the rotated refresh token of account %s after %s attempts (%s): "
+            "the account must be signed in again; check the database.",
+            account.id, exc.attempts, describe(exc.last),
+        )  # fmt: skip
+        raise TokenSaveFailed(message_for(TOKEN_SAVE_FAILED), error=TOKEN_SAVE_FAILED) from None
+
+
 def _grant_refused(
-    state: Runtime, session: Session, account: MailAccount, row: Row, provider: Provider, code: str
+    state: Runtime, holder: Holder, account: MailAccount, provider: Provider, code: str
 ) -> str | None:
-    """The grant is refused or gone: the accounts layer wipes the tokens and marks the account
-    in this private transaction; returns ``code`` when this is the transition (the signal fires
-    once, after the commit), ``None`` when it already needed reconnecting."""
-    already = row.status == AccountStatus.NEEDS_RECONNECT
-    state.events.grant_refused(
-        session, account.id, code=code, message=_remedy(provider, code), already=already
-    )
+    """The grant is refused or gone (or its rotated token could not be saved): the accounts
+    layer wipes the tokens and marks the account in a short transaction of its own; returns
+    ``code`` when this is the transition (the signal fires once, after the commit), ``None``
+    when it already needed reconnecting or the mark could not be saved (logged)."""
+    already = holder.row.status == AccountStatus.NEEDS_RECONNECT
+    message = message_for(code) if code == TOKEN_SAVE_FAILED else _remedy(provider, code)
+
+    def apply(session: Session) -> None:
+        state.events.grant_refused(session, account.id, code=code, message=message, already=already)
+
+    try:
+        holder.write(apply, "the account's status")
+    except SaveFailed as exc:
+        log.error("Could not mark account %s %s (%s)", account.id, code, describe(exc.last))
+        return None
     return None if already else code

@@ -28,7 +28,10 @@ def is_reserved(domain: str) -> bool:
     return any(domain == r or domain.endswith("." + r) for r in RESERVED)
 
 
-def _resolver(nameservers: Sequence[str] | None, timeout: float) -> dns.resolver.Resolver:
+def make_resolver(nameservers: Sequence[str] | None, timeout: float) -> dns.resolver.Resolver:
+    """A dnspython resolver for ``MAILCONNECT_DNS_NAMESERVERS`` (``host`` or ``host:port``
+    entries; ``None``: the system's configuration) whose whole lookup takes at most
+    ``timeout`` seconds."""
     if nameservers:
         resolver = dns.resolver.Resolver(configure=False)
         addresses, port = [], 53
@@ -64,7 +67,7 @@ def lookup_mx(
     if cached is not None:
         return cached
     try:
-        answer = _resolver(nameservers, timeout).resolve(domain, "MX", search=False)
+        answer = make_resolver(nameservers, timeout).resolve(domain, "MX", search=False)
         records = sorted(answer, key=lambda r: r.preference)
         hosts = tuple(r.exchange.to_text(omit_final_dot=True) for r in records)
     except (dns.exception.DNSException, OSError, ValueError):

@@ -315,10 +315,20 @@ def _raw(message: email.message.Message, name: str) -> bytes | None:
     return None
 
 
-def read_headers(header: bytes, arrived: datetime | None = None) -> HeaderFields:
+def read_headers(
+    header: bytes,
+    arrived: datetime | None = None,
+    *,
+    parsed: email.message.Message | None = None,
+) -> HeaderFields:
     """Subject, From, Date and Message-ID of a fetched header block; each header decoded on
-    its own, so one that cannot be read never blanks the others. Never raises."""
-    message = email.message_from_bytes(header or b"", policy=policy.compat32)
+    its own, so one that cannot be read never blanks the others. Never raises. ``parsed``:
+    the same bytes already parsed (compat32) by the caller, so they are parsed once."""
+    message = (
+        parsed
+        if parsed is not None
+        else email.message_from_bytes(header or b"", policy=policy.compat32)
+    )
     charset = _isolated("Content-Type", lambda: text_codec(message.get_content_charset()), None)
     return HeaderFields(
         message_id=_isolated(

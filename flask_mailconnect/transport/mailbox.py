@@ -103,6 +103,7 @@ class MessageSummary:
     date: datetime | None
     snippet: str
     flags: tuple[str, ...]
+    arrived: datetime | None = None  #: INTERNALDATE: when the server received it
 
     @property
     def unread(self) -> bool:
@@ -290,13 +291,23 @@ def _first_text_part(message: Message) -> tuple[Message | None, bool]:
     return html_part, html_part is not None
 
 
-def make_snippet(header: bytes, body: bytes, length: int = SNIPPET_LENGTH) -> str:
+def _parse(header: bytes, body: bytes) -> Message:
+    """The fetched header block and body start as one message (compat32: the fastest parser,
+    and it keeps raw 8-bit bytes for :mod:`.headers` to decode)."""
+    head = header if header.endswith(b"\r\n\r\n") or header.endswith(b"\n\n") else header + b"\r\n"
+    return email.message_from_bytes(head + body, policy=policy.compat32)
+
+
+def make_snippet(
+    header: bytes, body: bytes, length: int = SNIPPET_LENGTH, *, parsed: Message | None = None
+) -> str:
     """About ``length`` characters of the first text part: decoded (base64, quoted-printable,
-    charset), HTML reduced to its text, whitespace collapsed. ``body`` may be cut short."""
+    charset), HTML reduced to its text, whitespace collapsed. ``body`` may be cut short;
+    ``parsed``: the message :func:`summarize` already parsed from them (parsed once)."""
     if not body:
         return ""
     head = header if header.endswith(b"\r\n\r\n") or header.endswith(b"\n\n") else header + b"\r\n"
-    message = email.message_from_bytes(head + body, policy=policy.compat32)
+    message = parsed if parsed is not None else _parse(header, body)
     if message.get_content_maintype() == "multipart" and not message.is_multipart():
         # No boundary parameter: take the first delimiter line the body starts a part with.
         found = re.search(rb"^--([^\s]{1,70})\r?$", body, re.MULTILINE)
@@ -333,15 +344,18 @@ def summarize(uid: int, data: Mapping[bytes, Any]) -> MessageSummary:
     try:
         header = _item(data, b"BODY[HEADER")
         body = _item(data, b"BODY[TEXT]")
-        fields = read_headers(header, arrived)  # each header on its own; never raises
+        # Parsed once: the headers and the snippet read the same message.
+        parsed = _parse(header, body) if body else None
+        fields = read_headers(header, arrived, parsed=parsed)  # each header on its own
         return MessageSummary(
             uid=uid,
             message_id=fields.message_id,
             sender=fields.sender,
             subject=fields.subject,
             date=fields.date,
-            snippet=make_snippet(header, body),
+            snippet=make_snippet(header, body, parsed=parsed),
             flags=_flags(data.get(b"FLAGS", ())),
+            arrived=arrived,
         )
     except Exception as exc:
         log.warning("message UID %s could not be read (%s); kept without its headers",
@@ -352,7 +366,7 @@ def summarize(uid: int, data: Mapping[bytes, Any]) -> MessageSummary:
             flags = ()
         return MessageSummary(
             uid=uid, message_id="", sender="", subject="", date=parse_date(None, arrived),
-            snippet="", flags=flags,
+            snippet="", flags=flags, arrived=arrived,
         )  # fmt: skip
 
 
@@ -369,3 +383,59 @@ __all__ = [
     "suggest_mapping",
     "summarize",
 ]
+
+
+# -- one whole message, for the message page ---------------------------------------------------
+
+#: The most of one message fetched for the message page (bigger ones are cut and say so).
+MESSAGE_MAX_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FetchedMessage:
+    """One message as the server holds it (``BODY.PEEK[]``: fetching marks nothing as read)."""
+
+    uid: int
+    raw: bytes  #: the RFC 5322 bytes, at most ``max_bytes`` of them
+    size: int  #: RFC822.SIZE: the whole message's size on the server
+    flags: tuple[str, ...]
+    arrived: datetime | None  #: INTERNALDATE
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.raw) < self.size
+
+
+def fetch_message(
+    client: IMAPClient, folder: str, uid: int, max_bytes: int = MESSAGE_MAX_BYTES
+) -> FetchedMessage | None:
+    """EXAMINE ``folder`` then ``UID FETCH <uid> (FLAGS INTERNALDATE RFC822.SIZE
+    BODY.PEEK[]<0.max_bytes>)``: two round trips. ``None`` when the folder does not exist (the
+    server answers NO to EXAMINE) or holds no message with that UID; a lost connection raises.
+    """
+    from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
+
+    try:
+        client.select_folder(folder, readonly=True)
+    except IMAPClientAbortError:
+        raise
+    except IMAPClientError:  # NO / BAD: no such folder (or not selectable)
+        return None
+    items = ("UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", f"BODY.PEEK[]<0.{int(max_bytes)}>")
+    data = _fetch(client, str(int(uid)), items, by_uid=True)
+    item = data.get(int(uid))
+    if item is None:  # "UID FETCH n" of a UID that is gone answers OK with nothing
+        return None
+    raw = _item(item, b"BODY[")
+    internal = item.get(b"INTERNALDATE")
+    size = item.get(b"RFC822.SIZE")
+    return FetchedMessage(
+        uid=int(uid),
+        raw=raw,
+        size=int(size) if size is not None else len(raw),
+        flags=_flags(item.get(b"FLAGS", ())),
+        arrived=internal if isinstance(internal, datetime) else None,
+    )
+
+
+__all__ += ["MESSAGE_MAX_BYTES", "FetchedMessage", "fetch_message"]

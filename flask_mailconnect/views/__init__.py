@@ -16,7 +16,7 @@ from flask import Blueprint, render_template
 from jinja2 import BaseLoader, ChoiceLoader, Environment, FileSystemLoader, TemplateNotFound
 
 from ..exceptions import EncryptionKeyError
-from . import admin, common, connect, folders, oauth, scopes, user
+from . import admin, common, connect, folders, messages, oauth, scopes, user
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE_NAME = "mailconnect/_base.html"
@@ -65,6 +65,7 @@ def create_blueprint() -> Blueprint:
     oauth.install(bp)
     scopes.install(bp)
     folders.install(bp)
+    messages.install(bp)
     bp.register_error_handler(EncryptionKeyError, _key_unavailable)
     return bp
 

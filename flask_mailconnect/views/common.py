@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from flask_wtf.csrf import ValidationError, validate_csrf
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import Forbidden, NotFound
 from werkzeug.routing import BaseConverter
 from werkzeug.routing import ValidationError as NoMatch
 
@@ -93,14 +93,23 @@ def is_admin(who: Actor | None) -> bool:
     return who is not None and state().policy.can(who, "admin", ORGANIZATION_OWNER)
 
 
+class AdminRequired(Forbidden):
+    """A signed-in person who is not an administrator opened an admin page: answered with 403
+    and a page inside the host layout saying an administrator is needed
+    (``mailconnect/admin_required.html``, registered by ``views/admin``)."""
+
+    description = "An administrator is needed for this page."
+
+
 def admin_required(view: F) -> F:
-    """For the admin pages: anyone else gets 404, so the pages reveal nothing (anonymous
-    visitors were already sent to sign in by ``_require_actor``)."""
+    """For the admin pages: anyone else gets 403 (:class:`AdminRequired`) before the view
+    loads anything, so no object's existence shows (anonymous visitors were already sent to
+    sign in by ``_require_actor``)."""
 
     @wraps(view)
     def admin_only(*args: Any, **kwargs: Any) -> Any:
         if not is_admin(actor()):
-            abort(404)
+            raise AdminRequired()
         return view(*args, **kwargs)
 
     setattr(admin_only, ADMIN_ONLY, True)

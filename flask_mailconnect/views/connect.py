@@ -6,7 +6,7 @@ for a person (``/admin/users/<id>/connect``). Each describes its owner and the p
 wizard in a :class:`ConnectPage`; :func:`wizard` does the rest: the address step, "Continue"
 without JavaScript, Test connection (in the page and as JSON), saving through
 :func:`flask_mailconnect.accounts.connect_manual`. Also the ``/detect`` endpoint the page's
-script asks which provider an address belongs to.
+script asks for an address's servers (:func:`flask_mailconnect.detection.detect`).
 """
 
 from __future__ import annotations
@@ -19,14 +19,16 @@ from typing import Any
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request
 
 from .. import accounts
+from ..detection import Detection
+from ..detection import detect as run_detect
 from ..exceptions import AccountLimitReached, ConnectionTestFailed, InvalidSettings, TooManyTests
 from ..forms import ConnectForm
 from ..models import MailAccount
 from ..owners import Owner
-from ..providers import current_catalog, detect_provider
+from ..providers import current_catalog
 from ..transport.settings import ConnectionReport
-from .admin_forms import _DOMAIN
 from .common import actor, ports, state
+from .messages import after_save
 
 
 @dataclass(frozen=True)
@@ -64,10 +66,12 @@ def render_connect(
     account: MailAccount | None = None,
     status: int = 200,
     notice: str | None = None,
+    detection: Detection | None = None,
     **page: Any,
 ) -> Any:
     """``connect.html``: the wizard, or the reconnect form of ``account``. ``page``:
-    ``owner_label``, ``cancel_url`` and ``crumbs`` when the route has them."""
+    ``owner_label``, ``cancel_url``, ``crumbs`` and ``oauth_owner`` when the route has them;
+    ``detection``: the servers found for the address (the no-JS Continue step)."""
     return render_template(
         "mailconnect/connect.html",
         form=form,
@@ -77,6 +81,10 @@ def render_connect(
         presets=presets(),
         test_url=test_url,
         notice=notice,
+        detection=detection,
+        detection_message=detection_message,
+        detection_json=detection_json,
+        oauth_offers=list(current_catalog().oauth().values()) if account is None else [],
         **page,
     ), status
 
@@ -126,11 +134,88 @@ def _may_act(page: ConnectPage) -> None:
         abort(404)
 
 
+def _oauth_owner(page: ConnectPage) -> tuple[str, str] | None:
+    """The owner the "Connect with ..." buttons post (``None``: the person's own account)."""
+    me = actor()
+    return None if me is not None and page.owner == me.owner else tuple(page.owner)  # type: ignore[return-value]
+
+
 def _render(page: ConnectPage, form: ConnectForm, **kw: Any) -> Any:
     return render_connect(
         form, test_url=page.test_url, owner_label=page.owner_label, cancel_url=page.back_url,
-        crumbs=list(page.crumbs), **kw,
+        crumbs=list(page.crumbs), oauth_owner=_oauth_owner(page), **kw,
     )  # fmt: skip
+
+
+def detect_for(email: str) -> Detection:
+    """Detection for the signed-in person: the catalogue and the cache always, the network
+    within their look-up budget (``detect_window``: this server asks DNS and web hosts about a
+    name the visitor chose)."""
+    me = actor()
+    return run_detect(email, network=lambda: state().detect_window.take(me.id if me else ""))
+
+
+def fill_from(form: ConnectForm, found: Detection) -> None:
+    """The no-JS details step: provider, login and servers from ``found`` (fields not shown
+    yet, so nothing typed is lost)."""
+    form.provider.data = found.provider.key if found.provider else "other"
+    form.username.data = found.username or ""
+    for proto, (port, security) in (("smtp", (587, "starttls")), ("imap", (993, "ssl"))):
+        server = getattr(found, proto)
+        host, port, security = (server.host, server.port, server.security) if server else (
+            "", port, security)  # fmt: skip
+        getattr(form, f"{proto}_host").data = host
+        getattr(form, f"{proto}_port").data = port
+        getattr(form, f"{proto}_security").data = security
+
+
+def detection_message(found: Detection) -> str:
+    """What the page says about ``found`` (the script shows the same words)."""
+    domain = found.domain
+    if found.source == "catalogue" and found.provider is not None:
+        return f"Settings for {found.provider.title} filled in."
+    if not found.found:
+        if any("limit" in t.detail for t in found.tried):
+            return (
+                f"Servers for {domain} could not be looked up right now (too many look-ups in "
+                "a minute): enter them below."
+            )
+        return (
+            f"No settings found for {domain}. Enter the servers from your email provider's "
+            "help pages below."
+        )
+    if found.auth == ("oauth2",) and not found.offers_oauth:
+        return (
+            f"{domain} asks mail apps to sign in through its own sign-in page, which this site "
+            "has not set up: ask your administrator."
+        )
+    text = (
+        f"Servers for {domain} found {found.source_label}. Check them below: any field can "
+        "be changed."
+    )
+    if found.pop3_only:
+        text += (
+            " Mail can only be read over POP3 there, which is not supported: untick Receiving "
+            "or enter an IMAP server."
+        )
+    return text
+
+
+def detection_json(found: Detection) -> dict[str, Any]:
+    """``found`` for the page's script: no source attempts (those are for admins:
+    ``flask mailconnect detect``), the words to show, and ``"other"`` for no provider."""
+    answer = found.as_dict()
+    del answer["tried"]
+    answer["provider"] = answer["provider"] or "other"
+    answer["message"] = detection_message(found)
+    return answer
+
+
+def _details(form: ConnectForm, render: Callable[..., Any]) -> Any:
+    """The details step for the address in the form, filled from detection."""
+    found = detect_for(form.email.data or "")
+    fill_from(form, found)
+    return render(form, detection=found)
 
 
 def wizard(page: ConnectPage) -> Any:
@@ -146,16 +231,14 @@ def wizard(page: ConnectPage) -> Any:
             return redirect(page.back_url)
     if request.method == "GET":
         # ?email= lets a host link straight to the details step, pre-filled.
-        form.email.data = request.args.get("email", "").strip()
+        form.email.data = request.args.get("email", "").strip()[:320]
         if not form.email.data:
             return render(form, step="address")
-        form.prefill()
-        return render(form)
+        return _details(form, render)
     if form.action == "continue":
         if not form.check_email():
             return render(form, step="address", status=422)
-        form.prefill()
-        return render(form)
+        return _details(form, render)
     if form.action == "test":
         return page_test(form, page.owner, render)
     if not form.validate():
@@ -178,6 +261,7 @@ def wizard(page: ConnectPage) -> Any:
     state().session.commit()
     whom = f" for {page.owner_label}" if page.owner_label else ""
     flash(f"Connected {account.email}{whom}.", "success")
+    after_save(account)  # the newest mail, at once (queued, or bounded in this request)
     return redirect(page.done_url(account) if page.done_url else page.back_url)
 
 
@@ -192,22 +276,14 @@ def wizard_test(page: ConnectPage) -> Any:
 
 
 def detect() -> Any:
-    """Provider for an address, for the connect page's script (any signed-in person).
+    """Servers for an address, for the connect page's script (any signed-in person).
 
-    Admin and preset domains answer without any lookup. The MX fallback makes this server ask
-    DNS about a name the visitor chose, so it runs only for a syntactically valid domain, at
-    most ``detect_window.limit`` times per person and minute (the runtime's
-    :data:`~flask_mailconnect.runtime.DETECT_MX_PER_MINUTE`), and answers (negative ones too)
-    are cached (``MAILCONNECT_MX_CACHE_SECONDS``).
+    Known domains (the catalogue) and cached answers cost nothing; asking the network runs
+    only for a syntactically valid, non-reserved domain and at most ``detect_window.limit``
+    times per person and minute (:data:`~flask_mailconnect.runtime.DETECT_MX_PER_MINUTE`).
+    Only the address is used: no password is ever sent anywhere during detection.
     """
-    email = request.args.get("email", "")[:320]
-    if "@" not in email:
-        return jsonify(provider="other", source="none")
-    found, source = detect_provider(email, use_mx=False)
-    domain = email.rpartition("@")[2].strip().lower().rstrip(".")
-    if source == "none" and _DOMAIN.match(domain) and state().detect_window.take(actor().id):
-        found, source = detect_provider(email)
-    return jsonify(provider=found.key, name=found.title, source=source)
+    return jsonify(detection_json(detect_for(request.args.get("email", "")[:320])))
 
 
 def install(bp: Blueprint) -> None:

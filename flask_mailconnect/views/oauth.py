@@ -27,7 +27,7 @@ from flask import (
 from flask_wtf.csrf import generate_csrf
 
 from .. import accounts
-from ..exceptions import AccountLimitReached, OAuthFlowError, TokenError
+from ..exceptions import AccountLimitReached, OAuthFlowError, PermissionDenied, TokenError
 from ..models import AccountStatus, MailAccount
 from ..oauth import flow
 from ..oauth.flow import PendingFlow
@@ -37,6 +37,7 @@ from ..scopes import owner_exists, valid_owner
 from ..transport.settings import ConnectionReport, Protocol, ProtocolResult
 from ..validation import parse_id
 from .common import actor, load_account, state
+from .messages import after_save
 
 #: The last Test connection result of an OAuth account, shown once on its page.
 REPORT_KEY = "mailconnect.oauth_report"
@@ -51,6 +52,22 @@ def _provider(key: str) -> Provider:
 
 def _may_manage(owner: Owner) -> bool:
     return state().policy.can(actor(), "manage", owner)
+
+
+def _may_consent(owner: Owner) -> bool:
+    """``manage``, and for someone else's personal account ``MAILCONNECT_ADMIN_OAUTH_ON_BEHALF``."""
+    return accounts.may_consent_for(state(), actor(), owner)
+
+
+def _host_email(user: Any) -> str | None:
+    """The host user's address (``user.email``), for the provider's ``login_hint``."""
+    value = getattr(user, "email", None)
+    return value if isinstance(value, str) and "@" in value else None
+
+
+def _person_label(owner: Owner) -> str:
+    user = state().hooks.get_user(owner[1])
+    return state().hooks.label_of(user) if user is not None else f"user {owner[1]}"
 
 
 # -- pages ------------------------------------------------------------------------------------
@@ -69,6 +86,9 @@ TITLES = {
     "different_identity": "You signed in as someone else",
     "config": "Connecting with {name} is not set up yet",
     "limit": "No more accounts can be connected",
+    "on_behalf_off": "Signing in for someone else is turned off",
+    "own_address": "You signed in with your own address",
+    "handover_pending": "This account is waiting for its owner to sign in",
 }
 
 
@@ -84,7 +104,7 @@ def _error(
         account = state().session.get(MailAccount, pending.account_id)
         if account is not None and not _may_manage(account.owner):
             account = None
-    status = {"config": 500, "unreachable": 502, "limit": 409}.get(code, 400)
+    status = {"config": 500, "unreachable": 502, "limit": 409, "on_behalf_off": 403}.get(code, 400)
     page = render_template(
         "mailconnect/oauth_error.html",
         code=code,
@@ -123,15 +143,20 @@ def last_report(account: MailAccount) -> ConnectionReport | None:
         return None
 
 
-def _summary(report: ConnectionReport) -> str:
+def _summary(report: ConnectionReport, *, details_below: bool = True) -> str:
+    """One sentence for the flash. ``details_below``: the page shown next is the account's,
+    which lists each result; elsewhere (a project's page, a person's admin page) the failures
+    are said in the flash itself."""
     if report.ok:
         return "Test connection: sending and receiving both work."
-    failed = ", ".join(
-        "sending (SMTP)" if r.protocol.value == "smtp" else "receiving (IMAP)"
-        for r in report.results
-        if not r.ok
+    failed = [r for r in report.results if not r.ok]
+    names = ", ".join(
+        "sending (SMTP)" if r.protocol.value == "smtp" else "receiving (IMAP)" for r in failed
     )
-    return f"Test connection failed for {failed}: see the details below."
+    if details_below:
+        return f"Test connection failed for {names}: see the details below."
+    reasons = " ".join(r.message for r in failed if r.message)
+    return f"Test connection failed for {names}. {reasons}".strip()
 
 
 # -- routes -----------------------------------------------------------------------------------
@@ -146,10 +171,13 @@ def start(provider: str) -> Any:
         account_id = parse_id(form["account_id"])
         if account_id is None:
             abort(404)
-    login_hint = None
+    # The address typed on the connect page, whose detected provider offered this button.
+    typed = form.get("login_hint", "").strip()[:320]
+    login_hint = typed if "@" in typed and not any(c.isspace() for c in typed) else None
     handover = False
     if account_id is not None:
-        # A hand-over is completed by its owner alone (Policy.can_complete_handover).
+        # A hand-over is completed by its owner alone (Policy.can_complete_handover): an admin
+        # who may consent on someone's behalf deletes it and connects the account instead.
         found = state().session.get(MailAccount, account_id)
         handover = found is not None and found.status == AccountStatus.PENDING_AUTHORIZATION
         if handover and not state().policy.can_complete_handover(actor(), found):
@@ -164,10 +192,14 @@ def start(provider: str) -> Any:
         # No accounts for kinds nobody declared, ids no table holds, projects that do not exist.
         if not valid_owner(owner) or not owner_exists(owner):
             abort(404)
+        if accounts.on_behalf(actor(), owner):  # the provider may offer the person's address
+            login_hint = _host_email(state().hooks.get_user(owner[1]))
     else:
         owner = actor().owner
     if not handover and not _may_manage(owner):
         abort(404)
+    if not handover and not _may_consent(owner):  # an admin, with consent on behalf off
+        return _error(OAuthFlowError("on_behalf_off", provider=prov), prov)
     try:
         url = flow.begin(
             prov,
@@ -180,6 +212,22 @@ def start(provider: str) -> Any:
     except OAuthFlowError as exc:
         return _error(exc, prov)
     return redirect(url)
+
+
+def _done_message(
+    prov: Provider, account: MailAccount, *, again: bool, handover: bool, details_below: bool,
+    report: ConnectionReport,
+) -> str:  # fmt: skip
+    """What the flash says: "Signed in again" only to someone who had signed in before."""
+    if again and not handover:
+        verb = f"Signed in again: {account.email}."
+    elif accounts.on_behalf(actor(), account.owner):
+        verb = f"Connected {account.email} with {prov.name} for {_person_label(account.owner)}."
+    elif handover:
+        verb = f"Authorization complete: {account.email} is connected with {prov.name}."
+    else:
+        verb = f"Connected with {prov.name}: {account.email}."
+    return f"{verb} {_summary(report, details_below=details_below)}"
 
 
 def callback(provider: str) -> Any:
@@ -198,16 +246,26 @@ def callback(provider: str) -> Any:
         pending_account is not None
         and pending_account.status == AccountStatus.PENDING_AUTHORIZATION
     )
+    owner = pending_account.owner if pending_account is not None else pending.owner
     allowed = (
         state().policy.can_complete_handover(actor(), pending_account)
         if handover
-        else _may_manage(pending.owner)
+        else _may_consent(pending.owner)
     )
     if pending.actor_id != actor().id or not allowed:
         flow.discard(prov)
         return _error(OAuthFlowError("state", "another person", provider=prov), prov)
     try:
         grant = flow.finish(prov, pending)
+        # An admin who signed in as themselves would store their own mailbox as the person's:
+        # refused, they try again with the person's sign-in.
+        own = _host_email(actor().user)
+        if (
+            accounts.on_behalf(actor(), owner)
+            and own
+            and grant.email.strip().lower() == own.lower()
+        ):
+            raise OAuthFlowError("own_address", grant.email, provider=prov)
         if pending.account_id is not None:
             account = pending_account
             if account is None or not (handover or _may_manage(account.owner)):
@@ -215,14 +273,19 @@ def callback(provider: str) -> Any:
             account = accounts.reconnect_oauth(state(), account, grant=grant, actor=actor())
             again = True
         else:
-            known = {a.id for a in accounts.accounts_for(state(), pending.owner)}
+            known = {a.id: a.status for a in accounts.accounts_for(state(), pending.owner)}
             account = accounts.connect_oauth(
                 state(), owner=pending.owner, grant=grant, actor=actor()
             )
             again = account.id in known
+            # The person's own "Connect with" for the address they were handed: completes it.
+            handover = known.get(account.id) == AccountStatus.PENDING_AUTHORIZATION
     except (OAuthFlowError, AccountLimitReached) as exc:
         state().session.rollback()  # nothing half-connected: no row, no token
         return _error(exc, prov, pending)
+    except PermissionDenied:  # changed meanwhile (role, setting): as a foreign state
+        state().session.rollback()
+        return _error(OAuthFlowError("state", "not allowed", provider=prov), prov, pending)
     state().session.commit()
     report = accounts.run_oauth_test(  # as the app when the owner may not manage (hand-over)
         state(), account, actor=actor() if _may_manage(account.owner) else None,
@@ -230,9 +293,15 @@ def callback(provider: str) -> Any:
     )  # fmt: skip
     state().session.commit()
     _stash(account, report)
-    verb = "Signed in again" if again else f"Connected with {prov.name}"
-    flash(f"{verb}: {account.email}. {_summary(report)}", "success" if report.ok else "error")
-    target = flow.safe_next(pending.next) or url_for(".account", account_id=account.id)
+    account_page = url_for(".account", account_id=account.id)
+    target = flow.safe_next(pending.next) or account_page
+    message = _done_message(
+        prov, account, again=again, handover=handover, report=report,
+        details_below=target.split("?", 1)[0] == account_page,
+    )  # fmt: skip
+    flash(message, "success" if report.ok else "error")
+    if report.ok:
+        after_save(account)  # the newest mail, at once (queued, or bounded in this request)
     response = redirect(target)
     response.headers["Referrer-Policy"] = "no-referrer"
     return response

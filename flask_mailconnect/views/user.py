@@ -18,6 +18,7 @@ from ..providers import current_catalog
 from ..signatures import sanitize_signature
 from .common import actor, load_account, ports, safe_back, state
 from .connect import ConnectPage, json_test, page_test, render_connect, wizard, wizard_test
+from .messages import after_save
 from .oauth import disconnect_hint
 
 
@@ -130,6 +131,7 @@ def reconnect(account_id: int) -> Any:
         return _render_reconnect(form, acct, report=exc.report, status=422)
     state().session.commit()
     flash(f"Reconnected {acct.email}.", "success")
+    after_save(acct)  # mail that arrived while it was disconnected, at once
     return redirect(url_for(".account", account_id=acct.id))
 
 
@@ -145,9 +147,11 @@ def disconnect(account_id: int) -> Any:
     form = ConfirmForm()
     if form.validate_on_submit():
         email, hint = acct.email, disconnect_hint(acct)  # OAuth: where to remove access
+        # What was stored, said as it was: an OAuth account never had a password here.
+        secret = "sign-in tokens" if acct.auth_method == "oauth2" else "saved password"
         accounts.disconnect(state(), acct, actor=actor())
         state().session.commit()
-        flash(f"Disconnected {email}. Its saved password and synced mail were deleted.", "success")
+        flash(f"Disconnected {email}. Its {secret} and synced mail were deleted.", "success")
         if hint:
             flash(hint, "info")
         back = safe_back()  # where the disconnect started (the admin list), same-site only

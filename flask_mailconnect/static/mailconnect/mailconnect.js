@@ -1,5 +1,7 @@
 /* Flask-MailConnect: progressive enhancement of the pages. Everything works without it.
-   - connect form: fill server settings from provider presets, reveal the details step,
+   - connect form: fill server settings from provider presets, or ask the server to look them
+     up ("Looking up servers for example.org..."; only the address is sent), offer a
+     provider's "Connect with ..." button instead of the password form, reveal the details step,
      "Test connection" through fetch (CSRF header), Save enabled only after a passing test;
    - signature: a small rich-text editor kept in sync with the plain textarea. */
 (function () {
@@ -27,14 +29,58 @@
     var spinner = form.querySelector("[data-mc-spinner]");
     var resultBox = form.querySelector("[data-mc-result]");
     var reconnecting = el.email.readOnly;
-    var remoteHits = {};  // domain -> provider found by the server (MX records)
+    var remote = {};  // domain -> the server's detection answer (/detect)
+    var status = form.querySelector("[data-mc-detect]");
+    var usePassword = false;  // "Use a password instead" was pressed
+    var asked = null;  // the address whose look-up is running
+    var seeded = document.getElementById("mc-detection");
+    if (seeded) {
+      var first = JSON.parse(seeded.textContent);
+      remote[first.domain] = first;
+    }
 
-    function detect(email) {
-      var domain = email.split("@").pop().toLowerCase().replace(/\.$/, "");
+    function domainOf(email) { return email.split("@").pop().toLowerCase().replace(/\.$/, ""); }
+
+    function known(email) {
+      var domain = domainOf(email);
       for (var key in presets) {
         if (presets[key].domains.indexOf(domain) !== -1) { return key; }
       }
-      return remoteHits[domain] || "other";
+      return null;
+    }
+
+    function detect(email) {
+      var hit = remote[domainOf(email)];
+      return known(email) || (hit && presets[hit.provider] ? hit.provider : "other");
+    }
+
+    function setStatus(text, busy) {
+      if (!status) { return; }
+      status.hidden = !text;
+      status.querySelector("[data-mc-detect-text]").textContent = text || "";
+      status.querySelector("[data-mc-detect-busy]").hidden = !busy;
+    }
+
+    // The provider's "Connect with ..." button in place of the password form, or none.
+    function offer(providerKey, email) {
+      var shown = null;
+      each(form.querySelectorAll("[data-mc-oauth-offer]"), function (panel) {
+        var on = !reconnecting && panel.getAttribute("data-mc-oauth-offer") === providerKey &&
+          presets[providerKey] && presets[providerKey].oauth;
+        panel.hidden = !on;
+        if (on) { shown = panel; }
+      });
+      if (shown) {
+        shown.querySelector("[data-mc-offer-domain]").textContent = domainOf(email);
+        shown.querySelector("[data-mc-use-password]").hidden = false;
+        var hint = document.querySelector("#mc-oauth-" + providerKey + " [data-mc-login-hint]");
+        if (hint) { hint.value = email; }
+      }
+      var oauthOnly = Boolean(shown) && !usePassword;
+      form.classList.toggle("mc-connect--oauth", oauthOnly);
+      each(form.querySelectorAll("[data-mc-password-part]"), function (node) {
+        node.hidden = oauthOnly;
+      });
     }
 
     function loginFor(preset, email) {
@@ -46,8 +92,12 @@
     function expected(providerKey, email) {
       var preset = presets[providerKey] || presets.other;
       var values = {provider: providerKey, username: loginFor(preset, email)};
+      // Servers the look-up found, for the provider it found (or "Other").
+      var hit = remote[domainOf(email)];
+      var found = hit && (hit.provider === providerKey) && !known(email) ? hit : null;
+      if (found && found.username) { values.username = found.username; }
       ["smtp", "imap"].forEach(function (proto) {
-        var server = preset[proto] || FALLBACK[proto];
+        var server = (found && found[proto]) || preset[proto] || FALLBACK[proto];
         values[proto + "_host"] = server.host;
         values[proto + "_port"] = String(server.port);
         values[proto + "_security"] = server.security;
@@ -162,20 +212,57 @@
       });
     }
 
-    // Domains no preset knows: ask the server (admin providers, then the domain's MX records).
+    // Domains no preset knows: the server looks them up (ISP database, the domain's own
+    // files, DNS). Only the address goes with the request, never the password.
     function detectRemote(email) {
       var url = form.getAttribute("data-detect-url");
-      if (!url || edited.provider || detect(email) !== "other") { return; }
+      var key = known(email);
+      if (asked === email) { return; }  // already asking (change, then Continue)
+      asked = null;
+      if (key) {
+        setStatus("Settings for " + (presets[key].name || key) + " filled in.", false);
+        offer(key, email);
+        return;
+      }
+      var hit = remote[domainOf(email)];
+      if (hit) {
+        setStatus(hit.message, false);
+        offer(hit.provider, email);
+        return;
+      }
+      if (!url) { return; }
+      asked = email;
+      offer(null, email);
+      setStatus("Looking up servers for " + domainOf(email) + "\u2026", true);
       fetch(url + "?email=" + encodeURIComponent(email), {
         credentials: "same-origin", headers: {"Accept": "application/json"}
-      }).then(function (response) { return response.json(); }).then(function (data) {
-        if (data.provider && data.provider !== "other" && presets[data.provider] &&
-            !edited.provider && el.email.value.trim() === email) {
-          remoteHits[email.split("@").pop().toLowerCase().replace(/\.$/, "")] = data.provider;
-          fill();
+      }).then(function (response) {
+        if (!response.ok) { throw new Error("HTTP " + response.status); }
+        return response.json();
+      }).then(function (data) {
+        if (asked !== email) { return; }  // the address changed meanwhile
+        asked = null;
+        remote[data.domain] = data;
+        if (!edited.provider) { fill(); }
+        setStatus(data.message, false);
+        offer(data.provider, email);
+      }).catch(function () {
+        // Detection is a convenience: typing the servers still works.
+        if (asked === email) {
+          asked = null;
+          setStatus("Servers for " + domainOf(email) + " could not be looked up: enter " +
+            "them below.", false);
         }
-      }).catch(function () { /* detection is a convenience: typing the servers still works */ });
+      });
     }
+
+    each(form.querySelectorAll("[data-mc-use-password]"), function (button) {
+      button.addEventListener("click", function () {
+        usePassword = true;
+        offer(null, el.email.value.trim());
+        (el.username.value ? el.password : el.username).focus();
+      });
+    });
 
     form.addEventListener("input", function (event) {
       if (event.target.name && event.target.name !== "email") { edited[event.target.name] = true; }
@@ -189,6 +276,7 @@
         SERVER_FIELDS.concat(["username"]).forEach(function (n) { edited[n] = false; });
         fill();
       } else if (name === "email" && !reconnecting && looksLikeEmail(el.email.value.trim())) {
+        usePassword = false;
         fill();
         showDetails();
         detectRemote(el.email.value.trim());
@@ -202,6 +290,7 @@
         if (looksLikeEmail(el.email.value.trim())) {
           fill();
           showDetails();
+          detectRemote(el.email.value.trim());
           (el.username.value ? el.password : el.username).focus();
         } else {
           showErrors({email: "Enter an email address such as name@example.com."});
@@ -220,6 +309,7 @@
         if (el[name] && el[name].value !== values[name]) { edited[name] = true; }
       });
       edited.provider = reconnecting || el.provider.value !== detect(el.email.value.trim());
+      if (seeded && !reconnecting) { offer(el.provider.value, el.email.value.trim()); }
     }
     update();
   }

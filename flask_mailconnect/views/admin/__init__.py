@@ -1,8 +1,9 @@
 """Admin pages: providers, every account, a person's accounts (on their behalf), the audit trail.
 
 Every view here is wrapped in :func:`~flask_mailconnect.views.common.admin_required` (the
-policy's ``admin`` action; others get 404, so the pages reveal nothing; the suite checks that
-no admin endpoint lacks it). Routes that touch one account also check ``manage`` on its owner
+policy's ``admin`` action; others get 403 with a page inside the host layout saying an
+administrator is needed, before anything is loaded; the suite checks that no admin endpoint
+lacks it). Routes that touch one account also check ``manage`` on its owner
 through :mod:`flask_mailconnect.accounts`.
 
 - :mod:`.providers`: admin-entered providers;
@@ -14,8 +15,12 @@ through :mod:`flask_mailconnect.accounts`.
 
 from __future__ import annotations
 
-from flask import Blueprint
+import logging
 
+from flask import Blueprint, current_app, render_template
+
+from ...exceptions import MissingUserHook
+from ..common import AdminRequired
 from . import accounts, audit, people, providers
 from .lists import owner_label, owner_url
 
@@ -51,6 +56,27 @@ def install(bp: Blueprint) -> None:
     bp.add_app_template_global(owner_label, "mailconnect_owner_label")
     bp.add_app_template_global(owner_url, "mailconnect_owner_url")
     bp.add_app_template_global(audit.describe, "mailconnect_describe")
+    # The two pages that answer "who may see this" before any page runs: not an administrator,
+    # and a host whose user objects need a hook (no ``id`` / name) to be told apart.
+    bp.register_error_handler(AdminRequired, admin_required_page)
+    bp.register_error_handler(MissingUserHook, missing_user_hook_page)
 
 
-__all__ = ["install"]
+def admin_required_page(exc: AdminRequired) -> tuple[str, int]:
+    """403 inside the host layout: an administrator is needed. In debug mode the page also
+    tells the developer which hook decides (``@mailconnect.admin_checker``)."""
+    return render_template("mailconnect/admin_required.html", debug=current_app.debug), 403
+
+
+def missing_user_hook_page(exc: MissingUserHook) -> tuple[str, int]:
+    """The host's user objects need a hook (``@mailconnect.user_id`` / ``user_label``): a page
+    inside the host layout naming it (the code to add shows in debug mode; always logged),
+    instead of an AttributeError's bare 500."""
+    logging.getLogger("flask_mailconnect").error("%s", exc)
+    page = render_template(
+        "mailconnect/setup_error.html", message=str(exc), debug=current_app.debug
+    )
+    return page, 500
+
+
+__all__ = ["admin_required_page", "install", "missing_user_hook_page"]

@@ -35,7 +35,7 @@ def _whose(event: AuditEvent) -> str:
             return "their account"
         return f"{owner_label(kind, ident)}'s account"
     if kind == "organization":
-        return "the organisation's account"
+        return "the organization's account"
     return f"the {owner_label(kind, ident)} account"
 
 

@@ -59,7 +59,7 @@ def owner_label(kind: str, ident: str) -> str:
         user = hooks.get_user(ident)
         label = hooks.label_of(user) if user is not None else f"user {ident}"
     elif kind == "organization":
-        label = "Organisation"
+        label = "Organization"  # as the scope filter and the scope page name it
     else:
         scope = hooks.scopes.get(kind)
         if scope is not None:

@@ -2,13 +2,17 @@
 
 An admin connects a password account for a person with the one connect wizard
 (:mod:`..connect`): the admin types the password the person gave them for a shared mailbox, or
-for a server the person cannot reach. An OAuth account is handed over instead: the admin names
-the provider and the address, the person gives consent themselves.
+for a server the person cannot reach. An OAuth account is connected by the admin signing in at
+the provider for the person ("Connect with Google" on their page, while
+``MAILCONNECT_ADMIN_OAUTH_ON_BEHALF`` is on), or handed over: the admin names the provider and
+the address, the person gives consent themselves.
+
+People are named by the host's ``@user_label`` with their address beside it (``user.email``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import abort, current_app, flash, g, redirect, render_template, url_for
 
@@ -24,12 +28,41 @@ from ..connect import ConnectPage, wizard, wizard_test
 from .lists import page_size
 
 
+class Person(NamedTuple):
+    """How the admin pages show a person: the host's label and, beside it, their address."""
+
+    id: str
+    label: str
+    email: str | None  #: ``None`` when the host's user has none, or the label is it
+
+    @classmethod
+    def of(cls, user: Any) -> Person:
+        hooks = state().hooks
+        label = hooks.label_of(user)
+        email = getattr(user, "email", None)
+        email = email if isinstance(email, str) and "@" in email else None
+        if email is not None and label.strip().lower() == email.lower():
+            # The default label is the address: show the person's name beside it instead.
+            name = next(
+                (
+                    str(v)
+                    for v in (getattr(user, a, None) for a in ("name", "full_name", "display_name"))
+                    if isinstance(v, str) and v.strip()
+                ),
+                None,
+            )
+            if name is None:
+                return cls(hooks.id_of(user), label, None)
+            label = name
+        return cls(hooks.id_of(user), label, email)
+
+
 @admin_required
 def admin_users() -> Any:
     q = search_text("q")  # the host's @user_search never sees more than SEARCH_MAX characters
     hooks = state().hooks
     found = hooks.search_users(q, page_size()) if q else []
-    people = [(hooks.id_of(u), hooks.label_of(u)) for u in found]
+    people = [Person.of(u) for u in found]
     return render_template(
         "mailconnect/admin/users.html", q=q, people=people, searchable=hooks.user_search is not None
     )
@@ -60,12 +93,17 @@ def _handover_form() -> HandoverForm:
 
 def _user_page(user_id: str, handover: HandoverForm | None = None, status: int = 200) -> Any:
     owner, user = _user_owner(user_id)
+    person = Person.of(user)
     return render_template(
         "mailconnect/admin/user.html",
         user_id=user_id,
-        user_label=state().hooks.label_of(user),
+        owner=owner,
+        person=person,
+        user_label=person.label,
         accounts=accounts.accounts_for(state(), owner),
         can_manage=state().policy.can(actor(), "manage", owner),
+        # "Connect with Google" for them: the admin signs in at the provider on their behalf.
+        on_behalf=accounts.may_consent_for(state(), actor(), owner),
         manage_own=current_app.config.get("MAILCONNECT_USERS_CAN_MANAGE_OWN", True),
         handover=handover or _handover_form(),
         action_form=ActionForm(),
@@ -100,7 +138,7 @@ def user_handover(user_id: str) -> Any:
         return _user_page(user_id, form, 422)
     state().session.commit()
     flash(
-        f"Created {account.email}. {state().hooks.label_of(user)} sees “Complete authorization” "
+        f"Created {account.email}. {Person.of(user).label} sees “Complete authorization” "
         "on their email page and signs in with the provider themselves.",
         "success",
     )
@@ -110,7 +148,7 @@ def user_handover(user_id: str) -> Any:
 def _connect_page(user_id: str) -> ConnectPage:
     """The wizard for ``user_id``'s own account; done, back to their page."""
     owner, user = _user_owner(user_id)
-    label = state().hooks.label_of(user)
+    label = Person.of(user).label
     back = url_for(".admin_user", user_id=user_id)
     return ConnectPage(
         owner=owner,

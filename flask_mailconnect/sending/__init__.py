@@ -15,7 +15,14 @@ sends messages prepared by compose.py. ``MailConnect.send`` uses a Sender for on
   :class:`~flask_mailconnect.exceptions.DeliveryUnknownError` and nothing is retried.
 * OAuth: the connection is renewed before the access token's expiry (within ``min_validity``).
 * The Sent copy (IMAP APPEND with ``\\Seen``) is made only where the provider does not keep one
-  itself; a failed copy is logged and reported in the result, never a failed send.
+  itself; a failed copy is logged and reported in the result, never a failed send. A single
+  send appends its copy before returning; a bulk session queues copies and appends them in
+  batches (one MULTIAPPEND where the server has it) of :data:`COPY_BATCH` messages, at the
+  latest :data:`COPY_DELAY` after the oldest was queued, and on close: its results say
+  ``sent_copy_pending`` and ``Sender.results`` is updated when the batch is saved.
+* ``Sender.results`` is a :class:`~flask_mailconnect.sending.outcomes.SendLog`: every message
+  counted, the most recent :data:`~flask_mailconnect.sending.outcomes.RESULTS_KEPT` outcomes
+  kept, so a session's memory does not grow with the number of messages.
 
 Like accounts.py, nothing here commits: the caller owns the transaction.
 """
@@ -25,148 +32,67 @@ from __future__ import annotations
 import email.errors
 import logging
 import smtplib
-from dataclasses import dataclass, replace
+import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from email.message import Message
 from types import TracebackType
-from typing import Any
 
-from . import codes as errors
-from . import credentials, signals
-from .accounts import require
-from .accounts.status import RECONNECT_CODES, record_failure, record_success
-from .codes import message_for
-from .compose import Prepared, prepare
-from .exceptions import (
+from .. import codes as errors
+from .. import credentials, signals
+from ..accounts import require
+from ..accounts.status import RECONNECT_CODES, record_failure, record_success
+from ..compose import Prepared, prepare
+from ..exceptions import (
     AccountNeedsReconnectError,
-    AccountNotConnectedError,
     ConnectionFailed,
-    CredentialsUnavailable,
     DeliveryUnknownError,
     EncryptionKeyError,
     GraphNotGranted,
-    InactiveAccountError,
-    InternationalAddressUnsupported,
     InvalidMessage,
-    MessageTooLarge,
-    NeedsReconnect,
     PermanentSendError,
     SendError,
     TokenError,
-    TokenRefreshUnavailable,
     TransientSendError,
 )
-from .models import AccountStatus, MailAccount, utcnow
-from .oauth.refresh import fresh_access_token, fresh_graph_token
-from .owners import Actor
-from .providers import current_catalog
-from .runtime import Runtime
-from .transport.graph import GraphOutcomeUnknown, send_via_graph
-from .transport.settings import ServerSettings
-from .transport.smtp import open_smtp
-from .transport.submit import SentCopy, SubmitFailed, quit_quietly, submit
+from ..models import MailAccount, utcnow
+from ..oauth.refresh import fresh_access_token, fresh_graph_token
+from ..owners import Actor
+from ..runtime import Runtime
+from ..transport.graph import send_via_graph
+from ..transport.settings import ServerSettings
+from ..transport.smtp import open_smtp
+from ..transport.submit import SentCopy, SubmitFailed, quit_quietly, submit
+from .failures import (
+    UNKNOWN_MESSAGE,
+    check_usable,
+    credential_failure,
+    graph_error,
+    graph_url,
+    keeps_sent_copy,
+    submit_error,
+)
+from .outcomes import RESULTS_KEPT, MessageOutcome, SendLog, SendResult
 
 log = logging.getLogger("flask_mailconnect.sending")
 
 #: Renew the connection (and the token) when the access token has less than this left.
 TOKEN_MARGIN = timedelta(minutes=5)
-
-UNKNOWN_MESSAGE = (
-    "Delivery unknown: may have been sent. The connection broke after the whole message went "
-    "out, before the server confirmed it. It was not sent again; check the recipient's inbox "
-    "or the Sent folder before sending it once more."
-)
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """A message the server accepted.
-
-    ``accepted``: recipients the server took (all of them for Graph, which does not say);
-    ``refused``: recipients refused while others were accepted, mapped to ``(code, reply)``;
-    ``sent_copy``: the IMAP folder a copy was appended to (``None``: not made here, e.g. the
-    provider keeps one, or it failed: then ``sent_copy_error`` holds a stable code).
-    """
-
-    message_id: str
-    accepted: list[str]
-    refused: dict[str, tuple[int, str]]
-    account_id: int
-    via: str
-    sent_at: datetime
-    sent_copy: str | None = None
-    sent_copy_error: str | None = None
-
-
-@dataclass(frozen=True)
-class MessageOutcome:
-    """One message of a bulk session: its position, and the result or the error."""
-
-    index: int
-    message_id: str | None
-    result: SendResult | None = None
-    error: SendError | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.result is not None
-
-
-def check_usable(account: MailAccount) -> None:
-    """Refuse, before any connection, an account that must not or cannot send."""
-    if not account.active:
-        raise InactiveAccountError(
-            f"{account.email} is deactivated (Active: no); an administrator can reactivate it.",
-            code="inactive",
-        )
-    if account.status == AccountStatus.PENDING_AUTHORIZATION:
-        raise AccountNotConnectedError(
-            f"{account.email} is awaiting authorization: its owner must complete the sign-in.",
-            code="not_connected",
-        )
-    if account.status == AccountStatus.NEEDS_RECONNECT:
-        raise AccountNeedsReconnectError(
-            account.last_error_message
-            or f"{account.email} needs to be signed in again before it can send.",
-            code=account.last_error_code or "needs_reconnect",
-        )
-
-
-def keeps_sent_copy(account: MailAccount) -> bool:
-    """Does the provider file sent mail itself (Gmail, Microsoft)? Then no IMAP copy."""
-    return current_catalog().for_account(account).keeps_sent_copy
-
-
-def _graph_url(account: MailAccount) -> str:
-    provider = current_catalog().for_account(account)
-    if not provider.graph_url:
-        raise PermanentSendError(
-            f"{account.email} is set to send through Microsoft Graph, but its provider has no "
-            "Graph endpoint.",
-            code="graph_unavailable",
-        )
-    return provider.graph_url
-
-
-def _credential_failure(exc: TokenError | EncryptionKeyError) -> SendError:
-    """The send error for a credential that could not be had; nothing was sent."""
-    if isinstance(exc, NeedsReconnect):  # the refresh marked the account and fired the signal
-        return AccountNeedsReconnectError(str(exc), code=exc.error or "token_revoked")
-    if isinstance(exc, TokenRefreshUnavailable):
-        return TransientSendError(str(exc), code="token_refresh_unavailable")
-    if isinstance(exc, EncryptionKeyError):  # no connection opened: retry once the key is back
-        return CredentialsUnavailable(
-            message_for(errors.KEY_UNAVAILABLE), code=errors.KEY_UNAVAILABLE
-        )
-    return PermanentSendError(str(exc), code="token_error")
+#: A bulk session appends Sent copies this many at a time ...
+COPY_BATCH = 50
+#: ... or once they hold this many bytes ...
+COPY_BATCH_BYTES = 4 * 1024 * 1024
+#: ... or once the oldest has waited this many seconds (checked at the next send and on close).
+COPY_DELAY = 5.0
 
 
 class Sender:
     """Sends messages from one account over one connection (reconnecting when needed).
 
     Use as a context manager (``with mailconnect.sending(account) as conn``); ``send`` returns a
-    :class:`SendResult` or raises a :class:`SendError`; ``results`` lists every message's
-    outcome in order. Not thread-safe: one Sender per thread.
+    :class:`SendResult` or raises a :class:`SendError`; ``results`` (a :class:`SendLog`) counts
+    every message and keeps the most recent outcomes in order. Not thread-safe: one Sender per
+    thread.
     """
 
     def __init__(
@@ -178,7 +104,8 @@ class Sender:
         self.state = state
         self.account = account
         self.actor = actor
-        self.results: list[MessageOutcome] = []
+        #: Every message counted, the most recent outcomes kept (see SendLog).
+        self.results = SendLog(RESULTS_KEPT)
         #: Connections opened (1 plus reconnects): for logs and tests.
         self.connections = 0
         self._bulk = bulk
@@ -187,6 +114,11 @@ class Sender:
         self._settings: ServerSettings | None = None
         self._sent_on_client = 0
         self._copy: SentCopy | None = None
+        #: Bulk: copies waiting for their batch (session index, message id, bytes, sent at).
+        self._copies: list[tuple[int, str, bytes, datetime]] = []
+        self._copies_bytes = 0
+        self._copies_since = 0.0
+        self._last_copy_error: str | None = None
         self._keeps_copy: bool | None = None
         self._last_sent: datetime | None = None
         #: A (re)connection of this session was refused: its recorded failure must stand.
@@ -211,6 +143,7 @@ class Sender:
         self._closed = True
         quit_quietly(self._client)
         self._client = None
+        self._flush_copies()
         if self._copy is not None:
             self._copy.close()
         self._bookkeep()
@@ -228,7 +161,8 @@ class Sender:
         """Send one message; see the module doc for what is retried (only what is safe)."""
         if self._closed:
             raise RuntimeError("this sending connection is closed")
-        index = len(self.results)
+        self._flush_due()
+        index = self.results.total
         prepared: Prepared | None = None
         try:
             check_usable(self.account)
@@ -307,35 +241,10 @@ class Sender:
                     )
                     self._drop()
                     continue  # MAIL FROM never got an answer: nothing of this message was seen
-                raise self._submit_error(exc, prepared) from None
+                raise submit_error(exc, prepared) from None
             self._sent_on_client += 1
             return self._finish(prepared, "smtp", outcome.accepted, outcome.refused)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _submit_error(self, exc: SubmitFailed, prepared: Prepared) -> SendError:
-        details: dict[str, Any] = {
-            "code": exc.code, "smtp_code": exc.smtp_code, "refused": exc.refused,
-            "message_id": prepared.message_id,
-        }  # fmt: skip
-        if exc.kind == "unknown":
-            return DeliveryUnknownError(UNKNOWN_MESSAGE, **details)
-        where = {"mail": "the sender", "rcpt": "the recipients", "data": "the message",
-                 "end": "the message"}[exc.stage]  # fmt: skip
-        if exc.code == errors.SMTPUTF8_UNSUPPORTED:  # before MAIL FROM, connection kept
-            return InternationalAddressUnsupported(
-                [prepared.envelope_from, *prepared.recipients], **details
-            )
-        if exc.code == errors.MESSAGE_TOO_LARGE:  # before MAIL FROM when the server said SIZE
-            return MessageTooLarge(size=exc.size, limit=exc.size_limit, **details)
-        if exc.kind == "transient":
-            if exc.smtp_code is None:
-                text = "The connection to the server was lost before the message was complete."
-                if exc.code == errors.TIMEOUT:
-                    text = "The server did not answer in time; the message was not sent."
-            else:
-                text = f"The server refused {where} for now ({exc.smtp_code}); try again later."
-            return TransientSendError(text + " Nothing was delivered.", **details)
-        return PermanentSendError(f"The server refused {where} ({exc.smtp_code}).", **details)
 
     def _token_expiring(self) -> bool:
         expires = self.account.token_expires_at if self.account.auth_method == "oauth2" else None
@@ -367,7 +276,7 @@ class Sender:
                         self.state, self.account, min_validity=TOKEN_MARGIN
                     )
             except (TokenError, EncryptionKeyError) as exc:
-                raise _credential_failure(exc) from None
+                raise credential_failure(exc) from None
         return self._settings
 
     def _open(self) -> smtplib.SMTP:
@@ -397,7 +306,7 @@ class Sender:
 
     def _send_graph(self, prepared: Prepared) -> SendResult:
 
-        url = _graph_url(self.account)
+        url = graph_url(self.account)
         for attempt in (1, 2):
             token = self._graph_token(force=attempt == 2)
             try:
@@ -424,41 +333,30 @@ class Sender:
         except GraphNotGranted as exc:
             raise PermanentSendError(str(exc), code=errors.GRAPH_SEND_DENIED) from None
         except (TokenError, EncryptionKeyError) as exc:
-            raise _credential_failure(exc) from None
+            raise credential_failure(exc) from None
 
     def _graph_error(self, exc: ConnectionFailed, prepared: Prepared) -> SendError:
-
-        details: dict[str, Any] = {"code": exc.code, "message_id": prepared.message_id}
-        if isinstance(exc, GraphOutcomeUnknown):
-            # The POST went out (read timeout, connection lost, 500/502/504): Graph may have
-            # sent the message. Checked first: never retryable.
-            return DeliveryUnknownError(UNKNOWN_MESSAGE, **details)
-        if exc.code in (errors.TOKEN_REJECTED, errors.GRAPH_SEND_DENIED):
-            return self._login_error(exc)
-        if exc.code == errors.GRAPH_REJECTED:
-            return PermanentSendError(exc.message, **details)
-        if exc.code == errors.GRAPH_THROTTLED:
-            return TransientSendError(exc.message, retry_after=exc.retry_after, **details)
-        if exc.code in (
-            errors.REFUSED, errors.HOST_NOT_FOUND, errors.BLOCKED_ADDRESS, errors.TIMEOUT,
-            errors.NETWORK_ERROR,
-        ):  # fmt: skip
-            # Before the request was sent (connect timeout, refused, no such host).
-            return TransientSendError(exc.message + " Nothing was sent.", **details)
-        return PermanentSendError(exc.message, **details)
+        mapped = graph_error(exc, prepared)
+        return mapped if mapped is not None else self._login_error(exc)
 
     def _finish(
         self, prepared: Prepared, via: str, accepted: list[str],
         refused: dict[str, tuple[int, str]],
     ) -> SendResult:  # fmt: skip
         sent_at = utcnow()
-        folder, copy_error = None, None
+        folder, copy_error, pending = None, None, False
         if via == "smtp" and self.account.imap_host and not self._provider_keeps_copy():
-            folder, copy_error = self._save_copy(prepared, sent_at)
+            if self._bulk:
+                pending = self._queue_copy(prepared, sent_at)
+                if not pending:  # its batch was saved just now: this message's copy was last
+                    copy_error = self._last_copy_error
+                    folder = None if copy_error else self._copier().folder
+            else:
+                folder, copy_error = self._save_copy(prepared, sent_at)
         return SendResult(
             message_id=prepared.message_id, accepted=list(accepted), refused=dict(refused),
             account_id=self.account.id, via=via, sent_at=sent_at, sent_copy=folder,
-            sent_copy_error=copy_error,
+            sent_copy_error=copy_error, sent_copy_pending=pending,
         )  # fmt: skip
 
     def _provider_keeps_copy(self) -> bool:
@@ -466,18 +364,55 @@ class Sender:
             self._keeps_copy = keeps_sent_copy(self.account)
         return self._keeps_copy
 
-    def _save_copy(self, prepared: Prepared, when: datetime) -> tuple[str | None, str | None]:
+    def _copier(self) -> SentCopy:
         if self._copy is None:
             assert self._settings is not None
             self._copy = SentCopy(self._settings, self._options, self.account.folder_sent)
-        error = self._copy.save(prepared.full_bytes, when)
+        return self._copy
+
+    def _save_copy(self, prepared: Prepared, when: datetime) -> tuple[str | None, str | None]:
+        error = self._copier().save(prepared.full_bytes, when)
         if error is not None:
-            log.warning(
-                "Account %s: sent message %s, but its copy was not saved to the Sent folder (%s)",
-                self.account.id, prepared.message_id, error,
-            )  # fmt: skip
+            self._copy_failed(prepared.message_id, error)
             return None, error
-        return self._copy.folder, None
+        return self._copier().folder, None
+
+    def _copy_failed(self, message_id: str, error: str) -> None:
+        log.warning(
+            "Account %s: sent message %s, but its copy was not saved to the Sent folder (%s)",
+            self.account.id, message_id, error,
+        )  # fmt: skip
+
+    def _queue_copy(self, prepared: Prepared, when: datetime) -> bool:
+        """Queue this message's copy; save the batch when it is full. True: still queued
+        (the batch is saved later); False: saved now with this batch (see _last_copy_error)."""
+        if not self._copies:
+            self._copies_since = time.monotonic()
+        self._copies.append((self.results.total, prepared.message_id, prepared.full_bytes, when))
+        self._copies_bytes += len(prepared.full_bytes)
+        if len(self._copies) >= COPY_BATCH or self._copies_bytes >= COPY_BATCH_BYTES:
+            self._flush_copies()
+            return False
+        return True
+
+    def _flush_due(self) -> None:
+        if self._copies and time.monotonic() - self._copies_since >= COPY_DELAY:
+            self._flush_copies()
+
+    def _flush_copies(self) -> None:
+        """Save the queued copies (one MULTIAPPEND where the server has it) and record each
+        outcome in ``results``; a failed copy is logged, never a failed send."""
+        batch, self._copies, self._copies_bytes = self._copies, [], 0
+        if not batch:
+            return
+        outcomes = self._copier().save_many([(data, when) for _, _, data, when in batch])
+        folder = self._copier().folder
+        self._last_copy_error = None
+        for (index, message_id, _, _), error in zip(batch, outcomes, strict=True):
+            if error is not None:
+                self._copy_failed(message_id, error)
+            self._last_copy_error = error
+            self.results.copy_saved(index, None if error else folder, error)
 
 
 def send(
@@ -489,8 +424,10 @@ def send(
 
 
 __all__ = [
+    "COPY_BATCH",
     "InvalidMessage",
     "MessageOutcome",
+    "SendLog",
     "SendResult",
     "Sender",
     "check_usable",

@@ -1,0 +1,309 @@
+"""One fetched message as the message page shows it: headers decoded, body made safe.
+
+Pure (no Flask, no database, no network): :func:`render_message` takes the RFC 5322 bytes and
+returns a :class:`MessageView`.
+
+- Headers go through :mod:`.transport.headers`, the same decoding the recent-mail list uses
+  (8-bit and unknown charsets, encoded words, comments), so the page and the list agree.
+- The body is the HTML part when there is one (``multipart/alternative``), else the plain text
+  part. Each part's bytes are decoded by its declared charset, then UTF-8, then Windows-1252:
+  a wrong or unknown charset never raises and never shows U+FFFD boxes for a whole message.
+- HTML is sanitised with nh3 (ammonia) against an allowlist fit for mail: formatting, tables,
+  links (``rel="noopener noreferrer"``), a short list of harmless CSS properties (nothing that
+  takes a URL, nothing that positions); scripts, styles sheets, forms, frames, event handlers
+  and ``javascript:`` URLs are removed with their content.
+- Remote images (``http(s):`` sources) are replaced by a small inline placeholder unless
+  ``show_images`` is true; ``cid:`` images (inline attachments) always are. No request leaves
+  the browser for a blocked image: the page's Content-Security-Policy (views/messages.py)
+  also refuses them.
+- Attachments are listed by name, type and decoded size; nothing is downloadable.
+"""
+
+from __future__ import annotations
+
+import email
+import html
+from dataclasses import dataclass, field
+from datetime import datetime
+from email import policy
+from email.message import Message
+from typing import Any
+
+import nh3
+
+from .transport.headers import (
+    clean_text,
+    decode_bytes,
+    decode_header_value,
+    format_sender,
+    parse_date,
+    text_codec,
+)
+
+#: Tags kept in a message body (their text is kept for any other tag).
+TAGS = {
+    "a", "abbr", "address", "b", "big", "blockquote", "br", "caption", "center", "cite",
+    "code", "col", "colgroup", "dd", "del", "div", "dl", "dt", "em", "font", "h1", "h2", "h3",
+    "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "li", "ol", "p", "pre", "q", "s",
+    "small", "span", "strike", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th",
+    "thead", "tr", "tt", "u", "ul",
+}  # fmt: skip
+#: Removed together with their content.
+REMOVED_WITH_CONTENT = {"script", "style", "title", "head", "template", "noscript", "iframe",
+                        "object", "embed", "svg", "math", "form", "select", "textarea"}  # fmt: skip
+ATTRIBUTES = {
+    "*": {"style", "title", "dir", "lang", "align", "valign", "width", "height"},
+    "a": {"href"},
+    "img": {"src", "alt"},
+    "font": {"color", "face", "size"},
+    "table": {"border", "cellpadding", "cellspacing", "bgcolor"},
+    "td": {"bgcolor", "colspan", "rowspan", "nowrap"},
+    "th": {"bgcolor", "colspan", "rowspan", "nowrap"},
+    "tr": {"bgcolor"},
+    "col": {"span"},
+    "colgroup": {"span"},
+    "ol": {"start", "type"},
+    "li": {"value"},
+}
+#: CSS properties kept in style attributes: none takes a URL or moves the box out of the page.
+STYLE_PROPERTIES = {
+    "background-color", "border", "border-bottom", "border-collapse", "border-color",
+    "border-left", "border-radius", "border-right", "border-spacing", "border-style",
+    "border-top", "border-width", "color", "direction", "display", "font", "font-family",
+    "font-size", "font-style", "font-weight", "height", "letter-spacing", "line-height",
+    "margin", "margin-bottom", "margin-left", "margin-right", "margin-top", "max-width",
+    "min-width", "padding", "padding-bottom", "padding-left", "padding-right", "padding-top",
+    "text-align", "text-decoration", "text-indent", "text-transform", "vertical-align",
+    "white-space", "width", "word-break", "word-wrap",
+}  # fmt: skip
+URL_SCHEMES = {"http", "https", "mailto", "tel", "data"}
+#: What a blocked image shows instead (a grey picture icon; inline, so nothing is requested).
+BLOCKED_IMAGE = (
+    "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' width='24' height='24' "
+    "viewBox='0 0 24 24' fill='none' stroke='%2394a3b8' stroke-width='1.5'%3E%3Crect x='3' "
+    "y='4' width='18' height='16' rx='2'/%3E%3Ccircle cx='9' cy='10' r='2'/%3E%3Cpath "
+    "d='M21 17l-5-5-9 8'/%3E%3C/svg%3E"
+)
+#: Characters of a text body shown (a longer one is cut and says so).
+TEXT_LIMIT = 500_000
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str
+    content_type: str
+    size: int  #: decoded bytes
+
+
+@dataclass(frozen=True)
+class MessageView:
+    """What the message page renders. ``html`` is sanitised markup (safe to mark safe)."""
+
+    uid: int
+    folder: str
+    subject: str
+    sender: str
+    to: str
+    cc: str
+    reply_to: str
+    date: datetime | None
+    html: str | None
+    text: str | None
+    attachments: list[Attachment] = field(default_factory=list)
+    blocked_images: int = 0  #: remote images replaced by the placeholder
+    remote_images: int = 0  #: remote images in the body (shown or not)
+    truncated: bool = False  #: the server's copy is bigger than what was fetched
+
+
+def _address_list(message: Message, name: str, charset: str | None) -> str:
+    """Every address of the ``name`` headers, each formatted as the sender is (decoded names,
+    comments removed); raw 8-bit bytes go through the same charset chain."""
+    found = []
+    for value in message.get_all(name) or []:
+        for part in _split_addresses(str(value)):
+            text = format_sender(part.strip().encode("utf-8", "surrogateescape"), charset)
+            if text:
+                found.append(text)
+    return ", ".join(found)
+
+
+def _split_addresses(text: str) -> list[str]:
+    """Split on commas outside quotes, comments and angle brackets."""
+    out, current, depth, quoted, angle = [], [], 0, False, False
+    for char in text:
+        if char == '"' and not depth:
+            quoted = not quoted
+        elif not quoted:
+            if char == "(":
+                depth += 1
+            elif char == ")" and depth:
+                depth -= 1
+            elif char == "<" and not depth:
+                angle = True
+            elif char == ">" and not depth:
+                angle = False
+            elif char == "," and not (depth or angle):
+                out.append("".join(current))
+                current = []
+                continue
+        current.append(char)
+    out.append("".join(current))
+    return [p for p in out if p.strip()]
+
+
+def _part_text(part: Message, fallback_charset: str | None) -> str:
+    payload = part.get_payload(decode=True)
+    raw = payload if isinstance(payload, bytes) else b""
+    declared = part.get_content_charset()
+    return decode_bytes(raw, declared if text_codec(declared) else None, fallback_charset)
+
+
+def _filename(part: Message, charset: str | None) -> str:
+    try:
+        name = part.get_filename()
+    except Exception:  # a broken RFC 2231 parameter: still listed, without its name
+        name = None
+    return decode_header_value(name, charset) if name else ""
+
+
+def _has_name(part: Message) -> bool:
+    try:
+        return bool(
+            part.get_param("name") or part.get_param("filename", None, "content-disposition")
+        )
+    except Exception:
+        return False
+
+
+def _parts(message: Message) -> tuple[Message | None, Message | None, list[Message]]:
+    """(first HTML part, first plain part, attachments) outside attachments' own trees."""
+    html_part = text_part = None
+    attachments: list[Message] = []
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        kind = part.get_content_type()
+        disposition = part.get_content_disposition()
+        named = _has_name(part)
+        is_text = kind in ("text/plain", "text/html")
+        if disposition == "attachment" or not is_text or (named and disposition == "inline"):
+            attachments.append(part)
+        elif kind == "text/html" and html_part is None:
+            html_part = part
+        elif kind == "text/plain" and text_part is None:
+            text_part = part
+    return html_part, text_part, attachments
+
+
+class _ImageRewriter:
+    """nh3's attribute filter: counts and replaces image sources (and drops risky values)."""
+
+    def __init__(self, show_images: bool) -> None:
+        self.show_images = show_images
+        self.remote = 0
+        self.blocked = 0
+
+    def __call__(self, tag: str, attribute: str, value: str) -> str | None:
+        if tag == "img" and attribute == "src":
+            lowered = value.strip().lower()
+            if lowered.startswith(("http://", "https://", "//")):
+                self.remote += 1
+                if self.show_images and not lowered.startswith("//"):
+                    return value
+                self.blocked += 1
+                return BLOCKED_IMAGE
+            if lowered.startswith("data:image/") and not lowered.startswith("data:image/svg"):
+                return value  # embedded in the message: no request
+            self.blocked += 1
+            return BLOCKED_IMAGE  # cid:, svg, anything else
+        if attribute == "href" and value.strip().lower().startswith("data:"):
+            return None  # data: links open documents the sanitiser never saw
+        if attribute == "style" and any(w in value.lower() for w in ("url(", "expression", "\\")):
+            return None
+        return value
+
+
+def sanitize_html(markup: str, *, show_images: bool = False) -> tuple[str, int, int]:
+    """Safe markup for a message body: ``(html, remote images, blocked images)``."""
+    rewriter = _ImageRewriter(show_images)
+    cleaned = nh3.clean(
+        markup,
+        tags=TAGS,
+        clean_content_tags=REMOVED_WITH_CONTENT,
+        attributes=ATTRIBUTES,
+        attribute_filter=rewriter,
+        url_schemes=URL_SCHEMES,
+        filter_style_properties=STYLE_PROPERTIES,
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
+    return cleaned, rewriter.remote, rewriter.blocked
+
+
+def render_message(
+    raw: bytes,
+    *,
+    uid: int,
+    folder: str,
+    arrived: datetime | None = None,
+    show_images: bool = False,
+    truncated: bool = False,
+) -> MessageView:
+    """Parse and make safe one message (see the module doc). Never raises on bad mail."""
+    message = email.message_from_bytes(raw, policy=policy.compat32)
+    try:
+        charset = text_codec(message.get_content_charset())
+    except Exception:
+        charset = None
+
+    def header(name: str) -> Any:
+        for key, value in message.raw_items():
+            if key.lower() == name:
+                return str(value).encode("utf-8", "surrogateescape")
+        return None
+
+    html_part, text_part, attached = _parts(message)
+    body_html = body_text = None
+    remote = blocked = 0
+    if html_part is not None:
+        body_html, remote, blocked = sanitize_html(
+            clean_text(_part_text(html_part, charset)), show_images=show_images
+        )
+    elif text_part is not None or not message.is_multipart():
+        body_text = clean_text(_part_text(text_part or message, charset))[:TEXT_LIMIT]
+    attachments = []
+    for part in attached:
+        payload = part.get_payload(decode=True)
+        attachments.append(
+            Attachment(
+                name=_filename(part, charset) or "(no name)",
+                content_type=part.get_content_type(),
+                size=len(payload) if isinstance(payload, bytes) else 0,
+            )
+        )
+    return MessageView(
+        uid=uid,
+        folder=folder,
+        subject=decode_header_value(header("subject"), charset),
+        sender=format_sender(header("from"), charset),
+        to=_address_list(message, "to", charset),
+        cc=_address_list(message, "cc", charset),
+        reply_to=_address_list(message, "reply-to", charset),
+        date=parse_date(header("date"), arrived),
+        html=body_html,
+        text=body_text,
+        attachments=attachments,
+        blocked_images=blocked,
+        remote_images=remote,
+        truncated=truncated,
+    )
+
+
+def as_text(view: MessageView) -> str:
+    """The body as plain text (for hosts that show a preview); HTML reduced to its text."""
+    if view.text is not None:
+        return view.text
+    return html.unescape(nh3.clean(view.html or "", tags=set()))
+
+
+__all__ = ["Attachment", "MessageView", "as_text", "render_message", "sanitize_html"]

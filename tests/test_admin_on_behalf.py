@@ -1,0 +1,161 @@
+"""An admin signs in at the provider for a person (MAILCONNECT_ADMIN_OAUTH_ON_BEHALF, default on).
+
+VanillaSoft's flow: the admin finds a caller, clicks "Connect with Google" on the caller's page,
+signs in for them; the account is the caller's, the audit trail and the signal name the admin as
+the actor. Against the local Authlib OAuth server; Test connection logs in with XOAUTH2 to
+aiosmtpd and Dovecot (tests/test_oauth_flow.py's fixtures).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from flask_mailconnect import PermissionDenied, account_connected
+from flask_mailconnect.models import AccountStatus, AuditEvent, MailAccount
+from tests import hostapp
+from tests.conftest import login
+from tests.hostapp import User
+from tests.test_handover import hand_over, register_callbacks
+from tests.test_oauth_flow import EMAIL, app, back, connect, consent, oauth_app, server  # noqa: F401
+
+__all__ = ["app", "oauth_app", "server"]  # fixtures used by name
+
+PERSON = "/email/admin/users/1"  # alice@example.test
+
+
+def start_for_alice(client: FlaskClient, provider: str = "google") -> Any:
+    """Post the "Connect with ..." form of alice's admin page, as the page renders it."""
+    page = client.get(PERSON).get_data(as_text=True)
+    form = re.search(
+        rf'<form method="post" action="(/email/oauth/{provider}/start)"[^>]*>(.*?)</form>',
+        page,
+        re.S,
+    )
+    assert form, "no Connect with button on the person's page"
+    fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', form.group(2)))
+    assert fields["owner_kind"] == "user" and fields["owner_id"] == "1"
+    assert fields["next"] == PERSON
+    return client.post(form.group(1), data=fields)
+
+
+def accounts_now() -> list[MailAccount]:
+    hostapp.db.session.expire_all()
+    return list(hostapp.db.session.scalars(sa.select(MailAccount).order_by(MailAccount.id)))
+
+
+def audit_rows() -> list[tuple[str, str | None, str | None, str | None]]:
+    query = sa.select(AuditEvent).order_by(AuditEvent.id)
+    return [
+        (e.action, e.actor_id, f"{e.owner_kind}:{e.owner_id}", e.detail)
+        for e in hostapp.db.session.scalars(query)
+    ]
+
+
+def test_admin_signs_in_for_a_person(client: FlaskClient, app: Flask) -> None:  # noqa: F811
+    register_callbacks(app)
+    seen: list[dict[str, Any]] = []
+
+    def record(sender: Any, **extra: Any) -> None:
+        seen.append({"actor": str(extra["actor"].id), "owner": extra["account"].owner})
+
+    login(client, 3)
+    page = client.get(PERSON).get_data(as_text=True)
+    assert "data-mc-on-behalf" in page and "Connect with Google" in page
+    with account_connected.connected_to(record, app):
+        started = start_for_alice(client)
+        assert started.status_code == 302, started.get_data(as_text=True)[:300]
+        # The provider is told whose sign-in is expected (the person's address).
+        query = parse_qs(urlsplit(started.headers["Location"]).query)
+        assert query["login_hint"] == ["alice@example.test"]
+        shown = requests.get(started.headers["Location"], timeout=5).text
+        assert "value='alice@example.test'" in shown
+        finished = back(client, consent(started.headers["Location"], EMAIL))
+    assert finished.status_code == 302 and finished.headers["Location"] == PERSON
+    [account] = accounts_now()
+    assert account.owner == ("user", "1") and account.connected_by == "3"
+    assert account.status == AccountStatus.CONNECTED and account.email == EMAIL
+    assert seen == [{"actor": "3", "owner": ("user", "1")}]
+    assert ("connect", "3", "user:1", "oauth2, on behalf") in audit_rows()
+    with client.session_transaction() as session:
+        [(category, message)] = session["_flashes"]
+    assert category == "success", message
+    assert message.startswith(f"Connected {EMAIL} with Google for alice@example.test.")
+    # Back on the person's page, which lists no test results: nothing "below" to see.
+    assert "sending and receiving both work" in message and "below" not in message
+    audit = client.get("/email/admin/audit").get_data(as_text=True)
+    assert f"admin admin@example.test connected alice@example.test&#39;s account {EMAIL}" in audit
+    # The person sees it as theirs, connected, with nothing left for them to do.
+    login(client, 1)
+    index = client.get("/email/").get_data(as_text=True)
+    assert EMAIL in index and "Complete authorization" not in index
+
+
+def test_turned_off_admins_hand_over_instead(client: FlaskClient, app: Flask) -> None:  # noqa: F811
+    register_callbacks(app)
+    app.config["MAILCONNECT_ADMIN_OAUTH_ON_BEHALF"] = False
+    login(client, 3)
+    page = client.get(PERSON).get_data(as_text=True)
+    assert "data-mc-on-behalf" not in page and "Hand over an account" in page
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert token
+    data = {"csrf_token": token.group(1), "owner_kind": "user", "owner_id": "1"}
+    refused = client.post("/email/oauth/google/start", data=data)
+    assert refused.status_code == 403
+    assert 'data-mc-oauth-error="on_behalf_off"' in refused.get_data(as_text=True)
+    # Their own accounts still connect: the setting is about other people's.
+    own = connect(client)
+    assert own.status_code == 302
+    assert [a.owner for a in accounts_now()] == [("user", "3")]
+    # The Python API says the same for an admin actor.
+    from flask_mailconnect import accounts
+    from flask_mailconnect.oauth.flow import OAuthGrant
+
+    with app.test_request_context():
+        runtime = app.extensions["mailconnect"]
+        admin = runtime.hooks.actor_for(hostapp.db.session.get(User, 3))
+        grant = OAuthGrant.__new__(OAuthGrant)  # never read: refused before
+        with pytest.raises(PermissionDenied):
+            accounts.connect_oauth(runtime, owner=("user", "1"), grant=grant, actor=admin)
+
+
+def test_admin_who_signs_in_as_themselves_is_refused(client: FlaskClient, app: Flask) -> None:  # noqa: F811
+    register_callbacks(app)
+    login(client, 3)
+    started = start_for_alice(client)
+    answer = back(client, consent(started.headers["Location"], "admin@example.test"))
+    assert answer.status_code == 400
+    assert 'data-mc-oauth-error="own_address"' in answer.get_data(as_text=True)
+    assert accounts_now() == []
+
+
+def test_handed_over_address_stays_the_persons_to_complete(
+    client: FlaskClient,
+    app: Flask,  # noqa: F811
+) -> None:
+    register_callbacks(app)
+    login(client, 3)
+    assert hand_over(client).status_code == 302
+    started = start_for_alice(client)
+    answer = back(client, consent(started.headers["Location"], EMAIL))
+    assert 'data-mc-oauth-error="handover_pending"' in answer.get_data(as_text=True)
+    [account] = accounts_now()
+    assert account.status == AccountStatus.PENDING_AUTHORIZATION
+
+
+def test_address_connected_by_someone_else_is_refused(client: FlaskClient, app: Flask) -> None:  # noqa: F811
+    register_callbacks(app)
+    login(client, 2)
+    assert connect(client).status_code == 302  # bob has it
+    login(client, 3)
+    started = start_for_alice(client)
+    answer = back(client, consent(started.headers["Location"], EMAIL))
+    assert 'data-mc-oauth-error="already_connected"' in answer.get_data(as_text=True)
+    assert [a.owner for a in accounts_now()] == [("user", "2")]
