@@ -40,4 +40,4 @@ lock:
 	uv pip compile pyproject.toml --extra test --extra docs --extra demo --extra bench --python-version 3.11 -o $(LOCK)
 
 clean:
-	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) node_modules docs/_build .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

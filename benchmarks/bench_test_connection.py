@@ -1,5 +1,8 @@
 """Test connection: wall time against the slower of its two checks, and against a silent server.
 
+Three runs, each the median of ROUNDS checks: the table shows the median of the runs and their
+spread.
+
 Test connection runs SMTP and IMAP side by side, so its wall time should track the slower of the
 two checks (ratio near 1.0), not their sum (ratio near 1 + faster/slower). Against a server that
 accepts and never answers, it must return within the configured timeout (ratio <= 1.0 + slack).
@@ -17,6 +20,7 @@ import types
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.table import Row, measured, samples, skipped
 from flask_mailconnect.transport.imap import check_imap
 from flask_mailconnect.transport.settings import ServerSettings, TransportOptions
 from flask_mailconnect.transport.smtp import check_smtp
@@ -58,7 +62,9 @@ def _median_seconds(func: Callable[[], object], rounds: int = ROUNDS) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
+def rows(*, smoke: bool = False) -> list[Row]:
+    rounds = 1 if smoke else ROUNDS
+    out: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         directory.chmod(0o755)
@@ -74,72 +80,51 @@ def main() -> None:
                 ca_file=certs.ca_file,
                 user=smtp.user,
                 password=smtp.password,
-            )
+            )  # fmt: skip
         )
         try:
             options = TransportOptions(
-                timeout=5.0,
-                allow_private_hosts=True,
-                smtp_ports=None,
-                imap_ports=None,
+                timeout=5.0, allow_private_hosts=True, smtp_ports=None, imap_ports=None,
                 ca_file=certs.ca_file,
-            )
-            print("Test connection (aiosmtpd STARTTLS + Dovecot IMAPS on 127.0.0.1)")
+            )  # fmt: skip
+            figure = "Test connection (SMTP STARTTLS + IMAPS, in parallel)"
             if imap is None:
-                print(f"  skipped: Dovecot unavailable ({reason})")
+                out.append(skipped(figure, f"Dovecot unavailable ({reason})", at_most=1.1))
             else:
                 settings = ServerSettings(
-                    email=smtp.user,
-                    username=smtp.user,
-                    password=smtp.password,
-                    smtp_host="localhost",
-                    smtp_port=smtp.port,
-                    smtp_security="starttls",
-                    imap_host="localhost",
-                    imap_port=imap.ssl_port,
-                    imap_security="ssl",
-                )
-                t_smtp = _median_seconds(lambda: check_smtp(settings, options))
-                t_imap = _median_seconds(lambda: check_imap(settings, options))
-
-                def run_both() -> object:
-                    return test_connection(settings, options)
-
-                t_both = _median_seconds(run_both)
-                slower = max(t_smtp, t_imap)
-                print(f"  SMTP check alone   {t_smtp * 1000:8.1f} ms (median of {ROUNDS})")
-                print(f"  IMAP check alone   {t_imap * 1000:8.1f} ms")
-                print(f"  test_connection    {t_both * 1000:8.1f} ms")
-                print(
-                    f"  ratio to the slower check: {t_both / slower:5.2f}x "
-                    f"(sequential would be {(t_smtp + t_imap) / slower:4.2f}x)"
-                )
-
+                    email=smtp.user, username=smtp.user, password=smtp.password,
+                    smtp_host="localhost", smtp_port=smtp.port, smtp_security="starttls",
+                    imap_host="localhost", imap_port=imap.ssl_port, imap_security="ssl",
+                )  # fmt: skip
+                both, slower = [], []
+                for _ in range(3 if not smoke else 1):  # 3 runs of `rounds` medians each
+                    t_smtp = _median_seconds(lambda: check_smtp(settings, options), rounds)
+                    t_imap = _median_seconds(lambda: check_imap(settings, options), rounds)
+                    both.append(_median_seconds(lambda: test_connection(settings, options), rounds))
+                    slower.append(max(t_smtp, t_imap))
+                out.append(measured(
+                    figure, samples(both, "ms", 1000), samples(slower, "ms", 1000),
+                    at_most=1.1, against="slower check alone",
+                ))  # fmt: skip
             silent = SilentServer()
             try:
-                timeout = 2.0
+                timeout = 0.5 if smoke else 2.0
                 quiet = TransportOptions(
                     timeout=timeout, allow_private_hosts=True, smtp_ports=None, imap_ports=None
                 )
                 mute = ServerSettings(
-                    email="x@example.com",
-                    username="x",
-                    password="y",
-                    smtp_host="127.0.0.1",
-                    smtp_port=silent.port,
-                    smtp_security="starttls",
-                    imap_host="127.0.0.1",
-                    imap_port=silent.port,
-                    imap_security="starttls",
-                )
+                    email="x@example.com", username="x", password="y",
+                    smtp_host="127.0.0.1", smtp_port=silent.port, smtp_security="starttls",
+                    imap_host="127.0.0.1", imap_port=silent.port, imap_security="starttls",
+                )  # fmt: skip
                 start = time.perf_counter()
                 report = test_connection(mute, quiet)
                 elapsed = time.perf_counter() - start
                 codes = ",".join(r.code for r in report.results)
-                print(
-                    f"Silent server, timeout {timeout:.1f} s: returned in {elapsed:.2f} s "
-                    f"({elapsed / timeout:4.2f}x the timeout), codes {codes}"
-                )
+                out.append(measured(
+                    "Test connection against a silent server", f"{elapsed:.2f} s ({codes})",
+                    f"{timeout:.1f} s", elapsed / timeout, at_most=1.1, against="the timeout",
+                ))  # fmt: skip
             finally:
                 silent.close()
         finally:
@@ -147,6 +132,13 @@ def main() -> None:
             server_process.join()
             if imap is not None:
                 stop_dovecot(imap)
+    return out
+
+
+def main() -> None:
+    from benchmarks.table import print_table
+
+    print_table(rows())
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from flask_login import LoginManager
 
 from flask_mailconnect import MailConnect
 
+from . import notifications
 from .forms import LogoutForm
 from .models import User, all_projects, create_demo_users, db, load_project, parse_id
 
@@ -184,6 +185,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .views import bp
 
     app.register_blueprint(bp)
+    notifications.install(app)  # new_mail -> pop-ups with author and subject
 
     @app.context_processor
     def layout_context() -> dict[str, Any]:

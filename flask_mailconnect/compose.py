@@ -286,6 +286,28 @@ def _set_text(part: MIMEPart, content: str, subtype: str, *, root: bool) -> None
         del part["MIME-Version"]  # set_content adds it; only the top level carries it
 
 
+def _plain_utf8(part: MIMEPart) -> str | None:
+    """The part's transfer encoding when it is UTF-8 text sent as it is (``7bit``/``8bit``),
+    read from the parsed header objects (no reparse); None otherwise."""
+    params = getattr(part.get("Content-Type"), "params", None)
+    if params is None or str(params.get("charset", "")).lower() != "utf-8":
+        return None
+    cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    return cte if cte in ("7bit", "8bit") else None
+
+
+def _body_text(part: MIMEPart) -> str:
+    """``part.get_content()``, read straight from the payload for UTF-8 7bit/8bit text (what
+    get_content would decode it to)."""
+    payload = part.get_payload()
+    if isinstance(payload, str) and _plain_utf8(part):
+        try:
+            return payload.encode("ascii", "surrogateescape").decode("utf-8")
+        except UnicodeError:
+            pass  # not valid UTF-8: get_content replaces what it cannot decode
+    return str(part.get_content())
+
+
 def _replace_text(part: MIMEPart, content: str) -> bool:
     """Swap the body of a UTF-8 7bit/8bit text part for ``content`` when ``set_content`` would
     write the very same headers (charset utf-8, the same transfer encoding): only the payload
@@ -293,10 +315,8 @@ def _replace_text(part: MIMEPart, content: str) -> bool:
     13). The encoding is chosen by set_content's own rule: lines within the policy's limit,
     ``7bit`` when ASCII, else ``8bit``; anything else (long lines, quoted-printable, base64,
     another charset) goes through ``set_content``."""
-    if str(part.get_param("charset", "", header="content-type")).lower() != "utf-8":
-        return False
-    current = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
-    if current not in ("7bit", "8bit"):
+    current = _plain_utf8(part)
+    if current is None:
         return False
     lines = content.splitlines()
     limit = part.policy.max_line_length or 78
@@ -325,7 +345,7 @@ def add_signature(message: EmailMessage, signature_html: str, signature_text: st
             re.sub(r"[&<>\"]", lambda m: f"&#{ord(m.group())};", line) for line in text.splitlines()
         )
         block = f'<div class="{HTML_CLASS}">-- <br>{html_sig}</div>'
-        body = html_part.get_content()
+        body = _body_text(html_part)
         closes = list(_BODY_CLOSE.finditer(body))
         if closes:
             at = closes[-1].start()
@@ -334,7 +354,7 @@ def add_signature(message: EmailMessage, signature_html: str, signature_text: st
             body = body + block
         _set_text(html_part, body, "html", root=html_part is message)
     if text_part is not None and text_part.get_content_type() == "text/plain" and text:
-        body = text_part.get_content().rstrip("\r\n")
+        body = _body_text(text_part).rstrip("\r\n")
         _set_text(
             text_part, body + TEXT_DELIMITER + text + "\n", "plain", root=text_part is message
         )

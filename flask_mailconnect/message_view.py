@@ -76,7 +76,8 @@ STYLE_PROPERTIES = {
     "text-align", "text-decoration", "text-indent", "text-transform", "vertical-align",
     "white-space", "width", "word-break", "word-wrap",
 }  # fmt: skip
-URL_SCHEMES = {"http", "https", "mailto", "tel", "data"}
+#: cid: (inline attachments) is let through to the filter, which replaces it like a remote image.
+URL_SCHEMES = {"http", "https", "mailto", "tel", "data", "cid"}
 #: What a blocked image shows instead (a grey picture icon; inline, so nothing is requested).
 BLOCKED_IMAGE = (
     "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' width='24' height='24' "
@@ -216,7 +217,7 @@ class _ImageRewriter:
                 return value  # embedded in the message: no request
             self.blocked += 1
             return BLOCKED_IMAGE  # cid:, svg, anything else
-        if attribute == "href" and value.strip().lower().startswith("data:"):
+        if attribute == "href" and value.strip().lower().startswith(("data:", "cid:")):
             return None  # data: links open documents the sanitiser never saw
         if attribute == "style" and any(w in value.lower() for w in ("url(", "expression", "\\")):
             return None

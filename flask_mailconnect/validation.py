@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import unicodedata
@@ -90,17 +91,47 @@ def normalize_email(value: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+#: An ASCII dot-atom local part (RFC 5322 atext, no leading, trailing or double dot): a subset
+#: of what email-validator accepts, and left as it is by its normalisation.
+_PLAIN_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+
+
+@functools.lru_cache(maxsize=1024)
+def _domain_verdict(domain: str) -> str | None:
+    """The domain as email-validator normalises it, or None when it refuses it (the full
+    check then runs on the whole address, for its message)."""
+    from email_validator import EmailNotValidError, validate_email  # see normalize_email
+
+    try:
+        return validate_email(
+            f"a@{domain}", check_deliverability=False, allow_smtputf8=True
+        ).normalized.partition("@")[2]
+    except EmailNotValidError:
+        return None
+
+
 def normalize_address(address: str) -> str:
     """A message recipient in canonical form (a non-ASCII local part allowed: SMTPUTF8), or
-    :class:`ValueError` saying why not. Strict, as :func:`normalize_email`."""
+    :class:`ValueError` saying why not. Strict, as :func:`normalize_email`.
+
+    email-validator's checks of the domain do not depend on the local part, so a plain ASCII
+    local part (:data:`_PLAIN_LOCAL`, at most 64 characters, 254 in all) is joined to the
+    domain's cached verdict: a bulk send to one domain checks that domain once (21 us per
+    recipient otherwise, issue 13). Anything else is checked whole."""
+    local, _, domain = address.rpartition("@")
+    if (
+        local and domain.isascii() and len(local) <= 64 and len(address) <= 254
+        and _PLAIN_LOCAL.fullmatch(local)
+    ):  # fmt: skip
+        normalized_domain = _domain_verdict(domain)
+        if normalized_domain is not None:
+            return f"{local}@{normalized_domain}"
     from email_validator import EmailNotValidError, validate_email  # see normalize_email
 
     try:
         return validate_email(address, check_deliverability=False, allow_smtputf8=True).normalized
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from None
-
-
 def clean_display_name(value: object) -> str:
     """A display name safe to put in a From header, or :class:`InvalidSettings`."""
     text = str(value or "").strip()

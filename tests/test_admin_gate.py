@@ -7,11 +7,12 @@ answers to each person is in the permission matrix (tests/test_permissions.py).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from flask import Flask, g
-from werkzeug.exceptions import NotFound
 
-from flask_mailconnect.views.common import ADMIN_ONLY, admin_required
+from flask_mailconnect.views.common import ADMIN_ONLY, AdminRequired, admin_required
 from tests import hostapp
 
 #: Admin endpoints that exist today (a renamed or lost one must not go unnoticed).
@@ -51,10 +52,11 @@ def test_every_admin_endpoint_carries_admin_required(app: Flask) -> None:
 
 
 @pytest.mark.parametrize(("user_id", "allowed"), [(1, False), (3, True)])
-def test_admin_required_answers_404_to_everyone_but_admins(
+def test_admin_required_answers_403_to_everyone_but_admins(
     app: Flask, user_id: int, allowed: bool
 ) -> None:
-    """The decorator decides by the policy's ``admin`` action, whatever the view is called."""
+    """The decorator decides by the policy's ``admin`` action, whatever the view is called;
+    the view does not run for anyone else."""
     calls: list[str] = []
 
     @admin_required
@@ -69,6 +71,56 @@ def test_admin_required_answers_404_to_everyone_but_admins(
         if allowed:
             assert anything() == "ok"
         else:
-            with pytest.raises(NotFound):
+            with pytest.raises(AdminRequired) as refused:
                 anything()
+            assert refused.value.code == 403
     assert calls == (["ran"] if allowed else [])
+
+
+def test_non_admin_gets_the_403_page_inside_the_host_layout(app: Flask) -> None:
+    """Issue 10: not a bare 404 outside the layout, but a 403 page in the host's layout that
+    says an administrator is needed, for every admin page, GET or POST, existing id or not."""
+    app.config["WTF_CSRF_ENABLED"] = False  # the POST's answer is the gate's, not CSRF's
+    client = app.test_client()
+    assert client.post("/test-login/1").status_code == 200
+    for method, url in [
+        ("GET", "/email/admin/"),
+        ("GET", "/email/admin/accounts"),
+        ("GET", "/email/admin/providers/1"),
+        ("GET", "/email/admin/providers/999999"),
+        ("GET", "/email/admin/users/2"),
+        ("POST", "/email/admin/accounts/999999/deactivate"),
+    ]:
+        page = client.open(url, method=method)
+        html = page.get_data(as_text=True)
+        assert page.status_code == 403, url
+        assert '<nav id="host-nav">' in html, url  # the host's layout
+        assert "Administrator needed" in html and "an administrator is needed" in html, url
+
+
+def test_admin_still_gets_404_for_what_does_not_exist(app: Flask) -> None:
+    client = app.test_client()
+    assert client.post("/test-login/3").status_code == 200
+    assert client.get("/email/admin/providers/999999").status_code == 404
+    assert client.get("/email/admin/accounts").status_code == 200
+
+
+def test_admin_tabs_link_the_organisation_page(app: Flask) -> None:
+    client = app.test_client()
+    assert client.post("/test-login/3").status_code == 200
+    html = client.get("/email/admin/accounts").get_data(as_text=True)
+    assert '<a class="mc-tab" href="/email/organization/">Organization</a>' in html
+
+
+def test_projects_page_links_the_organisation_page(app: Flask, mailconnect: Any) -> None:
+    from tests.scopehost import DAVE, setup_scopes
+
+    setup_scopes(app, mailconnect)
+    client = app.test_client()
+    assert client.post(f"/test-login/{DAVE}").status_code == 200
+    page = client.get("/email/scopes/project/")
+    assert page.status_code == 200
+    assert '<a href="/email/scopes/organization/">the organization\'s account</a>' in (
+        page.get_data(as_text=True)
+    )
+    assert client.get("/email/scopes/organization/").status_code == 200

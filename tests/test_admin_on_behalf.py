@@ -159,3 +159,89 @@ def test_address_connected_by_someone_else_is_refused(client: FlaskClient, app: 
     answer = back(client, consent(started.headers["Location"], EMAIL))
     assert 'data-mc-oauth-error="already_connected"' in answer.get_data(as_text=True)
     assert [a.owner for a in accounts_now()] == [("user", "2")]
+
+
+# -- the demo: make demo's example app and sandbox ---------------------------------------------
+
+
+@pytest.fixture
+def demo(tmp_path: Any) -> Any:
+    """The example app on its demo sandbox (random ports), as ``make demo`` runs it."""
+    from example_app import create_app
+    from example_app.models import db as demo_db
+    from example_app.sandbox import Sandbox
+
+    box = Sandbox(tmp_path / "sandbox", smtp_port=0, imap_port=0, oauth_port=0).start()
+    try:
+        external = "https://demo.example"
+        demo_app = create_app(
+            {
+                **box.flask_config(),
+                "INSTANCE_PATH": str(tmp_path / "instance"),
+                "SECRET_KEY": "on-behalf-demo",
+                "MAILCONNECT_ENCRYPTION_KEYS": [hostapp.TEST_KEY],
+                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.db'}",
+                "MAILCONNECT_EXTERNAL_URL": external,
+                "TESTING": True,
+            }
+        )
+        box.allow_redirect(f"{external}/email/oauth/demo/callback")
+        yield demo_app, box, external
+        with demo_app.app_context():
+            demo_db.session.remove()
+            demo_db.engine.dispose()
+    finally:
+        box.stop()
+
+
+def test_demo_admin_signs_in_for_alice_and_the_sandbox_takes_her_token(demo: Any) -> None:
+    """In the demo, Ada (admin) connects Alice's own address with the demo provider: its
+    consent page is the demo provider's (not "Google"), pre-filled with Alice's address, and
+    the sandbox's SMTP and IMAP servers accept the token for alice@demo.test at once."""
+    from example_app.models import User
+    from tests.test_example_app import sign_in
+
+    demo_app, box, external = demo
+    client = demo_app.test_client()
+    sign_in(client, "admin@demo.test", "admin")
+    with demo_app.app_context():
+        from example_app.models import db as demo_db
+
+        alice = demo_db.session.scalar(sa.select(User).where(User.email == "alice@demo.test"))
+        person = f"/email/admin/users/{alice.id}"
+    page = client.get(person).get_data(as_text=True)
+    assert "Alice Martin" in page and "alice@demo.test" in page  # name and address
+    form = re.search(
+        r'<form method="post" action="(/email/oauth/demo/start)"[^>]*>(.*?)</form>', page, re.S
+    )
+    assert form, page
+    fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', form.group(2)))
+    started = client.post(form.group(1), data=fields)
+    assert started.status_code == 302, started.get_data(as_text=True)[:300]
+    consent_page = requests.get(started.headers["Location"], timeout=5).text
+    assert "<title>Sign in with Demo provider</title>" in consent_page
+    assert "Google" not in consent_page
+    assert "value='alice@demo.test'" in consent_page
+    answer = requests.post(
+        started.headers["Location"],
+        data={"email": "alice@demo.test", "action": "allow"},
+        allow_redirects=False,
+        timeout=5,
+    )
+    callback = urlsplit(answer.headers["Location"])
+    assert f"{callback.scheme}://{callback.netloc}" == external
+    finished = client.get(f"{callback.path}?{callback.query}")
+    assert finished.status_code == 302 and finished.headers["Location"] == person
+    with client.session_transaction() as session:
+        category, message = session["_flashes"][-1]
+    assert category == "success", message  # the sandbox took alice@demo.test's token
+    assert "sending and receiving both work" in message
+    with demo_app.app_context():
+        from example_app.models import db as demo_db
+
+        account = demo_db.session.scalars(sa.select(MailAccount)).one()
+        assert account.owner == ("user", str(alice.id)) and account.email == "alice@demo.test"
+        assert account.status == AccountStatus.CONNECTED
+    # The people search names her too.
+    found = client.get("/email/admin/users?q=alice").get_data(as_text=True)
+    assert "Alice Martin" in found and "alice@demo.test" in found

@@ -48,11 +48,11 @@ def provider(app: Flask, db: Any, name: str = "Acme Mail") -> MailProvider:
         return found
 
 
-def test_non_admins_get_404(client: FlaskClient) -> None:
+def test_non_admins_get_403(client: FlaskClient) -> None:
     login(client, 1)
     for url in ("/email/admin/providers", "/email/admin/providers/new", "/email/admin/accounts",
                 "/email/admin/audit", "/email/admin/users"):  # fmt: skip
-        assert client.get(url).status_code == 404, url
+        assert client.get(url).status_code == 403, url
 
 
 def test_create_edit_and_offer(client: FlaskClient, app: Flask, db: Any) -> None:

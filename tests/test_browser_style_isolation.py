@@ -126,17 +126,17 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Ren
     """Every page in every host, loaded once: one server, one browser, one context per host."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     results = {host: Rendered() for host in HOSTS}
-    with example_hosts(tmp_path_factory.mktemp("hosts")) as (app, _box, seeded):
-        with serve(app) as url, chromium() as browser:
-            for host in HOSTS:
-                context = browser.new_context(viewport=SIZES["desktop"])
-                page = sign_in(context, url, host)
-                errors: list[str] = []
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                for name, path in seeded.pages.items():
-                    _render(page, url + path, host, name, results[host])
-                results[host].problems += [f"{host}: script error {e}" for e in errors]
-                context.close()
+    hosts = example_hosts(tmp_path_factory.mktemp("hosts"))
+    with hosts as (app, _box, seeded), serve(app) as url, chromium() as browser:
+        for host in HOSTS:
+            context = browser.new_context(viewport=SIZES["desktop"])
+            page = sign_in(context, url, host)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            for name, path in seeded.pages.items():
+                _render(page, url + path, host, name, results[host])
+            results[host].problems += [f"{host}: script error {e}" for e in errors]
+            context.close()
     yield results
 
 

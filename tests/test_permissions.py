@@ -127,6 +127,14 @@ POST folders               project  404   404   404   409   409   401
 POST sync                  user     302   404   404   404   404   401
 POST sync                  org      404   404   404   404   302   401
 POST sync                  project  404   404   404   302   302   401
+
+GET message                user     200   404   404   404   404   401
+GET message                org      404   404   404   404   200   401
+GET message                project  404   404   404   200   200   401
+
+POST notifications         user     302   404   404   404   302   401
+POST notifications         org      404   404   404   404   302   401
+POST notifications         project  404   404   404   302   302   401
 """
 
 #: How each named route is requested: (method, URL, form data or None, JSON?).
@@ -163,6 +171,12 @@ REQUESTS: dict[str, tuple[str, str, dict[str, str] | None, bool]] = {
     # to the account page with the reason it could not refresh. An admin does not read a
     # person's mail, even while managing their account.
     "POST sync": ("POST", "/email/accounts/{a}/sync", {}, False),
+    # One message ("read", like the list): these accounts do not receive, so allowed actors
+    # get the page saying why it cannot be opened; nothing dials out.
+    "GET message": ("GET", "/email/accounts/{a}/messages/INBOX/1", None, False),
+    # New-mail notification settings ("manage"): saved, back to the account page.
+    "POST notifications": ("POST", "/email/accounts/{a}/notifications",
+                           {"notify_new_mail": "y"}, False),
 }  # fmt: skip
 
 #: Routes that need an OAuth account of the owner instead of the password account.
@@ -273,37 +287,38 @@ def test_route(
 
 # -- admin pages (views/admin/) -----------------------------------------------------------
 # Account-level admin actions follow the same table layout; the admin's own pages (no account
-# involved) have one row each. Admin pages answer 404 to everyone but admins.
+# involved) have one row each. Admin pages answer 403 (a page saying an administrator is
+# needed) to everyone signed in but admins.
 #
 # route                     account  owner other membr mngr  admin anon
 ADMIN_ROUTE_TABLE = """
-POST admin_account_deactivate user   404   404   404   404   302   401
-POST admin_account_deactivate org    404   404   404   404   302   401
-POST admin_account_deactivate project 404  404   404   404   302   401
+POST admin_account_deactivate user   403   403   403   403   302   401
+POST admin_account_deactivate org    403   403   403   403   302   401
+POST admin_account_deactivate project 403  403   403   403   302   401
 
-POST admin_account_reactivate user   404   404   404   404   302   401
-POST admin_account_reactivate org    404   404   404   404   302   401
-POST admin_account_reactivate project 404  404   404   404   302   401
+POST admin_account_reactivate user   403   403   403   403   302   401
+POST admin_account_reactivate org    403   403   403   403   302   401
+POST admin_account_reactivate project 403  403   403   403   302   401
 """
 
 # route                                owner other membr mngr  admin anon
 ADMIN_PAGE_TABLE = """
-GET admin_index                        404   404   404   404   302   401
-GET admin_providers                    404   404   404   404   200   401
-GET admin_provider_new                 404   404   404   404   200   401
-GET admin_accounts                     404   404   404   404   200   401
-GET admin_users                        404   404   404   404   200   401
-GET admin_user                         404   404   404   404   200   401
-GET admin_user_connect                 404   404   404   404   200   401
-GET admin_audit                        404   404   404   404   200   401
-GET admin_provider                     404   404   404   404   200   401
-POST admin_provider                    404   404   404   404   302   401
-POST admin_provider_toggle             404   404   404   404   302   401
-GET admin_provider_delete              404   404   404   404   200   401
-POST admin_provider_delete             404   404   404   404   302   401
-POST admin_user_handover               404   404   404   404   302   401
-POST admin_user_connect                404   404   404   404   200   401
-POST admin_user_connect_test           404   404   404   404   422   401
+GET admin_index                        403   403   403   403   302   401
+GET admin_providers                    403   403   403   403   200   401
+GET admin_provider_new                 403   403   403   403   200   401
+GET admin_accounts                     403   403   403   403   200   401
+GET admin_users                        403   403   403   403   200   401
+GET admin_user                         403   403   403   403   200   401
+GET admin_user_connect                 403   403   403   403   200   401
+GET admin_audit                        403   403   403   403   200   401
+GET admin_provider                     403   403   403   403   200   401
+POST admin_provider                    403   403   403   403   302   401
+POST admin_provider_toggle             403   403   403   403   302   401
+GET admin_provider_delete              403   403   403   403   200   401
+POST admin_provider_delete             403   403   403   403   302   401
+POST admin_user_handover               403   403   403   403   302   401
+POST admin_user_connect                403   403   403   403   200   401
+POST admin_user_connect_test           403   403   403   403   422   401
 GET detect                             200   200   200   200   200   401
 """
 

@@ -20,6 +20,7 @@ from flask_mailconnect.exceptions import SyncError
 from flask_mailconnect.signals import messages_synced
 from flask_mailconnect.transport import mailbox
 from flask_mailconnect.transport.imap import open_imap
+from tests.conftest import database_urls
 from tests.peers.dovecot import DovecotPeer, dovecot_peer
 
 pytestmark = pytest.mark.peers
@@ -514,3 +515,43 @@ def test_hostile_messages_are_stored_cleaned_and_never_break_the_sync(
         db.session.commit()
         assert again.new == 1 and account.status == "connected"
         assert rows(db, account)[0].subject == ""
+
+
+@pytest.mark.parametrize("url", database_urls(), ids=lambda u: u.split(":")[0])
+def test_one_insert_per_batch_and_each_message_parsed_once(
+    url: str, peer_config: dict[str, Any], inbox: DovecotPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: 50 rows go in with ONE statement (a cached executemany) on every database,
+    and each message's fetched bytes are parsed once (headers and snippet share the parse)."""
+    import email
+
+    from tests import hostapp
+    from tests.conftest import count_queries
+
+    parsed: list[int] = []
+    real = email.message_from_bytes
+
+    def counting(data: bytes, *args: Any, **kwargs: Any) -> Any:
+        parsed.append(len(data))
+        return real(data, *args, **kwargs)
+
+    app, ext = hostapp.create_app(url, **peer_config, MAILCONNECT_CONNECT_TIMEOUT=5)
+    db = hostapp.db
+    try:
+        with app.app_context():
+            account = make_account(db, inbox)
+            monkeypatch.setattr(email, "message_from_bytes", counting)
+            with count_queries(app) as seen:
+                result = ext.sync_recent(account)
+            monkeypatch.undo()
+            db.session.commit()
+            assert result.new == 50
+            assert len(rows(db, account)) == 50
+        inserts = [s for s in seen if s.lstrip().upper().startswith("INSERT")
+                   and "mailconnect_synced_message" in s]  # fmt: skip
+        assert len(inserts) == 1, inserts
+        assert len(parsed) == 50
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()

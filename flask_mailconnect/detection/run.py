@@ -117,7 +117,7 @@ def race(
     for name in order:
         if name in results:
             attempts.append(results[name][1])
-        elif winner is not None and order.index(name) > order.index(winner.source):
+        elif winner is not None and not wait_all and order.index(name) > order.index(winner.source):
             attempts.append(SourceAttempt(name, "skipped", None, "an earlier source answered"))
         else:
             attempts.append(SourceAttempt(name, "timeout", None, "no answer by the deadline"))

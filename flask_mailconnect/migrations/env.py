@@ -7,7 +7,7 @@ or the host's Alembic set-up.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from alembic import context
@@ -16,7 +16,7 @@ from flask_mailconnect.migrations import VERSION_TABLE, only_ours
 from flask_mailconnect.models import metadata
 
 
-def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
     """Render our column types as what they store (``sa.Text()`` for an encrypted column,
     ``sa.DateTime()`` for a UTC one): a revision must never need our Python types."""
     if type_ == "type" and isinstance(obj, sa.types.TypeDecorator):

@@ -153,12 +153,14 @@ def single_connection(engine: sa.Engine) -> bool:
 
 
 def describe(exc: BaseException) -> str:
-    """An exception named for a log line: its class and the database's code, never its text
-    (which may quote SQL parameters)."""
+    """An exception named for a log line: its class and the database's error code, never its
+    text (which may quote SQL parameters or the failing statement)."""
     orig = getattr(exc, "orig", None) or exc
-    code = getattr(orig, "sqlstate", None) or (orig.args[0] if orig.args else "")
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+    if code is None and orig.args and isinstance(orig.args[0], int):
+        code = orig.args[0]  # MySQL / MariaDB error number
     name = type(orig).__name__
-    return f"{name} {code}" if isinstance(code, (str, int)) and code != "" else name
+    return f"{name} {code}" if code else name
 
 
 # -- the try-lock, per backend ----------------------------------------------------------------

@@ -156,7 +156,8 @@ def _fresh(
             return True
         return not row.refresh_token and row.status == AccountStatus.NEEDS_RECONNECT
 
-    provider = provider_for(account)
+    # The provider is looked up only by the caller that needs it (the catalogue may query the
+    # host's session, which would then hold a connection: waiters must hold none).
     newly_revoked: str | None = None
     refreshed = False
     not_granted: GraphNotGranted | None = None
@@ -169,9 +170,11 @@ def _fresh(
             token = ""
         elif not row.refresh_token:
             error_code = NO_REFRESH_TOKEN
+            provider = provider_for(account)
             newly_revoked = _grant_refused(state, holder, account, provider, error_code)
             token = ""
         else:
+            provider = provider_for(account)
             try:
                 token = _refresh(state, holder, account, provider, kind)
                 refreshed = True
@@ -199,7 +202,7 @@ def _fresh(
         state.events.needs_reconnect(account, newly_revoked)
     if error_code == TOKEN_SAVE_FAILED:
         raise TokenSaveFailed(message_for(TOKEN_SAVE_FAILED), error=error_code)
-    raise NeedsReconnect(_remedy(provider, error_code), error=error_code)
+    raise NeedsReconnect(_remedy(provider_for(account), error_code), error=error_code)
 
 
 def _resource(scope: str) -> str | None:

@@ -220,12 +220,25 @@ def _phrase(text: str) -> str | None:
     return None
 
 
+#: The common From (``Sender Name <local@domain>`` or a bare address) in plain ASCII: no
+#: quotes, comments, encoded words or obsolete syntax, so the RFC 5322 parser (about 0.2 ms a
+#: header, most of a sync's decoding) would find exactly these two parts.
+_ADDR = r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_SIMPLE_FROM = re.compile(
+    rf"[ \t]*(?:([A-Za-z0-9][A-Za-z0-9 ._'-]*?)[ \t]*<({_ADDR})>|({_ADDR}))[ \t]*\Z"
+)
+
+
 def format_sender(value: Any, charset: str | None = None) -> str:
     """``Name <address>`` (decoded, comments removed), or the address alone, or the decoded
     text when it holds no address."""
     if not value:
         return ""
     text = _as_text(value, charset)
+    simple = _SIMPLE_FROM.match(text)
+    if simple:  # the parser's answer without the parser (see _SIMPLE_FROM)
+        name, address = simple.group(1), simple.group(2) or simple.group(3)
+        return _tidy(f"{name} <{address}>") if name else _tidy(address)
     address = ""
     try:  # the address as the RFC 5322 parser reads it (comments and all)
         header: Any = policy.default.header_factory("From", text)

@@ -110,38 +110,11 @@ def _too_large(size: int, limit: int | None, stage: Stage, **reply: object) -> S
     )  # fmt: skip
 
 
-def submit(
-    client: smtplib.SMTP,
-    envelope_from: str,
-    recipients: list[str],
-    data: bytes,
-    *,
-    smtputf8: bool = False,
-) -> SubmitResult:
-    """One SMTP transaction on an authenticated connection. Raises :class:`SubmitFailed`.
-
-    Some recipients refused while others are accepted is a success listing the refused ones;
-    all refused is a failure (``transient`` when any refusal was a 4xx). Refused before MAIL
-    FROM, with the connection left usable: ``smtputf8`` without SMTPUTF8 in the server's EHLO
-    (``smtputf8_unsupported``), and a message larger than its ``SIZE`` (``message_too_large``;
-    ``SIZE=`` goes with MAIL FROM whenever the server advertises the extension).
-    """
-    mail_options: list[str] = []
-    # Both refusals come before MAIL FROM: no transaction begun, the connection still usable.
-    if smtputf8:
-        if not client.has_extn("smtputf8"):
-            raise SubmitFailed(
-                "permanent", "mail", code=errors.SMTPUTF8_UNSUPPORTED, connection_usable=True
-            )
-        mail_options.append("SMTPUTF8")
-    wire = _crlf(data)  # once: its length is SIZE=, and it is what DATA sends
-    size, limit = len(wire), size_limit(client)
-    if limit is not None and size > limit:  # never send it all to be told 552 at the end
-        raise _too_large(size, limit, "mail", connection_usable=True)
-    if client.has_extn("size"):
-        mail_options.append(f"SIZE={size}")
-    if client.has_extn("8bitmime") and not data.isascii():  # C speed, unlike a byte loop
-        mail_options.append("BODY=8BITMIME")
+def _envelope(
+    client: smtplib.SMTP, envelope_from: str, recipients: list[str], mail_options: list[str],
+    size: int, limit: int | None,
+) -> tuple[list[str], dict[str, tuple[int, str]]]:  # fmt: skip
+    """MAIL, RCPT each and DATA, one command at a time, up to the server's 354."""
     # MAIL FROM. A connection lost here (the server closed it between messages) is safe to retry.
     try:
         code, reply = client.mail(envelope_from, mail_options)
@@ -193,6 +166,142 @@ def submit(
             _kind_for(code), "data", code=_reply_code(code), smtp_code=code,
             reply=reply_text(reply), refused=refused, connection_usable=usable,
         )  # fmt: skip
+    return accepted, refused
+
+
+def _envelope_pipelined(
+    client: smtplib.SMTP, envelope_from: str, recipients: list[str], mail_options: list[str],
+    size: int, limit: int | None,
+) -> tuple[list[str], dict[str, tuple[int, str]]]:  # fmt: skip
+    """MAIL, every RCPT and DATA in one write, then their replies in order (RFC 2920
+    PIPELINING): one round trip instead of two plus one per recipient. Each reply is judged as
+    :func:`_envelope` judges it; after a refusal the replies still owed are read so that the
+    conversation stays in step. Nothing of the message is sent before the 354 to DATA, so every
+    failure here is one where the server cannot hold the message."""
+    options = "".join(f" {option}" for option in mail_options)
+    lines = [
+        f"MAIL FROM:{smtplib.quoteaddr(envelope_from)}{options}",
+        *(f"RCPT TO:{smtplib.quoteaddr(rcpt)}" for rcpt in recipients),
+        "DATA",
+    ]
+    text = "\r\n".join(lines) + "\r\n"
+    if text.count("\n") != len(lines) or text.count("\r") != len(lines):
+        # A line break inside an address: the one-at-a-time path refuses it (ValueError).
+        return _envelope(client, envelope_from, recipients, mail_options, size, limit)
+    encoding = "utf-8" if "SMTPUTF8" in mail_options else "ascii"
+    try:
+        client.send(text.encode(encoding))
+        code, reply = client.getreply()
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        # Nothing answered MAIL FROM (the server closed it between messages): safe to retry.
+        raise SubmitFailed("transient", "mail", code=_lost(exc)) from None
+    if code != 250:
+        # The server answers the RCPTs and DATA too (503, "no valid sender"): read them.
+        usable = code != 421 and _drain(client, len(recipients) + 1) and _rset(client)
+        if code == 552 and client.has_extn("size"):  # RFC 1870: SIZE= is over the limit
+            raise _too_large(size, limit, "mail", smtp_code=code, reply=reply_text(reply),
+                             connection_usable=usable)  # fmt: skip
+        raise SubmitFailed(
+            _kind_for(code), "mail", code=_reply_code(code), smtp_code=code,
+            reply=reply_text(reply), connection_usable=usable,
+        )  # fmt: skip
+    accepted: list[str] = []
+    refused: dict[str, tuple[int, str]] = {}
+    for rcpt in recipients:
+        try:
+            code, reply = client.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise SubmitFailed("transient", "rcpt", code=_lost(exc), refused=refused) from None
+        if code in (250, 251):
+            accepted.append(rcpt)
+        elif code == 421:  # closing: nothing was accepted
+            raise SubmitFailed(
+                "transient", "rcpt", code="smtp_transient", smtp_code=code,
+                reply=reply_text(reply), refused=refused,
+            )  # fmt: skip
+        else:
+            refused[rcpt] = (code, reply_text(reply))
+    try:
+        code, reply = client.getreply()
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        raise SubmitFailed("transient", "data", code=_lost(exc), refused=refused) from None
+    if not accepted:
+        # RFC 2920 section 3.1: a server may still answer 354 with no valid recipient; end
+        # that empty message with a lone "." (it has no recipient to go to) and reset.
+        usable = code != 421 and (code != 354 or _end_empty(client)) and _rset(client)
+        any_temporary = any(400 <= c < 500 for c, _ in refused.values())
+        raise SubmitFailed(
+            "transient" if any_temporary else "permanent", "rcpt",
+            code="recipients_refused", smtp_code=next(iter(refused.values()))[0],
+            refused=refused, connection_usable=usable,
+        )  # fmt: skip
+    if code != 354:
+        usable = code != 421 and _rset(client)
+        raise SubmitFailed(
+            _kind_for(code), "data", code=_reply_code(code), smtp_code=code,
+            reply=reply_text(reply), refused=refused, connection_usable=usable,
+        )  # fmt: skip
+    return accepted, refused
+
+
+def _drain(client: smtplib.SMTP, replies: int) -> bool:
+    """Read ``replies`` pipelined replies nobody needs; False when the connection broke."""
+    try:
+        for _ in range(replies):
+            client.getreply()
+    except (smtplib.SMTPException, OSError):
+        return False
+    return True
+
+
+def _end_empty(client: smtplib.SMTP) -> bool:
+    """End a DATA the server accepted when no recipient was: a lone "." and its reply."""
+    try:
+        client.send(b"." + _CRLF)
+        client.getreply()
+    except (smtplib.SMTPException, OSError):
+        return False
+    return True
+
+
+def submit(
+    client: smtplib.SMTP,
+    envelope_from: str,
+    recipients: list[str],
+    data: bytes,
+    *,
+    smtputf8: bool = False,
+) -> SubmitResult:
+    """One SMTP transaction on an authenticated connection. Raises :class:`SubmitFailed`.
+
+    Some recipients refused while others are accepted is a success listing the refused ones;
+    all refused is a failure (``transient`` when any refusal was a 4xx). Refused before MAIL
+    FROM, with the connection left usable: ``smtputf8`` without SMTPUTF8 in the server's EHLO
+    (``smtputf8_unsupported``), and a message larger than its ``SIZE`` (``message_too_large``;
+    ``SIZE=`` goes with MAIL FROM whenever the server advertises the extension).
+    """
+    mail_options: list[str] = []
+    # Both refusals come before MAIL FROM: no transaction begun, the connection still usable.
+    if smtputf8:
+        if not client.has_extn("smtputf8"):
+            raise SubmitFailed(
+                "permanent", "mail", code=errors.SMTPUTF8_UNSUPPORTED, connection_usable=True
+            )
+        mail_options.append("SMTPUTF8")
+    wire = _crlf(data)  # once: its length is SIZE=, and it is what DATA sends
+    size, limit = len(wire), size_limit(client)
+    if limit is not None and size > limit:  # never send it all to be told 552 at the end
+        raise _too_large(size, limit, "mail", connection_usable=True)
+    if client.has_extn("size"):
+        mail_options.append(f"SIZE={size}")
+    if client.has_extn("8bitmime") and not data.isascii():  # C speed, unlike a byte loop
+        mail_options.append("BODY=8BITMIME")
+    if client.has_extn("pipelining"):
+        accepted, refused = _envelope_pipelined(
+            client, envelope_from, recipients, mail_options, size, limit
+        )
+    else:
+        accepted, refused = _envelope(client, envelope_from, recipients, mail_options, size, limit)
     try:
         client.send(_dot_stuffed(wire))
     except (smtplib.SMTPServerDisconnected, OSError) as exc:
@@ -314,7 +423,12 @@ class SentCopy:
                     {"msg": data, "flags": (SEEN,), **({"date": when} if when else {})}
                     for data, when in messages
                 ]
-                self._client.multiappend(self._folder, batch)
+                # imapclient hands back imaplib's (type, data) here without checking it: a NO
+                # (no such folder, over quota) must be looked for.
+                answer = self._client.multiappend(self._folder, batch)
+                if isinstance(answer, tuple) and answer and answer[0] != "OK":
+                    log.info("Sent copies refused: %s", reply_text(str(answer[1])[:80]))
+                    return ["append_failed"] * len(messages)
                 return [None] * len(messages)
             except ConnectionFailed as exc:
                 return [exc.code] * len(messages)

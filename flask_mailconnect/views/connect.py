@@ -189,6 +189,8 @@ def detection_message(found: Detection) -> str:
             f"{domain} asks mail apps to sign in through its own sign-in page, which this site "
             "has not set up: ask your administrator."
         )
+    if found.offers_oauth:  # the page offers the provider's button first
+        return f"Settings for {domain} found {found.source_label}."
     text = (
         f"Servers for {domain} found {found.source_label}. Check them below: any field can "
         "be changed."

@@ -45,8 +45,12 @@ def install(app: Flask) -> None:
         [FileSystemLoader(str(HERE / "templates")), app.jinja_loader]  # type: ignore[list-item]
     )
     app.register_blueprint(
-        Blueprint("test_hosts", __name__, static_folder=str(HERE / "static"),
-                  static_url_path="/hosts-static")  # fmt: skip
+        Blueprint(
+            "test_hosts",
+            __name__,
+            static_folder=str(HERE / "static"),
+            static_url_path="/hosts-static",
+        )
     )
     app.config["MAILCONNECT_BASE_TEMPLATE"] = "hosts/chooser.html"
 
@@ -65,11 +69,16 @@ def seed(app: Flask, sandbox: Any) -> Seeded:
         account = MailConnect.of(app).connect_manual(
             owner=("user", admin.id),
             settings=ServerSettings(
-                email=sandbox.address, username=sandbox.address, password=sandbox.password,
-                smtp_host=sandbox.smtp_host, smtp_port=sandbox.smtp_port,
-                smtp_security=sandbox.smtp_security, imap_host=sandbox.imap_host,
-                imap_port=sandbox.imap_port, imap_security=sandbox.imap_security,
-            ),  # fmt: skip
+                email=sandbox.address,
+                username=sandbox.address,
+                password=sandbox.password,
+                smtp_host=sandbox.smtp_host,
+                smtp_port=sandbox.smtp_port,
+                smtp_security=sandbox.smtp_security,
+                imap_host=sandbox.imap_host,
+                imap_port=sandbox.imap_port,
+                imap_security=sandbox.imap_security,
+            ),
             actor=admin,
             display_name="Ada Admin",
         )

@@ -48,6 +48,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(route.body)))
         self.end_headers()
         self.wfile.write(route.body)
+        self.server.answered.append(self.path)
 
 
 class WebServer(ThreadingHTTPServer):
@@ -58,7 +59,9 @@ class WebServer(ThreadingHTTPServer):
         self.context = context
         self.port = int(self.server_address[1])
         self.routes: dict[str, Route] = {}
+        #: Paths asked (on arrival) and answered (once the answer was written).
         self.seen: list[str] = []
+        self.answered: list[str] = []
         self.closing = threading.Event()
 
     @property

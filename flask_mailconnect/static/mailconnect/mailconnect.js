@@ -3,7 +3,8 @@
      up ("Looking up servers for example.org..."; only the address is sent), offer a
      provider's "Connect with ..." button instead of the password form, reveal the details step,
      "Test connection" through fetch (CSRF header), Save enabled only after a passing test;
-   - signature: a small rich-text editor kept in sync with the plain textarea. */
+   - signature: a small rich-text editor kept in sync with the plain textarea;
+   - admin provider form: only the chosen authentication's fields. */
 (function () {
   "use strict";
 
@@ -153,6 +154,8 @@
         node.textContent = "";
         var wrap = node.closest(".mc-field");
         if (wrap) { wrap.classList.remove("mc-field--error"); }
+        var input = form.elements[node.getAttribute("data-error-for")];
+        if (input && input.setAttribute) { input.setAttribute("aria-invalid", "false"); }
       });
     }
 
@@ -164,6 +167,8 @@
         node.hidden = false;
         var wrap = node.closest(".mc-field");
         if (wrap) { wrap.classList.add("mc-field--error"); }
+        var input = form.elements[name];
+        if (input && input.setAttribute) { input.setAttribute("aria-invalid", "true"); }
       });
     }
 
@@ -195,6 +200,11 @@
           resultBox.appendChild(alert);
         } else if (data.errors) {
           showErrors(data.errors);
+          // Announced through the live region: the messages sit next to their fields.
+          var note = document.createElement("p");
+          note.className = "mc-alert mc-alert--error";
+          note.textContent = "Some fields need a change: see the messages next to them.";
+          resultBox.appendChild(note);
         } else if (data.html) {
           resultBox.innerHTML = data.html;  // rendered by our own template, escaped there
         } else {
@@ -220,7 +230,9 @@
       if (asked === email) { return; }  // already asking (change, then Continue)
       asked = null;
       if (key) {
-        setStatus("Settings for " + (presets[key].name || key) + " filled in.", false);
+        // A provider with a sign-in button needs no words above it.
+        setStatus(presets[key].oauth ? "" : "Settings for " + (presets[key].name || key) +
+          " filled in.", false);
         offer(key, email);
         return;
       }
@@ -347,8 +359,19 @@
     block.closest("form").addEventListener("submit", sync);
   }
 
+  // Admin provider form: only the chosen authentication's fields.
+  function initProviderForm(form) {
+    var choice = form.querySelector("[data-mc-auth-method]");
+    var oauth = form.querySelector("[data-mc-oauth-fields]");
+    if (!choice || !oauth) { return; }
+    function show() { oauth.hidden = choice.value !== "oauth2"; }
+    choice.addEventListener("change", show);
+    show();
+  }
+
   function init() {
     each(document.querySelectorAll(".mailconnect form[data-mc-connect]"), initConnect);
+    each(document.querySelectorAll(".mailconnect form[data-mc-provider-form]"), initProviderForm);
     each(document.querySelectorAll(".mailconnect [data-mc-signature]"), initSignature);
   }
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, request, url_for
 
 from ... import accounts
 from ...models import AccountStatus, MailAccount
 from ...providers import current_catalog
 from ..admin_forms import ActionForm
 from ..common import actor, admin_required, load_account, safe_back, search_text, state
-from .lists import keyset, prime_owner_labels
+from .lists import keyset, link_pattern, prime_owner_labels
 
 
 @admin_required
@@ -50,6 +50,17 @@ def admin_accounts() -> Any:
     rows, older, newer = keyset(MailAccount, where)
     prime_owner_labels((a.owner_kind, a.owner_id) for a in rows)
     kinds = ["user", "organization", *state().hooks.scopes]
+    back = request.full_path
+    # Once per page, not per row: the CSRF field (one token for every row's form) and the
+    # row links (patterns split around the id; see lists.link_pattern).
+    links = {
+        "account": link_pattern("mailconnect.account", "account_id"),
+        "deactivate": link_pattern("mailconnect.admin_account_deactivate", "account_id"),
+        "reactivate": link_pattern("mailconnect.admin_account_reactivate", "account_id"),
+        "disconnect": link_pattern("mailconnect.disconnect", "account_id", next=back),
+        "person": link_pattern("mailconnect.admin_user", "user_id"),
+    }
+    catalog = current_catalog()
     return render_template(
         "mailconnect/admin/accounts.html",
         accounts=rows,
@@ -58,8 +69,12 @@ def admin_accounts() -> Any:
         args=args,
         statuses=[*AccountStatus.LABELS.items(), ("inactive", "Inactive")],
         kinds=list(dict.fromkeys(kinds)),
-        providers={p.key: p for p in current_catalog()},
+        providers={p.key: p for p in catalog},
+        provider_names={a.provider: catalog.get(a.provider) for a in rows},
         action_form=ActionForm(),
+        csrf_field=ActionForm().csrf_token(id=False),
+        links=links,
+        back=back,
     )
 
 

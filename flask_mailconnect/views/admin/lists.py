@@ -1,18 +1,27 @@
-"""What the admin lists share: keyset pages, and owners named once per distinct owner.
+"""What the admin lists share: keyset pages, owners named in one call per page, row links.
 
 Lists use keyset pagination on the primary key and a fixed number of queries per page, however
-many rows exist; the people among the owners on a page are loaded from the host in one call.
+many rows exist or how many owners they have: the people among the owners on a page are loaded
+from the host in one call (``@users_getter``; without it, one query on the host's user model,
+see :func:`load_people`), the projects among them through the scope's ``list()`` once.
+Per-row links are built from a pattern made once per page (:func:`link_pattern`): ``url_for``
+per row and per link was most of a list page's time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from flask import current_app, g, url_for
+from markupsafe import Markup
 
 from ..common import is_admin, query_id, state
+
+log = logging.getLogger(__name__)
 
 
 def page_size() -> int:
@@ -73,20 +82,93 @@ def owner_label(kind: str, ident: str) -> str:
     return label
 
 
+def _host_model_batch(ids: list[str]) -> dict[str, Any] | None:
+    """The batched default without ``@users_getter``: when the signed-in person is an instance
+    of a SQLAlchemy-mapped class with a one-column primary key (a Flask-SQLAlchemy ``User``),
+    everyone on the page is loaded with one ``IN`` query on that class. ``None`` when the host's
+    users are something else (the caller then asks ``@user_getter`` per person)."""
+    who = g.get("mailconnect_actor") or state().hooks.current_actor()
+    user = getattr(who, "user", None)
+    getter = getattr(user, "_get_current_object", None)  # Flask-Login's current_user proxy
+    user = getter() if callable(getter) else user
+    mapper = sa.inspect(type(user), raiseerr=False) if user is not None else None
+    if mapper is None or not hasattr(mapper, "primary_key") or len(mapper.primary_key) != 1:
+        return None
+    column = mapper.primary_key[0]
+    attr = mapper.get_property_by_column(column).key
+    try:
+        kind = column.type.python_type
+    except NotImplementedError:
+        kind = str
+    keys = []
+    for ident in ids:
+        try:
+            keys.append(kind(ident))
+        except (TypeError, ValueError):  # an id this table cannot hold: nobody
+            continue
+    if not keys:
+        return {}
+    found = state().session.scalars(sa.select(mapper.class_).where(column.in_(keys)))
+    return {str(getattr(u, attr)): u for u in found}
+
+
+def load_people(ids: Iterable[str]) -> dict[str, Any]:
+    """``{id: user}`` for the people with these ids, in one call: the host's
+    ``@users_getter``; without it, one query on the host's user model
+    (:func:`_host_model_batch`); failing that, ``@user_getter`` per person."""
+    wanted = list(dict.fromkeys(str(i) for i in ids))
+    hooks = state().hooks
+    if not wanted:
+        return {}
+    if hooks.users_getter is None:
+        found = _host_model_batch(wanted)
+        if found is not None:
+            return found
+    return hooks.get_users(wanted)
+
+
+def _prime_scopes(owners: list[tuple[str, str]], labels: dict[tuple[str, str], str]) -> None:
+    """Name the shared owners (projects...) of a page: a scope with two or more of them on the
+    page is listed once (its ``list()``) instead of loaded once per owner."""
+    by_kind: dict[str, set[str]] = {}
+    for kind, ident in owners:
+        if kind not in ("user", "organization") and (kind, ident) not in labels:
+            by_kind.setdefault(kind, set()).add(ident)
+    hooks = state().hooks
+    for kind, idents in by_kind.items():
+        scope = hooks.scopes.get(kind)
+        if scope is None or scope.list is None or len(idents) < 2:
+            continue  # owner_label loads the one there is, when the page asks
+        try:
+            listed = {str(scope.ident(obj)): obj for obj in scope.list()}
+        except Exception:  # a host listing failing must not break the admin list
+            log.warning("%s scope list() failed; naming its owners one by one", kind)
+            continue
+        for ident in idents:
+            obj = listed.get(ident)
+            labels[(kind, ident)] = (
+                f"{getattr(scope, 'name', kind.capitalize())}: {scope.label(obj)}"
+                if obj is not None
+                else f"{kind} {ident}"
+            )
+
+
 def prime_owner_labels(
     owners: Iterable[tuple[str | None, str | None]], actors: Iterable[str | None] = ()
 ) -> None:
     """Load the people among ``owners`` (names) and ``actors`` (whether each is an admin) in
-    one ``get_users`` call (``@users_getter`` when the host has it), so that a page naming a
-    thousand people asks the host once, not once per row."""
+    one call (:func:`load_people`), and the projects among them once per scope, so that a page
+    naming a thousand owners asks the host a fixed number of times, not once per row."""
     labels: dict[tuple[str, str], str] = g.setdefault("_mailconnect_owner_labels", {})
     admins: dict[str, bool] = g.setdefault("_mailconnect_actor_admin", {})
-    owner_ids = [i for k, i in owners if k == "user" and i and ("user", i) not in labels]
+    pairs = [(str(k), str(i)) for k, i in owners if k and i]
+    _prime_scopes(pairs, labels)
+    owner_ids = [i for k, i in pairs if k == "user" and ("user", i) not in labels]
     actor_ids = [i for i in actors if i and i not in admins]
     if not owner_ids and not actor_ids:
         return
     hooks = state().hooks
-    found = hooks.get_users([*owner_ids, *actor_ids])
+    found = load_people([*owner_ids, *actor_ids])
     for ident in owner_ids:
         user = found.get(ident)
         labels[("user", ident)] = hooks.label_of(user) if user is not None else f"user {ident}"
@@ -109,3 +191,24 @@ def owner_url(kind: str, ident: str) -> str | None:
     if kind == "user":
         return url_for("mailconnect.admin_user", user_id=ident)
     return None
+
+
+#: Stands for the id while a link pattern is built: digits (every id converter takes them)
+#: that no other part of our URLs contains.
+_MARKER = 918273645546372819
+
+
+def link_pattern(endpoint: str, key: str, **values: Any) -> Callable[[Any], Markup]:
+    """``url_for(endpoint, **{key: id}, **values)`` for many ids, from one ``url_for``: the
+    URL is built once with a marker for the id and split around it (ids are quoted as a path
+    segment; the rest of the URL is what ``url_for`` made)."""
+    url = url_for(endpoint, **{key: _MARKER}, **values)
+    head, found, tail = url.partition(str(_MARKER))
+    if not found:
+        raise ValueError(f"{endpoint}: {key} is not in its URL")
+    head_m, tail_m = Markup.escape(head), Markup.escape(tail)
+
+    def build(ident: Any) -> Markup:
+        return head_m + quote(str(ident), safe="") + tail_m
+
+    return build

@@ -29,12 +29,17 @@ def _account_counts(keys: list[str]) -> dict[str, int]:
 @admin_required
 def providers() -> Any:
     rows = list(state().session.scalars(sa.select(MailProvider).order_by(MailProvider.name)))
-    counts = _account_counts([p.key for p in rows])
+    catalog = [p for p in current_catalog() if p.source != "admin" and p.key != "other"]
+    # Declared and built-in providers are read-only here, shown with the domains they claim
+    # (an admin row cannot take those domains: the form says which provider has one).
+    declared = [p for p in catalog if p.source == "config"]
+    counts = _account_counts([p.key for p in rows] + [p.key for p in declared])
     return render_template(
         "mailconnect/admin/providers.html",
         providers=rows,
         counts=counts,
-        builtin=[p for p in current_catalog() if p.source != "admin" and p.key != "other"],
+        declared=declared,
+        builtin=[p for p in catalog if p.source == "builtin"],
         action_form=ActionForm(),
     )
 

@@ -1,0 +1,101 @@
+"""``import flask_mailconnect``: what it adds to a host's own Flask stack.
+
+Each run is a fresh interpreter that imports Flask, Flask-SQLAlchemy, Flask-WTF and Flask-Login
+(the host's stack, timed on its own as the baseline) and then ``flask_mailconnect``, timed inside
+the process (interpreter start-up left out). Runs alternate between "stack only" and "stack +
+flask_mailconnect". The goal is an absolute budget of 80 ms added: the ratio printed is the added
+time over that budget. The note names the heaviest packages the import still pulls in, from
+``python -X importtime``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+
+from benchmarks.table import Row, measured, samples
+
+RUNS = 7
+BUDGET_MS = 80.0
+HOST_STACK = "import flask, flask_sqlalchemy, flask_wtf, flask_login"
+
+_TIMED = """
+import time
+start = time.perf_counter()
+{host}
+host = time.perf_counter()
+{ours}
+end = time.perf_counter()
+print(host - start, end - host)
+"""
+
+
+def _run(with_ours: bool) -> tuple[float, float]:
+    code = _TIMED.format(host=HOST_STACK, ours="import flask_mailconnect" if with_ours else "")
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return float(out[0]), float(out[1])
+
+
+def heaviest(limit: int = 5) -> list[tuple[str, float]]:
+    """Top-level packages that ``import flask_mailconnect`` adds, by the import time of all
+    their modules (the sum of each module's own time, ms), heaviest first."""
+    code = f"{HOST_STACK}\nimport flask_mailconnect"
+    err = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True,
+        check=True,
+    ).stderr  # fmt: skip
+    host = subprocess.run(
+        [sys.executable, "-c", f"{HOST_STACK}\nimport sys\nprint(' '.join(sys.modules))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    already = set(host)
+    found: dict[str, float] = {}
+    for line in err.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        own, _, name = (part.strip() for part in line.split("|"))
+        own = own.removeprefix("import time:").strip()
+        if not own.isdigit():
+            continue
+        top = name.split(".")[0]
+        if top in already or top == "flask_mailconnect":
+            continue  # only packages the host stack did not import already
+        found[top] = found.get(top, 0.0) + int(own) / 1000
+    return sorted(found.items(), key=lambda item: -item[1])[:limit]
+
+
+def rows(*, smoke: bool = False) -> list[Row]:
+    runs = 1 if smoke else RUNS
+    stack, added = [], []
+    for _ in range(runs):
+        host_only, _ = _run(False)
+        host, ours = _run(True)
+        stack.append(host_only)
+        added.append(ours)
+    median_added = statistics.median(added) * 1000
+    heavy = ", ".join(f"{name} {ms:.0f} ms" for name, ms in heaviest())
+    return [
+        measured(
+            "import flask_mailconnect, added over the host stack",
+            samples(added, "ms added", 1000),
+            samples(stack, "ms", 1000),
+            median_added / BUDGET_MS,
+            at_most=1.0,
+            against="Flask + Flask-SQLAlchemy + Flask-WTF + Flask-Login",
+            note=f"ratio = added ms / the {BUDGET_MS:.0f} ms budget; heaviest packages it "
+            f"still imports: {heavy or 'none'}",
+        )  # fmt: skip
+    ]
+
+
+def main() -> None:
+    from benchmarks.table import print_table
+
+    print_table(rows())
+
+
+if __name__ == "__main__":
+    main()

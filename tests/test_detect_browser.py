@@ -1,0 +1,115 @@
+"""The connect page's server look-up in Chromium: "Looking up servers for ..." while the server
+asks the (local) sources, then the servers filled in with where they came from, the fields still
+editable; a detected OAuth provider's "Connect with ..." button instead of the password form;
+and the look-up requests never carry the password. Screenshots (desktop and phone) go to
+artifacts/screenshots/detect-*.png."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.browser_helpers import chromium, serve, shoot
+from tests.peers.certs import TestCerts, make_certs
+from tests.peers.detect_env import DetectPeers, detect_peers, fixture
+from tests.peers.web_server import Route
+from tests.test_detect_views import ACME
+
+pytestmark = pytest.mark.browser
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> TestCerts:
+    return make_certs(tmp_path_factory.mktemp("detect-browser-certs"))
+
+
+@pytest.fixture
+def peers(certs: TestCerts) -> Iterator[DetectPeers]:
+    with detect_peers(certs, {}) as found:
+        # Slow enough to see (and photograph) the look-up state; well within the deadline.
+        found.ispdb("isp-one.net", Route(body=fixture("several.xml"), delay=2.5))
+        found.ispdb("acme-customer.net", Route(body=fixture("oauth2.xml")))
+        yield found
+
+
+@pytest.fixture
+def page_at(peers: DetectPeers) -> Iterator[tuple[Any, str, list[str]]]:
+    app = peers.app(MAILCONNECT_PROVIDERS=ACME, MAILCONNECT_DETECT_TIMEOUT=6.0)
+    with serve(app) as url, chromium() as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.request.post(f"{url}/test-login/1")
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        # Failed loads are counted by their responses below (the host has no favicon).
+        page.on("console", lambda m: m.type == "error" and not m.text.startswith(
+            "Failed to load resource") and errors.append(m.text))  # fmt: skip
+        page.on("response", lambda r: r.status >= 400 and "favicon" not in r.url
+                and errors.append(f"{r.status} {r.url}"))  # fmt: skip
+        asked: list[str] = []
+        page.on("request", lambda r: "/detect" in r.url and asked.append(
+            f"{r.method} {r.url} {r.post_data or ''}"))  # fmt: skip
+        page.goto(f"{url}/email/connect")
+        yield page, url, asked
+        assert errors == []
+
+
+def test_lookup_state_then_the_result_with_its_source(page_at: tuple[Any, str, list[str]]) -> None:
+    page, _url, asked = page_at
+    page.fill("input[name=email]", "ana@isp-one.net")
+    page.keyboard.press("Tab")
+    status = page.locator("[data-mc-detect]")
+    status.wait_for(state="visible")
+    assert status.inner_text().strip() == "Looking up servers for isp-one.net…"
+    assert page.locator("[data-mc-detect-busy]").is_visible()
+    page.fill("input[name=password]", PASSWORD)  # typed while the look-up runs
+    shoot(page, "detect-looking-up")
+    page.wait_for_function(
+        "document.querySelector('[data-mc-detect-text]').textContent.startsWith('Servers for')"
+    )
+    assert status.inner_text().strip() == (
+        "Servers for isp-one.net found from Mozilla's ISP database. Check them below: any "
+        "field can be changed."
+    )
+    assert not page.locator("[data-mc-detect-busy]").is_visible()
+    assert page.input_value("input[name=smtp_host]") == "smtp.isp-one.net"
+    assert page.input_value("input[name=smtp_port]") == "465"
+    assert page.input_value("select[name=smtp_security]") == "ssl"
+    assert page.input_value("input[name=imap_host]") == "imap.isp-one.net"
+    assert page.input_value("input[name=username]") == "ana@isp-one.net"
+    assert page.input_value("input[name=password]") == PASSWORD  # nothing typed is lost
+    # The found servers stay editable.
+    page.fill("input[name=imap_host]", "mail.isp-one.net")
+    assert page.input_value("input[name=imap_host]") == "mail.isp-one.net"
+    shoot(page, "detect-found")
+    # Another address: looked up again, still without the password.
+    page.fill("input[name=email]", "bo@nobody-knows.net")
+    page.keyboard.press("Tab")
+    page.wait_for_function(
+        "document.querySelector('[data-mc-detect-text]').textContent.startsWith('No settings')"
+    )
+    assert len(asked) == 2
+    assert all(a.startswith("GET ") and PASSWORD not in a for a in asked)
+
+
+def test_a_detected_oauth_provider_replaces_the_password_form(
+    page_at: tuple[Any, str, list[str]],
+) -> None:
+    page, _url, _asked = page_at
+    page.fill("input[name=email]", "ana@acme-customer.net")
+    page.keyboard.press("Tab")
+    offer = page.locator('[data-mc-oauth-offer="acme"]')
+    offer.wait_for(state="visible")
+    assert "acme-customer.net uses Acme Mail" in offer.inner_text()
+    assert (
+        page.locator("button[form=mc-oauth-acme]").inner_text().startswith("Connect with Acme Mail")
+    )
+    assert not page.locator("input[name=password]").is_visible()
+    assert page.locator("#mc-oauth-acme [name=login_hint]").input_value() == "ana@acme-customer.net"
+    shoot(page, "detect-oauth-offer")
+    page.click("[data-mc-use-password]")
+    assert page.locator("input[name=password]").is_visible()
+    assert not offer.is_visible()
