@@ -30,7 +30,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> TestCerts:
 def peers(certs: TestCerts) -> Iterator[DetectPeers]:
     with detect_peers(certs, {}) as found:
         # Slow enough to see (and photograph) the look-up state; well within the deadline.
-        found.ispdb("isp-one.net", Route(body=fixture("several.xml"), delay=2.5))
+        found.ispdb("isp-one.net", Route(body=fixture("several.xml"), delay=4.0))
         found.ispdb("acme-customer.net", Route(body=fixture("oauth2.xml")))
         yield found
 
@@ -113,3 +113,36 @@ def test_a_detected_oauth_provider_replaces_the_password_form(
     page.click("[data-mc-use-password]")
     assert page.locator("input[name=password]").is_visible()
     assert not offer.is_visible()
+
+
+def test_admin_providers_page_and_form_in_the_browser(peers: DetectPeers) -> None:
+    declared = {
+        "corpmail": {
+            "name": "Corp Mail", "domains": ["corp-mail.net", "corp-group.net"],
+            "smtp": {"host": "smtp.corp-mail.net", "port": 587, "security": "starttls"},
+            "imap": {"host": "imap.corp-mail.net", "port": 993, "security": "ssl"},
+        },
+        **ACME,
+    }  # fmt: skip
+    app = peers.app(MAILCONNECT_PROVIDERS=declared)
+    with serve(app) as url, chromium() as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.request.post(f"{url}/test-login/3")  # the admin
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{url}/email/admin/providers")
+        row = page.locator('tr[data-declared-provider="corpmail"]')
+        assert "corp-mail.net, corp-group.net" in row.inner_text()
+        assert "OAuth 2.0" in page.locator('tr[data-declared-provider="acme"]').inner_text()
+        shoot(page, "detect-admin-providers")
+        page.goto(f"{url}/email/admin/providers/new")
+        oauth_fields = page.locator("[data-mc-oauth-fields]")
+        assert not oauth_fields.is_visible()  # Password is the default
+        page.select_option("select[name=auth_method]", "oauth2")
+        assert oauth_fields.is_visible()
+        assert page.locator("input[name=client_id]").is_visible()
+        shoot(page, "detect-admin-provider-form-oauth")
+        page.select_option("select[name=auth_method]", "password")
+        assert not oauth_fields.is_visible()
+        assert errors == []

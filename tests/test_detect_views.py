@@ -15,6 +15,7 @@ import pytest
 
 from flask_mailconnect import Detection, MailConnect
 from flask_mailconnect.detection import detect
+from tests import hostapp
 from tests.conftest import database_urls, login
 from tests.peers.certs import TestCerts, make_certs
 from tests.peers.detect_env import DetectPeers, detect_peers, fixture
@@ -212,3 +213,27 @@ def test_the_facade_detects(peers: DetectPeers) -> None:
     with app.test_request_context():
         found = ext.detect("ana@srv-mail.net")
     assert isinstance(found, Detection) and found.source == "srv"
+
+
+def test_an_admin_connecting_for_a_person_offers_the_button_for_that_person(
+    peers: DetectPeers,
+) -> None:
+    app = peers.app(MAILCONNECT_PROVIDERS=ACME)
+
+    @MailConnect.of(app).user_getter
+    def get(user_id: str) -> Any:
+        return hostapp.db.session.get(hostapp.User, int(user_id)) if user_id.isdigit() else None
+
+    client = app.test_client()
+    login(client, 3)  # the admin, on Alice's (user 1) page
+    page = client.get("/email/admin/users/1/connect?email=ana@acme-customer.net")
+    text = page.get_data(as_text=True)
+    form = re.search(r'<form [^>]*id="mc-oauth-acme".*?</form>', text, re.S)
+    assert form is not None
+    assert '<input type="hidden" name="owner_kind" value="user">' in form.group(0)
+    assert '<input type="hidden" name="owner_id" value="1">' in form.group(0)
+    # On one's own page the button connects one's own account: no owner fields.
+    login(client, 1)
+    own = client.get("/email/connect?email=ana@acme-customer.net").get_data(as_text=True)
+    mine = re.search(r'<form [^>]*id="mc-oauth-acme".*?</form>', own, re.S)
+    assert mine is not None and "owner_kind" not in mine.group(0)

@@ -8,7 +8,7 @@ stores (per domain: the login template is filled per address, so one entry serve
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..providers.model import Provider
@@ -138,7 +138,7 @@ class Detection:
     says to use, placeholders filled. ``auth``: ``password``, ``oauth2`` or both. ``source``:
     which source answered (``None``: none did). ``tried``: each source with its outcome and
     time. ``cached``: the answer came from the detection cache (``tried`` is then the
-    attempts that made it).
+    attempts that made it). ``seconds``: how long this call took.
     """
 
     email: str
@@ -155,7 +155,6 @@ class Detection:
     origin: str = ""
     cached: bool = False
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def found(self) -> bool:

@@ -1,5 +1,10 @@
 """Which provider an address belongs to: the catalogue by domain, then the domain's MX records.
 
+The building blocks of server detection: :mod:`flask_mailconnect.detection` asks these and the
+other sources (ISP database, autoconfig, SRV, Autodiscover) for the connect page;
+:func:`detect_provider` stays for callers that need only a provider (the form's default,
+accounts saved without one).
+
 A company domain hosted by Google Workspace has MX records under ``google.com``, one on Microsoft
 365 under ``mail.protection.outlook.com``: each provider lists its MX suffixes. MX look-ups use
 dnspython with a timeout and the app's cache (answers and failures both remembered for
