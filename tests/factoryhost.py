@@ -3,9 +3,9 @@
 
 Lines between ``# mailconnect: begin`` / ``# mailconnect: end`` and lines ending in
 ``# mailconnect: line`` are the host's lines for the extension (tests/test_first_hour.py
-counts them). Flask-Migrate is not installed here: its one changed line,
-``Migrate(app, db, include_object=include_object)``, is tested with plain Alembic configured the
-way Flask-Migrate configures it (tests/test_migrations.py).
+counts them). The blog's own schema is managed by Flask-Migrate; its one changed line,
+``migrate.init_app(app, db, include_object=include_object)``, keeps our tables out of the blog's
+``flask db migrate`` (tests/test_migrations.py runs the real ``flask db`` commands on it).
 """
 
 from __future__ import annotations
@@ -15,15 +15,17 @@ from typing import Any
 
 from flask import Blueprint, Flask, render_template_string
 from flask_login import LoginManager, UserMixin, login_user
+from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from jinja2 import DictLoader
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from flask_mailconnect import MailConnect  # mailconnect: line
+from flask_mailconnect import MailConnect, include_object  # mailconnect: line
 
 db = SQLAlchemy()
 login_manager = LoginManager()
+migrate = Migrate()
 mailconnect = MailConnect()  # mailconnect: line
 
 
@@ -68,12 +70,14 @@ def login(user_id: int) -> str:
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
-    app.config.update(SECRET_KEY="dev", SQLALCHEMY_DATABASE_URI="sqlite://")
+    database = os.environ.get("BLOG_DATABASE_URL", "sqlite://")
+    app.config.update(SECRET_KEY="dev", SQLALCHEMY_DATABASE_URI=database)
     app.config.update(config or {})
     app.config["MAILCONNECT_ENCRYPTION_KEYS"] = [os.environ["MAILCONNECT_KEY"]]  # mailconnect: line
     app.config["MAILCONNECT_BASE_TEMPLATE"] = "base.html"  # mailconnect: line
     app.jinja_loader = DictLoader({"base.html": LAYOUT})
     db.init_app(app)
+    migrate.init_app(app, db, include_object=include_object)  # mailconnect: line
     login_manager.init_app(app)
     mailconnect.init_app(app, db=db)  # mailconnect: line
     app.register_blueprint(main)

@@ -5,7 +5,8 @@ own autogenerate (configured as Flask-Migrate configures Alembic) leaves our tab
 from __future__ import annotations
 
 import os
-import textwrap
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -13,13 +14,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase
 
 from flask_mailconnect import (
     MailAccount,
@@ -341,7 +340,8 @@ def test_revisions_need_none_of_our_python_types() -> None:
     for path in (Path(migrations.SCRIPT_LOCATION) / "versions").glob("*.py"):
         text = path.read_text(encoding="utf-8")
         assert "EncryptedText(" not in text and "UTCDateTime(" not in text, path.name
-        assert "flask_mailconnect.columns" not in text and "models" not in text, path.name
+        assert "flask_mailconnect.columns" not in text, path.name
+        assert "flask_mailconnect.models" not in text and "from ..models" not in text, path.name
 
 
 def test_include_object() -> None:
@@ -354,124 +354,82 @@ def test_include_object() -> None:
     assert include_object(host.c.id, "id", "column", False, None) is True
 
 
-# -- a host with Flask-SQLAlchemy, an app factory and Flask-Migrate's way of running Alembic ----
+# -- a host with Flask-SQLAlchemy, an app factory and Flask-Migrate ---------------------------
 
-#: Flask-Migrate's env.py template (``flask db init``), trimmed to what runs online: it passes
-#: the extra arguments of ``Migrate(app, db, **kwargs)`` (kept as ``configure_args``) to
-#: ``context.configure``. The host's one documented line is
-#: ``Migrate(app, db, include_object=include_object)``.
-HOST_ENV = """
-from alembic import context
-from flask import current_app
+#: What the blog's developer types, in order, in a shell (tests/factoryhost.py is the blog).
+#: Run in a child process each time, as in real life: Flask-Migrate's generated env.py calls
+#: logging.config.fileConfig, which would reconfigure this test process's loggers.
+HOST_SESSION = """
+import sys
+from pathlib import Path
 
-config = context.config
+from tests.factoryhost import create_app
 
-
-def get_engine():
-    return current_app.extensions["migrate"].db.engine
+folder = sys.argv[1]
+runner = create_app().test_cli_runner()
 
 
-def run_migrations_online():
-    def process_revision_directives(context, revision, directives):
-        pass
-
-    conf_args = current_app.extensions["migrate"].configure_args
-    if conf_args.get("process_revision_directives") is None:
-        conf_args["process_revision_directives"] = process_revision_directives
-    connectable = get_engine()
-    with connectable.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=current_app.extensions["migrate"].db.metadata,
-            **conf_args
-        )
-        with context.begin_transaction():
-            context.run_migrations()
+def flask(*args):
+    result = runner.invoke(args=list(args), catch_exceptions=False)
+    assert result.exit_code == 0, (args, result.output)
+    print(result.output)
 
 
-run_migrations_online()
+flask("db", "init", "-d", folder)
+flask("mailconnect", "db", "upgrade")
+flask("db", "migrate", "-d", folder, "-m", "blog", "--rev-id", "blog1")
+flask("db", "upgrade", "-d", folder)
+flask("db", "migrate", "-d", folder, "-m", "again", "--rev-id", "blog2")
 """
 
 
-def _host_factory(url: str, **migrate_args: Any) -> Flask:
-    """The host's ``create_app()``: its own model, our extension through ``init_app``."""
-
-    class Base(DeclarativeBase):  # a fresh one per app, as each host process has
-        pass
-
-    db = SQLAlchemy(model_class=Base)
-
-    class Post(db.Model):  # type: ignore[name-defined,misc]
-        __tablename__ = "host_post"
-        id: Mapped[int] = mapped_column(primary_key=True)
-        title: Mapped[str] = mapped_column(sa.String(200))
-
-    mailconnect = MailConnect()
-    app = Flask(__name__)
-    app.config.update(SQLALCHEMY_DATABASE_URI=url, MAILCONNECT_ENCRYPTION_KEYS=[TEST_KEY])
-    db.init_app(app)
-    mailconnect.init_app(app, db=db)
-
-    class MigrateConfig:  # what Migrate(app, db, **kwargs) stores in app.extensions["migrate"]
-        def __init__(self, db: SQLAlchemy, **kwargs: Any) -> None:
-            self.db, self.configure_args = db, kwargs
-
-    app.extensions["migrate"] = MigrateConfig(db, **migrate_args)
-    return app
-
-
-def _host_alembic(folder: Path) -> Config:
-    """``flask db init``'s result: a script directory with the host's env.py."""
-    command.init(Config(str(folder.parent / "alembic.ini")), str(folder), template="generic")
-    (folder / "env.py").write_text(textwrap.dedent(HOST_ENV), encoding="utf-8")
-    config = Config()
-    config.set_main_option("script_location", str(folder))
-    config.set_main_option("path_separator", "os")
-    return config
-
-
-def test_host_autogenerate_leaves_our_tables_alone(db_url: str, tmp_path: Path) -> None:
-    """The host runs our migrations, then its own ``flask db migrate`` + ``upgrade``: the
-    generated revision creates the host's table and names none of ours (no drop, no create),
-    and after the host's upgrade its next autogenerate is empty."""
-    app = _host_factory(db_url, include_object=include_object)
+def _flask_db_session(url: str, tmp_path: Path, script: str = HOST_SESSION) -> tuple[Path, str]:
+    """Runs ``script`` (the blog's shell session) against ``url``; returns the blog's
+    versions folder and what the commands logged."""
     folder = tmp_path / "migrations"
-    config = _host_alembic(folder)
-    try:
-        migrations.upgrade(app)  # flask mailconnect db upgrade
-        with app.app_context():
-            command.revision(config, message="first", autogenerate=True, rev_id="host1")
-            text = (folder / "versions" / "host1_first.py").read_text(encoding="utf-8")
-            assert "op.create_table('host_post'" in text
-            assert "mailconnect" not in text
-            command.upgrade(config, "head")  # flask db upgrade
-            command.revision(config, message="second", autogenerate=True, rev_id="host2")
-            second = (folder / "versions" / "host2_second.py").read_text(encoding="utf-8")
-            assert "op." not in second.replace("op.f(", "")  # nothing to do: only "pass"
-        assert {"alembic_version", migrations.VERSION_TABLE, "host_post"} <= _tables(app)
-        assert _diff(app) == []
-    finally:
-        with app.app_context():
-            app.extensions["migrate"].db.engine.dispose()
+    env = {**os.environ, "BLOG_DATABASE_URL": url, "MAILCONNECT_KEY": TEST_KEY}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(folder)],
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return folder / "versions", done.stdout + done.stderr
 
 
-def test_host_autogenerate_without_include_object_would_drop_ours(
-    db_url: str, tmp_path: Path
-) -> None:
-    """Why the docs insist: without the hook the host's autogenerate offers to drop our
-    tables (so the test above is not vacuous)."""
-    app = _host_factory(db_url)  # Migrate(app, db): no include_object
-    folder = tmp_path / "migrations"
-    config = _host_alembic(folder)
-    try:
-        migrations.upgrade(app)
-        with app.app_context():
-            command.revision(config, message="first", autogenerate=True, rev_id="host1")
-        text = (folder / "versions" / "host1_first.py").read_text(encoding="utf-8")
-        assert "op.drop_table('mailconnect_account')" in text
-    finally:
-        with app.app_context():
-            app.extensions["migrate"].db.engine.dispose()
+def test_flask_migrate_host_leaves_our_tables_alone(db_url: str, tmp_path: Path) -> None:
+    """The real ``flask db init / migrate / upgrade`` of a Flask-Migrate app-factory host, after
+    ``flask mailconnect db upgrade``: the blog's revision creates its own table and names none
+    of ours, and its next ``flask db migrate`` finds nothing to do."""
+    versions, logged = _flask_db_session(db_url, tmp_path)
+    first = next(versions.glob("blog1_*.py")).read_text(encoding="utf-8")
+    assert "op.create_table('blog_user'" in first
+    assert "mailconnect" not in first
+    assert "No changes in schema detected." in logged  # the second `flask db migrate`
+    assert not list(versions.glob("blog2_*.py"))
+    engine = sa.create_engine(db_url)
+    found = set(sa.inspect(engine).get_table_names())
+    engine.dispose()
+    assert {"alembic_version", migrations.VERSION_TABLE, "blog_user"} <= found
+    assert set(metadata.tables) <= found
+
+
+def test_flask_migrate_without_include_object_would_drop_ours(db_url: str, tmp_path: Path) -> None:
+    """Why the README insists on ``include_object``: without it the blog's first
+    ``flask db migrate`` writes a revision dropping our tables (so the test above is not
+    vacuous)."""
+    script = HOST_SESSION.split('flask("db", "upgrade"')[0].replace(
+        "runner = create_app().test_cli_runner()",
+        "app = create_app()\n"
+        "app.extensions['migrate'].configure_args.pop('include_object')\n"
+        "runner = app.test_cli_runner()",
+    )
+    versions, _ = _flask_db_session(db_url, tmp_path, script)
+    first = next(versions.glob("blog1_*.py")).read_text(encoding="utf-8")
+    assert "op.drop_table('mailconnect_account')" in first
 
 
 def test_version_files_are_shipped() -> None:
