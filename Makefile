@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCK   := requirements/dev.lock
 
-.PHONY: demo test bench docs lint lock clean
+.PHONY: demo test bench docs lint lock clean translations
 
 # npm ci: axe-core for the accessibility tests (package-lock.json); node_modules/ is gitignored.
 $(STAMP): $(LOCK) pyproject.toml package-lock.json
@@ -34,6 +34,18 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check flask_mailconnect tests example_app
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# Catalogues of the gettext domain flask_mailconnect: extract the .pot from the sources
+# (babel.cfg), merge it into every language's .po, compile the .mo files the wheel ships.
+# tests/test_translations.py fails when any of the three is out of date.
+I18N     := flask_mailconnect/translations
+I18N_KW  := -k _mc -k _mc_n:1,2 -k lazy_gettext -k lazy_ngettext:1,2 -k N_ -k pgettext:1c,2
+translations: $(STAMP)
+	$(BIN)/pybabel extract --no-default-keywords -k gettext -k ngettext:1,2 $(I18N_KW) \
+		-F babel.cfg --sort-by-file --project=Flask-MailConnect --copyright-holder="Flask-MailConnect contributors" \
+		-o $(I18N)/flask_mailconnect.pot .
+	$(BIN)/pybabel update -i $(I18N)/flask_mailconnect.pot -d $(I18N) -D flask_mailconnect
+	$(BIN)/pybabel compile -d $(I18N) -D flask_mailconnect --statistics
 
 # Regenerate the lock CI installs (needs uv); pyproject keeps lower bounds only.
 lock:

@@ -15,13 +15,14 @@ nothing of ours sticks out sideways at phone width.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from tests.browser_helpers import SCREENSHOTS, chromium, serve
+from tests.browser_helpers import ROOT, SCREENSHOTS, chromium, serve
 from tests.hosts import HOSTS, example_hosts, sign_in
 
 pytestmark = pytest.mark.browser
@@ -200,3 +201,47 @@ def test_every_check_found_its_element(rendered: dict[str, Rendered]) -> None:
     """Each EXPECTED selector matched on some page in every host: none of them is vacuous."""
     for host, r in rendered.items():
         assert r.found == set(range(len(EXPECTED))), host
+
+
+def _selectors(css: str) -> Iterator[str]:
+    """Every selector of every style rule in ``css`` (inside @media too; not @keyframes)."""
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
+    stack: list[str] = []
+    prelude = ""
+    for char in css:
+        if char == "{":
+            head = prelude.strip()
+            stack.append(head)
+            if not head.startswith("@") and not any(s.startswith("@keyframes") for s in stack[:-1]):
+                depth, part = 0, ""
+                for c in head + ",":  # split on commas outside :is(...) and friends
+                    depth += (c == "(") - (c == ")")
+                    if c == "," and depth == 0:
+                        yield " ".join(part.split())
+                        part = ""
+                    else:
+                        part += c
+            prelude = ""
+        elif char == "}":
+            stack.pop()
+            prelude = ""
+        elif char == ";":
+            prelude = ""
+        else:
+            prelude += char
+
+
+def test_every_rule_is_scoped_under_the_root() -> None:
+    """The style contract: no rule of ours reaches outside ``.mailconnect`` (the standalone
+    base's ``body.mailconnect-standalone`` is ours too)."""
+    static = ROOT / "flask_mailconnect" / "static" / "mailconnect"
+    sheets = sorted(static.glob("*.css"))
+    assert {p.name for p in sheets} >= {"mailconnect.css", "admin.css"}
+    count = 0
+    for sheet in sheets:
+        for selector in _selectors(sheet.read_text()):
+            count += 1
+            assert selector.startswith((".mailconnect", "body.mailconnect-standalone")), (
+                f"{sheet.name}: {selector!r} is not scoped under .mailconnect"
+            )
+    assert count > 200

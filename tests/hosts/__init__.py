@@ -113,6 +113,11 @@ def seed(app: Flask, sandbox: Any) -> Seeded:
             owner_id=str(projects["Website redesign"]), remote_addr="127.0.0.1",
         ))  # fmt: skip
         db.session.commit()
+        # Recent mail from the sandbox's INBOX: the account page's list and one message page.
+        ext = MailConnect.of(app)
+        ext.sync_recent(account, limit=5)
+        db.session.commit()
+        newest = max(m.uid for m in account.messages)
         out.account_id, out.oauth_account_id = account.id, oauth.id
         out.provider_id, out.alice_id = provider.id, alice.id
     a, p = out.account_id, out.provider_id
@@ -122,6 +127,7 @@ def seed(app: Flask, sandbox: Any) -> Seeded:
         "reconnect": f"/email/accounts/{a}/reconnect",
         "account": f"/email/accounts/{a}",
         "account-oauth": f"/email/accounts/{out.oauth_account_id}",
+        "message": f"/email/accounts/{a}/messages/INBOX/{newest}",
         "folders": f"/email/accounts/{a}/folders",
         "disconnect": f"/email/accounts/{a}/disconnect",
         "admin-accounts": "/email/admin/accounts",

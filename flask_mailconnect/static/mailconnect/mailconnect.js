@@ -16,6 +16,19 @@
 
   function each(list, fn) { Array.prototype.forEach.call(list, fn); }
 
+  // The page's words for this script (mailconnect/_js_strings.html renders them translated);
+  // the English here is only the fallback for a page that does not include them.
+  var strings = null;
+  function t(key, english, values) {
+    if (strings === null) {
+      var node = document.getElementById("mc-strings");
+      try { strings = node ? JSON.parse(node.textContent) : {}; } catch (e) { strings = {}; }
+    }
+    return (strings[key] || english).replace(/%\((\w+)\)s/g, function (whole, name) {
+      return values && Object.prototype.hasOwnProperty.call(values, name) ? values[name] : whole;
+    });
+  }
+
   function looksLikeEmail(value) { return /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(value); }
 
   function initConnect(form) {
@@ -142,8 +155,10 @@
       var passed = lastPassed !== null && lastPassed === fingerprint();
       saveBtn.disabled = !passed;
       saveHint.hidden = passed;
-      saveHint.textContent = lastPassed === null ? "Test the connection to enable saving."
-        : "The settings changed since the last test: test again to enable saving.";
+      saveHint.textContent = lastPassed === null
+        ? t("save_hint_first", "Test the connection to enable saving.")
+        : t("save_hint_stale",
+          "The settings changed since the last test: test again to enable saving.");
       var result = resultBox.querySelector(".mc-result");
       if (result) { result.classList.toggle("mc-result--stale", lastPassed !== null && !passed); }
     }
@@ -190,8 +205,12 @@
         if (data.error === "csrf") {
           // views/common.py answers 400 {"ok": false, "error": "csrf"} for a missing or
           // expired token: only a fresh page (and token) helps.
-          resultBox.innerHTML = '<p class="mc-alert mc-alert--error" role="alert">Your ' +
-            "session expired. Reload the page and try again.</p>";
+          var expired = document.createElement("p");
+          expired.className = "mc-alert mc-alert--error";
+          expired.setAttribute("role", "alert");
+          expired.textContent = t("session_expired",
+            "Your session expired. Reload the page and try again.");
+          resultBox.appendChild(expired);
         } else if (data.error === "rate_limited") {
           var alert = document.createElement("p");
           alert.className = "mc-alert mc-alert--error";
@@ -203,7 +222,8 @@
           // Announced through the live region: the messages sit next to their fields.
           var note = document.createElement("p");
           note.className = "mc-alert mc-alert--error";
-          note.textContent = "Some fields need a change: see the messages next to them.";
+          note.textContent = t("fields_need_change",
+            "Some fields need a change: see the messages next to them.");
           resultBox.appendChild(note);
         } else if (data.html) {
           resultBox.innerHTML = data.html;  // rendered by our own template, escaped there
@@ -212,8 +232,12 @@
         }
         lastPassed = data.ok ? sent : null;
       }).catch(function () {
-        resultBox.innerHTML = '<p class="mc-alert mc-alert--error">The test could not be ' +
-          "run. Check your connection to this site and try again.</p>";
+        var failed = document.createElement("p");
+        failed.className = "mc-alert mc-alert--error";
+        failed.textContent = t("test_not_run",
+          "The test could not be run. Check your connection to this site and try again.");
+        resultBox.innerHTML = "";
+        resultBox.appendChild(failed);
         lastPassed = null;
       }).then(function () {
         spinner.hidden = true;
@@ -231,8 +255,8 @@
       asked = null;
       if (key) {
         // A provider with a sign-in button needs no words above it.
-        setStatus(presets[key].oauth ? "" : "Settings for " + (presets[key].name || key) +
-          " filled in.", false);
+        setStatus(presets[key].oauth ? "" : t("settings_filled", "Settings for %(name)s filled in.",
+          {name: presets[key].name || key}), false);
         offer(key, email);
         return;
       }
@@ -245,7 +269,8 @@
       if (!url) { return; }
       asked = email;
       offer(null, email);
-      setStatus("Looking up servers for " + domainOf(email) + "\u2026", true);
+      setStatus(t("looking_up", "Looking up servers for %(domain)s\u2026",
+        {domain: domainOf(email)}), true);
       fetch(url + "?email=" + encodeURIComponent(email), {
         credentials: "same-origin", headers: {"Accept": "application/json"}
       }).then(function (response) {
@@ -262,8 +287,9 @@
         // Detection is a convenience: typing the servers still works.
         if (asked === email) {
           asked = null;
-          setStatus("Servers for " + domainOf(email) + " could not be looked up: enter " +
-            "them below.", false);
+          setStatus(t("lookup_failed",
+            "Servers for %(domain)s could not be looked up: enter them below.",
+            {domain: domainOf(email)}), false);
         }
       });
     }
@@ -305,7 +331,7 @@
           detectRemote(el.email.value.trim());
           (el.username.value ? el.password : el.username).focus();
         } else {
-          showErrors({email: "Enter an email address such as name@example.com."});
+          showErrors({email: t("enter_email", "Enter an email address such as name@example.com.")});
         }
         return;
       }
@@ -343,7 +369,7 @@
         var cmd = button.getAttribute("data-mc-cmd");
         editor.focus();
         if (cmd === "link") {
-          var url = window.prompt("Link address", "https://");
+          var url = window.prompt(t("link_address", "Link address"), "https://");
           if (!url || url === "https://") { return; }
           if (!/^(https?:|mailto:|tel:)/i.test(url)) {
             url = (url.indexOf("@") > 0 ? "mailto:" : "https://") + url;
