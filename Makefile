@@ -41,7 +41,7 @@ lint: $(STAMP)
 I18N     := flask_mailconnect/translations
 I18N_KW  := -k _mc -k _mc_n:1,2 -k lazy_gettext -k lazy_ngettext:1,2 -k N_ -k pgettext:1c,2
 translations: $(STAMP)
-	$(BIN)/pybabel extract --no-default-keywords -k gettext -k ngettext:1,2 $(I18N_KW) \
+	$(BIN)/pybabel extract --no-default-keywords -k gettext -k ngettext:1,2 $(I18N_KW) -c TRANSLATORS: \
 		-F babel.cfg --sort-by-file --project=Flask-MailConnect --copyright-holder="Flask-MailConnect contributors" \
 		-o $(I18N)/flask_mailconnect.pot .
 	$(BIN)/pybabel update -i $(I18N)/flask_mailconnect.pot -d $(I18N) -D flask_mailconnect

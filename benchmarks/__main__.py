@@ -24,6 +24,7 @@ MODULES = (
     "bench_sync",
     "bench_pages",
     "bench_admin_list",
+    "bench_refresh",
 )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from benchmarks.table import Row, measured, samples
 from flask_mailconnect.models import MailAccount
 from tests import hostapp
 
@@ -46,17 +47,9 @@ def _seed(db: Any, rows: int) -> None:
     db.session.commit()
 
 
-def _time(client: Any, url: str) -> float:
-    samples = []
-    for _ in range(ROUNDS):
-        started = time.perf_counter()
-        response = client.get(url)
-        samples.append(time.perf_counter() - started)
-        assert response.status_code == 200
-    return statistics.median(samples)
-
-
-def main(rows: int = ROWS) -> None:
+def measure(rows: int = ROWS, rounds: int = ROUNDS) -> dict[str, Any]:
+    """Page 1, the last page and a filtered page 1 at ``rows`` accounts on SQLite: the
+    per-request samples (seconds) and the SQL statements each ran."""
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         app, ext = hostapp.create_app(url)
@@ -66,15 +59,18 @@ def main(rows: int = ROWS) -> None:
             last = hostapp.db.session.scalar(sa.select(sa.func.min(MailAccount.id)))
         client = app.test_client()
         client.post("/test-login/3")
-        first = "/email/admin/accounts"
-        deep = f"/email/admin/accounts?after={last + 60}"  # the last full page
-        page = client.get(deep).get_data(as_text=True)
-        assert len(re.findall(r"<tr data-account-id=", page)) == 50
-        filtered = "/email/admin/accounts?status=error&provider=gmail"
-        counts = []
+        size = int(app.config["MAILCONNECT_ADMIN_PAGE_SIZE"])
+        pages = {
+            "page 1": "/email/admin/accounts",
+            "last page": f"/email/admin/accounts?after={last + size + 10}",  # the last full page
+            "filtered page 1": "/email/admin/accounts?status=error&provider=gmail",
+        }
+        page = client.get(pages["last page"]).get_data(as_text=True)
+        assert len(re.findall(r"<tr data-account-id=", page)) == size
         with app.app_context():
             engine = hostapp.db.engine
-        for target in (first, deep, filtered):
+        counts: dict[str, int] = {}
+        for name, target in pages.items():
             seen: list[str] = []
 
             def record(*args: Any, seen: list[str] = seen) -> None:
@@ -83,20 +79,54 @@ def main(rows: int = ROWS) -> None:
             sa.event.listen(engine, "before_cursor_execute", record)
             client.get(target)
             sa.event.remove(engine, "before_cursor_execute", record)
-            counts.append(len(seen))
-        t_first, t_deep, t_filtered = (
-            _time(client, first),
-            _time(client, deep),
-            _time(client, filtered),
-        )
-        print(f"admin account list, {rows:,} accounts on SQLite (median of {ROUNDS}):")
-        print(f"  page 1          {t_first * 1000:7.2f} ms  ({counts[0]} queries)")
-        print(f"  last page       {t_deep * 1000:7.2f} ms  ({counts[1]} queries)")
-        print(f"  filtered page 1 {t_filtered * 1000:7.2f} ms  ({counts[2]} queries)")
-        print(f"  ratio last page / page 1: {t_deep / t_first:.2f}")
+            counts[name] = len(seen)
+        times = {name: _samples(client, target, rounds) for name, target in pages.items()}
         with app.app_context():
             hostapp.db.session.remove()
             hostapp.db.engine.dispose()
+    return {"times": times, "counts": counts}
+
+
+def _samples(client: Any, url: str, rounds: int) -> list[float]:
+    samples = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        response = client.get(url)
+        samples.append(time.perf_counter() - started)
+        assert response.status_code == 200
+    return samples
+
+
+def rows(*, smoke: bool = False) -> list[Row]:
+    """Rows for ``make bench``: the last page against page 1 (keyset pagination: about 1.0),
+    and the statements per page at 100,000 accounts against a small table (flat)."""
+    size = 300 if smoke else ROWS
+    found = measure(size, 1 if smoke else ROUNDS)
+    small = measure(300, 1)["counts"] if not smoke else found["counts"]
+    times = {k: samples(v, "ms", 1000) for k, v in found["times"].items()}
+    queries = found["counts"]
+    return [
+        measured(
+            f"admin list last page vs page 1, {size:,} accounts, SQLite",
+            times["last page"], times["page 1"], at_most=1.2, against="page 1",
+        ),
+        measured(
+            f"admin list SQL statements per page, {size:,} vs 300 accounts",
+            f"{queries['page 1']} (filtered {queries['filtered page 1']})",
+            f"{small['page 1']}", queries["page 1"] / max(small["page 1"], 1), at_most=1.0,
+            against="300 accounts",
+        ),
+    ]  # fmt: skip
+
+
+def main(rows: int = ROWS) -> None:
+    found = measure(rows)
+    t = {k: statistics.median(v) for k, v in found["times"].items()}
+    counts = found["counts"]
+    print(f"admin account list, {rows:,} accounts on SQLite (median of {ROUNDS}):")
+    for name in ("page 1", "last page", "filtered page 1"):
+        print(f"  {name:15s} {t[name] * 1000:7.2f} ms  ({counts[name]} queries)")
+    print(f"  ratio last page / page 1: {t['last page'] / t['page 1']:.2f}")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from benchmarks.table import Row, measured, samples, skipped
 
 ROWS = 100_000
 PEOPLE = 5_000
-OWNED = 12  #: accounts of the measured person (user 1)
+OWNED = 3  #: accounts of the measured person (user 1): a mailbox or two and a shared one
 PROJECTS = 40
 WORKERS = 2
 CLIENTS = 4  #: concurrent connections of the load generator
@@ -249,7 +249,8 @@ class Gunicorn:
 
 LOAD_SCRIPT = """
 import http.client, json, sys, threading, time
-port, path, cookie, seconds, clients = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
+port, path, cookie = sys.argv[1], sys.argv[2], sys.argv[3]
+seconds, clients = float(sys.argv[4]), int(sys.argv[5])
 latencies, failures = [], []
 def run():
     end = time.perf_counter() + seconds

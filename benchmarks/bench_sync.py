@@ -37,7 +37,7 @@ from tests.peers.dovecot import DovecotPeer, dovecot_available, start_dovecot, s
 
 ROUNDS = 15
 GOAL = 1.2  #: issue 13: at most 1.2x imapclient fetching the same items
-FIGURE = "sync newest 50 (Dovecot IMAPS, SQLite)"
+FIGURE = "sync newest {limit} (Dovecot IMAPS, SQLite)"
 
 
 def _count_commands(client: IMAPClient, sent: list[str]) -> IMAPClient:
@@ -167,7 +167,7 @@ def _measure(peer: DovecotPeer, certs: Any, rounds: int, total: int, limit: int)
             hostapp.db.engine.dispose()
     return [
         measured(
-            FIGURE,
+            FIGURE.format(limit=limit),
             samples(ours, "ms", 1000),
             samples(plain, "ms", 1000),
             at_most=GOAL,
@@ -183,7 +183,7 @@ def rows(*, smoke: bool = False) -> list[Row]:
     """The sync row (``smoke``: 12 messages, one round, no meaning in the figures)."""
     reason = dovecot_available()
     if reason:
-        return [skipped(FIGURE, f"Dovecot unavailable ({reason})", at_most=GOAL)]
+        return [skipped(FIGURE.format(limit=50), f"Dovecot unavailable ({reason})", at_most=GOAL)]
     rounds, total, limit = (1, 12, 10) if smoke else (ROUNDS, 60, 50)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)

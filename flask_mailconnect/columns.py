@@ -79,6 +79,16 @@ def open_secret(value: Sealed | str | None) -> str | None:
     return value.open()
 
 
+def seal(value: str | None) -> Sealed | None:
+    """``value`` encrypted now, for assigning to an encrypted column. Raises
+    :class:`EncryptionKeyError` here, in plain Python, when there is no key: assigning the
+    plaintext instead would fail at flush, inside SQLAlchemy (a ``StatementError`` whose text
+    lists the statement's parameters, the plaintext among them)."""
+    if value is None:
+        return None
+    return Sealed(current_cipher().encrypt(str(value).encode("utf-8")).decode("ascii"))
+
+
 class EncryptedText(sa.TypeDecorator[Any]):
     """A text column whose value is stored as a Fernet token, never in clear.
 

@@ -222,7 +222,7 @@ def _fold(policy: Policy, name: str, value: Any) -> bytes:
             key = (id(policy), name, text)
             folded = _FOLDED.get(key)
             if folded is None:
-                folded = policy.fold_binary(name, value)
+                folded = policy.fold_binary(name, value)  # type: ignore[arg-type]
                 if len(_FOLDED) >= _FOLDED_MAX:
                     _FOLDED.clear()
                 _FOLDED[key] = folded

@@ -18,6 +18,7 @@ from .detection import detect as run_detect
 from .exceptions import EncryptionKeyError, NoSenderAccount
 from .health import CheckResult
 from .health import check as run_check
+from .i18n import current_locale, markup_gettext, markup_ngettext
 from .models import MailAccount, SyncedMessage, metadata
 from .owners import ORGANIZATION_OWNER, Actor, Owner, Scope, owner_key
 from .providers import Provider, current_catalog, with_hints
@@ -80,6 +81,10 @@ class MailConnect:
         )
 
         app.cli.add_command(cli_group)
+        # Our templates translate through these (not ``_``: that is the host layout's own).
+        app.add_template_global(markup_gettext, "_mc")
+        app.add_template_global(markup_ngettext, "_mc_n")
+        app.add_template_global(current_locale, "mailconnect_locale")
         if register_blueprint:
             app.register_blueprint(
                 create_blueprint(), url_prefix=app.config["MAILCONNECT_URL_PREFIX"]

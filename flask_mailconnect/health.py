@@ -16,11 +16,12 @@ Nothing here keeps state in module globals: every call works on the current app.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -218,7 +219,6 @@ def check(state: Runtime, account: MailAccount, *, actor: Actor | None = None) -
     detail = " ".join(f"{r.protocol.value}={r.code}" for r in (smtp, imap) if r is not None)
     if kept_alive:
         detail = f"{detail} keepalive".strip()
-    state.session.flush()
     audit.record(
         state.session, "check", actor=actor, account=account, ok=outcome == OK,
         detail=detail or code,
@@ -231,6 +231,10 @@ def check(state: Runtime, account: MailAccount, *, actor: Actor | None = None) -
 
 
 # -- many accounts --------------------------------------------------------------------------
+
+
+#: Accounts checked one after another in one app context (one catalogue load).
+CHUNK = 20
 
 
 def select_account_ids(
@@ -280,22 +284,39 @@ def run_one(
 ) -> CheckResult:
     """Run ``work`` for one account in an app context and session of its own; commit after."""
     with app.app_context():
-        state: Runtime = app.extensions["mailconnect"]
-        session = state.session
-        try:
-            account = session.get(MailAccount, account_id)
-            if account is None:  # disconnected meanwhile
-                return CheckResult(
-                    account_id, SKIPPED, "deleted", code="deleted", skipped_reason="deleted"
-                )
-            result = work(state, account)
-            session.commit()
-            return result
-        except Exception as exc:
-            session.rollback()
-            return _crashed(account_id, exc)
-        finally:
-            state.db.session.remove()
+        return _run_here(app, account_id, work)
+
+
+def _run_chunk(
+    app: Flask, account_ids: list[int], work: Callable[[Runtime, MailAccount], CheckResult]
+) -> list[CheckResult]:
+    """Run ``work`` for a few accounts one after another in one app context: the provider
+    catalogue is built once for them (once per request, as pages do) instead of once per
+    account. Each account still has its own session and commit."""
+    with app.app_context():
+        return [_run_here(app, account_id, work) for account_id in account_ids]
+
+
+def _run_here(
+    app: Flask, account_id: int, work: Callable[[Runtime, MailAccount], CheckResult]
+) -> CheckResult:
+    """One account in the current app context: its own session, committed after."""
+    state: Runtime = app.extensions["mailconnect"]
+    session = state.session
+    try:
+        account = session.get(MailAccount, account_id)
+        if account is None:  # disconnected meanwhile
+            return CheckResult(
+                account_id, SKIPPED, "deleted", code="deleted", skipped_reason="deleted"
+            )
+        result = work(state, account)
+        session.commit()
+        return result
+    except Exception as exc:
+        session.rollback()
+        return _crashed(account_id, exc)
+    finally:
+        state.db.session.remove()
 
 
 def check_work(state: Runtime, account: MailAccount) -> CheckResult:
@@ -347,8 +368,8 @@ def check_many(
         concurrency = 1
     concurrency = max(1, int(concurrency))
     if concurrency == 1:
-        for account_id in ids:
-            yield run_one(app, account_id, work)
+        for first in range(0, len(ids), CHUNK):
+            yield from _run_chunk(app, ids[first : first + CHUNK], work)
         return
     cancel = threading.Event()
     with ThreadPoolExecutor(concurrency, thread_name_prefix="mailconnect-check") as pool:
@@ -359,10 +380,17 @@ def check_many(
                                    skipped_reason="cancelled")  # fmt: skip
             return run_one(app, account_id, work)
 
-        futures = [pool.submit(task, i) for i in ids]
+        # At most two accounts per worker in flight: a long list never becomes a long queue
+        # of futures (and their results) held in memory, and results flow as they finish.
+        pending = iter(ids)
+        window = 2 * concurrency
+        running = {pool.submit(task, i) for i in itertools.islice(pending, window)}
         try:
-            for future in as_completed(futures):
-                yield future.result()
+            while running:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+                running |= {pool.submit(task, i) for i in itertools.islice(pending, len(done))}
         finally:
             cancel.set()
 

@@ -130,7 +130,9 @@ def _address_list(message: Message, name: str, charset: str | None) -> str:
 
 def _split_addresses(text: str) -> list[str]:
     """Split on commas outside quotes, comments and angle brackets."""
-    out, current, depth, quoted, angle = [], [], 0, False, False
+    out: list[str] = []
+    current: list[str] = []
+    depth, quoted, angle = 0, False, False
     for char in text:
         if char == '"' and not depth:
             quoted = not quoted
@@ -236,6 +238,8 @@ def sanitize_html(markup: str, *, show_images: bool = False) -> tuple[str, int, 
         url_schemes=URL_SCHEMES,
         filter_style_properties=STYLE_PROPERTIES,
         link_rel="noopener noreferrer nofollow",
+        # Links leave the host's page in a new tab (the CRM stays where it was).
+        set_tag_attribute_values={"a": {"target": "_blank"}},
         strip_comments=True,
     )
     return cleaned, rewriter.remote, rewriter.blocked

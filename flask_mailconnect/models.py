@@ -4,7 +4,8 @@ Used through the host's ``db.session``. Owners are stored as ``(owner_kind, owne
 any host primary key works, with no foreign key into host tables. Models hold data and derived
 read-only properties only: nothing here talks to the network.
 
-Add :data:`metadata` to Alembic / Flask-Migrate with ``target_metadata = [db.metadata, metadata]``.
+The tables are created and changed by our own migrations (:mod:`flask_mailconnect.migrations`,
+``flask mailconnect db upgrade``), never by the host's autogenerate.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ absolute URL), else from ``SERVER_NAME`` (absolute), else a path on the host.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from flask import current_app, has_request_context, url_for
 
@@ -28,7 +29,7 @@ ENDPOINT = "mailconnect.message"
 
 def message_url(account_id: int, folder: str, uid: int) -> str:
     """The message page of one message, for links that leave the request (notifications)."""
-    values = {"account_id": account_id, "folder": folder, "uid": uid}
+    values: dict[str, Any] = {"account_id": account_id, "folder": folder, "uid": uid}
     config = current_app.config
     if has_request_context() and not config.get("MAILCONNECT_EXTERNAL_URL"):
         return url_for(ENDPOINT, **values, _external=bool(config.get("SERVER_NAME")))

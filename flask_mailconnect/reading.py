@@ -2,8 +2,8 @@
 
 :func:`read_message` checks that the actor may ``read`` the account's mail (a personal
 account's owner; those who manage a shared one), logs in over IMAP through the same code as
-the sync (:func:`~flask_mailconnect.sync.open_mailbox`: credentials, the network guard, TLS,
-failures recorded on the account and raised as
+the sync (:func:`~flask_mailconnect.mailbox_access.open_mailbox`: credentials, the network
+guard, TLS, failures recorded on the account and raised as
 :class:`~flask_mailconnect.exceptions.SyncError`), EXAMINEs the folder and fetches the message
 with ``BODY.PEEK[]`` (so reading it marks nothing as read), then makes it safe to show
 (:mod:`flask_mailconnect.message_view`).
@@ -14,11 +14,11 @@ the credentials, before any connection: the blueprint answers it with the 503 pa
 
 from __future__ import annotations
 
+from .mailbox_access import open_mailbox, refuse_early, require_action
 from .message_view import MessageView, render_message
 from .models import MailAccount
 from .owners import Actor
 from .runtime import Runtime
-from .sync import open_mailbox, refuse_early, require_action
 from .transport import mailbox
 
 #: Longest folder name accepted (what the account's folder columns hold).

@@ -294,6 +294,10 @@ class Runtime:
         self.oauth_metadata: TTLCache[str, dict[str, Any]] = TTLCache(size=256)
         #: Serialises token refreshes when the engine has a single connection (StaticPool).
         self.single_connection = threading.Lock()
+        #: Callers in this process waiting for one account's token refresh: one of them looks
+        #: at the database, the others wait on it without a connection (oauth/locks.py).
+        self.refresh_gates: dict[int, Any] = {}
+        self.refresh_gates_lock = threading.Lock()
         #: /detect MX look-ups per person.
         self.detect_window = RateWindow(DETECT_MX_PER_MINUTE)
         self._oauth_clients: Any = None

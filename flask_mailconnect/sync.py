@@ -32,34 +32,28 @@ accounts.py, nothing here commits: the caller owns the transaction (commit after
 from __future__ import annotations
 
 import contextlib
-import imaplib
 import logging
-import ssl
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import sqlalchemy as sa
 from imapclient import IMAPClient
-from imapclient import exceptions as imap_errors
 
-from . import audit, credentials, new_mail, signals, sync_store
-from . import codes as errors
-from .accounts import require
-from .accounts.status import record_failure, record_success
-from .codes import message_for
-from .exceptions import (
-    ConnectionFailed,
-    InvalidSettings,
-    NeedsReconnect,
-    SyncError,
-    TokenError,
-    TokenRefreshUnavailable,
+from . import audit, new_mail, signals, sync_store
+from .accounts.status import record_success
+from .exceptions import ConnectionFailed, InvalidSettings, SyncError
+from .mailbox_access import (
+    code_for,
+    fail,
+    open_mailbox,
+    refuse_early,
+    require_action,
+    settings_for,
 )
-from .models import AccountStatus, MailAccount, SyncedMessage, utcnow
+from .models import MailAccount, SyncedMessage, utcnow
 from .owners import Actor
-from .providers import current_catalog
 from .runtime import Runtime
 from .transport import mailbox
 from .transport.imap import open_imap
@@ -103,88 +97,6 @@ class FolderListing:
     def initial(self) -> dict[str, str | None]:
         """Per role: the stored folder, or the suggestion when none is stored yet."""
         return {role: self.current.get(role) or self.suggested.get(role) for role in ROLES}
-
-
-# -- talking to the server ---------------------------------------------------------------------
-
-
-def _require(state: Runtime, actor: Actor | None, action: str, account: MailAccount) -> None:
-
-    require(state, actor, action, account.owner)
-
-
-def _refuse_early(account: MailAccount) -> None:
-    """Accounts we must not log in with: no IMAP, inactive, or waiting for their owner."""
-    if not account.receives:
-        raise SyncError(
-            "not_receiving",
-            "This account is set up for sending only: turn on receiving (IMAP) to see its mail.",
-        )
-    if not account.active:
-        raise SyncError("inactive", "This account is inactive. An administrator can reactivate it.")
-    if account.status in (AccountStatus.NEEDS_RECONNECT, AccountStatus.PENDING_AUTHORIZATION):
-        # Retrying a refused password can lock the mailbox at the provider: wait for the owner.
-        text = account.last_error_message or message_for(
-            errors.AUTH_FAILED, current_catalog().for_account(account).hints
-        )
-        raise SyncError(account.last_error_code or "needs_reconnect", text)
-
-
-def _code_for(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionFailed):
-        return exc.code
-    if isinstance(exc, TimeoutError):
-        return errors.TIMEOUT
-    if isinstance(exc, (imaplib.IMAP4.abort, OSError, ssl.SSLError)):
-        return errors.CONNECTION_LOST
-    if isinstance(exc, imap_errors.IMAPClientError | imaplib.IMAP4.error):
-        return errors.MAILBOX_UNAVAILABLE
-    return errors.PROTOCOL_ERROR
-
-
-def _fail(state: Runtime, account: MailAccount, code: str, message: str = "") -> SyncError:
-    message = message or message_for(code, current_catalog().for_account(account).hints)
-    record_failure(state, account, code, message)
-    state.session.flush()
-    return SyncError(code, message)
-
-
-@contextlib.contextmanager
-def _mailbox(state: Runtime, account: MailAccount) -> Iterator[IMAPClient]:
-    """A logged-in IMAP client for ``account``; every failure becomes a recorded SyncError."""
-
-    try:
-        settings = credentials.server_settings(state, account)
-    except NeedsReconnect as exc:  # already marked needs_reconnect (and signalled) by tokens.py
-        raise SyncError(exc.error or "token_revoked", str(exc)) from None
-    except TokenRefreshUnavailable as exc:
-        raise _fail(state, account, "token_unavailable", str(exc)) from None
-    except TokenError as exc:
-        raise _fail(state, account, exc.error or "token_error", str(exc)) from None
-    try:
-        client = open_imap(settings, state.transport_options())
-    except ConnectionFailed as exc:
-        log.info("sync of account %s: %s (%s)", account.id, exc.code, exc.detail)
-        raise _fail(state, account, exc.code, exc.message) from None
-    try:
-        yield client
-    except SyncError:
-        with contextlib.suppress(Exception):
-            client.shutdown()
-        raise
-    except Exception as exc:
-        code = _code_for(exc)
-        log.info("sync of account %s failed: %s (%s)", account.id, code, type(exc).__name__)
-        with contextlib.suppress(Exception):
-            client.shutdown()
-        raise _fail(state, account, code) from None
-    except BaseException:  # KeyboardInterrupt, a job system's timeout: never leak the socket
-        with contextlib.suppress(Exception):
-            client.shutdown()
-        raise
-    else:
-        with contextlib.suppress(Exception):
-            client.logout()
 
 
 # -- recent mail -------------------------------------------------------------------------------
@@ -242,13 +154,26 @@ def _fetch_recent(
         with contextlib.suppress(Exception):
             client.shutdown()
         raise
-    with contextlib.suppress(Exception):
-        client.logout()
+    _quit(client)
     return _Fetched(status=status, full=full, messages=fetched[:limit], flags=flags)
 
 
+def _quit(client: IMAPClient) -> None:
+    """LOGOUT, then close without waiting for the server's BYE: everything was read, and the
+    answer would cost one more round trip for nothing (the server ends the session on the
+    command or on the closed connection alike)."""
+    with contextlib.suppress(Exception):
+        client._imap.send(b"mc1 LOGOUT\r\n")
+    with contextlib.suppress(Exception):
+        client.shutdown()
+
+
+class _OutOfTime(Exception):
+    """The caller's ``timeout`` passed (not a network step's own timeout: that one fails)."""
+
+
 def _within(seconds: float, work: Callable[[], _Fetched]) -> _Fetched:
-    """``work()`` in a thread, waited for at most ``seconds`` (raises :class:`TimeoutError`).
+    """``work()`` in a thread, waited for at most ``seconds`` (else :class:`_OutOfTime`).
 
     The network half only: the database stays with the calling thread. A worker still busy
     when the time is up finishes on its own (every network step has its own timeout) and its
@@ -266,22 +191,10 @@ def _within(seconds: float, work: Callable[[], _Fetched]) -> _Fetched:
     worker.start()
     worker.join(max(seconds, 0.0))
     if worker.is_alive():
-        raise TimeoutError(f"no answer within {seconds:g} s")
+        raise _OutOfTime(f"no answer within {seconds:g} s")
     if "error" in outcome:
         raise outcome["error"]
     return cast(_Fetched, outcome["value"])
-
-
-def _settings(state: Runtime, account: MailAccount) -> ServerSettings:
-    """The account's transport settings; token problems become recorded SyncErrors."""
-    try:
-        return credentials.server_settings(state, account)
-    except NeedsReconnect as exc:  # already marked needs_reconnect (and signalled) by tokens.py
-        raise SyncError(exc.error or "token_revoked", str(exc)) from None
-    except TokenRefreshUnavailable as exc:
-        raise _fail(state, account, "token_unavailable", str(exc)) from None
-    except TokenError as exc:
-        raise _fail(state, account, exc.error or "token_error", str(exc)) from None
 
 
 def sync_recent(
@@ -300,11 +213,11 @@ def sync_recent(
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    _require(state, actor, "read", account)  # reading someone's mail: not for their admin
-    _refuse_early(account)
+    require_action(state, actor, "read", account)  # reading someone's mail: not for their admin
+    refuse_early(account)
     stored = sync_store.stored_uids(state, account)
     known = _Known(account.sync_uidvalidity, account.sync_uidnext, tuple(stored))
-    settings = _settings(state, account)
+    settings = settings_for(state, account)
     options = state.transport_options()
     try:
         if timeout is None:
@@ -313,17 +226,15 @@ def sync_recent(
             fetched = _within(timeout, lambda: _fetch_recent(settings, options, known, limit))
     except ConnectionFailed as exc:
         log.info("sync of account %s: %s (%s)", account.id, exc.code, exc.detail)
-        raise _fail(state, account, exc.code, exc.message) from None
-    except TimeoutError:
-        if timeout is None:
-            raise _fail(state, account, errors.TIMEOUT) from None
+        raise fail(state, account, exc.code, exc.message) from None
+    except _OutOfTime:
         raise SyncError(
             "sync_timeout", f"The mail server did not answer within {timeout:g} seconds."
         ) from None
     except Exception as exc:
-        code = _code_for(exc)
+        code = code_for(exc)
         log.info("sync of account %s failed: %s (%s)", account.id, code, type(exc).__name__)
-        raise _fail(state, account, code) from None
+        raise fail(state, account, code) from None
     return _store(state, account, known, fetched, limit, actor)
 
 
@@ -352,13 +263,14 @@ def _store(
         removed += sync_store.trim(state, account, limit)
     highest = max((m.uid for m in messages), default=0)
     uidnext = status.uidnext or (highest + 1 if highest else known.uidnext)
+    # Every other change first: the compare-and-set below flushes them in one UPDATE.
     account.sync_uidvalidity = status.uidvalidity
+    account.last_synced_at = utcnow()
+    record_success(account)
     won = False
     moves = known.uidnext is None or fetched.full or (uidnext or 0) > known.uidnext
     if uidnext is not None and uidnext != known.uidnext and moves:
         won = sync_store.advance_uidnext(state, account, known.uidnext, uidnext)
-    account.last_synced_at = utcnow()
-    record_success(account)
     state.session.flush()
     # New mail: arrived since the previous sync of the same mailbox (not the first sync, not
     # a resync after UIDVALIDITY changed), announced by the worker that moved UIDNEXT.
@@ -406,9 +318,9 @@ def list_folders(
     Raises :class:`SyncError` (recorded on the account) when the server cannot be reached or
     refuses the login.
     """
-    _require(state, actor, "manage", account)
-    _refuse_early(account)
-    with _mailbox(state, account) as client:
+    require_action(state, actor, "manage", account)
+    refuse_early(account)
+    with open_mailbox(state, account) as client:
         folders = mailbox.list_folders(client)
     record_success(account)
     return FolderListing(
@@ -430,7 +342,7 @@ def update_folders(
     clears one). Names are checked against ``folders`` (the listing the person chose from), or
     against a fresh LIST when not given. Audited; ``account_updated`` fires with the changed
     ``folder_*`` names. Returns them."""
-    _require(state, actor, "manage", account)
+    require_action(state, actor, "manage", account)
     unknown = set(mapping) - set(ROLES)
     if unknown:
         raise TypeError(f"unknown folder roles: {', '.join(sorted(unknown))}")
@@ -463,17 +375,7 @@ def update_folders(
     return changed
 
 
-# Public names for the other use-cases that talk to the mailbox (reading.py): the same checks,
-# the same logged-in client and failure recording as the sync.
-open_mailbox = _mailbox
-refuse_early = _refuse_early
-require_action = _require
-
-
 __all__ = [
-    "open_mailbox",
-    "refuse_early",
-    "require_action",
     "FolderListing",
     "SyncResult",
     "current_mapping",

@@ -157,6 +157,10 @@ def test_deactivate_reactivate_and_audit(client: FlaskClient, app: Flask, db: An
     assert ("admin admin@example.test deactivated alice@example.test&#39;s account "
             "alice@corp.example") in audit  # fmt: skip
     assert "admin admin@example.test reactivated" in audit
+    # The action filter says the words people use, not the stored names.
+    assert '<option value="oauth_connect">OAuth connect</option>' in audit
+    assert '<option value="handover">Hand-over</option>' in audit
+    assert "Oauth" not in audit
     filtered = client.get("/email/admin/audit?action=deactivate").get_data(as_text=True)
     assert "deactivated" in filtered and "reactivated" not in filtered
     assert "No event matches" in client.get("/email/admin/audit?until=2000-01-01").get_data(

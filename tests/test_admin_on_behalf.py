@@ -245,3 +245,38 @@ def test_demo_admin_signs_in_for_alice_and_the_sandbox_takes_her_token(demo: Any
     # The people search names her too.
     found = client.get("/email/admin/users?q=alice").get_data(as_text=True)
     assert "Alice Martin" in found and "alice@demo.test" in found
+
+
+def test_flash_away_from_the_account_page_says_what_failed() -> None:
+    """A project's page (or a person's) shows no test results: the flash after the sign-in
+    names the failure itself instead of pointing at "the details below"."""
+    from flask_mailconnect.transport.settings import ConnectionReport, Protocol, ProtocolResult
+    from flask_mailconnect.views.oauth import _summary
+
+    report = ConnectionReport(
+        smtp=ProtocolResult(Protocol.SMTP, True, "ok", "Sending works."),
+        imap=ProtocolResult(Protocol.IMAP, False, "timeout", "The IMAP server did not answer."),
+    )
+    here = _summary(report)
+    assert here == "Test connection failed for receiving (IMAP): see the details below."
+    away = _summary(report, details_below=False)
+    assert away == "Test connection failed for receiving (IMAP). The IMAP server did not answer."
+
+
+def test_disconnecting_an_oauth_account_names_what_was_deleted(
+    client: FlaskClient,
+    app: Flask,  # noqa: F811
+) -> None:
+    """An OAuth account never had a password here: the flash says its tokens went."""
+    login(client, 1)
+    assert connect(client).status_code == 302
+    [account] = accounts_now()
+    url = f"/email/accounts/{account.id}/disconnect"
+    page = client.get(url).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert token
+    assert client.post(url, data={"csrf_token": token.group(1)}).status_code == 302
+    with client.session_transaction() as session:
+        messages = [m for _, m in session["_flashes"]]
+    assert f"Disconnected {EMAIL}. Its sign-in tokens and synced mail were deleted." in messages
+    assert not any("password" in m for m in messages)

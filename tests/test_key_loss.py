@@ -141,3 +141,213 @@ def test_a_page_needing_the_key_says_so_inside_the_host_layout(
     # Pages that need no secret keep working: the account list, the account page.
     assert client.get("/email/").status_code == 200
     assert client.get(f"/email/accounts/{account_id}").status_code == 200
+
+
+# -- every page and public method, with the key missing, rotated away, or a value corrupted ---
+
+KEY_STATES = ["missing", "rotated", "corrupted"]
+KEY_PAGE = "an administrator must restore it"
+ADDRESS = "alice@example.org"
+
+
+@pytest.fixture
+def both(kapp: tuple[Flask, MailConnect, int]) -> tuple[Flask, MailConnect, int, int]:
+    """``kapp`` plus an OAuth account of the same person (Google, a token still valid)."""
+    from datetime import timedelta
+
+    from flask_mailconnect.models import utcnow
+
+    app, ext, password_id = kapp
+    app.config["MAILCONNECT_PROVIDERS"] = {"google": {"client_id": "i", "client_secret": "s"}}
+    with app.app_context():
+        # an address the reconnect form accepts (it refuses the special-use .test); the
+        # login stays the peers' mailbox
+        hostapp.db.session.get(MailAccount, password_id).email = ADDRESS
+        oauth = MailAccount(
+            owner_kind="user", owner_id="1", provider="google", auth_method="oauth2",
+            email="ann@gmail.com", username="ann@gmail.com", access_token="at",
+            refresh_token="rt", token_expires_at=utcnow() + timedelta(hours=1),
+            smtp_host="smtp.gmail.com", smtp_port=587, smtp_security="starttls",
+            imap_host="imap.gmail.com", imap_port=993, imap_security="ssl", status="connected",
+        )  # fmt: skip
+        hostapp.db.session.add(oauth)
+        hostapp.db.session.commit()
+        oauth_id = oauth.id
+    return app, ext, password_id, oauth_id
+
+
+def _break_key(app: Flask, how: str) -> None:
+    """The key missing, rotated away (another key configured), or each stored secret's
+    ciphertext corrupted (one character changed in the middle; the key is fine)."""
+    if how == "missing":
+        app.config["MAILCONNECT_ENCRYPTION_KEYS"] = []
+    elif how == "rotated":
+        app.config["MAILCONNECT_ENCRYPTION_KEYS"] = [OTHER_KEY]
+    else:
+        with app.app_context(), hostapp.db.engine.begin() as conn:
+            columns = ("password", "access_token", "refresh_token")
+            rows = conn.execute(
+                sa.text(f"SELECT id, {', '.join(columns)} FROM mailconnect_account")
+            ).all()
+            for row in rows:
+                values = {}
+                for name, value in zip(columns, row[1:], strict=True):
+                    if value:
+                        middle = len(value) // 2
+                        flipped = "A" if value[middle] != "A" else "B"
+                        values[name] = value[:middle] + flipped + value[middle + 1 :]
+                if values:
+                    sets = ", ".join(f"{name} = :{name}" for name in values)
+                    conn.execute(
+                        sa.text(f"UPDATE mailconnect_account SET {sets} WHERE id = :id"),
+                        {**values, "id": row[0]},
+                    )
+
+
+def _csrf(client: Any, account_id: int) -> str:
+    """The session's CSRF token, from the account page (which needs no key)."""
+    from tests.examplehost import csrf_token
+
+    return csrf_token(client.get(f"/email/accounts/{account_id}").get_data(as_text=True))
+
+
+def _is_key_page(response: Any) -> bool:
+    page = response.get_data(as_text=True)
+    return response.status_code == 503 and KEY_PAGE in page and 'id="host-nav"' in page
+
+
+def _requests(
+    account_id: int, oauth: bool, typed: dict[str, str]
+) -> list[tuple[str, str, dict[str, str]]]:
+    base = f"/email/accounts/{account_id}"
+    listed = [
+        ("GET", "/email/", {}),
+        ("GET", base, {}),
+        ("POST", base, {"display_name": "Ann", "signature_html": "<p>Ann</p>"}),
+        ("GET", f"{base}/folders", {}),
+        ("POST", f"{base}/folders", {"inbox": "INBOX", "sent": "Sent"}),
+        ("GET", f"{base}/messages/INBOX/1", {}),
+        ("POST", f"{base}/notifications", {"notify_email": "y"}),
+        ("POST", f"{base}/sync", {}),
+        ("GET", f"{base}/reconnect", {}),
+        ("GET", f"{base}/disconnect", {}),
+    ]
+    if oauth:
+        listed.append(("POST", f"{base}/oauth/test", {}))
+    else:  # last: a reconnect with the password typed again stores it under today's key
+        listed.append(("POST", f"{base}/reconnect/test", typed))
+        listed.append(("POST", f"{base}/reconnect", typed))
+    return listed
+
+
+ADMIN_PAGES = [
+    ("GET", "/email/admin/", {}),
+    ("GET", "/email/admin/accounts", {}),
+    ("GET", "/email/admin/audit", {}),
+    ("GET", "/email/admin/users/1", {}),
+    ("GET", "/email/admin/providers", {}),
+]
+
+#: Pages that cannot work without the stored secret: they must answer the key page.
+NEEDS_THE_KEY = {"/folders", "/messages/INBOX/1", "/sync", "/oauth/test"}
+
+
+@pytest.mark.parametrize("how", KEY_STATES)
+def test_every_page_answers_the_key_page_or_works(
+    both: tuple[Flask, MailConnect, int, int], how: str, smtp_starttls: Any, dovecot: Any
+) -> None:
+    from tests.conftest import login
+
+    app, _ext, password_id, oauth_id = both
+    typed = {
+        "email": ADDRESS, "provider": "other", "username": MAILBOX_USER,
+        "password": MAILBOX_PASSWORD, "smtp_host": smtp_starttls.host,
+        "smtp_port": str(smtp_starttls.port), "smtp_security": "starttls", "receives": "y",
+        "imap_host": dovecot.host, "imap_port": str(dovecot.ssl_port), "imap_security": "ssl",
+    }  # fmt: skip
+    _break_key(app, how)
+    answers: dict[str, int] = {}
+    for who in (1, 3):  # the owner, then an admin
+        client = app.test_client()
+        login(client, who)
+        token = _csrf(client, password_id)
+        for account_id, oauth in ((password_id, False), (oauth_id, True)):
+            for method, url, form in _requests(account_id, oauth, typed) + ADMIN_PAGES:
+                if url.startswith("/email/admin") and who != 3:
+                    continue
+                data = {**form, "csrf_token": token} if method == "POST" else None
+                response = client.open(url, method=method, data=data)
+                status = response.status_code
+                answers[f"{who} {method} {url}"] = status
+                assert status < 500 or _is_key_page(response), (how, who, method, url, status)
+                # What cannot work without the secret answers the key page (to the owner;
+                # an admin may not read someone's mail at all: 404).
+                needs_key = any(url.endswith(tail) for tail in NEEDS_THE_KEY)
+                if who == 1 and needs_key and (method == "POST" or "/sync" not in url):
+                    assert _is_key_page(response), (how, who, method, url, status)
+                if status == 503:
+                    assert response.headers["Retry-After"] == "300"
+                if who == 1 and url.endswith("/reconnect") and method == "POST":
+                    # a new password needs only today's key: saved, unless there is none
+                    assert status == (503 if how == "missing" else 302), (how, status)
+        # The account list and each account's page work without the key.
+        assert answers[f"{who} GET /email/"] == 200
+        assert answers[f"{who} GET /email/accounts/{oauth_id}"] == 200
+    # Admin actions that touch no secret work; disconnecting works for both kinds of account.
+    admin = app.test_client()
+    login(admin, 3)
+    token = {"csrf_token": _csrf(admin, password_id)}
+    for account_id in (password_id, oauth_id):
+        deactivate = admin.post(f"/email/admin/accounts/{account_id}/deactivate", data=token)
+        assert deactivate.status_code in (200, 302, 303), deactivate.status_code
+        reactivate = admin.post(f"/email/admin/accounts/{account_id}/reactivate", data=token)
+        assert reactivate.status_code in (200, 302, 303), reactivate.status_code
+    owner = app.test_client()
+    login(owner, 1)
+    token = {"csrf_token": _csrf(owner, password_id)}
+    for account_id in (oauth_id, password_id):
+        gone = owner.post(f"/email/accounts/{account_id}/disconnect", data=token)
+        assert gone.status_code in (200, 302, 303), gone.status_code
+    with app.app_context():
+        left = hostapp.db.session.scalar(sa.select(sa.func.count()).select_from(MailAccount))
+        assert left == 0
+
+
+@pytest.mark.parametrize("how", KEY_STATES)
+def test_every_public_method_raises_the_documented_error(
+    both: tuple[Flask, MailConnect, int, int], how: str, smtp_starttls: Any, dovecot: Any
+) -> None:
+    from flask_mailconnect import EncryptionKeyError, SyncError
+    from flask_mailconnect.oauth.refresh import fresh_access_token, fresh_graph_token
+
+    app, ext, password_id, oauth_id = both
+    _break_key(app, how)
+    before = (smtp_starttls.connections, len(dovecot.logins) if hasattr(dovecot, "logins") else 0)
+    with app.app_context():
+        for account_id in (password_id, oauth_id):
+            account = hostapp.db.session.get(MailAccount, account_id)
+            with pytest.raises(CredentialsUnavailable) as sent:
+                ext.send(_message(), account=account)
+            assert sent.value.code == "key_unavailable" and sent.value.retryable
+            with pytest.raises(CredentialsUnavailable), ext.sending(account) as conn:
+                conn.send(_message())
+            for read in (ext.sync_recent, ext.list_folders):
+                with pytest.raises(EncryptionKeyError) as failed:
+                    read(account)
+                assert not isinstance(failed.value, SyncError), read
+            assert account.status == "connected"  # the account is not blamed for the key
+            assert ext.recent_messages(account) == []  # stored rows need no key
+            result = ext.check(account)  # reports (and records) instead of raising
+            assert result.code == "key_unavailable" and result.retryable
+            assert account.last_error_code == "key_unavailable"
+            hostapp.db.session.rollback()
+        oauth = hostapp.db.session.get(MailAccount, oauth_id)
+        state = app.extensions["mailconnect"]
+        for fresh in (fresh_access_token, fresh_graph_token):
+            with pytest.raises(EncryptionKeyError):
+                fresh(state, oauth, force=True)
+        ext.disconnect(oauth)
+        ext.disconnect(hostapp.db.session.get(MailAccount, password_id))
+        hostapp.db.session.commit()
+        assert hostapp.db.session.scalar(sa.select(sa.func.count()).select_from(MailAccount)) == 0
+    assert smtp_starttls.connections == before[0]  # nothing was even opened

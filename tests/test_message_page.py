@@ -130,7 +130,11 @@ def test_html_is_sanitised_and_remote_images_blocked(
                  "images.shop.example", "cid:"):  # fmt: skip
         assert gone not in body, gone
     assert '<h1 style="color:#c00">Deals</h1>' in body
-    assert 'href="https://shop.example/deals" rel="noopener noreferrer nofollow"' in body
+    deals = re.search(r'<a [^>]*href="https://shop.example/deals"[^>]*>', body)
+    assert deals is not None
+    assert (
+        'rel="noopener noreferrer nofollow"' in deals.group() and 'target="_blank"' in deals.group()
+    )
     assert body.count(BLOCKED_IMAGE.replace("&", "&amp;")) == 3
     assert 'alt="Shop logo"' in body
     assert "Remote images in this message are blocked" in html
@@ -248,6 +252,11 @@ def test_new_mail_toast_opens_the_message_page_in_chromium(tmp_path: Path) -> No
     from example_app.sandbox import Sandbox
     from flask_mailconnect import MailAccount, SyncedMessage
     from tests.browser_helpers import chromium, serve, shoot
+    from tests.peers import require_peer
+    from tests.test_browser_a11y import AXE, axe
+
+    if not AXE.exists():
+        require_peer("axe-core", f"{AXE} missing: run `npm ci` (make test does)")
     from tests.hostapp import TEST_KEY
 
     box = Sandbox(tmp_path / "sandbox", smtp_port=0, imap_port=0)
@@ -291,13 +300,17 @@ def test_new_mail_toast_opens_the_message_page_in_chromium(tmp_path: Path) -> No
                 account_id = session.scalar(sa.select(MailAccount.id))
                 assert session.scalar(sa.select(sa.func.count()).select_from(SyncedMessage))
 
-            box.mailbox.deliver(NEWSLETTER.replace(b"Alice <alice@", b"Alice <" +
-                                                   box.address.split("@")[0].encode() + b"@"))
+            box.mailbox.deliver(
+                NEWSLETTER.replace(
+                    b"Alice <alice@", b"Alice <" + box.address.split("@")[0].encode() + b"@"
+                )
+            )
             page.click("[data-mc-sync]")
             toast = page.locator("[data-toast]")
             toast.wait_for()
             assert "Shop" in toast.inner_text() and "Späte Angebote" in toast.inner_text()
             shoot(page, "new-mail-toast")
+            assert axe(page, "account page with a toast") == []
             requests.clear()
             page.click("[data-toast-open]")
             page.wait_for_selector("[data-mc-message]")
@@ -307,6 +320,7 @@ def test_new_mail_toast_opens_the_message_page_in_chromium(tmp_path: Path) -> No
             assert not [r for r in requests if "example" in r]  # no tracker, no remote image
             assert page.locator("[data-toast]").count() == 0  # opened: seen
             shoot(page, "message-page")
+            assert axe(page, "message page") == []
             page.click("[data-mc-show-images]")
             page.wait_for_selector("[data-mc-message]")
             # Allowed now: the browser asks for them (they do not resolve here, that is fine).

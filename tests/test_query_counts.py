@@ -7,6 +7,7 @@ and at 1,000 rows; the two counts must be equal (no query per row) and small.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -182,13 +183,98 @@ def _admin_audit(app: Flask, mailconnect: MailConnect, rows: int) -> int:
     return _count(app, client, "/email/admin/audit", "data-event=", rows)
 
 
-ADMIN_PAGES = {"admin accounts": _admin_accounts, "admin audit trail": _admin_audit}
+def _admin_accounts_default(app: Flask, mailconnect: MailConnect, rows: int) -> int:
+    """No ``@users_getter``: the people on the page come from one query on the host's user
+    model (the signed-in admin's class), not one ``@user_getter`` call per person."""
+    setup_scopes(app, mailconnect)  # registers @user_getter only
+    assert mailconnect.hooks.users_getter is None
+    people = _people(app, rows)
+    _insert(app, _accounts([("user", ident) for ident in people]))
+    app.config["MAILCONNECT_ADMIN_PAGE_SIZE"] = rows
+    client = app.test_client()
+    login(client, ADMIN)
+    page = client.get("/email/admin/accounts").get_data(as_text=True)
+    assert "person0@example.test" in page and f"person{rows - 1}@example.test" in page
+    return _count(app, client, "/email/admin/accounts", "data-account-id=", rows)
+
+
+def _admin_audit_default(app: Flask, mailconnect: MailConnect, rows: int) -> int:
+    from flask_mailconnect.models import AuditEvent
+
+    setup_scopes(app, mailconnect)
+    people = _people(app, rows)
+    with app.app_context():
+        events = [
+            {"action": "connect", "outcome": "ok", "actor_id": ident,
+             "actor_label": f"person{n}@example.test", "account_email": f"p{ident}@example.com",
+             "owner_kind": "user", "owner_id": people[(n + 1) % rows], "detail": ""}
+            for n, ident in enumerate(people)
+        ]  # fmt: skip
+        db.session.execute(sa.insert(AuditEvent), events)
+        db.session.commit()
+    app.config["MAILCONNECT_ADMIN_PAGE_SIZE"] = rows
+    client = app.test_client()
+    login(client, ADMIN)
+    page = client.get("/email/admin/audit").get_data(as_text=True)
+    assert f"person{rows - 1}@example.test&#39;s account" in page
+    return _count(app, client, "/email/admin/audit", "data-event=", rows)
+
+
+def _admin_accounts_mixed(app: Flask, mailconnect: MailConnect, rows: int) -> int:
+    """Every row another owner of every kind: people, projects (one per row), the
+    organisation; a third of the accounts OAuth."""
+    projects = setup_scopes(app, mailconnect, count=rows)
+    people = _people(app, rows)
+    owners = [
+        ("user", people[n]) if n % 3 == 0 else ("project", list(projects)[n]) if n % 3 == 1
+        else ("organization", "main")
+        for n in range(rows)
+    ]  # fmt: skip
+    accounts = _accounts(owners[:1]) + [
+        {**row, "email": f"m{n}@example.com", "auth_method": ("password", "oauth2")[n % 2],
+         "provider": ("other", "google")[n % 2]}
+        for n, row in enumerate(_accounts(owners[1:]))
+    ]  # fmt: skip
+    _insert(app, accounts)
+    # The host's project loader is in memory here: count its calls instead of queries.
+    scope = mailconnect.hooks.scopes["project"]
+    loads: list[str] = []
+    mailconnect.hooks.scopes["project"] = replace(
+        scope, load=lambda ident: loads.append(ident) or scope.load(ident)
+    )
+    app.config["MAILCONNECT_ADMIN_PAGE_SIZE"] = rows
+    client = app.test_client()
+    login(client, ADMIN)
+    page = client.get("/email/admin/accounts").get_data(as_text=True)
+    assert "Project: Project " in page and "Organization" in page
+    assert loads == [], f"{len(loads)} projects loaded one by one"
+    return _count(app, client, "/email/admin/accounts", "data-account-id=", rows)
+
+
+def _admin_person(app: Flask, mailconnect: MailConnect, rows: int) -> int:
+    """A person's admin page lists their accounts: the same queries for 10 or 1,000."""
+    setup_scopes(app, mailconnect)
+    _insert(app, _accounts([("user", str(ALICE))], per_owner=rows))
+    client = app.test_client()
+    login(client, ADMIN)
+    return _count(app, client, f"/email/admin/users/{ALICE}", "<tr data-account-id=", rows)
+
+
+ADMIN_PAGES = {
+    "admin accounts": _admin_accounts,
+    "admin audit trail": _admin_audit,
+    "admin accounts, no users_getter": _admin_accounts_default,
+    "admin audit trail, no users_getter": _admin_audit_default,
+    "admin accounts, people, projects, organisation": _admin_accounts_mixed,
+    "admin person page": _admin_person,
+}
 
 
 @pytest.mark.parametrize("page", ADMIN_PAGES)
 def test_admin_lists_load_owners_in_one_call(page: str) -> None:
-    """Every row has another owner: with ``@users_getter`` their names come from one call
-    (one query here), not one ``@user_getter`` call per person."""
+    """Every row has another owner: their names come from one ``@users_getter`` call, or
+    without it from one query on the host's user model (never one ``@user_getter`` call per
+    person); the projects among them from one ``list()``."""
     counts = counts_at_10_and_1000(page, ADMIN_PAGES[page])
     assert counts[10] == counts[1000], counts
     assert counts[10] <= 5, counts

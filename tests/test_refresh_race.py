@@ -240,3 +240,140 @@ def test_one_refresh_reaches_the_provider_when_24_workers_force_one_at_once(
     # the stored refresh token is the newest: the provider accepts it; the original is spent
     assert refresh(server, original["refresh_token"], MICROSOFT).status_code == 400
     assert refresh(server, stored_refresh, MICROSOFT).status_code == 200
+
+
+# -- waiters hold no connection (issue 13) ----------------------------------------------------
+
+CROWD = 50
+
+
+class PoolWatch:
+    """Connections checked out of an engine's pool right now, and the most at once (pool
+    events: what the pool itself counts)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.lock = threading.Lock()
+        self.out = self.peak = self.checkouts = 0
+        sa.event.listen(engine, "checkout", self._checkout)
+        sa.event.listen(engine, "checkin", self._checkin)
+
+    def _checkout(self, *_: Any) -> None:
+        with self.lock:
+            self.out += 1
+            self.checkouts += 1
+            self.peak = max(self.peak, self.out)
+
+    def _checkin(self, *_: Any) -> None:
+        with self.lock:
+            self.out -= 1
+
+    def restart_peak(self) -> None:
+        with self.lock:
+            self.peak = self.out
+
+
+def _waiting(state: Any, account_id: int) -> int:
+    """How many callers in this process wait for the account's refresh right now."""
+    with state.refresh_gates_lock:
+        gate = state.refresh_gates.get(account_id)
+        return gate.users if gate is not None else 0
+
+
+@pytest.mark.parametrize(
+    ("pool_size", "expired"),
+    [(5, False), (CROWD + 10, True)],
+    ids=["pool-5-forced", "roomy-pool-expired"],
+)
+def test_50_callers_need_one_refresh_and_wait_without_a_connection(
+    race_url: str, oauth_provider: Any, pool_size: int, expired: bool
+) -> None:
+    """50 threads need one account's token at once: with a pool of 5 (no overflow) all of
+    them get the one new token; with a pool roomy enough for everyone, the most connections
+    out at once stays far below the number of callers (waiters poll without one)."""
+    server = oauth_provider
+    config = _config(server, race_url)
+    config["SQLALCHEMY_ENGINE_OPTIONS"] = dict(
+        config["SQLALCHEMY_ENGINE_OPTIONS"], pool_size=pool_size, max_overflow=0
+    )
+    app, _ = hostapp.create_app(race_url, **config)
+    try:
+        with app.app_context():
+            original = server.issue_token(EMAIL, client_id=CLIENT_ID, flavour=MICROSOFT)
+            expiry = timedelta(minutes=-1) if expired else timedelta(hours=1)
+            account = MailAccount(
+                owner_kind="user", owner_id="1", provider=MICROSOFT, auth_method="oauth2",
+                email=EMAIL, username=EMAIL, smtp_host="smtp.example.test", smtp_port=587,
+                smtp_security="starttls", access_token=original["access_token"],
+                refresh_token=original["refresh_token"], token_scopes=original["scope"],
+                token_expires_at=utcnow() + expiry,
+            )  # fmt: skip
+            hostapp.db.session.add(account)
+            hostapp.db.session.flush()
+            account_id = account.id
+            hostapp.db.session.commit()
+            hostapp.db.session.remove()
+            engine = hostapp.db.engine
+        watch = PoolWatch(engine)
+        counter = multiprocessing.Value("i", 0)
+        outcomes: list[tuple[str, str]] = []
+        start = threading.Barrier(CROWD + 1)
+
+        def caller() -> None:
+            try:
+                start.wait(timeout=60)
+                with app.app_context():
+                    state = app.extensions["mailconnect"]
+                    account = hostapp.db.session.get(MailAccount, account_id)
+                    hostapp.db.session.expunge(account)
+                    hostapp.db.session.commit()
+                    with counter.get_lock():
+                        counter.value += 1
+                    try:
+                        token = fresh_access_token(state, account, force=not expired)
+                    finally:
+                        hostapp.db.session.remove()
+                outcomes.append(("ok", token))
+            except BaseException as exc:
+                outcomes.append(("error", f"{type(exc).__name__}: {exc}"))
+
+        threads = [threading.Thread(target=caller) for _ in range(CROWD)]
+        for thread in threads:
+            thread.start()
+        blocker = engine.connect()
+        try:
+            assert try_lock(blocker, account_id)  # everyone arrives while it is taken
+            start.wait(timeout=60)
+            assert _wait_until(lambda: counter.value == CROWD, 30), counter.value
+            state = app.extensions["mailconnect"]
+            assert _wait_until(lambda: _waiting(state, account_id) == CROWD, 30)
+            # Everyone is waiting now (their host sessions' loads and first looks are over):
+            # from here on, count what the waiting and the one refresh need.
+            watch.restart_peak()
+            polls = watch.checkouts
+            assert _wait_until(lambda: watch.checkouts >= polls + 3, 30)  # still looking
+            assert server.refresh_requests == 0
+        finally:
+            unlock(blocker, account_id)
+            blocker.close()
+        for thread in threads:
+            thread.join(timeout=60)
+
+        errors = [detail for kind, detail in outcomes if kind != "ok"]
+        assert errors == []
+        assert len(outcomes) == CROWD
+        assert server.refresh_requests == 1  # exactly one token request reached the server
+        tokens = {token for _, token in outcomes}
+        assert len(tokens) == 1 and original["access_token"] not in tokens
+        assert server.token_active(tokens.pop())
+        assert watch.peak <= pool_size
+        # Not one connection per waiter: the test's own (holding the lock at first), the one
+        # caller looking, and the refresh (its lock's connection and one to save on).
+        assert watch.peak <= 4, watch.peak
+        assert watch.out == 0  # every connection went back (no lock left on one)
+    finally:
+        with app.app_context():
+            hostapp.db.session.remove()
+            if not race_url.startswith("sqlite"):
+                metadata.drop_all(hostapp.db.engine)
+                hostapp.db.drop_all()
+            hostapp.db.engine.dispose()

@@ -159,9 +159,12 @@ def test_bcc_removed_with_its_folded_lines_only() -> None:
 def test_send_log_counts_everything_and_keeps_the_most_recent() -> None:
     log = SendLog(keep=3)
     result = SendResult("<id>", ["x@example.com"], {}, 1, "smtp", None, sent_copy_pending=True)  # type: ignore[arg-type]
+    refused = PermanentSendError("no", code="smtp_rejected")
     for i in range(5):
-        log.append(MessageOutcome(i, f"<{i}>", result=result if i != 1 else None,
-                                  error=None if i != 1 else PermanentSendError("no", code="smtp_rejected")))  # fmt: skip
+        if i == 1:
+            log.append(MessageOutcome(i, f"<{i}>", error=refused))
+        else:
+            log.append(MessageOutcome(i, f"<{i}>", result=result))
     assert (log.total, log.sent, log.failed, log.dropped) == (5, 4, 1, 2)
     assert [o.index for o in log] == [2, 3, 4] and len(log) == 3 and log[-1].index == 4
     log.copy_saved(3, "Sent", None)
@@ -289,7 +292,7 @@ def test_bulk_sent_copies_go_in_one_multiappend(
     peer_app: Flask, mailconnect: MailConnect, db: Any, smtp_starttls: Any, dovecot: Any,
     peer_certs: Any, monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    from flask_mailconnect import sending
+    from flask_mailconnect.sending import copies
 
     client = _imap(dovecot, peer_certs)
     try:
@@ -306,16 +309,14 @@ def test_bulk_sent_copies_go_in_one_multiappend(
             return real(self, folder, msgs)
 
         monkeypatch.setattr(IMAPClient, "multiappend", counted)
-        monkeypatch.setattr(sending, "COPY_BATCH", 4)
+        monkeypatch.setattr(copies, "COPY_BATCH", 4)
         account = make_account(db, smtp_starttls, dovecot)
         with mailconnect.sending(account) as conn:
             results = [conn.send(message(Subject=f"copy {i}")) for i in range(6)]
-            kept_before_close = [o.result.sent_copy for o in conn.results if o.result]
         assert appends == [4, 2]  # a full batch at the 4th message, the rest on close
-        assert [r.sent_copy_pending for r in results] == [True, True, True, False, True, True]
-        assert results[3].sent_copy == "Sent"  # its batch was saved before send returned
-        assert kept_before_close == ["Sent"] * 4 + [None, None]
-        assert [o.result.sent_copy for o in conn.results if o.result] == ["Sent"] * 6
+        assert all(r.sent_copy_pending and r.sent_copy is None for r in results)
+        kept = [o.result for o in conn.results if o.result]
+        assert [(r.sent_copy, r.sent_copy_pending) for r in kept] == [("Sent", False)] * 6
         client.select_folder("Sent")
         new = sorted(set(client.search(["ALL"])) - before)
         fetched = client.fetch(new, ["FLAGS", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
@@ -340,3 +341,21 @@ def test_a_failed_batch_of_copies_is_reported_not_raised(
     assert len(smtp_starttls.messages) == 3 and conn.results.sent == 3
     assert conn.results.copies_failed == 3
     assert [o.result.sent_copy_error for o in conn.results if o.result] == ["append_failed"] * 3
+
+
+@pytestmark_peers
+def test_pipelined_smtputf8_and_8bitmime_as_one_at_a_time(
+    peer_app: Flask, mailconnect: MailConnect, db: Any, pipelining: Any
+) -> None:
+    pipelining.smtputf8 = True
+    account = make_account(db, pipelining)
+    international = "ünïcode@example.org"
+    msg = message(f"Ünï <{international}>, bob@example.com", Subject="Grüße")
+    result = mailconnect.send(msg, account=account)
+    assert pipelining.groups == 1
+    assert result.accepted == [international, "bob@example.com"]
+    [delivered] = pipelining.messages
+    assert delivered.rcpt_tos == [international, "bob@example.com"]
+    [mail_from] = pipelining.mail_commands
+    assert {"SMTPUTF8", "BODY=8BITMIME"} <= set(mail_from.upper().split())
+    assert f"To: Ünï <{international}>, bob@example.com".encode() in delivered.data

@@ -169,3 +169,43 @@ def test_nothing_to_load(peer_app: Flask, mailconnect: MailConnect, db: Any) -> 
         peer_app.config["MAILCONNECT_SYNC_ON_SAVE_TIMEOUT"] = 0
         other = make_account(db, object(), email="b@example.com", password="x")
         assert mailconnect.sync_on_save(other).outcome == "skipped"
+
+
+def test_oauth_connect_loads_the_newest_mail_at_once(
+    oauth_provider: Any, smtp_starttls: Any, dovecot: Any
+) -> None:
+    """Connect with Google (the local OAuth server; XOAUTH2 to aiosmtpd and Dovecot): the
+    callback's save is followed by the sync, so the account page has the mail at once."""
+    from tests import hostapp
+    from tests.peers.oauth import CLIENT_ID
+    from tests.test_oauth_flow import EXTERNAL, connect, providers
+
+    reset_inbox(dovecot)
+    fill(dovecot, range(1, 8))
+    app, _ext = hostapp.create_app(
+        MAILCONNECT_PROVIDERS=providers(oauth_provider, smtp_starttls, dovecot),
+        MAILCONNECT_EXTERNAL_URL=EXTERNAL, MAILCONNECT_ALLOW_PRIVATE_HOSTS=True,
+        MAILCONNECT_SMTP_PORTS=None, MAILCONNECT_IMAP_PORTS=None,
+        MAILCONNECT_CA_FILE=smtp_starttls.ca_file,
+    )  # fmt: skip
+    oauth_provider.add_redirect_uri(CLIENT_ID, f"{EXTERNAL}/email/oauth/google/callback")
+    try:
+        with app.app_context():
+            client = app.test_client()
+            login(client, 1)
+            answer = connect(client)
+            assert answer.status_code == 302, answer.get_data(as_text=True)
+            db = hostapp.db
+            db.session.expire_all()
+            account = db.session.scalars(sa.select(MailAccount)).one()
+            assert account.auth_method == "oauth2"
+            uids = list(db.session.scalars(
+                sa.select(SyncedMessage.uid).where(SyncedMessage.account_id == account.id)
+            ))  # fmt: skip
+            assert sorted(uids) == list(range(1, 8))
+            assert account.last_synced_at is not None
+    finally:
+        with app.app_context():
+            hostapp.db.session.remove()
+            hostapp.db.engine.dispose()
+        reset_inbox(dovecot)

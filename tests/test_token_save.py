@@ -211,8 +211,11 @@ def _connect_account(server: Any) -> tuple[int, dict[str, Any]]:
         token_scopes=original["scope"], token_expires_at=utcnow() + timedelta(hours=1),
     )  # fmt: skip
     hostapp.db.session.add(account)
+    hostapp.db.session.flush()
+    account_id = account.id
     hostapp.db.session.commit()
-    return account.id, original
+    hostapp.db.session.remove()  # no transaction left open (MariaDB: it would block the DDL)
+    return account_id, original
 
 
 def _stored(account_id: int) -> Any:
@@ -290,9 +293,11 @@ def test_when_every_save_fails_the_account_says_token_save_failed(
         budget = _install_failure(engine, ENDLESS)
         hostapp.db.session.remove()
 
-        with caplog.at_level(logging.INFO, logger="flask_mailconnect"):
-            with pytest.raises(TokenSaveFailed) as caught:
-                _force(save_app, account_id)
+        with (
+            caplog.at_level(logging.INFO, logger="flask_mailconnect"),
+            pytest.raises(TokenSaveFailed) as caught,
+        ):
+            _force(save_app, account_id)
 
         assert _refused(engine, budget) == locks.SAVE_ATTEMPTS
         assert server.refresh_requests == 1
@@ -373,3 +378,20 @@ def test_a_retry_never_overwrites_a_newer_token(
         hostapp.db.session.remove()
     assert refresh(server, newer["refresh_token"], MICROSOFT).status_code == 200
     assert refresh(server, original["refresh_token"], MICROSOFT).status_code == 400
+
+
+def test_a_valid_token_without_a_refresh_token_is_used_as_it_is(
+    save_app: Any, oauth_provider: Any
+) -> None:
+    """No refresh is needed, so none is attempted (and no refresh token is asked for)."""
+    server = oauth_provider
+    with save_app.app_context():
+        account_id, original = _connect_account(server)
+        with hostapp.db.engine.begin() as conn:
+            forget = sa.update(MailAccount).where(MailAccount.id == account_id)
+            conn.execute(forget.values(refresh_token=None))
+        state = save_app.extensions["mailconnect"]
+        account = hostapp.db.session.get(MailAccount, account_id)
+        assert fresh_access_token(state, account) == original["access_token"]
+        assert server.refresh_requests == 0
+        hostapp.db.session.remove()

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from .. import audit, signals
-from ..columns import open_secret
+from ..columns import open_secret, seal
 from ..exceptions import (
     AccountLimitReached,
     ConnectionTestFailed,
@@ -98,7 +98,7 @@ def _tested(state: Runtime, *, owner: Owner, settings: ServerSettings, actor: Ac
 
 def _apply_servers(account: MailAccount, settings: ServerSettings) -> None:
     account.username = settings.username
-    account.password = settings.password
+    account.password = seal(settings.password)  # no key: EncryptionKeyError here, not at flush
     account.smtp_host = settings.smtp_host.strip().rstrip(".").lower()
     account.smtp_port = settings.smtp_port
     account.smtp_security = settings.smtp_security

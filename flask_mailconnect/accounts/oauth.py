@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from .. import audit, signals
 from ..codes import SMTP_AUTH_DISABLED
+from ..columns import seal
 from ..exceptions import (
     GraphNotGranted,
     OAuthFlowError,
@@ -48,8 +49,9 @@ def _oauth_servers(account: MailAccount, provider: Provider) -> None:
 def _apply_grant(account: MailAccount, grant: OAuthGrant) -> None:
     account.auth_method = "oauth2"
     account.provider = grant.provider.key
-    account.access_token = grant.access_token
-    account.refresh_token = grant.refresh_token
+    # sealed now: without a key, EncryptionKeyError here rather than inside the flush
+    account.access_token = seal(grant.access_token)
+    account.refresh_token = seal(grant.refresh_token)
     account.token_expires_at = grant.expires_at
     account.token_refreshed_at = utcnow()
     account.token_scopes = grant.scopes

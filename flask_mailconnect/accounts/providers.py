@@ -18,6 +18,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit
+from ..columns import seal
 from ..exceptions import InvalidSettings
 from ..models import MailAccount, MailProvider, MailProviderDomain
 from ..owners import ORGANIZATION_OWNER, Actor
@@ -142,7 +143,7 @@ def save_provider(
     provider.imap_port = settings["imap_port"]
     secret_changed = bool(client_secret)
     if secret_changed:
-        provider.client_secret = client_secret
+        provider.client_secret = seal(client_secret)  # no key: EncryptionKeyError here
         provider.has_client_secret = True
     old = {d.domain: d for d in provider.domains}
     for domain in list(old):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..i18n import gettext
 from ..providers.model import Provider
 from ..transport.settings import SECURITY_CHOICES, Security
 
@@ -196,17 +197,23 @@ class Detection:
 
 def source_label(source: str | None, domain: str, origin: str = "") -> str:
     """Where servers from ``source`` came from, in words; ``origin``: the domain that
-    published them when it is not ``domain`` (the MX host's)."""
+    published them when it is not ``domain`` (the MX host's). Translated for the page (the
+    CLI, outside a request, prints the English)."""
+    # TRANSLATORS: each of these ends "Servers for example.org found ..." (the source).
     if source == "catalogue":
-        return "from the list of known providers"
+        return gettext("from the list of known providers")
     if source == "ispdb":
-        return "from Mozilla's ISP database"
+        return gettext("from Mozilla's ISP database")
     if source in ("autoconfig", "well-known"):
-        return f"published by {origin or domain}"
+        return gettext("published by %(domain)s", domain=origin or domain)
     if source == "mx" and origin and origin != domain:
-        return f"from DNS records (mail for {domain} is handled by {origin})"
+        return gettext(
+            "from DNS records (mail for %(domain)s is handled by %(origin)s)",
+            domain=domain,
+            origin=origin,
+        )
     if source in ("mx", "srv"):
-        return "from DNS records"
+        return gettext("from DNS records")
     if source == "autodiscover":
-        return "from Microsoft's Autodiscover service"
+        return gettext("from Microsoft's Autodiscover service")
     return ""

@@ -35,9 +35,11 @@ without marking it dirty and without leaving plaintext tokens on it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -335,6 +337,36 @@ class Holder:
         return self.write(apply, "the refreshed tokens")
 
 
+class _Gate:
+    """The callers in this process that need one account's token: one (holding ``lock``) looks
+    at the database; the others wait for it without a connection and use the row it saw."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+        self.version = 0
+        self.row: Row | None = None
+
+    def publish(self, row: Row) -> None:
+        self.row, self.version = row, self.version + 1
+
+
+@contextmanager
+def _gate(state: Runtime, account_id: int) -> Iterator[_Gate]:
+    with state.refresh_gates_lock:
+        gate = state.refresh_gates.get(account_id)
+        if gate is None:
+            gate = state.refresh_gates[account_id] = _Gate()
+        gate.users += 1
+    try:
+        yield gate
+    finally:
+        with state.refresh_gates_lock:
+            gate.users -= 1
+            if not gate.users:  # nobody waits: forget it (and the tokens on its row)
+                del state.refresh_gates[account_id]
+
+
 @contextmanager
 def claim(
     state: Runtime, account_id: int, settled: Callable[[Row], bool]
@@ -342,50 +374,81 @@ def claim(
     """Yield ``(None, row)`` once ``settled(row)`` holds (another caller refreshed), else
     ``(holder, row)`` with the refresh lock held and ``row`` read after taking it.
 
-    Waiting holds no connection: each look checks one out for two short statements and gives
-    it back. Gives up with :class:`TokenRefreshUnavailable` after 3 x the connect timeout (at
-    least 30 s), as the row lock's ``lock_timeout`` did before.
+    Waiting holds no connection. In one process, the callers for one account queue on an
+    in-memory gate: the first looks at the database, the others take the row it saw when it is
+    done (a few microseconds each). Across processes, the one looking in each checks a
+    connection out for two short statements per look and gives it back between looks. Gives
+    up with :class:`TokenRefreshUnavailable` after 3 x the connect timeout (at least 30 s), as
+    the row lock's ``lock_timeout`` did before.
     """
     engine = engine_of(state)
     guard = state.single_connection if single_connection(engine) else nullcontext()
-    wait = max(30.0, state.transport_options().timeout * 3)
-    deadline = time.monotonic() + wait
-    delay = POLL_FIRST
-    with guard:
-        while True:
-            conn = _connect(engine)
-            taken = False
-            try:
-                row = _look(conn, account_id)
-                if not settled(row):
-                    taken = try_lock(conn, account_id)
-                    if taken:
-                        row = _look(conn, account_id)  # after taking it: the latest commit
-                        holder = Holder(state, engine, conn, account_id, row)
-                        break
-            except BaseException:
-                if taken:  # never hand a connection holding our lock back to the pool
-                    unlock(conn, account_id)
-                conn.close()
-                raise
-            conn.close()
-            if settled(row):
-                yield None, row
-                return
-            if time.monotonic() > deadline:
-                raise TokenRefreshUnavailable(
-                    "The account is busy (its token is being refreshed elsewhere); try again."
-                )
-            time.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not a secret
-            delay = min(POLL_MAX, delay * 2)
+    deadline = time.monotonic() + max(30.0, state.transport_options().timeout * 3)
+    with _gate(state, account_id) as gate:
+        arrived = gate.version
+        if not gate.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise TokenRefreshUnavailable(
+                "The account is busy (its token is being refreshed elsewhere); try again."
+            )
         try:
-            if settled(row):
-                yield None, row
+            if gate.version != arrived and gate.row is not None and settled(gate.row):
+                row = gate.row  # what the caller before us found or stored
+                holder = None
             else:
-                yield holder, row
+                with guard:
+                    holder, row = _wait_for_lock(state, engine, account_id, settled, deadline)
+                    if holder is None:
+                        gate.publish(row)
+                    else:
+                        try:
+                            yield holder, row
+                            with contextlib.suppress(Exception):  # what it stored, for the rest
+                                gate.publish(_look(holder.conn, account_id))
+                        finally:
+                            unlock(holder.conn, account_id)
+                            holder.conn.close()
+                        return
         finally:
-            unlock(holder.conn, account_id)
-            holder.conn.close()
+            gate.lock.release()
+        yield None, row
+
+
+def _wait_for_lock(
+    state: Runtime,
+    engine: sa.Engine,
+    account_id: int,
+    settled: Callable[[Row], bool],
+    deadline: float,
+) -> tuple[Holder | None, Row]:
+    """The lock-then-recheck loop (see the module's docstring)."""
+    delay = POLL_FIRST
+    while True:
+        conn = _connect(engine)
+        taken = False
+        try:
+            row = _look(conn, account_id)
+            if not settled(row):
+                taken = try_lock(conn, account_id)
+                if taken:
+                    row = _look(conn, account_id)  # after taking it: the latest commit
+                    if not settled(row):
+                        return Holder(state, engine, conn, account_id, row), row
+                    unlock(conn, account_id)
+                    taken = False
+        except BaseException:
+            if taken:  # never hand a connection holding our lock back to the pool
+                unlock(conn, account_id)
+            conn.close()
+            raise
+        conn.close()
+        if settled(row):
+            return None, row
+        if time.monotonic() > deadline:
+            raise TokenRefreshUnavailable(
+                "The account is busy (its token is being refreshed elsewhere); try again."
+            )
+        time.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not a secret
+        delay = min(POLL_MAX, delay * 2)
 
 
 def _look(conn: sa.Connection, account_id: int) -> Row:

@@ -48,7 +48,7 @@ from authlib.common.errors import AuthlibBaseError
 from sqlalchemy.orm import Session
 
 from ..codes import TOKEN_SAVE_FAILED, message_for
-from ..columns import Sealed
+from ..columns import Sealed, seal
 from ..exceptions import (
     GraphNotGranted,
     NeedsReconnect,
@@ -141,18 +141,25 @@ def _fresh(
 ) -> str:
     if account.auth_method != "oauth2":
         raise TokenError(f"Account {account.id} does not sign in with OAuth 2.0.")
-    with engine_of(state).connect() as peek:
-        row = read_row(peek, account.id)
-    seen = row.token(kind)  # what this call started with (force: a server just refused it)
-    if not force and row.valid_for(min_validity, kind):
-        assert seen
-        return seen
+    seen: str | None = None
+    if force:  # a forced call reads first: it must know which token a server just refused
+        with engine_of(state).connect() as peek:
+            seen = read_row(peek, account.id).token(kind)
+    # Otherwise the first look happens in claim(): a caller arriving while another in this
+    # process looks or refreshes takes what that one found or stored, without a connection.
 
-    def settled(row: Row) -> bool:
-        """Nothing for this caller to do: a fresh token is there (for ``force``: one another
-        caller stored after this call started), or the account already needs reconnecting."""
+    def usable(row: Row) -> str | None:
+        """A token good enough for this call (for ``force``: one another caller stored after
+        this call started)."""
         current = row.token(kind)
         if row.valid_for(min_validity, kind) and (not force or current != seen):
+            return current
+        return None
+
+    def settled(row: Row) -> bool:
+        """Nothing for this caller to do: a usable token is there, or the account already
+        needs reconnecting."""
+        if usable(row):
             return True
         return not row.refresh_token and row.status == AccountStatus.NEEDS_RECONNECT
 
@@ -163,11 +170,10 @@ def _fresh(
     not_granted: GraphNotGranted | None = None
     error_code = TOKEN_REVOKED
     with claim(state, account.id, settled) as (holder, row):
-        if holder is None and row.refresh_token:
-            token = row.token(kind) or ""  # another caller refreshed it
-        elif holder is None:
-            error_code = row.last_error_code or TOKEN_REVOKED  # already marked: no change
-            token = ""
+        if holder is None:
+            token = usable(row) or ""  # valid, or another caller refreshed it
+            if not token:
+                error_code = row.last_error_code or TOKEN_REVOKED  # already marked: no change
         elif not row.refresh_token:
             error_code = NO_REFRESH_TOKEN
             provider = provider_for(account)
@@ -336,14 +342,14 @@ def _refresh(
     # writes the same ciphertext (and can tell that an earlier attempt did commit).
     new_refresh: Sealed | None = None
     if result.get("refresh_token") and result["refresh_token"] != row.refresh_token:
-        new_refresh = Sealed(state.cipher.encrypt(str(result["refresh_token"]).encode()).decode())
+        new_refresh = seal(str(result["refresh_token"]))
         values["refresh_token"] = new_refresh
     missing = kind == GRAPH and not _granted(result, provider.graph_send_scope or "")
     if kind == GRAPH and not missing:
-        values["graph_access_token"] = access
+        values["graph_access_token"] = seal(str(access))  # no plaintext in SQL parameters
         values["graph_token_expires_at"] = _expiry(result, now)
     elif kind == MAIL:
-        values["access_token"] = access
+        values["access_token"] = seal(str(access))
         values["token_expires_at"] = _expiry(result, now)
         if result.get("scope"):
             scopes = result["scope"]

@@ -16,10 +16,10 @@ sends messages prepared by compose.py. ``MailConnect.send`` uses a Sender for on
 * OAuth: the connection is renewed before the access token's expiry (within ``min_validity``).
 * The Sent copy (IMAP APPEND with ``\\Seen``) is made only where the provider does not keep one
   itself; a failed copy is logged and reported in the result, never a failed send. A single
-  send appends its copy before returning; a bulk session queues copies and appends them in
-  batches (one MULTIAPPEND where the server has it) of :data:`COPY_BATCH` messages, at the
-  latest :data:`COPY_DELAY` after the oldest was queued, and on close: its results say
-  ``sent_copy_pending`` and ``Sender.results`` is updated when the batch is saved.
+  send appends its copy before returning; a bulk session queues copies and a thread of its own
+  appends them in batches (sending/copies.py: one MULTIAPPEND where the server has it) while
+  the session goes on sending: its results say ``sent_copy_pending`` and ``Sender.results`` is
+  updated once the batch is saved (at the latest when the session closes).
 * ``Sender.results`` is a :class:`~flask_mailconnect.sending.outcomes.SendLog`: every message
   counted, the most recent :data:`~flask_mailconnect.sending.outcomes.RESULTS_KEPT` outcomes
   kept, so a session's memory does not grow with the number of messages.
@@ -32,7 +32,6 @@ from __future__ import annotations
 import email.errors
 import logging
 import smtplib
-import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 from email.message import Message
@@ -63,6 +62,7 @@ from ..transport.graph import send_via_graph
 from ..transport.settings import ServerSettings
 from ..transport.smtp import open_smtp
 from ..transport.submit import SentCopy, SubmitFailed, quit_quietly, submit
+from .copies import COPY_BATCH, CopyQueue, Outcome
 from .failures import (
     UNKNOWN_MESSAGE,
     check_usable,
@@ -78,12 +78,6 @@ log = logging.getLogger("flask_mailconnect.sending")
 
 #: Renew the connection (and the token) when the access token has less than this left.
 TOKEN_MARGIN = timedelta(minutes=5)
-#: A bulk session appends Sent copies this many at a time ...
-COPY_BATCH = 50
-#: ... or once they hold this many bytes ...
-COPY_BATCH_BYTES = 4 * 1024 * 1024
-#: ... or once the oldest has waited this many seconds (checked at the next send and on close).
-COPY_DELAY = 5.0
 
 
 class Sender:
@@ -114,11 +108,8 @@ class Sender:
         self._settings: ServerSettings | None = None
         self._sent_on_client = 0
         self._copy: SentCopy | None = None
-        #: Bulk: copies waiting for their batch (session index, message id, bytes, sent at).
-        self._copies: list[tuple[int, str, bytes, datetime]] = []
-        self._copies_bytes = 0
-        self._copies_since = 0.0
-        self._last_copy_error: str | None = None
+        #: Bulk: Sent copies queued and appended in batches on their own thread.
+        self._copies: CopyQueue | None = None
         self._keeps_copy: bool | None = None
         self._last_sent: datetime | None = None
         #: A (re)connection of this session was refused: its recorded failure must stand.
@@ -143,7 +134,8 @@ class Sender:
         self._closed = True
         quit_quietly(self._client)
         self._client = None
-        self._flush_copies()
+        if self._copies is not None:
+            self._record_copies(self._copies.close())
         if self._copy is not None:
             self._copy.close()
         self._bookkeep()
@@ -161,7 +153,9 @@ class Sender:
         """Send one message; see the module doc for what is retried (only what is safe)."""
         if self._closed:
             raise RuntimeError("this sending connection is closed")
-        self._flush_due()
+        if self._copies is not None:
+            self._copies.due()
+            self._record_copies(self._copies.finished())
         index = self.results.total
         prepared: Prepared | None = None
         try:
@@ -347,10 +341,8 @@ class Sender:
         folder, copy_error, pending = None, None, False
         if via == "smtp" and self.account.imap_host and not self._provider_keeps_copy():
             if self._bulk:
-                pending = self._queue_copy(prepared, sent_at)
-                if not pending:  # its batch was saved just now: this message's copy was last
-                    copy_error = self._last_copy_error
-                    folder = None if copy_error else self._copier().folder
+                self._queue_copy(prepared, sent_at)
+                pending = True
             else:
                 folder, copy_error = self._save_copy(prepared, sent_at)
         return SendResult(
@@ -383,36 +375,19 @@ class Sender:
             self.account.id, message_id, error,
         )  # fmt: skip
 
-    def _queue_copy(self, prepared: Prepared, when: datetime) -> bool:
-        """Queue this message's copy; save the batch when it is full. True: still queued
-        (the batch is saved later); False: saved now with this batch (see _last_copy_error)."""
-        if not self._copies:
-            self._copies_since = time.monotonic()
-        self._copies.append((self.results.total, prepared.message_id, prepared.full_bytes, when))
-        self._copies_bytes += len(prepared.full_bytes)
-        if len(self._copies) >= COPY_BATCH or self._copies_bytes >= COPY_BATCH_BYTES:
-            self._flush_copies()
-            return False
-        return True
+    def _queue_copy(self, prepared: Prepared, when: datetime) -> None:
+        if self._copies is None:
+            assert self._settings is not None
+            self._copies = CopyQueue(self._settings, self._options, self.account.folder_sent)
+        index = self.results.total  # this message's outcome is appended right after
+        self._copies.add(index, prepared.message_id, prepared.full_bytes, when)
 
-    def _flush_due(self) -> None:
-        if self._copies and time.monotonic() - self._copies_since >= COPY_DELAY:
-            self._flush_copies()
-
-    def _flush_copies(self) -> None:
-        """Save the queued copies (one MULTIAPPEND where the server has it) and record each
-        outcome in ``results``; a failed copy is logged, never a failed send."""
-        batch, self._copies, self._copies_bytes = self._copies, [], 0
-        if not batch:
-            return
-        outcomes = self._copier().save_many([(data, when) for _, _, data, when in batch])
-        folder = self._copier().folder
-        self._last_copy_error = None
-        for (index, message_id, _, _), error in zip(batch, outcomes, strict=True):
+    def _record_copies(self, outcomes: list[Outcome]) -> None:
+        """Apply saved batches to ``results``; log each copy that could not be saved."""
+        for index, message_id, folder, error in outcomes:
             if error is not None:
                 self._copy_failed(message_id, error)
-            self._last_copy_error = error
-            self.results.copy_saved(index, None if error else folder, error)
+            self.results.copy_saved(index, folder, error)
 
 
 def send(

@@ -26,6 +26,7 @@ from wtforms.validators import DataRequired, Length, ValidationError
 
 from .. import codes
 from ..forms import MULTI_LINE, SINGLE_LINE, host_name
+from ..i18n import gettext, lazy_gettext
 from ..transport.http import HTTPGuardError, check_url
 from ..transport.settings import SECURITY_CHOICES, SECURITY_LABELS
 from ..validation import control_chars, parse_int
@@ -38,17 +39,19 @@ except ImportError:  # pragma: no cover - WTForms < 3.3
         return (value, label)
 
 
-SECURITY = [_Choice(key, SECURITY_LABELS[key]) for key in SECURITY_CHOICES]
+# Protocol names stay as they are; "None" (no encryption) is a word.
+_SECURITY_LABELS: dict[str, Any] = {**SECURITY_LABELS, "none": lazy_gettext("None")}
+SECURITY = [_Choice(key, _SECURITY_LABELS[key]) for key in SECURITY_CHOICES]
 SERVICE_TYPES = [
     _Choice("imap_smtp", "IMAP + SMTP"),
-    _Choice("graph", "IMAP + Microsoft Graph for sending"),
+    _Choice("graph", lazy_gettext("IMAP + Microsoft Graph for sending")),
 ]
 LOGIN_FORMATS = [
-    _Choice("email", "Full email address"),
-    _Choice("local_part", "Mailbox name (before @)"),
-    _Choice("manual", "Entered by hand"),
+    _Choice("email", lazy_gettext("Full email address")),
+    _Choice("local_part", lazy_gettext("Mailbox name (before @)")),
+    _Choice("manual", lazy_gettext("Entered by hand")),
 ]
-AUTH_METHODS = [_Choice("password", "Password"), _Choice("oauth2", "OAuth 2.0")]
+AUTH_METHODS = [_Choice("password", lazy_gettext("Password")), _Choice("oauth2", "OAuth 2.0")]
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
@@ -66,12 +69,16 @@ def parse_domains(text: str) -> list[str]:
 def _port(form: Any, field: Any) -> None:
     value = (field.data or "").strip()
     if value and parse_int(value, 1, 65535) is None:
-        raise ValidationError("Enter a port number between 1 and 65535.")
+        raise ValidationError(gettext("Enter a port number between 1 and 65535."))
 
 
 def _security(form: Any, field: Any) -> None:
     if field.data not in SECURITY_CHOICES:
-        raise ValidationError(f"Unknown security {field.data!r}: choose SSL/TLS, STARTTLS or None.")
+        raise ValidationError(
+            gettext(
+                "Unknown security %(value)r: choose SSL/TLS, STARTTLS or None.", value=field.data
+            )
+        )
 
 
 def _url(form: Any, field: Any) -> None:
@@ -82,12 +89,14 @@ def _url(form: Any, field: Any) -> None:
         return  # SINGLE_LINE says what is wrong; no lookup of such a name
     parts = urlsplit(field.data)
     if not _URL.match(field.data) or not parts.hostname or parts.username or parts.password:
-        raise ValidationError("Enter a full URL starting with https://")
+        raise ValidationError(gettext("Enter a full URL starting with https://"))
     allow_private = bool(current_app.config.get("MAILCONNECT_ALLOW_PRIVATE_HOSTS"))
     if parts.scheme.lower() != "https" and not allow_private:
         raise ValidationError(
-            "Use an https:// address: the client secret and tokens are sent to it. "
-            "(http:// is accepted only with MAILCONNECT_ALLOW_PRIVATE_HOSTS, for local testing.)"
+            gettext(
+                "Use an https:// address: the client secret and tokens are sent to it. (http:// "
+                "is accepted only with MAILCONNECT_ALLOW_PRIVATE_HOSTS, for local testing.)"
+            )
         )
     _public_url(field.data, allow_private)
 
@@ -104,17 +113,26 @@ def _public_url(url: str, allow_private: bool) -> None:
     except HTTPGuardError as exc:
         if exc.code == codes.BLOCKED_ADDRESS:
             host = urlsplit(url).hostname or ""
-            where = host
             if exc.address and not _is_ip(host):
-                where = f"{host} resolves to {exc.address}"
-            raise ValidationError(
-                f"This address points to a private or internal network ({where}); "
-                "use the provider's public URL."
-            ) from None
+                message = gettext(
+                    "This address points to a private or internal network (%(host)s resolves "
+                    "to %(address)s); use the provider's public URL.",
+                    host=host,
+                    address=exc.address,
+                )
+            else:
+                message = gettext(
+                    "This address points to a private or internal network (%(host)s); use the "
+                    "provider's public URL.",
+                    host=host,
+                )
+            raise ValidationError(message) from None
         if exc.code == codes.PORT_NOT_ALLOWED:
             raise ValidationError(
-                "Use the standard https port (443): other ports are accepted only with "
-                "MAILCONNECT_ALLOW_PRIVATE_HOSTS."
+                gettext(
+                    "Use the standard https port (443): other ports are accepted only with "
+                    "MAILCONNECT_ALLOW_PRIVATE_HOSTS."
+                )
             ) from None
         if exc.refused:
             raise ValidationError(exc.message) from None
@@ -129,56 +147,73 @@ def _is_ip(host: str) -> bool:
 
 
 class ProviderForm(FlaskForm):
-    name = StringField("Name", [DataRequired(), Length(max=200), SINGLE_LINE], filters=[_strip])
-    enabled = BooleanField("Offered to users", default=True)
-    service_type = SelectField("Service type", choices=SERVICE_TYPES, default="imap_smtp")
-    sends = BooleanField("Send mail", default=True)
-    receives = BooleanField("Receive mail", default=True)
-    smtp_host = StringField(
-        "SMTP server", [Length(max=253), SINGLE_LINE, host_name], filters=[_strip]
+    name = StringField(
+        lazy_gettext("Name"), [DataRequired(), Length(max=200), SINGLE_LINE], filters=[_strip]
     )
-    smtp_port = StringField("Port", [SINGLE_LINE, _port], filters=[_strip], default="587")
+    enabled = BooleanField(lazy_gettext("Offered to users"), default=True)
+    service_type = SelectField(
+        lazy_gettext("Service type"), choices=SERVICE_TYPES, default="imap_smtp"
+    )
+    sends = BooleanField(lazy_gettext("Send mail"), default=True)
+    receives = BooleanField(lazy_gettext("Receive mail"), default=True)
+    smtp_host = StringField(
+        lazy_gettext("SMTP server"), [Length(max=253), SINGLE_LINE, host_name], filters=[_strip]
+    )
+    smtp_port = StringField(
+        lazy_gettext("Port"), [SINGLE_LINE, _port], filters=[_strip], default="587"
+    )
     smtp_security = SelectField(
-        "Security", choices=SECURITY, default="starttls", validate_choice=False,
+        lazy_gettext("Security"), choices=SECURITY, default="starttls", validate_choice=False,
         validators=[_security],
     )  # fmt: skip
     imap_host = StringField(
-        "IMAP server", [Length(max=253), SINGLE_LINE, host_name], filters=[_strip]
+        lazy_gettext("IMAP server"), [Length(max=253), SINGLE_LINE, host_name], filters=[_strip]
     )
-    imap_port = StringField("Port", [SINGLE_LINE, _port], filters=[_strip], default="993")
+    imap_port = StringField(
+        lazy_gettext("Port"), [SINGLE_LINE, _port], filters=[_strip], default="993"
+    )
     imap_security = SelectField(
-        "Security", choices=SECURITY, default="ssl", validate_choice=False,
+        lazy_gettext("Security"), choices=SECURITY, default="ssl", validate_choice=False,
         validators=[_security],
     )  # fmt: skip
-    login_format = SelectField("Login", choices=LOGIN_FORMATS, default="email")
-    auth_method = SelectField("Authentication", choices=AUTH_METHODS, default="password")
-    client_id = StringField("Client ID", [Length(max=255), SINGLE_LINE], filters=[_strip])
-    client_secret = PasswordField("Client secret", [Length(max=2000), SINGLE_LINE])
+    login_format = SelectField(lazy_gettext("Login"), choices=LOGIN_FORMATS, default="email")
+    auth_method = SelectField(
+        lazy_gettext("Authentication"), choices=AUTH_METHODS, default="password"
+    )
+    client_id = StringField(
+        lazy_gettext("Client ID"), [Length(max=255), SINGLE_LINE], filters=[_strip]
+    )
+    client_secret = PasswordField(lazy_gettext("Client secret"), [Length(max=2000), SINGLE_LINE])
     server_metadata_url = StringField(
-        "Metadata URL", [Length(max=2000), SINGLE_LINE, _url], filters=[_strip],
-        description="OpenID Connect discovery document; or fill in the endpoints below.",
+        lazy_gettext("Metadata URL"), [Length(max=2000), SINGLE_LINE, _url], filters=[_strip],
+        description=lazy_gettext(
+            "OpenID Connect discovery document; or fill in the endpoints below."),
     )  # fmt: skip
     authorize_url = StringField(
-        "Authorization URL", [Length(max=2000), SINGLE_LINE, _url], filters=[_strip]
+        lazy_gettext("Authorization URL"), [Length(max=2000), SINGLE_LINE, _url], filters=[_strip]
     )
-    token_url = StringField("Token URL", [Length(max=2000), SINGLE_LINE, _url], filters=[_strip])
+    token_url = StringField(
+        lazy_gettext("Token URL"), [Length(max=2000), SINGLE_LINE, _url], filters=[_strip]
+    )
     revoke_url = StringField(
-        "Revocation URL", [Length(max=2000), SINGLE_LINE, _url], filters=[_strip]
+        lazy_gettext("Revocation URL"), [Length(max=2000), SINGLE_LINE, _url], filters=[_strip]
     )
     userinfo_url = StringField(
-        "Userinfo URL", [Length(max=2000), SINGLE_LINE, _url], filters=[_strip],
-        description="Where the sign-in learns the address (OpenID Connect userinfo endpoint). "
-        "Needed unless a metadata URL is given.",
+        lazy_gettext("Userinfo URL"), [Length(max=2000), SINGLE_LINE, _url], filters=[_strip],
+        description=lazy_gettext(
+            "Where the sign-in learns the address (OpenID Connect userinfo endpoint). "
+            "Needed unless a metadata URL is given."
+        ),
     )  # fmt: skip
     scopes = StringField(
-        "Extra scopes", [Length(max=2000), SINGLE_LINE], filters=[_strip],
-        description="Space-separated, added to openid and email.",
+        lazy_gettext("Extra scopes"), [Length(max=2000), SINGLE_LINE], filters=[_strip],
+        description=lazy_gettext("Space-separated, added to openid and email."),
     )  # fmt: skip
     domains = TextAreaField(
-        "Email domains", [Length(max=20_000), MULTI_LINE],
-        description="One per line. Addresses at these domains pick this provider.",
+        lazy_gettext("Email domains"), [Length(max=20_000), MULTI_LINE],
+        description=lazy_gettext("One per line. Addresses at these domains pick this provider."),
     )  # fmt: skip
-    submit = SubmitField("Save provider")
+    submit = SubmitField(lazy_gettext("Save provider"))
 
     def __init__(self, *args: Any, has_secret: bool = False, **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -187,33 +222,33 @@ class ProviderForm(FlaskForm):
     def validate(self, extra_validators: Any = None) -> bool:
         ok = super().validate(extra_validators)
         if self.sends.data and self.service_type.data == "imap_smtp" and not self.smtp_host.data:
-            self.smtp_host.errors = [*self.smtp_host.errors, "Enter the SMTP server."]
+            self.smtp_host.errors = [*self.smtp_host.errors, gettext("Enter the SMTP server.")]
             ok = False
         if self.sends.data and not self.smtp_port.data and self.service_type.data == "imap_smtp":
-            self.smtp_port.errors = [*self.smtp_port.errors, "Enter the SMTP port."]
+            self.smtp_port.errors = [*self.smtp_port.errors, gettext("Enter the SMTP port.")]
             ok = False
         if self.receives.data and not self.imap_host.data:
-            self.imap_host.errors = [*self.imap_host.errors, "Enter the IMAP server."]
+            self.imap_host.errors = [*self.imap_host.errors, gettext("Enter the IMAP server.")]
             ok = False
         if self.receives.data and not self.imap_port.data:
-            self.imap_port.errors = [*self.imap_port.errors, "Enter the IMAP port."]
+            self.imap_port.errors = [*self.imap_port.errors, gettext("Enter the IMAP port.")]
             ok = False
         if not self.sends.data and not self.receives.data:
-            self.sends.errors = ["A provider sends, receives or both."]
+            self.sends.errors = [gettext("A provider sends, receives or both.")]
             ok = False
         if self.auth_method.data == "oauth2":
             if not self.client_id.data:
-                self.client_id.errors = [*self.client_id.errors, "Enter the client ID."]
+                self.client_id.errors = [*self.client_id.errors, gettext("Enter the client ID.")]
                 ok = False
             if not self.client_secret.data and not self.has_secret:
-                self.client_secret.errors = ["Enter the client secret."]
+                self.client_secret.errors = [gettext("Enter the client secret.")]
                 ok = False
             if not self.server_metadata_url.data and not (
                 self.authorize_url.data and self.token_url.data
             ):
                 self.server_metadata_url.errors = [
                     *self.server_metadata_url.errors,
-                    "Enter a metadata URL, or the authorization and token URLs.",
+                    gettext("Enter a metadata URL, or the authorization and token URLs."),
                 ]
                 ok = False
             elif not self.server_metadata_url.data and not self.userinfo_url.data:
@@ -221,13 +256,18 @@ class ProviderForm(FlaskForm):
                 # the provider vouch for) the address being connected.
                 self.userinfo_url.errors = [
                     *self.userinfo_url.errors,
-                    "Enter the userinfo URL (or a metadata URL): without it the sign-in "
-                    "cannot learn the email address.",
+                    gettext(
+                        "Enter the userinfo URL (or a metadata URL): without it the sign-in "
+                        "cannot learn the email address."
+                    ),
                 ]
                 ok = False
         for domain in parse_domains(self.domains.data or ""):
             if not _DOMAIN.match(domain):
-                self.domains.errors = [*self.domains.errors, f"{domain!r} is not a domain name."]
+                self.domains.errors = [
+                    *self.domains.errors,
+                    gettext("%(domain)r is not a domain name.", domain=domain),
+                ]
                 ok = False
         return ok
 
@@ -235,14 +275,16 @@ class ProviderForm(FlaskForm):
 class HandoverForm(FlaskForm):
     """The admin names the provider and the address; the user completes the consent."""
 
-    provider = SelectField("Provider", choices=[])
+    provider = SelectField(lazy_gettext("Provider"), choices=[])
     email = EmailField(
-        "Email address", [DataRequired(), Length(max=320), SINGLE_LINE], filters=[_strip]
+        lazy_gettext("Email address"),
+        [DataRequired(), Length(max=320), SINGLE_LINE],
+        filters=[_strip],
     )
-    submit = SubmitField("Create and hand over")
+    submit = SubmitField(lazy_gettext("Create and hand over"))
 
 
 class ActionForm(FlaskForm):
     """A button with a CSRF token (deactivate, reactivate, enable, disable, delete)."""
 
-    submit = SubmitField("Confirm")
+    submit = SubmitField(lazy_gettext("Confirm"))

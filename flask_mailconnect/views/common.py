@@ -15,6 +15,7 @@ from werkzeug.routing import BaseConverter
 from werkzeug.routing import ValidationError as NoMatch
 
 from ..exceptions import PermissionDenied
+from ..i18n import N_, gettext, lazy_gettext, ngettext
 from ..models import MailAccount
 from ..oauth.client import safe_next
 from ..owners import ORGANIZATION_OWNER, Actor
@@ -98,7 +99,7 @@ class AdminRequired(Forbidden):
     and a page inside the host layout saying an administrator is needed
     (``mailconnect/admin_required.html``, registered by ``views/admin``)."""
 
-    description = "An administrator is needed for this page."
+    description = lazy_gettext("An administrator is needed for this page.")  # type: ignore[assignment]  # str when printed
 
 
 def admin_required(view: F) -> F:
@@ -165,10 +166,25 @@ def _require_csrf() -> Any:
     try:
         validate_csrf(token)
     except ValidationError as exc:
+        reason = gettext(str(exc.args[0]))  # Flask-WTF's sentence, in our catalogue below
         if wants_json():
-            return jsonify(ok=False, error="csrf", message=str(exc.args[0])), 400
-        abort(400, description=f"{exc.args[0]} Reload the page and try again.")
+            return jsonify(ok=False, error="csrf", message=reason), 400
+        abort(400, description=gettext("%(reason)s Reload the page and try again.", reason=reason))
     return None
+
+
+#: The words of :attr:`MailAccount.status_label <flask_mailconnect.models.MailAccount>`
+#: (``AccountStatus.LABELS``), which templates translate with ``_mc(account.status_label)``.
+STATUS_WORDS = (N_("Connected"), N_("Error"), N_("Needs reconnect"), N_("Awaiting authorization"))
+
+# Flask-WTF's own CSRF sentences (it has no catalogue for them): translated by _require_csrf.
+_CSRF_REASONS = (
+    N_("The CSRF token is missing."),
+    N_("The CSRF session token is missing."),
+    N_("The CSRF token has expired."),
+    N_("The CSRF tokens do not match."),
+    N_("The CSRF token is invalid."),
+)
 
 
 def _no_store(response: Response) -> Response:
@@ -190,17 +206,29 @@ def _not_found(_exc: PermissionDenied) -> Any:
 def time_ago(value: datetime | None, now: datetime | None = None) -> str:
     """``"3 minutes ago"``, for the health of an account."""
     if value is None:
-        return "never"
+        return gettext("never")
     now = now or datetime.now(timezone.utc)
     seconds = int((now - value).total_seconds())
     if seconds < 60:
-        return "just now"
+        return gettext("just now")
     for size, unit in ((86400 * 365, "year"), (86400 * 30, "month"), (86400, "day"),
                        (3600, "hour"), (60, "minute")):  # fmt: skip
         if seconds >= size:
-            count = seconds // size
-            return f"{count} {unit}{'' if count == 1 else 's'} ago"
-    return "just now"  # pragma: no cover - the loop always returns for seconds >= 60
+            return _ago(unit, seconds // size)
+    return gettext("just now")  # pragma: no cover - the loop always returns for seconds >= 60
+
+
+def _ago(unit: str, count: int) -> str:
+    # One whole sentence per unit: languages inflect the unit with the number and the "ago".
+    if unit == "year":
+        return ngettext("%(num)d year ago", "%(num)d years ago", count)
+    if unit == "month":
+        return ngettext("%(num)d month ago", "%(num)d months ago", count)
+    if unit == "day":
+        return ngettext("%(num)d day ago", "%(num)d days ago", count)
+    if unit == "hour":
+        return ngettext("%(num)d hour ago", "%(num)d hours ago", count)
+    return ngettext("%(num)d minute ago", "%(num)d minutes ago", count)
 
 
 def provider_name(key: str) -> str:
@@ -209,6 +237,8 @@ def provider_name(key: str) -> str:
 
 
 def security_label(value: str | None) -> str:
+    if value == "none":
+        return gettext("None")  # no encryption; the protocol names are not translated
     return SECURITY_LABELS.get(value or "", value or "")
 
 

@@ -23,6 +23,7 @@ from ..detection import Detection
 from ..detection import detect as run_detect
 from ..exceptions import AccountLimitReached, ConnectionTestFailed, InvalidSettings, TooManyTests
 from ..forms import ConnectForm
+from ..i18n import gettext
 from ..models import MailAccount
 from ..owners import Owner
 from ..providers import current_catalog
@@ -123,7 +124,7 @@ def json_test(form: ConnectForm, owner: Owner) -> Any:
     except TooManyTests as exc:
         return jsonify(ok=False, error="rate_limited", message=str(exc)), 429
     if report is None:
-        errors = {f.name: f.errors[0] for f in form if f.errors}
+        errors = {f.name: str(f.errors[0]) for f in form if f.errors}  # lazy texts, as text
         return jsonify(ok=False, errors=errors), 422
     html = render_template("mailconnect/_test_result.html", report=report)
     return jsonify(**report.as_dict(), html=html)
@@ -173,31 +174,38 @@ def detection_message(found: Detection) -> str:
     """What the page says about ``found`` (the script shows the same words)."""
     domain = found.domain
     if found.source == "catalogue" and found.provider is not None:
-        return f"Settings for {found.provider.title} filled in."
+        return gettext("Settings for %(name)s filled in.", name=found.provider.title)
     if not found.found:
         if any("limit" in t.detail for t in found.tried):
-            return (
-                f"Servers for {domain} could not be looked up right now (too many look-ups in "
-                "a minute): enter them below."
+            return gettext(
+                "Servers for %(domain)s could not be looked up right now (too many look-ups "
+                "in a minute): enter them below.",
+                domain=domain,
             )
-        return (
-            f"No settings found for {domain}. Enter the servers from your email provider's "
-            "help pages below."
+        return gettext(
+            "No settings found for %(domain)s. Enter the servers from your email provider's "
+            "help pages below.",
+            domain=domain,
         )
     if found.auth == ("oauth2",) and not found.offers_oauth:
-        return (
-            f"{domain} asks mail apps to sign in through its own sign-in page, which this site "
-            "has not set up: ask your administrator."
+        return gettext(
+            "%(domain)s asks mail apps to sign in through its own sign-in page, which this "
+            "site has not set up: ask your administrator.",
+            domain=domain,
         )
     if found.offers_oauth:  # the page offers the provider's button first
-        return f"Settings for {domain} found {found.source_label}."
-    text = (
-        f"Servers for {domain} found {found.source_label}. Check them below: any field can "
-        "be changed."
+        # TRANSLATORS: %(source)s is one of the "from ..." phrases (where the settings came from).
+        return gettext(
+            "Settings for %(domain)s found %(source)s.", domain=domain, source=found.source_label
+        )
+    text = gettext(
+        "Servers for %(domain)s found %(source)s. Check them below: any field can be changed.",
+        domain=domain,
+        source=found.source_label,
     )
     if found.pop3_only:
-        text += (
-            " Mail can only be read over POP3 there, which is not supported: untick Receiving "
+        text += " " + gettext(
+            "Mail can only be read over POP3 there, which is not supported: untick Receiving "
             "or enter an IMAP server."
         )
     return text
@@ -261,8 +269,13 @@ def wizard(page: ConnectPage) -> Any:
         state().session.commit()  # the failed test stays in the audit trail
         return render(form, report=exc.report, status=422)
     state().session.commit()
-    whom = f" for {page.owner_label}" if page.owner_label else ""
-    flash(f"Connected {account.email}{whom}.", "success")
+    if page.owner_label:
+        done = gettext(
+            "Connected %(email)s for %(owner)s.", email=account.email, owner=page.owner_label
+        )
+    else:
+        done = gettext("Connected %(email)s.", email=account.email)
+    flash(done, "success")
     after_save(account)  # the newest mail, at once (queued, or bounded in this request)
     return redirect(page.done_url(account) if page.done_url else page.back_url)
 

@@ -13,15 +13,16 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from .. import sync
 from ..exceptions import InvalidSettings, SyncError
+from ..i18n import gettext, lazy_gettext, ngettext
 from ..models import MailAccount, SyncedMessage
 from ..transport.mailbox import ROLES
 from .common import actor, load_account, state
 
 ROLE_LABELS = {
-    "inbox": ("Inbox", "Where new mail arrives."),
-    "sent": ("Sent", "Where copies of sent mail are kept."),
-    "archive": ("Archive", "Where archived mail goes."),
-    "trash": ("Trash", "Where deleted mail goes."),
+    "inbox": (lazy_gettext("Inbox"), lazy_gettext("Where new mail arrives.")),
+    "sent": (lazy_gettext("Sent"), lazy_gettext("Where copies of sent mail are kept.")),
+    "archive": (lazy_gettext("Archive"), lazy_gettext("Where archived mail goes.")),
+    "trash": (lazy_gettext("Trash"), lazy_gettext("Where deleted mail goes.")),
 }
 
 
@@ -48,7 +49,9 @@ def folders(account_id: int) -> Any:
             chosen = {role: posted[role] or None for role in ROLES}
         else:
             state().session.commit()
-            flash("Folders saved." if changed else "No changes to save.", "success")
+            flash(
+                gettext("Folders saved.") if changed else gettext("No changes to save."), "success"
+            )
             return redirect(url_for(".account", account_id=acct.id))
     status = 422 if errors else (409 if request.method == "POST" and problem else 200)
     return render_template(
@@ -70,14 +73,14 @@ def sync_now(account_id: int) -> Any:
         result = sync.sync_recent(state(), acct, actor=actor())
     except SyncError as exc:
         state().session.commit()  # keep the recorded failure
-        flash(f"Could not refresh recent mail: {exc.message}", "error")
+        flash(gettext("Could not refresh recent mail: %(reason)s", reason=exc.message), "error")
     else:
         state().session.commit()
         count = result.new
-        flash(
-            f"{count} new message{'' if count == 1 else 's'}." if count else "No new mail.",
-            "success",
-        )
+        if count:
+            flash(ngettext("%(num)d new message.", "%(num)d new messages.", count), "success")
+        else:
+            flash(gettext("No new mail."), "success")
     return redirect(url_for(".account", account_id=acct.id) + "#mc-recent-heading")
 
 

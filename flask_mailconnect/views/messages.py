@@ -1,5 +1,6 @@
-"""One message, opened from the recent-mail list or a new-mail notification; and the account's
-new-mail notification settings.
+"""One message, opened from the recent-mail list or a new-mail notification; the account's
+new-mail notification settings; and :func:`after_save`, the newest mail loaded when a view has
+saved an account (connect, reconnect, OAuth), see :mod:`flask_mailconnect.sync_on_save`.
 
 The page fetches the message over IMAP on demand (:mod:`flask_mailconnect.reading`) and shows
 it inside the host's layout: headers, the body (HTML sanitised, remote images blocked unless

@@ -36,6 +36,7 @@ from ..providers import Provider, current_catalog
 from ..scopes import owner_exists, valid_owner
 from ..transport.settings import ConnectionReport, Protocol, ProtocolResult
 from ..validation import parse_id
+from .admin.lists import Person
 from .common import actor, load_account, state
 from .messages import after_save
 
@@ -67,7 +68,7 @@ def _host_email(user: Any) -> str | None:
 
 def _person_label(owner: Owner) -> str:
     user = state().hooks.get_user(owner[1])
-    return state().hooks.label_of(user) if user is not None else f"user {owner[1]}"
+    return Person.of(user).label if user is not None else f"user {owner[1]}"
 
 
 # -- pages ------------------------------------------------------------------------------------

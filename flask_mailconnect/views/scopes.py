@@ -18,6 +18,7 @@ from flask_wtf.csrf import generate_csrf
 
 from .. import accounts
 from ..forms import ConfirmForm
+from ..i18n import gettext
 from ..models import MailAccount
 from ..owners import ORGANIZATION, Owner
 from ..providers import current_catalog
@@ -43,7 +44,7 @@ class Row:
 
 def _scope_title(kind: str) -> tuple[str, str]:
     if kind == ORGANIZATION:
-        return "Organization", "Organization"
+        return gettext("Organization"), gettext("Organization")
     scope = state().hooks.scopes.get(kind)
     if scope is None or scope.list is None:
         abort(404)
@@ -77,7 +78,7 @@ def _owner(kind: str, owner_id: str, action: str) -> tuple[Owner, str]:
     if not valid_owner(owner) or not state().policy.can(actor(), action, owner):
         abort(404)
     if kind == ORGANIZATION:
-        return owner, "Organization"
+        return owner, gettext("Organization")
     scope = state().hooks.scopes.get(kind)
     obj = load_owner(owner) if scope is not None else None
     if scope is None or obj is None:
@@ -141,7 +142,8 @@ def disconnect_all(kind: str) -> Any:
     if not rows:
         abort(404)
     form = ConfirmForm()
-    form.submit.label.text = f"Disconnect all {plural.lower()}' accounts"
+    # TRANSLATORS: %(kinds)s is the host's plural name of the scope, lower case ("projects").
+    form.submit.label.text = gettext("Disconnect all %(kinds)s' accounts", kinds=plural.lower())
     if not form.validate_on_submit():
         return render_template(
             "mailconnect/scope_disconnect_all.html",

@@ -16,10 +16,11 @@ from ..forms import AccountSettingsForm, ConfirmForm, ConnectForm, ReconnectForm
 from ..models import MailAccount
 from ..providers import current_catalog
 from ..signatures import sanitize_signature
+from .admin.lists import link_pattern
 from .common import actor, load_account, ports, safe_back, state
 from .connect import ConnectPage, json_test, page_test, render_connect, wizard, wizard_test
 from .messages import after_save
-from .oauth import disconnect_hint
+from .oauth import disconnect_hint, oauth_provider
 
 
 def index() -> Any:
@@ -32,6 +33,9 @@ def index() -> Any:
         limit=limit,
         at_limit=limit is not None and len(mine) >= limit,
         can_connect=state().policy.can(actor(), "manage", owner),
+        # Once per page, not per card (the card template's cost was per account).
+        account_url=link_pattern("mailconnect.account", "account_id"),
+        oauth_providers={a.provider: oauth_provider(a.provider) for a in mine},
     )
 
 

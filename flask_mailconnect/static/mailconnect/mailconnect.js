@@ -163,8 +163,10 @@
       if (result) { result.classList.toggle("mc-result--stale", lastPassed !== null && !passed); }
     }
 
-    function clearErrors() {
-      each(form.querySelectorAll("[data-error-for]"), function (node) {
+    // Every field's message, or only ``name``'s.
+    function clearErrors(name) {
+      var selector = name ? '[data-error-for="' + name + '"]' : "[data-error-for]";
+      each(form.querySelectorAll(selector), function (node) {
         node.hidden = true;
         node.textContent = "";
         var wrap = node.closest(".mc-field");
@@ -314,6 +316,7 @@
         SERVER_FIELDS.concat(["username"]).forEach(function (n) { edited[n] = false; });
         fill();
       } else if (name === "email" && !reconnecting && looksLikeEmail(el.email.value.trim())) {
+        clearErrors("email");
         usePassword = false;
         fill();
         showDetails();
@@ -326,6 +329,7 @@
       if (submitter && submitter.name === "continue_") {
         event.preventDefault();
         if (looksLikeEmail(el.email.value.trim())) {
+          clearErrors("email");  // a mistyped address's message must not outlive the fix
           fill();
           showDetails();
           detectRemote(el.email.value.trim());

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from typing import Any
 
 import sqlalchemy as sa
@@ -58,9 +59,11 @@ def admin_accounts() -> Any:
         "deactivate": link_pattern("mailconnect.admin_account_deactivate", "account_id"),
         "reactivate": link_pattern("mailconnect.admin_account_reactivate", "account_id"),
         "disconnect": link_pattern("mailconnect.disconnect", "account_id", next=back),
-        "person": link_pattern("mailconnect.admin_user", "user_id"),
     }
+    person = link_pattern("mailconnect.admin_user", "user_id")
+    person_urls = {i: person(i) for i in {a.owner_id for a in rows if a.owner_kind == "user"}}
     catalog = current_catalog()
+    form = ActionForm()
     return render_template(
         "mailconnect/admin/accounts.html",
         accounts=rows,
@@ -71,9 +74,12 @@ def admin_accounts() -> Any:
         kinds=list(dict.fromkeys(kinds)),
         providers={p.key: p for p in catalog},
         provider_names={a.provider: catalog.get(a.provider) for a in rows},
-        action_form=ActionForm(),
-        csrf_field=ActionForm().csrf_token(id=False),
+        action_form=form,
+        csrf_field=form.csrf_token(id=False),
         links=links,
+        person_urls=person_urls,
+        kind_names=collections.defaultdict(str, {k: k.capitalize() for k in kinds}),
+        status_labels=collections.defaultdict(str, AccountStatus.LABELS),
         back=back,
     )
 

@@ -11,8 +11,8 @@ per row and per link was most of a list page's time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -187,6 +187,35 @@ def actor_is_admin(actor_id: str) -> bool:
     return cache.get(actor_id, False)
 
 
+class Person(NamedTuple):
+    """How the admin pages show a person: the host's label and, beside it, their address."""
+
+    id: str
+    label: str
+    email: str | None  #: ``None`` when the host's user has none, or the label is it
+
+    @classmethod
+    def of(cls, user: Any) -> Person:
+        hooks = state().hooks
+        label = hooks.label_of(user)
+        email = getattr(user, "email", None)
+        email = email if isinstance(email, str) and "@" in email else None
+        if email is not None and label.strip().lower() == email.lower():
+            # The default label is the address: show the person's name beside it instead.
+            name = next(
+                (
+                    str(v)
+                    for v in (getattr(user, a, None) for a in ("name", "full_name", "display_name"))
+                    if isinstance(v, str) and v.strip()
+                ),
+                None,
+            )
+            if name is None:
+                return cls(hooks.id_of(user), label, None)
+            label = name
+        return cls(hooks.id_of(user), label, email)
+
+
 def owner_url(kind: str, ident: str) -> str | None:
     if kind == "user":
         return url_for("mailconnect.admin_user", user_id=ident)
@@ -198,17 +227,28 @@ def owner_url(kind: str, ident: str) -> str | None:
 _MARKER = 918273645546372819
 
 
-def link_pattern(endpoint: str, key: str, **values: Any) -> Callable[[Any], Markup]:
+class LinkPattern(NamedTuple):
+    """A URL split around its id: ``head ~ id ~ tail``. Templates write
+    ``{{ p.head }}{{ account.id }}{{ p.tail }}`` (two constants and an int: about a third of
+    what a function call per link costs in Jinja); Python calls it."""
+
+    head: Markup
+    tail: Markup
+
+    def __call__(self, ident: Any) -> Markup:
+        # Text (an owner id) is quoted as one path segment; the Markup halves escape it.
+        return (
+            self.head
+            + (str(ident) if isinstance(ident, int) else quote(ident, safe=""))
+            + self.tail
+        )
+
+
+def link_pattern(endpoint: str, key: str, **values: Any) -> LinkPattern:
     """``url_for(endpoint, **{key: id}, **values)`` for many ids, from one ``url_for``: the
-    URL is built once with a marker for the id and split around it (ids are quoted as a path
-    segment; the rest of the URL is what ``url_for`` made)."""
-    url = url_for(endpoint, **{key: _MARKER}, **values)
+    URL is built once with a marker for the id and split around it."""
+    url = url_for(endpoint, **{key: _MARKER, **values})
     head, found, tail = url.partition(str(_MARKER))
     if not found:
         raise ValueError(f"{endpoint}: {key} is not in its URL")
-    head_m, tail_m = Markup.escape(head), Markup.escape(tail)
-
-    def build(ident: Any) -> Markup:
-        return head_m + quote(str(ident), safe="") + tail_m
-
-    return build
+    return LinkPattern(Markup.escape(head), Markup.escape(tail))

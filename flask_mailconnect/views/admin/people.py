@@ -12,7 +12,7 @@ People are named by the host's ``@user_label`` with their address beside it (``u
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from flask import abort, current_app, flash, g, redirect, render_template, url_for
 
@@ -25,36 +25,7 @@ from ...scopes import valid_owner
 from ..admin_forms import ActionForm, HandoverForm, _Choice
 from ..common import actor, admin_required, search_text, state
 from ..connect import ConnectPage, wizard, wizard_test
-from .lists import page_size
-
-
-class Person(NamedTuple):
-    """How the admin pages show a person: the host's label and, beside it, their address."""
-
-    id: str
-    label: str
-    email: str | None  #: ``None`` when the host's user has none, or the label is it
-
-    @classmethod
-    def of(cls, user: Any) -> Person:
-        hooks = state().hooks
-        label = hooks.label_of(user)
-        email = getattr(user, "email", None)
-        email = email if isinstance(email, str) and "@" in email else None
-        if email is not None and label.strip().lower() == email.lower():
-            # The default label is the address: show the person's name beside it instead.
-            name = next(
-                (
-                    str(v)
-                    for v in (getattr(user, a, None) for a in ("name", "full_name", "display_name"))
-                    if isinstance(v, str) and v.strip()
-                ),
-                None,
-            )
-            if name is None:
-                return cls(hooks.id_of(user), label, None)
-            label = name
-        return cls(hooks.id_of(user), label, email)
+from .lists import Person, page_size
 
 
 @admin_required

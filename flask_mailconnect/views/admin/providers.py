@@ -14,6 +14,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from ... import accounts
 from ...accounts.providers import PROVIDER_FIELDS, provider_settings
 from ...exceptions import InvalidSettings, OAuthFlowError
+from ...i18n import gettext
 from ...models import MailProvider
 from ...oauth.client import redirect_uri
 from ...providers import Provider, current_catalog
@@ -52,9 +53,10 @@ def redirect_uri_for(key: str) -> tuple[str | None, str | None]:
         return redirect_uri(Provider(key=key, name=key)), None
     except OAuthFlowError:
         path = url_for("mailconnect.oauth_callback", provider=key)
-        return None, (
-            f"Set MAILCONNECT_EXTERNAL_URL (or SERVER_NAME): the redirect URI is that address "
-            f"followed by {path}."
+        return None, gettext(
+            "Set MAILCONNECT_EXTERNAL_URL (or SERVER_NAME): the redirect URI is that address "
+            "followed by %(path)s.",
+            path=path,
         )
 
 
@@ -76,11 +78,11 @@ def _save(form: ProviderForm, provider: MailProvider | None) -> Any:
             field.errors = [*field.errors, message]
         return None
     state().session.commit()
-    message = f"Saved provider {saved.name}."
+    message = gettext("Saved provider %(name)s.", name=saved.name)
     if saved.auth_method == "oauth2":
         uri, _problem = redirect_uri_for(saved.key)
         if uri:
-            message += f" Register this redirect URI at the provider: {uri}"
+            message += " " + gettext("Register this redirect URI at the provider: %(uri)s", uri=uri)
     flash(message, "success")
     return redirect(url_for(".admin_providers"))
 
@@ -134,8 +136,10 @@ def provider_toggle(provider_id: int) -> Any:
     if ActionForm().validate_on_submit():
         offered = accounts.toggle_provider(state(), provider, actor=actor())
         state().session.commit()
-        flash(f"{provider.name} is {'offered to' if offered else 'hidden from'} users.",
-              "success")  # fmt: skip
+        if offered:
+            flash(gettext("%(name)s is offered to users.", name=provider.name), "success")
+        else:
+            flash(gettext("%(name)s is hidden from users.", name=provider.name), "success")
     return redirect(url_for(".admin_providers"))
 
 
@@ -155,7 +159,7 @@ def provider_delete(provider_id: int) -> Any:
                 form=form, refused=True,
             ), 409  # fmt: skip
         state().session.commit()
-        flash(f"Deleted provider {name}.", "success")
+        flash(gettext("Deleted provider %(name)s.", name=name), "success")
         return redirect(url_for(".admin_providers"))
     return render_template(
         "mailconnect/admin/provider_delete.html", provider=provider, count=count, form=form,

@@ -1,0 +1,247 @@
+"""Token refresh under a crowd: 50 and 200 callers need one account's refresh at once.
+
+Against the local Authlib OAuth server (tests/peers/oauth.py, rotating refresh tokens) on
+PostgreSQL and MariaDB (the URLs in ``MAILCONNECT_BENCH_DATABASE_URLS``, else
+``MAILCONNECT_TEST_DATABASE_URLS``; a missing one gives a skipped row). Each round stores an
+account whose access token has expired, releases N threads at once (each loads the account in
+its own app context and lets the host's session go, then all call ``fresh_access_token`` at
+once), and measures from that moment:
+
+* wall time from the release to the last caller's token, against one caller refreshing alone
+  (the same path; goal: at most 3x);
+* token requests that reached the OAuth server (goal: exactly 1);
+* the most connections checked out of the pool at once (pool events) while they wait, against
+  the number of callers (goal: a handful, whatever N: waiters hold none);
+* callers that failed (goal: none; printed in the row's note).
+
+The pool is 10 connections without overflow: with one connection per waiter, 200 callers could
+not even start.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import statistics
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from benchmarks.table import Row, measured, samples, skipped
+
+CROWDS = (50, 200)
+ROUNDS = 3
+POOL = 10
+_ROUND = itertools.count(1)
+
+
+def _urls() -> dict[str, str | None]:
+    listed = os.environ.get("MAILCONNECT_BENCH_DATABASE_URLS") or os.environ.get(
+        "MAILCONNECT_TEST_DATABASE_URLS", ""
+    )
+    found = listed.replace(",", " ").split()
+    return {
+        "PostgreSQL": next((u for u in found if u.startswith("postgresql")), None),
+        "MariaDB": next((u for u in found if u.startswith(("mysql", "mariadb"))), None),
+    }
+
+
+class _PoolWatch:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.lock = threading.Lock()
+        self.out = self.peak = 0
+        sa.event.listen(engine, "checkout", self._checkout)
+        sa.event.listen(engine, "checkin", self._checkin)
+
+    def _checkout(self, *_: Any) -> None:
+        with self.lock:
+            self.out += 1
+            self.peak = max(self.peak, self.out)
+
+    def _checkin(self, *_: Any) -> None:
+        with self.lock:
+            self.out -= 1
+
+    def restart(self) -> None:
+        with self.lock:
+            self.peak = self.out
+
+
+def _app(url: str, server: Any) -> Any:
+    from tests import hostapp
+    from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET, MICROSOFT
+
+    urls = server.urls(MICROSOFT)
+    app, _ = hostapp.create_app(
+        url,
+        MAILCONNECT_PROVIDERS={
+            "microsoft": {
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                "authorize_url": urls.authorize_url,
+                "token_url": urls.token_url,
+            }
+        },
+        MAILCONNECT_ALLOW_PRIVATE_HOSTS=True,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_size": POOL, "max_overflow": 0},
+    )
+    return app
+
+
+def _round(app: Any, server: Any, callers: int) -> tuple[float, int, int, int]:
+    """One crowd: (wall seconds, token requests, peak connections out, failed callers)."""
+    from flask_mailconnect import MailAccount
+    from flask_mailconnect.models import utcnow
+    from flask_mailconnect.oauth.refresh import fresh_access_token
+    from tests import hostapp
+    from tests.peers.oauth import CLIENT_ID, MICROSOFT
+
+    email = f"bench{next(_ROUND)}@example.test"  # a new account each round
+    with app.app_context():
+        issued = server.issue_token(email, client_id=CLIENT_ID, flavour=MICROSOFT)
+        account = MailAccount(
+            owner_kind="user", owner_id="1", provider=MICROSOFT, auth_method="oauth2",
+            email=email, username=email, smtp_host="smtp.example.test", smtp_port=587,
+            smtp_security="starttls", access_token=issued["access_token"],
+            refresh_token=issued["refresh_token"], token_scopes=issued["scope"],
+            token_expires_at=utcnow() - timedelta(minutes=1),  # expired: everyone needs one
+        )  # fmt: skip
+        hostapp.db.session.add(account)
+        hostapp.db.session.flush()
+        account_id = account.id
+        hostapp.db.session.commit()
+        hostapp.db.session.remove()
+        engine = hostapp.db.engine
+    before = server.refresh_requests
+    watch = _PoolWatch(engine)
+    start = threading.Barrier(callers + 1)
+    failures: list[str] = []
+
+    def caller() -> None:
+        try:
+            with app.app_context():
+                state = app.extensions["mailconnect"]
+                mine = hostapp.db.session.get(MailAccount, account_id)
+                hostapp.db.session.expunge(mine)  # loaded; the host's session is let go
+                hostapp.db.session.commit()
+                start.wait(timeout=120)
+                try:
+                    fresh_access_token(state, mine)
+                finally:
+                    hostapp.db.session.remove()
+        except Exception as exc:  # noqa: BLE001 - counted and reported
+            failures.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=caller) for _ in range(callers)]
+    for thread in threads:
+        thread.start()
+    start.wait(timeout=120)
+    began = time.perf_counter()
+    watch.restart()  # from the release on: the refresh and the waiting only
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - began
+    sa.event.remove(engine, "checkout", watch._checkout)
+    sa.event.remove(engine, "checkin", watch._checkin)
+    return wall, server.refresh_requests - before, watch.peak, len(failures)
+
+
+def _measure(name: str, url: str, server: Any, crowds: tuple[int, ...], rounds: int) -> list[Row]:
+    from flask_mailconnect import metadata
+    from tests import hostapp
+
+    app = _app(url, server)
+    rows: list[Row] = []
+    try:
+        _round(app, server, 1)  # warm up: connections, the catalogue, Authlib's client
+        alone = [_round(app, server, 1)[0] for _ in range(rounds)]
+        for callers in crowds:
+            runs = [_round(app, server, callers) for _ in range(rounds)]
+            walls = [r[0] for r in runs]
+            requests = [r[1] for r in runs]
+            peaks = [r[2] for r in runs]
+            failed = sum(r[3] for r in runs)
+            note = (
+                f"{name}, {callers} callers, pool {POOL}: token requests per round "
+                f"{requests}, failed callers {failed}, peak connections {peaks}"
+            )
+            figure = f"token refresh, {callers} callers, {name}"
+            rows.append(
+                measured(
+                    f"{figure}: wall time",
+                    samples(walls, "ms", 1000),
+                    samples(alone, "ms", 1000),
+                    at_most=3,
+                    against="one refresh alone",
+                    note=note if failed else "",
+                )
+            )
+            rows.append(
+                measured(
+                    f"{figure}: token requests",
+                    samples(requests, "req"),
+                    "exactly 1",
+                    statistics.median(requests),
+                    at_most=1,
+                    note=f"failed callers: {failed}" if failed else "",
+                )
+            )
+            rows.append(
+                measured(
+                    f"{figure}: peak connections",
+                    samples(peaks, "conn"),
+                    f"{callers} callers",
+                    statistics.median(peaks) / callers,
+                    at_most=0.1,
+                )
+            )
+    finally:
+        with app.app_context():
+            hostapp.db.session.remove()
+            metadata.drop_all(hostapp.db.engine)
+            hostapp.db.drop_all()
+            hostapp.db.engine.dispose()
+    return rows
+
+
+def rows(*, smoke: bool = False) -> list[Row]:
+    from tests.peers.oauth import start_oauth_server
+
+    crowds, rounds = ((5,), 1) if smoke else (CROWDS, ROUNDS)
+    server = start_oauth_server()
+    out: list[Row] = []
+    try:
+        for name, url in _urls().items():
+            if url is None:
+                for callers in crowds:
+                    out.append(
+                        skipped(
+                            f"token refresh, {callers} callers, {name}: wall time",
+                            f"no {name} URL in MAILCONNECT_BENCH_DATABASE_URLS or "
+                            "MAILCONNECT_TEST_DATABASE_URLS",
+                            at_most=3,
+                        )
+                    )
+                continue
+            try:
+                out.extend(_measure(name, url, server, crowds, rounds))
+            except sa.exc.OperationalError as exc:  # the server is not running
+                out.append(
+                    skipped(f"token refresh, {name}", f"{name} unreachable: {exc.orig}"[:200])
+                )
+    finally:
+        server.stop()
+    return out
+
+
+def main() -> None:
+    from benchmarks.table import print_table
+
+    print_table(rows())
+
+
+if __name__ == "__main__":
+    main()
