@@ -4,33 +4,22 @@ One caller at a time per account calls the token endpoint; the others wait **wit
 database connection** and then use the token it stored. :func:`claim` is a lock-then-recheck
 loop: in one short checkout it reads the row (is a fresh token there already?) and tries the
 account's refresh lock without waiting; if another caller holds it, the connection goes back to
-the pool, the caller sleeps a few milliseconds and looks again. The winner keeps one dedicated
-connection for the length of the token request. So 200 callers need one connection, plus a few
-for the brief looks, instead of one each (which exhausted PostgreSQL's ``max_connections``).
+the pool, the caller sleeps a few milliseconds and looks again. In one process, callers for one
+account queue on an in-memory gate and share one look. The winner keeps one connection for the
+token request.
 
-The lock, per backend (the same loop on each; only the try-lock differs):
+The lock, per backend (the same loop on each; only the try-lock differs): PostgreSQL, a
+session-level advisory lock (``pg_try_advisory_lock``); MariaDB / MySQL, ``GET_LOCK(name, 0)``;
+SQLite (no advisory locks), the database write lock, taken with a no-op ``UPDATE`` while the busy
+timeout is 0 (a single-connection ``StaticPool`` is serialised by a per-app lock instead).
 
-* PostgreSQL: a session-level advisory lock, ``pg_try_advisory_lock(namespace, account id)``.
-* MariaDB / MySQL: ``GET_LOCK(name, 0)``, a named lock of the connection.
-* SQLite (no advisory locks): the database write lock, taken with a no-op ``UPDATE`` of the row
-  while the busy timeout is 0 (so a busy database answers at once instead of holding the
-  connection in SQLite's busy handler). A single-connection pool (``StaticPool``) is serialised
-  by a per-app lock instead.
-
-Both advisory locks belong to the connection, not to a transaction: they survive a failed
-commit. That is what makes a rotated refresh token safe to save (:meth:`Holder.save`): the
-winner keeps the lock while it retries the save in fresh short transactions on fresh
-connections, so no waiter can read the spent token meanwhile and spend it again; each retry is a
+Advisory locks belong to the connection, not to a transaction: they survive a failed commit. So
+the winner keeps the lock while it retries saving a rotated refresh token (:meth:`Holder.save`)
+in fresh short transactions, and no waiter can read the spent token meanwhile; each retry is a
 conditional ``UPDATE ... WHERE refresh_token = <the spent token's ciphertext>``, so a retry never
-overwrites a newer token (a reconnect, or an earlier attempt whose commit did succeed). If the
-process dies, its connection closes and the database releases the lock.
-
-On SQLite the lock is the transaction's write lock: the first save attempt commits in it, and a
-retry takes the write lock again (another process could take it in that instant and find the
-spent token; the conditional save then refuses to overwrite, and the caller is told).
-
-:func:`mirror_row` / :func:`sync_instance` copy what was committed onto the caller's instance
-without marking it dirty and without leaving plaintext tokens on it.
+overwrites a newer token. If the process dies, its connection closes and the lock is released.
+On SQLite the lock is the write transaction: a retry takes it again (another process could
+slip in that instant; the conditional save then refuses to overwrite, and the caller is told).
 """
 
 from __future__ import annotations
@@ -165,9 +154,6 @@ def describe(exc: BaseException) -> str:
     return f"{name} {code}" if code else name
 
 
-# -- the try-lock, per backend ----------------------------------------------------------------
-
-
 def _pg_key(account_id: int) -> int:
     # the second key of pg_try_advisory_lock(int4, int4): ids past 2**31 fold (two accounts
     # sharing a key only wait for each other, never break)
@@ -247,9 +233,6 @@ def _connect(engine: sa.Engine) -> sa.Connection:
         # holder just committed. (Reset when the connection goes back to the pool.)
         conn = conn.execution_options(isolation_level="READ COMMITTED")
     return conn
-
-
-# -- the claim --------------------------------------------------------------------------------
 
 
 @dataclass
@@ -339,16 +322,28 @@ class Holder:
 
 class _Gate:
     """The callers in this process that need one account's token: one (holding ``lock``) looks
-    at the database; the others wait for it without a connection and use the row it saw."""
+    at the database; the others wait on ``changed`` without a connection and use the row it
+    saw (all woken at once, each checking the row against its own need)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.changed = threading.Condition()
         self.users = 0
         self.version = 0
         self.row: Row | None = None
 
-    def publish(self, row: Row) -> None:
-        self.row, self.version = row, self.version + 1
+    def publish(self, row: Row | None) -> None:
+        with self.changed:
+            if row is not None:
+                self.row, self.version = row, self.version + 1
+            self.changed.notify_all()
+
+    def found(self, arrived: int, settled: Callable[[Row], bool]) -> Row | None:
+        """The row a caller before us found or stored since we arrived, if it will do."""
+        row = self.row
+        if self.version != arrived and row is not None and settled(row):
+            return row
+        return None
 
 
 @contextmanager
@@ -386,30 +381,39 @@ def claim(
     deadline = time.monotonic() + max(30.0, state.transport_options().timeout * 3)
     with _gate(state, account_id) as gate:
         arrived = gate.version
-        if not gate.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise TokenRefreshUnavailable(
-                "The account is busy (its token is being refreshed elsewhere); try again."
-            )
+        while not gate.lock.acquire(blocking=False):
+            with gate.changed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TokenRefreshUnavailable(
+                        "The account is busy (its token is being refreshed elsewhere); try again."
+                    )
+                gate.changed.wait_for(
+                    lambda: gate.version != arrived or not gate.lock.locked(), timeout=left
+                )
+            found = gate.found(arrived, settled)
+            if found is not None:
+                yield None, found
+                return
+        row: Row | None = None
         try:
-            if gate.version != arrived and gate.row is not None and settled(gate.row):
-                row = gate.row  # what the caller before us found or stored
-                holder = None
-            else:
+            row = gate.found(arrived, settled)
+            if row is None:
                 with guard:
                     holder, row = _wait_for_lock(state, engine, account_id, settled, deadline)
-                    if holder is None:
-                        gate.publish(row)
-                    else:
+                    if holder is not None:
+                        held, row = row, None  # shared only once it is what was stored
                         try:
-                            yield holder, row
+                            yield holder, held
                             with contextlib.suppress(Exception):  # what it stored, for the rest
-                                gate.publish(_look(holder.conn, account_id))
+                                row = _look(holder.conn, account_id)
                         finally:
                             unlock(holder.conn, account_id)
                             holder.conn.close()
                         return
         finally:
             gate.lock.release()
+            gate.publish(row)  # wakes the others (row None: nothing to share, look yourselves)
         yield None, row
 
 
@@ -473,15 +477,11 @@ _MIRRORED = (
 )
 
 
-def mirror_row(bind: Session | sa.Connection, account_id: int) -> Any:
-    columns = (getattr(MailAccount, name) for name in _MIRRORED)
-    return bind.execute(sa.select(*columns).where(MailAccount.id == account_id)).first()
-
-
 def mirror(state: Runtime, account_id: int) -> Any:
     """The committed values to mirror, read on a short connection of their own."""
+    columns = (getattr(MailAccount, name) for name in _MIRRORED)
     with _connect(engine_of(state)) as conn:
-        return mirror_row(conn, account_id)
+        return conn.execute(sa.select(*columns).where(MailAccount.id == account_id)).first()
 
 
 def sync_instance(account: MailAccount, values: Any) -> None:
