@@ -132,6 +132,8 @@ def normalize_address(address: str) -> str:
         return validate_email(address, check_deliverability=False, allow_smtputf8=True).normalized
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from None
+
+
 def clean_display_name(value: object) -> str:
     """A display name safe to put in a From header, or :class:`InvalidSettings`."""
     text = str(value or "").strip()

@@ -167,6 +167,7 @@ def test_send_log_counts_everything_and_keeps_the_most_recent() -> None:
             log.append(MessageOutcome(i, f"<{i}>", result=result))
     assert (log.total, log.sent, log.failed, log.dropped) == (5, 4, 1, 2)
     assert [o.index for o in log] == [2, 3, 4] and len(log) == 3 and log[-1].index == 4
+    assert [o.index for o in log[-2:]] == [3, 4]
     log.copy_saved(3, "Sent", None)
     log.copy_saved(0, None, "append_failed")  # no longer kept: counted only
     assert log[1].result is not None and log[1].result.sent_copy == "Sent"

@@ -12,12 +12,15 @@ the IMAP server is slower than the SMTP server.
 
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 
 from ..transport.settings import ServerSettings, TransportOptions
 from ..transport.submit import SentCopy
+
+log = logging.getLogger("flask_mailconnect.sending")
 
 #: Copies per batch ...
 COPY_BATCH = 100
@@ -79,7 +82,11 @@ class CopyQueue:
         out: list[Outcome] = []
         while self._in_flight and (wait or self._in_flight[0][1].done()):
             batch, future = self._in_flight.pop(0)
-            errors = future.result()  # save_many never raises: it returns codes
+            try:
+                errors = future.result()  # save_many returns codes; a bug must not fail sends
+            except Exception as exc:
+                log.warning("Sent copies failed unexpectedly: %s", type(exc).__name__)
+                errors = ["append_failed"] * len(batch)
             folder = self._copy.folder
             out.extend(
                 (index, message_id, None if error else folder, error)

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import overload
 
 from ..exceptions import SendError
 
@@ -115,7 +116,15 @@ class SendLog:
     def __len__(self) -> int:
         return len(self._recent)
 
-    def __getitem__(self, position: int) -> MessageOutcome:
+    @overload
+    def __getitem__(self, position: int) -> MessageOutcome: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> list[MessageOutcome]: ...
+
+    def __getitem__(self, position: int | slice) -> MessageOutcome | list[MessageOutcome]:
+        if isinstance(position, slice):  # as the list it used to be: conn.results[-10:]
+            return list(self._recent)[position]
         return self._recent[position]
 
     def __bool__(self) -> bool:
