@@ -276,3 +276,33 @@ def test_connect_test_on_behalf_needs_manage(app: Flask, mailconnect: MailConnec
         headers={"X-CSRFToken": token, "Accept": "application/json"},
     )
     assert response.status_code == 404
+
+
+def test_owner_names_when_users_are_not_mapped_objects(
+    app: Flask, mailconnect: MailConnect, db: Any
+) -> None:
+    """A host whose users are plain objects (no SQLAlchemy model to batch on) and no
+    ``@users_getter``: the list still names every owner, through ``@user_getter`` once per
+    distinct person (the documented fallback)."""
+    from types import SimpleNamespace
+
+    people = {
+        "1": SimpleNamespace(id="1", email="alice@plain.test", is_admin=False),
+        "2": SimpleNamespace(id="2", email="bob@plain.test", is_admin=False),
+        "9": SimpleNamespace(id="9", email="boss@plain.test", is_admin=True),
+    }
+    asked: list[str] = []
+    mailconnect.user_loader(lambda: people["9"])
+    mailconnect.user_getter(lambda ident: asked.append(ident) or people.get(ident))
+    with app.app_context():
+        for n, owner in enumerate(("1", "2", "1")):
+            email = f"plain{n}@corp.example"
+            db.session.add(MailAccount(
+                owner_kind="user", owner_id=owner, provider="other", email=email,
+                username=email, smtp_host="smtp.corp.example", smtp_port=587,
+                smtp_security="starttls",
+            ))  # fmt: skip
+        db.session.commit()
+    page = app.test_client().get("/email/admin/accounts").get_data(as_text=True)
+    assert page.count(">alice@plain.test</a>") == 2 and ">bob@plain.test</a>" in page
+    assert sorted(asked) == ["1", "2"]  # once per distinct person

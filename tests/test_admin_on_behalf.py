@@ -59,7 +59,13 @@ def audit_rows() -> list[tuple[str, str | None, str | None, str | None]]:
     ]
 
 
-def test_admin_signs_in_for_a_person(client: FlaskClient, app: Flask) -> None:  # noqa: F811
+@pytest.mark.parametrize(("key", "name"), [("google", "Google"), ("microsoft", "Microsoft")])
+def test_admin_signs_in_for_a_person(
+    client: FlaskClient,
+    app: Flask,  # noqa: F811
+    key: str,
+    name: str,
+) -> None:
     register_callbacks(app)
     seen: list[dict[str, Any]] = []
 
@@ -68,9 +74,9 @@ def test_admin_signs_in_for_a_person(client: FlaskClient, app: Flask) -> None:  
 
     login(client, 3)
     page = client.get(PERSON).get_data(as_text=True)
-    assert "data-mc-on-behalf" in page and "Connect with Google" in page
+    assert "data-mc-on-behalf" in page and f"Connect with {name}" in page
     with account_connected.connected_to(record, app):
-        started = start_for_alice(client)
+        started = start_for_alice(client, key)
         assert started.status_code == 302, started.get_data(as_text=True)[:300]
         # The provider is told whose sign-in is expected (the person's address).
         query = parse_qs(urlsplit(started.headers["Location"]).query)
@@ -87,7 +93,7 @@ def test_admin_signs_in_for_a_person(client: FlaskClient, app: Flask) -> None:  
     with client.session_transaction() as session:
         [(category, message)] = session["_flashes"]
     assert category == "success", message
-    assert message.startswith(f"Connected {EMAIL} with Google for alice@example.test.")
+    assert message.startswith(f"Connected {EMAIL} with {name} for alice@example.test.")
     # Back on the person's page, which lists no test results: nothing "below" to see.
     assert "sending and receiving both work" in message and "below" not in message
     audit = client.get("/email/admin/audit").get_data(as_text=True)

@@ -111,3 +111,46 @@ def test_vanillasoft_admin_signs_in_for_caller(demo: tuple[str, Any, Any]) -> No
         shoot(page, "seed-vanillasoft-caller")
         assert [e for e in errors if not e.startswith("Failed to load resource")] == []
         context.close()
+
+
+def test_vanillasoft_handover_when_signing_in_for_callers_is_off(
+    demo: tuple[str, Any, Any],
+) -> None:
+    """The organisation forbids admins to sign in for others
+    (``MAILCONNECT_ADMIN_OAUTH_ON_BEHALF = False``): the admin hands the account over, the
+    caller's card says where to sign in (not "Connected with"), and completing it says so."""
+    url, app, _box = demo
+    app.config["MAILCONNECT_ADMIN_OAUTH_ON_BEHALF"] = False
+    with chromium() as browser:
+        context, page, errors = _page(browser)
+        _sign_in(page, url, "admin@demo.test", "admin")
+        page.goto(f"{url}/email/admin/users")
+        page.fill("#mc-user-q", "alice")
+        page.click("button:has-text('Search')")
+        page.locator("a.mc-person").first.click()
+        page.wait_for_selector("#mc-handover-heading")
+        assert page.locator("[data-mc-on-behalf]").count() == 0
+        page.fill("input[name=email]", "alice@demo.test")
+        page.click("form[action$='/handover'] [type=submit]")
+        page.wait_for_selector("tr[data-account-id]")
+        badge = page.locator("tr[data-account-id] .mc-badge").first.inner_text().strip()
+        assert badge == "Awaiting authorization"
+        context.clear_cookies()
+        _sign_in(page, url, "alice@demo.test", "alice")
+        page.goto(f"{url}/email/")
+        card = page.locator(".mc-card").first
+        assert "Sign in at Demo provider" in card.inner_text()
+        assert "Connected with" not in card.inner_text()
+        assert "Awaiting authorization" in card.inner_text()
+        shoot(page, "seed-vanillasoft-handover-pending")
+        card.locator("button:has-text('Complete authorization')").click()
+        page.wait_for_selector("button[value=allow]")
+        assert page.locator("#email").input_value() == "alice@demo.test"
+        page.click("button[value=allow]")
+        page.wait_for_url(f"{url}/email/accounts/*")
+        content = page.content()
+        assert "Authorization complete: alice@demo.test is connected with Demo provider." in content
+        assert "Signed in again" not in content
+        shoot(page, "seed-vanillasoft-handover-done")
+        assert [e for e in errors if not e.startswith("Failed to load resource")] == []
+        context.close()

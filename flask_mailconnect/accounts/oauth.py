@@ -15,6 +15,7 @@ from ..exceptions import (
     PermissionDenied,
     TokenError,
 )
+from ..i18n import N_
 from ..models import AccountStatus, MailAccount, utcnow
 from ..oauth.flow import OAuthGrant
 from ..oauth.refresh import fresh_access_token, fresh_graph_token
@@ -209,10 +210,16 @@ def reconnect_oauth(
     return account
 
 
+# Stored on the account (last_error_message) in English, like every code's wording; the pages
+# translate them when they show them (codes.localize: a whole message in the catalogue).
 SMTP_AUTH_OFF = "Sending through SMTP (SMTP AUTH) is turned off for this mailbox."
-GRAPH_HINT = (
-    " To send anyway, connect again and allow sending through Microsoft Graph (Mail.Send), "
-    "or ask your administrator to turn on Authenticated SMTP for this mailbox."
+NO_GRAPH = N_(
+    "Sending through SMTP (SMTP AUTH) is turned off for this mailbox. To send anyway, connect "
+    "again and allow sending through Microsoft Graph (Mail.Send), or ask your administrator to "
+    "turn on Authenticated SMTP for this mailbox."
+)
+SENT_BY_GRAPH = N_(
+    "SMTP AUTH is turned off for this mailbox: mail is sent through Microsoft Graph instead."
 )
 
 
@@ -289,7 +296,7 @@ def _try_graph(
             graph_token = fresh_graph_token(state, account)
         except GraphNotGranted:
             account.send_via = "smtp"
-            return replace(report, smtp=replace(smtp, message=SMTP_AUTH_OFF + GRAPH_HINT))
+            return replace(report, smtp=replace(smtp, message=NO_GRAPH))
         except TokenError as exc:
             account.send_via = "smtp"
             message = f"{SMTP_AUTH_OFF} Sending through Microsoft Graph failed as well: {exc}"
@@ -303,8 +310,7 @@ def _try_graph(
             smtp = replace(
                 result,
                 protocol=smtp.protocol,
-                message="SMTP AUTH is turned off for this mailbox: mail is sent through "
-                "Microsoft Graph instead.",
+                message=SENT_BY_GRAPH,
             )
             return replace(report, smtp=smtp)
         # Mail.Send was granted but Graph refused too: say that, not "allow Mail.Send".
@@ -317,4 +323,4 @@ def _try_graph(
     # The transport's message is written for password accounts; this one is OAuth already, so
     # the remedies are said once, for it (never appended to the generic text: that repeated
     # both of them).
-    return replace(report, smtp=replace(smtp, message=SMTP_AUTH_OFF + GRAPH_HINT))
+    return replace(report, smtp=replace(smtp, message=NO_GRAPH))

@@ -92,7 +92,10 @@ def _host_model_batch(ids: list[str]) -> dict[str, Any] | None:
     getter = getattr(user, "_get_current_object", None)  # Flask-Login's current_user proxy
     user = getter() if callable(getter) else user
     mapper = sa.inspect(type(user), raiseerr=False) if user is not None else None
-    if mapper is None or not hasattr(mapper, "primary_key") or len(mapper.primary_key) != 1:
+    if mapper is None or not hasattr(mapper, "primary_key"):
+        return None
+    mapper = mapper.base_mapper  # every kind of user when the host's model is polymorphic
+    if len(mapper.primary_key) != 1:
         return None
     column = mapper.primary_key[0]
     attr = mapper.get_property_by_column(column).key
