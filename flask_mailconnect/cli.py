@@ -14,8 +14,7 @@ from . import health, migrations
 from .cli_detect import detect_command
 from .crypto import generate_key, rotate_token
 from .exceptions import DeliveryUnknownError, MigrationError, SendError
-from .models import ENCRYPTED_COLUMNS, MailAccount, metadata
-from .runtime import current_runtime
+from .models import ENCRYPTED_COLUMNS, MailAccount
 from .sending import send
 
 BATCH = 500
@@ -32,10 +31,10 @@ cli_group.add_command(detect_command)
 @cli_group.command("init-db")
 @with_appcontext
 def init_db() -> None:
-    """Create the mailconnect_* tables that do not exist yet (tests and demos; a real
-    deployment runs `flask mailconnect db upgrade`)."""
-    metadata.create_all(bind=current_runtime().db.engine)
-    click.echo("Created the Flask-MailConnect tables.")
+    """Create the mailconnect_* tables that do not exist yet, recorded as the newest
+    revision (tests and demos; a real deployment runs `flask mailconnect db upgrade`)."""
+    migrations.create_all()
+    click.echo(f"Created the Flask-MailConnect tables (at {migrations.current()}).")
 
 
 @cli_group.command("generate-key")
@@ -61,7 +60,15 @@ def _migrate(work: Any, *args: str) -> None:
 @with_appcontext
 def db_upgrade(revision: str) -> None:
     """Create or bring the mailconnect_* tables up to REVISION (default: the newest)."""
-    _migrate(migrations.upgrade, revision)
+    try:
+        adopted = migrations.upgrade(None, revision)
+    except MigrationError as exc:
+        raise click.ClickException(str(exc)) from None
+    if adopted:
+        click.echo(
+            "The mailconnect_* tables had no recorded revision (made by create_all() or "
+            "init-db) and match the newest schema: recorded them as the newest revision."
+        )
     click.echo(f"Flask-MailConnect tables at {migrations.current()}.")
 
 

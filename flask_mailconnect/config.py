@@ -88,6 +88,13 @@ DEFAULTS: dict[str, Option] = {
     "MAILCONNECT_MX_CACHE_SECONDS": Option(
         3600, "How long an MX answer (or its failure) is remembered, per app and process."
     ),
+    "MAILCONNECT_PROVIDER_CACHE_SECONDS": Option(
+        5.0,
+        "How long each process reuses the admin-entered providers it read (client secrets "
+        "stay encrypted in that copy) instead of reading them on every page. A change made "
+        "in one process is seen there at once; other processes see it within this time. "
+        "``0``: read them once per request.",
+    ),
     "MAILCONNECT_DNS_NAMESERVERS": Option(
         None,
         'Name servers for server detection (MX and SRV; ``["10.0.0.2"]`` or '

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app
 
-from . import accounts, sync
+from . import accounts, migrations, sync
 from .accounts.status import AccountEvents
 from .cli import cli_group
 from .config import apply_defaults
@@ -23,6 +23,7 @@ from .models import MailAccount, SyncedMessage, metadata
 from .owners import ORGANIZATION_OWNER, Actor, Owner, Scope, owner_key
 from .providers import Provider, current_catalog, with_hints
 from .providers import check_config as check_providers
+from .providers.detect import check_config as check_detection
 from .runtime import Hooks, Runtime, current_runtime
 from .scopes import Policy
 from .sending import Sender, SendResult
@@ -70,6 +71,7 @@ class MailConnect:
             build_cipher(app.config["MAILCONNECT_ENCRYPTION_KEYS"])
         # A bad provider entry fails at start-up, not when someone clicks its button.
         check_providers(app.config)
+        check_detection(app.config)  # MAILCONNECT_DNS_NAMESERVERS, before any look-up
         if "mailconnect" in app.extensions:
             raise RuntimeError("MailConnect is already initialised on this app")
         app.extensions["mailconnect"] = Runtime(
@@ -78,6 +80,7 @@ class MailConnect:
             policy=policy or Policy(),
             events=AccountEvents(),
             facade=self,
+            metadata=metadata,
         )
 
         app.cli.add_command(cli_group)
@@ -247,8 +250,10 @@ class MailConnect:
     # -- public API -----------------------------------------------------------------------
 
     def create_all(self) -> None:
-        """Create the ``mailconnect_*`` tables on the host's database (idempotent)."""
-        metadata.create_all(bind=self._state().db.engine)
+        """Create the newest ``mailconnect_*`` tables (tests and demos; idempotent) and record
+        them as at the newest revision, so ``flask mailconnect db upgrade`` carries on from
+        there (see :func:`flask_mailconnect.migrations.create_all`)."""
+        migrations.create_all()
 
     def test_connection(self, settings: ServerSettings) -> ConnectionReport:
         """Check SMTP and IMAP in parallel with the app's network policy. No database."""

@@ -24,6 +24,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from .i18n import gettext, lazy_gettext
 from .providers import Provider, current_catalog, detect_provider
 from .transport.settings import SECURITY_CHOICES, SECURITY_LABELS, ServerSettings
 from .validation import control_chars, is_host, normalize_email, parse_int, settings_errors
@@ -36,7 +37,9 @@ except ImportError:  # pragma: no cover - WTForms < 3.3
         return (value, label)
 
 
-SECURITY = [_Choice(key, SECURITY_LABELS[key]) for key in SECURITY_CHOICES]
+# Protocol names stay as they are; "None" (no encryption) is a word.
+_SECURITY_LABELS: dict[str, Any] = {**SECURITY_LABELS, "none": lazy_gettext("None")}
+SECURITY = [_Choice(key, _SECURITY_LABELS[key]) for key in SECURITY_CHOICES]
 SERVER_FIELDS = ("smtp_host", "smtp_port", "smtp_security", "imap_host", "imap_port",
                  "imap_security")  # fmt: skip
 
@@ -49,9 +52,9 @@ def _single_line(form: Any, field: Any) -> None:
     """A display name goes into a From header: no CR, LF, NUL or other control characters."""
     value = field.data or ""
     if "\r" in value or "\n" in value:
-        raise ValidationError("Line breaks are not allowed in a display name.")
+        raise ValidationError(gettext("Line breaks are not allowed in a display name."))
     if any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise ValidationError("Control characters are not allowed in a display name.")
+        raise ValidationError(gettext("Control characters are not allowed in a display name."))
 
 
 def no_control(allow: str = "") -> Callable[[Any, Any], None]:
@@ -62,8 +65,11 @@ def no_control(allow: str = "") -> Callable[[Any, Any], None]:
     def check(form: Any, field: Any) -> None:
         value = field.data
         if isinstance(value, str) and control_chars(value, allow=allow):
-            what = "Control characters" if "\n" in allow else "Line breaks and control characters"
-            raise ValidationError(f"{what} are not allowed here.")
+            if "\n" in allow:
+                raise ValidationError(gettext("Control characters are not allowed here."))
+            raise ValidationError(
+                gettext("Line breaks and control characters are not allowed here.")
+            )
 
     return check
 
@@ -79,7 +85,9 @@ def host_name(form: Any, field: Any) -> None:
     form is saved; the network guard judges the address again at every connection)."""
     value = field.data or ""
     if value and not control_chars(value) and not is_host(value):
-        raise ValidationError("Enter a server name such as mail.example.com, or an IP address.")
+        raise ValidationError(
+            gettext("Enter a server name such as mail.example.com, or an IP address.")
+        )
 
 
 class PortField(IntegerField):
@@ -92,13 +100,13 @@ class PortField(IntegerField):
             return
         self.data = parse_int(valuelist[0], 1, 65535)
         if self.data is None:
-            raise ValueError("Enter a port number between 1 and 65535.")
+            raise ValueError(gettext("Enter a port number between 1 and 65535."))
 
 
 def ports_help(ports: tuple[int, ...] | None, usual: str) -> str:
     if ports is None:
         return usual
-    return "Allowed ports: " + ", ".join(str(p) for p in ports) + "."
+    return gettext("Allowed ports: %(ports)s.", ports=", ".join(str(p) for p in ports))
 
 
 class ConnectForm(FlaskForm):
@@ -109,34 +117,42 @@ class ConnectForm(FlaskForm):
     """
 
     email = EmailField(
-        "Email address", [DataRequired(), Length(max=320), SINGLE_LINE], filters=[_strip]
+        lazy_gettext("Email address"),
+        [DataRequired(), Length(max=320), SINGLE_LINE],
+        filters=[_strip],
     )
     # Choices are the providers the app offers (its catalogue), set per request.
-    provider = SelectField("Provider", choices=[], default="other")
-    username = StringField("Login", [Length(max=320), SINGLE_LINE], filters=[_strip])
-    password = PasswordField("Password", [Length(max=1000), SINGLE_LINE])
-    smtp_host = StringField("SMTP server", [Length(max=253), SINGLE_LINE], filters=[_strip])
-    smtp_port = PortField("Port", [Optional()])
-    smtp_security = SelectField("Security", choices=SECURITY, default="starttls")
-    receives = BooleanField("Receive mail (IMAP)", default=True)
-    imap_host = StringField("IMAP server", [Length(max=253), SINGLE_LINE], filters=[_strip])
-    imap_port = PortField("Port", [Optional()])
-    imap_security = SelectField("Security", choices=SECURITY, default="ssl")
-    display_name = StringField("Display name", [Length(max=200), _single_line], filters=[_strip])
+    provider = SelectField(lazy_gettext("Provider"), choices=[], default="other")
+    username = StringField(lazy_gettext("Login"), [Length(max=320), SINGLE_LINE], filters=[_strip])
+    password = PasswordField(lazy_gettext("Password"), [Length(max=1000), SINGLE_LINE])
+    smtp_host = StringField(
+        lazy_gettext("SMTP server"), [Length(max=253), SINGLE_LINE], filters=[_strip]
+    )
+    smtp_port = PortField(lazy_gettext("Port"), [Optional()])
+    smtp_security = SelectField(lazy_gettext("Security"), choices=SECURITY, default="starttls")
+    receives = BooleanField(lazy_gettext("Receive mail (IMAP)"), default=True)
+    imap_host = StringField(
+        lazy_gettext("IMAP server"), [Length(max=253), SINGLE_LINE], filters=[_strip]
+    )
+    imap_port = PortField(lazy_gettext("Port"), [Optional()])
+    imap_security = SelectField(lazy_gettext("Security"), choices=SECURITY, default="ssl")
+    display_name = StringField(
+        lazy_gettext("Display name"), [Length(max=200), _single_line], filters=[_strip]
+    )
 
     # Three submit buttons; which one was pressed decides what the (no-JS) POST does.
-    continue_ = SubmitField("Continue")
-    test = SubmitField("Test connection")
-    save = SubmitField("Save account")
+    continue_ = SubmitField(lazy_gettext("Continue"))
+    test = SubmitField(lazy_gettext("Test connection"))
+    save = SubmitField(lazy_gettext("Save account"))
 
     def __init__(self, *args: Any, ports: dict[str, tuple[int, ...] | None], **kw: Any):
         super().__init__(*args, **kw)
         self.presets = {p.key: p for p in current_catalog().offered()}
         self.provider.choices = [_Choice(p.key, p.title) for p in self.presets.values()]
         self.ports = ports
-        usual = "Usually 587 (STARTTLS) or 465 (SSL/TLS)."
+        usual = gettext("Usually 587 (STARTTLS) or 465 (SSL/TLS).")
         self.smtp_port.description = ports_help(ports["smtp"], usual)
-        usual = "Usually 993 (SSL/TLS) or 143 (STARTTLS)."
+        usual = gettext("Usually 993 (SSL/TLS) or 143 (STARTTLS).")
         self.imap_port.description = ports_help(ports["imap"], usual)
 
     @property
@@ -220,19 +236,21 @@ class ReconnectForm(ConnectForm):
 
     display_name = None
     continue_ = None
-    save = SubmitField("Save and reconnect")
+    save = SubmitField(lazy_gettext("Save and reconnect"))
 
 
 class AccountSettingsForm(FlaskForm):
     """Personal settings of one account (never credentials)."""
 
-    display_name = StringField("Display name", [Length(max=200), _single_line], filters=[_strip])
-    signature_html = TextAreaField("Signature", [Length(max=20_000), MULTI_LINE])
+    display_name = StringField(
+        lazy_gettext("Display name"), [Length(max=200), _single_line], filters=[_strip]
+    )
+    signature_html = TextAreaField(lazy_gettext("Signature"), [Length(max=20_000), MULTI_LINE])
     # Health alerts (not new mail: NewMailSettingsForm).
-    notify_email = BooleanField("Alert me when this account needs attention")
-    mute_mobile = BooleanField("Do not send these alerts to my phone")
-    is_default = BooleanField("Use as default account")
-    submit = SubmitField("Save settings")
+    notify_email = BooleanField(lazy_gettext("Alert me when this account needs attention"))
+    mute_mobile = BooleanField(lazy_gettext("Do not send these alerts to my phone"))
+    is_default = BooleanField(lazy_gettext("Use as default account"))
+    submit = SubmitField(lazy_gettext("Save settings"))
 
     def add_errors(self, errors: dict[str, str]) -> None:
         """Errors from the Python API (InvalidSettings) on their fields."""
@@ -254,9 +272,9 @@ class NewMailSettingsForm(FlaskForm):
     """New-mail notifications of one account (the ``new_mail`` signal carries them); apart
     from the health alerts of :class:`AccountSettingsForm`."""
 
-    notify_new_mail = BooleanField("Notify me about new mail")
-    mute_new_mail_mobile = BooleanField("Do not notify on my phone")
-    submit_notifications = SubmitField("Save notifications")
+    notify_new_mail = BooleanField(lazy_gettext("Notify me about new mail"))
+    mute_new_mail_mobile = BooleanField(lazy_gettext("Do not notify on my phone"))
+    submit_notifications = SubmitField(lazy_gettext("Save notifications"))
 
     def changes(self) -> dict[str, Any]:
         return {
@@ -268,4 +286,4 @@ class NewMailSettingsForm(FlaskForm):
 class ConfirmForm(FlaskForm):
     """A button and a CSRF token: the confirmation of a destructive action."""
 
-    submit = SubmitField("Disconnect")
+    submit = SubmitField(lazy_gettext("Disconnect"))

@@ -4,7 +4,8 @@
 inactivity), logs in to SMTP and IMAP, and records the outcome on the account (last success,
 last error code and remediation text, status) and in the audit trail (action ``check``). Like
 accounts.py it never commits the host's session (token refreshes commit their own rows, see
-oauth/refresh.py); :func:`check_many` (the CLI, and jobs) commits after each account.
+oauth/refresh.py); :func:`check_many` (the CLI, and jobs) commits per account, or, one
+worker at a time, the common outcomes of up to :data:`CHUNK` accounts in one batch.
 
 Keep-alive: a refresh token that is never used dies (Microsoft: 90 days; Google: 6 months, or 7
 days for apps in testing mode). A login with the access token does not count as use, so an
@@ -23,7 +24,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,7 +32,15 @@ from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from . import audit
 from .accounts import require
-from .accounts.status import record_failure, record_success
+from .accounts.status import (
+    RECONNECT_CODES,
+    CheckRecord,
+    failure_message,
+    record_checks,
+    record_failure,
+    record_success,
+    status_after,
+)
 from .codes import (
     KEY_UNAVAILABLE,
     RETRYABLE_CODES,
@@ -47,10 +55,11 @@ from .exceptions import (
     TokenError,
     TokenRefreshUnavailable,
 )
+from .i18n import N_
+from .keepalive import keep_alive, keepalive_due
 from .models import AccountStatus, MailAccount, utcnow
 from .oauth.refresh import fresh_access_token
 from .owners import Actor
-from .providers import current_catalog
 from .runtime import Runtime
 from .transport.settings import ProtocolResult
 from .transport.tester import test_connection as run_test
@@ -101,44 +110,6 @@ class CheckResult:
         return [r for r in (self.smtp, self.imap) if r is not None]
 
 
-# -- keep-alive -----------------------------------------------------------------------------
-
-
-def keepalive_days(account: MailAccount) -> float | None:
-    """Days the account's refresh token may stay unused: ``MAILCONNECT_KEEPALIVE_DAYS`` for
-    its provider's key (else its ``"*"``), else the provider's own rule."""
-    provider = current_catalog().for_account(account)
-    table = current_app.config["MAILCONNECT_KEEPALIVE_DAYS"] or {}
-    days = table.get(provider.key, table.get("*", provider.keepalive_days))
-    return None if days is None else float(days)
-
-
-def keepalive_due(account: MailAccount, now: datetime | None = None) -> bool:
-    """Has this OAuth account's refresh token gone unused for its provider's keep-alive age?"""
-    if account.auth_method != "oauth2":
-        return False
-    days = keepalive_days(account)
-    if days is None:
-        return False
-    last = account.token_refreshed_at or account.created_at
-    if last is None:
-        return True
-    return (now or utcnow()) - last >= timedelta(days=days)
-
-
-def keep_alive(state: Runtime, account: MailAccount) -> bool:
-    """Refresh the token now if it is due by inactivity; True when a refresh happened here.
-
-    Raises what :func:`~flask_mailconnect.oauth.refresh.fresh_access_token` raises.
-    """
-    if not keepalive_due(account):
-        return False
-
-    before = account.token_refreshed_at
-    fresh_access_token(state, account, force=True)
-    return account.token_refreshed_at != before
-
-
 # -- one account ----------------------------------------------------------------------------
 
 
@@ -159,6 +130,20 @@ def check(state: Runtime, account: MailAccount, *, actor: Actor | None = None) -
     Never raises for a failed check: the outcome is in the result and on the account. With an
     ``actor``, raises :class:`PermissionDenied` unless the actor may manage the account.
     """
+    return _check(state, account, actor=actor)
+
+
+def _check(
+    state: Runtime,
+    account: MailAccount,
+    *,
+    actor: Actor | None = None,
+    defer: list[CheckRecord] | None = None,
+) -> CheckResult:
+    """:func:`check`; with ``defer``, a success or a plain failure (the common outcomes) is
+    appended there for :func:`.record_checks` instead of changing the account and adding its
+    audit row (the session stays clean); outcomes that mark the account, audit or signal on
+    their own (rejected credentials, token errors) are recorded here as usual."""
     if actor is not None:
         require(state, actor, "manage", account.owner)
     started = time.monotonic()
@@ -187,30 +172,42 @@ def check(state: Runtime, account: MailAccount, *, actor: Actor | None = None) -
         if account.send_via == "graph" and smtp.code == SMTP_AUTH_DISABLED:
             smtp = replace(
                 smtp, ok=True, code="ok",
-                message="SMTP AUTH is off for this mailbox; mail is sent through Microsoft Graph.",
+                message=N_(
+                    "SMTP AUTH is off for this mailbox; mail is sent through Microsoft Graph."
+                ),
             )  # fmt: skip
         failed = [r for r in (smtp, imap) if r is not None and not r.ok]
         if not failed:
-            record_success(account)
             code, message, retryable = "ok", "", False
+            if defer is None:
+                record_success(account)
         else:
             first = failed[0]
             code, message, retryable = first.code, first.message, first.code in RETRYABLE_CODES
-            record_failure(state, account, code, message)
+            if defer is None or code in RECONNECT_CODES:
+                record_failure(state, account, code, message)
+                defer = None  # marked and audited one by one (it may fire a signal)
     except NeedsReconnect as exc:
+        defer = None
         # tokens.py marked the account, audited and fired the signal (once), and committed.
         code, message, retryable = exc.error or "token_revoked", str(exc), False
     except TokenRefreshUnavailable as exc:
+        defer = None
         code, message, retryable = TOKEN_UNAVAILABLE, str(exc), True
         record_failure(state, account, code, message)
     except TokenError as exc:
+        defer = None
         code, message, retryable = TOKEN_ERROR, str(exc), False
         record_failure(state, account, code, message)
-    except EncryptionKeyError:  # a documented state, not a crash: the account is unchanged
+    except EncryptionKeyError:
+        # A documented state, not a crash. A lost server key is the operator's problem, not
+        # the account's: its status and last error stay as they were (exceptions.
+        # CredentialsUnavailable, docs/errors.rst); the result and the audit row say it.
         code, message, retryable = KEY_UNAVAILABLE, message_for(KEY_UNAVAILABLE), True
-        record_failure(state, account, code, message)
+        defer = None  # not a health outcome: nothing on the account to write
     refreshed = account.token_refreshed_at != before
-    if account.status == AccountStatus.NEEDS_RECONNECT:
+    status = account.status if defer is None else status_after(account.status, code == "ok")
+    if status == AccountStatus.NEEDS_RECONNECT:
         outcome = NEEDS_RECONNECT
     elif code == "ok":
         outcome = OK
@@ -219,12 +216,26 @@ def check(state: Runtime, account: MailAccount, *, actor: Actor | None = None) -
     detail = " ".join(f"{r.protocol.value}={r.code}" for r in (smtp, imap) if r is not None)
     if kept_alive:
         detail = f"{detail} keepalive".strip()
-    audit.record(
-        state.session, "check", actor=actor, account=account, ok=outcome == OK,
-        detail=detail or code,
-    )  # fmt: skip
+    if defer is not None:
+        defer.append(
+            CheckRecord(
+                account.id,
+                account.email,
+                account.owner_kind,
+                account.owner_id,
+                ok=code == "ok",
+                code=code,
+                message=failure_message(account, code, message) if code != "ok" else "",
+                detail=detail or code,
+            )  # fmt: skip
+        )
+    else:
+        audit.record(
+            state.session, "check", actor=actor, account=account, ok=outcome == OK,
+            detail=detail or code,
+        )  # fmt: skip
     return CheckResult(
-        account.id, outcome, account.status, code=code, message=message, smtp=smtp, imap=imap,
+        account.id, outcome, status, code=code, message=message, smtp=smtp, imap=imap,
         token_refreshed=refreshed, kept_alive=kept_alive, retryable=retryable,
         elapsed=time.monotonic() - started,
     )  # fmt: skip
@@ -233,8 +244,12 @@ def check(state: Runtime, account: MailAccount, *, actor: Actor | None = None) -
 # -- many accounts --------------------------------------------------------------------------
 
 
-#: Accounts checked one after another in one app context (one catalogue load).
+#: Accounts checked one after another in one app context (one catalogue load) and, for
+#: checks, recorded in one batch, when one worker runs.
 CHUNK = 20
+#: The same per worker thread when several run: small, so the workers stay evenly loaded and
+#: results flow; each batch's common outcomes are still written together.
+WORKER_BATCH = 5
 
 
 def select_account_ids(
@@ -265,7 +280,7 @@ def select_account_ids(
 
 
 def _single_connection(state: Runtime) -> bool:
-    engine = state.db.engine
+    engine = state.engine()
     return isinstance(engine.pool, (StaticPool, SingletonThreadPool))
 
 
@@ -295,6 +310,53 @@ def _run_chunk(
     account. Each account still has its own session and commit."""
     with app.app_context():
         return [_run_here(app, account_id, work) for account_id in account_ids]
+
+
+def _run_checks(app: Flask, account_ids: list[int]) -> list[CheckResult]:
+    """:func:`check` for a few accounts in one app context and one session, with the common
+    outcomes written together at the end (:func:`.record_checks`: one UPDATE per outcome kind
+    and one audit INSERT, executed with all rows, and one commit), instead of an ORM flush and
+    a commit per account. One SELECT reads them all. OAuth accounts, and outcomes that mark the
+    account (rejected credentials, token errors), commit one by one as in :func:`run_one`."""
+    state: Runtime = app.extensions["mailconnect"]
+    with app.app_context():
+        session = state.session
+        results: list[CheckResult] = []
+        pending: list[CheckRecord] = []
+        try:
+            found = session.scalars(sa.select(MailAccount).where(MailAccount.id.in_(account_ids)))
+            accounts = {account.id: account for account in found}
+            for account_id in account_ids:
+                results.append(_check_one(state, account_id, accounts.get(account_id), pending))
+            if pending:
+                try:
+                    record_checks(session, pending, now=utcnow())
+                    session.commit()
+                except Exception as exc:
+                    session.rollback()
+                    lost = {r.account_id for r in pending}
+                    results = [_crashed(r.account_id, exc) if r.account_id in lost else r
+                               for r in results]  # fmt: skip
+        finally:
+            state.db.session.remove()
+        return results
+
+
+def _check_one(
+    state: Runtime, account_id: int, account: MailAccount | None, pending: list[CheckRecord]
+) -> CheckResult:
+    if account is None:  # disconnected meanwhile
+        return CheckResult(account_id, SKIPPED, "deleted", code="deleted", skipped_reason="deleted")
+    session = state.session
+    try:
+        defer = pending if account.auth_method != "oauth2" else None
+        result = _check(state, account, defer=defer)
+        if session.new or session.dirty or session.deleted:
+            session.commit()  # an outcome recorded on the account: committed as before
+        return result
+    except Exception as exc:
+        session.rollback()
+        return _crashed(account_id, exc)
 
 
 def _run_here(
@@ -356,8 +418,11 @@ def check_many(
 ) -> Iterator[CheckResult]:
     """Check accounts with at most ``concurrency`` at a time; yields results as they finish.
 
-    Each account runs in a worker thread with its own app context and session and is committed
-    on its own. A single-connection engine (in-memory SQLite) runs one at a time.
+    Workers take a few accounts at a time (:data:`WORKER_BATCH`; :data:`CHUNK` with one
+    worker), each batch in its own app context and session; with the default ``work`` the
+    common outcomes of a batch are written and committed together (:func:`_run_checks`),
+    others are committed account by account. A single-connection engine (in-memory SQLite)
+    runs one at a time.
     """
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     state: Runtime = app.extensions["mailconnect"]
@@ -369,28 +434,35 @@ def check_many(
     concurrency = max(1, int(concurrency))
     if concurrency == 1:
         for first in range(0, len(ids), CHUNK):
-            yield from _run_chunk(app, ids[first : first + CHUNK], work)
+            chunk = ids[first : first + CHUNK]
+            yield from (
+                _run_checks(app, chunk) if work is check_work else _run_chunk(app, chunk, work)
+            )
         return
     cancel = threading.Event()
+    batched = work is check_work
+    size = WORKER_BATCH if batched else 1
     with ThreadPoolExecutor(concurrency, thread_name_prefix="mailconnect-check") as pool:
 
-        def task(account_id: int) -> CheckResult:
+        def task(chunk: list[int]) -> list[CheckResult]:
             if cancel.is_set():
-                return CheckResult(account_id, SKIPPED, "unknown", code="cancelled",
-                                   skipped_reason="cancelled")  # fmt: skip
-            return run_one(app, account_id, work)
+                return [CheckResult(i, SKIPPED, "unknown", code="cancelled",
+                                    skipped_reason="cancelled") for i in chunk]  # fmt: skip
+            if batched:
+                return _run_checks(app, chunk)
+            return [run_one(app, i, work) for i in chunk]
 
-        # At most two accounts per worker in flight: a long list never becomes a long queue
+        # At most two batches per worker in flight: a long list never becomes a long queue
         # of futures (and their results) held in memory, and results flow as they finish.
-        pending = iter(ids)
+        pending = (ids[i : i + size] for i in range(0, len(ids), size))
         window = 2 * concurrency
-        running = {pool.submit(task, i) for i in itertools.islice(pending, window)}
+        running = {pool.submit(task, c) for c in itertools.islice(pending, window)}
         try:
             while running:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
-                    yield future.result()
-                running |= {pool.submit(task, i) for i in itertools.islice(pending, len(done))}
+                    yield from future.result()
+                running |= {pool.submit(task, c) for c in itertools.islice(pending, len(done))}
         finally:
             cancel.set()
 

@@ -39,6 +39,7 @@ from .exceptions import (
     TokenError,
     TokenRefreshUnavailable,
 )
+from .i18n import gettext
 from .models import AccountStatus, MailAccount
 from .owners import Actor
 from .providers import current_catalog
@@ -59,10 +60,14 @@ def refuse_early(account: MailAccount) -> None:
     if not account.receives:
         raise SyncError(
             "not_receiving",
-            "This account is set up for sending only: turn on receiving (IMAP) to see its mail.",
+            gettext(
+                "This account is set up for sending only: turn on receiving (IMAP) to see its mail."
+            ),
         )
     if not account.active:
-        raise SyncError("inactive", "This account is inactive. An administrator can reactivate it.")
+        raise SyncError(
+            "inactive", gettext("This account is inactive. An administrator can reactivate it.")
+        )
     if account.status in (AccountStatus.NEEDS_RECONNECT, AccountStatus.PENDING_AUTHORIZATION):
         # Retrying a refused password can lock the mailbox at the provider: wait for the owner.
         text = account.last_error_message or message_for(

@@ -32,6 +32,7 @@ from .transport.settings import TransportOptions
 if TYPE_CHECKING:
     from cryptography.fernet import MultiFernet
     from flask_sqlalchemy import SQLAlchemy
+    from sqlalchemy import Engine, MetaData
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -277,6 +278,7 @@ class Runtime:
         policy: AccessPolicy,
         events: TokenEvents,
         facade: object = None,
+        metadata: MetaData | None = None,
     ) -> None:
         #: The :class:`~flask_mailconnect.MailConnect` that initialised the app, for hosts
         #: (``MailConnect.of(app)``). Package code never calls up through it: the layers below
@@ -285,6 +287,9 @@ class Runtime:
         self.hooks = hooks
         self.events = events
         self.db = db
+        #: Our tables' MetaData (handed in by the extension: this layer sits below models), for
+        #: :meth:`engine`.
+        self.metadata = metadata
         self.policy = policy
         self._cipher: tuple[tuple[Any, ...], MultiFernet] | None = None
         self._lock = threading.Lock()
@@ -292,6 +297,9 @@ class Runtime:
         self.mx_cache: TTLCache[str, tuple[str, ...]] = TTLCache()
         #: OAuth server metadata by URL (discovery documents), trusted for a while.
         self.oauth_metadata: TTLCache[str, dict[str, Any]] = TTLCache(size=256)
+        #: Admin-entered provider rows as read (client secrets still sealed), for
+        #: ``MAILCONNECT_PROVIDER_CACHE_SECONDS`` (providers/catalog.py).
+        self.provider_rows: TTLCache[str, tuple[Any, ...]] = TTLCache(size=1)
         #: Serialises token refreshes when the engine has a single connection (StaticPool).
         self.single_connection = threading.Lock()
         #: Callers in this process waiting for one account's token refresh: one of them looks
@@ -320,6 +328,18 @@ class Runtime:
     def session(self) -> Session:
         # The scoped session proxies every Session method; typed as one for callers.
         return cast(Session, self.db.session)
+
+    def engine(self) -> Engine:
+        """The engine our tables live on: the host's default database, or the
+        Flask-SQLAlchemy bind named by ``metadata.info["bind_key"]`` of our MetaData.
+
+        Every direct use of an engine (migrations, ``create_all``, the detection cache, the
+        dialect checks) goes through here, so our tables on a bind never meet the default
+        database's engine or dialect.
+        """
+        tables = self.metadata.sorted_tables if self.metadata is not None else []
+        bind = self.session.get_bind(clause=tables[0] if tables else None)
+        return bind.engine  # an Engine's .engine is itself; a Connection's is its engine
 
     def transport_options(self) -> TransportOptions:
         return transport_options(current_app.config)

@@ -41,9 +41,11 @@ from typing import Any, cast
 import sqlalchemy as sa
 from imapclient import IMAPClient
 
-from . import audit, new_mail, signals, sync_store
+from . import audit, signals, sync_store
 from .accounts.status import record_success
+from .arrivals import announce as announce_new_mail
 from .exceptions import ConnectionFailed, InvalidSettings, SyncError
+from .i18n import gettext
 from .mailbox_access import (
     code_for,
     fail,
@@ -229,7 +231,11 @@ def sync_recent(
         raise fail(state, account, exc.code, exc.message) from None
     except _OutOfTime:
         raise SyncError(
-            "sync_timeout", f"The mail server did not answer within {timeout:g} seconds."
+            "sync_timeout",
+            gettext(
+                "The mail server did not answer within %(seconds)s seconds.",
+                seconds=f"{timeout:g}",
+            ),
         ) from None
     except Exception as exc:
         code = code_for(exc)
@@ -278,7 +284,7 @@ def _store(
     if won and not resync and known.uidvalidity is not None and known.uidnext is not None:
         arrived = [m for m in messages if m.uid >= known.uidnext]
     signals.announce(signals.messages_synced, actor, account=account, count=new)
-    announced = new_mail.announce(account, arrived, actor, INBOX)
+    announced = announce_new_mail(account, arrived, actor, INBOX)
     return SyncResult(
         account_id=account.id,
         new=new,
@@ -354,7 +360,9 @@ def update_folders(
     for role, value in mapping.items():
         name = (value or "").strip() or None
         if name is not None and name not in available:
-            problems[role] = f"There is no folder named {name!r} in this mailbox."
+            problems[role] = gettext(
+                "There is no folder named %(name)r in this mailbox.", name=name
+            )
         cleaned[role] = name
     if problems:
         raise InvalidSettings(problems)

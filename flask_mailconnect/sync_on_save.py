@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from .exceptions import SyncError
+from .i18n import gettext
 from .models import AccountStatus, MailAccount
 from .runtime import Runtime
 from .sync import sync_recent
@@ -79,7 +80,8 @@ def load_on_save(state: Runtime, account: MailAccount, *, limit: int = ON_SAVE_L
     except Exception as exc:  # never fail a save that is already committed
         session.rollback()
         log.warning("account %s: mail on save failed (%s)", account.id, type(exc).__name__)
-        return SaveSync("failed", code="internal", message="Recent mail could not be loaded.")
+        message = gettext("Recent mail could not be loaded.")
+        return SaveSync("failed", code="internal", message=message)
     return SaveSync("synced", count=result.new)
 
 

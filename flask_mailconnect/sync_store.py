@@ -61,7 +61,7 @@ def insert_ignoring_duplicates(state: Runtime, rows: list[dict[str, Any]]) -> in
     if not rows:
         return 0
     session = state.session
-    stmt = _INSERTS.get(session.get_bind().dialect.name)
+    stmt = _INSERTS.get(state.engine().dialect.name)  # our tables' database, bind or not
     inserted = 0
     for start in range(0, len(rows), BATCH):
         batch = rows[start : start + BATCH]

@@ -8,6 +8,7 @@ import re
 import unicodedata
 
 from .exceptions import InvalidSettings
+from .i18n import gettext
 from .transport.settings import SECURITY_CHOICES, SECURITY_LABELS, ServerSettings
 
 # RFC 1123 host names; IP literals also match and the network guard judges them.
@@ -80,7 +81,7 @@ def is_host(value: str) -> bool:
 def normalize_email(value: str) -> str:
     """The address in canonical form, or :class:`ValueError` with a sentence for people."""
     if "\r" in value or "\n" in value:
-        raise ValueError("An email address cannot contain line breaks.")
+        raise ValueError(gettext("An email address cannot contain line breaks."))
     # Imported here, not at the top: email-validator pulls in dnspython and idna, which
     # `import flask_mailconnect` should not pay for (issue 13). It is imported once.
     from email_validator import EmailNotValidError, validate_email
@@ -138,10 +139,10 @@ def clean_display_name(value: object) -> str:
     """A display name safe to put in a From header, or :class:`InvalidSettings`."""
     text = str(value or "").strip()
     if any(unicodedata.category(ch) == "Cc" for ch in text):
-        message = "Line breaks and control characters are not allowed in a display name."
+        message = gettext("Line breaks and control characters are not allowed in a display name.")
         raise InvalidSettings({"display_name": message})
     if len(text) > 200:
-        raise InvalidSettings({"display_name": "Use at most 200 characters."})
+        raise InvalidSettings({"display_name": gettext("Use at most 200 characters.")})
     return text
 
 
@@ -151,9 +152,13 @@ def _ports_text(ports: tuple[int, ...]) -> str:
 
 def check_port(port: object, allowed: tuple[int, ...] | None) -> str | None:
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-        return "Enter a port number between 1 and 65535."
+        return gettext("Enter a port number between 1 and 65535.")
     if allowed is not None and port not in allowed:
-        return f"Port {port} is not allowed here. Use one of: {_ports_text(allowed)}."
+        return gettext(
+            "Port %(port)s is not allowed here. Use one of: %(ports)s.",
+            port=port,
+            ports=_ports_text(allowed),
+        )
     return None
 
 
@@ -173,22 +178,22 @@ def settings_errors(
     for name in secrets:
         value = getattr(settings, name)
         if not value:
-            errors[name] = "This field is required."
+            errors[name] = gettext("This field is required.")
         elif control_chars(value):
-            errors[name] = "Line breaks and control characters are not allowed here."
+            errors[name] = gettext("Line breaks and control characters are not allowed here.")
     protocols = [("smtp", smtp_ports)]
     if settings.receives:
         protocols.append(("imap", imap_ports))
     for proto, allowed in protocols:
         host = getattr(settings, f"{proto}_host") or ""
         if not is_host(host):
-            errors[f"{proto}_host"] = "Enter a server name such as mail.example.com."
+            errors[f"{proto}_host"] = gettext("Enter a server name such as mail.example.com.")
         problem = check_port(getattr(settings, f"{proto}_port"), allowed)
         if problem:
             errors[f"{proto}_port"] = problem
         if getattr(settings, f"{proto}_security") not in SECURITY_CHOICES:
             choices = ", ".join(SECURITY_LABELS.values())
-            errors[f"{proto}_security"] = f"Choose one of: {choices}."
+            errors[f"{proto}_security"] = gettext("Choose one of: %(choices)s.", choices=choices)
     return errors
 
 

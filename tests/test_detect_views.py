@@ -15,6 +15,7 @@ import pytest
 
 from flask_mailconnect import Detection, MailConnect
 from flask_mailconnect.detection import detect
+from flask_mailconnect.runtime import DETECT_MX_PER_MINUTE
 from tests import hostapp
 from tests.conftest import database_urls, login
 from tests.peers.certs import TestCerts, make_certs
@@ -98,8 +99,10 @@ def test_a_missing_cache_table_only_costs_the_cache(peers: DetectPeers) -> None:
 
         DetectCache.__table__.drop(app.extensions["mailconnect"].db.engine)
     with app.test_request_context():
-        assert detect("ana@isp-one.net").source == "ispdb"
-        assert detect("ana@isp-one.net").source == "ispdb"
+        first, second = detect("ana@isp-one.net"), detect("ana@isp-one.net")
+    assert (first.source, second.source) == ("ispdb", "ispdb")
+    assert not first.cached and not second.cached
+    assert peers.web.seen.count("/ispdb/isp-one.net") == 2  # the second one asked again
 
 
 # -- the page and /detect ------------------------------------------------------------------------
@@ -117,6 +120,53 @@ def test_detect_endpoint_gives_servers_and_where_they_came_from(peers: DetectPee
         "field can be changed."
     )
     assert "tried" not in data
+
+
+def test_detect_endpoint_limits_network_look_ups_per_person(peers: DetectPeers) -> None:
+    client = peers.app().test_client()
+    login(client, 1)
+    for n in range(DETECT_MX_PER_MINUTE):
+        data = client.get(f"/email/detect?email=ana@unknown{n}.net").get_json()
+        assert data["not_asked"] == "" and not data["found"]
+    assert any(
+        p.startswith(f"/ispdb/unknown{DETECT_MX_PER_MINUTE - 1}.net") for p in peers.web.seen
+    )
+    asked = (list(peers.web.seen), list(peers.dns.queries))
+    over = client.get("/email/detect?email=ana@one-too-many.net").get_json()
+    assert (over["found"], over["not_asked"]) == (False, "limit")
+    assert over["message"] == (
+        "Servers for one-too-many.net could not be looked up right now (too many look-ups in "
+        "a minute): enter them below."
+    )
+    assert (peers.web.seen, peers.dns.queries) == asked  # nothing was asked
+    # Known and cached domains still answer; another person has their own budget.
+    assert client.get("/email/detect?email=ana@gmail.com").get_json()["provider"] == "google"
+    assert client.get("/email/detect?email=bo@unknown0.net").get_json()["cached"]
+    login(client, 2)
+    theirs = client.get("/email/detect?email=bo@one-too-many.net").get_json()
+    assert theirs["not_asked"] == "" and any("one-too-many" in p for p in peers.web.seen)
+
+
+@pytest.mark.parametrize("database", database_urls())
+def test_detect_holds_no_database_connection_while_it_waits(
+    peers: DetectPeers, database: str, tmp_path: Path
+) -> None:
+    app = peers.app(_url(database, tmp_path))
+    with app.app_context():
+        engine = hostapp.db.engine
+    held: list[int] = []
+    for domain in ("waiting.net", "waiting2.net"):
+        peers.ispdb(domain, Route(body=fixture("several.xml"), on_request=lambda: held.append(
+            engine.pool.checkedout())))  # fmt: skip
+    client = app.test_client()
+    login(client, 1)
+    data = client.get("/email/detect?email=ana@waiting.net").get_json()
+    assert data["source"] == "ispdb"
+    assert held == [0]  # the person was loaded, then the connection went back to the pool
+    # The no-JS details step too, and the page still renders after it.
+    page = client.get("/email/connect?email=bo@waiting2.net")
+    assert page.status_code == 200 and 'value="smtp.isp-one.net"' in page.get_data(as_text=True)
+    assert held == [0, 0]
 
 
 def test_detect_endpoint_needs_sign_in(peers: DetectPeers) -> None:

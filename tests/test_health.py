@@ -25,8 +25,11 @@ from flask_mailconnect import (
     MailConnect,
     account_needs_reconnect,
 )
+from flask_mailconnect.models import metadata as mailconnect_metadata
 from flask_mailconnect.models import utcnow
 from tests import hostapp
+from tests.conftest import database_urls
+from tests.examplehost import db_label
 from tests.peers import MAILBOX_PASSWORD, MAILBOX_USER, free_port
 from tests.peers.oauth import GOOGLE, MICROSOFT, mint_token
 from tests.test_tokens import provider_config
@@ -362,3 +365,110 @@ def test_a_check_with_an_actor_needs_manage_on_the_account(
             ext.check(get(account_id), actor=stranger)
         assert get(account_id).last_checked_at is None
         assert ext.check(get(account_id), actor=owner).ok
+
+
+# -- check_many records a batch's common outcomes together, on every database ------------------
+
+
+@pytest.fixture(params=database_urls(), ids=db_label)
+def dbapp(
+    request: pytest.FixtureRequest, smtp_starttls: Any, dovecot: Any, peer_config: dict
+) -> Iterator[tuple[Flask, MailConnect]]:
+    app, ext = hostapp.create_app(
+        request.param, **peer_config, MAILCONNECT_CONNECT_TIMEOUT=5,
+    )  # fmt: skip
+    yield app, ext
+    with app.app_context():
+        hostapp.db.session.remove()
+        if request.param != "sqlite://":
+            mailconnect_metadata.drop_all(hostapp.db.engine)
+            hostapp.db.drop_all()
+        hostapp.db.engine.dispose()
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_check_many_records_a_batch_as_one_by_one_checks_would(
+    dbapp: tuple[Flask, MailConnect],
+    smtp_starttls: Any,
+    dovecot: Any,
+    reconnects: list[dict[str, Any]],
+    concurrency: int,
+) -> None:
+    from flask_mailconnect.health import check_many
+
+    app, _ = dbapp
+    with app.app_context():
+        healthy = [add(smtp_starttls, dovecot, owner_id=str(n)) for n in range(3)]
+        recovering = add(
+            smtp_starttls, dovecot, owner_id="r", status="error", last_error_code="refused"
+        )
+        down = add(smtp_starttls, dovecot, owner_id="d", smtp_port=free_port(),
+                   imap_port=free_port())  # fmt: skip
+        wrong = add(smtp_starttls, dovecot, owner_id="w", password="not-the-password")
+        gone = add(smtp_starttls, dovecot, owner_id="g")
+        hostapp.db.session.delete(get(gone))
+        hostapp.db.session.commit()
+        ids = [*healthy, recovering, down, wrong, gone]
+        results = {r.account_id: r for r in check_many(ids, concurrency=concurrency, app=app)}
+
+        assert {i: results[i].outcome for i in ids} == {
+            **dict.fromkeys([*healthy, recovering], "ok"), down: "error",
+            wrong: "needs_reconnect", gone: "skipped",
+        }  # fmt: skip
+        assert results[recovering].status == "connected" and results[down].status == "error"
+        assert results[down].code == "refused" and results[down].retryable
+        for account_id in [*healthy, recovering]:
+            account = get(account_id)
+            assert (account.status, account.last_error_code) == ("connected", None)
+            assert account.last_success_at is not None
+            assert account.last_checked_at == account.last_success_at
+        account = get(down)
+        assert (account.status, account.last_error_code) == ("error", "refused")
+        assert "refused the connection" in (account.last_error_message or "")
+        assert account.last_success_at is None and account.last_checked_at is not None
+        assert get(wrong).status == "needs_reconnect"
+        assert [c["reason"] for c in reconnects] == ["auth_failed"]
+        rows = hostapp.db.session.execute(
+            sa.select(AuditEvent.account_id, AuditEvent.outcome, AuditEvent.owner_id,
+                      AuditEvent.account_email, AuditEvent.actor_label)
+            .where(AuditEvent.action == "check")
+        ).all()  # fmt: skip
+        assert sorted((r[0], r[1]) for r in rows) == sorted(
+            [(i, "ok") for i in [*healthy, recovering]] + [(down, "failed"), (wrong, "failed")]
+        )
+        owners = {r[0]: r[2] for r in rows}
+        assert owners[healthy[1]] == "1" and owners[down] == "d"
+        assert {(r[3], r[4]) for r in rows} == {(MAILBOX_USER, "system")}
+
+
+def test_a_batched_outcome_never_undoes_a_status_another_worker_wrote(
+    dbapp: tuple[Flask, MailConnect], smtp_starttls: Any, dovecot: Any
+) -> None:
+    """The status moves in SQL from the state the outcome moves it out of: a success written
+    after another worker marked the account needs_reconnect (or error -> connected by a later
+    success) leaves that worker's status."""
+    from flask_mailconnect.accounts.status import CheckRecord, record_checks
+
+    app, _ = dbapp
+    with app.app_context():
+        marked = add(smtp_starttls, dovecot, owner_id="m", status="needs_reconnect")
+        broken = add(smtp_starttls, dovecot, owner_id="b", status="error")
+        fine = add(smtp_starttls, dovecot, owner_id="f")
+        pending = add(smtp_starttls, dovecot, owner_id="p", status="pending_authorization")
+
+        def outcome(account_id: int, ok: bool) -> CheckRecord:
+            code = "ok" if ok else "timeout"
+            return CheckRecord(account_id, MAILBOX_USER, "user", "x", ok=ok, code=code,
+                               message="" if ok else "slow", detail=code)  # fmt: skip
+
+        record_checks(
+            hostapp.db.session,
+            [outcome(marked, True), outcome(broken, True), outcome(fine, False),
+             outcome(pending, False)],
+            now=utcnow(),
+        )  # fmt: skip
+        hostapp.db.session.commit()
+        assert get(marked).status == "needs_reconnect"
+        assert get(broken).status == "connected"
+        assert (get(fine).status, get(fine).last_error_message) == ("error", "slow")
+        assert get(pending).status == "pending_authorization"

@@ -97,9 +97,17 @@ def test_check_with_the_key_gone_reports_instead_of_raising(
     app, ext, account_id = kapp
     app.config["MAILCONNECT_ENCRYPTION_KEYS"] = [OTHER_KEY]
     with app.app_context():
-        result = ext.check(hostapp.db.session.get(MailAccount, account_id))
+        account = hostapp.db.session.get(MailAccount, account_id)
+        before = (account.status, account.last_error_code, account.last_error_message)
+        result = ext.check(account)
         assert result.code == "key_unavailable" and result.retryable
         assert "administrator must restore" in result.message
+        assert result.outcome == "error" and result.status == "connected"
+        hostapp.db.session.commit()
+        hostapp.db.session.expire_all()
+        account = hostapp.db.session.get(MailAccount, account_id)
+        # The lost key is the operator's problem: the account is not marked.
+        assert (account.status, account.last_error_code, account.last_error_message) == before
 
 
 def test_an_oauth_account_is_disconnected_without_its_key(
@@ -337,9 +345,9 @@ def test_every_public_method_raises_the_documented_error(
                 assert not isinstance(failed.value, SyncError), read
             assert account.status == "connected"  # the account is not blamed for the key
             assert ext.recent_messages(account) == []  # stored rows need no key
-            result = ext.check(account)  # reports (and records) instead of raising
+            result = ext.check(account)  # reports instead of raising; the account unchanged
             assert result.code == "key_unavailable" and result.retryable
-            assert account.last_error_code == "key_unavailable"
+            assert account.status == "connected" and account.last_error_code is None
             hostapp.db.session.rollback()
         oauth = hostapp.db.session.get(MailAccount, oauth_id)
         state = app.extensions["mailconnect"]

@@ -131,6 +131,10 @@ def test_provider_names_only_in_provider_modules() -> None:
         rel = path.relative_to(PACKAGE).as_posix()
         if rel.startswith("providers/builtin/"):
             continue
+        if rel.startswith("migrations/versions/"):
+            # A migration is a frozen record of the past: 0002 writes out the provider keys
+            # it renamed instead of reading today's catalogue, whose aliases may change.
+            continue
         for number, text in _code_tokens(path):
             if PROVIDER_NAMES.search(text):
                 offenders.append(f"{rel}:{number}: {text}")

@@ -7,6 +7,7 @@ from flask import current_app, has_app_context
 
 from .. import audit, signals
 from ..exceptions import InvalidSettings
+from ..i18n import gettext
 from ..models import AccountStatus, MailAccount
 from ..owners import USER, Actor, Owner
 from ..providers import current_catalog
@@ -85,7 +86,9 @@ def create_handover(
         raise ValueError("a hand-over is for a person's own (user) account")
     oauth = current_catalog().oauth().get(provider)
     if oauth is None:
-        raise InvalidSettings({"provider": "Choose a provider that signs in with OAuth 2.0."})
+        raise InvalidSettings(
+            {"provider": gettext("Choose a provider that signs in with OAuth 2.0.")}
+        )
     # Only the shape is checked here: at consent the provider must vouch for this very address
     # (reconnect_oauth refuses another one), as it does for lab names such as ``.test``.
     local, _, domain = email.strip().rpartition("@")
@@ -95,14 +98,18 @@ def create_handover(
         or len(email) > 320
         or any(ch.isspace() or ord(ch) < 0x20 for ch in email.strip())
     ):
-        raise InvalidSettings({"email": "Enter an email address such as name@example.com."})
+        raise InvalidSettings(
+            {"email": gettext("Enter an email address such as name@example.com.")}
+        )
     email = f"{local}@{domain.lower()}"
     if _find(state, owner, email) is not None:
-        raise InvalidSettings({"email": "This person already has an account with this address."})
+        raise InvalidSettings(
+            {"email": gettext("This person already has an account with this address.")}
+        )
     # Refused now, not after the person consented: connect_oauth would refuse it then.
     if connected_by_other(state, owner, email) is not None:
         raise InvalidSettings(
-            {"email": "This address is already connected in this app by someone else."}
+            {"email": gettext("This address is already connected in this app by someone else.")}
         )
     check_limit(state, owner)
     smtp, imap = oauth.smtp, oauth.imap

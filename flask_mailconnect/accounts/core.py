@@ -17,6 +17,7 @@ from ..exceptions import (
     PermissionDenied,
     TooManyTests,
 )
+from ..i18n import gettext
 from ..models import AccountStatus, AuditEvent, MailAccount, SyncedMessage, utcnow
 from ..oauth.revoke import prepare_revocation
 from ..owners import Actor, Owner
@@ -81,8 +82,11 @@ def _check_test_budget(state: Runtime, actor: Actor | None) -> None:
     )
     if (used or 0) >= limit:
         raise TooManyTests(
-            f"You have run {limit} connection tests in the last hour. "
-            "Wait a while, then check the settings and try again."
+            gettext(
+                "You have run %(num)d connection tests in the last hour. Wait a while, then "
+                "check the settings and try again.",
+                num=limit,
+            )
         )
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import audit
 from ..columns import seal
 from ..exceptions import InvalidSettings
+from ..i18n import gettext
 from ..models import MailAccount, MailProvider, MailProviderDomain
 from ..owners import ORGANIZATION_OWNER, Actor
 from ..providers import build_catalog, current_catalog, forget_catalog
@@ -129,7 +130,10 @@ def save_provider(
     domains = list(domains)
     claimed = claimed_domains(state, domains, provider.id if provider else None)
     if claimed:
-        taken = (f"{d} is already claimed by {name}." for d, name in claimed.items())
+        taken = (
+            gettext("%(domain)s is already claimed by %(provider)s.", domain=d, provider=name)
+            for d, name in claimed.items()
+        )
         raise InvalidSettings({"domains": " ".join(taken)})
     creating = provider is None
     if provider is None:
@@ -155,7 +159,8 @@ def save_provider(
     try:
         session.flush()
     except IntegrityError:  # another admin claimed a domain a moment ago
-        raise InvalidSettings({"domains": "A domain was claimed by another provider."}) from None
+        message = gettext("A domain was claimed by another provider.")
+        raise InvalidSettings({"domains": message}) from None
     if secret_changed:
         session.expire(provider, ["client_secret"])  # never kept in memory past the flush
     after = provider_settings(provider)

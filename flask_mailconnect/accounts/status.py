@@ -11,12 +11,17 @@ Nothing here commits the host's session.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .. import audit, signals
 from ..codes import TOKEN_SAVE_FAILED, message_for
-from ..models import AccountStatus, MailAccount, utcnow
+from ..models import AccountStatus, AuditEvent, MailAccount, utcnow
 from ..owners import Actor
 from ..providers import current_catalog
 from ..runtime import Runtime
@@ -41,7 +46,7 @@ def record_failure(state: Runtime, account: MailAccount, code: str, message: str
 
     Returns True when this call moved the account to needs_reconnect (the signal fired).
     """
-    message = message or message_for(code, current_catalog().for_account(account).hints)
+    message = failure_message(account, code, message)
     if code in RECONNECT_CODES:
         return mark_needs_reconnect(state, account, code=code, message=message)
     account.last_checked_at = utcnow()
@@ -50,6 +55,108 @@ def record_failure(state: Runtime, account: MailAccount, code: str, message: str
     if account.status == AccountStatus.CONNECTED:
         account.status = AccountStatus.ERROR
     return False
+
+
+def failure_message(account: MailAccount, code: str, message: str = "") -> str:
+    """The message :func:`record_failure` stores: ``message``, else the code's own in words with
+    the account's provider's hints."""
+    return message or message_for(code, current_catalog().for_account(account).hints)
+
+
+def status_after(status: str, ok: bool) -> str:
+    """The status :func:`record_success` (``ok``) or a plain :func:`record_failure` leaves."""
+    if ok and status == AccountStatus.ERROR:
+        return AccountStatus.CONNECTED
+    if not ok and status == AccountStatus.CONNECTED:
+        return AccountStatus.ERROR
+    return status
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """One health check's outcome, written later with others by :func:`record_checks`: a
+    success, or a failure whose code is not in :data:`RECONNECT_CODES` (those mark the account
+    and fire a signal, one by one, through :func:`record_failure`)."""
+
+    account_id: int
+    email: str
+    owner_kind: str
+    owner_id: str
+    ok: bool
+    code: str
+    message: str
+    detail: str
+
+
+_ACCOUNTS = cast(sa.Table, MailAccount.__table__)
+_AUDIT = cast(sa.Table, AuditEvent.__table__)
+
+
+def _health_update(ok: bool) -> sa.Update:
+    """One UPDATE for many accounts (executemany). The status moves only from the state the
+    outcome can move it out of, decided by the database at write time: a check never undoes a
+    ``needs_reconnect`` or a deactivation another worker committed meanwhile."""
+    col = _ACCOUNTS.c
+    values: dict[str, object] = {
+        "last_checked_at": sa.bindparam("b_now"),
+        "last_error_code": sa.bindparam("b_code"),
+        "last_error_message": sa.bindparam("b_message"),
+    }
+    if ok:
+        values["last_success_at"] = sa.bindparam("b_now")
+        values["status"] = sa.case(
+            (col.status == AccountStatus.ERROR, AccountStatus.CONNECTED), else_=col.status
+        )
+    else:
+        values["status"] = sa.case(
+            (col.status == AccountStatus.CONNECTED, AccountStatus.ERROR), else_=col.status
+        )
+    return sa.update(_ACCOUNTS).where(col.id == sa.bindparam("b_id")).values(values)
+
+
+_UPDATES = {True: _health_update(True), False: _health_update(False)}
+
+
+def record_checks(session: Session, records: Sequence[CheckRecord], *, now: datetime) -> None:
+    """Write many checks' outcomes: at most two UPDATE statements and one audit INSERT, each
+    executed once with all rows (Core, no ORM unit of work). The same columns and audit row as
+    :func:`record_success` / :func:`record_failure` and ``audit.record`` per account. Nothing
+    here commits."""
+    if not records:
+        return
+    connection = session.connection()
+    for ok in (True, False):
+        rows = [
+            {
+                "b_id": r.account_id,
+                "b_now": now,
+                "b_code": None if ok else r.code,
+                "b_message": None if ok else r.message,
+            }
+            for r in records
+            if r.ok is ok
+        ]
+        if rows:
+            connection.execute(_UPDATES[ok], rows)
+    connection.execute(
+        sa.insert(_AUDIT),
+        [
+            {
+                "created_at": now,
+                "action": "check",
+                "outcome": "ok" if r.ok else "failed",
+                "actor_id": None,
+                "actor_label": "system",
+                "account_id": r.account_id,
+                "account_email": r.email[:320],
+                "owner_kind": r.owner_kind,
+                "owner_id": r.owner_id,
+                "detail": r.detail[:2000],
+                "remote_addr": None,
+            }
+            for r in records
+        ],
+    )
 
 
 def mark_needs_reconnect(

@@ -1,7 +1,8 @@
 """Detection answers per domain, shared by every worker through the database
 (``mailconnect_detect_cache``): an answer for a day, "nothing found" for an hour
 (``MAILCONNECT_DETECT_CACHE``), so a busy site asks each source about a domain about once a day
-whatever its number of processes.
+whatever its number of processes. Keyed by the domain's ASCII (IDNA) form; an answer that may
+be one person's (a login without placeholders) is never stored here (:func:`.run.detect`).
 
 Reads and writes use their own short transaction on the engine, never the host's session: a
 page that only looks servers up must not commit (or roll back) anything the host has pending.
@@ -112,13 +113,3 @@ def store(
         pass
     except sa.exc.SQLAlchemyError as exc:
         log.warning("Detection cache not written: %s", type(exc).__name__)
-
-
-def forget(engine: Engine, domain: str | None = None) -> None:
-    """Drop the answer for ``domain`` (every answer when ``None``): ``flask mailconnect detect
-    --fresh`` and tests."""
-    statement = _TABLE.delete()
-    if domain is not None:
-        statement = statement.where(_TABLE.c.domain == domain)
-    with engine.begin() as conn:
-        conn.execute(statement)

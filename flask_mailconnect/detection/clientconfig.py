@@ -6,14 +6,15 @@ server: IMAP over POP3 (POP3 alone is noted, not offered: we read mail over IMAP
 STARTTLS over plain. ``authentication`` values map to ``password`` (``password-cleartext``,
 ``password-encrypted``, ``plain``, ``secure``) or ``oauth2`` (``OAuth2``); a server that lists
 only methods we cannot speak (NTLM, GSSAPI, client certificates...) is skipped. Unknown
-elements are ignored, as the format asks.
+elements are ignored, as the format asks. Host names may use only ``%EMAILDOMAIN%`` and must
+be real host names (:func:`.names.is_host`); a login longer than an address or holding a
+control character is dropped (the person types it).
 
 Reference: https://wiki.mozilla.org/Thunderbird:Autoconfiguration:ConfigFileFormat
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from xml.etree.ElementTree import Element
 
@@ -21,6 +22,7 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from .model import Auth, DetectedServer, Finding, fill
+from .names import clean_login, is_host
 
 _SECURITY = {"ssl": "ssl", "tls": "ssl", "starttls": "starttls", "plain": "none"}
 _SECURITY_RANK = {"ssl": 0, "starttls": 1, "none": 2}
@@ -31,9 +33,6 @@ _AUTH = {
     "secure": "password",
     "oauth2": "oauth2",
 }
-#: A host name after placeholders are filled: letters, digits, hyphens, dots (no IP literals
-#: with brackets, no ports, no spaces).
-_HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9-]{1,63}$", re.I)
 
 
 class ClientConfigError(ValueError):
@@ -47,13 +46,14 @@ def _text(node: Element, name: str) -> str:
 
 def _server(node: Element, domain: str) -> tuple[DetectedServer, str, tuple[Auth, ...]] | None:
     """(server, username template, auth methods) of one ``*Server`` element, or ``None``."""
-    host = fill(_text(node, "hostname"), f"x@{domain}")  # only %EMAILDOMAIN% fits a host
+    # Only %EMAILDOMAIN% fits a host name: the local part is the person's, not a server's.
+    host = fill(_text(node, "hostname"), f"x@{domain}", allowed=("EMAILDOMAIN",))
     security = _SECURITY.get(_text(node, "socketType").lower())
     try:
         port = int(_text(node, "port"))
     except ValueError:
         return None
-    if not host or not _HOST.match(host) or security is None or not 0 < port < 65536:
+    if not host or not is_host(host) or security is None or not 0 < port < 65536:
         return None
     methods = [(m.text or "").strip().lower() for m in node.findall("authentication")]
     auth: list[Auth] = []
@@ -64,7 +64,7 @@ def _server(node: Element, domain: str) -> tuple[DetectedServer, str, tuple[Auth
     if not auth:
         return None
     server = DetectedServer(host.lower().rstrip("."), port, security)  # type: ignore[arg-type]
-    return server, _text(node, "username"), tuple(auth)
+    return server, clean_login(_text(node, "username")) or "", tuple(auth)
 
 
 def _best(

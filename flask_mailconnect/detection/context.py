@@ -8,8 +8,8 @@ import ipaddress
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-import dns.resolver
 import requests
 
 from .. import codes
@@ -19,6 +19,9 @@ from ..transport import netguard
 from ..transport.http import HTTPGuardError, guarded_session
 from ..transport.settings import TransportOptions
 from .model import Outcome
+
+if TYPE_CHECKING:
+    import dns.resolver  # loaded by make_resolver on the first lookup
 
 #: Largest answer a detection source may send (a clientConfig file is a few KB).
 MAX_BYTES = 100 * 1024
@@ -54,6 +57,9 @@ class Context:
     def remaining(self) -> float:
         return max(0.05, self.deadline - time.monotonic())
 
+    def expired(self) -> bool:
+        return time.monotonic() >= self.deadline
+
     def http_options(self) -> TransportOptions:
         """The app's network policy with timeouts that end by the deadline."""
         return replace(self.options, timeout=min(self.options.timeout, self.remaining()))
@@ -61,10 +67,14 @@ class Context:
 
 def fetch(ctx: Context, url: str) -> bytes:
     """GET ``url`` through the guarded client; the body of a 200 answer, else
-    :class:`SourceFailure` (404 and friends: ``nothing``; guard refusals: ``blocked``)."""
+    :class:`SourceFailure` (404 and friends: ``nothing``; guard refusals: ``blocked``). The
+    whole request, redirects and every read included, ends by the detection's deadline: a
+    server that drips its answer cannot keep the thread or the socket."""
+    if ctx.expired():
+        raise SourceFailure("timeout", "no time left")
     options = ctx.http_options()
     try:
-        with guarded_session(options, max_bytes=MAX_BYTES) as session:
+        with guarded_session(options, max_bytes=MAX_BYTES, deadline=ctx.deadline) as session:
             response = session.get(url, headers={"Accept": "application/xml, application/json"})
     except HTTPGuardError as exc:
         if exc.code in _INVALID_CODES:
@@ -84,7 +94,9 @@ def fetch(ctx: Context, url: str) -> bytes:
 
 
 def resolver(ctx: Context) -> dns.resolver.Resolver:
-    """A resolver whose whole lookup ends by the deadline."""
+    """A resolver whose whole lookup ends by the deadline (none once it has passed)."""
+    if ctx.expired():
+        raise SourceFailure("timeout", "no time left")
     return make_resolver(ctx.nameservers, ctx.remaining())
 
 

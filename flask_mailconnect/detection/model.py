@@ -8,6 +8,8 @@ stores (per domain: the login template is filled per address, so one entry serve
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,7 +26,13 @@ Auth = Literal["password", "oauth2"]
 #: (``timeout``) or was not asked (``skipped``).
 Outcome = Literal["found", "nothing", "invalid", "blocked", "failed", "timeout", "skipped"]
 
-_PLACEHOLDERS = ("%EMAILADDRESS%", "%EMAILLOCALPART%", "%EMAILDOMAIN%")
+#: The address placeholders of Thunderbird's clientConfig format, by name.
+PLACEHOLDERS = ("EMAILADDRESS", "EMAILLOCALPART", "EMAILDOMAIN")
+_PLACEHOLDER = re.compile(r"%([A-Z][A-Z0-9_]*)%")
+#: Why a detection asked no network source although the domain could be looked up:
+#: ``busy`` (too many detections running in this process), ``limit`` (the person's look-ups
+#: per minute are used up).
+NotAsked = Literal["", "busy", "limit"]
 
 
 @dataclass(frozen=True)
@@ -116,17 +124,23 @@ class Finding:
         )
 
 
-def fill(template: str, email: str) -> str | None:
-    """``template`` with the address placeholders filled; ``None`` when another ``%NAME%``
-    remains (``%REALNAME%``...: the login is then the person's to type)."""
-    local, _, domain = email.rpartition("@")
-    values = dict(zip(_PLACEHOLDERS, (email, local, domain), strict=True))
-    out = template
-    for name, value in values.items():
-        out = out.replace(name, value)
-    if out.count("%") >= 2:
+def fill(template: str, email: str, *, allowed: Collection[str] = PLACEHOLDERS) -> str | None:
+    """``template`` with the address placeholders filled, in one pass (a value is never read
+    again for placeholders: an address may hold ``%``); ``None`` when the template holds any
+    other ``%NAME%`` (``%REALNAME%``...: the login is then the person's to type), or one not
+    in ``allowed`` (a host name may use only ``EMAILDOMAIN``: the local part is the person's)."""
+    if any(name not in allowed for name in _PLACEHOLDER.findall(template)):
         return None
-    return out
+    local, _, domain = email.rpartition("@")
+    values = dict(zip(PLACEHOLDERS, (email, local, domain), strict=True))
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+def personal(template: str | None) -> bool:
+    """A login given as it is, without placeholders: it may be one person's, answered for
+    their address (an ``autoconfig`` host is told the address), so it is not kept as the
+    answer for the whole domain."""
+    return bool(template) and not _PLACEHOLDER.search(template or "")
 
 
 @dataclass(frozen=True)
@@ -139,7 +153,11 @@ class Detection:
     says to use, placeholders filled. ``auth``: ``password``, ``oauth2`` or both. ``source``:
     which source answered (``None``: none did). ``tried``: each source with its outcome and
     time. ``cached``: the answer came from the detection cache (``tried`` is then the
-    attempts that made it). ``seconds``: how long this call took.
+    attempts that made it). ``seconds``: how long this call took. ``login``: the template
+    ``username`` was filled from (``%EMAILLOCALPART%``...; ``None`` when the source gave
+    none). ``not_asked``: why no network source was asked (``busy``: too many detections
+    running at once, try again shortly; ``limit``: the person's look-ups per minute are used
+    up; ``""``: they were, or needed not be).
     """
 
     email: str
@@ -156,6 +174,8 @@ class Detection:
     origin: str = ""
     cached: bool = False
     seconds: float = 0.0
+    login: str | None = None
+    not_asked: NotAsked = ""
 
     @property
     def found(self) -> bool:
@@ -191,6 +211,8 @@ class Detection:
             "display_name": self.display_name,
             "pop3_only": self.pop3_only,
             "cached": self.cached,
+            "login": self.login,
+            "not_asked": self.not_asked,
             "tried": [t.as_dict() for t in self.tried],
         }
 
@@ -199,8 +221,8 @@ def source_label(source: str | None, domain: str, origin: str = "") -> str:
     """Where servers from ``source`` came from, in words; ``origin``: the domain that
     published them when it is not ``domain`` (the MX host's). Translated for the page (the
     CLI, outside a request, prints the English)."""
-    # TRANSLATORS: each of these ends "Servers for example.org found ..." (the source).
     if source == "catalogue":
+        # TRANSLATORS: these "from ..." phrases end "Servers for example.org found ...".
         return gettext("from the list of known providers")
     if source == "ispdb":
         return gettext("from Mozilla's ISP database")

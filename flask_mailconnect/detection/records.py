@@ -5,28 +5,30 @@ SRV: ``_submissions._tcp`` (SMTP over TLS) and ``_submission._tcp`` (STARTTLS) f
 then implicit TLS before STARTTLS (RFC 8314 section 5.1), then weight (heaviest first: one
 person needs one server, the weighted random pick of RFC 2782 spreads load across many
 clients and would make the form change between two visits). A target of ``"."`` means "no such
-service here" (RFC 2782). A target must have an address the network guard accepts.
+service here" (RFC 2782). A target must be a real host name (:func:`.names.is_host`: no
+``localhost``, no IP address in any notation) with an address the network guard accepts.
 
 MX: the catalogue's MX patterns (Google Workspace, Microsoft 365...), then Mozilla's ISP
 database for the MX host's registrable domain (the public-suffix library's bundled list; no
-download at run time), as Thunderbird does.
+download at run time), as Thunderbird does. MX hosts that are no real host names are ignored,
+and a registrable domain under a reserved name (``corp.internal``...) is never sent anywhere.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from functools import cache
+from typing import TYPE_CHECKING
 
-import dns.exception
-import dns.name
-import dns.rdatatype
-import dns.resolver
-from publicsuffixlist import PublicSuffixList
-
+from ..providers.detect import is_reserved
 from ..transport import netguard
 from .context import Context, SourceFailure, resolver
 from .model import DetectedServer, Finding
+from .names import is_host
 from .web import client_config, ispdb_url
+
+if TYPE_CHECKING:
+    from publicsuffixlist import PublicSuffixList
 
 #: (service, protocol, security) in the order tried for equal priorities.
 SERVICES = (
@@ -40,6 +42,8 @@ _TLS_RANK = {"ssl": 0, "starttls": 1}
 
 @cache
 def _suffixes() -> PublicSuffixList:
+    from publicsuffixlist import PublicSuffixList  # loaded when first needed
+
     return PublicSuffixList()  # its bundled copy of the list: parsed once per process
 
 
@@ -51,6 +55,10 @@ def registrable_domain(host: str) -> str | None:
 def _query(ctx: Context, name: str, rdtype: str) -> list[object]:
     """Records of ``name``; ``[]`` for "no such name / no such record"; SourceFailure on
     timeout or a broken resolver."""
+    # dnspython loads on the first lookup (make_resolver imports it), not at start-up.
+    import dns.exception
+    import dns.resolver
+
     try:
         answer = resolver(ctx).resolve(name, rdtype, search=False)
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
@@ -75,12 +83,18 @@ def _target_allowed(ctx: Context, host: str) -> bool:
 def srv(ctx: Context) -> Finding:
     candidates: dict[str, list[tuple[int, int, int, DetectedServer]]] = {"smtp": [], "imap": []}
     refused: list[str] = []
+    invalid: list[str] = []  # "localhost", "127.1", a single label...: never offered
+    import dns.name  # see _query
+
     for service, protocol, security in SERVICES:
         for record in _query(ctx, f"{service}.{ctx.domain}", "SRV"):
             target = record.target  # type: ignore[attr-defined]
             if target == dns.name.root or record.port == 0:  # type: ignore[attr-defined]
                 continue  # "." : this service is decidedly not offered here
             host = target.to_text(omit_final_dot=True).lower()
+            if not is_host(host):
+                invalid.append(host)
+                continue
             if not _target_allowed(ctx, host):
                 refused.append(host)
                 continue
@@ -91,6 +105,8 @@ def srv(ctx: Context) -> Finding:
     if not best:
         if refused:
             raise SourceFailure("blocked", "targets at non-public addresses: " + ", ".join(refused))
+        if invalid:
+            raise SourceFailure("invalid", "targets that are no host names: " + ", ".join(invalid))
         raise SourceFailure("nothing", "no SRV records")
     # RFC 6186 section 3: the login is the full address unless told otherwise.
     return Finding(source="srv", smtp=best.get("smtp"), imap=best.get("imap"))
@@ -100,7 +116,8 @@ def mx(ctx: Context) -> Finding:
     records = _query(ctx, ctx.domain, "MX")
     ranked = sorted(records, key=lambda r: r.preference)  # type: ignore[attr-defined]
     hosts = tuple(r.exchange.to_text(omit_final_dot=True).lower() for r in ranked)  # type: ignore[attr-defined]
-    hosts = tuple(h for h in hosts if h)  # "." : the domain takes no mail (RFC 7505)
+    # "." : the domain takes no mail (RFC 7505); "localhost", "127.1"...: nothing to look up.
+    hosts = tuple(h for h in hosts if h and is_host(h))
     if not hosts:
         raise SourceFailure("nothing", "no MX records")
     provider = ctx.catalog.for_mx(hosts)
@@ -109,6 +126,8 @@ def mx(ctx: Context) -> Finding:
         return Finding(source="mx", provider=provider.key, origin=mx_domain or "")
     if not mx_domain or mx_domain == ctx.domain or not ctx.ispdb_url:
         raise SourceFailure("nothing", f"MX {hosts[0]}: no known provider")
+    if is_reserved(mx_domain):  # no public source knows it, and it names a private network
+        raise SourceFailure("nothing", f"MX {hosts[0]}: a reserved name")
     return client_config(
         ctx, ispdb_url(ctx.ispdb_url, mx_domain), source="mx", domain=ctx.domain, origin=mx_domain
     )

@@ -4,23 +4,27 @@ wins.
 Order (:data:`.model.SOURCES`): the catalogue by domain (admin-entered, declared and built-in
 providers; answered at once, without any network), Mozilla's ISP database, the domain's
 ``autoconfig`` host, its ``.well-known`` file, DNS SRV records, the MX host, and Microsoft's
-Autodiscover. The network sources start together in a small thread pool; the answer is the
+Autodiscover. The network sources start together on the process's shared, bounded pool
+(:mod:`.workers`: a detection that finds it full answers "busy" at once); the answer is the
 first source in that order that found servers once every source before it has ended, or, at
 ``MAILCONNECT_DETECT_TIMEOUT``, the first in order that found any: a source that never answers
-costs no more than the deadline, and the pool is not waited for.
+costs no more than the deadline, and is not waited for (its requests and DNS queries end by
+the same deadline, so its thread and socket are free soon after).
 
-Nothing here sends a password, or anything but the address and its domain: servers found are
-shown to the person with where they came from and used only when they press Test connection
-or Save. Answers are cached per domain (:mod:`.cache`).
+The domain is looked up in its ASCII form (IDNA A-labels: ``bücher.de`` is asked as
+``xn--bcher-kva.de``), which is also the cache key. Nothing here sends a password, or anything
+but the address and its domain: servers found are shown to the person with where they came
+from and used only when they press Test connection or Save. Answers are cached per domain
+(:mod:`.cache`), except one whose login carries no placeholder: that one may be one person's.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from functools import partial
 
 from flask import current_app
 
@@ -30,7 +34,19 @@ from ..providers.model import Provider
 from ..runtime import current_runtime
 from . import cache, records, web
 from .context import Context, SourceFailure
-from .model import SOURCES, Auth, DetectedServer, Detection, Finding, SourceAttempt, fill
+from .model import (
+    SOURCES,
+    Auth,
+    DetectedServer,
+    Detection,
+    Finding,
+    NotAsked,
+    SourceAttempt,
+    fill,
+    personal,
+)
+from .names import ascii_domain, clean_login
+from .workers import Busy, workers
 
 log = logging.getLogger("flask_mailconnect.detection")
 Source = Callable[[Context], Finding]
@@ -44,8 +60,6 @@ NETWORK: dict[str, Source] = {
     "mx": records.mx,
     "autodiscover": web.autodiscover,
 }
-#: A DNS name of letters, digits and hyphens with at least one dot (no IP literals).
-DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 #: A "nothing found" after a timeout or failure is asked again sooner than a real "nothing".
 RETRY_SOON = 300.0
 Result = tuple[Finding | None, SourceAttempt]
@@ -88,15 +102,14 @@ def race(
 ) -> tuple[Finding | None, list[SourceAttempt]]:
     """Run ``sources`` concurrently until the deadline; the first in order that answers wins.
     ``wait_all``: keep waiting (up to the deadline) for sources that are no longer needed, so
-    every outcome is known (the CLI)."""
+    every outcome is known (the CLI). Raises :class:`.workers.Busy` (nothing started) when
+    this process runs as many detections as it may."""
     order = list(sources)
     results: dict[str, Result] = {}
     if not order:
         return None, []
-    pool = ThreadPoolExecutor(max_workers=len(order), thread_name_prefix="mailconnect-detect")
-    futures: dict[Future[Result], str] = {
-        pool.submit(_timed, name, source, ctx): name for name, source in sources.items()
-    }
+    calls = [partial(_timed, name, source, ctx) for name, source in sources.items()]
+    futures: dict[Future[Result], str] = dict(zip(workers().start(calls), order, strict=True))
     pending = set(futures)
     try:
         while pending:
@@ -109,8 +122,9 @@ def race(
             for future in done:
                 results[futures[future]] = future.result()
     finally:
-        # Never wait for a slow source: its own timeouts end it soon after the deadline.
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Never wait for a slow source: its requests and queries end by the deadline.
+        for future in pending:
+            future.cancel()  # only one not started yet: the pool never makes a source queue
     decided = _decide(order, results, final=True)
     winner = decided if isinstance(decided, Finding) else None
     attempts = []
@@ -165,10 +179,10 @@ def build(
     has_servers = bool(finding.smtp or finding.imap)
     smtp = finding.smtp or (_server(provider.smtp) if provider else None)
     imap = finding.imap or (_server(provider.imap) if provider else None)
-    if finding.username:
-        username = fill(finding.username, email)
-    elif has_servers:
-        username = email  # RFC 6186: the address, unless the source says otherwise
+    # RFC 6186: the login is the address, unless the source says otherwise.
+    login = finding.username or ("%EMAILADDRESS%" if has_servers else None)
+    if login:
+        username = clean_login(fill(login, email))
     else:
         username = (provider.login_for(email) if provider else email) or None
     auth: list[Auth] = list(finding.auth) if has_servers else []
@@ -180,7 +194,7 @@ def build(
         email, domain, provider=provider, smtp=smtp, imap=imap, username=username,
         auth=tuple(auth), source=finding.source, tried=tried,
         display_name=finding.display_name, pop3_only=finding.pop3_only,
-        origin=finding.origin, cached=cached, seconds=seconds,
+        origin=finding.origin, cached=cached, seconds=seconds, login=login,
     )  # fmt: skip
 
 
@@ -233,35 +247,43 @@ def detect(
     """
     started = time.monotonic()
     email, domain, has_local = _split(email)
+    lookup = ascii_domain(domain) if has_local else None  # what is asked and cached
     catalog = current_catalog()
     provider = catalog.for_domain(domain) if has_local else None
+    if provider is None and lookup is not None and lookup != domain:
+        provider = catalog.for_domain(lookup)
     first = SourceAttempt("catalogue", "found" if provider else "nothing", _since(started))
     if provider is not None:
         finding = Finding("catalogue", provider=provider.key)
         return build(email, domain, catalog, finding, (first,), seconds=_since(started))
 
-    def skipped(reason: str) -> Detection:
+    def skipped(reason: str, not_asked: NotAsked = "") -> Detection:
         rest = tuple(SourceAttempt(n, "skipped", None, reason) for n in SOURCES[1:])
-        return Detection(email, domain, tried=(first, *rest), seconds=_since(started))
+        return Detection(email, domain, tried=(first, *rest), seconds=_since(started),
+                         not_asked=not_asked)  # fmt: skip
 
-    if not has_local or not DOMAIN.match(domain):
+    if lookup is None:
         return skipped("not a valid domain")
-    if is_reserved(domain):
-        return skipped("a reserved name (RFC 2606) that no public source knows")
+    if is_reserved(lookup):
+        return skipped("a reserved name (RFC 2606, 6761) that no public source knows")
     policy = cache.CachePolicy.from_config(current_app.config["MAILCONNECT_DETECT_CACHE"])
-    engine = current_runtime().db.engine
+    engine = current_runtime().engine()  # our tables may live on a bind
     if policy is not None and not fresh:
-        hit = cache.load(engine, domain)
+        hit = cache.load(engine, lookup)
         if hit is not None:
             return build(email, domain, catalog, hit.finding, (first, *hit.tried), cached=True,
                          seconds=_since(started))  # fmt: skip
     if not (network() if callable(network) else network):
-        return skipped("look-up limit reached: try again in a minute")
-    ctx = context(email, domain, catalog)
-    winner, attempts = race(ctx, _sources(), wait_all=wait_all)
-    if policy is not None:
+        return skipped("look-up limit reached: try again in a minute", "limit")
+    ctx = context(f"{email.rpartition('@')[0]}@{lookup}", lookup, catalog)
+    try:
+        winner, attempts = race(ctx, _sources(), wait_all=wait_all)
+    except Busy:
+        return skipped("busy: too many look-ups running at once", "busy")
+    # A login without placeholders may be one person's (autoconfig is told the address).
+    if policy is not None and not (winner is not None and personal(winner.username)):
         unsure = any(a.outcome in ("timeout", "failed") for a in attempts)
         ttl = policy.positive if winner else policy.negative
-        cache.store(engine, domain, winner, tuple(attempts),
+        cache.store(engine, lookup, winner, tuple(attempts),
                     min(ttl, RETRY_SOON) if unsure and not winner else ttl)  # fmt: skip
     return build(email, domain, catalog, winner, (first, *attempts), seconds=_since(started))

@@ -15,19 +15,22 @@ import json
 import logging
 import threading
 import time
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import requests
-from authlib.integrations.flask_client import FlaskIntegration, FlaskOAuth2App, OAuth
 from flask import Flask, current_app, url_for
 
 from ..exceptions import OAuthFlowError
 from ..providers import Provider
 from ..runtime import current_runtime
-from ..transport.http import GuardedOAuth2Session, HTTPGuardError
+from ..transport.http import HTTPGuardError, oauth2_session_class
 from .endpoints import METADATA_TTL
 from .state import DatabaseStateCache
+
+if TYPE_CHECKING:
+    import requests
+    from authlib.integrations.flask_client import FlaskOAuth2App
 
 # -- logging ---------------------------------------------------------------------------------
 
@@ -63,49 +66,57 @@ def _quiet_authlib() -> None:
 # -- the per-app registry ----------------------------------------------------------------------
 
 
-class _Integration(FlaskIntegration):
-    @staticmethod
-    def load_config(oauth: Any, name: str, params: Any) -> dict[str, Any]:
-        # Never read <NAME>_CLIENT_ID and friends from the app config: ours come from
-        # MAILCONNECT_PROVIDERS only, and the host's own Authlib settings stay its own.
-        return {}
-
-
 def http_detail(exc: requests.RequestException) -> str:
     """The guard's code (``blocked_address``, ``redirect_refused``...), else the error's name."""
     return exc.code if isinstance(exc, HTTPGuardError) else type(exc).__name__
 
 
-class _GuardedApp(FlaskOAuth2App):
-    """Authlib's Flask client, with every session it makes (server metadata, token exchange,
-    JWKS, userinfo) a guarded one: the transport options travel in ``client_kwargs``."""
+@cache
+def _registry_class() -> type[Any]:
+    """Our subclass of Authlib's Flask ``OAuth`` registry, built on first use (once per
+    process): Authlib and joserfc load with the first OAuth flow, not at the host's start-up.
 
-    client_cls = GuardedOAuth2Session
+    Its clients are Authlib's Flask client with every session they make (server metadata,
+    token exchange, JWKS, userinfo) a guarded one: the transport options travel in
+    ``client_kwargs``."""
+    from authlib.integrations.flask_client import FlaskIntegration, FlaskOAuth2App, OAuth
+
+    class _Integration(FlaskIntegration):
+        @staticmethod
+        def load_config(oauth: Any, name: str, params: Any) -> dict[str, Any]:
+            # Never read <NAME>_CLIENT_ID and friends from the app config: ours come from
+            # MAILCONNECT_PROVIDERS only, and the host's own Authlib settings stay its own.
+            return {}
+
+    class _GuardedApp(FlaskOAuth2App):
+        client_cls = oauth2_session_class()
+
+    class _Registry(OAuth):
+        framework_integration_cls = _Integration
+        oauth2_client_cls = _GuardedApp
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.lock = threading.Lock()
+            #: name -> (settings fingerprint, monotonic time the client was made)
+            self.made: dict[str, tuple[str, float]] = {}
+
+        def init_app(self, app: Flask, *args: Any, **kwargs: Any) -> None:
+            # Unlike OAuth.init_app, leave app.extensions["authlib.integrations.flask_client"]
+            # to the host's own registry, if it has one.
+            self.app = app
+
+    return _Registry
 
 
-class _Registry(OAuth):
-    framework_integration_cls = _Integration
-    oauth2_client_cls = _GuardedApp
+def _registry() -> Any:
+    """The current app's registry, made once and kept on its runtime (``lock`` and ``made``
+    are ours, see :func:`_registry_class`)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.lock = threading.Lock()
-        #: name -> (settings fingerprint, monotonic time the client was made)
-        self.made: dict[str, tuple[str, float]] = {}
-
-    def init_app(self, app: Flask, *args: Any, **kwargs: Any) -> None:
-        # Unlike OAuth.init_app, leave app.extensions["authlib.integrations.flask_client"] to
-        # the host's own registry, if it has one.
-        self.app = app
-
-
-def _registry() -> _Registry:
-    """The current app's registry, made once and kept on its runtime."""
-
-    def make() -> _Registry:
+    def make() -> Any:
         _quiet_authlib()
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        return _Registry(app, cache=DatabaseStateCache())
+        return _registry_class()(app, cache=DatabaseStateCache())
 
     return current_runtime().oauth_clients(make)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import requests
 
@@ -14,7 +15,10 @@ from ..exceptions import TokenError, TokenRefreshUnavailable
 from ..models import MailAccount
 from ..providers import Provider, current_catalog
 from ..runtime import Runtime
-from ..transport.http import GuardedOAuth2Session, HTTPGuardError
+from ..transport.http import HTTPGuardError, oauth2_session_class
+
+if TYPE_CHECKING:
+    from ..transport.http import GuardedOAuth2Session
 
 #: Seconds a provider's discovery document (and its keys) are trusted before being read again.
 METADATA_TTL = 3600
@@ -26,7 +30,7 @@ def oauth_session(
     """Token refresh, metadata and revocation go through the network guard (transport/http.py):
     checked addresses only, https, verified TLS (system store plus ``MAILCONNECT_CA_FILE``),
     no POST re-sent on a redirect, timeouts and a size cap on every answer."""
-    return GuardedOAuth2Session(
+    return oauth2_session_class()(
         provider.client_id,
         provider.client_secret,
         token_endpoint_auth_method=provider.token_endpoint_auth_method,

@@ -27,7 +27,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import requests
-from authlib.integrations.base_client import MismatchingStateError, OAuthError
 from flask import request as flask_request
 from flask import session
 
@@ -188,6 +187,10 @@ def _expires_at(token: Mapping[str, Any]) -> datetime | None:
 def finish(provider: Provider, pending: PendingFlow) -> OAuthGrant:
     """Exchange the callback's code for tokens and read the address; raises
     :class:`OAuthFlowError` for every way this can end without a usable grant."""
+    # Authlib is loaded by client_for (built on first use, for start-up time): import its errors
+    # here rather than at module level.
+    from authlib.integrations.base_client import MismatchingStateError, OAuthError
+
     client = client_for(provider)
     state = flask_request.args.get("state") or ""
     state_data = client.framework.get_state_data(session, state)

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
-from authlib.integrations.base_client import OAuthError
-from authlib.integrations.flask_client import FlaskOAuth2App
 
 from ..exceptions import OAuthFlowError
 from ..providers import Provider
 from .client import http_detail
+
+if TYPE_CHECKING:
+    from authlib.integrations.flask_client import FlaskOAuth2App
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -81,6 +82,9 @@ def identity(
     Raises ``no_email``, ``unverified_email`` (the provider does not vouch for the address:
     Google ``email_verified`` not true, Microsoft ``xms_edov`` not true) or ``id_token``.
     """
+    # The client is Authlib's, so Authlib is loaded already (built on first use, see client.py).
+    from authlib.integrations.base_client import OAuthError
+
     metadata = client.load_server_metadata()
     claims: dict[str, Any] = dict(_id_token_claims(provider, client, token, nonce))
     if not isinstance(claims.get("email"), str) and metadata.get("userinfo_endpoint"):

@@ -135,8 +135,7 @@ def read_row(bind: Session | sa.Connection, account_id: int, *, lock: bool = Fal
 
 
 def engine_of(state: Runtime) -> sa.Engine:
-    bind = state.session.get_bind(mapper=sa.inspect(MailAccount))
-    return bind if isinstance(bind, sa.Engine) else bind.engine
+    return state.engine()
 
 
 def single_connection(engine: sa.Engine) -> bool:

@@ -28,9 +28,7 @@ class DatabaseStateCache:
     """The ``get`` / ``set`` / ``delete`` cache interface Authlib's registry uses."""
 
     def _session(self) -> Session:
-        bind = current_runtime().session.get_bind(mapper=sa.inspect(OAuthState))
-        engine = bind if isinstance(bind, sa.Engine) else bind.engine
-        return Session(bind=engine)
+        return Session(bind=current_runtime().engine())
 
     def get(self, key: str) -> str | None:
         """Take the value: read and delete it in one transaction; only the caller whose

@@ -14,41 +14,89 @@ match": detection then answers "Other" and the person types the servers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ipaddress
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-import dns.exception
-import dns.resolver
 from flask import current_app
 
 from ..runtime import TTLCache, current_runtime
 from .catalog import current_catalog
 from .model import Provider
 
-#: Names that never resolve publicly (RFC 2606 / 6761): never looked up.
-RESERVED = ("test", "example", "invalid", "localhost", "local", "example.com", "example.net",
-            "example.org")  # fmt: skip
+if TYPE_CHECKING:
+    import dns.resolver
+
+#: Names that never resolve publicly, and their subdomains: never looked up, never sent to a
+#: public source (they name someone's private network). RFC 2606 (test, example, invalid,
+#: localhost, example.com/.net/.org), RFC 6761 and 6762 (local; appendix G: intranet,
+#: internal, private, corp, home, lan), RFC 7686 (onion), RFC 8375 (home.arpa, under arpa,
+#: which holds no mail domains), RFC 9476 (alt), ICANN's 2024 reservation of internal, and
+#: localdomain (the usual name of the local machine's own domain).
+RESERVED = ("test", "example", "invalid", "localhost", "local", "localdomain", "internal",
+            "intranet", "private", "corp", "home", "lan", "onion", "arpa", "alt", "example.com",
+            "example.net", "example.org")  # fmt: skip
 
 
 def is_reserved(domain: str) -> bool:
+    domain = domain.lower().removesuffix(".")
     return any(domain == r or domain.endswith("." + r) for r in RESERVED)
 
 
+def parse_nameservers(entries: Any) -> list[tuple[str, int]]:
+    """``MAILCONNECT_DNS_NAMESERVERS`` as ``(address, port)`` pairs. Each entry is an IP
+    address with an optional port: ``10.0.0.2``, ``10.0.0.2:5353``, ``2001:db8::53``,
+    ``[2001:db8::53]`` or ``[2001:db8::53]:5353`` (port 53 when none is given). Raises
+    :class:`ValueError` naming the entry that is none of these."""
+    if isinstance(entries, (str, bytes)) or not isinstance(entries, Sequence):
+        raise ValueError(
+            "MAILCONNECT_DNS_NAMESERVERS must be a list of addresses, such as "
+            f'["10.0.0.2", "[2001:db8::53]:5353"], not {entries!r}'
+        )
+    found = []
+    for entry in entries:
+        text = str(entry).strip()
+        host, port = text, "53"
+        if text.startswith("["):  # [IPv6] or [IPv6]:port
+            host, bracket, rest = text[1:].partition("]")
+            port = rest.removeprefix(":") if rest.startswith(":") else (rest or "53")
+            port = port if bracket else "-"
+        elif text.count(":") == 1:  # IPv4:port (a bare IPv6 address has several colons)
+            host, _, port = text.partition(":")
+        try:
+            address = ipaddress.ip_address(host)
+            number = int(port) if port.isdigit() else -1
+        except ValueError:
+            number = -1
+        if number <= 0 or number > 65535:
+            raise ValueError(
+                f"MAILCONNECT_DNS_NAMESERVERS: {entry!r} is not an IP address with an optional "
+                'port (such as "10.0.0.2", "10.0.0.2:5353" or "[2001:db8::53]:5353")'
+            )
+        found.append((str(address), number))
+    return found
+
+
+def check_config(config: Mapping[str, Any]) -> None:
+    """Raise :class:`ValueError` at start-up for a malformed ``MAILCONNECT_DNS_NAMESERVERS``
+    (otherwise every DNS look-up would fail, quietly, as "no records")."""
+    if config.get("MAILCONNECT_DNS_NAMESERVERS"):
+        parse_nameservers(config["MAILCONNECT_DNS_NAMESERVERS"])
+
+
 def make_resolver(nameservers: Sequence[str] | None, timeout: float) -> dns.resolver.Resolver:
-    """A dnspython resolver for ``MAILCONNECT_DNS_NAMESERVERS`` (``host`` or ``host:port``
-    entries; ``None``: the system's configuration) whose whole lookup takes at most
-    ``timeout`` seconds."""
+    """A dnspython resolver for ``MAILCONNECT_DNS_NAMESERVERS`` (see :func:`parse_nameservers`;
+    each server with its own port; ``None``: the system's configuration) whose whole lookup
+    takes at most ``timeout`` seconds."""
+    import dns.nameserver  # dnspython (~20 ms) loads on the first lookup, not at start-up
+    import dns.resolver
+
     if nameservers:
         resolver = dns.resolver.Resolver(configure=False)
-        addresses, port = [], 53
-        for entry in nameservers:
-            host, sep, rest = str(entry).rpartition(":")
-            if sep and rest.isdigit() and "]" not in rest and host.count(":") == 0:
-                addresses.append(host)
-                port = int(rest)
-            else:
-                addresses.append(str(entry).strip("[]"))
-        resolver.nameservers = addresses
-        resolver.port = port
+        resolver.nameservers = [
+            dns.nameserver.Do53Nameserver(address, port)
+            for address, port in parse_nameservers(nameservers)
+        ]
     else:
         resolver = dns.resolver.Resolver()
     resolver.timeout = timeout
@@ -71,6 +119,8 @@ def lookup_mx(
     cached = cache.get(domain)
     if cached is not None:
         return cached
+    import dns.exception  # deferred with make_resolver's import
+
     try:
         answer = make_resolver(nameservers, timeout).resolve(domain, "MX", search=False)
         records = sorted(answer, key=lambda r: r.preference)

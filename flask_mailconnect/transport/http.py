@@ -20,6 +20,10 @@ metadata, an internal admin port). So, for every request and every redirect hop:
   :data:`MAX_REDIRECTS` hops, each ``https://``, each re-checked like a first request.
 * **Timeouts** on every request (connect and read, from ``TransportOptions.timeout``) even when
   the caller passes none; **responses** are read in full here, refused beyond ``max_bytes``.
+* **Deadline** (optional ``deadline=``, a ``time.monotonic()`` value): no request or redirect
+  hop starts after it, connect and read timeouts are cut to the time left, and every read of
+  the answer ends by it (a server dripping a byte a second cannot hold the request, its thread
+  or socket): past it the request fails with code ``timeout`` and its connection is closed.
 
 Refusals raise :class:`HTTPGuardError`: both a :class:`~flask_mailconnect.ConnectionFailed`
 with a stable ``code`` and a :class:`requests.ConnectionError`, so code written for requests
@@ -28,136 +32,41 @@ with a stable ``code`` and a :class:`requests.ConnectionError`, so code written 
 
 from __future__ import annotations
 
-import ipaddress
+import http.client
+import io
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
-from urllib.parse import urljoin, urlsplit
+from functools import cache
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import requests
-from authlib.integrations.requests_client import OAuth2Session
 from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest
-from requests.utils import requote_uri
 from urllib3 import Timeout
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from .. import codes
-from ..codes import message_for
-from ..exceptions import ConnectionFailed
 from . import netguard
 from .netguard import GuardedAddress
 from .settings import TransportOptions
-
-#: Largest response body accepted (after content decoding, so a gzip bomb counts in full).
-DEFAULT_MAX_BYTES = 1024 * 1024
-#: Redirect hops followed for a GET or HEAD before giving up.
-MAX_REDIRECTS = 3
-_DEFAULT_PORTS = {"https": 443, "http": 80}
-_FOLLOW_METHODS = frozenset({"GET", "HEAD"})
-_CHUNK = 64 * 1024
-
-#: Codes that mean "this URL is not allowed" (as opposed to "could not be reached right now").
-REFUSAL_CODES = frozenset(
-    {
-        codes.BLOCKED_ADDRESS,
-        codes.PORT_NOT_ALLOWED,
-        codes.INSECURE_URL,
-        codes.REDIRECT_REFUSED,
-        codes.RESPONSE_TOO_LARGE,
-    }
+from .urlguard import (
+    DEFAULT_MAX_BYTES,
+    MAX_REDIRECTS,
+    REFUSAL_CODES,
+    HTTPGuardError,
+    check_redirect,
+    check_url,
 )
+from .urlguard import parse_url as _parse
+from .urlguard import resolve_checked as _resolve
 
-
-class HTTPGuardError(ConnectionFailed, requests.ConnectionError):
-    """The guard stopped a request, or its host could not be resolved; ``code`` says why
-    (``blocked_address``, ``port_not_allowed``, ``insecure_url``, ``redirect_refused``,
-    ``response_too_large``, ``host_not_found``, ``timeout``). ``address`` is the refused IP
-    address when there is one (for an admin's message; never shown to end users)."""
-
-    def __init__(self, code: str, detail: str = "", *, address: str | None = None) -> None:
-        super().__init__(code, message_for(code), detail=detail)
-        self.address = address
-
-    @property
-    def refused(self) -> bool:
-        """True for a refusal by rule; False when the host merely could not be resolved."""
-        return self.code in REFUSAL_CODES
-
-
-# -- checks (no connection is opened by any of these) ------------------------------------------
-
-
-def _parse(url: str, *, allow_private: bool) -> tuple[str, str, int]:
-    """(scheme, host, port) of ``url`` after the scheme and port rules."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or (scheme == "http" and not allow_private):
-        raise HTTPGuardError(codes.INSECURE_URL, f"{scheme or 'no'} scheme")
-    host = parts.hostname
-    if not host:
-        raise HTTPGuardError(codes.HOST_NOT_FOUND, "no host in URL")
-    try:
-        port = parts.port or _DEFAULT_PORTS[scheme]
-    except ValueError:  # "https://host:99999/" or a non-numeric port
-        raise HTTPGuardError(codes.PORT_NOT_ALLOWED, "invalid port") from None
-    if not allow_private and port != _DEFAULT_PORTS[scheme]:
-        raise HTTPGuardError(codes.PORT_NOT_ALLOWED, f"{scheme} port {port}")
-    return scheme, host, port
-
-
-def _resolve(
-    host: str, port: int, *, allow_private: bool, timeout: float
-) -> tuple[GuardedAddress, ...]:
-    """Resolve ``host`` once and check every address it has (one bad address refuses all)."""
-    try:
-        found = netguard.resolve_guarded(host, port, allow_private=True, timeout=timeout)
-    except ConnectionFailed as exc:
-        raise HTTPGuardError(exc.code, exc.detail) from None
-    if not allow_private:
-        for address in found:
-            # Each answer goes through netguard again as a literal (no DNS): netguard alone
-            # decides what is public, and the refusal can name the address for the admin.
-            try:
-                netguard.resolve_guarded(address.ip, port, allow_private=False, timeout=timeout)
-            except ConnectionFailed as exc:
-                raise HTTPGuardError(exc.code, exc.detail, address=address.ip) from None
-    return tuple(found)
-
-
-def check_url(url: str, *, allow_private_hosts: bool, timeout: float) -> None:
-    """Validate ``url`` as a request would (scheme, port, every resolved address) without
-    connecting; raises :class:`HTTPGuardError`. One DNS lookup, bounded by ``timeout``."""
-    _scheme, host, port = _parse(url, allow_private=allow_private_hosts)
-    _resolve(host, port, allow_private=allow_private_hosts, timeout=timeout)
-
-
-def check_redirect(
-    method: str, from_url: str, location: str, *, hop: int, allow_private_hosts: bool
-) -> str:
-    """The absolute URL of redirect hop ``hop`` (1 for the first) if it may be followed, else
-    :class:`HTTPGuardError`. An IP literal is checked here; a name when the hop is sent (that
-    lookup is the one whose address is used)."""
-    if hop > MAX_REDIRECTS:
-        raise HTTPGuardError(codes.REDIRECT_REFUSED, f"more than {MAX_REDIRECTS} redirects")
-    if method.upper() not in _FOLLOW_METHODS:
-        # A POST carries the client secret, the code or a token: never re-send it anywhere.
-        raise HTTPGuardError(codes.REDIRECT_REFUSED, f"{method.upper()} is not re-sent")
-    target = requote_uri(urljoin(from_url, location.strip()))
-    if urlsplit(target).scheme.lower() != "https":
-        raise HTTPGuardError(codes.REDIRECT_REFUSED, "redirect to a non-https URL")
-    _scheme, host, port = _parse(target, allow_private=allow_private_hosts)
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return target
-    _resolve(host, port, allow_private=allow_private_hosts, timeout=1.0)  # literal: no DNS
-    return target
+_CHUNK = 64 * 1024
 
 
 # -- connecting to the checked address ---------------------------------------------------------
@@ -181,14 +90,53 @@ def _open_checked(conn: HTTPConnection, checked: tuple[GuardedAddress, ...]) -> 
     return sock
 
 
+class _DeadlineReader(io.RawIOBase):
+    """A response's socket reads, each with the timeout cut to the time left before
+    ``deadline``: http.client reads a header line or a body chunk in a loop of reads that each
+    restart the socket timeout, which a server dripping a byte a second keeps going for hours."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)  # a reference to the socket, as http.client's
+        self._deadline = deadline
+        self._timeout = sock.gettimeout()  # the read timeout urllib3 set for this response
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request's deadline passed")
+        self._sock.settimeout(left if self._timeout is None else min(left, self._timeout))
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
 class _PinnedHTTPConnection(HTTPConnection):
     """Connects to the checked address; ``host`` (so SNI, the Host header and the ssl module's
     hostname check) stays the URL's name. No ``assert_hostname``: urllib3 would then turn off
-    ``check_hostname`` on the shared, cached SSL context that SMTP and IMAP use too."""
+    ``check_hostname`` on the shared, cached SSL context that SMTP and IMAP use too.
+    ``deadline`` (keyword): every read of a response ends by it (:class:`_DeadlineReader`)."""
 
     def __init__(self, *args: Any, checked: tuple[GuardedAddress, ...] = (), **kw: Any) -> None:
         self._checked = checked
+        deadline: float | None = kw.pop("deadline", None)
         super().__init__(*args, **kw)
+        if deadline is not None:
+
+            def response(sock: Any, *args: Any, **kw: Any) -> http.client.HTTPResponse:
+                found = http.client.HTTPResponse(sock, *args, **kw)
+                found.fp.close()  # its own file on the socket, replaced before any read
+                found.fp = io.BufferedReader(_DeadlineReader(sock, deadline))
+                return found
+
+            self.response_class = response  # type: ignore[assignment]
 
     def _new_conn(self) -> socket.socket:
         return _open_checked(self, self._checked)
@@ -209,9 +157,12 @@ class _PinnedHTTPSPool(HTTPSConnectionPool):
 class _GuardedAdapter(HTTPAdapter):
     """Checks each request's URL, then hands requests a pool pinned to the checked addresses."""
 
-    def __init__(self, options: TransportOptions, max_bytes: int) -> None:
+    def __init__(
+        self, options: TransportOptions, max_bytes: int, deadline: float | None = None
+    ) -> None:
         self._options = options
         self._max_bytes = max_bytes
+        self._deadline = deadline
         self._context = options.ssl_context()
         # Keyed by the checked addresses too: a new DNS answer never reuses an old pool.
         self._pools: dict[tuple[str, str, int, tuple[str, ...]], HTTPConnectionPool] = {}
@@ -223,7 +174,8 @@ class _GuardedAdapter(HTTPAdapter):
     ) -> HTTPConnectionPool:
         allow = self._options.allow_private_hosts
         scheme, host, port = _parse(str(request.url), allow_private=allow)
-        checked = _resolve(host, port, allow_private=allow, timeout=self._options.timeout)
+        timeout = self._cut(self._options.timeout)
+        checked = _resolve(host, port, allow_private=allow, timeout=timeout)
         key = (scheme, host, port, tuple(a.ip for a in checked))
         with self._pools_lock:
             pool = self._pools.get(key)
@@ -237,9 +189,9 @@ class _GuardedAdapter(HTTPAdapter):
         if scheme == "https":
             return _PinnedHTTPSPool(
                 host, port, cert_reqs="CERT_REQUIRED", ssl_context=self._context,
-                server_hostname=host, checked=checked,
+                server_hostname=host, checked=checked, deadline=self._deadline,
             )  # fmt: skip
-        return _PinnedHTTPPool(host, port, checked=checked)
+        return _PinnedHTTPPool(host, port, checked=checked, deadline=self._deadline)
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
         # The pool fixes verification (CERT_REQUIRED, the options' context). requests would
@@ -253,13 +205,33 @@ class _GuardedAdapter(HTTPAdapter):
         self, request: PreparedRequest, stream: bool = False, timeout: Any = None,
         verify: Any = True, cert: Any = None, proxies: Any = None,
     ) -> requests.Response:  # fmt: skip
-        response = super().send(request, stream=True, timeout=self._timeouts(timeout))
+        if self._past_deadline():  # the first request and each redirect hop
+            raise HTTPGuardError(codes.TIMEOUT, "deadline passed")
         try:
-            _read_capped(response, self._max_bytes)
-        except BaseException:
-            response.close()
+            response = super().send(request, stream=True, timeout=self._timeouts(timeout))
+        except requests.RequestException as exc:
+            self._raise_if_late(exc)
+            raise
+        try:
+            _read_capped(response, self._max_bytes, self._deadline)
+        except BaseException as exc:
+            response.close()  # the connection too: a dripping server sees it closed
+            self._raise_if_late(exc)
             raise
         return response
+
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
+    def _raise_if_late(self, exc: BaseException) -> None:
+        """A read or connect that failed because the deadline passed: a ``timeout``."""
+        late = isinstance(exc, (requests.RequestException, OSError)) and self._past_deadline()
+        if late and not isinstance(exc, HTTPGuardError):
+            raise HTTPGuardError(codes.TIMEOUT, "deadline passed") from None
+
+    def _cut(self, seconds: float) -> float:  # never past the deadline
+        left = seconds if self._deadline is None else self._deadline - time.monotonic()
+        return max(0.001, min(seconds, left))
 
     def _timeouts(self, timeout: Any) -> tuple[float, float]:
         """(connect, read): the caller's values where given, the options' timeout otherwise."""
@@ -268,7 +240,8 @@ class _GuardedAdapter(HTTPAdapter):
         connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         default = self._options.timeout
         connect = float(connect) if isinstance(connect, (int, float)) else default
-        return connect, float(read) if isinstance(read, (int, float)) else default
+        read = float(read) if isinstance(read, (int, float)) else default
+        return self._cut(connect), self._cut(read)
 
     def close(self) -> None:
         with self._pools_lock:
@@ -278,9 +251,10 @@ class _GuardedAdapter(HTTPAdapter):
         super().close()
 
 
-def _read_capped(response: requests.Response, limit: int) -> None:
+def _read_capped(response: requests.Response, limit: int, deadline: float | None = None) -> None:
     """Read the whole body into ``response`` (as ``stream=False`` would), refusing more than
-    ``limit`` bytes: a declared Content-Length first, then while reading."""
+    ``limit`` bytes: a declared Content-Length first, then while reading; and, with a
+    ``deadline``, refusing to go on reading past it."""
     declared = response.headers.get("Content-Length", "").strip()
     if declared.isdigit() and int(declared) > limit:
         raise HTTPGuardError(codes.RESPONSE_TOO_LARGE, f"Content-Length {declared}")
@@ -289,6 +263,8 @@ def _read_capped(response: requests.Response, limit: int) -> None:
         body += chunk
         if len(body) > limit:
             raise HTTPGuardError(codes.RESPONSE_TOO_LARGE, f"more than {limit} bytes")
+        if deadline is not None and time.monotonic() >= deadline:
+            raise HTTPGuardError(codes.TIMEOUT, "deadline passed")
     response._content = bytes(body)
 
 
@@ -335,44 +311,82 @@ def _send(
 
 
 class GuardedSession(requests.Session):
-    """A :class:`requests.Session` that obeys the module's rules (see the module docstring)."""
+    """A :class:`requests.Session` that obeys the module's rules (see the module docstring);
+    ``deadline`` (``time.monotonic()``): none of its requests goes on past it."""
 
     def __init__(
-        self, options: TransportOptions | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES
-    ) -> None:
+        self, options: TransportOptions | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES,
+        deadline: float | None = None,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.guard_options = options or TransportOptions()
         _install(self, self.guard_options, max_bytes)
+        if deadline is not None:  # the same guard, its requests ending by the deadline
+            self.mount("", _GuardedAdapter(self.guard_options, max_bytes, deadline))
 
     def send(self, request: PreparedRequest, **kwargs: Any) -> requests.Response:
         return _send(self, self.guard_options, super().send, request, **kwargs)
 
 
-class GuardedOAuth2Session(OAuth2Session):
-    """Authlib's requests ``OAuth2Session`` with the same guard. Takes Authlib's arguments plus
-    ``transport_options`` and ``max_response_bytes``, so it can be Authlib's ``client_cls``
-    (the options then travel in ``client_kwargs``)."""
+if TYPE_CHECKING:
+    from authlib.integrations.requests_client import OAuth2Session
 
-    def __init__(
-        self,
-        *args: Any,
-        transport_options: TransportOptions | None = None,
-        max_response_bytes: int = DEFAULT_MAX_BYTES,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.guard_options = transport_options or TransportOptions()
-        _install(self, self.guard_options, max_response_bytes)
+    class GuardedOAuth2Session(OAuth2Session):  # the class oauth2_session_class() builds
+        guard_options: TransportOptions
 
-    def send(self, request: PreparedRequest, **kwargs: Any) -> requests.Response:
-        return _send(self, self.guard_options, super().send, request, **kwargs)
+        def __init__(
+            self,
+            *args: Any,
+            transport_options: TransportOptions | None = None,
+            max_response_bytes: int = DEFAULT_MAX_BYTES,
+            **kwargs: Any,
+        ) -> None: ...
+
+
+@cache
+def oauth2_session_class() -> type[GuardedOAuth2Session]:
+    """Authlib's requests ``OAuth2Session`` with the same guard, as ``GuardedOAuth2Session``.
+    It takes Authlib's arguments plus ``transport_options`` and ``max_response_bytes``, so it can
+    be Authlib's ``client_cls`` (the options then travel in ``client_kwargs``).
+
+    Built on first use, once per process: Authlib and joserfc (with cryptography's X.509)
+    cost ~45 ms to import, which a host would otherwise pay at start-up for its first OAuth
+    request. ``from flask_mailconnect.transport.http import GuardedOAuth2Session`` still works
+    (module ``__getattr__``)."""
+    from authlib.integrations.requests_client import OAuth2Session
+
+    class GuardedOAuth2Session(OAuth2Session):
+        __qualname__ = "GuardedOAuth2Session"  # not oauth2_session_class.<locals>...
+
+        def __init__(
+            self,
+            *args: Any,
+            transport_options: TransportOptions | None = None,
+            max_response_bytes: int = DEFAULT_MAX_BYTES,
+            **kwargs: Any,
+        ) -> None:
+            super().__init__(*args, **kwargs)
+            self.guard_options = transport_options or TransportOptions()
+            _install(self, self.guard_options, max_response_bytes)
+
+        def send(self, request: PreparedRequest, **kwargs: Any) -> requests.Response:
+            return _send(self, self.guard_options, super().send, request, **kwargs)
+
+    return GuardedOAuth2Session
+
+
+def __getattr__(name: str) -> Any:
+    if name == "GuardedOAuth2Session":
+        return oauth2_session_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def guarded_session(
-    options: TransportOptions, *, max_bytes: int = DEFAULT_MAX_BYTES
+    options: TransportOptions, *, max_bytes: int = DEFAULT_MAX_BYTES, deadline: float | None = None
 ) -> GuardedSession:
-    """A new guarded session (use it as a context manager: ``with guarded_session(o) as s``)."""
-    return GuardedSession(options, max_bytes=max_bytes)
+    """A new guarded session (use it as a context manager: ``with guarded_session(o) as s``);
+    ``deadline``: a ``time.monotonic()`` value none of its requests goes on past."""
+    return GuardedSession(options, max_bytes=max_bytes, deadline=deadline)
 
 
 __all__ = [
@@ -385,4 +399,5 @@ __all__ = [
     "check_redirect",
     "check_url",
     "guarded_session",
+    "oauth2_session_class",
 ]

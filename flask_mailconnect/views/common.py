@@ -14,6 +14,7 @@ from werkzeug.exceptions import Forbidden, NotFound
 from werkzeug.routing import BaseConverter
 from werkzeug.routing import ValidationError as NoMatch
 
+from ..codes import MESSAGES
 from ..exceptions import PermissionDenied
 from ..i18n import N_, gettext, lazy_gettext, ngettext
 from ..models import MailAccount
@@ -231,6 +232,25 @@ def _ago(unit: str, count: int) -> str:
     return ngettext("%(num)d minute ago", "%(num)d minutes ago", count)
 
 
+def localize(code: str | None, message: str | None) -> str:
+    """``message`` in the language of the current request, when it is ``code``'s stock wording
+    (:data:`~flask_mailconnect.codes.MESSAGES`, optionally followed by the provider's advice,
+    translated too when the catalogue has it) or a whole message of the catalogue (``N_``);
+    any other text (a server-specific or already translated message) is returned unchanged.
+
+    Messages are produced and stored in English (tests run in worker threads, checks in jobs,
+    ``last_error_message`` is a column): this is where a page turns them into the reader's
+    language.
+    """
+    text = message or ""
+    base = MESSAGES.get(code or "")
+    if base is None or not text.startswith(base):
+        return gettext(text) if text else text
+    hint = text[len(base) :].strip()
+    translated = gettext(base)
+    return f"{translated} {gettext(hint)}" if hint else translated
+
+
 def provider_name(key: str) -> str:
     found = current_catalog().get(key)
     return found.title if found else key
@@ -259,3 +279,5 @@ def install(bp: Blueprint) -> None:
     bp.add_app_template_filter(time_ago, "mailconnect_ago")
     bp.add_app_template_filter(provider_name, "mailconnect_provider")
     bp.add_app_template_filter(security_label, "mailconnect_security")
+    # A code's stock wording (stored and produced in English) in the reader's language.
+    bp.add_app_template_global(localize, "mailconnect_message")

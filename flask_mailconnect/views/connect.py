@@ -23,7 +23,7 @@ from ..detection import Detection
 from ..detection import detect as run_detect
 from ..exceptions import AccountLimitReached, ConnectionTestFailed, InvalidSettings, TooManyTests
 from ..forms import ConnectForm
-from ..i18n import gettext
+from ..i18n import gettext, ngettext
 from ..models import MailAccount
 from ..owners import Owner
 from ..providers import current_catalog
@@ -151,9 +151,28 @@ def _render(page: ConnectPage, form: ConnectForm, **kw: Any) -> Any:
 def detect_for(email: str) -> Detection:
     """Detection for the signed-in person: the catalogue and the cache always, the network
     within their look-up budget (``detect_window``: this server asks DNS and web hosts about a
-    name the visitor chose)."""
+    name the visitor chose). Before asking the network (up to ``MAILCONNECT_DETECT_TIMEOUT``)
+    the request's read-only transaction ends: waiting on DNS and web servers holds none of the
+    host's database connections."""
     me = actor()
-    return run_detect(email, network=lambda: state().detect_window.take(me.id if me else ""))
+    who = me.id if me else ""
+
+    def network() -> bool:
+        if not state().detect_window.take(who):
+            return False
+        _end_read_transaction()
+        return True
+
+    return run_detect(email, network=network)
+
+
+def _end_read_transaction() -> None:
+    """Give the request's database connection back to the pool while the session holds no
+    change (so far it has only read: the person, their permissions)."""
+    session = state().session
+    if session.new or session.dirty or session.deleted:
+        return  # the host's pending change: not ours to commit or drop
+    session.commit()  # nothing to write: ends the transaction, returns the connection
 
 
 def fill_from(form: ConnectForm, found: Detection) -> None:
@@ -170,13 +189,31 @@ def fill_from(form: ConnectForm, found: Detection) -> None:
         getattr(form, f"{proto}_security").data = security
 
 
+def limit_text(exc: AccountLimitReached) -> str:
+    """MAILCONNECT_MAX_ACCOUNTS reached, for the page (the exception's own text names the
+    owner kind by its key, which only reads well in English)."""
+    return ngettext(
+        "There is already %(num)d email account here, the most allowed. Disconnect it to "
+        "connect another.",
+        "There are already %(num)d email accounts here, the most allowed. Disconnect one to "
+        "connect another.",
+        exc.limit,
+    )
+
+
 def detection_message(found: Detection) -> str:
     """What the page says about ``found`` (the script shows the same words)."""
     domain = found.domain
     if found.source == "catalogue" and found.provider is not None:
         return gettext("Settings for %(name)s filled in.", name=found.provider.title)
     if not found.found:
-        if any("limit" in t.detail for t in found.tried):
+        if found.not_asked == "busy":
+            return gettext(
+                "Servers for %(domain)s could not be looked up right now (this site is busy "
+                "looking up others): enter them below, or try again in a moment.",
+                domain=domain,
+            )
+        if found.not_asked == "limit":
             return gettext(
                 "Servers for %(domain)s could not be looked up right now (too many look-ups "
                 "in a minute): enter them below.",
@@ -237,7 +274,7 @@ def wizard(page: ConnectPage) -> Any:
         try:  # MAILCONNECT_MAX_ACCOUNTS: the page linking here says why Connect is not offered
             accounts.check_limit(state(), page.owner)
         except AccountLimitReached as exc:
-            flash(str(exc), "error")
+            flash(limit_text(exc), "error")
             return redirect(page.back_url)
     if request.method == "GET":
         # ?email= lets a host link straight to the details step, pre-filled.
@@ -264,7 +301,7 @@ def wizard(page: ConnectPage) -> Any:
     except TooManyTests as exc:
         return render(form, status=429, notice=str(exc))
     except AccountLimitReached as exc:
-        return render(form, status=409, notice=str(exc))
+        return render(form, status=409, notice=limit_text(exc))
     except ConnectionTestFailed as exc:
         state().session.commit()  # the failed test stays in the audit trail
         return render(form, report=exc.report, status=422)

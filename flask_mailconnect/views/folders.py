@@ -16,7 +16,7 @@ from ..exceptions import InvalidSettings, SyncError
 from ..i18n import gettext, lazy_gettext, ngettext
 from ..models import MailAccount, SyncedMessage
 from ..transport.mailbox import ROLES
-from .common import actor, load_account, state
+from .common import actor, load_account, localize, state
 
 ROLE_LABELS = {
     "inbox": (lazy_gettext("Inbox"), lazy_gettext("Where new mail arrives.")),
@@ -73,7 +73,12 @@ def sync_now(account_id: int) -> Any:
         result = sync.sync_recent(state(), acct, actor=actor())
     except SyncError as exc:
         state().session.commit()  # keep the recorded failure
-        flash(gettext("Could not refresh recent mail: %(reason)s", reason=exc.message), "error")
+        flash(
+            gettext(
+                "Could not refresh recent mail: %(reason)s", reason=localize(exc.code, exc.message)
+            ),
+            "error",
+        )
     else:
         state().session.commit()
         count = result.new

@@ -19,8 +19,9 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from .. import accounts, reading, sync_on_save
 from ..exceptions import SyncError
 from ..forms import NewMailSettingsForm
+from ..i18n import gettext
 from ..models import MailAccount
-from .common import actor, load_account, state
+from .common import actor, load_account, localize, state
 
 #: Images the message page may load: our own (the host's layout) and inline data. Remote
 #: sources are added only for the request that asked to show them.
@@ -85,10 +86,13 @@ def notifications(account_id: int) -> Any:
     if form.validate_on_submit():
         changed = accounts.update_account(state(), acct, actor=actor(), **form.changes())
         state().session.commit()
-        flash("Notification settings saved." if changed else "No changes to save.", "success")
+        saved = gettext("Notification settings saved.")
+        flash(saved if changed else gettext("No changes to save."), "success")
     else:
-        flash("The notification settings could not be saved: reload the page and try again.",
-              "error")  # fmt: skip
+        flash(
+            gettext("The notification settings could not be saved: reload the page and try again."),
+            "error",
+        )
     return redirect(url_for(".account", account_id=acct.id) + "#mc-notify-heading")
 
 
@@ -97,9 +101,17 @@ def after_save(account: MailAccount) -> sync_on_save.SaveSync:
     reconnect, OAuth connect or sign-in again); says so when it could not, never fails."""
     done = sync_on_save.load_on_save(state(), account)
     if done.outcome == "timeout":
-        flash("Recent mail is still on its way: press Refresh in a moment to see it.", "info")
+        flash(
+            gettext("Recent mail is still on its way: press Refresh in a moment to see it."), "info"
+        )
     elif done.outcome == "failed":
-        flash(f"Recent mail could not be loaded yet. {done.message}", "info")
+        flash(
+            gettext(
+                "Recent mail could not be loaded yet. %(reason)s",
+                reason=localize(done.code, done.message),
+            ),
+            "info",
+        )
     return done
 
 

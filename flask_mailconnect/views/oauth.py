@@ -28,6 +28,7 @@ from flask_wtf.csrf import generate_csrf
 
 from .. import accounts
 from ..exceptions import AccountLimitReached, OAuthFlowError, PermissionDenied, TokenError
+from ..i18n import N_, gettext
 from ..models import AccountStatus, MailAccount
 from ..oauth import flow
 from ..oauth.flow import PendingFlow
@@ -37,7 +38,8 @@ from ..scopes import owner_exists, valid_owner
 from ..transport.settings import ConnectionReport, Protocol, ProtocolResult
 from ..validation import parse_id
 from .admin.lists import Person
-from .common import actor, load_account, state
+from .common import actor, load_account, localize, state
+from .connect import limit_text
 from .messages import after_save
 
 #: The last Test connection result of an OAuth account, shown once on its page.
@@ -68,29 +70,31 @@ def _host_email(user: Any) -> str | None:
 
 def _person_label(owner: Owner) -> str:
     user = state().hooks.get_user(owner[1])
-    return Person.of(user).label if user is not None else f"user {owner[1]}"
+    return Person.of(user).label if user is not None else gettext("user %(id)s", id=owner[1])
 
 
 # -- pages ------------------------------------------------------------------------------------
 
+#: Page titles by code (translated where the page is rendered; ``%(name)s``: the provider).
 TITLES = {
-    "access_denied": "You did not allow access",
-    "state": "This sign-in has expired or was already used",
-    "provider_error": "{name} could not complete the sign-in",
-    "unreachable": "{name} could not be reached",
-    "id_token": "The answer from {name} could not be verified",
-    "no_email": "{name} did not share your email address",
-    "unverified_email": "{name} could not confirm this address is yours",
-    "no_refresh_token": "{name} did not grant offline access",
-    "already_connected": "This address is already connected by someone else",
-    "different_email": "You signed in with a different address",
-    "different_identity": "You signed in as someone else",
-    "config": "Connecting with {name} is not set up yet",
-    "limit": "No more accounts can be connected",
-    "on_behalf_off": "Signing in for someone else is turned off",
-    "own_address": "You signed in with your own address",
-    "handover_pending": "This account is waiting for its owner to sign in",
+    "access_denied": N_("You did not allow access"),
+    "state": N_("This sign-in has expired or was already used"),
+    "provider_error": N_("%(name)s could not complete the sign-in"),
+    "unreachable": N_("%(name)s could not be reached"),
+    "id_token": N_("The answer from %(name)s could not be verified"),
+    "no_email": N_("%(name)s did not share your email address"),
+    "unverified_email": N_("%(name)s could not confirm this address is yours"),
+    "no_refresh_token": N_("%(name)s did not grant offline access"),
+    "already_connected": N_("This address is already connected by someone else"),
+    "different_email": N_("You signed in with a different address"),
+    "different_identity": N_("You signed in as someone else"),
+    "config": N_("Connecting with %(name)s is not set up yet"),
+    "limit": N_("No more accounts can be connected"),
+    "on_behalf_off": N_("Signing in for someone else is turned off"),
+    "own_address": N_("You signed in with your own address"),
+    "handover_pending": N_("This account is waiting for its owner to sign in"),
 }
+_FAILED = N_("The connection failed")
 
 
 def _error(
@@ -109,9 +113,9 @@ def _error(
     page = render_template(
         "mailconnect/oauth_error.html",
         code=code,
-        title=TITLES.get(code, "The connection failed").format(name=provider.name),
+        title=gettext(TITLES.get(code, _FAILED), name=provider.name),
         provider=provider,
-        detail=exc.detail if isinstance(exc, OAuthFlowError) else str(exc),
+        detail=exc.detail if isinstance(exc, OAuthFlowError) else limit_text(exc),
         account=account,
         next_url=pending.next if pending is not None else None,
         owner=pending.owner if pending is not None else None,
@@ -149,15 +153,17 @@ def _summary(report: ConnectionReport, *, details_below: bool = True) -> str:
     which lists each result; elsewhere (a project's page, a person's admin page) the failures
     are said in the flash itself."""
     if report.ok:
-        return "Test connection: sending and receiving both work."
+        return gettext("Test connection: sending and receiving both work.")
     failed = [r for r in report.results if not r.ok]
     names = ", ".join(
-        "sending (SMTP)" if r.protocol.value == "smtp" else "receiving (IMAP)" for r in failed
+        gettext("sending (SMTP)") if r.protocol.value == "smtp" else gettext("receiving (IMAP)")
+        for r in failed
     )
     if details_below:
-        return f"Test connection failed for {names}: see the details below."
-    reasons = " ".join(r.message for r in failed if r.message)
-    return f"Test connection failed for {names}. {reasons}".strip()
+        return gettext("Test connection failed for %(which)s: see the details below.", which=names)
+    reasons = " ".join(localize(r.code, r.message) for r in failed if r.message)
+    said = gettext("Test connection failed for %(which)s.", which=names)
+    return f"{said} {reasons}".strip()
 
 
 # -- routes -----------------------------------------------------------------------------------
@@ -221,13 +227,24 @@ def _done_message(
 ) -> str:  # fmt: skip
     """What the flash says: "Signed in again" only to someone who had signed in before."""
     if again and not handover:
-        verb = f"Signed in again: {account.email}."
+        verb = gettext("Signed in again: %(email)s.", email=account.email)
     elif accounts.on_behalf(actor(), account.owner):
-        verb = f"Connected {account.email} with {prov.name} for {_person_label(account.owner)}."
+        verb = gettext(
+            "Connected %(email)s with %(provider)s for %(person)s.",
+            email=account.email,
+            provider=prov.name,
+            person=_person_label(account.owner),
+        )
     elif handover:
-        verb = f"Authorization complete: {account.email} is connected with {prov.name}."
+        verb = gettext(
+            "Authorization complete: %(email)s is connected with %(provider)s.",
+            email=account.email,
+            provider=prov.name,
+        )
     else:
-        verb = f"Connected with {prov.name}: {account.email}."
+        verb = gettext(
+            "Connected with %(provider)s: %(email)s.", provider=prov.name, email=account.email
+        )
     return f"{verb} {_summary(report, details_below=details_below)}"
 
 
@@ -317,7 +334,8 @@ def test(account_id: int) -> Any:
         report = accounts.run_oauth_test(state(), account, actor=actor())
     except TokenError as exc:  # needs_reconnect is recorded by tokens.py
         state().session.commit()
-        flash(str(exc) or "The provider no longer accepts this connection: sign in again.", "error")
+        gone = gettext("The provider no longer accepts this connection: sign in again.")
+        flash(str(exc) or gone, "error")
         return redirect(url_for(".account", account_id=account.id))
     state().session.commit()
     _stash(account, report)
@@ -352,8 +370,17 @@ def disconnect_hint(account: MailAccount) -> str | None:
     prov = no_revoke_provider(account)
     if prov is None:
         return None
-    where = prov.access_settings_url or f"your {prov.name} account's security settings"
-    return f"{prov.name} cannot revoke this app's access from here: remove it at {where}."
+    if prov.access_settings_url:
+        return gettext(
+            "%(provider)s cannot revoke this app's access from here: remove it at %(url)s.",
+            provider=prov.name,
+            url=prov.access_settings_url,
+        )
+    return gettext(
+        "%(provider)s cannot revoke this app's access from here: remove it in your "
+        "%(provider)s account's security settings.",
+        provider=prov.name,
+    )
 
 
 def _context() -> dict[str, Any]:

@@ -13,6 +13,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from .. import accounts
 from ..exceptions import ConnectionTestFailed, InvalidSettings, TooManyTests
 from ..forms import AccountSettingsForm, ConfirmForm, ConnectForm, ReconnectForm
+from ..i18n import gettext
 from ..models import MailAccount
 from ..providers import current_catalog
 from ..signatures import sanitize_signature
@@ -46,7 +47,7 @@ def _own_page() -> ConnectPage:
         owner=actor().owner,
         test_url=url_for(".test_connection"),
         back_url=home,
-        crumbs=(("Email accounts", home),),
+        crumbs=((gettext("Email accounts"), home),),
         done_url=lambda account: url_for(".account", account_id=account.id),
     )
 
@@ -81,7 +82,7 @@ def account(account_id: int) -> Any:
             form.add_errors(exc.errors)
         else:
             state().session.commit()
-            flash("Saved.", "success")
+            flash(gettext("Saved."), "success")
             return redirect(url_for(".account", account_id=acct.id))
     return render_template(
         "mailconnect/account.html",
@@ -134,7 +135,7 @@ def reconnect(account_id: int) -> Any:
         state().session.commit()
         return _render_reconnect(form, acct, report=exc.report, status=422)
     state().session.commit()
-    flash(f"Reconnected {acct.email}.", "success")
+    flash(gettext("Reconnected %(email)s.", email=acct.email), "success")
     after_save(acct)  # mail that arrived while it was disconnected, at once
     return redirect(url_for(".account", account_id=acct.id))
 
@@ -152,10 +153,20 @@ def disconnect(account_id: int) -> Any:
     if form.validate_on_submit():
         email, hint = acct.email, disconnect_hint(acct)  # OAuth: where to remove access
         # What was stored, said as it was: an OAuth account never had a password here.
-        secret = "sign-in tokens" if acct.auth_method == "oauth2" else "saved password"
+        oauth = acct.auth_method == "oauth2"
         accounts.disconnect(state(), acct, actor=actor())
         state().session.commit()
-        flash(f"Disconnected {email}. Its {secret} and synced mail were deleted.", "success")
+        if oauth:
+            done = gettext(
+                "Disconnected %(email)s. Its sign-in tokens and synced mail were deleted.",
+                email=email,
+            )
+        else:
+            done = gettext(
+                "Disconnected %(email)s. Its saved password and synced mail were deleted.",
+                email=email,
+            )
+        flash(done, "success")
         if hint:
             flash(hint, "info")
         back = safe_back()  # where the disconnect started (the admin list), same-site only

@@ -4,7 +4,7 @@ It speaks real DNS through dnspython's message API, so the resolver under test p
 answers: SRV, MX, A, AAAA (any type dnspython knows, given as zone-file text). Names not in the
 zone get NXDOMAIN; a known name without the asked type gets an empty answer (NOERROR, the
 "no answer" case). Names in ``black_holes`` (or every name with ``silent``) are never
-answered: the resolver waits until its own timeout.
+answered: the resolver waits until its own timeout. ``host="::1"`` listens on IPv6 loopback.
 """
 
 from __future__ import annotations
@@ -32,15 +32,22 @@ def _absolute(name: str) -> str:
 
 class DNSServer:
     def __init__(
-        self, zone: Zone, *, black_holes: Iterable[str] = (), silent: bool = False
+        self,
+        zone: Zone,
+        *,
+        black_holes: Iterable[str] = (),
+        silent: bool = False,
+        host: str = "127.0.0.1",
     ) -> None:
         self.zone = {_absolute(k): v for k, v in zone.items()}
         self.black_holes = {_absolute(n) for n in black_holes}
         self.silent = silent
         #: ("name.", "TYPE") of every query received, answered or not.
         self.queries: list[tuple[str, str]] = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.host = host
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
         self.sock.settimeout(0.1)
         self.port = int(self.sock.getsockname()[1])
         self._stop = threading.Event()
@@ -50,7 +57,7 @@ class DNSServer:
     @property
     def nameserver(self) -> str:
         """The ``MAILCONNECT_DNS_NAMESERVERS`` entry for this server."""
-        return f"127.0.0.1:{self.port}"
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def _answer(self, query: dns.message.Message) -> dns.message.Message | None:
         question = query.question[0]

@@ -1,6 +1,7 @@
 """A small HTTPS server on 127.0.0.1 with the tests' own CA, for detection's web sources:
 ISP-database files, ``autoconfig`` / ``.well-known`` files and Autodiscover answers, plus the
-misbehaving kinds (malformed, oversized, redirecting, slow).
+misbehaving kinds (malformed, oversized, redirecting, slow, and dripping: an answer sent a
+byte at a time without end, which only the client hanging up stops).
 
 Routes are exact paths (the query string is ignored for matching, kept in ``seen``).
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +26,17 @@ class Route:
     #: Seconds to wait before answering (a slow source).
     delay: float = 0.0
     content_type: str = "application/xml"
+    #: Answer only once this is set (or the server closes).
+    gate: threading.Event | None = None
+    #: Called when the request arrives (in the server's thread).
+    on_request: Callable[[], None] | None = None
+    #: Seconds between the bytes of an answer that never ends: after the headers (the body
+    #: drips), or inside them with ``drip_headers``. It stops when the client hangs up (the
+    #: path then goes to ``WebServer.hung_up``), when ``release`` is set (the connection is
+    #: then closed), or when the server closes.
+    drip: float = 0.0
+    drip_headers: bool = False
+    release: threading.Event | None = None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -36,11 +48,19 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.seen.append(self.path)
         route = self.server.routes.get(self.path.split("?")[0], Route(404, b"not found"))
+        if route.on_request is not None:
+            route.on_request()
+        while route.gate is not None and not route.gate.is_set():
+            if self.server.closing.wait(0.02):
+                return
         if route.delay:
             # Wait in small steps so that closing the server does not wait for the delay.
             end = time.monotonic() + route.delay
             while time.monotonic() < end and not self.server.closing.is_set():
                 time.sleep(0.02)
+        if route.drip:
+            self._drip(route)
+            return
         self.send_response(route.status)
         self.send_header("Content-Type", route.content_type)
         for name, value in route.headers.items():
@@ -49,6 +69,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(route.body)
         self.server.answered.append(self.path)
+
+    def _drip(self, route: Route) -> None:
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: {route.content_type}\r\n"
+        self.close_connection = True
+        try:
+            self.wfile.write((head + ("X-Slow: " if route.drip_headers else "\r\n")).encode())
+            self.server.dripping.append(self.path)
+            while not self.server.closing.is_set():
+                if route.release is not None and route.release.is_set():
+                    return
+                self.wfile.write(b"a" if route.drip_headers else b" ")
+                self.server.closing.wait(route.drip)
+        except OSError:  # the client hung up: the second write after it did fails
+            self.server.hung_up.append(self.path)
 
 
 class WebServer(ThreadingHTTPServer):
@@ -62,6 +96,9 @@ class WebServer(ThreadingHTTPServer):
         #: Paths asked (on arrival) and answered (once the answer was written).
         self.seen: list[str] = []
         self.answered: list[str] = []
+        #: Paths whose never-ending answer started, and those whose client hung up on it.
+        self.dripping: list[str] = []
+        self.hung_up: list[str] = []
         self.closing = threading.Event()
 
     @property

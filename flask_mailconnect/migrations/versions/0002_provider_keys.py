@@ -10,8 +10,15 @@ place that keys on a provider (limits by provider, filters, keep-alive rules) ha
 This rewrites ``mailconnect_account.provider`` from each alias to its provider's key, except
 where an admin-entered provider (``mailconnect_provider.key``) owns that alias: its accounts
 stay its own. Admin-entered providers cannot take a built-in key or alias, so no other column
-stores one. Downgrade writes the aliases back (the first alias of each provider), which every
-version reads.
+stores one.
+
+The aliases are written out here (:data:`RENAMES`), not read from ``providers/builtin/``: a
+migration is a record of the past and must do the same thing whatever the catalogue says later.
+
+Downgrade writes the alias back for every account on the key, including accounts stored under
+the key before the upgrade (by versions after the keys changed): the oldest versions with the
+0001 schema knew only the alias, and every later one reads the alias as well, so the alias is
+the one value every version at 0001 understands.
 """
 
 from __future__ import annotations
@@ -19,20 +26,16 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from flask_mailconnect.providers.builtin import builtin_providers
-
 revision = "0002_provider_keys"
 down_revision = "0001_initial"
 branch_labels = None
 depends_on = None
 
+#: (alias, key) of the built-in providers when this revision was written; frozen.
+RENAMES: tuple[tuple[str, str], ...] = (("gmail", "google"), ("microsoft365", "microsoft"))
+
 account = sa.table("mailconnect_account", sa.column("provider", sa.String(64)))
 provider = sa.table("mailconnect_provider", sa.column("key", sa.String(64)))
-
-
-def _renames() -> list[tuple[str, str]]:
-    """(old key, new key) for each built-in provider's aliases."""
-    return [(alias, p.key) for p, _ in builtin_providers() for alias in p.aliases]
 
 
 def _rewrite(old: str, new: str) -> None:
@@ -43,13 +46,10 @@ def _rewrite(old: str, new: str) -> None:
 
 
 def upgrade() -> None:
-    for old, new in _renames():
+    for old, new in RENAMES:
         _rewrite(old, new)
 
 
 def downgrade() -> None:
-    first_alias: dict[str, str] = {}
-    for old, new in _renames():
-        first_alias.setdefault(new, old)
-    for new, old in first_alias.items():
+    for old, new in RENAMES:
         _rewrite(new, old)

@@ -43,17 +43,22 @@
     var spinner = form.querySelector("[data-mc-spinner]");
     var resultBox = form.querySelector("[data-mc-result]");
     var reconnecting = el.email.readOnly;
-    var remote = {};  // domain -> the server's detection answer (/detect)
+    // Address -> the server's detection answer (/detect). By address, not domain: the login in
+    // an answer was filled in for that address (and may be that person's alone).
+    var remote = {};
     var status = form.querySelector("[data-mc-detect]");
     var usePassword = false;  // "Use a password instead" was pressed
     var asked = null;  // the address whose look-up is running
     var seeded = document.getElementById("mc-detection");
     if (seeded) {
       var first = JSON.parse(seeded.textContent);
-      remote[first.domain] = first;
+      remote[keyOf(first.email)] = first;
     }
 
     function domainOf(email) { return email.split("@").pop().toLowerCase().replace(/\.$/, ""); }
+
+    // The address as the server writes it back: the local part as typed, the domain lower-case.
+    function keyOf(email) { return email.slice(0, email.lastIndexOf("@")) + "@" + domainOf(email); }
 
     function known(email) {
       var domain = domainOf(email);
@@ -64,7 +69,7 @@
     }
 
     function detect(email) {
-      var hit = remote[domainOf(email)];
+      var hit = remote[keyOf(email)];
       return known(email) || (hit && presets[hit.provider] ? hit.provider : "other");
     }
 
@@ -107,7 +112,7 @@
       var preset = presets[providerKey] || presets.other;
       var values = {provider: providerKey, username: loginFor(preset, email)};
       // Servers the look-up found, for the provider it found (or "Other").
-      var hit = remote[domainOf(email)];
+      var hit = remote[keyOf(email)];
       var found = hit && (hit.provider === providerKey) && !known(email) ? hit : null;
       if (found && found.username) { values.username = found.username; }
       ["smtp", "imap"].forEach(function (proto) {
@@ -262,7 +267,7 @@
         offer(key, email);
         return;
       }
-      var hit = remote[domainOf(email)];
+      var hit = remote[keyOf(email)];
       if (hit) {
         setStatus(hit.message, false);
         offer(hit.provider, email);
@@ -281,7 +286,8 @@
       }).then(function (data) {
         if (asked !== email) { return; }  // the address changed meanwhile
         asked = null;
-        remote[data.domain] = data;
+        // "Busy" or "too many look-ups" is asked again the next time, not remembered.
+        if (!data.not_asked) { remote[keyOf(email)] = data; }
         if (!edited.provider) { fill(); }
         setStatus(data.message, false);
         offer(data.provider, email);

@@ -9,11 +9,17 @@ import sqlalchemy as sa
 from flask import flash, redirect, render_template, request, url_for
 
 from ... import accounts
+from ...i18n import gettext
 from ...models import AccountStatus, MailAccount
 from ...providers import current_catalog
 from ..admin_forms import ActionForm
 from ..common import actor, admin_required, load_account, safe_back, search_text, state
-from .lists import keyset, link_pattern, prime_owner_labels
+from .lists import keyset, link_pattern, owner_label, prime_owner_labels
+
+#: What the list shows of each account (read as plain rows: no model instance per row).
+LIST_COLUMNS = (MailAccount.id, MailAccount.email, MailAccount.display_name,
+                MailAccount.owner_kind, MailAccount.owner_id, MailAccount.provider,
+                MailAccount.status, MailAccount.active)  # fmt: skip
 
 
 @admin_required
@@ -45,11 +51,20 @@ def _account_filters() -> tuple[list[Any], dict[str, str]]:
     return where, args
 
 
+def _kind_name(kind: str) -> str:
+    if kind == "user":
+        return gettext("User")
+    if kind == "organization":
+        return gettext("Organization")
+    return kind.capitalize()  # a host scope's key, as the host wrote it
+
+
 @admin_required
 def admin_accounts() -> Any:
     where, args = _account_filters()
-    rows, older, newer = keyset(MailAccount, where)
-    prime_owner_labels((a.owner_kind, a.owner_id) for a in rows)
+    rows, older, newer = keyset(MailAccount, where, LIST_COLUMNS)
+    owners = {(a.owner_kind, a.owner_id) for a in rows}
+    prime_owner_labels(owners)
     kinds = ["user", "organization", *state().hooks.scopes]
     back = request.full_path
     # Once per page, not per row: the CSRF field (one token for every row's form) and the
@@ -64,13 +79,15 @@ def admin_accounts() -> Any:
     person_urls = {i: person(i) for i in {a.owner_id for a in rows if a.owner_kind == "user"}}
     catalog = current_catalog()
     form = ActionForm()
+    # Translated once per page (models keep the English; the rows only look them up).
+    labels = {status: gettext(label) for status, label in AccountStatus.LABELS.items()}
     return render_template(
         "mailconnect/admin/accounts.html",
         accounts=rows,
         older=older,
         newer=newer,
         args=args,
-        statuses=[*AccountStatus.LABELS.items(), ("inactive", "Inactive")],
+        statuses=[*labels.items(), ("inactive", gettext("Inactive"))],
         kinds=list(dict.fromkeys(kinds)),
         providers={p.key: p for p in catalog},
         provider_names={a.provider: catalog.get(a.provider) for a in rows},
@@ -78,8 +95,9 @@ def admin_accounts() -> Any:
         csrf_field=form.csrf_token(id=False),
         links=links,
         person_urls=person_urls,
-        kind_names=collections.defaultdict(str, {k: k.capitalize() for k in kinds}),
-        status_labels=collections.defaultdict(str, AccountStatus.LABELS),
+        owner_labels={owner: owner_label(*owner) for owner in owners},
+        kind_names=collections.defaultdict(str, {k: _kind_name(k) for k in kinds}),
+        status_labels=collections.defaultdict(str, labels),
         back=back,
     )
 
@@ -89,8 +107,11 @@ def _set_active(account_id: int, active: bool) -> Any:
     if ActionForm().validate_on_submit():
         accounts.set_active(state(), account, active, actor=actor())
         state().session.commit()
-        flash(f"{account.email} is {'active again' if active else 'inactive: it will not send'}.",
-              "success")  # fmt: skip
+        if active:
+            flash(gettext("%(email)s is active again.", email=account.email), "success")
+        else:
+            done = gettext("%(email)s is inactive: it will not send.", email=account.email)
+            flash(done, "success")
     return redirect(safe_back() or url_for(".admin_accounts"))
 
 

@@ -11,7 +11,7 @@ per row and per link was most of a list page's time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from flask import current_app, g, url_for
 from markupsafe import Markup
 
+from ...i18n import gettext
 from ..common import is_admin, query_id, state
 
 log = logging.getLogger(__name__)
@@ -28,25 +29,35 @@ def page_size() -> int:
     return max(1, int(current_app.config["MAILCONNECT_ADMIN_PAGE_SIZE"]))
 
 
-def keyset(model: Any, where: list[Any]) -> tuple[list[Any], int | None, int | None]:
+def keyset(
+    model: Any, where: list[Any], columns: Sequence[Any] = ()
+) -> tuple[list[Any], int | None, int | None]:
     """One page of ``model`` rows, newest first: ``(rows, older_cursor, newer_cursor)``.
 
     ``?after=ID`` pages to older rows, ``?before=ID`` to newer ones; each is one indexed range
-    scan on the primary key, as fast on the last page as on the first.
+    scan on the primary key, as fast on the last page as on the first. ``columns`` (``id``
+    among them): read only those, as plain rows with attribute access, not model instances
+    (what a list shows; building fifty full instances was a good part of its time).
     """
     size = page_size()
     after, before = query_id("after"), query_id("before")
-    query = sa.select(model).where(*where)
+    query = sa.select(*columns) if columns else sa.select(model)
+    query = query.where(*where)
+
+    def fetch(query: Any) -> list[Any]:
+        session = state().session
+        return list(session.execute(query).all() if columns else session.scalars(query))
+
     if before is not None:
         query = query.where(model.id > before).order_by(model.id.asc()).limit(size + 1)
-        rows = list(state().session.scalars(query))
+        rows = fetch(query)
         has_newer = len(rows) > size
         rows = list(reversed(rows[:size]))
         older = rows[-1].id if rows else None
         return rows, older, rows[0].id if rows and has_newer else None
     if after is not None:
         query = query.where(model.id < after)
-    rows = list(state().session.scalars(query.order_by(model.id.desc()).limit(size + 1)))
+    rows = fetch(query.order_by(model.id.desc()).limit(size + 1))
     has_older = len(rows) > size
     rows = rows[:size]
     older = rows[-1].id if rows and has_older else None
@@ -66,9 +77,9 @@ def owner_label(kind: str, ident: str) -> str:
     label = f"{kind} {ident}"
     if kind == "user":
         user = hooks.get_user(ident)
-        label = hooks.label_of(user) if user is not None else f"user {ident}"
+        label = hooks.label_of(user) if user is not None else gettext("user %(id)s", id=ident)
     elif kind == "organization":
-        label = "Organization"  # as the scope filter and the scope page name it
+        label = gettext("Organization")  # as the scope filter and the scope page name it
     else:
         scope = hooks.scopes.get(kind)
         if scope is not None:
@@ -174,7 +185,9 @@ def prime_owner_labels(
     found = load_people([*owner_ids, *actor_ids])
     for ident in owner_ids:
         user = found.get(ident)
-        labels[("user", ident)] = hooks.label_of(user) if user is not None else f"user {ident}"
+        labels[("user", ident)] = (
+            hooks.label_of(user) if user is not None else gettext("user %(id)s", id=ident)
+        )
     for ident in actor_ids:
         user = found.get(ident)
         who = hooks.actor_for(user) if user is not None else None

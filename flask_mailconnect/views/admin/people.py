@@ -18,13 +18,14 @@ from flask import abort, current_app, flash, g, redirect, render_template, url_f
 
 from ... import accounts
 from ...exceptions import AccountLimitReached, InvalidSettings, PermissionDenied
+from ...i18n import gettext
 from ...models import AccountStatus, MailAccount
 from ...owners import Owner
 from ...providers import current_catalog
 from ...scopes import valid_owner
 from ..admin_forms import ActionForm, HandoverForm, _Choice
 from ..common import actor, admin_required, search_text, state
-from ..connect import ConnectPage, wizard, wizard_test
+from ..connect import ConnectPage, limit_text, wizard, wizard_test
 from .lists import Person, page_size
 
 
@@ -105,12 +106,16 @@ def user_handover(user_id: str) -> Any:
     except PermissionDenied:
         abort(404)
     except AccountLimitReached as exc:
-        form.email.errors = [*form.email.errors, str(exc)]
+        form.email.errors = [*form.email.errors, limit_text(exc)]
         return _user_page(user_id, form, 422)
     state().session.commit()
     flash(
-        f"Created {account.email}. {Person.of(user).label} sees “Complete authorization” "
-        "on their email page and signs in with the provider themselves.",
+        gettext(
+            "Created %(email)s. %(person)s sees “Complete authorization” on their email page "
+            "and signs in with the provider themselves.",
+            email=account.email,
+            person=Person.of(user).label,
+        ),
         "success",
     )
     return redirect(url_for(".admin_user", user_id=user_id))
@@ -125,7 +130,7 @@ def _connect_page(user_id: str) -> ConnectPage:
         owner=owner,
         test_url=url_for(".admin_user_connect_test", user_id=user_id),
         back_url=back,
-        crumbs=(("People", url_for(".admin_users")), (label, back)),
+        crumbs=((gettext("People"), url_for(".admin_users")), (label, back)),
         owner_label=label,
     )
 

@@ -1,5 +1,8 @@
 """The ``new_mail`` signal: what a sync found that was not there before, ready to push.
 
+(Not named ``new_mail.py``: the package's public ``new_mail`` is the signal, and importing a
+submodule of that name would rebind ``flask_mailconnect.new_mail`` to the module.)
+
 :func:`~flask_mailconnect.sync.sync_recent` decides which messages are new (UID at or above the
 UIDNEXT the previous sync recorded, announced by the one worker that advanced it); this module
 turns them into :class:`~flask_mailconnect.signals.NewMessage` values with a link to the
