@@ -25,7 +25,9 @@ def _report(found: Detection) -> None:
         click.echo(
             f"  {attempt.source:<13} {attempt.outcome:<8} {_seconds(attempt.seconds)}{detail}"
         )
-    if not found.found:
+    if found.not_asked == "busy":
+        click.echo("Result: not looked up: this process runs as many detections as it may.")
+    elif not found.found:
         click.echo("Result: nothing found; the person types the servers by hand.")
     else:
         click.echo(f"Result: {found.source} ({found.source_label})")

@@ -6,15 +6,18 @@ artifacts/screenshots/detect-*.png."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from flask_mailconnect.detection.workers import MAX_DETECTIONS
 from tests.browser_helpers import chromium, serve, shoot
 from tests.peers.certs import TestCerts, make_certs
 from tests.peers.detect_env import DetectPeers, detect_peers, fixture
 from tests.peers.web_server import Route
+from tests.test_detect_deadline import BOUND, detect_in, eventually, in_thread
 from tests.test_detect_views import ACME
 
 pytestmark = pytest.mark.browser
@@ -146,3 +149,64 @@ def test_admin_providers_page_and_form_in_the_browser(peers: DetectPeers) -> Non
         page.select_option("select[name=auth_method]", "password")
         assert not oauth_fields.is_visible()
         assert errors == []
+
+
+def test_the_login_is_filled_for_the_address_typed_not_the_previous_one(
+    page_at: tuple[Any, str, list[str]], peers: DetectPeers
+) -> None:
+    page, _url, asked = page_at
+    peers.ispdb("placeholder-host.net", Route(body=fixture("placeholders.xml")))
+    page.fill("input[name=email]", "ana.lima@placeholder-host.net")
+    page.keyboard.press("Tab")
+    page.wait_for_function(
+        "document.querySelector('[data-mc-detect-text]').textContent.startsWith('Servers for')"
+    )
+    assert page.input_value("input[name=username]") == "ana.lima"  # %EMAILLOCALPART%
+    # Another person at the same domain: their own login, not Ana's.
+    page.fill("input[name=email]", "bo@placeholder-host.net")
+    page.keyboard.press("Tab")
+    page.wait_for_function("document.querySelector('input[name=username]').value === 'bo'")
+    assert page.input_value("input[name=imap_host]") == "mail.placeholder-host.net"
+    assert len(asked) == 2  # each address has its own answer (the second from the cache)
+    page.fill("input[name=email]", "ana.lima@placeholder-host.net")  # remembered in the page
+    page.keyboard.press("Tab")
+    page.wait_for_function("document.querySelector('input[name=username]').value === 'ana.lima'")
+    assert len(asked) == 2
+
+
+def test_a_busy_server_says_so_and_the_page_asks_again_later(
+    page_at: tuple[Any, str, list[str]], peers: DetectPeers
+) -> None:
+    page, _url, asked = page_at
+    release = threading.Event()
+    for n in range(MAX_DETECTIONS):  # every place of the pool taken by a dripping answer
+        peers.ispdb(f"held{n}.net", Route(drip=0.05, release=release))
+    app = peers.apps[-1]
+    held = [in_thread(lambda n=n: detect_in(app, f"x@held{n}.net")) for n in range(MAX_DETECTIONS)]
+    try:
+        assert eventually(lambda: len(set(peers.web.dripping)) == MAX_DETECTIONS)
+        page.fill("input[name=email]", "ana@acme-customer.net")
+        page.keyboard.press("Tab")
+        page.wait_for_function(
+            "document.querySelector('[data-mc-detect-text]').textContent.includes('busy')"
+        )
+        assert page.locator("[data-mc-detect]").inner_text().strip() == (
+            "Servers for acme-customer.net could not be looked up right now (this site is busy "
+            "looking up others): enter them below, or try again in a moment."
+        )
+        assert page.locator("input[name=smtp_host]").is_editable()
+        shoot(page, "detect-busy")
+    finally:
+        release.set()
+    for thread, _out in held:
+        thread.join(BOUND)
+    # Not remembered: the same address is asked again once the server has room.
+    page.fill("input[name=email]", "bo@other.net")
+    page.keyboard.press("Tab")
+    page.wait_for_function(
+        "document.querySelector('[data-mc-detect-text]').textContent.startsWith('No settings')"
+    )
+    page.fill("input[name=email]", "ana@acme-customer.net")
+    page.keyboard.press("Tab")
+    page.locator('[data-mc-oauth-offer="acme"]').wait_for(state="visible")
+    assert len(asked) == 3

@@ -157,6 +157,8 @@ def test_detections_beyond_the_cap_answer_busy_at_once(peers: DetectPeers) -> No
             "Servers for one-more.net could not be looked up right now (this site is busy "
             "looking up others): enter them below, or try again in a moment."
         )
+        cli = app.test_cli_runner().invoke(args=["mailconnect", "detect", "cy@one-more.net"])
+        assert "Result: not looked up: this process runs as many detections" in cli.output
         assert not any("one-more" in p for p in peers.web.seen)
         assert not any("one-more" in name for name, _type in peers.dns.queries)
     finally:

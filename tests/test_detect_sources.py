@@ -5,6 +5,7 @@ for every source."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from flask_mailconnect import Detection
 from flask_mailconnect.detection import detect
+from flask_mailconnect.detection import run as run_module
 from flask_mailconnect.detection.context import Context, SourceFailure
 from flask_mailconnect.detection.model import DetectedServer, Finding
 from flask_mailconnect.detection.web import _checked
@@ -185,9 +187,21 @@ def test_reserved_and_invalid_domains_are_never_asked(peers: DetectPeers) -> Non
 
 
 def test_the_first_source_in_order_wins_even_when_a_later_one_is_faster(
-    peers: DetectPeers,
+    peers: DetectPeers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    peers.ispdb("both-sources.net", Route(body=fixture("several.xml"), delay=0.3))
+    # The ISP database answers only once the SRV source has ended: the later source is faster
+    # by construction, not by timing.
+    srv_ended = threading.Event()
+
+    def srv_then_signal(ctx: Context) -> Finding:
+        try:
+            return real_srv(ctx)
+        finally:
+            srv_ended.set()
+
+    real_srv = run_module.NETWORK["srv"]
+    monkeypatch.setitem(run_module.NETWORK, "srv", srv_then_signal)
+    peers.ispdb("both-sources.net", Route(body=fixture("several.xml"), gate=srv_ended))
     app = peers.app()
     with app.test_request_context():
         found = detect("ana@both-sources.net")

@@ -348,3 +348,155 @@ def test_oauth_accounts_cost_no_query_each(page: str) -> None:
     assert counts[2] == counts[50], counts
     password = counts_at_10_and_1000("user index", _user_index)[10]
     assert counts[2] <= password + 1, (counts, password)  # + the admin providers, once
+
+
+# -- the admin providers: read once per process for a few seconds, never in plaintext ------------
+
+
+def _provider_queries(statements: list[str]) -> int:
+    """Statements reading the admin providers (their rows, then their domains)."""
+    return sum("FROM mailconnect_provider" in s for s in statements)
+
+
+def test_admin_providers_are_kept_per_process_and_forgotten_on_write() -> None:
+    """The settings page lists the admin's OAuth provider: the first request reads the admin
+    rows, the next ones reuse this process's copy (secrets still sealed); an admin's change
+    through the admin pages is seen at once; a change this process did not make (another
+    worker's) is seen once MAILCONNECT_PROVIDER_CACHE_SECONDS have passed."""
+    import time
+
+    from flask_mailconnect.accounts.providers import toggle_provider
+    from flask_mailconnect.columns import Sealed
+    from flask_mailconnect.models import MailProvider
+    from tests import hostapp
+
+    app, ext = hostapp.create_app(
+        MAILCONNECT_PROVIDERS=OAUTH_CONFIG, MAILCONNECT_PROVIDER_CACHE_SECONDS=2
+    )
+    try:
+        _oauth_accounts(app, 3)
+        client = app.test_client()
+        login(client, ALICE)
+        with count_queries(app) as first:
+            page = client.get("/email/").get_data(as_text=True)
+        assert "Connect with Acme Mail" in page
+        with count_queries(app) as second:
+            page = client.get("/email/").get_data(as_text=True)
+        assert "Connect with Acme Mail" in page
+        assert _provider_queries(first) == 2 and _provider_queries(second) == 0  # rows, domains
+        assert len(second) == len(first) - _provider_queries(first)
+        # What the process keeps: the rows as read, the client secret sealed (ciphertext).
+        kept = app.extensions["mailconnect"].provider_rows.get("rows")
+        assert kept is not None and len(kept) == 1
+        secret = kept[0][1]
+        assert isinstance(secret, Sealed) and "acme-s3cret" not in repr(kept)
+
+        with app.test_request_context():  # an admin hides it, in this process
+            provider = db.session.scalars(sa.select(MailProvider)).one()
+            toggle_provider(app.extensions["mailconnect"], provider, actor=None)
+            db.session.commit()
+        assert "Connect with Acme Mail" not in client.get("/email/").get_data(as_text=True)
+
+        with app.app_context():  # another worker offers it again: this process learns later
+            db.session.execute(sa.update(MailProvider).values(enabled=True))
+            db.session.commit()
+        assert "Connect with Acme Mail" not in client.get("/email/").get_data(as_text=True)
+        time.sleep(2.1)
+        assert "Connect with Acme Mail" in client.get("/email/").get_data(as_text=True)
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_no_provider_cache_reads_them_per_request() -> None:
+    """MAILCONNECT_PROVIDER_CACHE_SECONDS = 0: the admin rows are read on every request that
+    needs them, and only then: the page of an account of a built-in provider (by its key or
+    an older alias) needs none; the page of an admin provider's account one."""
+    from tests import hostapp
+
+    app, ext = hostapp.create_app(
+        MAILCONNECT_PROVIDERS=OAUTH_CONFIG, MAILCONNECT_PROVIDER_CACHE_SECONDS=0
+    )
+    try:
+        _oauth_accounts(app, 3)  # accounts 1 google, 2 gmail, 3 acme-mail
+        client = app.test_client()
+        login(client, ALICE)
+        for _ in range(2):
+            with count_queries(app) as index:
+                assert client.get("/email/").status_code == 200
+            assert _provider_queries(index) == 2  # the rows, then their domains
+        for account, expected in ((1, 0), (2, 0), (3, 2)):
+            with count_queries(app) as seen:
+                page = client.get(f"/email/accounts/{account}").get_data(as_text=True)
+            assert "data-mc-connected-with" in page
+            assert _provider_queries(seen) == expected, (account, seen)
+        assert "Connected with Acme Mail" in page
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_an_admin_row_never_takes_a_builtin_alias() -> None:
+    """An admin row keyed like an older alias of a built-in ("gmail", written straight into
+    the database: the admin pages never pick such a key) does not take over the accounts
+    that still carry the alias."""
+    from flask_mailconnect.providers import Provider, build_catalog
+
+    rogue = Provider(key="gmail", name="Not Google", source="admin")
+    other = Provider(key="acme", name="Acme", source="admin")
+    catalog = build_catalog({}, {"gmail": rogue, "acme": other})
+    assert catalog.get("gmail") is catalog.get("google")
+    assert catalog.get("google") is not None and catalog.get("google").name != "Not Google"
+    assert catalog.get("acme") is other
+    assert [p.key for p in catalog][0] == "acme" and "Not Google" not in {p.name for p in catalog}
+    lazy = build_catalog({}, lambda: {"acme": other})
+    assert lazy.get("acme") is other and lazy.get("nothing") is None
+
+
+# -- the account page writes its checkboxes and buttons as WTForms would --------------------------
+
+
+def test_account_page_inputs_are_what_wtforms_writes() -> None:
+    """The account page writes its plain checkboxes and its submit buttons itself (WTForms'
+    attribute formatting was a good part of the page's time): each must be exactly what the
+    field's widget writes, checked and unchecked."""
+    from flask_mailconnect.forms import AccountSettingsForm
+    from flask_mailconnect.views.messages import new_mail_form
+    from tests import hostapp
+
+    app, ext = hostapp.create_app()
+    try:
+        rows = _accounts([("user", str(ALICE))], per_owner=2)
+        rows[0].update(display_name='Ann <&">', imap_host="imap.example.test", imap_port=993)
+        rows[1].update(notify_email=False, notify_mobile=False, imap_host="imap.example.test",
+                       imap_port=993, notify_new_mail=True)  # fmt: skip
+        _insert(app, rows)
+        client = app.test_client()
+        login(client, ALICE)
+        for ident in (1, 2):
+            page = client.get(f"/email/accounts/{ident}").get_data(as_text=True)
+            with app.test_request_context():
+                acct = db.session.get(MailAccount, ident)
+                form = AccountSettingsForm(
+                    formdata=None,
+                    data={"display_name": acct.display_name, "notify_email": acct.notify_email,
+                          "mute_mobile": not acct.notify_mobile, "is_default": acct.is_default},
+                )  # fmt: skip
+                notify = new_mail_form(acct)
+                expected = [
+                    *(str(f(class_="mc-check-input", aria_describedby=f"{f.id}-help"))
+                      for f in (form.notify_email, form.mute_mobile, form.is_default,
+                                notify.notify_new_mail, notify.mute_new_mail_mobile)),
+                    str(form.submit(class_="mc-btn mc-btn--primary")),
+                    str(notify.submit_notifications(class_="mc-btn mc-btn--secondary")),
+                ]  # fmt: skip
+            assert any(" checked " in e for e in expected)
+            assert any(" checked " not in e and "checkbox" in e for e in expected)
+            for html in expected:
+                assert html in page, html
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()

@@ -332,6 +332,44 @@ def test_bulk_sent_copies_go_in_one_multiappend(
 
 
 @pytestmark_peers
+def test_an_idle_copy_thread_gets_a_smaller_batch_at_once(
+    peer_app: Flask, mailconnect: MailConnect, db: Any, smtp_starttls: Any, dovecot: Any,
+    peer_certs: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The thread starts idle, so IDLE_BATCH copies go at once instead of waiting for a full
+    batch; later batches depend on how fast Dovecot is, but every copy is saved, once."""
+    from flask_mailconnect.sending import copies
+
+    appends: list[int] = []
+    real = IMAPClient.multiappend
+
+    def counted(self: IMAPClient, folder: str, msgs: Any) -> Any:
+        appends.append(len(msgs))
+        return real(self, folder, msgs)
+
+    monkeypatch.setattr(IMAPClient, "multiappend", counted)
+    monkeypatch.setattr(copies, "COPY_BATCH", 100)
+    monkeypatch.setattr(copies, "IDLE_BATCH", 3)
+    client = _imap(dovecot, peer_certs)
+    try:
+        if not client.folder_exists("Sent"):
+            client.create_folder("Sent")
+        client.select_folder("Sent")
+        before = set(client.search(["ALL"]))
+        account = make_account(db, smtp_starttls, dovecot)
+        with mailconnect.sending(account) as conn:
+            results = [conn.send(message(Subject=f"idle copy {i}")) for i in range(10)]
+        assert appends[0] == 3 and sum(appends) == 10 and len(appends) >= 2, appends
+        kept = [o.result for o in conn.results if o.result]
+        assert [(r.sent_copy, r.sent_copy_pending) for r in kept] == [("Sent", False)] * 10
+        client.select_folder("Sent")
+        assert len(set(client.search(["ALL"])) - before) == 10
+        assert len(results) == 10
+    finally:
+        client.logout()
+
+
+@pytestmark_peers
 def test_a_failed_batch_of_copies_is_reported_not_raised(
     peer_app: Flask, mailconnect: MailConnect, db: Any, smtp_starttls: Any, dovecot: Any,
 ) -> None:  # fmt: skip

@@ -27,6 +27,7 @@ from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, flash, get_flashed_messages, render_template_string
 from flask_babel import Babel
+from markupsafe import escape
 
 import flask_mailconnect
 from flask_mailconnect import i18n
@@ -231,6 +232,8 @@ def test_lazy_strings_translate_when_used() -> None:
     with english.test_request_context():
         assert str(label) == "Save folders"
     assert str(label) == "Save folders"
+    # Printed in a template, a lazy string is text: escaped, never markup.
+    assert str(escape(i18n.LazyString(lambda: "a < b"))) == "a &lt; b"
 
 
 @pytest.mark.parametrize(

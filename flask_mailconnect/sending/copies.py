@@ -1,11 +1,12 @@
 """Sent copies of a bulk session, appended in batches on a thread of their own.
 
 One APPEND per message made a bulk send with copies 2.4 times slower than without (issue 13).
-Here copies are queued; a full batch (or one that has waited long enough) is handed to one
-background thread that appends it (one MULTIAPPEND where the server has it, see
-:meth:`~flask_mailconnect.transport.submit.SentCopy.save_many`) while the session goes on
-sending. The thread only talks IMAP: no Flask, no database; outcomes come back to the Sender's
-own thread through :meth:`CopyQueue.finished`, which the Sender applies to its results and logs.
+Here copies are queued; a full batch (or one that has waited long enough, or a smaller one when
+the thread is idle) is handed to one background thread that appends it (one MULTIAPPEND where
+the server has it, see :meth:`~flask_mailconnect.transport.submit.SentCopy.save_many`) while
+the session goes on sending. The thread only talks IMAP: no Flask, no database; outcomes come
+back to the Sender's own thread through :meth:`CopyQueue.finished`, which the Sender applies to
+its results and logs.
 At most :data:`MAX_BATCHES_IN_FLIGHT` batches wait for the thread, so memory stays bounded when
 the IMAP server is slower than the SMTP server.
 """
@@ -30,6 +31,9 @@ COPY_BATCH_BYTES = 4 * 1024 * 1024
 COPY_DELAY = 5.0
 #: Batches handed to the thread and not yet saved; a further batch waits for the oldest.
 MAX_BATCHES_IN_FLIGHT = 2
+#: Copies handed over early when the thread has nothing to do: it stays busy while the
+#: session sends, so the copies left to append when the session closes are few.
+IDLE_BATCH = 20
 
 #: One queued copy: session index, Message-ID, bytes, when it was sent.
 Queued = tuple[int, str, bytes, datetime]
@@ -58,8 +62,18 @@ class CopyQueue:
             self._since = time.monotonic()
         self._waiting.append((index, message_id, data, when))
         self._waiting_bytes += len(data)
-        if len(self._waiting) >= self._batch_size or self._waiting_bytes >= self._batch_bytes:
+        waiting = len(self._waiting)
+        if (
+            waiting >= self._batch_size
+            or self._waiting_bytes >= self._batch_bytes
+            or (waiting >= IDLE_BATCH and self._idle())
+        ):
             self._hand_over()
+
+    def _idle(self) -> bool:
+        """The thread has appended every batch handed to it (one thread: the last is the
+        newest)."""
+        return not self._in_flight or self._in_flight[-1][1].done()
 
     def due(self) -> None:
         """Hand over the waiting copies if the oldest has waited long enough."""
