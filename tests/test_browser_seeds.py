@@ -191,8 +191,8 @@ def _sign_in(page: Any, url: str, email: str, password: str) -> None:
     page.goto(f"{url}/login")
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
+    with page.expect_navigation():  # signed in (the next goto must not cut the POST short)
+        page.click("button[type=submit]")
 
 
 def _connect_with_password(
@@ -370,8 +370,8 @@ def test_elma365_new_mail_pops_up_with_author_and_subject_and_opens_the_message(
     settings = page.locator("[data-mc-new-mail-settings]")
     assert settings.locator("input[name=notify_new_mail]").is_checked()
     settings.locator("input[name=mute_new_mail_mobile]").check()
-    settings.locator("button, input[type=submit]").last.click()
-    page.wait_for_load_state()
+    with page.expect_navigation():  # saved, and the page shows what was stored
+        settings.locator("button, input[type=submit]").last.click()
     settings = page.locator("[data-mc-new-mail-settings]")
     assert settings.locator("input[name=notify_new_mail]").is_checked()
     assert settings.locator("input[name=mute_new_mail_mobile]").is_checked()
@@ -406,8 +406,9 @@ def test_elma365_new_mail_pops_up_with_author_and_subject_and_opens_the_message(
     page.goto(f"{url}/email/accounts/{crm.account(WORK_ADDRESS).id}")
     settings = page.locator("[data-mc-new-mail-settings]")
     settings.locator("input[name=notify_new_mail]").uncheck()
-    settings.locator("button, input[type=submit]").last.click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        settings.locator("button, input[type=submit]").last.click()
+    assert not page.locator("[data-mc-new-mail-settings] input[name=notify_new_mail]").is_checked()
     client = imap_client(crm.imap)
     client.append("INBOX", message(61, "Quiet"))
     client.logout()
@@ -467,8 +468,8 @@ def test_carerix_admin_sets_up_shared_mailbox_and_manages_a_recruiters_account(
     assert "Organization" in row_shared.inner_text()
     # The owner as the host labels people (its email here; the people pages add the name).
     assert "bob@demo.test" in row_bob.inner_text() and "Microsoft" in row_bob.inner_text()
-    row_bob.locator("button:has-text('Deactivate')").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        row_bob.locator("button:has-text('Deactivate')").click()
     row_bob = page.locator(f"tr[data-account-id='{bob_account.id}']")
     assert "Inactive" in row_bob.inner_text()
     shoot(page, "seed-carerix-admin-accounts")
@@ -545,8 +546,9 @@ def test_creatio_admin_adds_oauth_provider_and_its_domain_offers_its_sign_in(
     page.fill("input[name=userinfo_url]", urls.userinfo_url)
     page.fill("textarea[name=domains]", ACME_DOMAIN)
     shoot(page, "seed-creatio-provider-form")
-    page.locator("[data-mc-provider-form] [type=submit]").last.click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.locator("[data-mc-provider-form] [type=submit]").last.click()
+    assert "Acme Mail" in page.content()
     page.goto(f"{url}/email/admin/providers")
     row = page.locator("tr[data-provider=acme-mail]")
     assert ACME_DOMAIN in row.inner_text() and "OAuth 2.0" in row.inner_text()
