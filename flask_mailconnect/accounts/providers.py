@@ -3,8 +3,10 @@
 The only writer of :class:`~flask_mailconnect.models.MailProvider` rows and their domains. As
 everywhere in this package, each function checks the actor (the ``admin`` action on the
 organisation; ``actor=None`` is trusted host code), writes the audit trail and forgets the
-catalogue built for this request (:func:`~flask_mailconnect.providers.forget_catalog`, so the
-rest of the request sees the change); none commits: the caller does.
+catalogue built for this request and this process's copy of the admin rows
+(:func:`~flask_mailconnect.providers.forget_catalog`, so the rest of the request and the
+process's next requests see the change; other processes within
+``MAILCONNECT_PROVIDER_CACHE_SECONDS``); none commits: the caller does.
 """
 
 from __future__ import annotations

@@ -3,18 +3,23 @@
 Order (it decides domain detection): admin-entered providers first, then those declared or
 configured in ``MAILCONNECT_PROVIDERS``, then the built-in modules, "other" last. A key (or an
 older alias) taken by configuration or a built-in is never taken over by an admin row.
-:func:`current_catalog` builds it at most once per app context: the configured and built-in
-providers come from a per-process cache keyed by the configuration's digest; the admin rows
-(secrets included) are read with one query the first time an answer needs them, and only for
-that app context. So a page that asks "which provider is this account's?" for fifty accounts
-runs at most one provider query, and none when their providers are all built in or configured;
-:func:`forget_catalog` after an admin changes providers.
+:func:`current_catalog` builds it at most once per app context. The configured and built-in
+providers come from a per-process cache keyed by the configuration's digest. The admin rows are
+needed only when an answer depends on them (a list of providers, a key that is not built in or
+configured): then they come from this process's copy, kept for
+``MAILCONNECT_PROVIDER_CACHE_SECONDS`` with each client secret still sealed (ciphertext, opened
+per app context as before), or are read with one query. So a page that asks "which provider is
+this account's?" for fifty accounts runs at most one provider query. Staleness: a change made
+through ``accounts/providers.py`` calls :func:`forget_catalog`, which drops this process's copy
+and makes the rest of that app context read uncached; other processes see it within
+``MAILCONNECT_PROVIDER_CACHE_SECONDS`` (``0``: read once per app context, as before).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from types import SimpleNamespace
@@ -207,6 +212,7 @@ def build_catalog(
 #: process's life (its client secrets included); never an admin row or its secret.
 _FIXED: dict[str, dict[str, Provider]] = {}
 _FIXED_MAX = 8  #: a shell or a test editing the configuration makes a few; the oldest go
+_FIXED_LOCK = threading.Lock()
 
 
 def current_catalog() -> Catalog:
@@ -223,9 +229,10 @@ def current_catalog() -> Catalog:
     fixed = _FIXED.get(key)
     if fixed is None:
         fixed = _fixed_providers(current_app.config)
-        while len(_FIXED) >= _FIXED_MAX:
-            _FIXED.pop(next(iter(_FIXED)))
-        _FIXED[key] = fixed
+        with _FIXED_LOCK:  # threaded workers: one writer at a time
+            while len(_FIXED) >= _FIXED_MAX:
+                _FIXED.pop(next(iter(_FIXED)))
+            _FIXED[key] = fixed
     found = Catalog(fixed, _admin_rows)
     if has_app_context():
         setattr(g, _G_KEY, (key, found))

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from flask import flash, redirect, render_template, request, url_for
 
 from ... import accounts
+from ...forms import provider_title
 from ...i18n import gettext
 from ...models import AccountStatus, MailAccount
 from ...providers import current_catalog
@@ -91,6 +92,7 @@ def admin_accounts() -> Any:
         kinds=list(dict.fromkeys(kinds)),
         providers={p.key: p for p in catalog},
         provider_names={a.provider: catalog.get(a.provider) for a in rows},
+        provider_titles={p.key: provider_title(p) for p in catalog},
         action_form=form,
         csrf_field=form.csrf_token(id=False),
         links=links,
