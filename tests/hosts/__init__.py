@@ -61,6 +61,7 @@ def seed(app: Flask, sandbox: Any) -> Seeded:
     from example_app.models import Project, User, db
     from flask_mailconnect import MailAccount, MailConnect, ServerSettings
     from flask_mailconnect.models import AuditEvent, MailProvider, MailProviderDomain
+    from flask_mailconnect.providers import forget_catalog
 
     out = Seeded()
     with app.app_context():
@@ -97,6 +98,9 @@ def seed(app: Flask, sandbox: Any) -> Seeded:
         )  # fmt: skip
         provider.domains.append(MailProviderDomain(domain="northwind-traders.com"))
         db.session.add(provider)
+        # Written straight to the table, not through the admin pages: drop the provider rows
+        # this process cached while connect_manual() read the catalogue above.
+        forget_catalog()
         projects = {p.name: p.id for p in db.session.scalars(sa.select(Project))}
         for project, email, status, active in [
             ("Apollo launch", "launch@northwind-traders.com", "connected", True),
