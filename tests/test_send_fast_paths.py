@@ -52,6 +52,37 @@ def test_recipient_normalisation_matches_email_validator(address: str) -> None:
     assert normalize_address(address) == expected.normalized
 
 
+PLAIN_OR_NOT = [
+    *ADDRESSES, "bob@example.com", "a.b+c_d-e@mail.example.co.uk", "bob@example", "bob@@x.com",
+    "bob@example.com.", ".bob@example.com", "bob.@example.com", "bob@-x.com", "bob@x..com",
+    "bob@example.com, eve@example.com", "bob@example.com (eve@example.com)",
+    '"eve@example.com" bob@example.com', "bob@example.com\teve@example.com",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("to", PLAIN_OR_NOT)
+def test_recipients_shortcut_answers_as_the_cross_check(
+    to: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bare dot-atom address skips the second parser; with the shortcut off (a pattern that
+    never matches) every header gives the same recipients or the same refusal."""
+    import re
+
+    def outcome() -> Any:
+        msg = EmailMessage()
+        try:
+            msg["To"] = to
+            return compose.parse_recipients(msg)
+        except Exception as exc:  # InvalidMessage, or the email package refusing the header
+            return type(exc).__name__, str(exc)
+
+    if compose._PLAIN_ADDRESS.fullmatch(to):  # the shortcut's premise: one address, as is
+        assert [a for _, a in email.utils.getaddresses([to]) if a] == [to]
+    fast = outcome()
+    monkeypatch.setattr(compose, "_PLAIN_ADDRESS", re.compile(r"(?!)"))
+    assert outcome() == fast
+
+
 def _corpus() -> list[EmailMessage]:
     """Messages as hosts build them: plain, HTML + text, display names, long and non-ASCII
     subjects, Bcc, attachments, encoded words, comments in addresses."""
@@ -144,6 +175,20 @@ def test_signature_body_swap_equals_set_content(body: str) -> None:
     assert str(fast.message["Content-Transfer-Encoding"]) == str(
         reference["Content-Transfer-Encoding"]
     )
+
+
+def test_body_lookup_shortcut_finds_what_get_body_finds() -> None:
+    attached = EmailMessage()
+    attached.set_content("notes")
+    attached["Content-Disposition"] = "attachment; filename=notes.txt"
+    html = EmailMessage()
+    html.set_content("<p>hi</p>", subtype="html")
+    data = EmailMessage()
+    data.set_content(b"\x00\x01", maintype="application", subtype="octet-stream")
+    for msg in [*_corpus(), attached, html, data]:
+        found = compose._bodies(msg)
+        assert found == (msg.get_body(("html",)), msg.get_body(("plain",)))
+    assert compose._bodies(html)[0] is html and compose._bodies(attached) == (None, None)
 
 
 def test_bcc_removed_with_its_folded_lines_only() -> None:
