@@ -5,9 +5,9 @@ concurrency against one by one.
    on a SQLite file, against the lean SMTP sink (benchmarks/smtp_sink.py, its own process, no
    TLS: the handshake would hide the difference), one by one; CPU time of this process per
    account, against smtplib's connect + EHLO + AUTH + QUIT to the same sink. Ours also reads
-   the account (one query per batch of 20), its password (one query each, credentials.py),
-   decrypts it, and records the outcome and an audit row (one UPDATE and one INSERT executed
-   with the batch's rows, one commit per batch).
+   the account with its sealed password (one query per batch of 20), decrypts the password,
+   and records the outcome and an audit row (one UPDATE and one INSERT executed with the
+   batch's rows, one commit per batch).
 2. Concurrency: 200 accounts against aiosmtpd (in a child process) that waits 50 ms before each
    EHLO reply, like a distant server: wall time one by one against 8 workers (the speed-up), and
    the peak of simultaneous connections the server saw (never more than the workers).

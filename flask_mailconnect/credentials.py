@@ -2,8 +2,11 @@
 
 :func:`server_settings` turns a stored account into the transport's :class:`ServerSettings`,
 decrypting the password or getting a fresh OAuth access token (refreshed under the row lock in
-the OAuth layer). What a login's outcome does to the account (health fields, status, audit
-row, signal) is written by :mod:`flask_mailconnect.accounts.status`. Nothing here commits.
+the OAuth layer). A caller that checks many accounts may load their (encrypted) passwords with
+the batch: :data:`WITH_PASSWORD` as a query option; the password is still decrypted here, at
+the moment of use, and never kept. What a login's outcome does to the account (health fields,
+status, audit row, signal) is written by :mod:`flask_mailconnect.accounts.status`. Nothing here
+commits.
 """
 
 from __future__ import annotations
@@ -11,19 +14,30 @@ from __future__ import annotations
 from datetime import timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.orm import undefer
 
-from .columns import open_secret
+from .columns import Sealed, open_secret
 from .models import MailAccount
 from .oauth.refresh import fresh_access_token
-from .providers import current_catalog
+from .providers import Catalog, current_catalog
 from .runtime import Runtime
 from .transport.settings import ServerSettings
 
+#: Query option for a batch of accounts about to be checked or used: their password column
+#: (deferred with raiseload, see models.py) comes with the rows, still sealed, so
+#: :func:`server_settings` needs no query of its own per account.
+WITH_PASSWORD = undefer(MailAccount.password)
+
 
 def server_settings(
-    state: Runtime, account: MailAccount, *, min_validity: timedelta = timedelta(minutes=5)
+    state: Runtime,
+    account: MailAccount,
+    *,
+    min_validity: timedelta = timedelta(minutes=5),
+    catalog: Catalog | None = None,
 ) -> ServerSettings:
-    """The account's servers and a usable credential.
+    """The account's servers and a usable credential. ``catalog``: the current app context's
+    provider catalogue when the caller already holds it (a batch of checks).
 
     OAuth: raises :class:`~flask_mailconnect.exceptions.NeedsReconnect` or
     :class:`~flask_mailconnect.exceptions.TokenRefreshUnavailable` from the refresh.
@@ -33,10 +47,7 @@ def server_settings(
     if account.auth_method == "oauth2":
         oauth_token = fresh_access_token(state, account, min_validity=min_validity)
     else:
-        stored = state.session.scalar(
-            sa.select(MailAccount.password).where(MailAccount.id == account.id)
-        )
-        password = open_secret(stored) or ""
+        password = open_secret(_stored_password(state, account)) or ""
     return ServerSettings(
         email=account.email,
         username=account.username,
@@ -49,5 +60,16 @@ def server_settings(
         imap_security=account.imap_security,  # type: ignore[arg-type]
         provider=account.provider,
         oauth_token=oauth_token,
-        hints=current_catalog().for_account(account).hints,
+        hints=(catalog or current_catalog()).for_account(account).hints,
     )
+
+
+def _stored_password(state: Runtime, account: MailAccount) -> Sealed | str | None:
+    """The password as read with the row (:data:`WITH_PASSWORD`), else read now (a value set
+    in this session is flushed first, as before). Never touches the attribute itself: it
+    raises when not loaded (``deferred_raiseload``)."""
+    # The instance's __dict__ holds what was loaded (SQLAlchemy's instance state dict).
+    loaded = account.__dict__.get("password")
+    if isinstance(loaded, Sealed):
+        return loaded
+    return state.session.scalar(sa.select(MailAccount.password).where(MailAccount.id == account.id))

@@ -7,10 +7,8 @@ accounts.py it never commits the host's session (token refreshes commit their ow
 oauth/refresh.py); :func:`check_many` (the CLI, and jobs) commits per account, or, one
 worker at a time, the common outcomes of up to :data:`CHUNK` accounts in one batch.
 
-Keep-alive: a refresh token that is never used dies (Microsoft: 90 days; Google: 6 months, or 7
-days for apps in testing mode). A login with the access token does not count as use, so an
-account whose ``token_refreshed_at`` is older than ``MAILCONNECT_KEEPALIVE_DAYS`` for its
-provider gets a forced refresh (``fresh_access_token(force=True)``) well ahead of that.
+Keep-alive (a forced refresh of a token unused for ``MAILCONNECT_KEEPALIVE_DAYS``, before its
+provider lets it die) is in :mod:`.keepalive`; its names stay importable from here.
 
 Nothing here keeps state in module globals: every call works on the current app.
 """
@@ -41,27 +39,17 @@ from .accounts.status import (
     record_success,
     status_after,
 )
-from .codes import (
-    KEY_UNAVAILABLE,
-    RETRYABLE_CODES,
-    SMTP_AUTH_DISABLED,
-    TOKEN_REJECTED,
-    message_for,
-)
-from .credentials import server_settings
-from .exceptions import (
-    EncryptionKeyError,
-    NeedsReconnect,
-    TokenError,
-    TokenRefreshUnavailable,
-)
+from .codes import KEY_UNAVAILABLE, RETRYABLE_CODES, SMTP_AUTH_DISABLED, TOKEN_REJECTED, message_for
+from .credentials import WITH_PASSWORD, server_settings
+from .exceptions import EncryptionKeyError, NeedsReconnect, TokenError, TokenRefreshUnavailable
 from .i18n import N_
 from .keepalive import keep_alive, keepalive_due
 from .models import AccountStatus, MailAccount, utcnow
 from .oauth.refresh import fresh_access_token
 from .owners import Actor
+from .providers import Catalog, current_catalog
 from .runtime import Runtime
-from .transport.settings import ProtocolResult
+from .transport.settings import ProtocolResult, TransportOptions
 from .transport.tester import test_connection as run_test
 
 log = logging.getLogger("flask_mailconnect.health")
@@ -139,11 +127,13 @@ def _check(
     *,
     actor: Actor | None = None,
     defer: list[CheckRecord] | None = None,
+    shared: tuple[TransportOptions, Catalog] | None = None,
 ) -> CheckResult:
-    """:func:`check`; with ``defer``, a success or a plain failure (the common outcomes) is
-    appended there for :func:`.record_checks` instead of changing the account and adding its
-    audit row (the session stays clean); outcomes that mark the account, audit or signal on
-    their own (rejected credentials, token errors) are recorded here as usual."""
+    """:func:`check`; with ``shared``, what the checks of a batch share; with ``defer``, a
+    success or a plain failure (the common outcomes) is appended there for
+    :func:`.record_checks` instead of changing the account and adding its audit row (the
+    session stays clean); outcomes that mark the account, audit or signal on their own
+    (rejected credentials, token errors) are recorded here as usual."""
     if actor is not None:
         require(state, actor, "manage", account.owner)
     started = time.monotonic()
@@ -160,14 +150,15 @@ def _check(
     before = account.token_refreshed_at
     try:
         kept_alive = keep_alive(state, account)
-        report = run_test(server_settings(state, account), state.transport_options())
+        options, catalog = shared or (state.transport_options(), None)
+        report = run_test(server_settings(state, account, catalog=catalog), options)
         if account.auth_method == "oauth2" and any(
             r.code == TOKEN_REJECTED for r in report.results
         ):
             # The server refused a token that looked valid: refresh once and try again.
 
             fresh_access_token(state, account, force=True)
-            report = run_test(server_settings(state, account), state.transport_options())
+            report = run_test(server_settings(state, account, catalog=catalog), options)
         smtp, imap = report.smtp, report.imap
         if account.send_via == "graph" and smtp.code == SMTP_AUTH_DISABLED:
             smtp = replace(
@@ -312,22 +303,35 @@ def _run_chunk(
         return [_run_here(app, account_id, work) for account_id in account_ids]
 
 
+def _shared(state: Runtime) -> tuple[TransportOptions, Catalog] | None:
+    """What the checks of one batch (one app context) share, made once for all of them."""
+    try:
+        return state.transport_options(), current_catalog()
+    except Exception:  # noqa: BLE001 - each account then fails (crashes) on its own, as before
+        return None
+
+
 def _run_checks(app: Flask, account_ids: list[int]) -> list[CheckResult]:
     """:func:`check` for a few accounts in one app context and one session, with the common
     outcomes written together at the end (:func:`.record_checks`: one UPDATE per outcome kind
     and one audit INSERT, executed with all rows, and one commit), instead of an ORM flush and
-    a commit per account. One SELECT reads them all. OAuth accounts, and outcomes that mark the
-    account (rejected credentials, token errors), commit one by one as in :func:`run_one`."""
+    a commit per account. One SELECT reads them all, their sealed passwords included. OAuth
+    accounts, and outcomes that mark the account (rejected credentials, token errors), commit
+    one by one as in :func:`run_one`."""
     state: Runtime = app.extensions["mailconnect"]
     with app.app_context():
         session = state.session
         results: list[CheckResult] = []
         pending: list[CheckRecord] = []
         try:
-            found = session.scalars(sa.select(MailAccount).where(MailAccount.id.in_(account_ids)))
+            # The passwords come with the rows (sealed; decrypted one at a time where used).
+            query = sa.select(MailAccount).where(MailAccount.id.in_(account_ids))
+            found = session.scalars(query.options(WITH_PASSWORD))
             accounts = {account.id: account for account in found}
+            shared = _shared(state)
             for account_id in account_ids:
-                results.append(_check_one(state, account_id, accounts.get(account_id), pending))
+                account = accounts.get(account_id)
+                results.append(_check_one(state, account_id, account, pending, shared))
             if pending:
                 try:
                     record_checks(session, pending, now=utcnow())
@@ -343,16 +347,22 @@ def _run_checks(app: Flask, account_ids: list[int]) -> list[CheckResult]:
 
 
 def _check_one(
-    state: Runtime, account_id: int, account: MailAccount | None, pending: list[CheckRecord]
+    state: Runtime,
+    account_id: int,
+    account: MailAccount | None,
+    pending: list[CheckRecord],
+    shared: tuple[TransportOptions, Catalog] | None,
 ) -> CheckResult:
     if account is None:  # disconnected meanwhile
         return CheckResult(account_id, SKIPPED, "deleted", code="deleted", skipped_reason="deleted")
     session = state.session
     try:
         defer = pending if account.auth_method != "oauth2" else None
-        result = _check(state, account, defer=defer)
-        if session.new or session.dirty or session.deleted:
-            session.commit()  # an outcome recorded on the account: committed as before
+        deferred = len(pending)
+        result = _check(state, account, defer=defer, shared=shared)
+        # A deferred outcome left the session clean: only one recorded on the account commits.
+        if len(pending) == deferred and (session.new or session.dirty or session.deleted):
+            session.commit()
         return result
     except Exception as exc:
         session.rollback()

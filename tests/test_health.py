@@ -472,3 +472,47 @@ def test_a_batched_outcome_never_undoes_a_status_another_worker_wrote(
         assert get(broken).status == "connected"
         assert (get(fine).status, get(fine).last_error_message) == ("error", "slow")
         assert get(pending).status == "pending_authorization"
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_check_many_reads_a_batch_with_its_passwords_in_one_query(
+    dbapp: tuple[Flask, MailConnect],
+    smtp_starttls: Any,
+    dovecot: Any,
+    reconnects: list[dict[str, Any]],
+    concurrency: int,
+) -> None:
+    """The batch's SELECT brings the (sealed) passwords: no password query per account. After
+    an outcome committed mid-batch (which expires the loaded rows), the later accounts still
+    log in with their own passwords, read again."""
+    from flask_mailconnect.health import check_many
+
+    app, _ = dbapp
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if re.search(r"\bFROM [`\"]?mailconnect_account\b", statement):
+            statements.append(statement)
+
+    with app.app_context():
+        engine = hostapp.db.engine
+        healthy = [add(smtp_starttls, dovecot, owner_id=str(n)) for n in range(4)]
+        sa.event.listen(engine, "before_cursor_execute", seen)
+        try:
+            results = list(check_many(healthy, concurrency=concurrency, app=app))
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", seen)
+        assert {r.account_id: r.outcome for r in results} == dict.fromkeys(healthy, "ok")
+        assert len(statements) == 1, statements  # one batch (up to 5 accounts), one query
+        assert "password" in statements[0]
+
+        wrong = add(smtp_starttls, dovecot, owner_id="w", password="not-the-password")
+        later = [add(smtp_starttls, dovecot, owner_id=f"l{n}") for n in range(2)]
+        results = list(check_many([wrong, *later], concurrency=concurrency, app=app))
+        assert {r.account_id: r.outcome for r in results} == {
+            wrong: "needs_reconnect",
+            **dict.fromkeys(later, "ok"),
+        }
+        assert [c["reason"] for c in reconnects] == ["auth_failed"]
+        assert all(get(i).status == "connected" for i in later)
+        assert get(wrong).status == "needs_reconnect"
