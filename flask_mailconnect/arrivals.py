@@ -9,16 +9,23 @@ turns them into :class:`~flask_mailconnect.signals.NewMessage` values with a lin
 message page and sends the signal with the account's
 :class:`~flask_mailconnect.signals.NotificationSettings`.
 
+Receivers run inside the sync's transaction (their rows commit with it), each in a SAVEPOINT
+of its own: a receiver that raises (a bug, a value too long for its column) has its writes
+rolled back alone and is logged; the other receivers still run and the sync still advances,
+so the same failure cannot make every later sync roll back and repeat.
+
 Links are built without a request too (jobs): from ``MAILCONNECT_EXTERNAL_URL`` when set (an
 absolute URL), else from ``SERVER_NAME`` (absolute), else a path on the host.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from flask import current_app, has_request_context, url_for
+from sqlalchemy.orm import object_session
 
 from . import signals
 from .models import MailAccount
@@ -28,6 +35,8 @@ from .transport.mailbox import MessageSummary
 
 #: The message page's endpoint (views/messages.py).
 ENDPOINT = "mailconnect.message"
+
+log = logging.getLogger(__name__)
 
 
 def message_url(account_id: int, folder: str, uid: int) -> str:
@@ -76,11 +85,28 @@ def announce(
         for m in sorted(found, key=lambda m: m.uid, reverse=True)
     ]
     if messages:
-        signals.announce(
-            signals.new_mail, actor, account=account, messages=messages,
-            settings=settings_of(account),
-        )  # fmt: skip
+        _send_isolated(account, actor, messages)
     return messages
+
+
+def _send_isolated(account: MailAccount, actor: Actor | None, messages: list[NewMessage]) -> None:
+    """Send ``new_mail`` to each receiver in a SAVEPOINT of its own (see the module doc)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    session = object_session(account)
+    settings = settings_of(account)
+    user = actor.user if actor is not None else None
+    for receiver in list(signals.new_mail.receivers_for(app)):
+        try:
+            if session is None:
+                receiver(app, account=account, actor=user, messages=messages, settings=settings)
+                continue
+            with session.begin_nested():  # flushes the receiver's rows before RELEASE
+                receiver(app, account=account, actor=user, messages=messages, settings=settings)
+        except Exception:
+            log.exception(
+                "account %s: a new_mail receiver failed; its changes were rolled back and the "
+                "sync goes on", account.id,
+            )  # fmt: skip
 
 
 __all__ = ["announce", "message_url", "settings_of"]

@@ -12,6 +12,11 @@ returns a :class:`MessageView`.
   links (``rel="noopener noreferrer"``), a short list of harmless CSS properties (nothing that
   takes a URL, nothing that positions); scripts, styles sheets, forms, frames, event handlers
   and ``javascript:`` URLs are removed with their content.
+- Links keep only ``#fragments`` and absolute http(s), mailto and tel URLs, read as a browser
+  reads them (tabs and line breaks ignored, leading controls and spaces stripped): relative
+  links would act on the host's own site with the person's session.
+- nh3 is quadratic in nesting depth, so HTML is cut at :data:`HTML_LIMIT` characters and, when
+  a linear scan finds it nested past :data:`MAX_DEPTH`, shown as its plain part or its text.
 - Remote images (``http(s):`` sources) are replaced by a small inline placeholder unless
   ``show_images`` is true; ``cid:`` images (inline attachments) always are. No request leaves
   the browser for a blocked image: the page's Content-Security-Policy (views/messages.py)
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import email
 import html
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
@@ -87,6 +93,25 @@ BLOCKED_IMAGE = (
 )
 #: Characters of a text body shown (a longer one is cut and says so).
 TEXT_LIMIT = 500_000
+#: Characters of an HTML body sanitised (a longer one is cut and says so): nh3's time grows
+#: with the markup, and a 10 MB fetch must not hold a worker for seconds.
+HTML_LIMIT = 1_000_000
+#: Deepest tag nesting sanitised. nh3 (html5ever) is quadratic in nesting depth: 100,000
+#: nested ``<div>`` take about 20 s. Deeper markup is shown as its text part (or its text).
+MAX_DEPTH = 2_000
+#: Schemes a link may keep (after :func:`_normalise_url`); anything else, relative links
+#: included (``/logout``, the page's own ``?images=1``), is dropped. ``#fragments`` stay.
+LINK_SCHEMES = ("http", "https", "mailto", "tel")
+#: Elements that never hold content, and those the HTML parser closes by itself when a
+#: sibling opens (``<p><p>`` are siblings): neither deepens the tree.
+_FLAT_TAGS = frozenset({
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+    "source", "track", "wbr", "p", "li", "dt", "dd", "td", "th", "tr", "tbody", "thead",
+    "tfoot", "option", "colgroup",
+})  # fmt: skip
+# [^<>]: an unclosed "<div <div ..." must not make every match scan to the end (quadratic).
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)[^<>]*?(/?)>")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 
 
 @dataclass(frozen=True)
@@ -113,7 +138,8 @@ class MessageView:
     attachments: list[Attachment] = field(default_factory=list)
     blocked_images: int = 0  #: remote images replaced by the placeholder
     remote_images: int = 0  #: remote images in the body (shown or not)
-    truncated: bool = False  #: the server's copy is bigger than what was fetched
+    truncated: bool = False  #: the server's copy is bigger than what was fetched (or shown)
+    simplified: bool = False  #: the HTML was too deeply nested: its text is shown instead
 
 
 def _address_list(message: Message, name: str, charset: str | None) -> str:
@@ -198,6 +224,55 @@ def _parts(message: Message) -> tuple[Message | None, Message | None, list[Messa
     return html_part, text_part, attachments
 
 
+def _normalise_url(value: str) -> str:
+    """The URL as a browser reads it: tabs and line breaks anywhere are ignored, and leading
+    spaces and control characters (``"da&#x09;ta:"`` is ``data:``, ``" \\x01javascript:"``
+    is ``javascript:``)."""
+    value = value.replace("\t", "").replace("\r", "").replace("\n", "")
+    return value.lstrip("".join(chr(c) for c in range(0x21)))
+
+
+def _safe_link(value: str) -> str | None:
+    """``value`` normalised if it is a ``#fragment`` or an absolute http(s), mailto or tel
+    URL, else None (the attribute is dropped). ``http:host/x`` (no ``//``) is relative to the
+    page in a browser, so http(s) needs its ``//`` (``\\`` counts, as browsers read it)."""
+    url = _normalise_url(value)
+    if url.startswith("#"):
+        return url
+    found = _SCHEME.match(url)
+    if not found or found.group(1).lower() not in LINK_SCHEMES:
+        return None
+    rest = url[found.end() :]
+    if found.group(1).lower() in ("http", "https") and not re.match(r"[/\\]{2}[^/\\]", rest):
+        return None
+    return url
+
+
+def nesting_depth(markup: str, stop: int = MAX_DEPTH) -> int:
+    """How deep the tags of ``markup`` nest, counted in one linear pass (unclosed tags count;
+    void elements and those the parser closes by itself do not). Stops counting past ``stop``."""
+    depth = deepest = 0
+    for found in _TAG.finditer(markup):
+        closing, name, self_closing = found.groups()
+        if name.lower() in _FLAT_TAGS or self_closing:
+            continue
+        if closing:
+            depth = max(depth - 1, 0)
+            continue
+        depth += 1
+        if depth > deepest:
+            deepest = depth
+            if deepest > stop:
+                break
+    return deepest
+
+
+def _markup_text(markup: str) -> str:
+    """The text of markup without a parser (linear time): tags removed, entities decoded."""
+    text = re.sub(r"<[^<>]*>", "", markup)
+    return html.unescape(text)
+
+
 class _ImageRewriter:
     """nh3's attribute filter: counts and replaces image sources (and drops risky values)."""
 
@@ -208,6 +283,7 @@ class _ImageRewriter:
 
     def __call__(self, tag: str, attribute: str, value: str) -> str | None:
         if tag == "img" and attribute == "src":
+            value = _normalise_url(value)
             lowered = value.strip().lower()
             if lowered.startswith(("http://", "https://", "//")):
                 self.remote += 1
@@ -219,15 +295,29 @@ class _ImageRewriter:
                 return value  # embedded in the message: no request
             self.blocked += 1
             return BLOCKED_IMAGE  # cid:, svg, anything else
-        if attribute == "href" and value.strip().lower().startswith(("data:", "cid:")):
-            return None  # data: links open documents the sanitiser never saw
+        if attribute == "href":
+            # data: links open documents the sanitiser never saw; relative ones act on the
+            # host's own site (``/logout``) with the person's session.
+            return _safe_link(value)
         if attribute == "style" and any(w in value.lower() for w in ("url(", "expression", "\\")):
             return None
         return value
 
 
 def sanitize_html(markup: str, *, show_images: bool = False) -> tuple[str, int, int]:
-    """Safe markup for a message body: ``(html, remote images, blocked images)``."""
+    """Safe markup for a message body: ``(html, remote images, blocked images)``.
+
+    At most :data:`HTML_LIMIT` characters; markup nested deeper than :data:`MAX_DEPTH` comes
+    back as its text, escaped (:func:`render_message` shows the plain part instead).
+    """
+    markup = markup[:HTML_LIMIT]
+    if nesting_depth(markup) > MAX_DEPTH:
+        return html.escape(_markup_text(markup)), 0, 0
+    return _sanitize(markup, show_images)
+
+
+def _sanitize(markup: str, show_images: bool) -> tuple[str, int, int]:
+    """:func:`sanitize_html` for markup already cut and scanned (by :func:`render_message`)."""
     rewriter = _ImageRewriter(show_images)
     cleaned = nh3.clean(
         markup,
@@ -270,10 +360,20 @@ def render_message(
     html_part, text_part, attached = _parts(message)
     body_html = body_text = None
     remote = blocked = 0
-    if html_part is not None:
-        body_html, remote, blocked = sanitize_html(
-            clean_text(_part_text(html_part, charset)), show_images=show_images
-        )
+    simplified = False
+    markup = clean_text(_part_text(html_part, charset)) if html_part is not None else None
+    if markup is not None and len(markup) > HTML_LIMIT:
+        markup, truncated = markup[:HTML_LIMIT], True
+    if markup is not None and nesting_depth(markup) > MAX_DEPTH:
+        # Too deep for nh3 to finish in time: the text part, else the markup's own text.
+        simplified = True
+        if text_part is not None:
+            body_text = clean_text(_part_text(text_part, charset))
+        else:
+            body_text = _markup_text(markup)
+        body_text = body_text[:TEXT_LIMIT]
+    elif markup is not None:
+        body_html, remote, blocked = _sanitize(markup, show_images)
     elif text_part is not None or not message.is_multipart():
         body_text = clean_text(_part_text(text_part or message, charset))[:TEXT_LIMIT]
     attachments = []
@@ -301,6 +401,7 @@ def render_message(
         blocked_images=blocked,
         remote_images=remote,
         truncated=truncated,
+        simplified=simplified,
     )
 
 

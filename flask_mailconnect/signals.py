@@ -46,6 +46,8 @@ messages_synced = _signals.signal("mailconnect.messages-synced")
 #: ``settings.enabled`` (and to phones only when ``settings.push_to_mobile``). Extra:
 #: ``account``, ``actor`` (``None`` for jobs), ``messages`` (a list of :class:`NewMessage`,
 #: newest first, at most the sync's ``limit``), ``settings`` (:class:`NotificationSettings`).
+#: Receivers run inside the sync's transaction, each in a SAVEPOINT of its own: one that
+#: raises has its writes rolled back and is logged, and the sync goes on (arrivals.py).
 new_mail = _signals.signal("mailconnect.new-mail")
 #: A message was accepted for delivery (SMTP 250 after DATA, or Graph 202). Extra: ``account``,
 #: ``actor`` (the host's user, or ``None``), ``result`` (a
@@ -53,9 +55,17 @@ new_mail = _signals.signal("mailconnect.new-mail")
 message_sent = _signals.signal("mailconnect.message-sent")
 
 
+#: Longest ``sender`` and ``subject`` a :class:`NewMessage` carries (RFC 5322's line limit);
+#: longer ones are cut, so a receiver storing them in a ``String(998)`` column cannot fail.
+NEW_MESSAGE_TEXT_MAX = 998
+
+
 @dataclass(frozen=True)
 class NewMessage:
-    """One new message as :data:`new_mail` carries it: what a notification shows."""
+    """One new message as :data:`new_mail` carries it: what a notification shows.
+
+    ``sender`` and ``subject`` hold at most :data:`NEW_MESSAGE_TEXT_MAX` characters.
+    """
 
     account_id: int
     folder: str
@@ -68,6 +78,13 @@ class NewMessage:
     #: The message page (``mailconnect.message``): absolute when ``MAILCONNECT_EXTERNAL_URL``
     #: or ``SERVER_NAME`` is set, else a path on the host (``/email/accounts/3/messages/...``).
     url: str
+
+    def __post_init__(self) -> None:
+        # Cut here, whoever builds one: receivers copy these into columns of their own.
+        for name in ("sender", "subject"):
+            value = getattr(self, name)
+            if len(value) > NEW_MESSAGE_TEXT_MAX:
+                object.__setattr__(self, name, value[:NEW_MESSAGE_TEXT_MAX])
 
 
 @dataclass(frozen=True)
@@ -104,6 +121,7 @@ __all__ = [
     "account_disconnected",
     "account_needs_reconnect",
     "account_updated",
+    "NEW_MESSAGE_TEXT_MAX",
     "NewMessage",
     "NotificationSettings",
     "message_sent",

@@ -21,6 +21,8 @@ _HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?
 #: refused before any query: SQLite raises OverflowError past 2**63-1, PostgreSQL "integer out
 #: of range" past 2**31-1.
 MAX_ID = 2**31 - 1
+#: The largest IMAP UID (RFC 3501: a 32-bit unsigned number); UIDs are not our primary keys.
+MAX_UID = 2**32 - 1
 #: Longest text a search box passes on (our LIKE filters, the host's ``@user_search``).
 SEARCH_MAX = 200
 _DIGITS = re.compile(r"[0-9]{1,32}")
@@ -51,6 +53,11 @@ def parse_int(value: object, lo: int, hi: int) -> int | None:
 def parse_id(value: object) -> int | None:
     """A primary key from a query string or form: ASCII digits, 1 .. :data:`MAX_ID`."""
     return parse_int(value, 1, MAX_ID)
+
+
+def parse_uid(value: object) -> int | None:
+    """An IMAP UID: ASCII digits, 1 .. :data:`MAX_UID`."""
+    return parse_int(value, 1, MAX_UID)
 
 
 def control_chars(text: str, *, allow: str = "") -> bool:

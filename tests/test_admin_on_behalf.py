@@ -286,3 +286,31 @@ def test_disconnecting_an_oauth_account_names_what_was_deleted(
         messages = [m for _, m in session["_flashes"]]
     assert f"Disconnected {EMAIL}. Its sign-in tokens and synced mail were deleted." in messages
     assert not any("password" in m for m in messages)
+
+
+def test_on_behalf_owner_must_be_a_person_the_host_knows(
+    client: FlaskClient,
+    app: Flask,  # noqa: F811
+) -> None:
+    """The owner posted to the OAuth start is looked up with ``@user_getter``: an id nobody
+    has is a 404, and another spelling of a real id ("01") is stored as the host's id ("1")."""
+    register_callbacks(app)
+    login(client, 3)
+    page = client.get(PERSON).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert token
+    data = {"csrf_token": token.group(1), "owner_kind": "user", "next": PERSON}
+    assert (
+        client.post("/email/oauth/google/start", data={**data, "owner_id": "9999"}).status_code
+        == 404
+    )
+    started = client.post("/email/oauth/google/start", data={**data, "owner_id": "01"})
+    assert started.status_code == 302, started.get_data(as_text=True)[:300]
+    finished = back(client, consent(started.headers["Location"], EMAIL))
+    assert finished.status_code == 302
+    [account] = accounts_now()
+    assert account.owner == ("user", "1") and account.connected_by == "3"
+    # The person's admin page under another spelling shows (and connects for) the same person.
+    other = client.get("/email/admin/users/01").get_data(as_text=True)
+    assert EMAIL in other and 'name="owner_id" value="1"' in other
+    assert client.get("/email/admin/users/9999").status_code == 404

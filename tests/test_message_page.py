@@ -13,7 +13,13 @@ import pytest
 from flask import Flask
 
 from flask_mailconnect import MailConnect
-from flask_mailconnect.message_view import BLOCKED_IMAGE, render_message
+from flask_mailconnect.message_view import (
+    BLOCKED_IMAGE,
+    HTML_LIMIT,
+    nesting_depth,
+    render_message,
+    sanitize_html,
+)
 from tests.conftest import login
 from tests.peers.dovecot import DovecotPeer, dovecot_peer
 from tests.test_sync import imap_client, make_account, reset_inbox
@@ -235,6 +241,121 @@ def test_render_message_without_a_server() -> None:
     assert [(a.name, a.content_type, a.size) for a in view.attachments] == [
         ("a.png", "image/png", 8)
     ]
+
+
+def _html_mail(markup: str, text: str | None = None) -> bytes:
+    """A message with an HTML part (and a plain one when ``text`` is given)."""
+    head = b"From: x@example.com\r\nSubject: deep\r\nMIME-Version: 1.0\r\n"
+    if text is None:
+        return head + b"Content-Type: text/html; charset=utf-8\r\n\r\n" + markup.encode()
+    return (
+        head + b'Content-Type: multipart/alternative; boundary="a"\r\n\r\n'
+        b"--a\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + text.encode() +
+        b"\r\n--a\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + markup.encode() +
+        b"\r\n--a--\r\n"
+    )  # fmt: skip
+
+
+def test_deeply_nested_html_shows_its_text_instead() -> None:
+    """nh3 is quadratic in nesting (100,000 nested divs took 19 s, a million never finished):
+    past MAX_DEPTH levels the page shows the plain part, or the markup's text, and says so."""
+    deep = "<div>" * 1_000_000 + "Hello &amp; bye"
+    view = render_message(_html_mail(deep, "The plain version"), uid=1, folder="INBOX")
+    assert view.simplified and view.html is None and view.text == "The plain version"
+    view = render_message(_html_mail("<b>" * 100_000 + "Hi &amp; <i>bye</i>"), uid=1,
+                          folder="INBOX")  # fmt: skip
+    assert view.simplified and view.html is None and view.text == "Hi & bye"
+    # Deep but within the limit, and long flat markup (implied ends do not nest): still HTML.
+    view = render_message(_html_mail("<div>" * 1_500 + "ok" + "<p>x" * 5_000), uid=1,
+                          folder="INBOX")  # fmt: skip
+    assert not view.simplified and view.html is not None and "ok" in view.html
+    assert nesting_depth("<div><br><p><p><img/></div><span><span>") == 2
+    # Called directly, the sanitiser guards itself too: the text, escaped.
+    assert sanitize_html("<div>" * 100_000 + "a &lt;b&gt; <i>c</i>") == ("a &lt;b&gt; c", 0, 0)
+    assert nesting_depth("<div " * 100_000) == 0  # unclosed tags: linear, and no depth
+
+
+def test_html_past_the_limit_is_cut_and_says_so() -> None:
+    markup = "<p>" + "a" * (HTML_LIMIT + 10) + "</p><p>END</p>"
+    view = render_message(_html_mail(markup), uid=1, folder="INBOX")
+    assert view.truncated and not view.simplified
+    assert view.html is not None and "END" not in view.html and "aaaa" in view.html
+
+
+def test_deep_message_on_the_page(
+    peer_app: Flask, client: Any, account_id: int, mailbox: DovecotPeer
+) -> None:
+    imap = imap_client(mailbox)
+    imap.append("INBOX", _html_mail("<div>" * 200_000 + "Deep <b>text</b>", "Plain text part"))
+    imap.logout()
+    login(client, 1)
+    answer = page(client, account_id, 7)
+    assert answer.status_code == 200
+    html = answer.get_data(as_text=True)
+    assert "data-mc-simplified" in html and "too complex to show" in html
+    assert '<pre class="mc-mail-body mc-mail-body--text" data-mc-mail-body>Plain text part' in html
+    assert "<div><div>" not in html
+
+
+@pytest.mark.parametrize(
+    "href",
+    [
+        "da&#x09;ta:text/html,<script>alert(1)</script>",
+        "c\tid:part",
+        "&#x20;data:text/html,x",
+        "java&#x0A;script:alert(1)",
+        "&#x01;javascript:alert(1)",
+        "vbscript:x",
+        "/logout",
+        "?images=1",
+        "images=1",
+        "//evil.example/x",
+        "http:evil.example/x",
+        "https:/evil.example",
+        "ftp://files.example/x",
+    ],
+)
+def test_links_without_an_allowed_absolute_scheme_are_dropped(href: str) -> None:
+    cleaned, _, _ = sanitize_html(f'<a href="{href}">link</a>')
+    assert "href" not in cleaned and "link" in cleaned, cleaned
+
+
+@pytest.mark.parametrize(
+    "href,kept",
+    [
+        ("https://shop.example/a?b=1", "https://shop.example/a?b=1"),
+        ("ht&#x09;tp://shop.example/", "http://shop.example/"),
+        (" HTTPS://shop.example/", "HTTPS://shop.example/"),
+        ("mailto:a@example.com?subject=hi", "mailto:a@example.com?subject=hi"),
+        ("tel:+4912345", "tel:+4912345"),
+        ("#section-2", "#section-2"),
+    ],
+)
+def test_absolute_links_and_fragments_are_kept(href: str, kept: str) -> None:
+    cleaned, _, _ = sanitize_html(f'<a href="{href}">link</a>')
+    assert f'href="{kept}"' in cleaned, cleaned
+
+
+def test_message_page_policy(peer_app: Flask, client: Any, account_id: int) -> None:
+    login(client, 1)
+    for uid in (1, 99):  # the page and its 404
+        policy = page(client, account_id, uid).headers["Content-Security-Policy"]
+        for directive in ("frame-ancestors 'self'", "media-src 'none'", "object-src 'none'"):
+            assert directive in policy, (uid, policy)
+
+
+def test_uids_past_a_signed_int_reach_the_page(
+    peer_app: Flask, client: Any, account_id: int
+) -> None:
+    """IMAP UIDs are 32-bit unsigned: 2**31 .. 2**32-1 are real UIDs, not a 404 from routing."""
+    login(client, 1)
+    for uid in (2**31, 2**32 - 1):
+        answer = page(client, account_id, uid)
+        assert answer.status_code == 404
+        assert "data-mc-message-missing" in answer.get_data(as_text=True), uid
+    answer = page(client, account_id, 2**32)
+    assert answer.status_code == 404
+    assert "data-mc-message-missing" not in answer.get_data(as_text=True)
 
 
 # -- in Chromium, inside the example app: a toast for new mail opens the message page ------------

@@ -233,3 +233,101 @@ def test_notification_settings_form(
     with peer_app.app_context():
         stored = db.session.get(MailAccount, account_id)
         assert (stored.notify_new_mail, stored.notify_new_mail_mobile) == (False, True)
+
+
+# -- long headers and failing receivers: the example host's toasts never stall a sync -----------
+
+
+def _long_mail(uid: int) -> bytes:
+    """A message whose decoded subject is 2,500 characters (folded) and sender 1,200."""
+    words = [f"w{n:03d}" for n in range(500)]  # "w000 w001 ..." = 2,499 characters
+    folded = "\r\n ".join(" ".join(words[i : i + 10]) for i in range(0, 500, 10))
+    name = "N" * 1_200
+    return (
+        f"From: {name} <long@example.com>\r\nTo: alice@example.com\r\nSubject: {folded}\r\n"
+        f"Date: Mon, 6 Jan 2025 15:00:00 +0200\r\nMessage-ID: <long{uid}@example.com>\r\n\r\n"
+        "body\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize("url", database_urls(), ids=lambda u: u.split(":")[0])
+def test_long_subjects_reach_the_example_host_and_a_failing_receiver_is_isolated(
+    url: str,
+    peer_config: dict[str, Any],
+    inbox: DovecotPeer,
+    tmp_path: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A 2,500-character subject used to fail the sync's commit on PostgreSQL and MariaDB
+    (the example's String(2000) column), so every later sync rolled back and tried again.
+    Now NewMessage carries at most 998 characters, and a receiver that raises loses only its
+    own rows: the others' rows and the sync (UIDNEXT moved) commit."""
+    import sqlalchemy as sa
+
+    from example_app.models import db as example_db
+    from example_app.notifications import Notification
+    from flask_mailconnect.signals import NEW_MESSAGE_TEXT_MAX
+    from flask_mailconnect.sync import sync_recent
+    from tests.examplehost import example_app_on
+
+    def failing(sender: Any, **extra: Any) -> None:
+        example_db.session.add(
+            Notification(user_id=99, account_email="x", author="x", subject="x", url="/")
+        )
+        raise RuntimeError("receiver bug")
+
+    with example_app_on(url, tmp_path, **peer_config) as app, app.app_context():
+        state = app.extensions["mailconnect"]
+        account = make_account(example_db, inbox, notify_new_mail=True)
+        sync_recent(state, account)
+        example_db.session.commit()
+        client = imap_client(inbox)
+        client.append("INBOX", _long_mail(61))
+        client.logout()
+        with new_mail.connected_to(failing, app), caplog.at_level("ERROR"):
+            result = sync_recent(state, account)
+            example_db.session.commit()
+        assert result.announced == (61,)
+        assert "a new_mail receiver failed" in caplog.text and "receiver bug" in caplog.text
+        example_db.session.expire_all()
+        notes = example_db.session.scalars(sa.select(Notification)).all()
+        assert [(n.user_id, len(n.subject), len(n.author)) for n in notes] == [
+            (1, NEW_MESSAGE_TEXT_MAX, NEW_MESSAGE_TEXT_MAX)
+        ]
+        assert notes[0].subject.startswith("w000 w001") and "\n" not in notes[0].subject
+        assert example_db.session.get(MailAccount, account.id).sync_uidnext == 62
+
+
+def test_example_toasts_only_go_to_paths_on_this_site(tmp_path: Any) -> None:
+    """Dismissing or opening a toast redirects within the site: "/\\evil.example" is
+    "//evil.example" to a browser, and a notification URL on another site becomes home."""
+    from example_app.models import User
+    from example_app.models import db as example_db
+    from example_app.notifications import Notification
+    from tests.examplehost import example_app_on, sign_in
+
+    with example_app_on("sqlite://", tmp_path) as app:
+        client = app.test_client()
+        token = sign_in(client, "alice@demo.test", "alice")
+        with app.app_context():
+            alice = example_db.session.scalar(
+                example_db.select(User).where(User.email == "alice@demo.test")
+            )
+            urls = ["/", "/", "/", "https://evil.example/x", "/\\evil.example/x"]
+            notes = [
+                Notification(user_id=alice.id, account_email="a", author="a", subject="s", url=u)
+                for u in urls
+            ]
+            example_db.session.add_all(notes)
+            example_db.session.commit()
+            ids = [n.id for n in notes]
+        for note_id, back in zip(ids, ["/\\evil.example", "/\\/evil.example", "/ok?x=1"]):
+            answer = client.post(
+                f"/notifications/{note_id}/dismiss", data={"csrf_token": token, "next": back}
+            )
+            assert answer.status_code == 302
+            assert answer.headers["Location"] == ("/ok?x=1" if back == "/ok?x=1" else "/"), back
+        for note_id in ids[3:]:
+            answer = client.post(f"/notifications/{note_id}/open", data={"csrf_token": token})
+            assert answer.status_code == 302
+            assert "evil" not in answer.headers["Location"], answer.headers["Location"]

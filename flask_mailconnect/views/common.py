@@ -16,6 +16,7 @@ from werkzeug.routing import ValidationError as NoMatch
 
 from ..codes import MESSAGES
 from ..exceptions import PermissionDenied
+from ..forms import provider_title
 from ..i18n import N_, gettext, lazy_gettext, ngettext
 from ..models import MailAccount
 from ..oauth.client import safe_next
@@ -23,7 +24,7 @@ from ..owners import ORGANIZATION_OWNER, Actor
 from ..providers import current_catalog
 from ..runtime import Runtime
 from ..transport.settings import SECURITY_LABELS
-from ..validation import SEARCH_MAX, control_chars, parse_id
+from ..validation import SEARCH_MAX, control_chars, parse_id, parse_uid
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: Set on every view :func:`admin_required` wraps (the suite checks each admin endpoint has it).
@@ -32,6 +33,8 @@ ADMIN_ONLY = "mailconnect_admin_only"
 
 #: The URL converter of every id in our paths: ``<mc_id:account_id>``.
 ID_CONVERTER = "mc_id"
+#: The URL converter of IMAP UIDs (``<mc_uid:uid>``): up to 2**32-1, not a primary key.
+UID_CONVERTER = "mc_uid"
 
 
 class IdConverter(BaseConverter):
@@ -53,6 +56,17 @@ class IdConverter(BaseConverter):
 
     def to_url(self, value: Any) -> str:
         return str(int(value))
+
+
+class UidConverter(IdConverter):
+    """An IMAP UID in a path: ASCII digits, 1 .. :data:`~flask_mailconnect.validation.MAX_UID`
+    (UIDs are 32-bit unsigned, so a real message may have one past :data:`MAX_ID`)."""
+
+    def to_python(self, value: str) -> int:
+        number = parse_uid(value)
+        if number is None:
+            raise NoMatch()
+        return number
 
 
 def query_id(name: str) -> int | None:
@@ -253,7 +267,7 @@ def localize(code: str | None, message: str | None) -> str:
 
 def provider_name(key: str) -> str:
     found = current_catalog().get(key)
-    return found.title if found else key
+    return provider_title(found) if found else key
 
 
 def security_label(value: str | None) -> str:
@@ -264,8 +278,9 @@ def security_label(value: str | None) -> str:
 
 def _register_converter(setup: Any) -> None:
     converters = setup.app.url_map.converters
-    if converters.setdefault(ID_CONVERTER, IdConverter) is not IdConverter:
-        raise RuntimeError(f"the app already has another {ID_CONVERTER!r} URL converter")
+    for name, converter in ((ID_CONVERTER, IdConverter), (UID_CONVERTER, UidConverter)):
+        if converters.setdefault(name, converter) is not converter:
+            raise RuntimeError(f"the app already has another {name!r} URL converter")
 
 
 def install(bp: Blueprint) -> None:

@@ -6,8 +6,9 @@ The page fetches the message over IMAP on demand (:mod:`flask_mailconnect.readin
 it inside the host's layout: headers, the body (HTML sanitised, remote images blocked unless
 the person asks for them with the page's "Show images" link, which only lasts for that
 request), and the attachments by name and size. It answers with a Content-Security-Policy that
-refuses remote images unless they were asked for, plugins, frames, and forms posting
-elsewhere, and ``Referrer-Policy: no-referrer`` so links in a message do not reveal its URL.
+refuses remote images unless they were asked for, audio and video, plugins, frames, framing
+by other sites, and forms posting elsewhere, and ``Referrer-Policy: no-referrer`` so links in
+a message do not reveal its URL.
 """
 
 from __future__ import annotations
@@ -30,9 +31,12 @@ IMG_SOURCES = "'self' data:"
 
 def _policy(show_images: bool) -> str:
     images = IMG_SOURCES + (" https: http:" if show_images else "")
+    # No default-src: the page sits in the host's layout, whose scripts, styles, fonts and
+    # requests (CDNs, inline code) we cannot know; each directive below names only what a
+    # message body could use. A host that sends its own CSP header replaces this one.
     return (
-        f"img-src {images}; object-src 'none'; frame-src 'none'; base-uri 'self'; "
-        "form-action 'self'"
+        f"img-src {images}; media-src 'none'; object-src 'none'; frame-src 'none'; "
+        "frame-ancestors 'self'; base-uri 'self'; form-action 'self'"
     )
 
 
@@ -118,5 +122,5 @@ def after_save(account: MailAccount) -> sync_on_save.SaveSync:
 def install(bp: Blueprint) -> None:
     bp.add_app_template_global(new_mail_form, "mailconnect_new_mail_form")
     rule = "/accounts/<mc_id:account_id>/"
-    bp.add_url_rule(rule + "messages/<path:folder>/<mc_id:uid>", "message", message)
+    bp.add_url_rule(rule + "messages/<path:folder>/<mc_uid:uid>", "message", message)
     bp.add_url_rule(rule + "notifications", "notifications", notifications, methods=["POST"])

@@ -49,7 +49,9 @@ def _user_owner(user_id: str) -> tuple[Owner, Any]:
     user = state().hooks.get_user(user_id)
     if user is None:
         abort(404)
-    owner: Owner = ("user", str(user_id))
+    # The host's own id for them, not the URL's spelling ("01" for 1): accounts stored under
+    # another spelling would belong to nobody the host knows.
+    owner: Owner = ("user", str(state().hooks.id_of(user)))
     if not state().policy.can(actor(), "manage", owner) and not state().policy.can(
         actor(), "view", owner
     ):
