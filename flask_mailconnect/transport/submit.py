@@ -103,6 +103,20 @@ def size_limit(client: smtplib.SMTP) -> int | None:
     return int(value) if value.isdigit() and int(value) > 0 else None
 
 
+def _refused_at_mail(
+    client: smtplib.SMTP, code: int, reply: bytes, size: int, limit: int | None, *, usable: bool
+) -> SubmitFailed:
+    """What a refused MAIL FROM means: over the advertised SIZE (RFC 1870), or the reply's
+    own kind."""
+    if code == 552 and client.has_extn("size"):
+        return _too_large(size, limit, "mail", smtp_code=code, reply=reply_text(reply),
+                          connection_usable=usable)  # fmt: skip
+    return SubmitFailed(
+        _kind_for(code), "mail", code=_reply_code(code), smtp_code=code,
+        reply=reply_text(reply), connection_usable=usable,
+    )  # fmt: skip
+
+
 def _too_large(size: int, limit: int | None, stage: Stage, **reply: object) -> SubmitFailed:
     return SubmitFailed(
         "permanent", stage, code=errors.MESSAGE_TOO_LARGE, size=size, size_limit=limit,
@@ -124,13 +138,7 @@ def _envelope(
         raise SubmitFailed("transient", "mail", code=_lost(exc)) from None
     if code != 250:
         usable = code != 421 and _rset(client)
-        if code == 552 and client.has_extn("size"):  # RFC 1870: SIZE= is over the limit
-            raise _too_large(size, limit, "mail", smtp_code=code, reply=reply_text(reply),
-                             connection_usable=usable)  # fmt: skip
-        raise SubmitFailed(
-            _kind_for(code), "mail", code=_reply_code(code), smtp_code=code,
-            reply=reply_text(reply), connection_usable=usable,
-        )  # fmt: skip
+        raise _refused_at_mail(client, code, reply, size, limit, usable=usable)
     accepted: list[str] = []
     refused: dict[str, tuple[int, str]] = {}
     for rcpt in recipients:
@@ -198,13 +206,7 @@ def _envelope_pipelined(
     if code != 250:
         # The server answers the RCPTs and DATA too (503, "no valid sender"): read them.
         usable = code != 421 and _drain(client, len(recipients) + 1) and _rset(client)
-        if code == 552 and client.has_extn("size"):  # RFC 1870: SIZE= is over the limit
-            raise _too_large(size, limit, "mail", smtp_code=code, reply=reply_text(reply),
-                             connection_usable=usable)  # fmt: skip
-        raise SubmitFailed(
-            _kind_for(code), "mail", code=_reply_code(code), smtp_code=code,
-            reply=reply_text(reply), connection_usable=usable,
-        )  # fmt: skip
+        raise _refused_at_mail(client, code, reply, size, limit, usable=usable)
     accepted: list[str] = []
     refused: dict[str, tuple[int, str]] = {}
     for rcpt in recipients:
