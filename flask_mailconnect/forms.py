@@ -103,6 +103,12 @@ class PortField(IntegerField):
             raise ValueError(gettext("Enter a port number between 1 and 65535."))
 
 
+def provider_title(provider: Provider) -> str:
+    """A provider's name for people: real providers keep theirs; the catch-all for servers
+    typed by hand is a description, in the page's language."""
+    return gettext("Other (IMAP / SMTP)") if provider.key == "other" else provider.title
+
+
 def ports_help(ports: tuple[int, ...] | None, usual: str) -> str:
     if ports is None:
         return usual
@@ -148,7 +154,7 @@ class ConnectForm(FlaskForm):
     def __init__(self, *args: Any, ports: dict[str, tuple[int, ...] | None], **kw: Any):
         super().__init__(*args, **kw)
         self.presets = {p.key: p for p in current_catalog().offered()}
-        self.provider.choices = [_Choice(p.key, p.title) for p in self.presets.values()]
+        self.provider.choices = [_Choice(p.key, provider_title(p)) for p in self.presets.values()]
         self.ports = ports
         usual = gettext("Usually 587 (STARTTLS) or 465 (SSL/TLS).")
         self.smtp_port.description = ports_help(ports["smtp"], usual)

@@ -34,7 +34,7 @@ TRANSLATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "transla
 
 # One Domain per set of directories (in practice one per host app): each caches the catalogues
 # it loaded per locale, so a request costs a dictionary lookup.
-_domains: dict[tuple[str, ...], Any] = {}
+_domains: dict[tuple[str, ...], tuple[Any, dict[Any, Any]]] = {}
 
 
 def _translations() -> Any:
@@ -51,10 +51,17 @@ def _translations() -> Any:
     if babel is None:
         return None
     directories = (TRANSLATIONS, *babel.translation_directories)
-    domain = _domains.get(directories)
-    if domain is None:
-        domain = _domains[directories] = Domain(list(directories), domain=DOMAIN)
-    return domain.get_translations()
+    entry = _domains.get(directories)
+    if entry is None:
+        entry = _domains[directories] = (Domain(list(directories), domain=DOMAIN), {})
+    domain, by_locale = entry
+    # Keyed by the Locale itself (as Flask-Babel's force_locale changes it): a page makes
+    # hundreds of look-ups, and the Domain's own cache keys on str(locale), which is slower.
+    locale = get_locale()
+    found = by_locale.get(locale)
+    if found is None:
+        found = by_locale[locale] = domain.get_translations()
+    return found
 
 
 def _format(text: str, variables: dict[str, Any]) -> str:

@@ -30,8 +30,8 @@ from flask_babel import Babel
 from markupsafe import escape
 
 import flask_mailconnect
-from flask_mailconnect import i18n
-from flask_mailconnect.models import MailProvider
+from flask_mailconnect import codes, i18n
+from flask_mailconnect.models import AuditEvent, MailAccount, MailProvider
 from tests import hostapp
 from tests.conftest import login
 
@@ -256,6 +256,18 @@ def test_connect_page_in_the_locale(lang: str, heading: str, lede: str) -> None:
         assert i18n.gettext("Enter an email address such as name@example.com.") in page
 
 
+def test_force_locale_switches_our_strings_too() -> None:
+    """A host rendering something in another language (an email to a Dutch colleague from a
+    German page) gets our strings in that language, and its own again afterwards."""
+    from flask_babel import force_locale
+
+    with _babel_app("de").test_request_context():
+        assert i18n.gettext("Save folders") == "Ordner speichern"
+        with force_locale("nl"):
+            assert i18n.gettext("Save folders") == "Mappen opslaan"
+        assert i18n.gettext("Save folders") == "Ordner speichern"
+
+
 def test_english_locale_with_babel_is_the_source_text() -> None:
     app = _babel_app("en")
     client = app.test_client()
@@ -322,6 +334,8 @@ def test_stock_messages_are_translated_where_shown() -> None:
     provider's advice after them, and leave any other text alone."""
     from flask_mailconnect import codes
     from flask_mailconnect.accounts.oauth import NO_GRAPH
+    from flask_mailconnect.oauth.refresh import REVOKED_SAID
+    from flask_mailconnect.providers.model import app_password_hint
     from flask_mailconnect.views.common import localize
 
     english = codes.message_for(codes.AUTH_FAILED, {codes.AUTH_FAILED: "Ask the help desk."})
@@ -336,6 +350,16 @@ def test_stock_messages_are_translated_where_shown() -> None:
             "Das Senden über SMTP (SMTP AUTH) ist für dieses Postfach deaktiviert."
         )
         assert localize(None, None) == ""
+        # A provider's advice with values in it, and a stored OAuth remedy naming the provider.
+        yahoo = codes.message_for(codes.AUTH_FAILED, app_password_hint("Yahoo", "https://y.test"))
+        assert localize(codes.AUTH_FAILED, yahoo).endswith(
+            "Yahoo verlangt hier ein App-Passwort statt Ihres normalen Passworts: Erstellen Sie "
+            "eines unter https://y.test und fügen Sie es stattdessen ein."
+        )
+        revoked = REVOKED_SAID % {"provider": "Acme Mail"}
+        assert localize("token_revoked", revoked).startswith(
+            "Acme Mail akzeptiert die Anmeldung dieses Kontos nicht mehr"
+        )
     with _babel_app("en").test_request_context():
         assert localize(codes.AUTH_FAILED, english) == english
 
@@ -377,6 +401,80 @@ def test_flash_survives_the_redirect_in_the_locale() -> None:
 
 
 # -- nothing left unwrapped ----------------------------------------------------------------------
+
+#: Words only English text has (in German and Dutch pages they mean an untranslated string).
+_ENGLISH = re.compile(
+    r"\b(the|your|and|with|this|that|other|never|from|which|will|been|has|have|cannot|could)\b",
+    re.IGNORECASE,
+)
+
+
+class _VisibleText(HTMLParser):
+    """The text a person reads or hears: text nodes and read attributes, scripts left out."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._skip += tag in ("script", "style")
+        self.parts += [v for k, v in attrs if k in _READ_ATTRIBUTES and v]
+
+    def handle_endtag(self, tag: str) -> None:
+        self._skip -= tag in ("script", "style") and self._skip > 0
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip and data.strip():
+            self.parts.append(data.strip())
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_pages_in_the_locale_show_no_english(lang: str) -> None:
+    """Every page of a person and of an admin, rendered in ``lang`` with an account (in
+    error, with a stored English message) and an audit event: no English sentence in what is
+    read, host navigation and addresses aside."""
+    app = _babel_app(lang)
+    with app.app_context():
+        account = MailAccount(
+            owner_kind="user", owner_id="3", provider="other", email="ana@example.org",
+            username="ana@example.org", password="secret", smtp_host="smtp.example.org",
+            smtp_port=587, smtp_security="starttls", imap_host="imap.example.org",
+            imap_port=993, imap_security="ssl", status="error", is_default=True,
+            last_error_code=codes.AUTH_FAILED, last_error_message=codes.message_for("auth_failed"),
+        )  # fmt: skip
+        hostapp.db.session.add(account)
+        hostapp.db.session.add(AuditEvent(
+            action="disconnect", outcome="ok", actor_id="3", actor_label="admin@example.test",
+            account_email="old@example.org", owner_kind="user", owner_id="1",
+        ))  # fmt: skip
+        hostapp.db.session.commit()
+        ident = account.id
+    client = app.test_client()
+    login(client, 3)
+    pages = [
+        "/email/", "/email/connect", "/email/connect?email=ana@yahoo.com",
+        f"/email/accounts/{ident}", f"/email/accounts/{ident}/reconnect",
+        f"/email/accounts/{ident}/disconnect", "/email/scopes/organization/",
+        "/email/admin/accounts", "/email/admin/providers", "/email/admin/providers/new",
+        "/email/admin/audit", "/email/admin/users",
+    ]  # fmt: skip
+    found = {}
+    for path in pages:
+        response = client.get(path)
+        assert response.status_code == 200, path
+        reader = _VisibleText()
+        reader.feed(response.get_data(as_text=True))
+        english = [
+            text for text in reader.parts
+            if _ENGLISH.search(text) and "@" not in text and text != "Host navigation"
+        ]  # fmt: skip
+        if english:
+            found[path] = english
+    assert found == {}
+
+
+# -- nothing left unwrapped (sources) ------------------------------------------------------------
 
 #: Attributes people read (or hear, through a screen reader).
 _READ_ATTRIBUTES = {"aria-label", "title", "placeholder", "alt", "aria-description", "label"}

@@ -43,8 +43,12 @@ from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from ..columns import Sealed, open_secret
 from ..exceptions import TokenError, TokenRefreshUnavailable
+from ..i18n import N_
 from ..models import MailAccount, utcnow
 from ..runtime import Runtime
+
+#: Said in English (raised in workers too); pages translate it (views.common.localize).
+BUSY = N_("The account is busy (its token is being refreshed elsewhere); try again.")
 
 log = logging.getLogger("flask_mailconnect.oauth")
 
@@ -384,9 +388,7 @@ def claim(
             with gate.changed:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TokenRefreshUnavailable(
-                        "The account is busy (its token is being refreshed elsewhere); try again."
-                    )
+                    raise TokenRefreshUnavailable(BUSY)
                 gate.changed.wait_for(
                     lambda: gate.version != arrived or not gate.lock.locked(), timeout=left
                 )
@@ -447,9 +449,7 @@ def _wait_for_lock(
         if settled(row):
             return None, row
         if time.monotonic() > deadline:
-            raise TokenRefreshUnavailable(
-                "The account is busy (its token is being refreshed elsewhere); try again."
-            )
+            raise TokenRefreshUnavailable(BUSY)
         time.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not a secret
         delay = min(POLL_MAX, delay * 2)
 

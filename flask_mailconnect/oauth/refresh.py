@@ -56,6 +56,7 @@ from ..exceptions import (
     TokenRefreshUnavailable,
     TokenSaveFailed,
 )
+from ..i18n import N_
 from ..models import AccountStatus, MailAccount, utcnow
 from ..providers import Provider
 from ..runtime import Runtime
@@ -303,8 +304,7 @@ def _refresh(
             raise NeedsReconnect(_remedy(provider, TOKEN_REVOKED), error=exc.error) from None
         if exc.error in ("temporarily_unavailable", "server_error"):
             raise TokenRefreshUnavailable(
-                f"{provider.name} could not refresh the token right now ({exc.error}); "
-                "try again later.",
+                UNAVAILABLE_SAID % {"provider": provider.name, "error": exc.error},
                 error=exc.error,
             ) from None
         log.warning("Token refresh for account %s refused: %s", account.id, exc.error)
@@ -375,13 +375,22 @@ def _expiry(result: Mapping[str, Any], now: datetime) -> datetime | None:
     return None
 
 
+# Stored (last_error_message) and raised in English, with the provider's name filled in; the
+# pages translate them by these patterns (views.common.localize).
+NO_REFRESH_SAID = N_("%(provider)s gave no refresh token for this account. Sign in again.")
+REVOKED_SAID = N_(
+    "%(provider)s no longer accepts this account's sign-in (access was revoked, has expired or "
+    "the password changed). Sign in again."
+)
+UNAVAILABLE_SAID = N_(
+    "%(provider)s could not refresh the token right now (%(error)s); try again later."
+)
+REMEDY_TEMPLATES = (NO_REFRESH_SAID, REVOKED_SAID, UNAVAILABLE_SAID)
+
+
 def _remedy(provider: Provider, code: str) -> str:
-    if code == NO_REFRESH_TOKEN:
-        return f"{provider.name} gave no refresh token for this account. Sign in again."
-    return (
-        f"{provider.name} no longer accepts this account's sign-in (access was revoked, has "
-        "expired or the password changed). Sign in again."
-    )
+    said = NO_REFRESH_SAID if code == NO_REFRESH_TOKEN else REVOKED_SAID
+    return said % {"provider": provider.name}
 
 
 def _save(

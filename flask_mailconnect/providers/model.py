@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Literal
 
+from ..i18n import N_
 from ..transport.settings import Security
 
 LoginFormat = Literal["email", "local_part", "manual"]
@@ -154,15 +155,19 @@ class Provider:
         }
 
 
-_APP_PASSWORD = (
-    "{name} needs an app password here, not your normal password: create one at {url} "
+#: Advice with values in it: made in English like every code's wording (the transport appends
+#: it, in worker threads), translated where a page shows it (``views.common.localize`` finds
+#: the values again by this pattern).
+APP_PASSWORD = N_(
+    "%(name)s needs an app password here, not your normal password: create one at %(url)s "
     "and paste it instead."
 )
+HINT_TEMPLATES = (APP_PASSWORD,)
 
 
 def app_password_hint(name: str, url: str) -> Mapping[str, str]:
     """The ``auth_failed`` advice of providers that refuse normal passwords from mail apps."""
-    return MappingProxyType({"auth_failed": _APP_PASSWORD.format(name=name, url=url)})
+    return MappingProxyType({"auth_failed": APP_PASSWORD % {"name": name, "url": url}})
 
 
 #: The provider of accounts whose servers were typed by hand.

@@ -3,6 +3,7 @@ and :func:`admin_required`, the one gate of the admin pages."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import wraps
@@ -20,8 +21,10 @@ from ..forms import provider_title
 from ..i18n import N_, gettext, lazy_gettext, ngettext
 from ..models import MailAccount
 from ..oauth.client import safe_next
+from ..oauth.refresh import REMEDY_TEMPLATES
 from ..owners import ORGANIZATION_OWNER, Actor
 from ..providers import current_catalog
+from ..providers.model import HINT_TEMPLATES
 from ..runtime import Runtime
 from ..transport.settings import SECURITY_LABELS
 from ..validation import SEARCH_MAX, control_chars, parse_id, parse_uid
@@ -259,10 +262,44 @@ def localize(code: str | None, message: str | None) -> str:
     text = message or ""
     base = MESSAGES.get(code or "")
     if base is None or not text.startswith(base):
-        return gettext(text) if text else text
+        return _whole(text) if text else text
     hint = text[len(base) :].strip()
     translated = gettext(base)
-    return f"{translated} {gettext(hint)}" if hint else translated
+    return f"{translated} {_whole(hint)}" if hint else translated
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    """``template`` (``%(name)s`` placeholders) as a regex that finds the values again."""
+    parts = re.split(r"%\((\w+)\)s", template)
+    seen: set[str] = set()
+    regex = ""
+    for index, part in enumerate(parts):
+        if index % 2 == 0:
+            regex += re.escape(part)
+        elif part in seen:
+            regex += f"(?P={part})"
+        else:
+            seen.add(part)
+            regex += f"(?P<{part}>.+?)"
+    return re.compile(regex, re.DOTALL)
+
+
+#: English texts made with values in them (a provider's name, its settings URL), stored or
+#: raised that way; translated by finding the values again.
+_TEMPLATES = [(t, _pattern(t)) for t in (*HINT_TEMPLATES, *REMEDY_TEMPLATES)]
+
+
+def _whole(text: str) -> str:
+    """``text`` translated when the catalogue has it, as it is or as one of :data:`_TEMPLATES`
+    filled in; else unchanged."""
+    translated = gettext(text)
+    if translated != text:
+        return translated
+    for template, pattern in _TEMPLATES:
+        found = pattern.fullmatch(text)
+        if found:
+            return gettext(template, **found.groupdict())
+    return text
 
 
 def provider_name(key: str) -> str:

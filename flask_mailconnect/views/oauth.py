@@ -342,7 +342,7 @@ def test(account_id: int) -> Any:
     except TokenError as exc:  # needs_reconnect is recorded by tokens.py
         state().session.commit()
         gone = gettext("The provider no longer accepts this connection: sign in again.")
-        flash(str(exc) or gone, "error")
+        flash(localize(None, str(exc)) or gone, "error")
         return redirect(url_for(".account", account_id=account.id))
     state().session.commit()
     _stash(account, report)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from ...i18n import N_
 from ..model import IdentityRules, Provider, Server
 
 LOGIN = "https://login.microsoftonline.com"
@@ -28,7 +29,7 @@ PROVIDER = Provider(
     imap=Server("outlook.office365.com", 993, "ssl"),
     hints=MappingProxyType(
         {
-            "auth_failed": (
+            "auth_failed": N_(
                 "If your organisation uses multi-factor sign-in, passwords do not work "
                 "for mail clients: connect with Microsoft instead."
             ),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from ...i18n import N_
 from ..model import Provider, Server
 
 PROVIDER = Provider(
@@ -18,7 +19,7 @@ PROVIDER = Provider(
     keeps_sent_copy=True,
     hints=MappingProxyType(
         {
-            "auth_failed": (
+            "auth_failed": N_(
                 "Outlook.com no longer accepts passwords from mail apps: "
                 "connect with Microsoft instead."
             ),
