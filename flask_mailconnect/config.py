@@ -129,7 +129,7 @@ DEFAULTS: dict[str, Option] = {
     ),
     "MAILCONNECT_DETECT_CACHE": Option(
         {"positive": 86_400, "negative": 3_600},
-        "Seconds a detection answer (``positive``) and a \"nothing found\" (``negative``) are "
+        'Seconds a detection answer (``positive``) and a "nothing found" (``negative``) are '
         "kept per domain in the ``mailconnect_detect_cache`` table, shared by every worker. "
         "``None``: no cache.",
     ),
