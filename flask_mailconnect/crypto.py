@@ -8,15 +8,19 @@ first key; any listed key decrypts, so rotating is: put the new key first, deplo
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-from cryptography.fernet import Fernet, MultiFernet
+from typing import TYPE_CHECKING
 
 from .exceptions import EncryptionKeyError
+
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
 
 
 def build_cipher(keys: Iterable[str | bytes] | str | None) -> MultiFernet:
     if isinstance(keys, (str, bytes)):
         keys = [keys]
+    from cryptography.fernet import Fernet, MultiFernet  # heavy: loaded where used (issue 13)
+
     key_list = [k for k in (keys or []) if k]
     if not key_list:
         raise EncryptionKeyError(
@@ -36,6 +40,8 @@ def build_cipher(keys: Iterable[str | bytes] | str | None) -> MultiFernet:
 
 
 def generate_key() -> str:
+    from cryptography.fernet import Fernet
+
     return Fernet.generate_key().decode("ascii")
 
 
