@@ -17,7 +17,7 @@ import imaplib
 import logging
 import re
 import smtplib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -117,6 +117,30 @@ def _refused_at_mail(
     )  # fmt: skip
 
 
+def _rcpt_replies(
+    recipients: list[str], reply_to: Callable[[str], tuple[int, bytes]]
+) -> tuple[list[str], dict[str, tuple[int, str]]]:
+    """Each recipient's RCPT reply (sent now, or already pipelined and only read): the accepted
+    ones and the refused ones with their reply; a 421 or a lost connection ends the session."""
+    accepted: list[str] = []
+    refused: dict[str, tuple[int, str]] = {}
+    for rcpt in recipients:
+        try:
+            code, reply = reply_to(rcpt)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise SubmitFailed("transient", "rcpt", code=_lost(exc), refused=refused) from None
+        if code in (250, 251):
+            accepted.append(rcpt)
+        elif code == 421:  # closing: nothing was accepted
+            raise SubmitFailed(
+                "transient", "rcpt", code="smtp_transient", smtp_code=code,
+                reply=reply_text(reply), refused=refused,
+            )  # fmt: skip
+        else:
+            refused[rcpt] = (code, reply_text(reply))
+    return accepted, refused
+
+
 def _too_large(size: int, limit: int | None, stage: Stage, **reply: object) -> SubmitFailed:
     return SubmitFailed(
         "permanent", stage, code=errors.MESSAGE_TOO_LARGE, size=size, size_limit=limit,
@@ -139,22 +163,7 @@ def _envelope(
     if code != 250:
         usable = code != 421 and _rset(client)
         raise _refused_at_mail(client, code, reply, size, limit, usable=usable)
-    accepted: list[str] = []
-    refused: dict[str, tuple[int, str]] = {}
-    for rcpt in recipients:
-        try:
-            code, reply = client.rcpt(rcpt)
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            raise SubmitFailed("transient", "rcpt", code=_lost(exc), refused=refused) from None
-        if code in (250, 251):
-            accepted.append(rcpt)
-        elif code == 421:  # closing: nothing was accepted
-            raise SubmitFailed(
-                "transient", "rcpt", code="smtp_transient", smtp_code=code,
-                reply=reply_text(reply), refused=refused,
-            )  # fmt: skip
-        else:
-            refused[rcpt] = (code, reply_text(reply))
+    accepted, refused = _rcpt_replies(recipients, client.rcpt)
     if not accepted:
         any_temporary = any(400 <= c < 500 for c, _ in refused.values())
         raise SubmitFailed(
@@ -207,22 +216,7 @@ def _envelope_pipelined(
         # The server answers the RCPTs and DATA too (503, "no valid sender"): read them.
         usable = code != 421 and _drain(client, len(recipients) + 1) and _rset(client)
         raise _refused_at_mail(client, code, reply, size, limit, usable=usable)
-    accepted: list[str] = []
-    refused: dict[str, tuple[int, str]] = {}
-    for rcpt in recipients:
-        try:
-            code, reply = client.getreply()
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            raise SubmitFailed("transient", "rcpt", code=_lost(exc), refused=refused) from None
-        if code in (250, 251):
-            accepted.append(rcpt)
-        elif code == 421:  # closing: nothing was accepted
-            raise SubmitFailed(
-                "transient", "rcpt", code="smtp_transient", smtp_code=code,
-                reply=reply_text(reply), refused=refused,
-            )  # fmt: skip
-        else:
-            refused[rcpt] = (code, reply_text(reply))
+    accepted, refused = _rcpt_replies(recipients, lambda _rcpt: client.getreply())
     try:
         code, reply = client.getreply()
     except (smtplib.SMTPServerDisconnected, OSError) as exc:
