@@ -31,6 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from benchmarks.table import Row, measured, samples, skipped
+from tests.pool_watch import PoolWatch
 
 CROWDS = (50, 200)
 ROUNDS = 3
@@ -47,27 +48,6 @@ def _urls() -> dict[str, str | None]:
         "PostgreSQL": next((u for u in found if u.startswith("postgresql")), None),
         "MariaDB": next((u for u in found if u.startswith(("mysql", "mariadb"))), None),
     }
-
-
-class _PoolWatch:
-    def __init__(self, engine: sa.Engine) -> None:
-        self.lock = threading.Lock()
-        self.out = self.peak = 0
-        sa.event.listen(engine, "checkout", self._checkout)
-        sa.event.listen(engine, "checkin", self._checkin)
-
-    def _checkout(self, *_: Any) -> None:
-        with self.lock:
-            self.out += 1
-            self.peak = max(self.peak, self.out)
-
-    def _checkin(self, *_: Any) -> None:
-        with self.lock:
-            self.out -= 1
-
-    def restart(self) -> None:
-        with self.lock:
-            self.peak = self.out
 
 
 def _app(url: str, server: Any) -> Any:
@@ -116,7 +96,7 @@ def _round(app: Any, server: Any, callers: int) -> tuple[float, int, int, int]:
         hostapp.db.session.remove()
         engine = hostapp.db.engine
     before = server.refresh_requests
-    watch = _PoolWatch(engine)
+    watch = PoolWatch(engine)
     start = threading.Barrier(callers + 1)
     failures: list[str] = []
 
@@ -140,7 +120,7 @@ def _round(app: Any, server: Any, callers: int) -> tuple[float, int, int, int]:
         thread.start()
     start.wait(timeout=120)
     began = time.perf_counter()
-    watch.restart()  # from the release on: the refresh and the waiting only
+    watch.restart_peak()  # from the release on: the refresh and the waiting only
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - began

@@ -35,6 +35,7 @@ from flask_mailconnect.oauth.refresh import fresh_access_token
 from tests import hostapp
 from tests.peers import require_peer
 from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET, MICROSOFT, refresh
+from tests.pool_watch import PoolWatch
 
 THREADS = 20
 PROCESSES = 4
@@ -245,31 +246,6 @@ def test_one_refresh_reaches_the_provider_when_24_workers_force_one_at_once(
 # -- waiters hold no connection (issue 13) ----------------------------------------------------
 
 CROWD = 50
-
-
-class PoolWatch:
-    """Connections checked out of an engine's pool right now, and the most at once (pool
-    events: what the pool itself counts)."""
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self.lock = threading.Lock()
-        self.out = self.peak = self.checkouts = 0
-        sa.event.listen(engine, "checkout", self._checkout)
-        sa.event.listen(engine, "checkin", self._checkin)
-
-    def _checkout(self, *_: Any) -> None:
-        with self.lock:
-            self.out += 1
-            self.checkouts += 1
-            self.peak = max(self.peak, self.out)
-
-    def _checkin(self, *_: Any) -> None:
-        with self.lock:
-            self.out -= 1
-
-    def restart_peak(self) -> None:
-        with self.lock:
-            self.peak = self.out
 
 
 def _waiting(state: Any, account_id: int) -> int:
