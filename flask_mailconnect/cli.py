@@ -6,14 +6,13 @@ from typing import Any
 
 import click
 import sqlalchemy as sa
-from cryptography.fernet import InvalidToken
 from flask import current_app
 from flask.cli import with_appcontext
 
 from . import health, migrations
 from .cli_detect import detect_command
 from .crypto import generate_key, rotate_token
-from .exceptions import DeliveryUnknownError, MigrationError, SendError
+from .exceptions import DeliveryUnknownError, EncryptionKeyError, MigrationError, SendError
 from .models import ENCRYPTED_COLUMNS, MailAccount
 from .sending import send
 
@@ -132,7 +131,7 @@ def rotate_key() -> None:
                             continue
                         try:
                             values[name] = sa.type_coerce(rotate_token(cipher, token), sa.String)
-                        except InvalidToken:
+                        except EncryptionKeyError:
                             session.rollback()
                             raise click.ClickException(
                                 f"{table.name} row {row.id}: no configured key decrypts it. "

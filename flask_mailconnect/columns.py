@@ -15,10 +15,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from cryptography.fernet import InvalidToken
 from sqlalchemy.engine import Dialect
 
-from .exceptions import EncryptionKeyError
+from .crypto import decrypt
 from .runtime import current_cipher
 
 
@@ -62,13 +61,7 @@ class Sealed:
 
     def open(self) -> str:
         """The plaintext; raises :class:`EncryptionKeyError` when no configured key fits."""
-        try:
-            return current_cipher().decrypt(self.token.encode("ascii")).decode("utf-8")
-        except InvalidToken as exc:
-            raise EncryptionKeyError(
-                "A stored secret could not be decrypted with any key in "
-                "MAILCONNECT_ENCRYPTION_KEYS (was a key removed before `rotate-key` ran?)."
-            ) from exc
+        return decrypt(current_cipher(), self.token)
 
 
 def open_secret(value: Sealed | str | None) -> str | None:

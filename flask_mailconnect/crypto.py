@@ -45,6 +45,31 @@ def generate_key() -> str:
     return Fernet.generate_key().decode("ascii")
 
 
+#: Why a stored secret could not be opened, for :class:`EncryptionKeyError`.
+NO_KEY_FITS = (
+    "A stored secret could not be decrypted with any key in MAILCONNECT_ENCRYPTION_KEYS "
+    "(was a key removed before `rotate-key` ran?)."
+)
+
+
+def decrypt(cipher: MultiFernet, token: str) -> str:
+    """The plaintext of one stored token; :class:`EncryptionKeyError` when no configured key
+    fits. (cryptography's own ``InvalidToken`` stays in here, so code above never imports
+    cryptography, which costs ~10 ms at start-up.)"""
+    from cryptography.fernet import InvalidToken  # loaded already: the cipher exists
+
+    try:
+        return cipher.decrypt(token.encode("ascii")).decode("utf-8")
+    except InvalidToken as exc:
+        raise EncryptionKeyError(NO_KEY_FITS) from exc
+
+
 def rotate_token(cipher: MultiFernet, token: str) -> str:
-    """Re-encrypt one stored token under the newest key (raises InvalidToken if none fits)."""
-    return cipher.rotate(token.encode("ascii")).decode("ascii")
+    """Re-encrypt one stored token under the newest key (:class:`EncryptionKeyError` if no
+    configured key fits)."""
+    from cryptography.fernet import InvalidToken
+
+    try:
+        return cipher.rotate(token.encode("ascii")).decode("ascii")
+    except InvalidToken as exc:
+        raise EncryptionKeyError(NO_KEY_FITS) from exc

@@ -202,7 +202,7 @@ def test_every_oauth_endpoint_refuses_every_non_public_form_before_connecting(
                 account = _account()
                 with caplog.at_level(logging.WARNING, "flask_mailconnect.oauth"):
                     assert revoke_tokens(state, account) is False
-                assert "failed: HTTPGuardError" in caplog.text  # refused, not unreachable
+                assert "failed: GuardedRequestError" in caplog.text  # refused, not unreachable
                 hostapp.db.session.commit()
                 assert account.token_expires_at is None
             assert connects == []

@@ -15,14 +15,13 @@ Reference: https://wiki.mozilla.org/Thunderbird:Autoconfiguration:ConfigFileForm
 
 from __future__ import annotations
 
-from typing import Any
-from xml.etree.ElementTree import Element
-
-import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
+from typing import TYPE_CHECKING, Any
 
 from .model import Auth, DetectedServer, Finding, fill
 from .names import clean_login, is_host
+
+if TYPE_CHECKING:
+    from xml.etree.ElementTree import Element
 
 _SECURITY = {"ssl": "ssl", "tls": "ssl", "starttls": "starttls", "plain": "none"}
 _SECURITY_RANK = {"ssl": 0, "starttls": 1, "none": 2}
@@ -91,6 +90,9 @@ def parse_client_config(data: bytes, *, domain: str, source: str, origin: str = 
     """The servers a clientConfig document gives for ``domain``; ``ClientConfigError`` when it
     is malformed or offers nothing usable. The username keeps its placeholders (filled per
     address later): one parsed answer serves the whole domain."""
+    import defusedxml.ElementTree as SafeET  # with the first clientConfig answer, not at start-up
+    from defusedxml import DefusedXmlException
+
     try:
         root: Any = SafeET.fromstring(data)
     except (SafeET.ParseError, DefusedXmlException, ValueError) as exc:

@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-import requests
-
 from .. import codes
 from ..providers.catalog import Catalog
 from ..providers.detect import make_resolver
@@ -70,6 +68,8 @@ def fetch(ctx: Context, url: str) -> bytes:
     :class:`SourceFailure` (404 and friends: ``nothing``; guard refusals: ``blocked``). The
     whole request, redirects and every read included, ends by the detection's deadline: a
     server that drips its answer cannot keep the thread or the socket."""
+    import requests  # for its exceptions; the session below loads it anyway
+
     if ctx.expired():
         raise SourceFailure("timeout", "no time left")
     options = ctx.http_options()

@@ -16,14 +16,16 @@ import base64
 import logging
 import time
 from email.utils import parsedate_to_datetime
-
-import requests
+from typing import TYPE_CHECKING
 
 from .. import codes as errors
 from ..codes import message_for
 from ..exceptions import ConnectionFailed, GraphOutcomeUnknown
 from .http import HTTPGuardError, guarded_session
 from .settings import Protocol, ProtocolResult, TransportOptions
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,8 @@ def _request(
     data: bytes | None = None,
     content_type: str | None = None,
 ) -> requests.Response:
+    import requests  # loaded already by guarded_session below; here for its exceptions
+
     headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
     if content_type:
         headers["Content-Type"] = content_type

@@ -9,9 +9,6 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urljoin, urlsplit
 
-import requests
-from requests.utils import requote_uri
-
 from .. import codes
 from ..codes import message_for
 from ..exceptions import ConnectionFailed
@@ -37,11 +34,16 @@ REFUSAL_CODES = frozenset(
 )
 
 
-class HTTPGuardError(ConnectionFailed, requests.ConnectionError):
+class HTTPGuardError(ConnectionFailed):
     """The guard stopped a request, or its host could not be resolved; ``code`` says why
     (``blocked_address``, ``port_not_allowed``, ``insecure_url``, ``redirect_refused``,
     ``response_too_large``, ``host_not_found``, ``timeout``). ``address`` is the refused IP
-    address when there is one (for an admin's message; never shown to end users)."""
+    address when there is one (for an admin's message; never shown to end users).
+
+    One raised by a guarded session's request is also a :class:`requests.ConnectionError` (the
+    subclass :mod:`.http_session` raises), so code written for requests (``except
+    requests.RequestException``) still turns it into a clear failure; this base class does not
+    derive from requests, so checking a URL never imports it."""
 
     def __init__(self, code: str, detail: str = "", *, address: str | None = None) -> None:
         super().__init__(code, message_for(code), detail=detail)
@@ -111,6 +113,8 @@ def check_redirect(
     if method.upper() not in _FOLLOW_METHODS:
         # A POST carries the client secret, the code or a token: never re-send it anywhere.
         raise HTTPGuardError(codes.REDIRECT_REFUSED, f"{method.upper()} is not re-sent")
+    from requests.utils import requote_uri  # loaded already: only a session follows redirects
+
     target = requote_uri(urljoin(from_url, location.strip()))
     if urlsplit(target).scheme.lower() != "https":
         raise HTTPGuardError(codes.REDIRECT_REFUSED, "redirect to a non-https URL")
