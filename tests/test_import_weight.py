@@ -2,8 +2,9 @@
 
 Heavy third-party packages load where they are used (issue 13): Authlib and joserfc with the
 first OAuth flow or token refresh, dnspython and publicsuffixlist with the first server
-detection. Each check runs in a fresh interpreter; no timing is asserted (benchmarks/ measures
-that), only which modules are present.
+detection, requests and urllib3 with the first HTTP request, defusedxml with the first
+clientConfig answer, cryptography with the cipher (``init_app``). Each check runs in a fresh
+interpreter; no timing is asserted (benchmarks/ measures that), only which modules are present.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ import sys
 
 import pytest
 
-DEFERRED = ("authlib.integrations", "joserfc", "dns", "publicsuffixlist")
+DEFERRED = (
+    "authlib.integrations", "joserfc", "dns", "publicsuffixlist", "requests", "urllib3",
+    "charset_normalizer", "defusedxml",
+)  # fmt: skip
+#: Loaded by ``init_app`` (the cipher checks the keys), not by the import.
+UNTIL_INIT_APP = ("cryptography",)
 
 
 def _loaded(code: str) -> list[str]:
@@ -25,8 +31,8 @@ def _loaded(code: str) -> list[str]:
     return list(json.loads(out.splitlines()[-1]))
 
 
-def _heavy(modules: list[str]) -> list[str]:
-    return [m for m in modules if any(m == d or m.startswith(d + ".") for d in DEFERRED)]
+def _heavy(modules: list[str], deferred: tuple[str, ...] = DEFERRED) -> list[str]:
+    return [m for m in modules if any(m == d or m.startswith(d + ".") for d in deferred)]
 
 
 def test_the_bare_import_loads_the_exceptions_only() -> None:
@@ -44,6 +50,11 @@ def test_the_bare_import_loads_the_exceptions_only() -> None:
 )
 def test_the_extension_loads_no_heavy_package_until_used(code: str) -> None:
     assert _heavy(_loaded(code)) == []
+
+
+def test_importing_the_extension_leaves_cryptography_to_init_app() -> None:
+    assert _heavy(_loaded("from flask_mailconnect import MailConnect"), UNTIL_INIT_APP) == []
+    assert "cryptography.fernet" in _loaded("from tests import hostapp\nhostapp.create_app()")
 
 
 def test_every_public_name_resolves_and_the_first_oauth_use_loads_authlib() -> None:
