@@ -9,8 +9,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import requests
-
 from ..exceptions import TokenError, TokenRefreshUnavailable
 from ..models import MailAccount
 from ..providers import Provider, current_catalog
@@ -66,6 +64,8 @@ def endpoints(state: Runtime, provider: Provider) -> Endpoints:
         return Endpoints(provider.token_url, provider.revoke_url)
     meta = state.oauth_metadata.get(provider.server_metadata_url)
     if meta is None:
+        import requests  # where used: not at the host's start-up
+
         try:
             with oauth_session(state, provider) as client:
                 response = client.get(

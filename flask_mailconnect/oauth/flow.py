@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-import requests
 from flask import request as flask_request
 from flask import session
 
@@ -119,6 +118,8 @@ def begin(
     ``state`` and the PKCE verifier (S256) are new for every request. Raises
     :class:`OAuthFlowError` (``config`` or ``unreachable``).
     """
+    import requests  # where used: not at the host's start-up
+
     uri = redirect_uri(provider)
     client = client_for(provider)
     extra: dict[str, str] = {}
@@ -187,8 +188,9 @@ def _expires_at(token: Mapping[str, Any]) -> datetime | None:
 def finish(provider: Provider, pending: PendingFlow) -> OAuthGrant:
     """Exchange the callback's code for tokens and read the address; raises
     :class:`OAuthFlowError` for every way this can end without a usable grant."""
-    # Authlib is loaded by client_for (built on first use, for start-up time): import its errors
-    # here rather than at module level.
+    # Authlib (and requests) are loaded by client_for (built on first use, for start-up time):
+    # import their errors here rather than at module level.
+    import requests
     from authlib.integrations.base_client import MismatchingStateError, OAuthError
 
     client = client_for(provider)

@@ -12,8 +12,6 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import requests
-
 from ..exceptions import OAuthFlowError
 from ..providers import Provider
 from .client import http_detail
@@ -55,6 +53,8 @@ def _id_token_claims(
         return {}
     if not (metadata.get("jwks_uri") or metadata.get("jwks")):
         return {}
+    import requests  # loaded with Authlib's client already; not at the host's start-up
+
     try:
         claims = client.parse_id_token(
             token, nonce=nonce, claims_options=_claims_options(provider, str(issuer))
@@ -82,7 +82,9 @@ def identity(
     Raises ``no_email``, ``unverified_email`` (the provider does not vouch for the address:
     Google ``email_verified`` not true, Microsoft ``xms_edov`` not true) or ``id_token``.
     """
-    # The client is Authlib's, so Authlib is loaded already (built on first use, see client.py).
+    # The client is Authlib's, so Authlib (and requests) are loaded already (built on first
+    # use, see client.py).
+    import requests
     from authlib.integrations.base_client import OAuthError
 
     metadata = client.load_server_metadata()

@@ -28,7 +28,6 @@ import contextlib
 import hashlib
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -46,6 +45,7 @@ from ..exceptions import TokenError, TokenRefreshUnavailable
 from ..i18n import N_
 from ..models import MailAccount, utcnow
 from ..runtime import Runtime
+from .gate import Gate, joined
 
 #: Said in English (raised in workers too); pages translate it (views.common.localize).
 BUSY = N_("The account is busy (its token is being refreshed elsewhere); try again.")
@@ -90,6 +90,8 @@ class Row:
     last_error_code: str | None
     graph_access_token: str | None
     graph_token_expires_at: datetime | None
+    last_error_message: str | None
+    last_checked_at: datetime | None
     #: The refresh token as stored (ciphertext): the key of the conditional save.
     refresh_sealed: Sealed | None = None
 
@@ -116,6 +118,8 @@ _COLUMNS = (
     MailAccount.last_error_code,
     MailAccount.graph_access_token,
     MailAccount.graph_token_expires_at,
+    MailAccount.last_error_message,
+    MailAccount.last_checked_at,
 )
 
 
@@ -247,6 +251,8 @@ class Holder:
     conn: sa.Connection
     account_id: int
     row: Row
+    #: The row as the holder left it (read after its writes, before the lock went back).
+    stored: Row | None = None
 
     def write(self, apply: Callable[[Session], T], what: str) -> T:
         """Run ``apply`` in a short transaction of its own and commit; a failed attempt is
@@ -323,48 +329,6 @@ class Holder:
         return self.write(apply, "the refreshed tokens")
 
 
-class _Gate:
-    """The callers in this process that need one account's token: one (holding ``lock``) looks
-    at the database; the others wait on ``changed`` without a connection and use the row it
-    saw (all woken at once, each checking the row against its own need)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.changed = threading.Condition()
-        self.users = 0
-        self.version = 0
-        self.row: Row | None = None
-
-    def publish(self, row: Row | None) -> None:
-        with self.changed:
-            if row is not None:
-                self.row, self.version = row, self.version + 1
-            self.changed.notify_all()
-
-    def found(self, arrived: int, settled: Callable[[Row], bool]) -> Row | None:
-        """The row a caller before us found or stored since we arrived, if it will do."""
-        row = self.row
-        if self.version != arrived and row is not None and settled(row):
-            return row
-        return None
-
-
-@contextmanager
-def _gate(state: Runtime, account_id: int) -> Iterator[_Gate]:
-    with state.refresh_gates_lock:
-        gate = state.refresh_gates.get(account_id)
-        if gate is None:
-            gate = state.refresh_gates[account_id] = _Gate()
-        gate.users += 1
-    try:
-        yield gate
-    finally:
-        with state.refresh_gates_lock:
-            gate.users -= 1
-            if not gate.users:  # nobody waits: forget it (and the tokens on its row)
-                del state.refresh_gates[account_id]
-
-
 @contextmanager
 def claim(
     state: Runtime, account_id: int, settled: Callable[[Row], bool]
@@ -373,25 +337,20 @@ def claim(
     ``(holder, row)`` with the refresh lock held and ``row`` read after taking it.
 
     Waiting holds no connection. In one process, the callers for one account queue on an
-    in-memory gate: the first looks at the database, the others take the row it saw when it is
-    done (a few microseconds each). Across processes, the one looking in each checks a
-    connection out for two short statements per look and gives it back between looks. Gives
-    up with :class:`TokenRefreshUnavailable` after 3 x the connect timeout (at least 30 s), as
-    the row lock's ``lock_timeout`` did before.
+    in-memory gate: the first looks at the database, the others sleep until it is done and
+    take the row it saw (a few microseconds each). Across processes, the one looking in each
+    checks a connection out for two short statements per look and gives it back between looks.
+    Gives up with :class:`TokenRefreshUnavailable` after 3 x the connect timeout (at least
+    30 s), as the row lock's ``lock_timeout`` did before.
     """
-    engine = engine_of(state)
-    guard = state.single_connection if single_connection(engine) else nullcontext()
     deadline = time.monotonic() + max(30.0, state.transport_options().timeout * 3)
-    with _gate(state, account_id) as gate:
-        arrived = gate.version
+    gates: dict[int, Gate[Row]] = state.refresh_gates
+    with joined(gates, state.refresh_gates_lock, account_id) as gate:
+        arrived = seen = gate.latest[0]
         while not gate.lock.acquire(blocking=False):
-            with gate.changed:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TokenRefreshUnavailable(BUSY)
-                gate.changed.wait_for(
-                    lambda: gate.version != arrived or not gate.lock.locked(), timeout=left
-                )
+            if not gate.wait(seen, deadline):
+                raise TokenRefreshUnavailable(BUSY)
+            seen = gate.latest[0]
             found = gate.found(arrived, settled)
             if found is not None:
                 yield None, found
@@ -400,6 +359,10 @@ def claim(
         try:
             row = gate.found(arrived, settled)
             if row is None:
+                # Only the looker needs the engine (finding it sorts the tables: waiters
+                # doing that too would keep the looker from the GIL).
+                engine = engine_of(state)
+                guard = state.single_connection if single_connection(engine) else nullcontext()
                 with guard:
                     holder, row = _wait_for_lock(state, engine, account_id, settled, deadline)
                     if holder is not None:
@@ -407,14 +370,15 @@ def claim(
                         try:
                             yield holder, held
                             with contextlib.suppress(Exception):  # what it stored, for the rest
-                                row = _look(holder.conn, account_id)
+                                row = holder.stored = _look(holder.conn, account_id)
                         finally:
+                            # Before waking the others: woken, they would keep this thread
+                            # from the GIL after each of these round trips.
                             unlock(holder.conn, account_id)
                             holder.conn.close()
                         return
         finally:
-            gate.lock.release()
-            gate.publish(row)  # wakes the others (row None: nothing to share, look yourselves)
+            gate.hand_over(row)  # wakes the others
         yield None, row
 
 
@@ -476,8 +440,11 @@ _MIRRORED = (
 )
 
 
-def mirror(state: Runtime, account_id: int) -> Any:
-    """The committed values to mirror, read on a short connection of their own."""
+def mirror(state: Runtime, account_id: int, stored: Row | None = None) -> Any:
+    """The committed values to mirror: from ``stored`` (what a holder read after its writes),
+    else read on a short connection of their own."""
+    if stored is not None:
+        return tuple(getattr(stored, name) for name in _MIRRORED)
     columns = (getattr(MailAccount, name) for name in _MIRRORED)
     with _connect(engine_of(state)) as conn:
         return conn.execute(sa.select(*columns).where(MailAccount.id == account_id)).first()

@@ -41,10 +41,8 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
-from authlib.common.errors import AuthlibBaseError
 from sqlalchemy.orm import Session
 
 from ..codes import TOKEN_SAVE_FAILED, message_for
@@ -75,6 +73,9 @@ from .locks import (
     read_row,
     sync_instance,
 )
+
+if TYPE_CHECKING:
+    from authlib.common.errors import AuthlibBaseError
 
 log = logging.getLogger("flask_mailconnect.oauth")
 
@@ -193,9 +194,10 @@ def _fresh(
                 newly_revoked = _grant_refused(state, holder, account, provider, error_code)
                 token = ""
     # Committed, lock released. Mirror the new values on the caller's instance (without
-    # marking it dirty).
+    # marking it dirty): the holder read them already (no second connection on its way out).
     if refreshed or not token:
-        sync_instance(account, mirror(state, account.id))
+        stored = holder.stored if holder is not None else None
+        sync_instance(account, mirror(state, account.id, stored))
     if not_granted is not None:
         raise not_granted
     if refreshed:
@@ -285,6 +287,10 @@ def _refresh(
     elif provider.refresh_sends_scope or provider.graph_url is not None:
         scope = mail_refresh_scope(provider, row.token_scopes)
     options = state.transport_options()
+    # Where used, not at the host's start-up (oauth_session loads them anyway).
+    import requests
+    from authlib.common.errors import AuthlibBaseError
+
     try:
         with oauth_session(state, provider, scope) as client:
             result = client.refresh_token(

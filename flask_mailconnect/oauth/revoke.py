@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-import requests
 import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -15,6 +15,9 @@ from ..models import MailAccount
 from ..providers import Provider
 from ..runtime import Runtime
 from .endpoints import endpoints, oauth_session, provider_for, timeout_of
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger("flask_mailconnect.oauth")
 
@@ -62,6 +65,8 @@ def _revoke_at_provider(
         return False
     if not endpoint:
         return False
+    import requests  # where used: not at the host's start-up
+
     try:
         with oauth_session(state, provider) as client:
             response = client.revoke_token(
