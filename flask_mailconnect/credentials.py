@@ -3,15 +3,17 @@
 :func:`server_settings` turns a stored account into the transport's :class:`ServerSettings`,
 decrypting the password or getting a fresh OAuth access token (refreshed under the row lock in
 the OAuth layer). A caller that checks many accounts may load their (encrypted) passwords with
-the batch: :data:`WITH_PASSWORD` as a query option; the password is still decrypted here, at
-the moment of use, and never kept. What a login's outcome does to the account (health fields,
-status, audit row, signal) is written by :mod:`flask_mailconnect.accounts.status`. Nothing here
-commits.
+the batch: :func:`with_password` as a query option, or :func:`accounts_with_passwords`; the
+password is still decrypted here, at the moment of use, and never kept. What a login's outcome
+does to the account (health fields, status, audit row, signal) is written by
+:mod:`flask_mailconnect.accounts.status`. Nothing here commits.
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.orm import undefer
@@ -23,10 +25,29 @@ from .providers import Catalog, current_catalog
 from .runtime import Runtime
 from .transport.settings import ServerSettings
 
-#: Query option for a batch of accounts about to be checked or used: their password column
-#: (deferred with raiseload, see models.py) comes with the rows, still sealed, so
-#: :func:`server_settings` needs no query of its own per account.
-WITH_PASSWORD = undefer(MailAccount.password)
+if TYPE_CHECKING:
+    from sqlalchemy.orm.interfaces import LoaderOption
+
+
+@functools.cache
+def with_password() -> LoaderOption:
+    """Query option for a batch of accounts about to be checked or used: their password column
+    (deferred with raiseload, see models.py) comes with the rows, still sealed, so
+    :func:`server_settings` needs no query of its own per account.
+
+    Built on first use, not at import: making it configures the SQLAlchemy mappers (~15 ms),
+    which ``import flask_mailconnect`` should not pay. The option is immutable and the same
+    for every app, so one is kept."""
+    return undefer(MailAccount.password)
+
+
+@functools.cache
+def accounts_with_passwords() -> sa.Select[MailAccount]:
+    """The accounts whose ids are bound as ``ids`` (an expanding IN), with their sealed
+    passwords (:func:`with_password`): a batch's one SELECT. Built once, on first use; a
+    statement built per batch costs a coercion per id and a cache-key walk each time."""
+    ids: sa.BindParameter[list[int]] = sa.bindparam("ids", expanding=True)
+    return sa.select(MailAccount).where(MailAccount.id.in_(ids)).options(with_password())
 
 
 def server_settings(
@@ -65,7 +86,7 @@ def server_settings(
 
 
 def _stored_password(state: Runtime, account: MailAccount) -> Sealed | str | None:
-    """The password as read with the row (:data:`WITH_PASSWORD`), else read now (a value set
+    """The password as read with the row (:func:`with_password`), else read now (a value set
     in this session is flushed first, as before). Never touches the attribute itself: it
     raises when not loaded (``deferred_raiseload``)."""
     # The instance's __dict__ holds what was loaded (SQLAlchemy's instance state dict).

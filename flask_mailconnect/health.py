@@ -40,7 +40,7 @@ from .accounts.status import (
     status_after,
 )
 from .codes import KEY_UNAVAILABLE, RETRYABLE_CODES, SMTP_AUTH_DISABLED, TOKEN_REJECTED, message_for
-from .credentials import WITH_PASSWORD, server_settings
+from .credentials import accounts_with_passwords, server_settings
 from .exceptions import EncryptionKeyError, NeedsReconnect, TokenError, TokenRefreshUnavailable
 from .i18n import N_
 from .keepalive import keep_alive, keepalive_due
@@ -236,7 +236,10 @@ def _check(
 
 
 #: Accounts checked one after another in one app context (one catalogue load) and, for
-#: checks, recorded in one batch, when one worker runs.
+#: checks, recorded in one batch, when one worker runs. A batch costs ~2 ms of CPU whatever
+#: its size (a SELECT, two writes, a commit); larger batches would spread that thinner, but the
+#: CLI's progress and the saved results arrive per batch, and the batch's transaction stays
+#: open through its network checks: 20 keeps both short.
 CHUNK = 20
 #: The same per worker thread when several run: small, so the workers stay evenly loaded and
 #: results flow; each batch's common outcomes are still written together.
@@ -325,8 +328,7 @@ def _run_checks(app: Flask, account_ids: list[int]) -> list[CheckResult]:
         pending: list[CheckRecord] = []
         try:
             # The passwords come with the rows (sealed; decrypted one at a time where used).
-            query = sa.select(MailAccount).where(MailAccount.id.in_(account_ids))
-            found = session.scalars(query.options(WITH_PASSWORD))
+            found = session.scalars(accounts_with_passwords(), {"ids": account_ids})
             accounts = {account.id: account for account in found}
             shared = _shared(state)
             for account_id in account_ids:

@@ -78,7 +78,7 @@ class MailAccount(Base):
     # Deferred with raiseload: listing accounts never decrypts (a lost key cannot break pages),
     # and an account handed to a signal receiver or template cannot leak it by attribute access.
     # Code that needs it calls accounts.load_password() or selects it with
-    # credentials.WITH_PASSWORD (the health check reads a batch that way).
+    # credentials.with_password() (the health check reads a batch that way).
     password: Mapped[str | Sealed | None] = mapped_column(
         EncryptedText, default=None, deferred=True, deferred_raiseload=True
     )

@@ -93,8 +93,10 @@ _AUDIT = cast(sa.Table, AuditEvent.__table__)
 
 
 def _health_update(ok: bool) -> sa.Update:
-    """One UPDATE for many accounts (executemany). The status moves only from the state the
-    outcome can move it out of, decided by the database at write time: a check never undoes a
+    """One UPDATE for all the accounts of a batch that share an outcome (``b_ids``, an
+    expanding IN list: one statement and one parameter set, instead of an executemany whose
+    rows SQLAlchemy processes one by one). The status moves only from the state the outcome
+    can move it out of, decided by the database at write time: a check never undoes a
     ``needs_reconnect`` or a deactivation another worker committed meanwhile."""
     col = _ACCOUNTS.c
     values: dict[str, object] = {
@@ -111,35 +113,33 @@ def _health_update(ok: bool) -> sa.Update:
         values["status"] = sa.case(
             (col.status == AccountStatus.CONNECTED, AccountStatus.ERROR), else_=col.status
         )
-    return sa.update(_ACCOUNTS).where(col.id == sa.bindparam("b_id")).values(values)
+    ids: sa.BindParameter[list[int]] = sa.bindparam("b_ids", expanding=True)
+    return sa.update(_ACCOUNTS).where(col.id.in_(ids)).values(values)
 
 
 _UPDATES = {True: _health_update(True), False: _health_update(False)}
+_AUDIT_INSERT = sa.insert(_AUDIT)
 
 
 def record_checks(session: Session, records: Sequence[CheckRecord], *, now: datetime) -> None:
-    """Write many checks' outcomes: at most two UPDATE statements and one audit INSERT, each
-    executed once with all rows (Core, no ORM unit of work). The same columns and audit row as
+    """Write many checks' outcomes: one UPDATE per distinct outcome (all successes together;
+    failures grouped by code and message, usually one group) and one audit INSERT executed
+    with all rows (Core, no ORM unit of work). The same columns and audit row as
     :func:`record_success` / :func:`record_failure` and ``audit.record`` per account. Nothing
     here commits."""
     if not records:
         return
+    groups: dict[tuple[bool, str | None, str | None], list[int]] = {}
+    for r in records:
+        key = (True, None, None) if r.ok else (False, r.code, r.message)
+        groups.setdefault(key, []).append(r.account_id)
     connection = session.connection()
-    for ok in (True, False):
-        rows = [
-            {
-                "b_id": r.account_id,
-                "b_now": now,
-                "b_code": None if ok else r.code,
-                "b_message": None if ok else r.message,
-            }
-            for r in records
-            if r.ok is ok
-        ]
-        if rows:
-            connection.execute(_UPDATES[ok], rows)
+    for (ok, code, message), ids in groups.items():
+        connection.execute(
+            _UPDATES[ok], {"b_ids": ids, "b_now": now, "b_code": code, "b_message": message}
+        )
     connection.execute(
-        sa.insert(_AUDIT),
+        _AUDIT_INSERT,
         [
             {
                 "created_at": now,

@@ -2,19 +2,22 @@
 
 IMAPClient does the protocol; we only replace how it builds its imaplib object, so the socket is
 the one the guard connected to the checked address, and TLS verifies the user's host name.
+
+imapclient is imported where a connection is opened (:func:`_client_class`), not with this
+module: it is a heavy import (~50 ms) that ``import flask_mailconnect`` should not pay. Its
+exception classes are looked up where they are caught, after a client was made.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import imaplib
 import logging
 import socket
 import ssl
 import time
-
-from imapclient import IMAPClient
-from imapclient import exceptions as imap_errors
+from typing import TYPE_CHECKING
 
 from .. import codes as errors
 from ..codes import message_for
@@ -28,6 +31,9 @@ from .netguard import (
     tls_error_code,
 )
 from .settings import Protocol, ProtocolResult, ServerSettings, TransportOptions
+
+if TYPE_CHECKING:
+    from imapclient import IMAPClient
 
 log = logging.getLogger(__name__)
 
@@ -60,24 +66,32 @@ class _GuardedIMAP4(imaplib.IMAP4):
         super().shutdown()
 
 
-class _GuardedIMAPClient(IMAPClient):
-    def __init__(self, settings: ServerSettings, options: TransportOptions) -> None:
-        self._options = options
-        self._context = options.ssl_context()
-        assert settings.imap_host and settings.imap_port
-        super().__init__(
-            settings.imap_host,
-            settings.imap_port,
-            ssl=settings.imap_security == "ssl",
-            ssl_context=self._context,
-            timeout=options.timeout,
-        )
-        # IMAPClient turns imaplib's protocol trace on (debug=5) and redacts LOGIN lines in its
-        # logger; switch the trace off altogether so no secret can reach a log handler.
-        self._imap.debug = 0
+@functools.cache
+def _client_class() -> type[IMAPClient]:
+    """IMAPClient whose imaplib object is a :class:`_GuardedIMAP4`; the class is made (and
+    imapclient imported) on first use, then kept: it holds no per-app or per-call state."""
+    from imapclient import IMAPClient
 
-    def _create_IMAP4(self) -> imaplib.IMAP4:  # noqa: N802 - imapclient's name
-        return _GuardedIMAP4(self.host, self.port, self._options, self._context, self.ssl)
+    class GuardedIMAPClient(IMAPClient):
+        def __init__(self, settings: ServerSettings, options: TransportOptions) -> None:
+            self._options = options
+            self._context = options.ssl_context()
+            assert settings.imap_host and settings.imap_port
+            super().__init__(
+                settings.imap_host,
+                settings.imap_port,
+                ssl=settings.imap_security == "ssl",
+                ssl_context=self._context,
+                timeout=options.timeout,
+            )
+            # IMAPClient turns imaplib's protocol trace on (debug=5) and redacts LOGIN lines in
+            # its logger; switch the trace off altogether so no secret can reach a log handler.
+            self._imap.debug = 0
+
+        def _create_IMAP4(self) -> imaplib.IMAP4:  # noqa: N802 - imapclient's name
+            return _GuardedIMAP4(self.host, self.port, self._options, self._context, self.ssl)
+
+    return GuardedIMAPClient
 
 
 def _fail(code: str, settings: ServerSettings, detail: str = "") -> ConnectionFailed:
@@ -85,6 +99,8 @@ def _fail(code: str, settings: ServerSettings, detail: str = "") -> ConnectionFa
 
 
 def _code_for(exc: BaseException, *, implicit: bool) -> str:
+    from imapclient.exceptions import IMAPClientError
+
     if isinstance(exc, ConnectionFailed):
         return exc.code
     if isinstance(exc, ssl.SSLError):
@@ -92,15 +108,18 @@ def _code_for(exc: BaseException, *, implicit: bool) -> str:
     if isinstance(exc, imaplib.IMAP4.abort):
         code = socket_error_code(exc)
         return errors.CONNECTION_LOST if code == errors.NETWORK_ERROR else code
-    if isinstance(exc, (imaplib.IMAP4.error, imap_errors.IMAPClientError)):
+    if isinstance(exc, (imaplib.IMAP4.error, IMAPClientError)):
         return errors.PROTOCOL_ERROR
     return socket_error_code(exc)
 
 
-def _login(client: _GuardedIMAPClient, settings: ServerSettings, options: TransportOptions) -> None:
+def _login(client: IMAPClient, settings: ServerSettings, options: TransportOptions) -> None:
+    from imapclient import exceptions as imap_errors
+
     security = settings.imap_security
     if security == "starttls":
         try:
+            # The context the connection was made with (set by the GuardedIMAPClient).
             client.starttls(client._context)
         except imap_errors.CapabilityError:
             raise _fail(errors.TLS_UNAVAILABLE, settings, "no STARTTLS capability") from None
@@ -141,7 +160,7 @@ def _login(client: _GuardedIMAPClient, settings: ServerSettings, options: Transp
 
 
 def _xoauth2_login(
-    client: _GuardedIMAPClient, settings: ServerSettings, capabilities: tuple[bytes, ...]
+    client: IMAPClient, settings: ServerSettings, capabilities: tuple[bytes, ...]
 ) -> None:
     """AUTHENTICATE XOAUTH2 with the access token; a NO is ``token_rejected``.
 
@@ -161,9 +180,11 @@ def _xoauth2_login(
         sent.append(True)
         return initial
 
+    from imapclient.exceptions import LoginError
+
     try:
         client.sasl_login("XOAUTH2", respond)
-    except imap_errors.LoginError as exc:
+    except LoginError as exc:
         text = str(exc).upper()
         code = errors.TLS_REQUIRED if "PRIVACYREQUIRED" in text else errors.TOKEN_REJECTED
         if "UNAVAILABLE" in text:  # [UNAVAILABLE]: temporary failure on the server's side
@@ -180,7 +201,7 @@ def open_imap(settings: ServerSettings, options: TransportOptions) -> IMAPClient
         raise _fail(errors.PROTOCOL_ERROR, settings, "unknown security")
     implicit = settings.imap_security == "ssl"
     try:
-        client = _GuardedIMAPClient(settings, options)
+        client = _client_class()(settings, options)
     except Exception as exc:
         raise _fail(_code_for(exc, implicit=implicit), settings, _detail(exc)) from None
     try:

@@ -12,6 +12,7 @@ implicit-TLS port from a dead one), and mapping socket / TLS exceptions to stabl
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import ssl
@@ -126,7 +127,10 @@ def is_public_ip(ip: IPAddress) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=256)
 def _parse_literal(host: str) -> IPAddress | None:
+    # Cached: every connection parses its host (ipaddress is slow, and a failed parse raises);
+    # the result is immutable and depends on the text alone, so it can be shared.
     text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
         return ipaddress.ip_address(text)
@@ -275,8 +279,8 @@ def connect_tls(
     host: str, port: int, *, allow_private: bool, timeout: float, context: ssl.SSLContext
 ) -> ssl.SSLSocket:
     """Implicit TLS: guarded TCP connection, then a handshake verified against ``host``."""
+    # connect_guarded leaves the socket's timeout at ``timeout``, for the handshake too.
     sock = connect_guarded(host, port, allow_private=allow_private, timeout=timeout)
-    sock.settimeout(timeout)
     try:
         # wrap_socket closes the socket itself when the handshake fails.
         return context.wrap_socket(sock, server_hostname=host)
