@@ -23,9 +23,7 @@ import imaplib
 import logging
 import ssl
 from collections.abc import Iterator
-
-from imapclient import IMAPClient
-from imapclient import exceptions as imap_errors
+from typing import TYPE_CHECKING
 
 from . import codes as errors
 from . import credentials
@@ -46,6 +44,9 @@ from .providers import current_catalog
 from .runtime import Runtime
 from .transport.imap import open_imap
 from .transport.settings import ServerSettings
+
+if TYPE_CHECKING:  # imapclient is imported where a mailbox is opened, not with the package
+    from imapclient import IMAPClient
 
 log = logging.getLogger("flask_mailconnect.sync")
 
@@ -78,6 +79,8 @@ def refuse_early(account: MailAccount) -> None:
 
 def code_for(exc: BaseException) -> str:
     """The stable code for what went wrong while talking to the server."""
+    from imapclient import exceptions as imap_errors  # here, not at ``import flask_mailconnect``
+
     if isinstance(exc, ConnectionFailed):
         return exc.code
     if isinstance(exc, TimeoutError):

@@ -35,8 +35,6 @@ from email import policy
 from email.message import Message
 from typing import Any
 
-import nh3
-
 from .transport.headers import (
     clean_text,
     decode_bytes,
@@ -318,6 +316,8 @@ def sanitize_html(markup: str, *, show_images: bool = False) -> tuple[str, int, 
 
 def _sanitize(markup: str, show_images: bool) -> tuple[str, int, int]:
     """:func:`sanitize_html` for markup already cut and scanned (by :func:`render_message`)."""
+    import nh3  # the sanitiser loads its native module here: not at ``import flask_mailconnect``
+
     rewriter = _ImageRewriter(show_images)
     cleaned = nh3.clean(
         markup,
@@ -409,6 +409,8 @@ def as_text(view: MessageView) -> str:
     """The body as plain text (for hosts that show a preview); HTML reduced to its text."""
     if view.text is not None:
         return view.text
+    import nh3  # as in _sanitize: loaded when HTML is first cleaned
+
     return html.unescape(nh3.clean(view.html or "", tags=set()))
 
 

@@ -36,10 +36,9 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
-from imapclient import IMAPClient
 
 from . import audit, signals, sync_store
 from .accounts.status import record_success
@@ -61,6 +60,9 @@ from .transport import mailbox
 from .transport.imap import open_imap
 from .transport.mailbox import ROLES, FolderInfo, MailboxStatus, MessageSummary
 from .transport.settings import ServerSettings, TransportOptions
+
+if TYPE_CHECKING:  # imapclient is imported where a mailbox is opened, not with the package
+    from imapclient import IMAPClient
 
 log = logging.getLogger("flask_mailconnect.sync")
 

@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from email import policy
 from email.message import Message
-from typing import Any
-
-from imapclient import IMAPClient
-from imapclient.response_parser import parse_fetch_response
+from typing import TYPE_CHECKING, Any
 
 from .headers import clean_text, parse_date, read_headers, text_codec
+
+if TYPE_CHECKING:  # imapclient is imported where a mailbox is opened, not with the package
+    from imapclient import IMAPClient
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +168,8 @@ def _fetch(client: IMAPClient, messages: str, items: Iterable[str], *, by_uid: b
     ``11:*`` is not accepted), so the command is issued here with its parser. INTERNALDATE
     comes back aware (not converted to naive local time).
     """
+    from imapclient.response_parser import parse_fetch_response  # loaded with the client
+
     args = ["FETCH", messages, "(" + " ".join(items) + ")"]
     if by_uid:
         args.insert(0, "UID")
@@ -246,6 +248,20 @@ def _item(data: Mapping[bytes, Any], prefix: bytes) -> bytes:
     return b""
 
 
+def _header_and_text(data: Mapping[bytes, Any]) -> tuple[bytes, bytes]:
+    """``(_item(data, b"BODY[HEADER"), _item(data, b"BODY[TEXT]"))`` in one pass."""
+    header = text = None
+    for key, value in data.items():
+        if not isinstance(key, bytes):
+            continue
+        upper = key.upper()
+        if header is None and upper.startswith(b"BODY[HEADER"):
+            header = value if isinstance(value, bytes) else b""
+        elif text is None and upper.startswith(b"BODY[TEXT]"):
+            text = value if isinstance(value, bytes) else b""
+    return header or b"", text or b""
+
+
 def _decode_body(payload: str | bytes, encoding: str, charset: str | None) -> str:
     raw = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else payload
     encoding = encoding.strip().lower()
@@ -277,6 +293,13 @@ def html_to_text(markup: str) -> str:
 
 def _first_text_part(message: Message) -> tuple[Message | None, bool]:
     """The first text/plain part (else the first text/html one) and whether it is HTML."""
+    if not message.is_multipart():  # what walk() would find: the message itself, or nothing
+        kind = message.get_content_type()
+        if kind in ("text/plain", "text/html") and (
+            message.get_content_disposition() != "attachment"
+        ):
+            return message, kind == "text/html"
+        return None, False
     html_part = None
     for part in message.walk():
         if part.is_multipart():
@@ -292,10 +315,54 @@ def _first_text_part(message: Message) -> tuple[Message | None, bool]:
 
 
 def _parse(header: bytes, body: bytes) -> Message:
-    """The fetched header block and body start as one message (compat32: the fastest parser,
-    and it keeps raw 8-bit bytes for :mod:`.headers` to decode)."""
+    """The fetched header block and body start as one message, parsed once as compat32 does
+    (it keeps raw 8-bit bytes for :mod:`.headers`): :func:`_parse_simple`, else the feed parser."""
     head = header if header.endswith(b"\r\n\r\n") or header.endswith(b"\n\n") else header + b"\r\n"
-    return email.message_from_bytes(head + body, policy=policy.compat32)
+    data = head + body
+    return _parse_simple(data) or email.message_from_bytes(data, policy=policy.compat32)
+
+
+#: A header line's start as the feed parser accepts it: a name of printable ASCII but the colon.
+_FIELD_NAME = re.compile(r"[\041-\071\073-\176]+:")
+
+
+def _parse_simple(data: bytes) -> Message | None:
+    """``email.message_from_bytes(data, policy=compat32)`` for the common shape, in a third of
+    its time (the feed parser cuts the body into lines and joins them again), else None.
+
+    The common shape: CRLF line ends only in the header block, each line ``Name: value`` or
+    its folded continuation, then a blank line and a single-part body (not ``multipart/*`` or
+    ``message/*``). Headers are split as ``compat32.header_source_parse`` does and the rest is
+    the payload. Anything else (an envelope ``From `` line, a continuation first, a line with
+    no name, bare LF or CR) is left to the feed parser, defects and all.
+    """
+    text = data.decode("ascii", "surrogateescape")
+    end = text.find("\r\n\r\n")
+    if end <= 0 or text[0] in "\r\n":
+        return None  # no header block, or one that starts with a blank line
+    block = text[:end]  # the header lines, without the last line end
+    if block.count("\r") != block.count("\n") or block.count("\r\n") != block.count("\r"):
+        return None  # a lone CR or LF: the feed parser splits lines there too
+    message = Message()
+    name = ""
+    value: list[str] = []
+    for line in block.split("\r\n"):
+        if line[0] in " \t":  # folded: part of the header above
+            if not name:
+                return None  # a continuation first
+            value.append(line)
+            continue
+        if line.startswith("From ") or _FIELD_NAME.match(line) is None:
+            return None
+        if name:
+            message.set_raw(name, "\r\n".join(value))
+        name, first = line.split(":", 1)
+        value = [first.lstrip(" \t")]
+    message.set_raw(name, "\r\n".join(value))
+    if message.get_content_maintype() in ("multipart", "message"):
+        return None  # the feed parser reads their parts
+    message.set_payload(text[end + 4 :])
+    return message
 
 
 def make_snippet(
@@ -306,12 +373,12 @@ def make_snippet(
     ``parsed``: the message :func:`summarize` already parsed from them (parsed once)."""
     if not body:
         return ""
-    head = header if header.endswith(b"\r\n\r\n") or header.endswith(b"\n\n") else header + b"\r\n"
     message = parsed if parsed is not None else _parse(header, body)
-    if message.get_content_maintype() == "multipart" and not message.is_multipart():
+    if not message.is_multipart() and message.get_content_maintype() == "multipart":
         # No boundary parameter: take the first delimiter line the body starts a part with.
         found = re.search(rb"^--([^\s]{1,70})\r?$", body, re.MULTILINE)
         if found:
+            head = header if header.endswith((b"\r\n\r\n", b"\n\n")) else header + b"\r\n"
             boundary = b'Content-Type: multipart/mixed; boundary="' + found.group(1) + b'"\r\n'
             message = email.message_from_bytes(boundary + head + body, policy=policy.compat32)
     part, is_html = _first_text_part(message)
@@ -342,8 +409,7 @@ def summarize(uid: int, data: Mapping[bytes, Any]) -> MessageSummary:
     internal = data.get(b"INTERNALDATE")
     arrived = internal if isinstance(internal, datetime) else None
     try:
-        header = _item(data, b"BODY[HEADER")
-        body = _item(data, b"BODY[TEXT]")
+        header, body = _header_and_text(data)
         # Parsed once: the headers and the snippet read the same message.
         parsed = _parse(header, body) if body else None
         fields = read_headers(header, arrived, parsed=parsed)  # each header on its own
@@ -371,18 +437,9 @@ def summarize(uid: int, data: Mapping[bytes, Any]) -> MessageSummary:
 
 
 __all__ = [
-    "FolderInfo",
-    "MailboxStatus",
-    "MessageSummary",
-    "examine",
-    "fetch_flags",
-    "fetch_from_uid",
-    "fetch_newest",
-    "list_folders",
-    "make_snippet",
-    "suggest_mapping",
-    "summarize",
-]
+    "FolderInfo", "MailboxStatus", "MessageSummary", "examine", "fetch_flags", "fetch_from_uid",
+    "fetch_newest", "list_folders", "make_snippet", "suggest_mapping", "summarize",
+]  # fmt: skip
 
 
 # -- one whole message, for the message page ---------------------------------------------------
