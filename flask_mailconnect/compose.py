@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import copy
 import email
 import email.policy
 import functools
@@ -37,6 +36,10 @@ from .signatures import sanitize_signature, signature_to_text
 from .validation import normalize_address
 
 RECIPIENT_HEADERS = ("To", "Cc", "Bcc")
+#: Headers prepare removes: From (set again from the account), Sender and Return-Path (with
+#: the Resent-* block, matched by prefix).
+_REPLACED = frozenset({"from", "sender", "return-path"})
+_WANTED = ("from", "to", "cc", "bcc", "date", "message-id")  # what prepare reads
 _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # printable ASCII except ":" (RFC 5322 ftext)
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _BODY_CLOSE = re.compile(r"</body\s*>", re.IGNORECASE)
@@ -87,7 +90,9 @@ def _clone(part: Message) -> Any:
     """A copy sharing the immutable pieces: new header lists and part lists all the way down, so
     changing headers or setting a part's content never touches the host's object (deepcopy
     would also copy every header object and the policy: ~1 ms a message)."""
-    new = copy.copy(part)
+    # copy.copy of a Message (no __copy__ or __setstate__) without __reduce_ex__ (1/3 of it).
+    new = object.__new__(type(part))
+    new.__dict__.update(part.__dict__)
     new._headers = list(part._headers)  # type: ignore[attr-defined]
     if part.is_multipart():
         parts: list[Message] = list(part.get_payload())  # type: ignore[arg-type]
@@ -122,9 +127,14 @@ def parse_recipients(message: EmailMessage) -> list[str]:
     Strict: any defect the RFC 5322 parser reports (other than obsolete-but-valid syntax) or an
     address email-validator refuses raises :class:`InvalidMessage`.
     """
+    return _recipients({field: message.get_all(field) or [] for field in RECIPIENT_HEADERS})
+
+
+def _recipients(headers: dict[str, list[Any]]) -> list[str]:
+    """:func:`parse_recipients` over To, Cc and Bcc already fetched (header objects)."""
     seen: dict[str, str] = {}
     for field in RECIPIENT_HEADERS:
-        for header in message.get_all(field) or []:
+        for header in headers[field]:
             # A non-ASCII local part is no defect with SMTPUTF8 (RFC 6531); email-validator
             # still checks every address strictly below.
             defects = [
@@ -150,9 +160,9 @@ def parse_recipients(message: EmailMessage) -> list[str]:
     return list(seen.values())
 
 
-def _from_header(message: EmailMessage, account_email: str, display_name: str) -> str:
+def _from_header(existing: list[Any], account_email: str, display_name: str) -> str:
+    """The From to send with, given the message's own From headers (header objects)."""
     account_address = account_email.strip()  # validated when the account was connected
-    existing = message.get_all("From") or []
     if len(existing) > 1:
         raise InvalidMessage("The message has more than one From header.", field="From")
     if existing:
@@ -188,6 +198,13 @@ def _set_header(msg: EmailMessage, name: str, value: str) -> None:
         msg[name] = value
 
 
+@functools.lru_cache(maxsize=8)
+def _date_text(second: datetime, _offset: Any) -> str:
+    """``format_datetime`` of a whole second, cached: a bulk send asks for one second hundreds
+    of times. The UTC offset is part of the key (one instant in two zones: equal datetimes)."""
+    return format_datetime(second)
+
+
 # -- writing the bytes ---------------------------------------------------------------------
 
 #: Header classes whose text is a function of the value's own text (decoded == the parse
@@ -212,10 +229,16 @@ def _fold(policy: Policy, name: str, value: Any) -> bytes:
     for the handful of headers a message has, issue 13). Only short printable-ASCII values of
     header classes whose folded form is then the text itself take the shortcut; everything else
     (long, non-ASCII, encoded words, display names with specials) is folded by the policy."""
-    if not hasattr(value, "name"):  # source text: the policy writes it as it is, or folds it
+    limit = policy.max_line_length or 78
+    if type(value) is str:  # source text: the policy writes it as it is, or folds it
+        if len(name) + 2 + len(value) <= limit and value.isascii() and value.isprintable():
+            # What fold_binary writes for a short one-line value (refold_source="long"):
+            # "name: value" and the line ending (our From, Date and Message-ID).
+            return f"{name}: {value}{policy.linesep}".encode("ascii")
+        return policy.fold_binary(name, value)
+    if not hasattr(value, "name"):  # not a header object (the policy knows what to do)
         return policy.fold_binary(name, value)
     text = str(value)
-    limit = policy.max_line_length or 78
     if len(name) + 2 + len(text) <= limit and _plain(text):
         if isinstance(value, headerregistry.UnstructuredHeader):
             return f"{name}: {text}\r\n".encode("ascii")
@@ -248,7 +271,38 @@ class _Generator(BytesGenerator):
         self.write(self._NL)  # type: ignore[attr-defined]
 
 
+_NEWLINES = re.compile(rb"\r\n|\r|\n")  # the generator's NLCRE, on bytes
+
+
+def _single_part_bytes(msg: EmailMessage, policy: Policy) -> bytes | None:
+    """What :class:`_Generator` writes for a single-part text message (most bulk mail): the
+    folded headers, a blank line, the payload with each line ending made the policy's. None
+    when the generator does more: multipart, not text (a multipart type with a str payload
+    keeps its line endings), a payload beyond ASCII and surrogate escapes, cte_type 7bit."""
+    payload = msg._payload  # type: ignore[attr-defined]
+    if not isinstance(payload, str) or policy.cte_type != "8bit":
+        return None
+    if msg.get_content_maintype() != "text":
+        return None
+    try:
+        # ASCII, or 8-bit bytes kept as surrogate escapes: the generator writes them back as
+        # they are (BytesGenerator._handle_text); anything else takes the generator's path.
+        data = payload.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:
+        return None
+    linesep = policy.linesep.encode("ascii")
+    if b"\r" in data or linesep != b"\r\n":
+        body = _NEWLINES.sub(linesep, data)
+    else:
+        body = data.replace(b"\n", b"\r\n")
+    head = b"".join([_fold(policy, name, value) for name, value in msg.raw_items()])
+    return head + linesep + body
+
+
 def _as_bytes(msg: EmailMessage, policy: Policy) -> bytes:
+    direct = _single_part_bytes(msg, policy)
+    if direct is not None:
+        return direct
     buffer = io.BytesIO()
     _Generator(buffer, mangle_from_=False, policy=policy).flatten(msg)
     return buffer.getvalue()
@@ -283,8 +337,11 @@ def _signature_texts(signature_html: str, signature_text: str) -> tuple[str, str
     return clean_html, text
 
 
-def _set_text(part: MIMEPart, content: str, subtype: str, *, root: bool) -> None:
-    if _replace_text(part, content):
+def _set_text(
+    part: MIMEPart, content: str, subtype: str, *, root: bool, current: str | None
+) -> None:
+    """Set a text part's content; ``current``: its :func:`_plain_utf8` encoding."""
+    if _replace_text(part, content, current):
         return
     params = {k: v for k, v in (part.get_params(header="content-type") or [])[1:]}
     params.pop("charset", None)
@@ -304,11 +361,12 @@ def _plain_utf8(part: MIMEPart) -> str | None:
     return cte if cte in ("7bit", "8bit") else None
 
 
-def _body_text(part: MIMEPart) -> str:
+def _body_text(part: MIMEPart, current: str | None) -> str:
     """``part.get_content()``, read straight from the payload for UTF-8 7bit/8bit text (what
-    get_content would decode it to)."""
-    payload = part.get_payload()
-    if isinstance(payload, str) and _plain_utf8(part):
+    get_content would decode it to: the stored text, 8-bit bytes kept as surrogate escapes,
+    decoded as UTF-8). ``current``: the part's :func:`_plain_utf8` encoding."""
+    payload = part._payload  # type: ignore[attr-defined]
+    if isinstance(payload, str) and current:
         try:
             return payload.encode("ascii", "surrogateescape").decode("utf-8")
         except UnicodeError:
@@ -316,14 +374,13 @@ def _body_text(part: MIMEPart) -> str:
     return str(part.get_content())
 
 
-def _replace_text(part: MIMEPart, content: str) -> bool:
+def _replace_text(part: MIMEPart, content: str, current: str | None) -> bool:
     """Swap the body of a UTF-8 7bit/8bit text part for ``content`` when ``set_content`` would
     write the very same headers (charset utf-8, the same transfer encoding): only the payload
     changes. ``set_content`` rebuilds and reparses every MIME header (185 us a message, issue
     13). The encoding is chosen by set_content's own rule: lines within the policy's limit,
     ``7bit`` when ASCII, else ``8bit``; anything else (long lines, quoted-printable, base64,
     another charset) goes through ``set_content``."""
-    current = _plain_utf8(part)
     if current is None:
         return False
     lines = content.splitlines()
@@ -362,19 +419,22 @@ def add_signature(message: EmailMessage, signature_html: str, signature_text: st
             re.sub(r"[&<>\"]", lambda m: f"&#{ord(m.group())};", line) for line in text.splitlines()
         )
         block = f'<div class="{HTML_CLASS}">-- <br>{html_sig}</div>'
-        body = _body_text(html_part)
+        current = _plain_utf8(html_part)
+        body = _body_text(html_part, current)
         closes = list(_BODY_CLOSE.finditer(body))
         if closes:
             at = closes[-1].start()
             body = body[:at] + block + body[at:]
         else:
             body = body + block
-        _set_text(html_part, body, "html", root=html_part is message)
+        _set_text(html_part, body, "html", root=html_part is message, current=current)
     if text_part is not None and text_part.get_content_type() == "text/plain" and text:
-        body = _body_text(text_part).rstrip("\r\n")
+        current = _plain_utf8(text_part)
+        body = _body_text(text_part, current).rstrip("\r\n")
         _set_text(
-            text_part, body + TEXT_DELIMITER + text + "\n", "plain", root=text_part is message
-        )
+            text_part, body + TEXT_DELIMITER + text + "\n", "plain",
+            root=text_part is message, current=current,
+        )  # fmt: skip
 
 
 def prepare(
@@ -389,18 +449,31 @@ def prepare(
     """Check and complete ``message`` for sending from ``account_email`` (see the module doc)."""
     _check_headers(message)
     msg = _as_email_message(message)
-    from_value = _from_header(msg, account_email, display_name)
-    recipients = parse_recipients(msg)
-    del msg["From"]
+    # One pass over the headers instead of a lookup per question (each get, `in` or del scans
+    # and lowercases every header name: 12 scans a message, issue 13).
+    wanted: dict[str, list[Any]] = {k: [] for k in _WANTED}
+    kept: list[tuple[str, Any]] = []
+    for name, value in msg._headers:  # type: ignore[attr-defined]
+        lowered = name.lower()
+        found = wanted.get(lowered)
+        if found is not None:
+            found.append((name, value))
+        # From is replaced; Sender, Return-Path and the Resent-* block would name another
+        # sender than the account (mail clients show them as who sent it).
+        if lowered not in _REPLACED and not lowered.startswith("resent-"):
+            kept.append((name, value))
+
+    def fetched(field: str) -> list[Any]:  # what get_all returns: header objects
+        return [msg.policy.header_fetch_parse(n, v) for n, v in wanted[field]]
+
+    from_value = _from_header(fetched("from"), account_email, display_name)
+    recipients = _recipients({"To": fetched("to"), "Cc": fetched("cc"), "Bcc": fetched("bcc")})
+    msg._headers = kept  # type: ignore[attr-defined]
     _set_header(msg, "From", from_value)
-    # Headers that would name another sender than the account: Sender, Return-Path and the
-    # Resent-* block (which mail clients show as who sent it).
-    impostors = {k for k in msg.keys() if k.lower().startswith("resent-")}  # noqa: SIM118
-    for name in impostors | {"Sender", "Return-Path"}:
-        del msg[name]
-    if "Date" not in msg:
-        _set_header(msg, "Date", format_datetime(now or datetime.now(timezone.utc)))
-    message_id = str(msg["Message-ID"] or "").strip()
+    if not wanted["date"]:
+        second = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+        _set_header(msg, "Date", _date_text(second, second.utcoffset()))
+    message_id = str(fetched("message-id")[0]).strip() if wanted["message-id"] else ""
     if not message_id:
         message_id = make_msgid(domain=_domain(account_email))
         _set_header(msg, "Message-ID", message_id)
@@ -410,7 +483,7 @@ def prepare(
     smtputf8 = not all(a.isascii() for a in [envelope_from, *recipients])
     policy = email.policy.SMTPUTF8 if smtputf8 else email.policy.SMTP
     full = _as_bytes(msg, policy)
-    if "Bcc" in msg:
+    if wanted["bcc"]:
         del msg["Bcc"]  # never transmitted over SMTP
         smtp_bytes = _without_bcc(full)
     else:

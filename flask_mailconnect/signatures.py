@@ -10,8 +10,6 @@ import html
 import re
 from html.parser import HTMLParser
 
-import nh3
-
 ALLOWED_TAGS = frozenset(
     {"a", "b", "strong", "i", "em", "u", "s", "br", "p", "div", "span", "small", "big",
      "ul", "ol", "li", "blockquote", "hr", "img", "table", "tbody", "thead", "tr", "td", "th",
@@ -45,6 +43,8 @@ def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:
 
 def sanitize_signature(raw_html: str) -> str:
     """The signature as it will be stored and sent: only allowlisted tags, attributes and URLs."""
+    import nh3  # its native module is loaded here, not at ``import flask_mailconnect`` (issue 13)
+
     cleaned = nh3.clean(
         raw_html or "",
         tags=set(ALLOWED_TAGS),
