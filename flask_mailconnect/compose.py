@@ -362,10 +362,12 @@ def _plain_utf8(part: MIMEPart) -> str | None:
 
 
 def _body_text(part: MIMEPart, current: str | None) -> str:
-    """``part.get_content()``, read straight from the payload for UTF-8 7bit/8bit text (what
-    get_content would decode it to: the stored text, 8-bit bytes kept as surrogate escapes,
-    decoded as UTF-8). ``current``: the part's :func:`_plain_utf8` encoding."""
+    """``part.get_content()`` ("" with no payload), read straight from the payload for UTF-8
+    7bit/8bit text (the stored text, 8-bit bytes as surrogate escapes, decoded as UTF-8).
+    ``current``: the part's :func:`_plain_utf8` encoding."""
     payload = part._payload  # type: ignore[attr-defined]
+    if payload is None:  # no body yet (a signature then becomes the body)
+        return ""
     if isinstance(payload, str) and current:
         try:
             return payload.encode("ascii", "surrogateescape").decode("utf-8")
@@ -489,11 +491,6 @@ def prepare(
     else:
         smtp_bytes = full
     return Prepared(
-        message=msg,
-        message_id=message_id,
-        envelope_from=envelope_from,
-        recipients=recipients,
-        smtp_bytes=smtp_bytes,
-        full_bytes=full,
-        smtputf8=smtputf8,
-    )
+        message=msg, message_id=message_id, envelope_from=envelope_from, recipients=recipients,
+        smtp_bytes=smtp_bytes, full_bytes=full, smtputf8=smtputf8,
+    )  # fmt: skip

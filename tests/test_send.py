@@ -235,6 +235,18 @@ def test_plain_message_gets_the_text_signature(
     assert "HTML sig" not in sent.get_content()
 
 
+def test_a_message_without_a_body_goes_out_with_the_signature_as_its_body(
+    peer_app: Flask, mailconnect: MailConnect, db: Any, smtp_starttls: Any
+) -> None:
+    account = make_account(db, smtp_starttls, signature_html="", signature_text="Alice")
+    msg = EmailMessage()
+    msg["To"], msg["Subject"] = "bob@example.com", "Subject only"
+    mailconnect.send(msg, account=account)  # used to fail with AttributeError
+    sent = parsed(smtp_starttls.messages[0].data)
+    assert sent["Subject"] == "Subject only"
+    assert sent.get_content().endswith("-- \nAlice\n")
+
+
 def test_inactive_account_is_refused_without_a_connection(
     peer_app: Flask, mailconnect: MailConnect, db: Any, smtp_starttls: Any
 ) -> None:
