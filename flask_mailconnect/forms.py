@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask_wtf import FlaskForm
+from markupsafe import Markup, escape
 from wtforms import (
     BooleanField,
     EmailField,
@@ -23,6 +24,8 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms.widgets import TextArea, TextInput
+from wtforms.widgets.core import clean_key
 
 from .i18n import gettext, lazy_gettext
 from .providers import Provider, current_catalog, detect_provider
@@ -35,6 +38,43 @@ except ImportError:  # pragma: no cover - WTForms < 3.3
 
     def _Choice(value: str, label: str) -> Any:  # noqa: N802
         return (value, label)
+
+
+def html_params(**kwargs: Any) -> Markup:
+    """WTForms' ``html_params``, written the same (sorted, ``True`` bare, ``False`` left out,
+    values escaped and ``"`` as ``&quot;``) without a ``Markup.format`` per attribute, which was
+    most of the account page's cost of writing its text fields."""
+    params = []
+    for key, value in sorted(kwargs.items()):
+        if value is True:
+            params.append(str(escape(clean_key(key))))
+        elif value is not False:
+            # A raw '"' is left only in a Markup value (escape keeps it): WTForms writes &quot;.
+            text = str(escape(value)).replace('"', "&quot;")
+            params.append(f'{escape(clean_key(key))}="{text}"')
+    return Markup(" ".join(params))  # noqa: S704  # every key and value escaped above
+
+
+class FastTextInput(TextInput):
+    """A text input written as :class:`~wtforms.widgets.TextInput` writes it (the suite
+    compares them), with :func:`html_params`."""
+
+    html_params = staticmethod(html_params)
+
+
+class FastTextArea(TextArea):
+    """A textarea written as :class:`~wtforms.widgets.TextArea` writes it (the suite compares
+    them), with :func:`html_params`: WTForms' own calls its module's function, not a method."""
+
+    def __call__(self, field: Any, **kwargs: Any) -> Markup:
+        kwargs.setdefault("id", field.id)
+        flags = getattr(field, "flags", {})
+        for key in dir(flags):
+            if key in self.validation_attrs and key not in kwargs:
+                kwargs[key] = getattr(flags, key)
+        params = html_params(name=field.name, **kwargs)
+        # The attributes and the text are escaped: the whole is safe HTML.
+        return Markup(f"<textarea {params}>\r\n{escape(field._value())}</textarea>")  # noqa: S704
 
 
 # Protocol names stay as they are; "None" (no encryption) is a word.
@@ -249,9 +289,14 @@ class AccountSettingsForm(FlaskForm):
     """Personal settings of one account (never credentials)."""
 
     display_name = StringField(
-        lazy_gettext("Display name"), [Length(max=200), _single_line], filters=[_strip]
+        lazy_gettext("Display name"),
+        [Length(max=200), _single_line],
+        filters=[_strip],
+        widget=FastTextInput(),
     )
-    signature_html = TextAreaField(lazy_gettext("Signature"), [Length(max=20_000), MULTI_LINE])
+    signature_html = TextAreaField(
+        lazy_gettext("Signature"), [Length(max=20_000), MULTI_LINE], widget=FastTextArea()
+    )
     # Health alerts (not new mail: NewMailSettingsForm).
     notify_email = BooleanField(lazy_gettext("Alert me when this account needs attention"))
     mute_mobile = BooleanField(lazy_gettext("Do not send these alerts to my phone"))

@@ -6,6 +6,7 @@ and at 1,000 rows; the two counts must be equal (no query per row) and small.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -459,9 +460,12 @@ def test_an_admin_row_never_takes_a_builtin_alias() -> None:
 
 
 def test_account_page_inputs_are_what_wtforms_writes() -> None:
-    """The account page writes its plain checkboxes and its submit buttons itself (WTForms'
-    attribute formatting was a good part of the page's time): each must be exactly what the
-    field's widget writes, checked and unchecked."""
+    """The account page writes its plain checkboxes and its submit buttons itself, and its text
+    fields with a faster attribute writer (WTForms' attribute formatting was a good part of the
+    page's time): each must be exactly what WTForms' own widget writes, checked and unchecked,
+    with values that need escaping."""
+    from wtforms.widgets import TextArea, TextInput
+
     from flask_mailconnect.forms import AccountSettingsForm
     from flask_mailconnect.views.messages import new_mail_form
     from tests import hostapp
@@ -469,7 +473,8 @@ def test_account_page_inputs_are_what_wtforms_writes() -> None:
     app, ext = hostapp.create_app()
     try:
         rows = _accounts([("user", str(ALICE))], per_owner=2)
-        rows[0].update(display_name='Ann <&">', imap_host="imap.example.test", imap_port=993)
+        rows[0].update(display_name='Ann <&">', imap_host="imap.example.test", imap_port=993,
+                       signature_html='<p>Ann &amp; "Co" <b>x</b></p>')  # fmt: skip
         rows[1].update(notify_email=False, notify_mobile=False, imap_host="imap.example.test",
                        imap_port=993, notify_new_mail=True)  # fmt: skip
         _insert(app, rows)
@@ -482,16 +487,25 @@ def test_account_page_inputs_are_what_wtforms_writes() -> None:
                 form = AccountSettingsForm(
                     formdata=None,
                     data={"display_name": acct.display_name, "notify_email": acct.notify_email,
-                          "mute_mobile": not acct.notify_mobile, "is_default": acct.is_default},
+                          "mute_mobile": not acct.notify_mobile, "is_default": acct.is_default,
+                          "signature_html": acct.signature_html},
                 )  # fmt: skip
                 notify = new_mail_form(acct)
+                name, signature = form.display_name, form.signature_html
                 expected = [
+                    str(TextInput()(name, class_="mc-input", placeholder="Name shown to recipients",
+                                    aria_describedby="display_name-error", aria_invalid="false")),
+                    str(TextArea()(signature, class_="mc-input mc-textarea", rows=5,
+                                   data_mc_signature_source="")),
                     *(str(f(class_="mc-check-input", aria_describedby=f"{f.id}-help"))
                       for f in (form.notify_email, form.mute_mobile, form.is_default,
                                 notify.notify_new_mail, notify.mute_new_mail_mobile)),
                     str(form.submit(class_="mc-btn mc-btn--primary")),
                     str(notify.submit_notifications(class_="mc-btn mc-btn--secondary")),
                 ]  # fmt: skip
+                csrf = re.sub(r'value="[^"]*"', 'value="T"', str(form.csrf_token()))
+            assert csrf in re.sub(r'(name="csrf_token" type="hidden") value="[^"]*"',
+                                  r'\1 value="T"', page)  # fmt: skip
             assert any(" checked " in e for e in expected)
             assert any(" checked " not in e and "checkbox" in e for e in expected)
             for html in expected:

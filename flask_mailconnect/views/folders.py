@@ -90,7 +90,15 @@ def sync_now(account_id: int) -> Any:
 
 
 def recent_for(account: MailAccount, limit: int = 50) -> list[SyncedMessage]:
-    """For templates: the account's synced messages, newest first (one query)."""
+    """For templates: the account's synced messages, newest first (one query; none for an
+    account that never synced).
+
+    A sync stores its rows and ``last_synced_at`` in one flush (sync.py), so an account
+    without ``last_synced_at`` has no rows to find: its page (the list then says "Not synced
+    yet") runs no query for them.
+    """
+    if account.last_synced_at is None:
+        return []
     return sync.recent_messages(state(), account, limit)
 
 

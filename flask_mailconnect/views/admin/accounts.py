@@ -15,7 +15,8 @@ from ...models import AccountStatus, MailAccount
 from ...providers import current_catalog
 from ..admin_forms import ActionForm
 from ..common import actor, admin_required, load_account, safe_back, search_text, state
-from .lists import keyset, link_pattern, owner_label, prime_owner_labels
+from .account_rows import account_rows
+from .lists import LinkMap, keyset, link_pattern, owner_label, prime_owner_labels
 
 #: What the list shows of each account (read as plain rows: no model instance per row).
 LIST_COLUMNS = (MailAccount.id, MailAccount.email, MailAccount.display_name,
@@ -77,29 +78,49 @@ def admin_accounts() -> Any:
         "disconnect": link_pattern("mailconnect.disconnect", "account_id", next=back),
     }
     person = link_pattern("mailconnect.admin_user", "user_id")
-    person_urls = {i: person(i) for i in {a.owner_id for a in rows if a.owner_kind == "user"}}
     catalog = current_catalog()
     form = ActionForm()
+    csrf_field = form.csrf_token(id=False)
     # Translated once per page (models keep the English; the rows only look them up).
     labels = {status: gettext(label) for status, label in AccountStatus.LABELS.items()}
+    provider_names = {a.provider: catalog.get(a.provider) for a in rows}
+    provider_titles = {p.key: provider_title(p) for p in catalog}
+    owner_labels = {owner: owner_label(*owner) for owner in owners}
+    kind_names = collections.defaultdict(str, {k: _kind_name(k) for k in kinds})
+    status_labels = collections.defaultdict(str, labels)
+    rows_html = account_rows(
+        rows,
+        links=links,
+        person=person,
+        owner_labels=owner_labels,
+        kind_names=kind_names,
+        provider_labels={
+            key: provider_titles.get(found.key, "") if found else key
+            for key, found in provider_names.items()
+        },
+        status_labels=labels,
+        csrf_field=csrf_field,
+        back=back,
+    )
     return render_template(
         "mailconnect/admin/accounts.html",
         accounts=rows,
+        rows_html=rows_html,
         older=older,
         newer=newer,
         args=args,
         statuses=[*labels.items(), ("inactive", gettext("Inactive"))],
         kinds=list(dict.fromkeys(kinds)),
         providers={p.key: p for p in catalog},
-        provider_names={a.provider: catalog.get(a.provider) for a in rows},
-        provider_titles={p.key: provider_title(p) for p in catalog},
+        provider_names=provider_names,
+        provider_titles=provider_titles,
         action_form=form,
-        csrf_field=form.csrf_token(id=False),
+        csrf_field=csrf_field,
         links=links,
-        person_urls=person_urls,
-        owner_labels={owner: owner_label(*owner) for owner in owners},
-        kind_names=collections.defaultdict(str, {k: _kind_name(k) for k in kinds}),
-        status_labels=collections.defaultdict(str, labels),
+        person_urls=LinkMap(person),  # for templates overriding this one
+        owner_labels=owner_labels,
+        kind_names=kind_names,
+        status_labels=status_labels,
         back=back,
     )
 

@@ -259,6 +259,27 @@ class LinkPattern(NamedTuple):
             + self.tail
         )
 
+    def html(self, ident: Any) -> str:
+        """:meth:`__call__` as a plain ``str``, for HTML written in Python: safe as it is (the
+        halves are escaped; a quoted segment holds only ``%XX``, letters, digits and ``_.-~``)
+        without the two ``Markup`` concatenations, which escape their operand again."""
+        segment = str(ident) if isinstance(ident, int) else quote(str(ident), safe="")
+        return f"{self.head}{segment}{self.tail}"
+
+
+class LinkMap(dict[Any, Markup]):
+    """``{id: url}`` filled on first look-up from a :class:`LinkPattern`: templates may index
+    it with any id on the page, and a page that does not (the rows are written in Python)
+    builds no link it does not show."""
+
+    def __init__(self, pattern: LinkPattern) -> None:
+        super().__init__()
+        self.pattern = pattern
+
+    def __missing__(self, ident: Any) -> Markup:
+        url = self[ident] = self.pattern(ident)
+        return url
+
 
 def link_pattern(endpoint: str, key: str, **values: Any) -> LinkPattern:
     """``url_for(endpoint, **{key: id}, **values)`` for many ids, from one ``url_for``: the
