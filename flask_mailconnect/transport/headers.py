@@ -35,7 +35,7 @@ import quopri
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email import policy
 from typing import Any, TypeVar
 
@@ -64,7 +64,9 @@ T = TypeVar("T")
 
 def clean_text(text: str) -> str:
     """``text`` without control characters (whitespace kept) or lone surrogates."""
-    return _CONTROL.sub("", text)
+    # Every character _CONTROL removes is unprintable (Cc or Cs), so printable text (nearly
+    # every header) skips the regex.
+    return text if text.isprintable() else _CONTROL.sub("", text)
 
 
 def text_codec(charset: str | None) -> str | None:
@@ -119,7 +121,9 @@ def _as_text(value: Any, charset: str | None) -> str:
         text = decode_bytes(value, None, charset)
     else:
         text = _repair(str(value), charset)
-    return _FOLD.sub("", text).strip("\r\n")
+    if "\n" in text:  # folded (_FOLD needs a line end): unfolded
+        text = _FOLD.sub("", text)
+    return text.strip("\r\n")
 
 
 def _word_bytes(encoding: str, payload: str) -> bytes | None:
@@ -149,6 +153,8 @@ def _decode_run(parts: list[bytes], declared: str, charset: str | None) -> str:
 
 def decode_words(text: str, charset: str | None = None) -> str:
     """RFC 2047 encoded words in unstructured text decoded (see the module doc)."""
+    if "=?" not in text:  # no encoded word: the loop below would return the text as it is
+        return text
     out: list[str] = []
     parts: list[bytes] = []
     run_charset = ""
@@ -273,7 +279,48 @@ def _as_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+#: The Date nearly every mailer writes (RFC 5322 section 3.3, no comments, no obsolete forms):
+#: ``[Mon, ]6 Jan 2025 10:00[:00] +0000``. Read here without email.utils, which takes about
+#: as long as the rest of a message's headers; anything else goes to :func:`_read_date`.
+_MONTHS = {
+    name: number for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}  # fmt: skip
+_PLAIN_DATE = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct"
+    r"|Nov|Dec) ([1-9]\d{3}) (\d\d):(\d\d)(?::(\d\d))? ([+-])(\d\d)(\d\d)"
+)
+
+
+def _read_plain_date(text: str) -> datetime | None:
+    """:func:`_read_date`'s answer for the common form (see ``_PLAIN_DATE``), else None (the
+    caller then asks :func:`_read_date`): what email.utils.parsedate_to_datetime computes for it,
+    a zone of ``-0000`` (no zone information) read as UTC."""
+    match = _PLAIN_DATE.fullmatch(text)
+    if match is None:
+        return None
+    day, month, year, hour, minute, second, sign, zone_hours, zone_minutes = match.groups()
+    offset = (
+        0 if zone_hours == zone_minutes == "00" else int(zone_hours) * 3600 + int(zone_minutes) * 60
+    )
+    if offset >= 86400:  # datetime.timezone refuses it: left to the general path
+        return None
+    try:
+        # The wall-clock time as if it were UTC, then moved by the zone's offset.
+        wall = datetime(
+            int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second or 0),
+            tzinfo=timezone.utc,
+        )  # fmt: skip
+        return wall - timedelta(seconds=offset if sign == "+" else -offset) if offset else wall
+    except (ValueError, OverflowError):  # e.g. 31 Feb, or past datetime's range in UTC
+        return None
+
+
 def _read_date(text: str) -> datetime | None:
+    plain = _read_plain_date(text)
+    if plain is not None:
+        return plain
     for candidate in (text, _without_comments(text)):
         try:
             return _as_utc(email.utils.parsedate_to_datetime(candidate))
@@ -320,12 +367,26 @@ def _isolated(name: str, read: Callable[[], T], default: T) -> T:
         return default
 
 
-def _raw(message: email.message.Message, name: str) -> bytes | None:
-    """The first ``name`` header as the bytes it arrived as (folding kept)."""
+#: The headers :func:`read_headers` reads, by their lower-case names.
+_WANTED = frozenset({"message-id", "from", "subject", "date", "content-type"})
+
+
+def _raw_headers(message: email.message.Message) -> dict[str, Any]:
+    """The first of each wanted header by lower-case name, as the parser holds it: one pass
+    over the headers instead of one per header. :func:`_raw` makes it bytes."""
+    found: dict[str, Any] = {}
     for key, value in message.raw_items():
-        if key.lower() == name.lower():
-            return str(value).encode("utf-8", "surrogateescape")
-    return None
+        name = key.lower()
+        if name in _WANTED and name not in found:
+            found[name] = value
+    return found
+
+
+def _raw(headers: dict[str, Any], name: str) -> bytes | None:
+    """The ``name`` header as the bytes it arrived as (folding kept); here, not in
+    :func:`_raw_headers`, so a value that cannot be made bytes costs only its own header."""
+    value = headers.get(name)
+    return None if value is None else str(value).encode("utf-8", "surrogateescape")
 
 
 def read_headers(
@@ -342,17 +403,24 @@ def read_headers(
         if parsed is not None
         else email.message_from_bytes(header or b"", policy=policy.compat32)
     )
-    charset = _isolated("Content-Type", lambda: text_codec(message.get_content_charset()), None)
+    no_headers: dict[str, Any] = {}
+    raw = _isolated("headers", lambda: _raw_headers(message), no_headers)
+    # No Content-Type: no charset, which get_content_charset would find by another scan.
+    charset = (
+        _isolated("Content-Type", lambda: text_codec(message.get_content_charset()), None)
+        if "content-type" in raw
+        else None
+    )
     return HeaderFields(
         message_id=_isolated(
-            "Message-ID", lambda: decode_header_value(_raw(message, "Message-ID"), charset), ""
+            "Message-ID", lambda: decode_header_value(_raw(raw, "message-id"), charset), ""
         ),
-        sender=_isolated("From", lambda: format_sender(_raw(message, "From"), charset), ""),
+        sender=_isolated("From", lambda: format_sender(_raw(raw, "from"), charset), ""),
         subject=_isolated(
-            "Subject", lambda: decode_header_value(_raw(message, "Subject"), charset), ""
+            "Subject", lambda: decode_header_value(_raw(raw, "subject"), charset), ""
         ),
         date=_isolated(
-            "Date", lambda: parse_date(_raw(message, "Date"), arrived), parse_date(None, arrived)
+            "Date", lambda: parse_date(_raw(raw, "date"), arrived), parse_date(None, arrived)
         ),
     )
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import os
+import queue
 import socket
 import ssl
 import threading
@@ -138,27 +140,86 @@ def _parse_literal(host: str) -> IPAddress | None:
         return None
 
 
-def _getaddrinfo_with_timeout(host: str, port: int, timeout: float) -> list[tuple]:
-    """getaddrinfo has no timeout of its own: run it in a daemon thread and stop waiting."""
-    box: dict[str, object] = {}
+class _Lookup:
+    """One getaddrinfo call handed to a resolver thread, and its outcome."""
 
-    def run() -> None:
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.done = threading.Event()
+        self.result: list[tuple] | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
         try:
-            box["result"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except BaseException as exc:  # handed back to the caller below
-            box["error"] = exc
+            self.result = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        except BaseException as exc:  # handed back to the caller
+            self.error = exc
 
-    worker = threading.Thread(target=run, name="mailconnect-resolve", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
+
+class _ResolverThread:
+    """A daemon thread that runs lookups one at a time and, between them, waits idle to be
+    reused: starting a thread for every connection cost each sync a thread start. A lookup is
+    only ever given to an idle thread (never queued behind one that is still resolving), so a
+    hung lookup delays nobody else, exactly as with a thread per lookup."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[_Lookup] = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="mailconnect-resolve", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                job = self.jobs.get(timeout=_IDLE_SECONDS)
+            except queue.Empty:
+                with _idle_lock:
+                    if self in _idle:  # nobody took it meanwhile: end the thread
+                        _idle.remove(self)
+                        return
+                continue  # taken just now: its lookup is on the way
+            job.run()
+            with _idle_lock:
+                keep = len(_idle) < _MAX_IDLE
+                if keep:
+                    _idle.append(self)
+            # Idle again before the caller wakes: its next lookup finds this thread waiting.
+            job.done.set()
+            if not keep:
+                return
+
+
+#: How long an idle resolver thread waits for another lookup, and how many may wait.
+_IDLE_SECONDS = 60.0
+_MAX_IDLE = 4
+_idle: list[_ResolverThread] = []
+_idle_lock = threading.Lock()
+
+
+def _forget_idle_threads() -> None:
+    # A forked child has none of its parent's threads: a lookup handed to one would never run.
+    global _idle_lock
+    _idle.clear()
+    _idle_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_idle_threads)
+
+
+def _getaddrinfo_with_timeout(host: str, port: int, timeout: float) -> list[tuple]:
+    """getaddrinfo has no timeout of its own: run it in a resolver thread (an idle one, else
+    a new one) and stop waiting after ``timeout``."""
+    lookup = _Lookup(host, port)
+    with _idle_lock:
+        worker = _idle.pop() if _idle else None
+    (worker or _ResolverThread()).jobs.put(lookup)
+    if not lookup.done.wait(timeout):
         raise failure(errors.TIMEOUT, "dns timeout")
-    if "error" in box:
-        exc = box["error"]
+    exc = lookup.error
+    if exc is not None:
         if isinstance(exc, (socket.gaierror, UnicodeError)):
             raise failure(errors.HOST_NOT_FOUND, type(exc).__name__) from None
         raise failure(errors.NETWORK_ERROR, type(exc).__name__) from None
-    return box["result"]  # type: ignore[return-value]
+    return lookup.result  # type: ignore[return-value]
 
 
 def resolve_guarded(
