@@ -3,7 +3,8 @@
 Heavy third-party packages load where they are used (issue 13): Authlib and joserfc with the
 first OAuth flow or token refresh, dnspython and publicsuffixlist with the first server
 detection, requests and urllib3 with the first HTTP request, defusedxml with the first
-clientConfig answer, cryptography with the cipher (``init_app``). Each check runs in a fresh
+clientConfig answer, imapclient with the first mailbox, nh3 with the first HTML to clean,
+cryptography with the cipher (``init_app``). Each check runs in a fresh
 interpreter; no timing is asserted (benchmarks/ measures that), only which modules are present.
 """
 
@@ -17,7 +18,7 @@ import pytest
 
 DEFERRED = (
     "authlib.integrations", "joserfc", "dns", "publicsuffixlist", "requests", "urllib3",
-    "charset_normalizer", "defusedxml",
+    "charset_normalizer", "defusedxml", "imapclient", "nh3",
 )  # fmt: skip
 #: Loaded by ``init_app`` (the cipher checks the keys), not by the import.
 UNTIL_INIT_APP = ("cryptography",)
