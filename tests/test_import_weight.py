@@ -4,8 +4,9 @@ Heavy third-party packages load where they are used (issue 13): Authlib and jose
 first OAuth flow or token refresh, dnspython and publicsuffixlist with the first server
 detection, requests and urllib3 with the first HTTP request, defusedxml with the first
 clientConfig answer, imapclient with the first mailbox, nh3 with the first HTML to clean,
-cryptography with the cipher (``init_app``). Each check runs in a fresh
-interpreter; no timing is asserted (benchmarks/ measures that), only which modules are present.
+cryptography with the cipher (``init_app``); importing ``credentials`` configures no mappers.
+Each check runs in a fresh interpreter; no timing is asserted (benchmarks/ measures that), only
+what was loaded or built.
 """
 
 from __future__ import annotations
@@ -24,12 +25,16 @@ DEFERRED = (
 UNTIL_INIT_APP = ("cryptography",)
 
 
+def _run(code: str) -> list[str]:
+    """What ``code`` prints in a fresh interpreter, line by line."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+
+
 def _loaded(code: str) -> list[str]:
     probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout
-    return list(json.loads(out.splitlines()[-1]))
+    return list(json.loads(_run(probe)[-1]))
 
 
 def _heavy(modules: list[str], deferred: tuple[str, ...] = DEFERRED) -> list[str]:
@@ -71,3 +76,50 @@ assert issubclass(GuardedOAuth2Session, OAuth2Session)
 assert GuardedOAuth2Session.__qualname__ == "GuardedOAuth2Session"
 """
     assert "authlib.integrations.requests_client" in _loaded(code)
+
+
+def test_submit_and_sending_leave_imapclient_to_the_first_sent_copy() -> None:
+    code = (
+        "import sys\n"
+        "import flask_mailconnect.transport.submit, flask_mailconnect.sending\n"
+        "print('imapclient' in sys.modules)\n"
+        "from imapclient.imapclient import SEEN, SENT\n"
+        "from flask_mailconnect.transport import submit\n"
+        "print(submit.SEEN == SEEN and submit.SENT == SENT)"
+    )
+    assert _run(code) == ["False", "True"]
+
+
+def test_signatures_load_nh3_when_a_signature_is_cleaned() -> None:
+    code = (
+        "import sys\n"
+        "from flask_mailconnect.signatures import sanitize_signature\n"
+        "print('nh3' in sys.modules)\n"
+        "print(sanitize_signature('<p onclick=\"x()\">Hi<script>bad()</script></p>'))\n"
+        "print('nh3' in sys.modules)"
+    )
+    assert _run(code) == ["False", "<p>Hi</p>", "True"]
+
+
+def test_importing_the_imap_transport_leaves_imapclient_to_the_first_connection() -> None:
+    code = (
+        "import sys\n"
+        "import flask_mailconnect.transport.imap, flask_mailconnect.transport.tester\n"
+        "print('imapclient' in sys.modules)\n"
+        "from flask_mailconnect.transport.imap import _client_class\n"
+        "_client_class()\n"
+        "print('imapclient' in sys.modules)"
+    )
+    assert _run(code) == ["False", "True"]
+
+
+def test_importing_credentials_configures_no_mappers_until_a_batch_query_is_made() -> None:
+    code = (
+        "from flask_mailconnect import credentials\n"
+        "from flask_mailconnect.models import MailAccount\n"
+        "print(MailAccount.__mapper__.configured)\n"
+        "credentials.accounts_with_passwords()\n"
+        "print(MailAccount.__mapper__.configured)\n"
+        "print(credentials.with_password() is credentials.with_password())"
+    )
+    assert _run(code) == ["False", "True", "True"]
