@@ -108,8 +108,10 @@ _FLAT_TAGS = frozenset({
     "tfoot", "option", "colgroup",
 })  # fmt: skip
 # [^<>]: an unclosed "<div <div ..." must not make every match scan to the end (quadratic).
-_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)[^<>]*?(/?)>")
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)[^<>]*>")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+#: What browsers strip from the start of a URL before reading its scheme (controls and space).
+_LEADING_JUNK = "".join(map(chr, range(0x21)))
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,7 @@ def _normalise_url(value: str) -> str:
     spaces and control characters (``"da&#x09;ta:"`` is ``data:``, ``" \\x01javascript:"``
     is ``javascript:``)."""
     value = value.replace("\t", "").replace("\r", "").replace("\n", "")
-    return value.lstrip("".join(chr(c) for c in range(0x21)))
+    return value.lstrip(_LEADING_JUNK)
 
 
 def _safe_link(value: str) -> str | None:
@@ -248,11 +250,12 @@ def _safe_link(value: str) -> str | None:
 
 def nesting_depth(markup: str, stop: int = MAX_DEPTH) -> int:
     """How deep the tags of ``markup`` nest, counted in one linear pass (unclosed tags count;
-    void elements and those the parser closes by itself do not). Stops counting past ``stop``."""
+    void elements and those the parser closes by itself do not). Stops counting past ``stop``.
+    A trailing slash closes nothing: HTML parsers ignore it (``<div/>`` nests like ``<div>``)."""
     depth = deepest = 0
     for found in _TAG.finditer(markup):
-        closing, name, self_closing = found.groups()
-        if name.lower() in _FLAT_TAGS or self_closing:
+        closing, name = found.groups()
+        if name.lower() in _FLAT_TAGS:
             continue
         if closing:
             depth = max(depth - 1, 0)

@@ -273,6 +273,10 @@ def test_deeply_nested_html_shows_its_text_instead() -> None:
     # Called directly, the sanitiser guards itself too: the text, escaped.
     assert sanitize_html("<div>" * 100_000 + "a &lt;b&gt; <i>c</i>") == ("a &lt;b&gt; c", 0, 0)
     assert nesting_depth("<div " * 100_000) == 0  # unclosed tags: linear, and no depth
+    # A trailing slash closes nothing in HTML: <div/> nests like <div> (nh3 agrees).
+    assert nesting_depth("<div/><span/>x") == 2
+    view = render_message(_html_mail("<div/>" * 100_000 + "Hi"), uid=1, folder="INBOX")
+    assert view.simplified and view.html is None and view.text == "Hi"
 
 
 def test_html_past_the_limit_is_cut_and_says_so() -> None:
