@@ -84,6 +84,18 @@ def test_sql_debug_logs_show_only_ciphertext(
         assert secret not in logged
 
 
+def test_the_refresh_rows_tokens_stay_out_of_its_repr() -> None:
+    """The row the refresh lock reads holds plaintext tokens; a %r of it (or of the holder that
+    keeps it) must not print them."""
+    from flask_mailconnect.oauth.locks import Row
+
+    row = Row("AT-plain", "RT-plain", None, None, "mail", "connected", None, "GT-plain",
+              None, None, None)  # fmt: skip
+    shown = repr(row)
+    assert "status='connected'" in shown
+    assert not any(secret in shown for secret in ("AT-plain", "RT-plain", "GT-plain"))
+
+
 def test_a_sealed_value_is_not_a_string(echo_app: Flask) -> None:
     """Code that forgets to open a secret fails loudly instead of sending ciphertext."""
     with echo_app.app_context():

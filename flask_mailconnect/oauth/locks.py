@@ -31,7 +31,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
@@ -81,14 +81,16 @@ class SaveFailed(Exception):
 
 @dataclass
 class Row:
-    access_token: str | None
-    refresh_token: str | None
+    # The tokens are plaintext here: kept out of repr (a Holder's repr, a %r in a log line, an
+    # error tracker capturing locals).
+    access_token: str | None = field(repr=False)
+    refresh_token: str | None = field(repr=False)
     token_expires_at: datetime | None
     token_refreshed_at: datetime | None
     token_scopes: str
     status: str
     last_error_code: str | None
-    graph_access_token: str | None
+    graph_access_token: str | None = field(repr=False)
     graph_token_expires_at: datetime | None
     last_error_message: str | None
     last_checked_at: datetime | None

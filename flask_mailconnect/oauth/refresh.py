@@ -194,9 +194,10 @@ def _fresh(
                 newly_revoked = _grant_refused(state, holder, account, provider, error_code)
                 token = ""
     # Committed, lock released. Mirror the new values on the caller's instance (without
-    # marking it dirty): the holder read them already (no second connection on its way out).
+    # marking it dirty): the holder read them already, and a waiter got the row the holder
+    # handed over (no connection on the way out for either).
     if refreshed or not token:
-        stored = holder.stored if holder is not None else None
+        stored = holder.stored if holder is not None else row
         sync_instance(account, mirror(state, account.id, stored))
     if not_granted is not None:
         raise not_granted
