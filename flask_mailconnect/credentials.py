@@ -89,8 +89,7 @@ def _stored_password(state: Runtime, account: MailAccount) -> Sealed | str | Non
     """The password as read with the row (:func:`with_password`), else read now (a value set
     in this session is flushed first, as before). Never touches the attribute itself: it
     raises when not loaded (``deferred_raiseload``)."""
-    # The instance's __dict__ holds what was loaded (SQLAlchemy's instance state dict).
-    loaded = account.__dict__.get("password")
+    loaded = sa.inspect(account).dict.get("password")  # what was loaded, without loading
     if isinstance(loaded, Sealed):
         return loaded
     return state.session.scalar(sa.select(MailAccount.password).where(MailAccount.id == account.id))

@@ -7,7 +7,8 @@ first key; any listed key decrypts, so rotating is: put the new key first, deplo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from .exceptions import EncryptionKeyError
@@ -52,24 +53,27 @@ NO_KEY_FITS = (
 )
 
 
-def decrypt(cipher: MultiFernet, token: str) -> str:
-    """The plaintext of one stored token; :class:`EncryptionKeyError` when no configured key
-    fits. (cryptography's own ``InvalidToken`` stays in here, so code above never imports
-    cryptography, which costs ~10 ms at start-up.)"""
+@contextmanager
+def _key_fits() -> Iterator[None]:
+    """cryptography's ``InvalidToken`` (no configured key fits) as :class:`EncryptionKeyError`;
+    it stays in here, so code above never imports cryptography (~10 ms at start-up)."""
     from cryptography.fernet import InvalidToken  # loaded already: the cipher exists
 
     try:
-        return cipher.decrypt(token.encode("ascii")).decode("utf-8")
+        yield
     except InvalidToken as exc:
         raise EncryptionKeyError(NO_KEY_FITS) from exc
+
+
+def decrypt(cipher: MultiFernet, token: str) -> str:
+    """The plaintext of one stored token; :class:`EncryptionKeyError` when no configured key
+    fits."""
+    with _key_fits():
+        return cipher.decrypt(token.encode("ascii")).decode("utf-8")
 
 
 def rotate_token(cipher: MultiFernet, token: str) -> str:
     """Re-encrypt one stored token under the newest key (:class:`EncryptionKeyError` if no
     configured key fits)."""
-    from cryptography.fernet import InvalidToken
-
-    try:
+    with _key_fits():
         return cipher.rotate(token.encode("ascii")).decode("ascii")
-    except InvalidToken as exc:
-        raise EncryptionKeyError(NO_KEY_FITS) from exc

@@ -199,6 +199,7 @@ def start(provider: str) -> Any:
         # No accounts for kinds nobody declared, ids no table holds, projects that do not exist.
         if not valid_owner(owner) or not owner_exists(owner):
             abort(404)
+        person = None
         if owner[0] == "user" and owner != actor().owner:
             # Someone else: a person the host knows (``@user_getter``), stored under the
             # host's own id for them (``@user_id``), never the form's spelling ("01", "9999").
@@ -207,7 +208,7 @@ def start(provider: str) -> Any:
                 abort(404)
             owner = ("user", str(state().hooks.id_of(person)))
         if accounts.on_behalf(actor(), owner):  # the provider may offer the person's address
-            login_hint = _host_email(state().hooks.get_user(owner[1]))
+            login_hint = _host_email(person or state().hooks.get_user(owner[1]))
     else:
         owner = actor().owner
     if not handover and not _may_manage(owner):

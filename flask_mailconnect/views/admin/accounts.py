@@ -95,8 +95,7 @@ def admin_accounts() -> Any:
         owner_labels=owner_labels,
         kind_names=kind_names,
         provider_labels={
-            key: provider_titles.get(found.key, "") if found else key
-            for key, found in provider_names.items()
+            key: provider_title(found) if found else key for key, found in provider_names.items()
         },
         status_labels=labels,
         csrf_field=csrf_field,
