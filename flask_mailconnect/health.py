@@ -324,6 +324,10 @@ def _run_checks(app: Flask, account_ids: list[int]) -> list[CheckResult]:
     state: Runtime = app.extensions["mailconnect"]
     with app.app_context():
         session = state.session
+        # An OAuth account or a marked one commits mid-batch; expiring the batch there would
+        # make every later account reload its row and its deferred password (one SELECT each).
+        # The rows were read a moment ago, and the session is thrown away after the batch.
+        state.db.session().expire_on_commit = False
         results: list[CheckResult] = []
         pending: list[CheckRecord] = []
         try:

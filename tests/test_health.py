@@ -482,9 +482,9 @@ def test_check_many_reads_a_batch_with_its_passwords_in_one_query(
     reconnects: list[dict[str, Any]],
     concurrency: int,
 ) -> None:
-    """The batch's SELECT brings the (sealed) passwords: no password query per account. After
-    an outcome committed mid-batch (which expires the loaded rows), the later accounts still
-    log in with their own passwords, read again."""
+    """The batch's SELECT brings the (sealed) passwords: no password query per account. An
+    outcome committed mid-batch (a rejected password marks its account at once) does not make
+    the later accounts read their rows again: they log in with their own passwords."""
     from flask_mailconnect.health import check_many
 
     app, _ = dbapp
@@ -508,7 +508,15 @@ def test_check_many_reads_a_batch_with_its_passwords_in_one_query(
 
         wrong = add(smtp_starttls, dovecot, owner_id="w", password="not-the-password")
         later = [add(smtp_starttls, dovecot, owner_id=f"l{n}") for n in range(2)]
-        results = list(check_many([wrong, *later], concurrency=concurrency, app=app))
+        statements.clear()
+        sa.event.listen(engine, "before_cursor_execute", seen)
+        try:
+            results = list(check_many([wrong, *later], concurrency=concurrency, app=app))
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", seen)
+        # The batch's one SELECT; the mark's own statements neither re-read a row nor a password.
+        reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+        assert len(reads) == 1, reads
         assert {r.account_id: r.outcome for r in results} == {
             wrong: "needs_reconnect",
             **dict.fromkeys(later, "ok"),
