@@ -33,29 +33,34 @@ SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "hei
 # Every element inside .mailconnect, keyed by its place in the tree, with the computed styles a
 # host's global rules commonly change. Widths and heights are left out: the host's container
 # sets ours. The font family is checked apart (it is the host's on purpose).
-SIGNATURE_JS = """root => {
-  const props = ["display", "position", "float", "margin-top", "margin-right", "margin-bottom",
-    "margin-left", "padding-top", "padding-right", "padding-bottom", "padding-left",
-    "border-top-width", "border-right-width", "border-bottom-width", "border-left-width",
-    "border-top-style", "border-bottom-style", "border-top-color", "border-bottom-color",
-    "border-top-left-radius", "border-bottom-right-radius", "background-color",
-    "background-image", "color", "font-size", "font-weight", "font-style", "line-height",
-    "letter-spacing", "word-spacing", "text-transform", "text-align", "text-indent",
-    "text-decoration-line", "text-decoration-style", "text-shadow", "list-style-type",
-    "box-shadow", "flex-direction", "flex-wrap", "align-items", "justify-content", "row-gap",
-    "column-gap", "min-height", "opacity", "vertical-align", "white-space", "outline-style",
-    "appearance", "border-collapse", "border-spacing", "transform"];
+PROPS = (
+    "display", "position", "float", "margin-top", "margin-right", "margin-bottom", "margin-left",
+    "padding-top", "padding-right", "padding-bottom", "padding-left", "border-top-width",
+    "border-right-width", "border-bottom-width", "border-left-width", "border-top-style",
+    "border-bottom-style", "border-top-color", "border-bottom-color", "border-top-left-radius",
+    "border-bottom-right-radius", "background-color", "background-image", "color", "font-size",
+    "font-weight", "font-style", "line-height", "letter-spacing", "word-spacing",
+    "text-transform", "text-align", "text-indent", "text-decoration-line",
+    "text-decoration-style", "text-shadow", "list-style-type", "box-shadow", "flex-direction",
+    "flex-wrap", "align-items", "justify-content", "row-gap", "column-gap", "min-height",
+    "opacity", "vertical-align", "white-space", "outline-style", "appearance",
+    "border-collapse", "border-spacing", "transform",
+)  # fmt: skip
+# Each element's values come back as one string joined by SEP (in PROPS' order): a dict of 53
+# names per element made the transfer from the browser most of this module's time.
+SEP = "\x01"
+SIGNATURE_JS = """([root, props, monospace]) => {
   const out = {};
-  const fonts = {};
+  const fonts = {};  // only the elements whose font is neither the root's nor our monospace
+  const rootFont = getComputedStyle(root).fontFamily;
   const walk = (el, key) => {
     const tag = el.tagName.toLowerCase();
     if (["script", "link", "template", "style"].includes(tag)) return;
     const cs = getComputedStyle(el);
-    if (cs.display === "none") { out[key] = {display: "none"}; return; }
-    const sig = {};
-    for (const p of props) sig[p] = cs.getPropertyValue(p);
-    out[key] = sig;
-    fonts[key] = cs.fontFamily;
+    if (cs.display === "none") { out[key] = null; return; }
+    out[key] = props.map(p => cs.getPropertyValue(p)).join("\\x01");
+    if (cs.fontFamily !== rootFont && !cs.fontFamily.startsWith(monospace))
+      fonts[key] = cs.fontFamily;
     if (tag === "svg") return;
     let i = 0;
     for (const child of el.children) walk(child, key + ">" + child.tagName.toLowerCase()
@@ -63,7 +68,7 @@ SIGNATURE_JS = """root => {
   };
   walk(root, "div.mailconnect");
   const rect = root.getBoundingClientRect();
-  return {sig: out, fonts: fonts, rootFont: getComputedStyle(root).fontFamily,
+  return {sig: out, fonts: fonts,
           overflow: Math.max(root.scrollWidth - root.clientWidth,
                              rect.right - document.documentElement.clientWidth)};
 }"""
@@ -148,11 +153,15 @@ def _render(page: Any, url: str, host: str, name: str, into: Rendered) -> None:
     into.pages += 1
     for label, size in SIZES.items():
         page.set_viewport_size(size)
-        data = page.locator(".mailconnect").first.evaluate(SIGNATURE_JS)
-        into.sig[(name, label)] = data["sig"]
+        root = page.locator(".mailconnect").first.element_handle()
+        data = page.evaluate(SIGNATURE_JS, [root, PROPS, MONOSPACE])
+        into.sig[(name, label)] = {
+            key: dict(zip(PROPS, values.split(SEP), strict=True)) if values is not None
+            else {"display": "none"}
+            for key, values in data["sig"].items()
+        }  # fmt: skip
         for key, font in data["fonts"].items():
-            if font != data["rootFont"] and not font.startswith(MONOSPACE):
-                into.problems.append(f"{name} {label}: {key} has font {font!r}")
+            into.problems.append(f"{name} {label}: {key} has font {font!r}")
         if data["overflow"] > 0.5:
             into.problems.append(f"{name} {label}: sticks out {data['overflow']}px sideways")
         values = page.evaluate(EXPECTED_JS, [[sel, prop] for sel, prop, _, _ in EXPECTED])
