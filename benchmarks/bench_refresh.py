@@ -11,7 +11,9 @@ once), and measures from that moment:
   (the same path; goal: at most 3x). Both ends are the callers' own clocks: the release is the
   first caller leaving the barrier, the end the last caller holding its token (not the main
   thread, which may be scheduled late, nor the callers' app-context teardown and thread exit,
-  which are the harness's and not the refresh's);
+  which are the harness's and not the refresh's: each caller holds its teardown until every
+  caller is through, else the last one's clock would carry the other callers' teardowns,
+  run while it waited for the interpreter lock);
 * token requests that reached the OAuth server (goal: exactly 1);
 * the most connections checked out of the pool at once (pool events) while they wait, against
   the number of callers (goal: a handful, whatever N: waiters hold none);
@@ -110,7 +112,14 @@ def _round(app: Any, server: Any, callers: int) -> tuple[float, int, int, int]:
     left_lock = threading.Lock()
     all_through = threading.Event()
 
+    def through() -> None:
+        with left_lock:
+            left[0] -= 1
+            if not left[0]:
+                all_through.set()
+
     def caller() -> None:
+        counted = False
         try:
             with app.app_context():
                 state = app.extensions["mailconnect"]
@@ -123,14 +132,17 @@ def _round(app: Any, server: Any, callers: int) -> tuple[float, int, int, int]:
                     fresh_access_token(state, mine)
                     done.append(time.perf_counter())
                 finally:
+                    counted = True
+                    through()
+                    # The teardown (the session, the app context, the thread's exit) waits for
+                    # the last caller's token: it is the harness's, not the refresh's.
+                    all_through.wait(timeout=300)
                     hostapp.db.session.remove()
         except Exception as exc:  # noqa: BLE001 - counted and reported
             failures.append(type(exc).__name__)
         finally:
-            with left_lock:
-                left[0] -= 1
-                if not left[0]:
-                    all_through.set()
+            if not counted:
+                through()
 
     threads = [threading.Thread(target=caller) for _ in range(callers)]
     for thread in threads:

@@ -1,8 +1,8 @@
 """The callers in one process that need one account's token at once (see :mod:`.locks`).
 
 One of them, the looker (holding :attr:`Gate.lock`), looks at the database and perhaps
-refreshes; the others sleep without a database connection until it hands over the row it saw,
-then each checks that row against its own need.
+refreshes; the others sleep without a database connection until it hands over the row it saw
+(or the typed error its refresh raised), then each checks that row against its own need.
 
 Waking is a chain, not a broadcast: the looker wakes the first sleeper, each sleeper wakes the
 next as it wakes. Under the GIL only one of them runs at a time anyway; a broadcast
@@ -34,18 +34,22 @@ class Gate(Generic[R]):
         self._mutex = threading.Lock()
         #: Callers inside :func:`joined` (the entry is forgotten at 0).
         self.users = 0
-        #: (version, row): the last row a looker handed over, read and replaced as one value.
-        self.latest: tuple[int, R | None] = (0, None)
+        #: (version, row, failure): what the last looker handed over (a row, or the typed error
+        #: its refresh raised), read and replaced as one value.
+        self.latest: tuple[int, R | None, BaseException | None] = (0, None, None)
         #: The sleepers waiting for the current looker, each a held lock that wakes it.
         self._sleepers: deque[threading.Lock] = deque()
+        #: How long its callers wait at most (seconds), set by the first that needs it.
+        self.patience: float | None = None
 
-    def hand_over(self, row: R | None) -> None:
-        """The looker is done: share ``row`` (None: nothing to share, look yourselves), let go
-        of :attr:`lock` and wake the sleepers. One step under the mutex, so that no sleeper
-        finds the lock free before the row is there, and none falls asleep after the wake."""
+    def hand_over(self, row: R | None, failure: BaseException | None = None) -> None:
+        """The looker is done: share ``row`` or the ``failure`` of its refresh (neither:
+        nothing to share, look yourselves), let go of :attr:`lock` and wake the sleepers. One
+        step under the mutex, so that no sleeper finds the lock free before the row is there,
+        and none falls asleep after the wake."""
         with self._mutex:
-            if row is not None:
-                self.latest = (self.latest[0] + 1, row)
+            if row is not None or failure is not None:
+                self.latest = (self.latest[0] + 1, row, failure)
             self.lock.release()
             sleepers, self._sleepers = self._sleepers, deque()
         self._wake_next(sleepers)
@@ -78,10 +82,15 @@ class Gate(Generic[R]):
 
     def found(self, arrived: int, settled: Callable[[R], bool]) -> R | None:
         """The row a caller before us found or stored since we arrived, if it will do."""
-        version, row = self.latest
+        version, row, _ = self.latest
         if version != arrived and row is not None and settled(row):
             return row
         return None
+
+    def failed(self, arrived: int) -> BaseException | None:
+        """The error of the refresh a caller waited for (one that ran since it arrived)."""
+        version, _, failure = self.latest
+        return failure if version != arrived else None
 
 
 @contextmanager

@@ -25,6 +25,8 @@ slip in that instant; the conditional save then refuses to overwrite, and the ca
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import hashlib
 import logging
 import random
@@ -37,7 +39,6 @@ from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from ..columns import Sealed, open_secret
@@ -125,13 +126,17 @@ _COLUMNS = (
 )
 
 
+@functools.cache
+def _read_query(lock: bool) -> sa.Select[Any]:
+    # Built once: every look runs it, and building it (and its cache key) cost more than a read.
+    query = sa.select(*_COLUMNS).where(MailAccount.id == sa.bindparam("account_id"))
+    return cast("sa.Select[Any]", query.with_for_update() if lock else query)
+
+
 def read_row(bind: Session | sa.Connection, account_id: int, *, lock: bool = False) -> Row:
     """The account's token columns, decrypted here (never in a logged row). ``lock`` adds
     ``FOR UPDATE`` (kept for callers that hold the row in their own transaction)."""
-    query = sa.select(*_COLUMNS).where(MailAccount.id == account_id)
-    if lock:
-        query = query.with_for_update()
-    row = bind.execute(query).first()
+    row = bind.execute(_read_query(lock), {"account_id": account_id}).first()
     if row is None:
         raise TokenError(
             f"Account {account_id} is not in the database (was it committed? token refresh "
@@ -186,12 +191,12 @@ def try_lock(conn: sa.Connection, account_id: int) -> bool:
     if dialect == "postgresql":
         query = sa.text("SELECT pg_try_advisory_lock(:ns, :key)")
         taken = conn.execute(query, {"ns": PG_NAMESPACE, "key": _pg_key(account_id)}).scalar()
-        conn.commit()  # the lock is the session's; end the transaction it began
+        _end(conn)  # the lock is the session's; end the transaction it began
         return bool(taken)
     if dialect in ("mysql", "mariadb"):
         name = _mysql_name(conn, account_id)
         taken = conn.execute(sa.text("SELECT GET_LOCK(:name, 0)"), {"name": name}).scalar()
-        conn.commit()
+        _end(conn)
         return taken == 1
     if single_connection(conn.engine):  # serialised by the per-app lock already
         _touch(conn, account_id)
@@ -208,6 +213,16 @@ def try_lock(conn: sa.Connection, account_id: int) -> bool:
         conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(busy)}")
 
 
+def _autocommit(conn: sa.Connection) -> bool:
+    return conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+
+
+def _end(conn: sa.Connection) -> None:
+    # Autocommit: nothing to commit (and PyMySQL would send a COMMIT all the same).
+    if conn.in_transaction() and not _autocommit(conn):
+        conn.commit()
+
+
 def _touch(conn: sa.Connection, account_id: int) -> None:
     """SQLite: take the database write lock (like BEGIN IMMEDIATE) with a no-op UPDATE."""
     conn.execute(
@@ -218,7 +233,8 @@ def _touch(conn: sa.Connection, account_id: int) -> None:
 def unlock(conn: sa.Connection, account_id: int) -> None:
     """Give the lock back; a connection that cannot is closed (which releases it too)."""
     try:
-        if conn.in_transaction():
+        plain = not _autocommit(conn)  # a holder's connection has nothing to roll back
+        if plain and conn.in_transaction():
             conn.rollback()
         dialect = conn.dialect.name
         if dialect == "postgresql":
@@ -227,7 +243,7 @@ def unlock(conn: sa.Connection, account_id: int) -> None:
         elif dialect in ("mysql", "mariadb"):
             name = _mysql_name(conn, account_id)
             conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
-        if conn.in_transaction():
+        if plain and conn.in_transaction():
             conn.rollback()
     except sa.exc.SQLAlchemyError as exc:
         log.warning("Refresh lock of account %s: closing its connection (%s)", account_id,
@@ -238,9 +254,18 @@ def unlock(conn: sa.Connection, account_id: int) -> None:
 def _connect(engine: sa.Engine) -> sa.Connection:
     conn = engine.connect()
     if engine.dialect.name in ("postgresql", "mysql", "mariadb"):
-        # Hosts may run REPEATABLE READ or SERIALIZABLE: each look must see the token the
+        # Hosts may run REPEATABLE READ or SERIALIZABLE: each save must see the token the
         # holder just committed. (Reset when the connection goes back to the pool.)
         conn = conn.execution_options(isolation_level="READ COMMITTED")
+    return conn
+
+
+def _look_connection(engine: sa.Engine) -> sa.Connection:
+    """For looks and the lock: autocommit, so each look sees the latest commit whatever the
+    host's isolation level, without a BEGIN and a COMMIT around it (3 round trips: 1)."""
+    conn = engine.connect()
+    if engine.dialect.name in ("postgresql", "mysql", "mariadb"):
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
     return conn
 
 
@@ -340,14 +365,17 @@ def claim(
 
     Waiting holds no connection. In one process, the callers for one account queue on an
     in-memory gate: the first looks at the database, the others sleep until it is done and
-    take the row it saw (a few microseconds each). Across processes, the one looking in each
-    checks a connection out for two short statements per look and gives it back between looks.
-    Gives up with :class:`TokenRefreshUnavailable` after 3 x the connect timeout (at least
-    30 s), as the row lock's ``lock_timeout`` did before.
+    take the row it saw (a few microseconds each), or raise a copy of the :class:`TokenError`
+    its refresh raised. Across processes, the one looking in each checks a connection out for
+    two short statements per look and gives it back between looks. Gives up with
+    :class:`TokenRefreshUnavailable` after 3 x the connect timeout (at least 30 s), as the row
+    lock's ``lock_timeout`` did before.
     """
-    deadline = time.monotonic() + max(30.0, state.transport_options().timeout * 3)
     gates: dict[int, Gate[Row]] = state.refresh_gates
     with joined(gates, state.refresh_gates_lock, account_id) as gate:
+        if gate.patience is None:  # read from the config once per crowd, not per caller
+            gate.patience = max(30.0, state.transport_options().timeout * 3)
+        deadline = time.monotonic() + gate.patience
         arrived = seen = gate.latest[0]
         while not gate.lock.acquire(blocking=False):
             if not gate.wait(seen, deadline):
@@ -357,15 +385,20 @@ def claim(
             if found is not None:
                 yield None, found
                 return
+            failure = gate.failed(arrived)
+            if failure is not None:  # the same typed error, without asking the provider again
+                raise copy.copy(failure)
         row: Row | None = None
+        spent: sa.Connection | None = None  # the holder's connection, closed after waking
+        failure = None
         try:
             row = gate.found(arrived, settled)
             if row is None:
                 # Only the looker needs the engine (finding it sorts the tables: waiters
                 # doing that too would keep the looker from the GIL).
                 engine = engine_of(state)
-                guard = state.single_connection if single_connection(engine) else nullcontext()
-                with guard:
+                single = single_connection(engine)
+                with state.single_connection if single else nullcontext():
                     holder, row = _wait_for_lock(state, engine, account_id, settled, deadline)
                     if holder is not None:
                         held, row = row, None  # shared only once it is what was stored
@@ -374,13 +407,23 @@ def claim(
                             with contextlib.suppress(Exception):  # what it stored, for the rest
                                 row = holder.stored = _look(holder.conn, account_id)
                         finally:
-                            # Before waking the others: woken, they would keep this thread
-                            # from the GIL after each of these round trips.
+                            # Before waking the others: other processes wait for it, and the
+                            # woken would keep this thread from the GIL after the round trip.
                             unlock(holder.conn, account_id)
-                            holder.conn.close()
+                            if single:  # the one connection: given back under the guard
+                                holder.conn.close()
+                            else:
+                                spent = holder.conn
                         return
+        except TokenError as exc:  # shared with the callers waiting for this refresh
+            failure = copy.copy(exc)  # without its traceback (whose frames hold the tokens)
+            raise
         finally:
-            gate.hand_over(row)  # wakes the others
+            try:
+                gate.hand_over(row, failure)  # wakes the others
+            finally:  # then the pool's reset of the connection (round trips) is nobody's wait
+                if spent is not None:
+                    spent.close()
         yield None, row
 
 
@@ -394,7 +437,7 @@ def _wait_for_lock(
     """The lock-then-recheck loop (see the module's docstring)."""
     delay = POLL_FIRST
     while True:
-        conn = _connect(engine)
+        conn = _look_connection(engine)
         taken = False
         try:
             row = _look(conn, account_id)
@@ -426,11 +469,11 @@ def _look(conn: sa.Connection, account_id: int) -> Row:
     try:
         return read_row(conn, account_id)
     finally:
-        if conn.in_transaction() and conn.dialect.name != "sqlite":
-            conn.commit()  # a fresh snapshot next time (MariaDB's REPEATABLE READ reads)
+        if conn.dialect.name != "sqlite":
+            _end(conn)  # a fresh snapshot next time (MariaDB's REPEATABLE READ reads)
 
 
-_MIRRORED = (
+MIRRORED = (
     "token_expires_at",
     "graph_token_expires_at",
     "token_refreshed_at",
@@ -446,19 +489,7 @@ def mirror(state: Runtime, account_id: int, stored: Row | None = None) -> Any:
     """The committed values to mirror: from ``stored`` (what a holder read after its writes),
     else read on a short connection of their own."""
     if stored is not None:
-        return tuple(getattr(stored, name) for name in _MIRRORED)
-    columns = (getattr(MailAccount, name) for name in _MIRRORED)
-    with _connect(engine_of(state)) as conn:
+        return tuple(getattr(stored, name) for name in MIRRORED)
+    columns = (getattr(MailAccount, name) for name in MIRRORED)
+    with _look_connection(engine_of(state)) as conn:
         return conn.execute(sa.select(*columns).where(MailAccount.id == account_id)).first()
-
-
-def sync_instance(account: MailAccount, values: Any) -> None:
-    if values is None:  # the row is gone (deleted meanwhile): nothing to mirror
-        return
-    for name, value in zip(_MIRRORED, values, strict=True):
-        set_committed_value(account, name, value)
-    insp = sa.inspect(account)
-    # never leave plaintext on the instance
-    for name in ("access_token", "refresh_token", "graph_access_token"):
-        if name in insp.dict:
-            del insp.dict[name]

@@ -1,36 +1,32 @@
-"""A fresh access token under a database row lock (and the Graph token beside it).
+"""A fresh access token under the account's refresh lock (and the Graph token beside it).
 
 Many WSGI workers and job processes may need a fresh access token for one account at the same
 moment, and the provider rotates refresh tokens: spending one refresh token twice gets the second
 caller ``invalid_grant`` (Microsoft and Authlib-based servers may then revoke the whole grant).
-So :func:`fresh_access_token` refreshes under a lock on the account's row and re-reads the tokens
-after taking it: whoever waited finds the token the first holder stored and uses it.
+So :func:`fresh_access_token` refreshes under a lock of the account (:func:`.locks.claim`) and
+re-reads the tokens after taking it: whoever waited finds the token the first holder stored and
+uses it. Waiting holds no database connection.
 
-The lock lives in a transaction of its own, on a separate connection from the same engine (a
-``Session`` bound to the engine, never the host's ``db.session``), because the rotated refresh
-token must be committed before the lock is released, whatever the host later does with its own
-transaction. So this module commits only its own rows (the account's token columns, its status
-on ``invalid_grant``, one audit row) and never flushes or commits the host's pending work.
+The lock and the reads use connections of their own from the same engine (never the host's
+``db.session``), because the rotated refresh token must be committed before the lock is released,
+whatever the host later does with its own transaction. So this module commits only its own rows
+(the account's token columns, its status on ``invalid_grant``, one audit row) and never flushes
+or commits the host's pending work.
 
-Per backend:
+Per backend (see :mod:`.locks`): PostgreSQL, a session-level advisory lock; MariaDB / MySQL,
+``GET_LOCK``; SQLite, the database write lock (several workers sharing a SQLite file: set
+``connect_args={"timeout": 30}`` for the saves' busy wait; a single-connection ``StaticPool`` is
+serialised by a per-app lock instead, and the refresh's commit also commits whatever the host
+left pending on that one connection: only tests and demos run like that). Each look is a
+statement of its own (autocommit) and each save a short READ COMMITTED transaction, so both see
+what another worker committed whatever the host's isolation level.
 
-* PostgreSQL and MariaDB/MySQL: ``SELECT ... FOR UPDATE`` on the account row. Other lockers wait
-  (PostgreSQL: at most ``lock_timeout``, set for this transaction only; MariaDB: the server's
-  ``innodb_lock_wait_timeout``, 50 s by default), then re-read the committed row (PostgreSQL
-  reads committed data after the wait; on InnoDB a locking read always reads the latest committed
-  version, whatever the isolation level).
-  The private transaction runs at READ COMMITTED whatever the engine's default (hosts that
-  set REPEATABLE READ or SERIALIZABLE included).
-* SQLite (no row locks): the transaction's first statement is a no-op ``UPDATE`` of the row,
-  which takes SQLite's database write lock (like ``BEGIN IMMEDIATE``); other connections and
-  processes wait for it in SQLite's busy handler (the driver's ``timeout``, 5 s by default: set
-  ``connect_args={"timeout": 30}`` when several workers share a SQLite file).
-* A single-connection pool (``StaticPool``, as used for in-memory SQLite) cannot give a second
-  connection: refreshes are serialised by a per-app lock, and the refresh's commit also commits
-  whatever the host left pending on that one connection. Only tests and demos run like that.
+In one process, the callers for one account share one look and one refresh: the others take the
+row it stored, or raise the typed error its refresh raised (:class:`TokenRefreshUnavailable`,
+:class:`TokenError`) without asking the provider again.
 
 Do not call :func:`fresh_access_token` while your own session holds uncommitted writes to the
-same account row: on PostgreSQL and MariaDB the refresh would wait for your transaction (bounded
+same account row: on PostgreSQL and MariaDB the save would wait for your transaction (bounded
 by the lock timeout, then :class:`TokenRefreshUnavailable`).
 """
 
@@ -43,7 +39,9 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..codes import TOKEN_SAVE_FAILED, message_for
 from ..columns import Sealed, seal
@@ -63,6 +61,7 @@ from .endpoints import endpoints, guard_refused, oauth_session, provider_for
 from .locks import (
     GRAPH,
     MAIL,
+    MIRRORED,
     Holder,
     Row,
     SaveFailed,
@@ -71,7 +70,6 @@ from .locks import (
     engine_of,
     mirror,
     read_row,
-    sync_instance,
 )
 
 if TYPE_CHECKING:
@@ -450,3 +448,17 @@ def _grant_refused(
         log.error("Could not mark account %s %s (%s)", account.id, code, describe(exc.last))
         return None
     return None if already else code
+
+
+def sync_instance(account: MailAccount, values: Any) -> None:
+    """Mirror the committed ``values`` (:data:`.locks.MIRRORED`) on the caller's instance
+    without marking it dirty."""
+    if values is None:  # the row is gone (deleted meanwhile): nothing to mirror
+        return
+    for name, value in zip(MIRRORED, values, strict=True):
+        set_committed_value(account, name, value)
+    insp = sa.inspect(account)
+    # never leave plaintext on the instance
+    for name in ("access_token", "refresh_token", "graph_access_token"):
+        if name in insp.dict:
+            del insp.dict[name]

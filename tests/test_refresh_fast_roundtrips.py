@@ -1,0 +1,226 @@
+"""What a token refresh costs the database, and a crowd meeting a failing token endpoint.
+
+On PostgreSQL and MariaDB (the URLs in MAILCONNECT_TEST_DATABASE_URLS; a missing one skips),
+and for the failing endpoint on a SQLite file too:
+
+* a look at the account is one statement on a connection that commits each statement itself
+  (no BEGIN and COMMIT around it: three round trips where one does), so a caller whose token
+  is still valid costs the database one statement, and a refresh reaches the token endpoint
+  after three (look, take the lock, look again);
+* callers waiting in one process for a refresh that fails all get its typed error after one
+  token request, and every connection goes back to the pool (the holder's is given back after
+  the waiters are woken).
+
+No timing is asserted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from flask_mailconnect import MailAccount, TokenRefreshUnavailable, metadata
+from flask_mailconnect.models import utcnow
+from flask_mailconnect.oauth.locks import try_lock, unlock
+from flask_mailconnect.oauth.refresh import fresh_access_token
+from tests import hostapp
+from tests.peers import require_peer
+from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET, MICROSOFT
+from tests.pool_watch import PoolWatch
+from tests.test_refresh_race import _server_url, _waiting
+
+EMAIL = "fast@example.test"
+CROWD = 12
+
+
+def _app(url: str, server: Any) -> Iterator[Any]:
+    urls = server.urls(MICROSOFT)
+    options: dict[str, Any] = {"pool_size": 5, "max_overflow": 0}
+    if url.startswith("sqlite"):
+        options["connect_args"] = {"timeout": 30}  # SQLite's busy wait, for queued writers
+    app, _ = hostapp.create_app(
+        url,
+        MAILCONNECT_PROVIDERS={
+            "microsoft": {
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                "authorize_url": urls.authorize_url,
+                "token_url": urls.token_url,
+            }
+        },
+        MAILCONNECT_ALLOW_PRIVATE_HOSTS=True,
+        SQLALCHEMY_ENGINE_OPTIONS=options,
+    )
+    yield app
+    with app.app_context():
+        hostapp.db.session.remove()
+        if not url.startswith("sqlite"):
+            metadata.drop_all(hostapp.db.engine)
+            hostapp.db.drop_all()
+        hostapp.db.engine.dispose()
+
+
+def _server(name: str) -> str:
+    url = _server_url(name)
+    if url is None:
+        require_peer(name, f"MAILCONNECT_TEST_DATABASE_URLS lists no {name} URL")
+    assert url is not None
+    return url
+
+
+@pytest.fixture(params=["postgresql", "mysql"], ids=["postgresql", "mariadb"])
+def server_app(request: pytest.FixtureRequest, oauth_provider: Any) -> Iterator[Any]:
+    yield from _app(_server(request.param), oauth_provider)
+
+
+@pytest.fixture(
+    params=["sqlite-file", "postgresql", "mysql"], ids=["sqlite-file", "postgresql", "mariadb"]
+)
+def any_app(request: pytest.FixtureRequest, oauth_provider: Any, tmp_path: Path) -> Iterator[Any]:
+    if request.param == "sqlite-file":
+        url = f"sqlite:///{tmp_path / 'fast.db'}"
+    else:
+        url = _server(request.param)
+    yield from _app(url, oauth_provider)
+
+
+def _account(app: Any, server: Any, expires_in: timedelta) -> tuple[int, dict[str, Any]]:
+    with app.app_context():
+        issued = server.issue_token(EMAIL, client_id=CLIENT_ID, flavour=MICROSOFT)
+        account = MailAccount(
+            owner_kind="user", owner_id="1", provider=MICROSOFT, auth_method="oauth2",
+            email=EMAIL, username=EMAIL, smtp_host="smtp.example.test", smtp_port=587,
+            smtp_security="starttls", access_token=issued["access_token"],
+            refresh_token=issued["refresh_token"], token_scopes=issued["scope"],
+            token_expires_at=utcnow() + expires_in,
+        )  # fmt: skip
+        hostapp.db.session.add(account)
+        hostapp.db.session.flush()
+        account_id = account.id
+        hostapp.db.session.commit()
+        hostapp.db.session.remove()
+    return account_id, issued
+
+
+class Statements:
+    """The statements an engine runs and the commits asked of it, each noted with how many
+    token requests the OAuth server had seen by then."""
+
+    def __init__(self, engine: sa.Engine, server: Any) -> None:
+        self.server = server
+        self.seen: list[tuple[str, int]] = []
+        sa.event.listen(engine, "before_cursor_execute", self._statement)
+        sa.event.listen(engine, "commit", self._commit)
+
+    def _statement(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        self.seen.append((statement.split(None, 1)[0].upper(), self.server.refresh_requests))
+
+    def _commit(self, _conn: Any) -> None:
+        self.seen.append(("COMMIT", self.server.refresh_requests))
+
+    def before_the_token_request(self) -> list[str]:
+        return [kind for kind, requests in self.seen if requests == 0]
+
+
+def _call(app: Any, account_id: int) -> str:
+    with app.app_context():
+        account = hostapp.db.session.get(MailAccount, account_id)
+        assert account is not None
+        hostapp.db.session.expunge(account)
+        hostapp.db.session.commit()
+        try:
+            return fresh_access_token(app.extensions["mailconnect"], account)
+        finally:
+            hostapp.db.session.remove()
+
+
+def test_a_valid_token_costs_one_statement(server_app: Any, oauth_provider: Any) -> None:
+    account_id, issued = _account(server_app, oauth_provider, timedelta(hours=1))
+    with server_app.app_context():
+        account = hostapp.db.session.get(MailAccount, account_id)
+        assert account is not None
+        hostapp.db.session.expunge(account)
+        hostapp.db.session.commit()
+        statements = Statements(hostapp.db.engine, oauth_provider)
+        token = fresh_access_token(server_app.extensions["mailconnect"], account)
+        hostapp.db.session.remove()
+    assert token == issued["access_token"]
+    assert statements.seen == [("SELECT", 0)]  # the look; no COMMIT after it
+    assert oauth_provider.refresh_requests == 0
+
+
+def test_a_refresh_asks_the_provider_after_three_statements(
+    server_app: Any, oauth_provider: Any
+) -> None:
+    account_id, issued = _account(server_app, oauth_provider, timedelta(minutes=-1))
+    with server_app.app_context():
+        account = hostapp.db.session.get(MailAccount, account_id)
+        assert account is not None
+        hostapp.db.session.expunge(account)
+        hostapp.db.session.commit()
+        statements = Statements(hostapp.db.engine, oauth_provider)
+        token = fresh_access_token(server_app.extensions["mailconnect"], account)
+        hostapp.db.session.remove()
+    assert token != issued["access_token"]
+    assert oauth_provider.refresh_requests == 1
+    # Look (a fresh token already?), take the lock, look again (what the last holder stored).
+    assert statements.before_the_token_request() == ["SELECT", "SELECT", "SELECT"]
+    # Then the save commits, in a transaction of its own.
+    assert ("COMMIT", 1) in statements.seen
+    assert _call(server_app, account_id) == token  # stored: the next caller just reads it
+
+
+def test_a_crowd_meeting_a_failing_endpoint_asks_once_and_gets_the_typed_error(
+    any_app: Any, oauth_provider: Any
+) -> None:
+    """The callers waiting for a refresh that fails get its typed error, without each asking
+    the failing endpoint again in turn."""
+    account_id, issued = _account(any_app, oauth_provider, timedelta(minutes=-1))
+    with any_app.app_context():
+        engine = hostapp.db.engine
+    state = any_app.extensions["mailconnect"]
+    watch = PoolWatch(engine)
+    oauth_provider.fail_token_endpoint_with(503)
+    outcomes: list[str] = []
+
+    def caller() -> None:
+        try:
+            outcomes.append(_call(any_app, account_id))
+        except BaseException as exc:  # noqa: BLE001 - the outcome is what is asserted
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=caller) for _ in range(CROWD)]
+    blocker = engine.connect()
+    try:
+        assert try_lock(blocker, account_id)  # as another process refreshing: all queue up
+        for thread in threads:
+            thread.start()
+        assert _wait_until(lambda: _waiting(state, account_id) == CROWD)
+    finally:
+        unlock(blocker, account_id)
+        blocker.close()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    assert outcomes == [TokenRefreshUnavailable.__name__] * CROWD
+    assert oauth_provider.refresh_requests == 1  # one caller asked; the rest got its answer
+    assert watch.out == 0  # every connection went back, the holder's included
+    oauth_provider.fail_token_endpoint_with(None)
+    # Nothing was spent: the account refreshes once the endpoint answers again.
+    assert _call(any_app, account_id) != issued["access_token"]
+
+
+def _wait_until(predicate: Any, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
