@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from flask_mailconnect import MailAccount, TokenRefreshUnavailable, metadata
 from flask_mailconnect.models import utcnow
-from flask_mailconnect.oauth.locks import try_lock, unlock
+from flask_mailconnect.oauth.dblock import try_lock, unlock
 from flask_mailconnect.oauth.refresh import fresh_access_token
 from tests import hostapp
 from tests.peers import require_peer

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from flask_mailconnect import AccountStatus, AuditEvent, MailAccount, metadata
 from flask_mailconnect.columns import open_secret
 from flask_mailconnect.models import utcnow
-from flask_mailconnect.oauth.locks import try_lock, unlock
+from flask_mailconnect.oauth.dblock import try_lock, unlock
 from flask_mailconnect.oauth.refresh import fresh_access_token
 from tests import hostapp
 from tests.peers import require_peer

@@ -34,15 +34,16 @@ class Gate(Generic[R]):
         self._mutex = threading.Lock()
         #: Callers inside :func:`joined` (the entry is forgotten at 0).
         self.users = 0
-        #: (version, row, failure): what the last looker handed over (a row, or the typed error
-        #: its refresh raised), read and replaced as one value.
-        self.latest: tuple[int, R | None, BaseException | None] = (0, None, None)
+        #: (version, row, failure): what the last looker handed over (a row, or the token kind
+        #: it asked for with the typed error its token request raised), read and replaced as
+        #: one value.
+        self.latest: tuple[int, R | None, tuple[str, BaseException] | None] = (0, None, None)
         #: The sleepers waiting for the current looker, each a held lock that wakes it.
         self._sleepers: deque[threading.Lock] = deque()
         #: How long its callers wait at most (seconds), set by the first that needs it.
         self.patience: float | None = None
 
-    def hand_over(self, row: R | None, failure: BaseException | None = None) -> None:
+    def hand_over(self, row: R | None, failure: tuple[str, BaseException] | None = None) -> None:
         """The looker is done: share ``row`` or the ``failure`` of its refresh (neither:
         nothing to share, look yourselves), let go of :attr:`lock` and wake the sleepers. One
         step under the mutex, so that no sleeper finds the lock free before the row is there,
@@ -87,10 +88,13 @@ class Gate(Generic[R]):
             return row
         return None
 
-    def failed(self, arrived: int) -> BaseException | None:
-        """The error of the refresh a caller waited for (one that ran since it arrived)."""
+    def failed(self, arrived: int, kind: str) -> BaseException | None:
+        """The error of the token request a caller waited for: one for the same kind of token
+        (a refused Graph token says nothing about the mail token), made since it arrived."""
         version, _, failure = self.latest
-        return failure if version != arrived else None
+        if version == arrived or failure is None or failure[0] != kind:
+            return None
+        return failure[1]
 
 
 @contextmanager

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import hashlib
 import logging
 import random
 import time
@@ -39,13 +38,22 @@ from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from ..columns import Sealed, open_secret
 from ..exceptions import TokenError, TokenRefreshUnavailable
 from ..i18n import N_
 from ..models import MailAccount, utcnow
 from ..runtime import Runtime
+from .dblock import (
+    describe,
+    end_transaction,
+    give_back,
+    look_connection,
+    save_connection,
+    single_connection,
+    try_lock,
+    unlock,
+)
 from .gate import Gate, joined
 
 #: Said in English (raised in workers too); pages translate it (views.common.localize).
@@ -67,8 +75,6 @@ POLL_MAX = 0.025
 #: waiting SAVE_BACKOFF, then twice that... between attempts (about 1.5 s in all).
 SAVE_ATTEMPTS = 5
 SAVE_BACKOFF = 0.1
-#: First key of our PostgreSQL advisory locks ("MCRF"): keeps them apart from the host's.
-PG_NAMESPACE = 0x4D435246
 
 
 class SaveFailed(Exception):
@@ -153,122 +159,6 @@ def engine_of(state: Runtime) -> sa.Engine:
     return state.engine()
 
 
-def single_connection(engine: sa.Engine) -> bool:
-    return isinstance(engine.pool, (StaticPool, SingletonThreadPool))
-
-
-def describe(exc: BaseException) -> str:
-    """An exception named for a log line: its class and the database's error code, never its
-    text (which may quote SQL parameters or the failing statement)."""
-    orig = getattr(exc, "orig", None) or exc
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
-    if code is None and orig.args and isinstance(orig.args[0], int):
-        code = orig.args[0]  # MySQL / MariaDB error number
-    name = type(orig).__name__
-    return f"{name} {code}" if code else name
-
-
-def _pg_key(account_id: int) -> int:
-    # the second key of pg_try_advisory_lock(int4, int4): ids past 2**31 fold (two accounts
-    # sharing a key only wait for each other, never break)
-    return ((account_id + 2**31) % 2**32) - 2**31
-
-
-def _mysql_name(conn: sa.Connection, account_id: int) -> str:
-    # GET_LOCK names are server-wide (not per database) and at most 64 characters
-    database = conn.engine.url.database or ""
-    digest = hashlib.sha1(database.encode("utf-8"), usedforsecurity=False).hexdigest()[:16]
-    return f"mailconnect.refresh.{digest}.{account_id}"
-
-
-def try_lock(conn: sa.Connection, account_id: int) -> bool:
-    """Take the account's refresh lock on ``conn`` without waiting; True when taken.
-
-    PostgreSQL / MariaDB: the lock stays with the connection until :func:`unlock` (or the
-    connection closes). SQLite: the write lock of the transaction now open on ``conn``.
-    """
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        query = sa.text("SELECT pg_try_advisory_lock(:ns, :key)")
-        taken = conn.execute(query, {"ns": PG_NAMESPACE, "key": _pg_key(account_id)}).scalar()
-        _end(conn)  # the lock is the session's; end the transaction it began
-        return bool(taken)
-    if dialect in ("mysql", "mariadb"):
-        name = _mysql_name(conn, account_id)
-        taken = conn.execute(sa.text("SELECT GET_LOCK(:name, 0)"), {"name": name}).scalar()
-        _end(conn)
-        return taken == 1
-    if single_connection(conn.engine):  # serialised by the per-app lock already
-        _touch(conn, account_id)
-        return True
-    busy = conn.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0
-    conn.exec_driver_sql("PRAGMA busy_timeout = 0")
-    try:
-        _touch(conn, account_id)
-        return True
-    except sa.exc.OperationalError:  # "database is locked": someone is writing; look again
-        conn.rollback()
-        return False
-    finally:
-        conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(busy)}")
-
-
-def _autocommit(conn: sa.Connection) -> bool:
-    return conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
-
-
-def _end(conn: sa.Connection) -> None:
-    # Autocommit: nothing to commit (and PyMySQL would send a COMMIT all the same).
-    if conn.in_transaction() and not _autocommit(conn):
-        conn.commit()
-
-
-def _touch(conn: sa.Connection, account_id: int) -> None:
-    """SQLite: take the database write lock (like BEGIN IMMEDIATE) with a no-op UPDATE."""
-    conn.execute(
-        sa.text("UPDATE mailconnect_account SET id = id WHERE id = :id"), {"id": account_id}
-    )
-
-
-def unlock(conn: sa.Connection, account_id: int) -> None:
-    """Give the lock back; a connection that cannot is closed (which releases it too)."""
-    try:
-        plain = not _autocommit(conn)  # a holder's connection has nothing to roll back
-        if plain and conn.in_transaction():
-            conn.rollback()
-        dialect = conn.dialect.name
-        if dialect == "postgresql":
-            query = sa.text("SELECT pg_advisory_unlock(:ns, :key)")
-            conn.execute(query, {"ns": PG_NAMESPACE, "key": _pg_key(account_id)})
-        elif dialect in ("mysql", "mariadb"):
-            name = _mysql_name(conn, account_id)
-            conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
-        if plain and conn.in_transaction():
-            conn.rollback()
-    except sa.exc.SQLAlchemyError as exc:
-        log.warning("Refresh lock of account %s: closing its connection (%s)", account_id,
-                    describe(exc))  # fmt: skip
-        conn.invalidate()
-
-
-def _connect(engine: sa.Engine) -> sa.Connection:
-    conn = engine.connect()
-    if engine.dialect.name in ("postgresql", "mysql", "mariadb"):
-        # Hosts may run REPEATABLE READ or SERIALIZABLE: each save must see the token the
-        # holder just committed. (Reset when the connection goes back to the pool.)
-        conn = conn.execution_options(isolation_level="READ COMMITTED")
-    return conn
-
-
-def _look_connection(engine: sa.Engine) -> sa.Connection:
-    """For looks and the lock: autocommit, so each look sees the latest commit whatever the
-    host's isolation level, without a BEGIN and a COMMIT around it (3 round trips: 1)."""
-    conn = engine.connect()
-    if engine.dialect.name in ("postgresql", "mysql", "mariadb"):
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-    return conn
-
-
 @dataclass
 class Holder:
     """The caller that holds an account's refresh lock (on ``conn``)."""
@@ -304,8 +194,8 @@ class Holder:
         # in it, a retry begins a new one there (or on a new connection if that one broke).
         sqlite = self.engine.dialect.name == "sqlite"
         if sqlite and (self.conn.invalidated or self.conn.closed):
-            self.conn = _connect(self.engine)
-        conn = self.conn if sqlite else _connect(self.engine)
+            self.conn = save_connection(self.engine)
+        conn = self.conn if sqlite else save_connection(self.engine)
         try:
             if not conn.in_transaction():
                 conn.begin()
@@ -358,7 +248,7 @@ class Holder:
 
 @contextmanager
 def claim(
-    state: Runtime, account_id: int, settled: Callable[[Row], bool]
+    state: Runtime, account_id: int, settled: Callable[[Row], bool], kind: str
 ) -> Iterator[tuple[Holder | None, Row]]:
     """Yield ``(None, row)`` once ``settled(row)`` holds (another caller refreshed), else
     ``(holder, row)`` with the refresh lock held and ``row`` read after taking it.
@@ -366,8 +256,9 @@ def claim(
     Waiting holds no connection. In one process, the callers for one account queue on an
     in-memory gate: the first looks at the database, the others sleep until it is done and
     take the row it saw (a few microseconds each), or raise a copy of the :class:`TokenError`
-    its refresh raised. Across processes, the one looking in each checks a connection out for
-    two short statements per look and gives it back between looks. Gives up with
+    the holder's token request for the same ``kind`` raised. Across processes, the one
+    looking in each checks a connection out for two short statements per look and gives it
+    back between looks. Gives up with
     :class:`TokenRefreshUnavailable` after 3 x the connect timeout (at least 30 s), as the row
     lock's ``lock_timeout`` did before.
     """
@@ -385,12 +276,12 @@ def claim(
             if found is not None:
                 yield None, found
                 return
-            failure = gate.failed(arrived)
-            if failure is not None:  # the same typed error, without asking the provider again
-                raise copy.copy(failure)
+            theirs = gate.failed(arrived, kind)
+            if theirs is not None:  # the same typed error, without asking the provider again
+                raise _copy_of(theirs)
         row: Row | None = None
         spent: sa.Connection | None = None  # the holder's connection, closed after waking
-        failure = None
+        failure: tuple[str, BaseException] | None = None
         try:
             row = gate.found(arrived, settled)
             if row is None:
@@ -406,25 +297,39 @@ def claim(
                             yield holder, held
                             with contextlib.suppress(Exception):  # what it stored, for the rest
                                 row = holder.stored = _look(holder.conn, account_id)
+                        except TokenError as exc:
+                            # The token request's own answer, shared with the callers waiting
+                            # for the same kind of token (not this caller's lock timeout: a
+                            # later arrival has time left). Without its traceback, whose
+                            # frames hold the tokens.
+                            failure = (kind, _copy_of(exc))
+                            raise
                         finally:
                             # Before waking the others: other processes wait for it, and the
                             # woken would keep this thread from the GIL after the round trip.
                             unlock(holder.conn, account_id)
                             if single:  # the one connection: given back under the guard
-                                holder.conn.close()
+                                give_back(holder.conn, account_id)
                             else:
                                 spent = holder.conn
                         return
-        except TokenError as exc:  # shared with the callers waiting for this refresh
-            failure = copy.copy(exc)  # without its traceback (whose frames hold the tokens)
-            raise
         finally:
             try:
                 gate.hand_over(row, failure)  # wakes the others
             finally:  # then the pool's reset of the connection (round trips) is nobody's wait
                 if spent is not None:
-                    spent.close()
+                    give_back(spent, account_id)
         yield None, row
+
+
+def _copy_of(error: BaseException) -> BaseException:
+    """A copy of a token error to raise in another thread: no traceback, cause or context, and
+    notes of its own (``copy.copy`` would share the list)."""
+    shared = copy.copy(error)
+    notes = getattr(error, "__notes__", None)
+    if notes is not None:
+        setattr(shared, "__notes__", list(notes))  # noqa: B010  # typeshed lacks it on 3.10
+    return shared
 
 
 def _wait_for_lock(
@@ -437,7 +342,7 @@ def _wait_for_lock(
     """The lock-then-recheck loop (see the module's docstring)."""
     delay = POLL_FIRST
     while True:
-        conn = _look_connection(engine)
+        conn = look_connection(engine)
         taken = False
         try:
             row = _look(conn, account_id)
@@ -470,7 +375,7 @@ def _look(conn: sa.Connection, account_id: int) -> Row:
         return read_row(conn, account_id)
     finally:
         if conn.dialect.name != "sqlite":
-            _end(conn)  # a fresh snapshot next time (MariaDB's REPEATABLE READ reads)
+            end_transaction(conn)  # a fresh snapshot next time (MariaDB's REPEATABLE READ reads)
 
 
 MIRRORED = (
@@ -491,5 +396,5 @@ def mirror(state: Runtime, account_id: int, stored: Row | None = None) -> Any:
     if stored is not None:
         return tuple(getattr(stored, name) for name in MIRRORED)
     columns = (getattr(MailAccount, name) for name in MIRRORED)
-    with _look_connection(engine_of(state)) as conn:
+    with look_connection(engine_of(state)) as conn:
         return conn.execute(sa.select(*columns).where(MailAccount.id == account_id)).first()

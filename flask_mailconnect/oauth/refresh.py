@@ -57,6 +57,7 @@ from ..models import AccountStatus, MailAccount, utcnow
 from ..providers import Provider
 from ..runtime import Runtime
 from ..transport.http import HTTPGuardError
+from .dblock import describe
 from .endpoints import endpoints, guard_refused, oauth_session, provider_for
 from .locks import (
     GRAPH,
@@ -66,7 +67,6 @@ from .locks import (
     Row,
     SaveFailed,
     claim,
-    describe,
     engine_of,
     mirror,
     read_row,
@@ -169,7 +169,7 @@ def _fresh(
     refreshed = False
     not_granted: GraphNotGranted | None = None
     error_code = TOKEN_REVOKED
-    with claim(state, account.id, settled) as (holder, row):
+    with claim(state, account.id, settled, kind) as (holder, row):
         if holder is None:
             token = usable(row) or ""  # valid, or another caller refreshed it
             if not token:

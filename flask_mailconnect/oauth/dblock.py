@@ -1,0 +1,151 @@
+"""The database lock that lets one process at a time refresh an account's token (see
+:mod:`.locks` for who waits and how), and the connections it runs on.
+
+Per backend: PostgreSQL, a session-level advisory lock (``pg_try_advisory_lock``); MariaDB /
+MySQL, ``GET_LOCK(name, 0)``; SQLite (no advisory locks), the database write lock, taken with a
+no-op ``UPDATE`` while the busy timeout is 0. Looks and the lock run on an autocommit connection
+(each statement sees the latest commit, with no BEGIN and COMMIT around it); saves run on a
+``READ COMMITTED`` one. Both settings are reset when the connection goes back to the pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+
+import sqlalchemy as sa
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
+
+log = logging.getLogger("flask_mailconnect.oauth")
+
+#: First key of our PostgreSQL advisory locks ("MCRF"): keeps them apart from the host's.
+PG_NAMESPACE = 0x4D435246
+
+
+def single_connection(engine: sa.Engine) -> bool:
+    return isinstance(engine.pool, (StaticPool, SingletonThreadPool))
+
+
+def describe(exc: BaseException) -> str:
+    """An exception named for a log line: its class and the database's error code, never its
+    text (which may quote SQL parameters or the failing statement)."""
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+    if code is None and orig.args and isinstance(orig.args[0], int):
+        code = orig.args[0]  # MySQL / MariaDB error number
+    name = type(orig).__name__
+    return f"{name} {code}" if code else name
+
+
+def _pg_key(account_id: int) -> int:
+    # the second key of pg_try_advisory_lock(int4, int4): ids past 2**31 fold (two accounts
+    # sharing a key only wait for each other, never break)
+    return ((account_id + 2**31) % 2**32) - 2**31
+
+
+def _mysql_name(conn: sa.Connection, account_id: int) -> str:
+    # GET_LOCK names are server-wide (not per database) and at most 64 characters
+    database = conn.engine.url.database or ""
+    digest = hashlib.sha1(database.encode("utf-8"), usedforsecurity=False).hexdigest()[:16]
+    return f"mailconnect.refresh.{digest}.{account_id}"
+
+
+def try_lock(conn: sa.Connection, account_id: int) -> bool:
+    """Take the account's refresh lock on ``conn`` without waiting; True when taken.
+
+    PostgreSQL / MariaDB: the lock stays with the connection until :func:`unlock` (or the
+    connection closes). SQLite: the write lock of the transaction now open on ``conn``.
+    """
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        query = sa.text("SELECT pg_try_advisory_lock(:ns, :key)")
+        taken = conn.execute(query, {"ns": PG_NAMESPACE, "key": _pg_key(account_id)}).scalar()
+        end_transaction(conn)  # the lock is the session's; end the transaction it began
+        return bool(taken)
+    if dialect in ("mysql", "mariadb"):
+        name = _mysql_name(conn, account_id)
+        taken = conn.execute(sa.text("SELECT GET_LOCK(:name, 0)"), {"name": name}).scalar()
+        end_transaction(conn)
+        return taken == 1
+    if single_connection(conn.engine):  # serialised by the per-app lock already
+        _touch(conn, account_id)
+        return True
+    busy = conn.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0
+    conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+    try:
+        _touch(conn, account_id)
+        return True
+    except sa.exc.OperationalError:  # "database is locked": someone is writing; look again
+        conn.rollback()
+        return False
+    finally:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(busy)}")
+
+
+def _autocommit(conn: sa.Connection) -> bool:
+    return conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+
+
+def end_transaction(conn: sa.Connection) -> None:
+    # Autocommit: nothing to commit (and PyMySQL would send a COMMIT all the same).
+    if conn.in_transaction() and not _autocommit(conn):
+        conn.commit()
+
+
+def _touch(conn: sa.Connection, account_id: int) -> None:
+    """SQLite: take the database write lock (like BEGIN IMMEDIATE) with a no-op UPDATE."""
+    conn.execute(
+        sa.text("UPDATE mailconnect_account SET id = id WHERE id = :id"), {"id": account_id}
+    )
+
+
+def unlock(conn: sa.Connection, account_id: int) -> None:
+    """Give the lock back; a connection that cannot is closed (which releases it too)."""
+    try:
+        plain = not _autocommit(conn)  # a holder's connection has nothing to roll back
+        if plain and conn.in_transaction():
+            conn.rollback()
+        dialect = conn.dialect.name
+        if dialect == "postgresql":
+            query = sa.text("SELECT pg_advisory_unlock(:ns, :key)")
+            conn.execute(query, {"ns": PG_NAMESPACE, "key": _pg_key(account_id)})
+        elif dialect in ("mysql", "mariadb"):
+            name = _mysql_name(conn, account_id)
+            conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+        if plain and conn.in_transaction():
+            conn.rollback()
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("Refresh lock of account %s: closing its connection (%s)", account_id,
+                    describe(exc))  # fmt: skip
+        conn.invalidate()
+
+
+def save_connection(engine: sa.Engine) -> sa.Connection:
+    conn = engine.connect()
+    if engine.dialect.name in ("postgresql", "mysql", "mariadb"):
+        # Hosts may run REPEATABLE READ or SERIALIZABLE: each save must see the token the
+        # holder just committed. (Reset when the connection goes back to the pool.)
+        conn = conn.execution_options(isolation_level="READ COMMITTED")
+    return conn
+
+
+def look_connection(engine: sa.Engine) -> sa.Connection:
+    """For looks and the lock: autocommit, so each look sees the latest commit whatever the
+    host's isolation level, without a BEGIN and a COMMIT around it (3 round trips: 1)."""
+    conn = engine.connect()
+    if engine.dialect.name in ("postgresql", "mysql", "mariadb"):
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+    return conn
+
+
+def give_back(conn: sa.Connection, account_id: int) -> None:
+    """Close the holder's connection after its refresh was saved: the pool resets it on the
+    way in (round trips of their own), and a failure there must not fail a saved refresh."""
+    try:
+        conn.close()
+    except Exception as exc:  # noqa: BLE001 - the token is stored; the connection is spent
+        log.warning("Refresh lock of account %s: its connection did not close cleanly (%s)",
+                    account_id, type(exc).__name__)  # fmt: skip
+        with contextlib.suppress(Exception):
+            conn.invalidate()
