@@ -81,7 +81,7 @@ def test_a_looker_with_nothing_to_share_frees_the_lock_for_the_next() -> None:
     results: list[object] = []
     threads = _sleepers(gate, 3, time.monotonic() + 60, results)
     assert _asleep(gate, 3)
-    gate.hand_over(None)  # the refresh failed: no row, look yourselves
+    gate.hand_over(None)  # nothing to share (an unexpected error): look yourselves
     for thread in threads:
         thread.join(timeout=60)
     assert results == [None] * 3  # woken, nothing usable: each goes for the lock itself
