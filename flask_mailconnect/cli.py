@@ -9,12 +9,13 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import with_appcontext
 
-from . import health, migrations
 from .cli_detect import detect_command
 from .crypto import generate_key, rotate_token
 from .exceptions import DeliveryUnknownError, EncryptionKeyError, MigrationError, SendError
 from .models import ENCRYPTED_COLUMNS, MailAccount
-from .sending import send
+
+# ``init_app`` adds this group to every app, so the modules behind the commands (migrations,
+# health, sending) are imported by the command that runs them, not with the group (issue 13).
 
 BATCH = 500
 
@@ -32,6 +33,8 @@ cli_group.add_command(detect_command)
 def init_db() -> None:
     """Create the mailconnect_* tables that do not exist yet, recorded as the newest
     revision (tests and demos; a real deployment runs `flask mailconnect db upgrade`)."""
+    from . import migrations
+
     migrations.create_all()
     click.echo(f"Created the Flask-MailConnect tables (at {migrations.current()}).")
 
@@ -59,6 +62,8 @@ def _migrate(work: Any, *args: str) -> None:
 @with_appcontext
 def db_upgrade(revision: str) -> None:
     """Create or bring the mailconnect_* tables up to REVISION (default: the newest)."""
+    from . import migrations
+
     try:
         adopted = migrations.upgrade(None, revision)
     except MigrationError as exc:
@@ -76,6 +81,8 @@ def db_upgrade(revision: str) -> None:
 @with_appcontext
 def db_downgrade(revision: str) -> None:
     """Take the mailconnect_* tables back to REVISION (-1: one step; base: drop them)."""
+    from . import migrations
+
     _migrate(migrations.downgrade, revision)
     click.echo(f"Flask-MailConnect tables at {migrations.current() or 'base (none)'}.")
 
@@ -84,6 +91,8 @@ def db_downgrade(revision: str) -> None:
 @with_appcontext
 def db_current() -> None:
     """Print the revision the database is at, and the newest one shipped."""
+    from . import migrations
+
     click.echo(f"{migrations.current() or 'none'} (newest: {migrations.head()})")
 
 
@@ -92,6 +101,8 @@ def db_current() -> None:
 @with_appcontext
 def db_stamp(revision: str) -> None:
     """Record REVISION as applied without running it (adopt tables made by create_all)."""
+    from . import migrations
+
     _migrate(migrations.stamp, revision)
     click.echo(f"Flask-MailConnect tables marked as {migrations.current()}.")
 
@@ -158,6 +169,7 @@ def _parse_scope(value: str | None) -> tuple[str, str | None] | None:
 def _run_health(
     work_name: str, label: str, scope: str | None, account_id: int | None, concurrency: int | None
 ) -> dict[str, int]:
+    from . import health
 
     state = current_app.extensions["mailconnect"]
     ids = health.select_account_ids(
@@ -257,6 +269,8 @@ def keep_alive_command(
 def send_test_command(account_id: int, to: str, subject: str) -> None:
     """Send a short test message from an account (with its signature) and say what happened."""
     from email.message import EmailMessage
+
+    from .sending import send
 
     state = current_app.extensions["mailconnect"]
     account = state.session.get(MailAccount, account_id)

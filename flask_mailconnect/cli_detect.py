@@ -6,12 +6,15 @@ and time, then the result."""
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 from flask.cli import with_appcontext
 
-from .detection import Detection, detect
 from .transport.settings import SECURITY_LABELS
+
+if TYPE_CHECKING:
+    from .detection import Detection
 
 
 def _seconds(value: float | None) -> str:
@@ -52,6 +55,8 @@ def _report(found: Detection) -> None:
 @with_appcontext
 def detect_command(address: str, cached: bool, as_json: bool) -> None:
     """Show how the servers for ADDRESS are found: each source, its outcome and time."""
+    from .detection import detect  # with the command: every app's start-up adds the group
+
     found = detect(address, fresh=not cached, wait_all=True)
     if as_json:
         click.echo(json.dumps({**found.as_dict(), "seconds": found.seconds}, indent=2))

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app
 
-from . import accounts, migrations, sync
+# health, sending, migrations: imported by the method using them, not at start-up (issue 13).
+from . import accounts, sync
 from .accounts.status import AccountEvents
 from .cli import cli_group
 from .config import apply_defaults
@@ -16,8 +17,6 @@ from .crypto import build_cipher
 from .detection import Detection
 from .detection import detect as run_detect
 from .exceptions import EncryptionKeyError, NoSenderAccount
-from .health import CheckResult
-from .health import check as run_check
 from .i18n import current_locale, markup_gettext, markup_ngettext
 from .models import MailAccount, SyncedMessage, metadata
 from .owners import ORGANIZATION_OWNER, Actor, Owner, Scope, owner_key
@@ -26,8 +25,6 @@ from .providers import check_config as check_providers
 from .providers.detect import check_config as check_detection
 from .runtime import Hooks, Runtime, current_runtime
 from .scopes import Policy
-from .sending import Sender, SendResult
-from .sending import send as send_message
 from .sync_on_save import SaveSync, load_on_save
 from .transport.settings import ConnectionReport, ServerSettings
 from .transport.tester import test_connection as run_test
@@ -37,6 +34,9 @@ if TYPE_CHECKING:
     from email.message import Message
 
     from flask_sqlalchemy import SQLAlchemy
+
+    from .health import CheckResult
+    from .sending import Sender, SendResult
 
 log = logging.getLogger("flask_mailconnect")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -253,6 +253,8 @@ class MailConnect:
         """Create the newest ``mailconnect_*`` tables (tests and demos; idempotent) and record
         them as at the newest revision, so ``flask mailconnect db upgrade`` carries on from
         there (see :func:`flask_mailconnect.migrations.create_all`)."""
+        from . import migrations
+
         migrations.create_all()
 
     def test_connection(self, settings: ServerSettings) -> ConnectionReport:
@@ -390,7 +392,9 @@ class MailConnect:
         the audit trail. Never raises for a failed check; like every method it does not commit
         (token refreshes commit their own rows). See :mod:`flask_mailconnect.health`.
         """
-        return run_check(self._state(), account, actor=self.actor_for(actor))
+        from .health import check
+
+        return check(self._state(), account, actor=self.actor_for(actor))
 
     def disconnect_all(self, kind: str, *, actor: Any = None) -> list[accounts.OwnerResult]:
         """Disconnect every account of every owner of ``kind`` that ``actor`` may manage.
@@ -426,8 +430,10 @@ class MailConnect:
         :class:`~flask_mailconnect.exceptions.SendError` subclass whose ``retryable`` says
         whether trying again can help. Does not commit (``last_sent_at`` and health fields).
         """
+        from .sending import send
+
         chosen = self._sender_account(account, owner, actor)
-        return send_message(self._state(), chosen, message, actor=self.actor_for(actor))
+        return send(self._state(), chosen, message, actor=self.actor_for(actor))
 
     def sending(
         self,
@@ -440,6 +446,8 @@ class MailConnect:
         conn: conn.send(msg)``. Reconnects when the server closes it or the OAuth token nears
         expiry, never re-sends a message the server may have accepted; ``conn.results`` lists
         each message's outcome. Refuses an inactive or disconnected account at once."""
+        from .sending import Sender
+
         chosen = self._sender_account(account, owner, actor)
         return Sender(self._state(), chosen, actor=self.actor_for(actor), bulk=True)
 

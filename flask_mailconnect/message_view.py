@@ -26,12 +26,10 @@ returns a :class:`MessageView`.
 
 from __future__ import annotations
 
-import email
 import html
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import policy
 from email.message import Message
 from typing import Any
 
@@ -40,6 +38,7 @@ from .transport.headers import (
     decode_bytes,
     decode_header_value,
     format_sender,
+    parse_compat32,
     parse_date,
     text_codec,
 )
@@ -348,7 +347,7 @@ def render_message(
     truncated: bool = False,
 ) -> MessageView:
     """Parse and make safe one message (see the module doc). Never raises on bad mail."""
-    message = email.message_from_bytes(raw, policy=policy.compat32)
+    message = parse_compat32(raw)
     try:
         charset = text_codec(message.get_content_charset())
     except Exception:

@@ -23,6 +23,13 @@ DEFERRED = (
 )  # fmt: skip
 #: Loaded by ``init_app`` (the cipher checks the keys), not by the import.
 UNTIL_INIT_APP = ("cryptography",)
+#: What the facade's methods, the CLI commands and the first detection import when called, and
+#: a From header's full parse (``email.policy``'s header classes): not a host's start-up.
+ON_FIRST_CALL = (
+    "flask_mailconnect.health", "flask_mailconnect.sending", "flask_mailconnect.migrations",
+    "flask_mailconnect.detection.run", "flask_mailconnect.transport.smtp", "email.policy",
+    "email.headerregistry",
+)  # fmt: skip
 
 
 def _run(code: str) -> list[str]:
@@ -56,6 +63,33 @@ def test_the_bare_import_loads_the_exceptions_only() -> None:
 )
 def test_the_extension_loads_no_heavy_package_until_used(code: str) -> None:
     assert _heavy(_loaded(code)) == []
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "from flask_mailconnect import MailConnect",
+        "from tests import hostapp\nhostapp.create_app(reset=False)",  # init_app, no tables
+    ],
+)
+def test_start_up_leaves_health_sending_and_migrations_to_their_first_use(code: str) -> None:
+    assert _heavy(_loaded(code), ON_FIRST_CALL) == []
+
+
+def test_the_facade_and_the_cli_load_a_use_case_when_it_is_called() -> None:
+    code = """
+import sys
+from click.testing import CliRunner
+from tests import hostapp
+app, mailconnect = hostapp.create_app(reset=False)
+print("flask_mailconnect.migrations" in sys.modules)
+with app.app_context():
+    mailconnect.create_all()
+print("flask_mailconnect.migrations" in sys.modules)
+result = app.test_cli_runner().invoke(args=["mailconnect", "check"])
+print(result.exit_code, "flask_mailconnect.health" in sys.modules)
+"""
+    assert _run(code) == ["False", "True", "0 True"]
 
 
 def test_importing_the_extension_leaves_cryptography_to_init_app() -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email
 import html
 import logging
 import quopri
@@ -26,11 +25,10 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
 from email.message import Message
 from typing import TYPE_CHECKING, Any
 
-from .headers import clean_text, parse_date, read_headers, text_codec
+from .headers import clean_text, parse_compat32, parse_date, read_headers, text_codec
 
 if TYPE_CHECKING:  # imapclient is imported where a mailbox is opened, not with the package
     from imapclient import IMAPClient
@@ -319,7 +317,7 @@ def _parse(header: bytes, body: bytes) -> Message:
     (it keeps raw 8-bit bytes for :mod:`.headers`): :func:`_parse_simple`, else the feed parser."""
     head = header if header.endswith(b"\r\n\r\n") or header.endswith(b"\n\n") else header + b"\r\n"
     data = head + body
-    return _parse_simple(data) or email.message_from_bytes(data, policy=policy.compat32)
+    return _parse_simple(data) or parse_compat32(data)
 
 
 #: A header line's start as the feed parser accepts it: a name of printable ASCII but the colon.
@@ -380,7 +378,7 @@ def make_snippet(
         if found:
             head = header if header.endswith((b"\r\n\r\n", b"\n\n")) else header + b"\r\n"
             boundary = b'Content-Type: multipart/mixed; boundary="' + found.group(1) + b'"\r\n'
-            message = email.message_from_bytes(boundary + head + body, policy=policy.compat32)
+            message = parse_compat32(boundary + head + body)
     part, is_html = _first_text_part(message)
     if part is None:
         return ""

@@ -9,11 +9,18 @@ from collections.abc import Callable
 from ..codes import PROTOCOL_ERROR, message_for
 from .imap import check_imap
 from .settings import ConnectionReport, Protocol, ProtocolResult, ServerSettings, TransportOptions
-from .smtp import check_smtp
 
 log = logging.getLogger(__name__)
 
 Check = Callable[[ServerSettings, TransportOptions], ProtocolResult]
+
+
+def check_smtp(settings: ServerSettings, options: TransportOptions) -> ProtocolResult:
+    """:func:`.smtp.check_smtp`, imported with the first test: smtplib (and the email generator
+    it loads) is not part of a host's start-up (issue 13)."""
+    from .smtp import check_smtp as check
+
+    return check(settings, options)
 
 
 def _in_thread(
