@@ -182,13 +182,9 @@ def _check(
         defer = None
         # tokens.py marked the account, audited and fired the signal (once), and committed.
         code, message, retryable = exc.error or "token_revoked", str(exc), False
-    except TokenRefreshUnavailable as exc:
-        defer = None
-        code, message, retryable = TOKEN_UNAVAILABLE, str(exc), True
-        record_failure(state, account, code, message)
-    except TokenError as exc:
-        defer = None
-        code, message, retryable = TOKEN_ERROR, str(exc), False
+    except TokenError as exc:  # unreachable (retry later) or refused the client (configuration)
+        defer, retryable = None, isinstance(exc, TokenRefreshUnavailable)
+        code, message = (TOKEN_UNAVAILABLE if retryable else TOKEN_ERROR), str(exc)
         record_failure(state, account, code, message)
     except EncryptionKeyError:
         # A documented state, not a crash. A lost server key is the operator's problem, not
@@ -324,9 +320,8 @@ def _run_checks(app: Flask, account_ids: list[int]) -> list[CheckResult]:
     state: Runtime = app.extensions["mailconnect"]
     with app.app_context():
         session = state.session
-        # An OAuth account or a marked one commits mid-batch; expiring the batch there would
-        # make every later account reload its row and its deferred password (one SELECT each).
-        # The rows were read a moment ago, and the session is thrown away after the batch.
+        # OAuth and marked accounts commit mid-batch: expiring the batch's rows (read a moment
+        # ago) would make each later account read its row and password again.
         state.db.session().expire_on_commit = False
         results: list[CheckResult] = []
         pending: list[CheckRecord] = []
@@ -364,10 +359,8 @@ def _check_one(
     session = state.session
     try:
         defer = pending if account.auth_method != "oauth2" else None
-        deferred = len(pending)
         result = _check(state, account, defer=defer, shared=shared)
-        # A deferred outcome left the session clean: only one recorded on the account commits.
-        if len(pending) == deferred and (session.new or session.dirty or session.deleted):
+        if session.new or session.dirty or session.deleted:  # recorded on the account itself
             session.commit()
         return result
     except Exception as exc:
