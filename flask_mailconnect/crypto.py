@@ -7,6 +7,7 @@ first key; any listed key decrypts, so rotating is: put the new key first, deplo
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -17,11 +18,12 @@ if TYPE_CHECKING:
     from cryptography.fernet import MultiFernet
 
 
-def build_cipher(keys: Iterable[str | bytes] | str | None) -> MultiFernet:
+def check_keys(keys: Iterable[str | bytes] | str | None) -> list[str | bytes]:
+    """The configured keys, each checked the way Fernet checks a key (32 url-safe
+    base64-encoded bytes), without loading cryptography: ``init_app`` fails on a malformed key
+    at start-up, and the cipher itself is built on the first encryption (issue 13)."""
     if isinstance(keys, (str, bytes)):
         keys = [keys]
-    from cryptography.fernet import Fernet, MultiFernet  # heavy: loaded where used (issue 13)
-
     key_list = [k for k in (keys or []) if k]
     if not key_list:
         raise EncryptionKeyError(
@@ -30,14 +32,25 @@ def build_cipher(keys: Iterable[str | bytes] | str | None) -> MultiFernet:
             "`export MAILCONNECT_KEY=$(python -m flask_mailconnect generate-key)`, and set "
             'app.config["MAILCONNECT_ENCRYPTION_KEYS"] = [os.environ["MAILCONNECT_KEY"]].'
         )
-    try:
-        return MultiFernet([Fernet(k) for k in key_list])
-    except (ValueError, TypeError) as exc:  # never echo the key itself
-        raise EncryptionKeyError(
-            "MAILCONNECT_ENCRYPTION_KEYS holds a value that is not a Fernet key "
-            "(32 url-safe base64-encoded bytes); make one with "
-            "`python -m flask_mailconnect generate-key`."
-        ) from exc
+    for key in key_list:
+        try:
+            fits = isinstance(key, (str, bytes)) and len(base64.urlsafe_b64decode(key)) == 32
+        except (ValueError, TypeError):  # binascii.Error is a ValueError; never echo the key
+            fits = False
+        if not fits:
+            raise EncryptionKeyError(
+                "MAILCONNECT_ENCRYPTION_KEYS holds a value that is not a Fernet key "
+                "(32 url-safe base64-encoded bytes); make one with "
+                "`python -m flask_mailconnect generate-key`."
+            )
+    return key_list
+
+
+def build_cipher(keys: Iterable[str | bytes] | str | None) -> MultiFernet:
+    key_list = check_keys(keys)
+    from cryptography.fernet import Fernet, MultiFernet  # heavy: loaded where used (issue 13)
+
+    return MultiFernet([Fernet(k) for k in key_list])
 
 
 def generate_key() -> str:

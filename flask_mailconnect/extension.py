@@ -13,7 +13,7 @@ from . import accounts, sync
 from .accounts.status import AccountEvents
 from .cli import cli_group
 from .config import apply_defaults
-from .crypto import build_cipher
+from .crypto import check_keys
 from .detection import Detection
 from .detection import detect as run_detect
 from .exceptions import EncryptionKeyError, NoSenderAccount
@@ -68,7 +68,7 @@ class MailConnect:
                 "(generate one with `python -m flask_mailconnect generate-key`)."
             )
         else:  # fail at start-up, not at the first save, when a key is malformed
-            build_cipher(app.config["MAILCONNECT_ENCRYPTION_KEYS"])
+            check_keys(app.config["MAILCONNECT_ENCRYPTION_KEYS"])
         # A bad provider entry fails at start-up, not when someone clicks its button.
         check_providers(app.config)
         check_detection(app.config)  # MAILCONNECT_DNS_NAMESERVERS, before any look-up

@@ -21,8 +21,9 @@ DEFERRED = (
     "authlib.integrations", "joserfc", "dns", "publicsuffixlist", "requests", "urllib3",
     "charset_normalizer", "defusedxml", "imapclient", "nh3",
 )  # fmt: skip
-#: Loaded by ``init_app`` (the cipher checks the keys), not by the import.
-UNTIL_INIT_APP = ("cryptography",)
+#: Loaded with the first secret sealed or opened (the cipher), not at start-up: ``init_app``
+#: checks the keys' format by itself.
+UNTIL_FIRST_SECRET = ("cryptography",)
 #: What the facade's methods, the CLI commands and the first detection import when called, and
 #: a From header's full parse (``email.policy``'s header classes): not a host's start-up.
 ON_FIRST_CALL = (
@@ -92,9 +93,14 @@ print(result.exit_code, "flask_mailconnect.health" in sys.modules)
     assert _run(code) == ["False", "True", "0 True"]
 
 
-def test_importing_the_extension_leaves_cryptography_to_init_app() -> None:
-    assert _heavy(_loaded("from flask_mailconnect import MailConnect"), UNTIL_INIT_APP) == []
-    assert "cryptography.fernet" in _loaded("from tests import hostapp\nhostapp.create_app()")
+def test_cryptography_loads_with_the_first_secret_not_at_start_up() -> None:
+    """init_app checks the keys' format without cryptography; the first seal loads it."""
+    startup = "from tests import hostapp\napp, ext = hostapp.create_app(reset=False)"
+    assert _heavy(_loaded(startup), UNTIL_FIRST_SECRET) == []
+    sealed = (
+        f"{startup}\nfrom flask_mailconnect.columns import seal\nwith app.app_context(): seal('x')"
+    )
+    assert "cryptography.fernet" in _loaded(sealed)
 
 
 def test_every_public_name_resolves_and_the_first_oauth_use_loads_authlib() -> None:
