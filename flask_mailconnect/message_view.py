@@ -268,9 +268,27 @@ def nesting_depth(markup: str, stop: int = MAX_DEPTH) -> int:
 
 
 def _markup_text(markup: str) -> str:
-    """The text of markup without a parser (linear time): tags removed, entities decoded."""
-    text = re.sub(r"<[^<>]*>", "", markup)
-    return html.unescape(text)
+    """The text of markup without a parser (linear time): what the sanitiser would drop with
+    its content (``<style>``, ``<script>``... up to their end tag, or to the end when
+    unclosed, as a browser reads them) left out, tags removed, entities decoded."""
+    kept: list[str] = []
+    pos = 0
+    while (opened := _HIDDEN_OPEN.search(markup, pos)) is not None:
+        kept.append(markup[pos : opened.start()])
+        # Each search starts past the last one's match: every character is read once.
+        closed = re.compile(rf"</{opened.group(1)}\s*>", re.IGNORECASE).search(markup, opened.end())
+        if closed is None:
+            pos = len(markup)
+            break
+        pos = closed.end()
+    kept.append(markup[pos:])
+    return html.unescape(_ANY_TAG.sub("", "".join(kept)))
+
+
+_HIDDEN_OPEN = re.compile(
+    r"<(" + "|".join(sorted(REMOVED_WITH_CONTENT)) + r")(?=[\s/>])[^>]*>", re.IGNORECASE
+)
+_ANY_TAG = re.compile(r"<[^<>]*>")
 
 
 class _ImageRewriter:

@@ -277,6 +277,15 @@ def test_deeply_nested_html_shows_its_text_instead() -> None:
     assert nesting_depth("<div/><span/>x") == 2
     view = render_message(_html_mail("<div/>" * 100_000 + "Hi"), uid=1, folder="INBOX")
     assert view.simplified and view.html is None and view.text == "Hi"
+    # The text of markup without a plain part leaves out what the sanitiser drops with its
+    # content: a newsletter's stylesheet and scripts are not shown as words.
+    styled = (
+        "<html><head><title>Offer</title><style>p { color: red }</style></head><body>"
+        + "<div>" * 5_000
+        + "Hi <SCRIPT type=x>track()</script >&amp; bye<style>never closed"
+    )
+    view = render_message(_html_mail(styled), uid=1, folder="INBOX")
+    assert view.simplified and view.text == "Hi & bye"
 
 
 def test_html_past_the_limit_is_cut_and_says_so() -> None:
