@@ -163,3 +163,15 @@ def test_importing_credentials_configures_no_mappers_until_a_batch_query_is_made
         "print(credentials.with_password() is credentials.with_password())"
     )
     assert _run(code) == ["False", "True", "True"]
+
+
+def test_start_up_leaves_the_mappers_to_the_first_query() -> None:
+    """Configuring the SQLAlchemy mappers costs ~15 ms: the first query pays it, not a host's
+    start-up (a statement or loader option built at module level would configure them)."""
+    code = (
+        "from tests import hostapp\n"
+        "from flask_mailconnect.models import MailAccount\n"
+        "app, ext = hostapp.create_app(reset=False)\n"
+        "print(MailAccount.__mapper__.configured)"
+    )
+    assert _run(code) == ["False"]
