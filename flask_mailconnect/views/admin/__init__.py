@@ -22,7 +22,7 @@ from flask import Blueprint, current_app, render_template
 from ...exceptions import MissingUserHook
 from ..common import AdminRequired
 from . import accounts, audit, people, providers
-from .lists import owner_label, owner_url
+from .lists import cached_url, owner_label, owner_url, page_url
 
 
 def install(bp: Blueprint) -> None:
@@ -55,6 +55,8 @@ def install(bp: Blueprint) -> None:
     bp.add_app_template_global(people.handover_provider, "mailconnect_handover_provider")
     bp.add_app_template_global(owner_label, "mailconnect_owner_label")
     bp.add_app_template_global(owner_url, "mailconnect_owner_url")
+    bp.add_app_template_global(cached_url, "mailconnect_admin_url")  # the admin layout's links
+    bp.add_app_template_global(page_url, "mailconnect_page_url")  # the admin pager's
     bp.add_app_template_global(audit.describe, "mailconnect_describe")
     # The two pages that answer "who may see this" before any page runs: not an administrator,
     # and a host whose user objects need a hook (no ``id`` / name) to be told apart.

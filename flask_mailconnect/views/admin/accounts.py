@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, g, redirect, render_template, request, url_for
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup
+from werkzeug.local import LocalProxy
 
 from ... import accounts
 from ...forms import provider_title
@@ -15,13 +19,12 @@ from ...models import AccountStatus, MailAccount
 from ...providers import current_catalog
 from ..admin_forms import ActionForm
 from ..common import actor, admin_required, load_account, safe_back, search_text, state
-from .account_rows import account_rows
+from .account_rows import FIELDS, account_rows, options
 from .lists import LinkMap, keyset, link_pattern, owner_label, prime_owner_labels
 
-#: What the list shows of each account (read as plain rows: no model instance per row).
-LIST_COLUMNS = (MailAccount.id, MailAccount.email, MailAccount.display_name,
-                MailAccount.owner_kind, MailAccount.owner_id, MailAccount.provider,
-                MailAccount.status, MailAccount.active)  # fmt: skip
+#: What the list shows of each account: table columns, read as plain rows (no model instance
+#: per row), in the order :func:`.account_rows.account_rows` unpacks them.
+LIST_COLUMNS = tuple(MailAccount.__table__.c[name] for name in FIELDS)
 
 
 @admin_required
@@ -29,28 +32,59 @@ def admin_index() -> Any:
     return redirect(url_for(".admin_accounts"))
 
 
-def _account_filters() -> tuple[list[Any], dict[str, str]]:
+def _account_filters() -> tuple[tuple[str, ...], dict[str, Any], dict[str, str]]:
+    """The filters of the query string as a shape (which clauses apply; see
+    :func:`_account_where`) and the values of their bind parameters, and the filters' text."""
     args = {k: search_text(k) for k in ("q", "status", "scope", "provider")}
-    where: list[Any] = []
+    shape: list[str] = []
+    params: dict[str, Any] = {}
     if args["status"] == "inactive":
-        where.append(MailAccount.active.is_(False))
+        shape.append("inactive")
     elif args["status"]:
-        where.append(MailAccount.status == args["status"])
+        shape.append("status")
+        params["status"] = args["status"]
     if args["scope"]:
-        where.append(MailAccount.owner_kind == args["scope"])
+        shape.append("scope")
+        params["scope"] = args["scope"]
     if args["provider"]:
-        where.append(MailAccount.provider == args["provider"])
+        shape.append("provider")
+        params["provider"] = args["provider"]
     q = args["q"]
     if q:
-        like = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        matches: list[Any] = [sa.func.lower(MailAccount.email).like(like, escape="\\")]
-        matches.append(MailAccount.owner_id == q)
+        escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        shape.append("q")
+        params["like"], params["q"] = f"%{escaped}%", q
         hooks = state().hooks
         ids = [hooks.id_of(u) for u in hooks.search_users(q, 50)]
         if ids:
-            matches.append(sa.and_(MailAccount.owner_kind == "user", MailAccount.owner_id.in_(ids)))
+            shape.append("people")
+            params["people"] = ids
+    return tuple(shape), params, args
+
+
+def _account_where(shape: tuple[str, ...]) -> list[Any]:
+    """The WHERE clauses of a :func:`_account_filters` shape, their values bind parameters:
+    built once per shape (:func:`.lists.keyset`)."""
+    c = MailAccount.__table__.c
+    where: list[Any] = []
+    if "inactive" in shape:
+        where.append(c.active.is_(False))
+    if "status" in shape:
+        where.append(c.status == sa.bindparam("status"))
+    if "scope" in shape:
+        where.append(c.owner_kind == sa.bindparam("scope"))
+    if "provider" in shape:
+        where.append(c.provider == sa.bindparam("provider"))
+    if "q" in shape:
+        matches: list[Any] = [
+            sa.func.lower(c.email).like(sa.bindparam("like", type_=c.email.type), escape="\\"),
+            c.owner_id == sa.bindparam("q"),
+        ]
+        if "people" in shape:
+            people: Any = sa.bindparam("people", expanding=True)
+            matches.append(sa.and_(c.owner_kind == "user", c.owner_id.in_(people)))
         where.append(sa.or_(*matches))
-    return where, args
+    return where
 
 
 def _kind_name(kind: str) -> str:
@@ -63,9 +97,12 @@ def _kind_name(kind: str) -> str:
 
 @admin_required
 def admin_accounts() -> Any:
-    where, args = _account_filters()
-    rows, older, newer = keyset(MailAccount, where, LIST_COLUMNS)
-    owners = {(a.owner_kind, a.owner_id) for a in rows}
+    shape, params, args = _account_filters()
+    rows, older, newer = keyset(
+        MailAccount, lambda: _account_where(shape), LIST_COLUMNS, shape=shape, params=params
+    )
+    values = [tuple(r) for r in rows]  # by position (FIELDS): attribute access costs tenfold
+    owners = list(dict.fromkeys((r[3], r[4]) for r in values))
     prime_owner_labels(owners)
     kinds = ["user", "organization", *state().hooks.scopes]
     back = request.full_path
@@ -79,17 +116,19 @@ def admin_accounts() -> Any:
     }
     person = link_pattern("mailconnect.admin_user", "user_id")
     catalog = current_catalog()
-    form = ActionForm()
-    csrf_field = form.csrf_token(id=False)
+    form: Any = LocalProxy(_Once(ActionForm))  # built only for a template that uses it
+    csrf_field = _csrf_field() if _csrf_on() else form.csrf_token(id=False)
     # Translated once per page (models keep the English; the rows only look them up).
     labels = {status: gettext(label) for status, label in AccountStatus.LABELS.items()}
-    provider_names = {a.provider: catalog.get(a.provider) for a in rows}
-    provider_titles = {p.key: provider_title(p) for p in catalog}
-    owner_labels = {owner: owner_label(*owner) for owner in owners}
+    provider_names = {key: catalog.get(key) for key in dict.fromkeys(r[5] for r in values)}
+    listed = list(catalog)
+    provider_titles = {p.key: provider_title(p) for p in listed}
+    known = g.get("_mailconnect_owner_labels") or {}  # what prime_owner_labels found
+    owner_labels = {owner: known.get(owner) or owner_label(*owner) for owner in owners}
     kind_names = collections.defaultdict(str, {k: _kind_name(k) for k in kinds})
     status_labels = collections.defaultdict(str, labels)
     rows_html = account_rows(
-        rows,
+        values,
         links=links,
         person=person,
         owner_labels=owner_labels,
@@ -101,16 +140,24 @@ def admin_accounts() -> Any:
         csrf_field=csrf_field,
         back=back,
     )
+    statuses = [*labels.items(), ("inactive", gettext("Inactive"))]
+    providers = {p.key: p for p in listed}
+    kinds = list(dict.fromkeys(kinds))
     return render_template(
         "mailconnect/admin/accounts.html",
+        # The filters' options, written in Python (the lists below stay for templates
+        # overriding this one).
+        status_options=options(statuses, args["status"]),
+        scope_options=options(((k, kind_names[k]) for k in kinds), args["scope"]),
+        provider_options=options(((k, provider_titles[k]) for k in providers), args["provider"]),
         accounts=rows,
         rows_html=rows_html,
         older=older,
         newer=newer,
         args=args,
-        statuses=[*labels.items(), ("inactive", gettext("Inactive"))],
-        kinds=list(dict.fromkeys(kinds)),
-        providers={p.key: p for p in catalog},
+        statuses=statuses,
+        kinds=kinds,
+        providers=providers,
         provider_names=provider_names,
         provider_titles=provider_titles,
         action_form=form,
@@ -122,6 +169,30 @@ def admin_accounts() -> Any:
         status_labels=status_labels,
         back=back,
     )
+
+
+class _Once:
+    """``make()`` called on first use only (behind a ``LocalProxy``)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+        self.made: list[Any] = []
+
+    def __call__(self) -> Any:
+        if not self.made:
+            self.made.append(self.make())
+        return self.made[0]
+
+
+def _csrf_on() -> bool:
+    return bool(current_app.config.get("WTF_CSRF_ENABLED", True))
+
+
+def _csrf_field() -> Markup:
+    """``ActionForm().csrf_token(id=False)`` as WTForms writes it, without building the form
+    (its fields, translations and meta: most of what the field cost); tests compare the two."""
+    name = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    return Markup('<input name="{}" type="hidden" value="{}">').format(name, generate_csrf())
 
 
 def _set_active(account_id: int, active: bool) -> Any:

@@ -11,12 +11,14 @@ per row and per link was most of a list page's time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+import threading
+import weakref
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import sqlalchemy as sa
-from flask import current_app, g, url_for
+from flask import current_app, g, has_request_context, request, url_for
 from markupsafe import Markup
 
 from ...i18n import gettext
@@ -30,7 +32,12 @@ def page_size() -> int:
 
 
 def keyset(
-    model: Any, where: list[Any], columns: Sequence[Any] = ()
+    model: Any,
+    where: list[Any] | Callable[[], list[Any]],
+    columns: Sequence[Any] = (),
+    *,
+    shape: Hashable = None,
+    params: Mapping[str, Any] | None = None,
 ) -> tuple[list[Any], int | None, int | None]:
     """One page of ``model`` rows, newest first: ``(rows, older_cursor, newer_cursor)``.
 
@@ -38,31 +45,74 @@ def keyset(
     scan on the primary key, as fast on the last page as on the first. ``columns`` (``id``
     among them): read only those, as plain rows with attribute access, not model instances
     (what a list shows; building fifty full instances was a good part of its time).
+
+    ``shape``: the page's statement is built once per process and ``shape`` (with the page
+    size and direction) and reused: ``where`` is then a function returning clauses whose values
+    are bind parameters (``sa.bindparam``), their values in ``params``, and ``columns`` are
+    table columns. Building the statement and its cache key was a good part of a page's time.
     """
     size = page_size()
     after, before = query_id("after"), query_id("before")
-    query = sa.select(*columns) if columns else sa.select(model)
-    query = query.where(*where)
-
-    def fetch(query: Any) -> list[Any]:
+    direction = "before" if before is not None else "after" if after is not None else ""
+    if shape is not None:
+        key = (model, shape, tuple(columns), direction, size)
+        query = _statements.get(key)
+        if query is None:
+            query = _page_statement(model, where, columns, direction, size, bound=True)
+            if len(_statements) < _STATEMENTS_MAX:
+                _statements[key] = query
+        values = dict(params or {})
+        if direction:
+            values["mc_cursor"] = before if before is not None else after
+        rows = list(state().session.execute(query, values).all())
+    else:
+        query = _page_statement(model, where, columns, direction, size, bound=False)
+        if direction == "before":
+            query = query.where(model.id > before)
+        elif direction == "after":
+            query = query.where(model.id < after)
         session = state().session
-        return list(session.execute(query).all() if columns else session.scalars(query))
-
-    if before is not None:
-        query = query.where(model.id > before).order_by(model.id.asc()).limit(size + 1)
-        rows = fetch(query)
+        rows = list(session.execute(query).all() if columns else session.scalars(query))
+    if direction == "before":
         has_newer = len(rows) > size
         rows = list(reversed(rows[:size]))
         older = rows[-1].id if rows else None
         return rows, older, rows[0].id if rows and has_newer else None
-    if after is not None:
-        query = query.where(model.id < after)
-    rows = fetch(query.order_by(model.id.desc()).limit(size + 1))
     has_older = len(rows) > size
     rows = rows[:size]
     older = rows[-1].id if rows and has_older else None
-    newer = rows[0].id if rows and after is not None else None
+    newer = rows[0].id if rows and direction == "after" else None
     return rows, older, newer
+
+
+#: ``{(model, shape, columns, direction, size): statement}`` for :func:`keyset` (bounded: a shape
+#: names which filters a list applies, not their values).
+_statements: dict[Hashable, Any] = {}
+_STATEMENTS_MAX = 512
+
+
+def _page_statement(
+    model: Any,
+    where: list[Any] | Callable[[], list[Any]],
+    columns: Sequence[Any],
+    direction: str,
+    size: int,
+    *,
+    bound: bool,
+) -> Any:
+    """The select of one page, newest first (oldest first for ``before``, reversed by the
+    caller); ``bound``: with the cursor as the ``mc_cursor`` bind parameter."""
+    query = sa.select(*columns) if columns else sa.select(model)
+    query = query.where(*(where() if callable(where) else where))
+    ident = model.__table__.c.id if bound else model.id
+    cursor = sa.bindparam("mc_cursor", type_=sa.Integer())
+    if direction == "before":
+        if bound:
+            query = query.where(ident > cursor)
+        return query.order_by(ident.asc()).limit(size + 1)
+    if direction == "after" and bound:
+        query = query.where(ident < cursor)
+    return query.order_by(ident.desc()).limit(size + 1)
 
 
 # -- owner names (host callbacks, once per distinct owner on the page) --------------------------
@@ -263,7 +313,12 @@ class LinkPattern(NamedTuple):
         """:meth:`__call__` as a plain ``str``, for HTML written in Python: safe as it is (the
         halves are escaped; a quoted segment holds only ``%XX``, letters, digits and ``_.-~``)
         without the two ``Markup`` concatenations, which escape their operand again."""
-        segment = str(ident) if isinstance(ident, int) else quote(str(ident), safe="")
+        if isinstance(ident, int):
+            segment = str(ident)
+        elif isinstance(ident, str) and ident.isascii() and ident.isalnum():
+            segment = ident  # what quote() would return: ASCII letters and digits only
+        else:
+            segment = quote(str(ident), safe="")
         return f"{self.head}{segment}{self.tail}"
 
 
@@ -283,9 +338,57 @@ class LinkMap(dict[Any, Markup]):
 
 def link_pattern(endpoint: str, key: str, **values: Any) -> LinkPattern:
     """``url_for(endpoint, **{key: id}, **values)`` for many ids, from one ``url_for``: the
-    URL is built once with a marker for the id and split around it."""
+    URL is built once with a marker for the id and split around it (and kept: see
+    :func:`cached_url`)."""
+    return _cached(("pattern", endpoint, key), values, lambda: _pattern(endpoint, key, values))
+
+
+def _pattern(endpoint: str, key: str, values: dict[str, Any]) -> LinkPattern:
     url = url_for(endpoint, **{key: _MARKER, **values})
     head, found, tail = url.partition(str(_MARKER))
     if not found:
         raise ValueError(f"{endpoint}: {key} is not in its URL")
     return LinkPattern(Markup.escape(head), Markup.escape(tail))
+
+
+def page_url(key: str, cursor: int, args: Mapping[str, Any]) -> Markup:
+    """The pager's link: ``url_for(request.endpoint, **{key: cursor}, **args)`` (``key``:
+    ``after`` or ``before``), from a kept :func:`link_pattern`."""
+    return link_pattern(str(request.endpoint), key, **args)(cursor)
+
+
+def cached_url(endpoint: str, **values: Any) -> str:
+    """``url_for(endpoint, **values)``, kept per app for the request's root, host and scheme
+    (what else the URL depends on), so that the links every admin page repeats (its tabs,
+    its stylesheet) are built once, not per request: ``url_for`` was a good part of a list
+    page's time. Where the host registered ``@url_defaults`` (which may read anything), every
+    call builds its URL."""
+    return _cached(("url", endpoint), values, lambda: url_for(endpoint, **values))
+
+
+#: Per app: ``{(what, request root, host, scheme, values): url or pattern}`` (bounded).
+_urls: weakref.WeakKeyDictionary[Any, dict[Hashable, Any]] = weakref.WeakKeyDictionary()
+_URLS_MAX = 1024
+_urls_lock = threading.Lock()
+
+
+def _cached(what: tuple[str, ...], values: dict[str, Any], build: Callable[[], Any]) -> Any:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if not has_request_context() or any(app.url_default_functions.values()):
+        return build()
+    try:
+        key = (*what, request.script_root, request.host, request.scheme,
+               tuple(values.items()))  # fmt: skip  # in order: the query string keeps it
+        hash(key)
+    except TypeError:  # a value that cannot be a key: built every time
+        return build()
+    per_app = _urls.get(app)
+    if per_app is None:
+        with _urls_lock:  # threaded workers: WeakKeyDictionary writes one at a time
+            per_app = _urls.setdefault(app, {})
+    found = per_app.get(key)
+    if found is None:
+        found = build()
+        if len(per_app) < _URLS_MAX:  # a crafted Host header or query fills no memory
+            per_app[key] = found
+    return found
