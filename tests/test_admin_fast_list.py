@@ -20,8 +20,9 @@ from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask, render_template_string, template_rendered
+from flask import Flask, render_template_string, template_rendered, url_for
 from flask_wtf.csrf import validate_csrf
+from markupsafe import escape
 
 from flask_mailconnect import MailConnect, metadata
 from flask_mailconnect.models import MailAccount
@@ -244,6 +245,22 @@ def test_tab_links_take_a_hosts_url_defaults(list_app: tuple[Flask, MailConnect]
     second = _tabs(client.get("/email/admin/accounts").get_data(as_text=True))
     assert first[0] == "/email/admin/accounts?tenant=north"
     assert second[0] == "/email/admin/accounts?tenant=south"
+
+
+def test_a_pager_link_whose_search_holds_the_marker_digits_is_still_right(
+    list_app: tuple[Flask, MailConnect],
+) -> None:
+    """The pager's links are one url_for split at a marker number: a search term holding
+    those digits (sorted before the cursor) must not move the cut."""
+    from flask_mailconnect.views.admin.lists import _MARKER, page_url
+
+    app, _ext = list_app
+    app.url_map.sort_parameters = True  # "account" sorts before "after": the term comes first
+    term = f"x{_MARKER}y"
+    with app.test_request_context("/email/admin/audit"):
+        for cursor in (5, 12345):
+            want = url_for("mailconnect.admin_audit", account=term, after=cursor)
+            assert str(page_url("after", cursor, {"account": term})) == escape(want)
 
 
 @pytest.mark.parametrize("owner_id", ["7", "a b/c", "Zx9"])

@@ -117,8 +117,9 @@ def _pieces(**constants: Any) -> tuple[str, ...]:
     found = _pieces_made.get(key)
     if found is None:
         found = tuple(piece.format(**constants) for piece in _SPLIT[0::2])
-        if len(_pieces_made) < _PIECES_MAX:
-            _pieces_made[key] = found
+        if len(_pieces_made) >= _PIECES_MAX:  # many link roots or queries: start over
+            _pieces_made.clear()
+        _pieces_made[key] = found
     return found
 
 

@@ -344,11 +344,13 @@ def link_pattern(endpoint: str, key: str, **values: Any) -> LinkPattern:
 
 
 def _pattern(endpoint: str, key: str, values: dict[str, Any]) -> LinkPattern:
-    url = url_for(endpoint, **{key: _MARKER, **values})
-    head, found, tail = url.partition(str(_MARKER))
-    if not found:
-        raise ValueError(f"{endpoint}: {key} is not in its URL")
-    return LinkPattern(Markup.escape(head), Markup.escape(tail))
+    for marker in (_MARKER, *(_MARKER + n for n in range(1, 4))):
+        url = url_for(endpoint, **{key: marker, **values})
+        # Once, or a search term holding the marker's digits would cut the link elsewhere.
+        if url.count(str(marker)) == 1:
+            head, _, tail = url.partition(str(marker))
+            return LinkPattern(Markup.escape(head), Markup.escape(tail))
+    raise ValueError(f"{endpoint}: {key} is not in its URL once")
 
 
 def page_url(key: str, cursor: int, args: Mapping[str, Any]) -> Markup:
@@ -376,6 +378,8 @@ def _cached(what: tuple[str, ...], values: dict[str, Any], build: Callable[[], A
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if not has_request_context() or any(app.url_default_functions.values()):
         return build()
+    if what[1].startswith("."):  # relative to the request's blueprint: not one URL per key
+        return build()
     try:
         key = (*what, request.script_root, request.host, request.scheme,
                tuple(values.items()))  # fmt: skip  # in order: the query string keeps it
@@ -389,6 +393,7 @@ def _cached(what: tuple[str, ...], values: dict[str, Any], build: Callable[[], A
     found = per_app.get(key)
     if found is None:
         found = build()
-        if len(per_app) < _URLS_MAX:  # a crafted Host header or query fills no memory
-            per_app[key] = found
+        if len(per_app) >= _URLS_MAX:  # a crafted Host header or many queries: start over
+            per_app.clear()
+        per_app[key] = found
     return found
