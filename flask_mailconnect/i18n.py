@@ -17,9 +17,13 @@ The bottom layer: it imports nothing of the package, so every module may use it.
 from __future__ import annotations
 
 import os
+import threading
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from flask import current_app, has_app_context
+from flask.globals import _cv_app
 from markupsafe import Markup, escape
 
 try:  # optional dependency (the ``babel`` extra); deferred imports would hide a missing one
@@ -45,19 +49,38 @@ def _translations() -> Any:
     ``<locale>/LC_MESSAGES/flask_mailconnect.mo`` there overrides the strings it contains
     (Babel's merge lets the later catalogue win) and keeps ours for the rest.
     """
-    if Domain is None or not has_app_context():
+    # Every _mc in a template lands here (dozens a page): the app context straight from its
+    # context variable (``current_app`` is a proxy, several times slower), and the answer kept
+    # on that context for as long as the locale object stays the same. Flask-Babel's
+    # force_locale swaps the object, so a forced locale is never answered from this cache; a
+    # new request is a new context, so nothing carries over between requests.
+    ctx = _cv_app.get(None)
+    if ctx is None or Domain is None:
         return None
-    babel = current_app.extensions.get("babel")
+    babel = ctx.app.extensions.get("babel")
     if babel is None:
         return None
+    locale = get_locale()
+    kept = getattr(ctx, _CTX_KEY, None)
+    if kept is not None and kept[0] is locale and kept[1] is babel:
+        return kept[2]
+    found = _catalogue(babel, locale)
+    setattr(ctx, _CTX_KEY, (locale, babel, found))
+    return found
+
+
+#: The attribute of the app context holding ``(locale, babel, catalogue)`` (see above).
+_CTX_KEY = "_mailconnect_catalogue"
+
+
+def _catalogue(babel: Any, locale: Any) -> Any:
     directories = (TRANSLATIONS, *babel.translation_directories)
     entry = _domains.get(directories)
     if entry is None:
         entry = _domains[directories] = (Domain(list(directories), domain=DOMAIN), {})
     domain, by_locale = entry
-    # Keyed by the Locale itself (as Flask-Babel's force_locale changes it): a page makes
-    # hundreds of look-ups, and the Domain's own cache keys on str(locale), which is slower.
-    locale = get_locale()
+    # Keyed by the Locale itself (as Flask-Babel's force_locale changes it): the Domain's own
+    # cache keys on str(locale), which is slower.
     found = by_locale.get(locale)
     if found is None:
         found = by_locale[locale] = domain.get_translations()
@@ -111,6 +134,37 @@ def markup_ngettext(singular: str, plural: str, num: int, **variables: Any) -> M
     """``_mc_n`` in templates: :func:`markup_gettext` with a plural (``%(num)d``)."""
     variables.setdefault("num", num)
     return Markup(_nlookup(singular, plural, num)) % variables  # noqa: S704  # as above
+
+
+#: Per app: ``{(name, catalogue): Markup}`` for :func:`cached_fragment`.
+_fragments: weakref.WeakKeyDictionary[Any, dict[tuple[str, Any], Markup]] = (
+    weakref.WeakKeyDictionary()
+)
+_fragments_lock = threading.Lock()
+
+
+def cached_fragment(name: str, caller: Callable[[], str]) -> Markup:
+    """``{% call mailconnect_cached("name") %}...{% endcall %}`` in templates: the block rendered
+    once per app and catalogue (the request's language), then reused.
+
+    Only for blocks whose text depends on nothing but the language: ``_mc`` of fixed strings,
+    literal markup (the script's words, the signature toolbar). A block that reads the request,
+    the account, the config or anything else must not be wrapped: its first rendering would be
+    shown to everyone. ``name`` tells the blocks apart (one per place it is used).
+    """
+    ctx = _cv_app.get(None)
+    # No app: nothing to keep it for. Templates reloaded when edited (debug,
+    # TEMPLATES_AUTO_RELOAD): an edit must show at once, so nothing is kept either.
+    if ctx is None or ctx.app.jinja_env.auto_reload:
+        return Markup(caller())  # noqa: S704  # the block's own (escaped) rendering
+    key = (name, _translations())  # the catalogue object itself: one per app and language
+    per_app = _fragments.get(ctx.app)
+    found = per_app.get(key) if per_app is not None else None
+    if found is None:
+        found = Markup(caller())  # noqa: S704  # as above
+        with _fragments_lock:  # threaded workers: WeakKeyDictionary writes one at a time
+            _fragments.setdefault(ctx.app, {})[key] = found
+    return found
 
 
 def current_locale() -> str:
@@ -201,6 +255,7 @@ __all__ = [
     "LazyString",
     "current_locale",
     "N_",
+    "cached_fragment",
     "gettext",
     "lazy_gettext",
     "lazy_ngettext",

@@ -3,12 +3,14 @@ and :func:`admin_required`, the one gate of the admin pages."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import wraps
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from flask_wtf.csrf import ValidationError, validate_csrf
 from werkzeug.exceptions import Forbidden, NotFound
@@ -17,8 +19,8 @@ from werkzeug.routing import ValidationError as NoMatch
 
 from ..codes import MESSAGES
 from ..exceptions import PermissionDenied
-from ..forms import provider_title
-from ..i18n import N_, gettext, lazy_gettext, ngettext
+from ..forms import checkbox_html, provider_title
+from ..i18n import N_, cached_fragment, gettext, lazy_gettext, ngettext
 from ..models import MailAccount
 from ..oauth.client import safe_next
 from ..oauth.refresh import REMEDY_TEMPLATES
@@ -98,9 +100,27 @@ def actor() -> Actor:
     return g.mailconnect_actor
 
 
-def load_account(account_id: int, action: str) -> MailAccount:
-    """The account, if the actor may ``action`` it; otherwise 404 so ids reveal nothing."""
-    account = state().session.get(MailAccount, account_id)
+@functools.cache
+def by_id() -> sa.Select[MailAccount]:
+    """One account by id, as ``session.get`` loads it (no autoflush), but built once (on first
+    use: at import it would configure the mappers): ``get`` makes and annotates a new
+    statement per call, a third of what loading an account costs."""
+    query = sa.select(MailAccount).where(MailAccount.id == sa.bindparam("account_id"))
+    return query.execution_options(autoflush=False)
+
+
+def load_account(
+    account_id: int, action: str, *, query: sa.Select[MailAccount] | None = None
+) -> MailAccount:
+    """The account, if the actor may ``action`` it; otherwise 404 so ids reveal nothing.
+
+    ``query``: :func:`by_id` (the default) or one made from it loading fewer columns (a page
+    showing some).
+    """
+    # One row by primary key; an account this session already holds comes back as that same
+    # object (unchanged), as with session.get.
+    found = state().session.scalars(by_id() if query is None else query, {"account_id": account_id})
+    account = found.first()
     if account is None or not state().policy.can(actor(), action, account.owner):
         abort(404)
     return account
@@ -333,3 +353,7 @@ def install(bp: Blueprint) -> None:
     bp.add_app_template_filter(security_label, "mailconnect_security")
     # A code's stock wording (stored and produced in English) in the reader's language.
     bp.add_app_template_global(localize, "mailconnect_message")
+    # Blocks that depend on the language alone, rendered once per app and language.
+    bp.add_app_template_global(cached_fragment, "mailconnect_cached")
+    # The checkbox macro's plain case (mailconnect/_field.html), written in Python.
+    bp.add_app_template_global(checkbox_html, "mailconnect_checkbox")

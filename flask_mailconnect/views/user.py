@@ -6,37 +6,53 @@ views commit, flash and redirect. No sockets and no queries beyond loading throu
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from sqlalchemy.orm import load_only
 
 from .. import accounts
 from ..exceptions import ConnectionTestFailed, InvalidSettings, TooManyTests
-from ..forms import AccountSettingsForm, ConfirmForm, ConnectForm, ReconnectForm
+from ..forms import (
+    AccountSettingsForm,
+    ConfirmForm,
+    ConnectForm,
+    ReconnectForm,
+    provider_title,
+)
 from ..i18n import gettext
 from ..models import MailAccount
 from ..providers import current_catalog
 from ..signatures import sanitize_signature
 from .admin.lists import link_pattern
-from .common import actor, load_account, ports, safe_back, state
+from .common import actor, by_id, load_account, ports, safe_back, state
 from .connect import ConnectPage, json_test, page_test, render_connect, wizard, wizard_test
 from .messages import after_save
-from .oauth import disconnect_hint, oauth_provider
+from .oauth import disconnect_hint
 
 
 def index() -> Any:
-    owner = actor().owner
-    mine = accounts.accounts_for(state(), owner)
+    who, runtime = actor(), state()
+    owner = who.owner
+    mine = accounts.account_cards(runtime, owner)  # the columns the cards show
     limit = accounts.account_limit(owner)
+    catalog = current_catalog()  # once for the page: each look-up re-checks the configuration
+    found = {key: catalog.get(key) for key in {a.provider for a in mine}}
     return render_template(
         "mailconnect/index.html",
         accounts=mine,
         limit=limit,
         at_limit=limit is not None and len(mine) >= limit,
-        can_connect=state().policy.can(actor(), "manage", owner),
+        can_connect=runtime.policy.can(who, "manage", owner),
         # Once per page, not per card (the card template's cost was per account).
         account_url=link_pattern("mailconnect.account", "account_id"),
-        oauth_providers={a.provider: oauth_provider(a.provider) for a in mine},
+        # What oauth_provider() and the mailconnect_provider filter answer, per provider key.
+        oauth_providers={
+            k: p if p is not None and p.offers_oauth else None for k, p in found.items()
+        },
+        provider_names={k: provider_title(p) if p else k for k, p in found.items()},
     )
 
 
@@ -71,8 +87,35 @@ def _account_form_data(account: MailAccount) -> dict[str, Any]:
     }
 
 
+#: Columns the account page never shows (token times, folders, sync positions, bookkeeping):
+#: a third of the row, left out of its GET (a POST saves: it loads the whole account).
+_NOT_SHOWN = frozenset({
+    "token_expires_at", "token_refreshed_at", "token_scopes", "graph_token_expires_at",
+    "oauth_issuer", "oauth_subject", "folder_inbox", "folder_sent", "folder_archive",
+    "folder_trash", "sync_uidvalidity", "sync_uidnext", "last_sent_at", "last_checked_at",
+    "connected_by", "created_at", "updated_at",
+})  # fmt: skip
+
+
+@functools.cache
+def _page_query() -> sa.Select[MailAccount]:
+    """The account page's load: what it shows (built on first use: inspecting the columns
+    configures the mappers). Any other attribute a host's own account.html reads is loaded on
+    first use (one more query), so it still reads right. Deferred columns, the secrets, stay
+    deferred: they are never loaded for a page."""
+    shown = (
+        getattr(MailAccount, column.key)
+        for column in sa.inspect(MailAccount).column_attrs
+        if column.key not in _NOT_SHOWN and not column.deferred
+    )
+    return by_id().options(load_only(*shown))
+
+
 def account(account_id: int) -> Any:
-    acct = load_account(account_id, "manage" if request.method == "POST" else "view")
+    if request.method == "POST":
+        acct = load_account(account_id, "manage")
+    else:
+        acct = load_account(account_id, "view", query=_page_query())
     form = AccountSettingsForm(data=_account_form_data(acct))
     if form.validate_on_submit():
         try:
@@ -89,7 +132,10 @@ def account(account_id: int) -> Any:
         account=acct,
         form=form,
         # The editor shows what would be stored: never the raw text someone posted.
-        editor_html=sanitize_signature(form.signature_html.data or ""),
+        # (Nothing to clean in an empty signature: the cleaner's set-up is the costly part.)
+        editor_html=sanitize_signature(form.signature_html.data)
+        if form.signature_html.data
+        else "",
         can_manage=state().policy.can(actor(), "manage", acct.owner),
         can_read=state().policy.can(actor(), "read", acct.owner),
     ), (422 if form.errors else 200)
