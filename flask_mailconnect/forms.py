@@ -60,7 +60,7 @@ def html_params(**kwargs: Any) -> Markup:
     return Markup(" ".join(params))  # noqa: S704  # every key and value escaped above
 
 
-#: What :func:`markupsafe.escape` replaces, and with what (tests/test_pages_fast_forms.py
+#: What :func:`markupsafe.escape` replaces, and with what (tests/test_pages_fast_pages.py
 #: compares the two).
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&#39;", '"': "&#34;"})
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from flask import Flask, url_for
 from jinja2 import ChoiceLoader, DictLoader
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from wtforms import Form, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 from wtforms.widgets import TextArea, TextInput
@@ -77,6 +77,30 @@ def test_account_page_links_equal_url_for(app: Flask, script_name: str) -> None:
     assert f'href="{folders}"' in html and f'href="{index}"' in html
     assert f'action="{notifications}"' in html and f'action="{sync}"' in html
     assert html.count(f"/accounts/{account_id}/") == 5  # nothing else points elsewhere
+
+
+def test_account_page_links_keep_a_hosts_url_defaults_query(app: Flask) -> None:
+    """A host whose @url_defaults add a value the rule does not take (a query string): the
+    links are url_for's, never the account's URL with a suffix glued after its query."""
+
+    @app.url_defaults
+    def add_language(endpoint: str, values: dict[str, Any]) -> None:
+        if endpoint.startswith("mailconnect."):
+            values.setdefault("lang", "de")
+
+    account_id = add_account(
+        app, ("user", "1"), "alice@example.test", imap_host="imap.example.test",
+        imap_port=993, imap_security="ssl",
+    )  # fmt: skip
+    client = app.test_client()
+    login(client, 1)
+    html = client.get(f"/email/accounts/{account_id}").get_data(as_text=True)
+    disconnect, reconnect, folders, notifications, sync, _index = _links(app, account_id)
+    assert disconnect.endswith("/disconnect?lang=de")
+    for link in (disconnect, reconnect, folders):
+        assert f'href="{escape(link)}"' in html
+    assert f'action="{escape(notifications)}"' in html and f'action="{escape(sync)}"' in html
+    assert "?lang=de/" not in html
 
 
 def test_oauth_account_page_test_link_equals_url_for(app: Flask) -> None:
