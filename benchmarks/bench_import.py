@@ -8,14 +8,15 @@ time over that budget. The note names the heaviest packages the import still pul
 ``python -X importtime``.
 
 Three rows: ``import flask_mailconnect`` alone (the package's public names load on first use,
-PEP 562); ``from flask_mailconnect import MailConnect`` (the extension with its views, forms and
-models); and that import plus ``MailConnect(app, db=db)`` on a minimal app (SQLite in memory,
-an encryption key set), which is what a host's app factory pays at start-up. The third row
-keeps work moved from the import into ``init_app`` in the figure: only work deferred past
-start-up (to a first request or a first call) leaves it. Its baseline is the host stack's
-import plus the host's own ``Flask()`` and ``SQLAlchemy(app)``. Heavy third-party packages
-(Authlib and joserfc, dnspython, publicsuffixlist) load where they are first used, so no row
-includes them; cryptography is in the third row (``init_app`` checks the keys).
+PEP 562); ``from flask_mailconnect import MailConnect`` (the extension and its models; the
+views, forms and use-cases load on their first request or call); and that import plus
+``MailConnect(app, db=db)`` on a minimal app (SQLite in memory, an encryption key set),
+which is what a host's app factory pays at start-up. The third row keeps work moved from the
+import into ``init_app`` in the figure: only work deferred past start-up (to a first request
+or a first call) leaves it. Its baseline is the host stack's import plus the host's own
+``Flask()`` and ``SQLAlchemy(app)``. Heavy third-party packages (Authlib and joserfc,
+dnspython, publicsuffixlist, cryptography) load where they are first used, so no row includes
+them (``init_app`` checks the keys' format without cryptography).
 
 Bytecode is compiled first (:func:`_compile`), as ``pip install`` does for a wheel: with
 ``PYTHONDONTWRITEBYTECODE`` set (as on CI machines) an editable checkout would otherwise compile

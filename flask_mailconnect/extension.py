@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 
-# health, sending, migrations: imported by the method using them, not at start-up (issue 13).
-from . import accounts, sync
-from .accounts.status import AccountEvents
+from .account_events import AccountEvents
 from .cli import cli_group
 from .config import apply_defaults
 from .crypto import check_keys
 from .detection import Detection
 from .detection import detect as run_detect
 from .exceptions import EncryptionKeyError, NoSenderAccount
+from .host_callbacks import HostCallbacks
 from .i18n import current_locale, markup_gettext, markup_ngettext
 from .models import MailAccount, SyncedMessage, metadata
 from .owners import ORGANIZATION_OWNER, Actor, Owner, Scope, owner_key
@@ -25,24 +23,27 @@ from .providers import check_config as check_providers
 from .providers.detect import check_config as check_detection
 from .runtime import Hooks, Runtime, current_runtime
 from .scopes import Policy
-from .sync_on_save import SaveSync, load_on_save
 from .transport.settings import ConnectionReport, ServerSettings
-from .transport.tester import test_connection as run_test
 from .views import create_blueprint
 
+# The use-cases (accounts, sync, health, sending, migrations, the connection tester) are
+# imported by the method using them, not at start-up: a host's app factory and every worker
+# and CLI start would pay for them (issue 13; tests/test_import_weight.py).
 if TYPE_CHECKING:
     from email.message import Message
 
     from flask_sqlalchemy import SQLAlchemy
 
+    from . import sync
+    from .accounts import OwnerResult
     from .health import CheckResult
     from .sending import Sender, SendResult
+    from .sync_on_save import SaveSync
 
 log = logging.getLogger("flask_mailconnect")
-F = TypeVar("F", bound=Callable[..., Any])
 
 
-class MailConnect:
+class MailConnect(HostCallbacks):
     """Flask extension. ``MailConnect(app, db=db)`` or ``MailConnect()`` then ``init_app``."""
 
     def __init__(self, app: Flask | None = None, *, db: SQLAlchemy | None = None, **kw: Any):
@@ -93,127 +94,6 @@ class MailConnect:
                 create_blueprint(), url_prefix=app.config["MAILCONNECT_URL_PREFIX"]
             )
 
-    # -- host callbacks (decorators return the function, like Flask-Login's) -----------------
-
-    def user_loader(self, func: F) -> F:
-        """``() -> user | None``: the person using the pages (default: Flask-Login)."""
-        self.hooks.user_loader = func
-        return func
-
-    def admin_checker(self, func: F) -> F:
-        """``(user) -> bool``: may this user manage other people's accounts?"""
-        self.hooks.admin_checker = func
-        return func
-
-    def user_label(self, func: F) -> F:
-        """``(user) -> str``: how a user is named in pages and the audit trail."""
-        self.hooks.user_label = func
-        return func
-
-    def user_id(self, func: F) -> F:
-        """``(user) -> str``: the id personal accounts are stored under (default ``get_id()``)."""
-        self.hooks.user_id = func
-        return func
-
-    def user_search(self, func: F) -> F:
-        """``(query: str, limit: int) -> list of users``: find people for the admin pages."""
-        self.hooks.user_search = func
-        return func
-
-    def user_getter(self, func: F) -> F:
-        """``(user_id: str) -> user | None``: load a person by the id accounts are stored under
-        (admin pages: a user's accounts, names in lists and the audit trail)."""
-        self.hooks.user_getter = func
-        return func
-
-    def enqueue(self, func: F) -> F:
-        """``(job: str, **kwargs) -> None``: put a job on the host's queue (optional).
-
-        ``job`` names a function of :mod:`flask_mailconnect.jobs` (today ``"sync_account"``,
-        with ``account_id`` and ``limit``, when an account is saved). With RQ:
-        ``queue.enqueue(f"flask_mailconnect.jobs.{job}", **kwargs)``; with Celery: call your
-        task wrapping that function, ``tasks[job].delay(**kwargs)``. Without this callback
-        (or when it raises) the work runs in the request, bounded in time
-        (``MAILCONNECT_SYNC_ON_SAVE_TIMEOUT``).
-        """
-        self.hooks.enqueue = func
-        return func
-
-    def users_getter(self, func: F) -> F:
-        """``(user_ids: list[str]) -> {user_id: user}``: load many people at once (optional).
-
-        The admin lists (every account, the audit trail) name one person per row: with this
-        callback they load everyone on the page in one call (one query) instead of calling
-        ``@user_getter`` once per person. Ids missing from the answer count as unknown.
-        """
-        self.hooks.users_getter = func
-        return func
-
-    def get_users(self, user_ids: Iterable[str]) -> dict[str, Any]:
-        """``{id: user}`` for the ids that exist: ``@users_getter`` in one call when set, else
-        ``@user_getter`` once per distinct id (``{}`` without either)."""
-        return self.hooks.get_users(user_ids)
-
-    def search_users(self, query: str, limit: int = 20) -> list[Any]:
-        """People matching ``query`` through ``@user_search`` (``[]`` without the callback)."""
-        return self.hooks.search_users(query, limit)
-
-    def get_user(self, user_id: str) -> Any:
-        """The person with ``user_id`` through ``@user_getter`` (``None`` without it)."""
-        return self.hooks.get_user(user_id)
-
-    def organization_access(self, func: F) -> F:
-        """``(user) -> bool``: may this signed-in user see and send from the organisation's
-        accounts? Default: everyone signed in."""
-        self.hooks.organization_access = func
-        return func
-
-    def permission_rule(self, func: F) -> F:
-        """``(actor, action, owner) -> bool | None``: decide a permission before the policy.
-
-        Return ``True`` or ``False`` to decide, ``None`` to let the policy's rules decide.
-        ``actor`` is an :class:`~flask_mailconnect.scopes.Actor` (``actor.user`` is the host's
-        user), ``action`` one of ``view``, ``use``, ``manage``, ``admin``, ``owner`` a
-        ``(kind, id)`` pair.
-        """
-        self.hooks.permission_rule = func
-        return func
-
-    def register_scope(
-        self,
-        kind: str,
-        *,
-        load: Callable[[str], Any],
-        label: Callable[[Any], str] = str,
-        can_manage: Callable[[Any, Any], bool] | None = None,
-        can_use: Callable[[Any, Any], bool] | None = None,
-        list: Callable[[], Any] | None = None,  # noqa: A002 - the documented keyword
-        ident: Callable[[Any], Any] | None = None,
-        title: str = "",
-        title_plural: str = "",
-    ) -> Scope:
-        """Declare an owner kind of the host, such as ``"project"``.
-
-        ``load(id) -> obj | None`` finds one (``id`` is a string); ``label(obj) -> str`` names
-        it in pages; ``can_manage(user, obj)`` and ``can_use(user, obj)`` decide who may
-        connect/disconnect and who may send from its accounts (admins always manage);
-        ``list() -> iterable of obj`` feeds the scope's settings page (every row, eager-load
-        what ``can_manage`` and ``label`` read); ``ident(obj)`` gives its id (default
-        ``obj.id``); ``title`` / ``title_plural`` name the kind ("Project", "Projects").
-        """
-        if kind in ("user", "organization") or not kind.isidentifier() or len(kind) > 32:
-            raise ValueError(f"cannot register scope {kind!r}")
-        options: dict[str, Any] = {"load": load, "label": label, "list": list}
-        if can_manage is not None:
-            options["can_manage"] = can_manage
-        if can_use is not None:
-            options["can_use"] = can_use
-        if ident is not None:
-            options["ident"] = lambda obj: str(ident(obj))
-        scope = Scope(kind=kind, title=title, title_plural=title_plural, **options)
-        self.hooks.scopes[kind] = scope
-        return scope
-
     # -- helpers used by views and the service --------------------------------------------
 
     @classmethod
@@ -259,6 +139,8 @@ class MailConnect:
 
     def test_connection(self, settings: ServerSettings) -> ConnectionReport:
         """Check SMTP and IMAP in parallel with the app's network policy. No database."""
+        from .transport.tester import test_connection as run_test
+
         return run_test(with_hints(settings), self._state().transport_options())
 
     def connect_manual(
@@ -270,6 +152,8 @@ class MailConnect:
         display_name: str | None = None,
     ) -> MailAccount:
         """Test ``settings``, then store a password account for ``owner`` (see accounts.py)."""
+        from . import accounts
+
         return accounts.connect_manual(
             self._state(),
             owner=owner_key(owner),
@@ -282,6 +166,8 @@ class MailConnect:
         self, account: MailAccount, *, settings: ServerSettings, actor: Any = None
     ) -> MailAccount:
         """Sign an existing account in again (new password or servers), keeping its settings."""
+        from . import accounts
+
         return accounts.reconnect_manual(
             self._state(), account, settings=settings, actor=self.actor_for(actor)
         )
@@ -290,20 +176,28 @@ class MailConnect:
         self, account: MailAccount, *, actor: Any = None, **changes: Any
     ) -> set[str]:
         """Change display name, signature, notifications or default; returns changed names."""
+        from . import accounts
+
         return accounts.update_account(
             self._state(), account, actor=self.actor_for(actor), **changes
         )
 
     def disconnect(self, account: MailAccount, *, actor: Any = None) -> None:
         """Delete the account, its credentials and its synced mail (pinned mail is kept)."""
+        from . import accounts
+
         accounts.disconnect(self._state(), account, actor=self.actor_for(actor))
 
     def deactivate(self, account: MailAccount, *, actor: Any = None) -> None:
         """ "Active: no": keep the account but stop its use for sending."""
+        from . import accounts
+
         accounts.set_active(self._state(), account, False, actor=self.actor_for(actor))
 
     def reactivate(self, account: MailAccount, *, actor: Any = None) -> None:
         """Undo :meth:`deactivate`."""
+        from . import accounts
+
         accounts.set_active(self._state(), account, True, actor=self.actor_for(actor))
 
     def create_handover(
@@ -316,6 +210,8 @@ class MailConnect:
     ) -> MailAccount:
         """An account without credentials (``pending_authorization``) for ``owner`` to finish
         with the provider's OAuth consent ("Complete authorization" on their page)."""
+        from . import accounts
+
         return accounts.create_handover(
             self._state(),
             owner=owner_key(owner),
@@ -325,15 +221,21 @@ class MailConnect:
         )
 
     def accounts_for(self, owner: Owner | tuple[str, Any]) -> list[MailAccount]:
+        from . import accounts
+
         return accounts.accounts_for(self._state(), owner_key(owner))
 
     def default_account(self, owner: Owner | tuple[str, Any]) -> MailAccount | None:
+        from . import accounts
+
         return accounts.default_account(self._state(), owner_key(owner))
 
     def accounts_for_owners(
         self, owners: list[Owner] | list[tuple[str, Any]]
     ) -> dict[Owner, list[MailAccount]]:
         """Accounts of many owners in one query, keyed by normalised owner (default first)."""
+        from . import accounts
+
         return accounts.accounts_by_owner(self._state(), [owner_key(o) for o in owners])
 
     def provider_for(self, account: MailAccount) -> Provider:
@@ -360,6 +262,8 @@ class MailConnect:
 
     def account_limit(self, owner: Owner | tuple[str, Any]) -> int | None:
         """How many accounts ``owner`` may have (``MAILCONNECT_MAX_ACCOUNTS``); ``None``: any."""
+        from . import accounts
+
         return accounts.account_limit(owner_key(owner))
 
     def resolve_sender(
@@ -370,6 +274,8 @@ class MailConnect:
         Skips inactive and not-connected accounts and any ``actor`` may not ``use``; raises
         :class:`~flask_mailconnect.exceptions.NoSenderAccount` naming what was tried.
         """
+        from . import accounts
+
         return accounts.resolve_sender(
             self._state(),
             actor=self.actor_for(actor),
@@ -396,12 +302,14 @@ class MailConnect:
 
         return check(self._state(), account, actor=self.actor_for(actor))
 
-    def disconnect_all(self, kind: str, *, actor: Any = None) -> list[accounts.OwnerResult]:
+    def disconnect_all(self, kind: str, *, actor: Any = None) -> list[OwnerResult]:
         """Disconnect every account of every owner of ``kind`` that ``actor`` may manage.
 
         Returns one result per owner listed by the scope (``disconnected``, ``nothing`` or
         ``failed`` with why). Each owner is its own savepoint: one failure leaves the others.
         """
+        from . import accounts
+
         return accounts.disconnect_all(self._state(), kind, actor=self.actor_for(actor))
 
     # -- sending (sending.py, compose.py) ---------------------------------------------------
@@ -464,21 +372,29 @@ class MailConnect:
         :class:`~flask_mailconnect.exceptions.SyncError` (recorded on the account). Does not
         commit: commit afterwards, after a ``SyncError`` too.
         """
+        from . import sync
+
         return sync.sync_recent(self._state(), account, limit=limit, actor=self.actor_for(actor))
 
     def sync_on_save(self, account: MailAccount) -> SaveSync:
         """Load a just-saved account's newest 50 messages (``@enqueue``, else in the request
         for at most ``MAILCONNECT_SYNC_ON_SAVE_TIMEOUT`` s). Call after committing the save;
         it commits its own work and never raises for a failed load (see docs/sync.rst)."""
+        from .sync_on_save import load_on_save
+
         return load_on_save(self._state(), account)
 
     def recent_messages(self, account: MailAccount, limit: int = 50) -> list[SyncedMessage]:
         """The account's synced messages, newest first (one query, no network)."""
+        from . import sync
+
         return sync.recent_messages(self._state(), account, limit)
 
     def list_folders(self, account: MailAccount, *, actor: Any = None) -> sync.FolderListing:
         """The mailbox's folders (one IMAP LIST) with the stored mapping and the one suggested
         by SPECIAL-USE attributes. Raises ``SyncError`` when the server cannot be read."""
+        from . import sync
+
         return sync.list_folders(self._state(), account, actor=self.actor_for(actor))
 
     def update_folders(
@@ -492,6 +408,8 @@ class MailConnect:
         """Save the folder mapping (``inbox``, ``sent``, ``archive``, ``trash``), checked
         against ``folders`` or a fresh listing; raises ``InvalidSettings`` for unknown names.
         Audited; ``account_updated`` fires with the changed ``folder_*`` names."""
+        from . import sync
+
         return sync.update_folders(
             self._state(), account, mapping, actor=self.actor_for(actor), folders=folders
         )

@@ -48,7 +48,7 @@ class AccessPolicy(Protocol):
 
 class TokenEvents(Protocol):
     """What the OAuth layer reports about an account while it refreshes tokens; implemented by
-    :class:`~flask_mailconnect.accounts.status.AccountEvents` (the oauth package never writes
+    :class:`~flask_mailconnect.account_events.AccountEvents` (the oauth package never writes
     an account's status, audit rows or signals itself)."""
 
     def grant_refused(

@@ -31,6 +31,13 @@ ON_FIRST_CALL = (
     "flask_mailconnect.detection.run", "flask_mailconnect.transport.smtp", "email.policy",
     "email.headerregistry",
 )  # fmt: skip
+#: The views and what they import (forms, the accounts use-cases, sync): registered by name at
+#: ``init_app`` (views/routes.py) and imported with the first request that runs them.
+UNTIL_FIRST_REQUEST = (
+    "flask_mailconnect.views.user", "flask_mailconnect.views.admin",
+    "flask_mailconnect.views.oauth", "flask_mailconnect.views.connect",
+    "flask_mailconnect.accounts.core", "flask_mailconnect.forms", "flask_mailconnect.sync",
+)  # fmt: skip
 
 
 def _run(code: str) -> list[str]:
@@ -175,3 +182,19 @@ def test_start_up_leaves_the_mappers_to_the_first_query() -> None:
         "print(MailAccount.__mapper__.configured)"
     )
     assert _run(code) == ["False"]
+
+
+def test_start_up_registers_the_views_and_the_first_request_loads_them() -> None:
+    """``init_app`` builds the whole URL map without importing a view module (views/routes.py);
+    the first page a signed-in person opens imports what it runs."""
+    start_up = "from tests import hostapp\napp, ext = hostapp.create_app(reset=False)"
+    loaded = _loaded(f"{start_up}\nassert app.url_map.converters['mc_id']")
+    assert _heavy(loaded, UNTIL_FIRST_REQUEST) == []
+    first_page = (
+        "from tests import hostapp\n"
+        "app, ext = hostapp.create_app()\n"
+        "client = app.test_client()\n"
+        "client.post('/test-login/1')\n"
+        "assert client.get('/email/').status_code == 200"
+    )
+    assert set(UNTIL_FIRST_REQUEST) <= set(_loaded(first_page))

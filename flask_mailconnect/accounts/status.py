@@ -2,11 +2,9 @@
 
 Logins, sends, syncs and health checks report their outcome here (:func:`record_success`,
 :func:`record_failure`); credentials that stopped working move the account to
-``needs_reconnect`` (:func:`mark_needs_reconnect`), audited and announced once. The OAuth layer,
-which refreshes tokens in a private transaction under a row lock, reports a refused grant through
-:class:`AccountEvents` (installed on the runtime by ``init_app``), so that its status change and
-audit row commit with the token columns while the oauth package itself never audits or signals.
-Nothing here commits the host's session.
+``needs_reconnect`` (:func:`mark_needs_reconnect`), audited and announced once. (A refused grant
+during an OAuth token refresh is written by :mod:`flask_mailconnect.account_events`, in the
+refresh's own transaction.) Nothing here commits the host's session.
 """
 
 from __future__ import annotations
@@ -178,48 +176,3 @@ def mark_needs_reconnect(
     )
     signals.announce(signals.account_needs_reconnect, actor, account=account, reason=code)
     return True
-
-
-class AccountEvents:
-    """What the OAuth layer reports while it refreshes tokens (see :mod:`..runtime`)."""
-
-    def grant_refused(
-        self, session: Session, account_id: int, *, code: str, message: str, already: bool
-    ) -> None:
-        """In the refresh's private transaction: wipe the tokens, mark ``needs_reconnect``, and
-        audit the transition once (``already``: it was marked before)."""
-        session.execute(
-            sa.update(MailAccount)
-            .where(MailAccount.id == account_id)
-            .values(
-                status=AccountStatus.NEEDS_RECONNECT,
-                last_error_code=code,
-                last_error_message=message,
-                last_checked_at=utcnow(),
-                access_token=None,
-                refresh_token=None,
-                token_expires_at=None,
-                graph_access_token=None,
-                graph_token_expires_at=None,
-            )
-        )
-        if already:
-            return
-        email, owner_kind, owner_id = session.execute(
-            sa.select(MailAccount.email, MailAccount.owner_kind, MailAccount.owner_id).where(
-                MailAccount.id == account_id
-            )
-        ).one()
-        event = audit.record(
-            session, "needs_reconnect", actor=None, owner=(owner_kind, owner_id), email=email,
-            ok=False, detail=code,
-        )  # fmt: skip
-        event.account_id = account_id
-
-    def token_refreshed(self, account: MailAccount) -> None:
-        """After the rotated tokens were committed."""
-        signals.announce(signals.token_refreshed, None, account=account)
-
-    def needs_reconnect(self, account: MailAccount, reason: str) -> None:
-        """After a refused grant was committed (once per transition)."""
-        signals.announce(signals.account_needs_reconnect, None, account=account, reason=reason)

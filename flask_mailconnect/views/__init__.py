@@ -16,7 +16,7 @@ from flask import Blueprint, render_template
 from jinja2 import BaseLoader, ChoiceLoader, Environment, FileSystemLoader, TemplateNotFound
 
 from ..exceptions import EncryptionKeyError
-from . import admin, common, connect, folders, messages, oauth, scopes, user
+from .routes import register
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE_NAME = "mailconnect/_base.html"
@@ -58,14 +58,7 @@ def create_blueprint() -> Blueprint:
         static_folder=os.path.join(PACKAGE_ROOT, "static"),
         static_url_path="/static",
     )
-    common.install(bp)  # first: who is acting and CSRF, before any view runs
-    connect.install(bp)
-    admin.install(bp)
-    user.install(bp)
-    oauth.install(bp)
-    scopes.install(bp)
-    folders.install(bp)
-    messages.install(bp)
+    register(bp)  # every route, hook and helper; the views load on first use
     bp.register_error_handler(EncryptionKeyError, _key_unavailable)
     return bp
 

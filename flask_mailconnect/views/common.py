@@ -11,16 +11,14 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, current_app, g, jsonify, request
+from flask import Response, abort, current_app, g, jsonify, request
 from flask_wtf.csrf import ValidationError, validate_csrf
-from werkzeug.exceptions import Forbidden, NotFound
-from werkzeug.routing import BaseConverter
-from werkzeug.routing import ValidationError as NoMatch
+from werkzeug.exceptions import NotFound
 
 from ..codes import MESSAGES
 from ..exceptions import PermissionDenied
-from ..forms import checkbox_html, provider_title
-from ..i18n import N_, cached_fragment, gettext, lazy_gettext, ngettext
+from ..forms import checkbox_html, provider_title  # noqa: F401  # checkbox_html: routes.py global
+from ..i18n import N_, gettext, ngettext
 from ..models import MailAccount
 from ..oauth.client import safe_next
 from ..oauth.refresh import REMEDY_TEMPLATES
@@ -29,49 +27,12 @@ from ..providers import current_catalog
 from ..providers.model import HINT_TEMPLATES
 from ..runtime import Runtime
 from ..transport.settings import SECURITY_LABELS
-from ..validation import SEARCH_MAX, control_chars, parse_id, parse_uid
+from ..validation import SEARCH_MAX, control_chars, parse_id
+from .routes import AdminRequired
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: Set on every view :func:`admin_required` wraps (the suite checks each admin endpoint has it).
 ADMIN_ONLY = "mailconnect_admin_only"
-
-
-#: The URL converter of every id in our paths: ``<mc_id:account_id>``.
-ID_CONVERTER = "mc_id"
-#: The URL converter of IMAP UIDs (``<mc_uid:uid>``): up to 2**32-1, not a primary key.
-UID_CONVERTER = "mc_uid"
-
-
-class IdConverter(BaseConverter):
-    """An id in a path: ASCII digits only (werkzeug's ``int`` takes "٣" too), 1 ..
-    :data:`~flask_mailconnect.validation.MAX_ID` (what an INTEGER primary key holds on every
-    supported database).
-
-    Anything else does not match the rule, so the request gets the host's 404 page: no query
-    runs with a number the database cannot hold.
-    """
-
-    regex = r"[0-9]{1,20}"
-
-    def to_python(self, value: str) -> int:
-        number = parse_id(value)
-        if number is None:
-            raise NoMatch()
-        return number
-
-    def to_url(self, value: Any) -> str:
-        return str(int(value))
-
-
-class UidConverter(IdConverter):
-    """An IMAP UID in a path: ASCII digits, 1 .. :data:`~flask_mailconnect.validation.MAX_UID`
-    (UIDs are 32-bit unsigned, so a real message may have one past :data:`MAX_ID`)."""
-
-    def to_python(self, value: str) -> int:
-        number = parse_uid(value)
-        if number is None:
-            raise NoMatch()
-        return number
 
 
 def query_id(name: str) -> int | None:
@@ -130,14 +91,6 @@ def is_admin(who: Actor | None) -> bool:
     """The policy's ``admin`` action on the organisation (scopes.py): who may use the admin
     pages."""
     return who is not None and state().policy.can(who, "admin", ORGANIZATION_OWNER)
-
-
-class AdminRequired(Forbidden):
-    """A signed-in person who is not an administrator opened an admin page: answered with 403
-    and a page inside the host layout saying an administrator is needed
-    (``mailconnect/admin_required.html``, registered by ``views/admin``)."""
-
-    description = lazy_gettext("An administrator is needed for this page.")  # type: ignore[assignment]  # str when printed
 
 
 def admin_required(view: F) -> F:
@@ -331,29 +284,3 @@ def security_label(value: str | None) -> str:
     if value == "none":
         return gettext("None")  # no encryption; the protocol names are not translated
     return SECURITY_LABELS.get(value or "", value or "")
-
-
-def _register_converter(setup: Any) -> None:
-    converters = setup.app.url_map.converters
-    for name, converter in ((ID_CONVERTER, IdConverter), (UID_CONVERTER, UidConverter)):
-        if converters.setdefault(name, converter) is not converter:
-            raise RuntimeError(f"the app already has another {name!r} URL converter")
-
-
-def install(bp: Blueprint) -> None:
-    # First of all deferred setup, so the routes registered after it can use ``<mc_id:...>``.
-    bp.record_once(_register_converter)
-    bp.before_request(_require_actor)
-    bp.before_request(_require_csrf)
-    bp.after_request(_no_store)
-    bp.register_error_handler(PermissionDenied, _not_found)
-    # App-wide so that hosts can include our partials (cards, badges) in their own pages.
-    bp.add_app_template_filter(time_ago, "mailconnect_ago")
-    bp.add_app_template_filter(provider_name, "mailconnect_provider")
-    bp.add_app_template_filter(security_label, "mailconnect_security")
-    # A code's stock wording (stored and produced in English) in the reader's language.
-    bp.add_app_template_global(localize, "mailconnect_message")
-    # Blocks that depend on the language alone, rendered once per app and language.
-    bp.add_app_template_global(cached_fragment, "mailconnect_cached")
-    # The checkbox macro's plain case (mailconnect/_field.html), written in Python.
-    bp.add_app_template_global(checkbox_html, "mailconnect_checkbox")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request
+from flask import abort, flash, jsonify, redirect, render_template, request
 
 from .. import accounts
 from ..detection import Detection
@@ -336,7 +336,3 @@ def detect() -> Any:
     Only the address is used: no password is ever sent anywhere during detection.
     """
     return jsonify(detection_json(detect_for(request.args.get("email", "")[:320])))
-
-
-def install(bp: Blueprint) -> None:
-    bp.add_url_rule("/detect", "detect", detect)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 
 from .. import sync
 from ..exceptions import InvalidSettings, SyncError
@@ -100,10 +100,3 @@ def recent_for(account: MailAccount, limit: int = 50) -> list[SyncedMessage]:
     if account.last_synced_at is None:
         return []
     return sync.recent_messages(state(), account, limit)
-
-
-def install(bp: Blueprint) -> None:
-    bp.add_app_template_global(recent_for, "mailconnect_recent_mail")
-    rule = "/accounts/<mc_id:account_id>/"
-    bp.add_url_rule(rule + "folders", "folders", folders, methods=["GET", "POST"])
-    bp.add_url_rule(rule + "sync", "sync", sync_now, methods=["POST"])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 
 from .. import accounts, reading, sync_on_save
 from ..exceptions import SyncError
@@ -117,10 +117,3 @@ def after_save(account: MailAccount) -> sync_on_save.SaveSync:
             "info",
         )
     return done
-
-
-def install(bp: Blueprint) -> None:
-    bp.add_app_template_global(new_mail_form, "mailconnect_new_mail_form")
-    rule = "/accounts/<mc_id:account_id>/"
-    bp.add_url_rule(rule + "messages/<path:folder>/<mc_uid:uid>", "message", message)
-    bp.add_url_rule(rule + "notifications", "notifications", notifications, methods=["POST"])

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import (
-    Blueprint,
     Response,
     abort,
     flash,
@@ -391,16 +390,6 @@ def disconnect_hint(account: MailAccount) -> str | None:
     )
 
 
-def _context() -> dict[str, Any]:
-    return {
-        "mailconnect_oauth_buttons": oauth_buttons,
-        "mailconnect_oauth_provider": oauth_provider,
-        "mailconnect_oauth_report": last_report,
-        "mailconnect_no_revoke_provider": no_revoke_provider,
-        "mailconnect_csrf": generate_csrf,
-    }
-
-
 def _callback_no_referrer(response: Response) -> Response:
     """The callback's URL carries the authorization code: whatever it answers (a page, a
     redirect, a 404 for an unknown provider, the login redirect), no Referer leaks it."""
@@ -426,17 +415,3 @@ def _callback_signed_out() -> Any:
 
         return redirect(login_url(manager.login_view, next_url=url_for(".index")))
     abort(401)
-
-
-def install(bp: Blueprint) -> None:
-    # Before common's _require_actor, whose login redirect would carry the callback URL.
-    bp.before_request_funcs.setdefault(None, []).insert(0, _callback_signed_out)
-    bp.after_request(_callback_no_referrer)
-    bp.add_url_rule("/oauth/<provider>/start", "oauth_start", start, methods=["POST"])
-    bp.add_url_rule("/oauth/<provider>/callback", "oauth_callback", callback)
-    bp.add_url_rule("/accounts/<mc_id:account_id>/oauth/test", "oauth_test", test, methods=["POST"])
-    # App-wide, like the filters in common.py: hosts include our partials in their pages.
-    bp.app_context_processor(_context)
-
-
-__all__ = ["install"]

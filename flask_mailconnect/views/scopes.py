@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, abort, redirect, render_template, url_for
+from flask import abort, redirect, render_template, url_for
 from flask_wtf.csrf import generate_csrf
 
 from .. import accounts
@@ -162,15 +162,3 @@ def disconnect_all(kind: str) -> Any:
 
 def organization_index() -> Any:
     return redirect(url_for(".scope", kind=ORGANIZATION))
-
-
-def install(bp: Blueprint) -> None:
-    bp.add_url_rule("/scopes/<kind>/", "scope", scope_index)
-    bp.add_url_rule(
-        "/scopes/<kind>/disconnect-all", "scope_disconnect_all", disconnect_all,
-        methods=["GET", "POST"],
-    )  # fmt: skip
-    rule = "/scopes/<kind>/<owner_id>/connect"
-    bp.add_url_rule(rule, "scope_connect", scope_connect, methods=["GET", "POST"])
-    bp.add_url_rule(rule + "/test", "scope_connect_test", scope_connect_test, methods=["POST"])
-    bp.add_url_rule("/organization/", "organization", organization_index)

@@ -10,7 +10,7 @@ import functools
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy.orm import load_only
 
 from .. import accounts
@@ -222,14 +222,3 @@ def disconnect(account_id: int) -> Any:
             return redirect(url_for(".scope", kind=acct.owner_kind))
         return redirect(url_for(".index"))
     return render_template("mailconnect/disconnect.html", account=acct, form=form, back=safe_back())
-
-
-def install(bp: Blueprint) -> None:
-    bp.add_url_rule("/", "index", index)
-    bp.add_url_rule("/connect", "connect", connect, methods=["GET", "POST"])
-    bp.add_url_rule("/connect/test", "test_connection", test_connection, methods=["POST"])
-    bp.add_url_rule("/accounts/<mc_id:account_id>", "account", account, methods=["GET", "POST"])
-    rule = "/accounts/<mc_id:account_id>/"
-    bp.add_url_rule(rule + "reconnect", "reconnect", reconnect, methods=["GET", "POST"])
-    bp.add_url_rule(rule + "reconnect/test", "reconnect_test", reconnect_test, methods=["POST"])
-    bp.add_url_rule(rule + "disconnect", "disconnect", disconnect, methods=["GET", "POST"])
