@@ -128,3 +128,14 @@ def test_a_lazy_view_answers_like_the_view(app: Flask) -> None:
     assert page.status_code == 200
     assert page.headers["Cache-Control"] == "no-store"  # common's _no_store, an after_request
     assert client.get("/email/accounts/99999999999999999999").status_code == 404  # mc_id
+
+
+def test_a_loaded_lazy_view_reads_as_its_view() -> None:
+    """Tools that read ``app.view_functions`` (API docs, sitemaps) see the view's own name,
+    module and docstring, and reach it through ``__wrapped__`` once it is loaded."""
+    from flask_mailconnect.views.user import index
+
+    lazy = LazyView("user:index")
+    assert (lazy.__module__, lazy.__name__, lazy.__doc__) == (index.__module__, "index", None)
+    assert lazy.load() is index
+    assert lazy.__wrapped__ is index and lazy.__doc__ == index.__doc__

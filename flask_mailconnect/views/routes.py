@@ -14,6 +14,7 @@ the ones the views had.
 
 from __future__ import annotations
 
+import functools
 from importlib import import_module
 from typing import Any
 
@@ -137,13 +138,16 @@ class LazyView:
         self.target = target
         self.__module__ = f"{__package__}.{module}"
         self.__name__ = self.__qualname__ = name
+        self.__doc__ = None  # not LazyView's own: tools reading view_functions see the view's
         self._func: Any = None
 
     def load(self) -> Any:
         """The function itself (importing its module the first time)."""
         if self._func is None:
             module, name = self.target.split(":")
-            self._func = getattr(import_module(f"{__package__}.{module}"), name)
+            func = getattr(import_module(f"{__package__}.{module}"), name)
+            functools.update_wrapper(self, func)  # its docstring, __wrapped__, markers
+            self._func = func
         return self._func
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
