@@ -11,19 +11,26 @@ import threading
 import time
 from typing import Any
 
+from flask_mailconnect.exceptions import TokenRefreshUnavailable
 from flask_mailconnect.oauth.gate import Gate, joined
 
 CROWD = 40
 
 
-def _sleepers(gate: Gate[str], count: int, deadline: float, results: list[object]) -> list[Any]:
+def _sleepers(
+    gate: Gate[str], count: int, deadline: float, results: list[object], kind: str = "mail"
+) -> list[Any]:
+    """``count`` sleepers for a ``kind`` of token; each records what it was handed (the row,
+    else the error of a token request for its kind, else None) or "gave up"."""
     started = threading.Semaphore(0)
 
     def sleeper() -> None:
         seen = gate.latest[0]
         started.release()
-        woken = gate.wait(seen, deadline)
-        results.append(gate.found(seen, lambda row: row == "fresh") if woken else "gave up")
+        if not gate.wait(seen, deadline):
+            results.append("gave up")
+            return
+        results.append(gate.found(seen, lambda row: row == "fresh") or gate.failed(seen, kind))
 
     threads = [threading.Thread(target=sleeper) for _ in range(count)]
     for thread in threads:
@@ -113,3 +120,55 @@ def test_a_sleeper_whose_wake_comes_as_it_gives_up_passes_the_wake_on() -> None:
     threads[1].join(timeout=60)
     assert not threads[1].is_alive()  # woken by the first, long before its own deadline
     assert first == [None] and second == [None]  # nothing handed over: look yourselves
+
+
+# A refresh that fails reaches the callers that waited for it, and only them: everyone asleep
+# behind the looker sees its typed error instead of asking the provider again in turn.
+
+
+def test_the_sleepers_get_the_failure_of_the_refresh_they_waited_for() -> None:
+    gate: Gate[str] = Gate()
+    assert gate.lock.acquire(blocking=False)  # a looker is at work
+    results: list[object] = []
+    threads = _sleepers(gate, CROWD, time.monotonic() + 60, results)
+    assert _asleep(gate, CROWD)
+    failure = TokenRefreshUnavailable("The provider is down.", error="server_error")
+    gate.hand_over(None, ("mail", failure))
+    for thread in threads:
+        thread.join(timeout=60)
+    assert results == [failure] * CROWD
+    assert not gate.lock.locked()
+    # Arriving now, after the failure: nothing handed over to this caller, it tries itself.
+    arrived = gate.latest[0]
+    assert gate.failed(arrived, "mail") is None
+    assert gate.found(arrived, lambda row: True) is None
+    assert gate.lock.acquire(blocking=False)
+
+
+def test_a_row_handed_over_after_a_failure_wins_over_it() -> None:
+    """Asleep through a failed refresh and a good one after it: the row, not the error."""
+    gate: Gate[str] = Gate()
+    arrived = gate.latest[0]
+    assert gate.lock.acquire(blocking=False)
+    gate.hand_over(None, ("mail", TokenRefreshUnavailable("down")))
+    assert gate.lock.acquire(blocking=False)
+    gate.hand_over("fresh")
+    assert gate.found(arrived, lambda row: row == "fresh") == "fresh"
+
+
+def test_a_failure_for_the_graph_token_is_not_the_mail_tokens() -> None:
+    """Callers for the mail token asleep behind a Graph token request that failed: they get
+    no error (a refused Graph scope says nothing about the mail token) and look themselves."""
+    gate: Gate[str] = Gate()
+    assert gate.lock.acquire(blocking=False)
+    mail: list[object] = []
+    graph: list[object] = []
+    soon = time.monotonic() + 60
+    threads = _sleepers(gate, 3, soon, mail) + _sleepers(gate, 3, soon, graph, kind="graph")
+    assert _asleep(gate, 6)
+    refused = TokenRefreshUnavailable("Graph is down.", error="server_error")
+    gate.hand_over(None, ("graph", refused))
+    for thread in threads:
+        thread.join(timeout=60)
+    assert mail == [None] * 3
+    assert graph == [refused] * 3
