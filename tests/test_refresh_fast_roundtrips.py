@@ -17,7 +17,6 @@ No timing is asserted.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -26,45 +25,22 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from flask_mailconnect import MailAccount, TokenRefreshUnavailable, metadata
-from flask_mailconnect.models import utcnow
+from flask_mailconnect import MailAccount, TokenRefreshUnavailable
 from flask_mailconnect.oauth.dblock import try_lock, unlock
 from flask_mailconnect.oauth.refresh import fresh_access_token
 from tests import hostapp
 from tests.peers import require_peer
-from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET, MICROSOFT
 from tests.pool_watch import PoolWatch
-from tests.test_refresh_race import _server_url, _waiting
+from tests.test_refresh_race import (
+    _server_url,
+    _wait_until,
+    _waiting,
+    add_oauth_account,
+    app_on,
+)
 
 EMAIL = "fast@example.test"
 CROWD = 12
-
-
-def _app(url: str, server: Any) -> Iterator[Any]:
-    urls = server.urls(MICROSOFT)
-    options: dict[str, Any] = {"pool_size": 5, "max_overflow": 0}
-    if url.startswith("sqlite"):
-        options["connect_args"] = {"timeout": 30}  # SQLite's busy wait, for queued writers
-    app, _ = hostapp.create_app(
-        url,
-        MAILCONNECT_PROVIDERS={
-            "microsoft": {
-                "client_id": CLIENT_ID,
-                "client_secret": CLIENT_SECRET,
-                "authorize_url": urls.authorize_url,
-                "token_url": urls.token_url,
-            }
-        },
-        MAILCONNECT_ALLOW_PRIVATE_HOSTS=True,
-        SQLALCHEMY_ENGINE_OPTIONS=options,
-    )
-    yield app
-    with app.app_context():
-        hostapp.db.session.remove()
-        if not url.startswith("sqlite"):
-            metadata.drop_all(hostapp.db.engine)
-            hostapp.db.drop_all()
-        hostapp.db.engine.dispose()
 
 
 def _server(name: str) -> str:
@@ -77,36 +53,20 @@ def _server(name: str) -> str:
 
 @pytest.fixture(params=["postgresql", "mysql"], ids=["postgresql", "mariadb"])
 def server_app(request: pytest.FixtureRequest, oauth_provider: Any) -> Iterator[Any]:
-    yield from _app(_server(request.param), oauth_provider)
+    yield from app_on(_server(request.param), oauth_provider)
 
 
 @pytest.fixture(
     params=["sqlite-file", "postgresql", "mysql"], ids=["sqlite-file", "postgresql", "mariadb"]
 )
 def any_app(request: pytest.FixtureRequest, oauth_provider: Any, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "sqlite-file":
-        url = f"sqlite:///{tmp_path / 'fast.db'}"
-    else:
-        url = _server(request.param)
-    yield from _app(url, oauth_provider)
+    file = f"sqlite:///{tmp_path / 'fast.db'}"
+    yield from app_on(file if request.param == "sqlite-file" else _server(request.param),
+                      oauth_provider)  # fmt: skip
 
 
 def _account(app: Any, server: Any, expires_in: timedelta) -> tuple[int, dict[str, Any]]:
-    with app.app_context():
-        issued = server.issue_token(EMAIL, client_id=CLIENT_ID, flavour=MICROSOFT)
-        account = MailAccount(
-            owner_kind="user", owner_id="1", provider=MICROSOFT, auth_method="oauth2",
-            email=EMAIL, username=EMAIL, smtp_host="smtp.example.test", smtp_port=587,
-            smtp_security="starttls", access_token=issued["access_token"],
-            refresh_token=issued["refresh_token"], token_scopes=issued["scope"],
-            token_expires_at=utcnow() + expires_in,
-        )  # fmt: skip
-        hostapp.db.session.add(account)
-        hostapp.db.session.flush()
-        account_id = account.id
-        hostapp.db.session.commit()
-        hostapp.db.session.remove()
-    return account_id, issued
+    return add_oauth_account(app, server, expires_in, EMAIL)
 
 
 class Statements:
@@ -129,28 +89,40 @@ class Statements:
         return [kind for kind, requests in self.seen if requests == 0]
 
 
-def _call(app: Any, account_id: int) -> str:
+def _engine(app: Any) -> sa.Engine:
     with app.app_context():
-        account = hostapp.db.session.get(MailAccount, account_id)
-        assert account is not None
-        hostapp.db.session.expunge(account)
-        hostapp.db.session.commit()
+        return hostapp.db.engine
+
+
+def _call(app: Any, account_id: int) -> str:
+    """``fresh_access_token`` as a worker calls it: the account loaded and detached, the host's
+    transaction ended."""
+    return _refresh(app, _detached(app, account_id))
+
+
+def _refresh(app: Any, account: MailAccount) -> str:
+    with app.app_context():
         try:
             return fresh_access_token(app.extensions["mailconnect"], account)
         finally:
             hostapp.db.session.remove()
 
 
-def test_a_valid_token_costs_one_statement(server_app: Any, oauth_provider: Any) -> None:
-    account_id, issued = _account(server_app, oauth_provider, timedelta(hours=1))
-    with server_app.app_context():
+def _detached(app: Any, account_id: int) -> MailAccount:
+    with app.app_context():
         account = hostapp.db.session.get(MailAccount, account_id)
         assert account is not None
         hostapp.db.session.expunge(account)
         hostapp.db.session.commit()
-        statements = Statements(hostapp.db.engine, oauth_provider)
-        token = fresh_access_token(server_app.extensions["mailconnect"], account)
         hostapp.db.session.remove()
+        return account
+
+
+def test_a_valid_token_costs_one_statement(server_app: Any, oauth_provider: Any) -> None:
+    account_id, issued = _account(server_app, oauth_provider, timedelta(hours=1))
+    account = _detached(server_app, account_id)  # its load is not what is counted
+    statements = Statements(_engine(server_app), oauth_provider)
+    token = _refresh(server_app, account)
     assert token == issued["access_token"]
     assert statements.seen == [("SELECT", 0)]  # the look; no COMMIT after it
     assert oauth_provider.refresh_requests == 0
@@ -160,14 +132,9 @@ def test_a_refresh_asks_the_provider_after_three_statements(
     server_app: Any, oauth_provider: Any
 ) -> None:
     account_id, issued = _account(server_app, oauth_provider, timedelta(minutes=-1))
-    with server_app.app_context():
-        account = hostapp.db.session.get(MailAccount, account_id)
-        assert account is not None
-        hostapp.db.session.expunge(account)
-        hostapp.db.session.commit()
-        statements = Statements(hostapp.db.engine, oauth_provider)
-        token = fresh_access_token(server_app.extensions["mailconnect"], account)
-        hostapp.db.session.remove()
+    account = _detached(server_app, account_id)  # its load is not what is counted
+    statements = Statements(_engine(server_app), oauth_provider)
+    token = _refresh(server_app, account)
     assert token != issued["access_token"]
     assert oauth_provider.refresh_requests == 1
     # Look (a fresh token already?), take the lock, look again (what the last holder stored).
@@ -202,7 +169,7 @@ def test_a_crowd_meeting_a_failing_endpoint_asks_once_and_gets_the_typed_error(
         assert try_lock(blocker, account_id)  # as another process refreshing: all queue up
         for thread in threads:
             thread.start()
-        assert _wait_until(lambda: _waiting(state, account_id) == CROWD)
+        assert _wait_until(lambda: _waiting(state, account_id) == CROWD, 60)
     finally:
         unlock(blocker, account_id)
         blocker.close()
@@ -215,12 +182,3 @@ def test_a_crowd_meeting_a_failing_endpoint_asks_once_and_gets_the_typed_error(
     oauth_provider.fail_token_endpoint_with(None)
     # Nothing was spent: the account refreshes once the endpoint answers again.
     assert _call(any_app, account_id) != issued["access_token"]
-
-
-def _wait_until(predicate: Any, timeout: float = 60) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False

@@ -124,16 +124,43 @@ def race_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture
-def race_app(race_url: str, oauth_provider: Any) -> Iterator[Any]:
-    app, _ = hostapp.create_app(race_url, **_config(oauth_provider, race_url))
+def app_on(url: str, server: Any, **config: Any) -> Iterator[Any]:
+    """The host app on ``url`` with the local OAuth server as Microsoft; its tables dropped
+    after (server databases)."""
+    app, _ = hostapp.create_app(url, **{**_config(server, url), **config})
     yield app
     with app.app_context():
         hostapp.db.session.remove()
-        if not race_url.startswith("sqlite"):
+        if not url.startswith("sqlite"):
             metadata.drop_all(hostapp.db.engine)
             hostapp.db.drop_all()
         hostapp.db.engine.dispose()
+
+
+@pytest.fixture
+def race_app(race_url: str, oauth_provider: Any) -> Iterator[Any]:
+    yield from app_on(race_url, oauth_provider)
+
+
+def add_oauth_account(
+    app: Any, server: Any, expires_in: timedelta, email: str = EMAIL
+) -> tuple[int, dict[str, Any]]:
+    """A Microsoft account whose access token lasts ``expires_in`` more (negative: expired),
+    with the tokens the server issued; its id and those tokens."""
+    with app.app_context():
+        issued = server.issue_token(email, client_id=CLIENT_ID, flavour=MICROSOFT)
+        account = MailAccount(
+            owner_kind="user", owner_id="1", provider=MICROSOFT, auth_method="oauth2",
+            email=email, username=email, smtp_host="smtp.example.test", smtp_port=587,
+            smtp_security="starttls", access_token=issued["access_token"],
+            refresh_token=issued["refresh_token"], token_scopes=issued["scope"],
+            token_expires_at=utcnow() + expires_in,
+        )  # fmt: skip
+        hostapp.db.session.add(account)
+        hostapp.db.session.commit()
+        account_id = int(account.id)
+        hostapp.db.session.remove()
+    return account_id, issued
 
 
 def _wait_until(predicate: Any, timeout: float) -> bool:
@@ -150,20 +177,10 @@ def test_one_refresh_reaches_the_provider_when_24_workers_force_one_at_once(
 ) -> None:
     server = oauth_provider
     assert server.rotate_refresh_tokens[MICROSOFT]  # a refresh token works exactly once
+    # Valid: only forced refreshes.
+    account_id, original = add_oauth_account(race_app, server, timedelta(hours=1))
     with race_app.app_context():
-        original = server.issue_token(EMAIL, client_id=CLIENT_ID, flavour=MICROSOFT)
-        account = MailAccount(
-            owner_kind="user", owner_id="1", provider=MICROSOFT, auth_method="oauth2",
-            email=EMAIL, username=EMAIL, smtp_host="smtp.example.test", smtp_port=587,
-            smtp_security="starttls", access_token=original["access_token"],
-            refresh_token=original["refresh_token"], token_scopes=original["scope"],
-            token_expires_at=utcnow() + timedelta(hours=1),  # valid: only force refreshes
-        )  # fmt: skip
-        hostapp.db.session.add(account)
-        hostapp.db.session.commit()
-        account_id = account.id
         engine = hostapp.db.engine
-        hostapp.db.session.remove()
 
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(CALLERS + 1)
@@ -273,21 +290,9 @@ def test_50_callers_need_one_refresh_and_wait_without_a_connection(
     )
     app, _ = hostapp.create_app(race_url, **config)
     try:
+        expiry = timedelta(minutes=-1) if expired else timedelta(hours=1)
+        account_id, original = add_oauth_account(app, server, expiry)
         with app.app_context():
-            original = server.issue_token(EMAIL, client_id=CLIENT_ID, flavour=MICROSOFT)
-            expiry = timedelta(minutes=-1) if expired else timedelta(hours=1)
-            account = MailAccount(
-                owner_kind="user", owner_id="1", provider=MICROSOFT, auth_method="oauth2",
-                email=EMAIL, username=EMAIL, smtp_host="smtp.example.test", smtp_port=587,
-                smtp_security="starttls", access_token=original["access_token"],
-                refresh_token=original["refresh_token"], token_scopes=original["scope"],
-                token_expires_at=utcnow() + expiry,
-            )  # fmt: skip
-            hostapp.db.session.add(account)
-            hostapp.db.session.flush()
-            account_id = account.id
-            hostapp.db.session.commit()
-            hostapp.db.session.remove()
             engine = hostapp.db.engine
         watch = PoolWatch(engine)
         counter = multiprocessing.Value("i", 0)
