@@ -97,24 +97,24 @@ def checkbox_html(field: Any, help: Any = None, class_: Any = "") -> Markup | No
         or flags.disabled
     ):
         return None
-    ident, name = _text(field.id), _text(field.name)
+    ident, name = escape_text(field.id), escape_text(field.name)
     described = f'aria-describedby="{ident}-help" ' if help else ""
     checked = "checked " if field.data else ""
-    note = f'<p class="mc-help" id="{ident}-help">{_text(help)}</p>' if help else ""
+    note = f'<p class="mc-help" id="{ident}-help">{escape_text(help)}</p>' if help else ""
     return Markup(  # noqa: S704  # every value escaped above
-        f'<div class="mc-check {_text(class_)}" data-field="{name}">\n'
+        f'<div class="mc-check {escape_text(class_)}" data-field="{name}">\n'
         f"  <input {described}{checked}"
         f'class="mc-check-input" id="{ident}" name="{name}" type="checkbox"'
-        f' value="{_text(field._value())}">\n'
+        f' value="{escape_text(field._value())}">\n'
         f"  <div>\n"
-        f'    <label class="mc-check-label" for="{ident}">{_text(field.label.text)}</label>\n'
+        f'    <label class="mc-check-label" for="{ident}">{escape_text(field.label.text)}</label>\n'
         f"    {note}\n"
         f"  </div>\n"
         f"</div>"
     )
 
 
-def _text(value: Any) -> str:
+def escape_text(value: Any) -> str:
     """``value`` as Jinja prints it under autoescape (markup as it is, anything else escaped),
     as a plain ``str``: a plain string is escaped by :data:`_ESCAPES`, without the two
     ``Markup`` objects ``escape`` makes."""

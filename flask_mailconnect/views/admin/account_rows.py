@@ -26,6 +26,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from ...forms import escape_text
 from ...i18n import markup_gettext as _mc
 from .lists import LinkPattern
 
@@ -71,18 +72,8 @@ class RowWords:
         return tuple(str(v) for v in vars(self).values())
 
 
-#: What :func:`markupsafe.escape` replaces.
+#: What :func:`markupsafe.escape` replaces (a page whose values have none is written as is).
 _SPECIAL = re.compile("[&<>\"']")
-
-
-def _text(value: Any) -> str:
-    """``escape(value)`` as a plain ``str``: the same characters replaced the same way (and a
-    value that is already HTML, such as a host's ``Markup`` label, kept as it is), but most
-    values (addresses, names) have none of them and are returned without making a ``Markup``."""
-    if hasattr(value, "__html__"):
-        return str(value.__html__())
-    text = str(value)
-    return str(escape(text)) if _SPECIAL.search(text) else text
 
 
 def _status_label(status: str, labels: Mapping[str, str]) -> str:
@@ -192,7 +183,7 @@ def account_rows(
     owner_cell: dict[tuple[str, str], str] = {}
     for (kind, owner_id), label in owners.items():
         if not plain:
-            label = _text(label)
+            label = escape_text(label)
         if kind == "user":  # a person: linked to their admin page
             label = f'<a href="{person.html(owner_id)}">{label}</a>'
         owner_cell[kind, owner_id] = f"{label}{kind_line.get(kind, '')}"
@@ -200,8 +191,8 @@ def account_rows(
     for ident, email, name, kind, owner_id, provider, status, active in values:
         ident = int(ident)  # an integer primary key: digits only
         if not plain:
-            email = _text(email)
-            name = _text(name) if name else name
+            email = escape_text(email)
+            name = escape_text(name) if name else name
         name = f'<br><span class="mc-muted">{name}</span>' if name else ""
         c = active_pieces if active else inactive_pieces
         out.append(

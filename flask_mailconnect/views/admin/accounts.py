@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app, flash, g, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 from werkzeug.local import LocalProxy
@@ -123,8 +123,7 @@ def admin_accounts() -> Any:
     provider_names = {key: catalog.get(key) for key in dict.fromkeys(r[5] for r in values)}
     listed = list(catalog)
     provider_titles = {p.key: provider_title(p) for p in listed}
-    known = g.get("_mailconnect_owner_labels") or {}  # what prime_owner_labels found
-    owner_labels = {owner: known.get(owner) or owner_label(*owner) for owner in owners}
+    owner_labels = {owner: owner_label(*owner) for owner in owners}  # primed: no look-ups
     kind_names = collections.defaultdict(str, {k: _kind_name(k) for k in kinds})
     status_labels = collections.defaultdict(str, labels)
     rows_html = account_rows(
