@@ -12,7 +12,6 @@ from .cli import cli_group
 from .config import apply_defaults
 from .crypto import check_keys
 from .detection import Detection
-from .detection import detect as run_detect
 from .exceptions import EncryptionKeyError, NoSenderAccount
 from .host_callbacks import HostCallbacks
 from .i18n import current_locale, markup_gettext, markup_ngettext
@@ -125,7 +124,9 @@ class MailConnect(HostCallbacks):
     def detect(self, email: str) -> Detection:
         """Servers for ``email`` and where they came from, found without its password
         (catalogue, ISP database, the domain's autoconfig files, SRV, MX, Autodiscover)."""
-        return run_detect(email)
+        from .detection.run import detect
+
+        return detect(email)
 
     # -- public API -----------------------------------------------------------------------
 

@@ -11,28 +11,21 @@ start-up (issue 13).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .model import DetectedServer, Detection, SourceAttempt
 
+if TYPE_CHECKING:
+    from .run import detect
 
-def detect(
-    email: str,
-    *,
-    network: bool | Callable[[], bool] = True,
-    fresh: bool = False,
-    wait_all: bool = False,
-) -> Detection:
-    """Servers for ``email`` and where they came from (:func:`.run.detect`).
 
-    ``network=False``: the catalogue and the cache only; a callable is asked only when the
-    network is needed (``/detect`` spends one of the person's look-ups per minute there).
-    ``fresh``: ignore the cached answer (a new one is stored). ``wait_all``: learn every
-    source's outcome (up to the deadline) even after the winner is known.
-    """
-    from .run import detect as run_detect
+def __getattr__(name: str) -> Any:
+    # PEP 562: ``detect`` (and with it the sources, the cache and the pool) on first use.
+    if name == "detect":
+        from .run import detect
 
-    return run_detect(email, network=network, fresh=fresh, wait_all=wait_all)
+        return detect
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["DetectedServer", "Detection", "SourceAttempt", "detect"]

@@ -20,7 +20,7 @@ from flask import abort, flash, jsonify, redirect, render_template, request
 
 from .. import accounts
 from ..detection import Detection
-from ..detection import detect as run_detect
+from ..detection.run import detect as run_detect
 from ..exceptions import AccountLimitReached, ConnectionTestFailed, InvalidSettings, TooManyTests
 from ..forms import ConnectForm
 from ..i18n import gettext, ngettext
