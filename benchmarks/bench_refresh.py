@@ -152,7 +152,8 @@ def _round(app: Any, server: Any, callers: int) -> tuple[float, int, int, int]:
     all_through.wait(timeout=300)
     for thread in threads:
         thread.join()
-    wall = max(done, default=min(released)) - min(released)
+    # No caller got past the start (each failed before it): no wall time, the failures say why.
+    wall = max(done, default=min(released)) - min(released) if released else 0.0
     sa.event.remove(engine, "checkout", watch._checkout)
     sa.event.remove(engine, "checkin", watch._checkin)
     return wall, server.refresh_requests - before, watch.peak, len(failures)
