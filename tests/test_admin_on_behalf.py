@@ -40,7 +40,7 @@ def start_for_alice(client: FlaskClient, provider: str = "google") -> Any:
         re.S,
     )
     assert form, "no Connect with button on the person's page"
-    fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', form.group(2)))
+    fields = dict(re.findall(r'name="([^"]+)"(?: type="hidden")? value="([^"]*)"', form.group(2)))
     assert fields["owner_kind"] == "user" and fields["owner_id"] == "1"
     assert fields["next"] == PERSON
     return client.post(form.group(1), data=fields)
@@ -221,7 +221,7 @@ def test_demo_admin_signs_in_for_alice_and_the_sandbox_takes_her_token(demo: Any
         r'<form method="post" action="(/email/oauth/demo/start)"[^>]*>(.*?)</form>', page, re.S
     )
     assert form, page
-    fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', form.group(2)))
+    fields = dict(re.findall(r'name="([^"]+)"(?: type="hidden")? value="([^"]*)"', form.group(2)))
     started = client.post(form.group(1), data=fields)
     assert started.status_code == 302, started.get_data(as_text=True)[:300]
     consent_page = requests.get(started.headers["Location"], timeout=5).text

@@ -200,7 +200,9 @@ def test_a_detected_oauth_provider_offers_its_button_with_the_address(peers: Det
     assert "Connect with Acme Mail" in page
     assert 'name="login_hint" value="ana@acme-customer.net"' in page
     # The button's form starts the flow with the address as the login hint.
-    token = re.search(r'id="mc-oauth-acme".*?name="csrf_token" value="([^"]+)"', page, re.S)
+    token = re.search(
+        r'id="mc-oauth-acme".*?name="csrf_token" type="hidden" value="([^"]+)"', page, re.S
+    )
     assert token is not None
     response = client.post(
         "/email/oauth/acme/start",
@@ -216,7 +218,9 @@ def test_a_hint_that_is_not_an_address_is_dropped(peers: DetectPeers) -> None:
     client = peers.app(MAILCONNECT_PROVIDERS=ACME).test_client()
     login(client, 1)
     page = client.get("/email/connect?email=ana@acme-customer.net").get_data(as_text=True)
-    token = re.search(r'id="mc-oauth-acme".*?name="csrf_token" value="([^"]+)"', page, re.S)
+    token = re.search(
+        r'id="mc-oauth-acme".*?name="csrf_token" type="hidden" value="([^"]+)"', page, re.S
+    )
     assert token is not None
     response = client.post(
         "/email/oauth/acme/start", data={"csrf_token": token.group(1), "login_hint": "a b@c d"}

@@ -72,7 +72,7 @@ def test_admin_creates_user_completes_consent(client: FlaskClient, app: Flask) -
     assert "Complete authorization" in index and "Awaiting authorization" in index
     form = re.search(
         r'<form method="post" action="(/email/oauth/google/start)"[^>]*>\s*'
-        r'<input type="hidden" name="csrf_token" value="([^"]+)">\s*'
+        r'<input name="csrf_token" type="hidden" value="([^"]+)">\s*'
         r'<input type="hidden" name="account_id" value="(\d+)">',
         index,
     )
@@ -106,7 +106,7 @@ def test_consent_with_another_address_is_refused(client: FlaskClient, app: Flask
     hand_over(client)
     login(client, 1)
     index = client.get("/email/").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', index)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', index)
     assert token
     account = only_account(app)
     data = {"csrf_token": token.group(1), "account_id": account.id}
@@ -146,7 +146,7 @@ def test_owner_completes_with_own_management_off(client: FlaskClient, app: Flask
     login(client, 1)
     index = client.get("/email/").get_data(as_text=True)
     assert "Complete authorization" in index
-    token_match = re.search(r'name="csrf_token" value="([^"]+)"', index)
+    token_match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', index)
     assert token_match
     data = {"csrf_token": token_match.group(1), "account_id": account.id}
     started = client.post("/email/oauth/google/start", data=data)
@@ -214,7 +214,7 @@ def test_states_and_messages_read_right(client: FlaskClient, app: Flask) -> None
     assert "Connected with" not in card.group(0)
     page = client.get(f"/email/accounts/{only_account(app).id}").get_data(as_text=True)
     assert "Connected with" not in page
-    token = re.search(r'name="csrf_token" value="([^"]+)"', index)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', index)
     assert token
     data = {"csrf_token": token.group(1), "account_id": only_account(app).id}
     started = client.post("/email/oauth/google/start", data=data)

@@ -91,7 +91,7 @@ def server(oauth_app: tuple[Flask, Any]) -> Any:
 
 def csrf(client: FlaskClient) -> str:
     page = client.get("/email/").get_data(as_text=True)
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
     assert match, "no CSRF token on the index page"
     return match.group(1)
 

@@ -308,7 +308,7 @@ def test_form_labels_errors_and_flash_in_german() -> None:
 def _csrf(client: Any, url: str) -> str:
     page = client.get(url).get_data(as_text=True)
     found = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
-        r'name="csrf_token" value="([^"]+)"', page
+        r'name="csrf_token" type="hidden" value="([^"]+)"', page
     )
     assert found, "no CSRF token in the page"
     return found.group(1)

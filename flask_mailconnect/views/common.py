@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from functools import wraps
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Response, abort, current_app, g, jsonify, request
-from flask_wtf.csrf import ValidationError, validate_csrf
+from flask_wtf.csrf import ValidationError, generate_csrf, validate_csrf
+from markupsafe import Markup
 from werkzeug.exceptions import NotFound
 
 from ..codes import MESSAGES
@@ -24,7 +25,7 @@ from ..oauth.client import safe_next
 from ..oauth.refresh import REMEDY_TEMPLATES
 from ..owners import ORGANIZATION_OWNER, Actor
 from ..providers import current_catalog
-from ..providers.model import HINT_TEMPLATES
+from ..providers.model import HINT_TEMPLATES, Provider
 from ..runtime import Runtime
 from ..transport.settings import SECURITY_LABELS
 from ..validation import SEARCH_MAX, control_chars, parse_id
@@ -140,6 +141,25 @@ def _require_actor() -> Any:
         abort(401)
     g.mailconnect_actor = found
     return None
+
+
+def csrf_input() -> Markup:
+    """The hidden CSRF field of a form, as WTForms writes a FlaskForm's
+    (``<input name=... type="hidden" value=...>``): the one way our templates write it
+    (``mailconnect_csrf_input()``), whichever form it belongs to. Empty where the host turned
+    CSRF off (``WTF_CSRF_ENABLED``). Made once per request: a page has several such forms."""
+    found: Markup | None = g.get("_mailconnect_csrf_input")
+    if found is None:
+        config = current_app.config
+        if not config.get("WTF_CSRF_ENABLED", True):
+            found = Markup("")
+        else:
+            name = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+            found = Markup('<input name="{}" type="hidden" value="{}">').format(
+                name, generate_csrf()
+            )
+        g._mailconnect_csrf_input = found
+    return found
 
 
 def _require_csrf() -> Any:
@@ -276,7 +296,18 @@ def _whole(text: str) -> str:
 
 
 def provider_name(key: str) -> str:
-    found = current_catalog().get(key)
+    """A provider key as people read it: the provider's title, else the key itself (an account
+    whose provider left the configuration)."""
+    return _provider_label(current_catalog().get(key), key)
+
+
+def provider_labels(keys: Iterable[str]) -> dict[str, str]:
+    """:func:`provider_name` of each key, with one catalogue for the lot (a page's accounts)."""
+    catalog = current_catalog()
+    return {key: _provider_label(catalog.get(key), key) for key in keys}
+
+
+def _provider_label(found: Provider | None, key: str) -> str:
     return provider_title(found) if found else key
 
 

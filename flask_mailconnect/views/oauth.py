@@ -23,7 +23,6 @@ from flask import (
     session,
     url_for,
 )
-from flask_wtf.csrf import generate_csrf
 
 from .. import accounts
 from ..exceptions import AccountLimitReached, OAuthFlowError, PermissionDenied, TokenError
@@ -118,7 +117,6 @@ def _error(
         account=account,
         next_url=pending.next if pending is not None else None,
         owner=pending.owner if pending is not None else None,
-        csrf=generate_csrf(),
     )
     response = make_response(page, status)
     response.headers["Referrer-Policy"] = "no-referrer"

@@ -19,7 +19,6 @@ from importlib import import_module
 from typing import Any
 
 from flask import Blueprint
-from flask_wtf.csrf import generate_csrf
 from werkzeug.exceptions import Forbidden
 
 from ..exceptions import MissingUserHook, PermissionDenied
@@ -113,8 +112,10 @@ TEMPLATE_GLOBALS = (
     ("mailconnect_handover_provider", "admin.people:handover_provider"),
     ("mailconnect_owner_label", "admin.lists:owner_label"),
     ("mailconnect_owner_url", "admin.lists:owner_url"),
-    ("mailconnect_admin_url", "admin.lists:cached_url"),  # the admin layout's links
-    ("mailconnect_page_url", "admin.lists:page_url"),  # the admin pager's
+    ("mailconnect_url", "links:cached_url"),  # links that are the same on every request
+    ("mailconnect_admin_url", "links:cached_url"),  # the same: the admin layout's name for it
+    ("mailconnect_csrf_input", "common:csrf_input"),  # every form's hidden CSRF field
+    ("mailconnect_page_url", "links:page_url"),  # the admin pager's
     ("mailconnect_describe", "admin.audit:describe"),
     ("mailconnect_recent_mail", "folders:recent_for"),
     ("mailconnect_new_mail_form", "messages:new_mail_form"),
@@ -175,7 +176,6 @@ def register(bp: Blueprint) -> None:
     # Blocks that depend on the language alone, rendered once per app and language.
     bp.add_app_template_global(cached_fragment, "mailconnect_cached")
     context: dict[str, Any] = {name: LazyView(target) for name, target in TEMPLATE_CONTEXT}
-    context["mailconnect_csrf"] = generate_csrf
     bp.app_context_processor(lambda: context)
 
 

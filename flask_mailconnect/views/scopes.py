@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import abort, redirect, render_template, url_for
-from flask_wtf.csrf import generate_csrf
 
 from .. import accounts
 from ..forms import ConfirmForm
@@ -101,7 +100,6 @@ def scope_index(kind: str) -> Any:
         any_manage=any(r.can_manage for r in rows),
         any_accounts=any(r.accounts and r.can_manage for r in rows),
         oauth_providers=oauth,
-        csrf=generate_csrf() if oauth else "",
     )
 
 

@@ -20,15 +20,14 @@ from ..forms import (
     ConfirmForm,
     ConnectForm,
     ReconnectForm,
-    provider_title,
 )
 from ..i18n import gettext
 from ..models import MailAccount
 from ..providers import current_catalog
 from ..signatures import sanitize_signature
-from .admin.lists import link_pattern
-from .common import actor, by_id, load_account, ports, safe_back, state
+from .common import actor, by_id, load_account, ports, provider_labels, safe_back, state
 from .connect import ConnectPage, json_test, page_test, render_connect, wizard, wizard_test
+from .links import account_links, link_pattern
 from .messages import after_save
 from .oauth import disconnect_hint
 
@@ -52,7 +51,7 @@ def index() -> Any:
         oauth_providers={
             k: p if p is not None and p.offers_oauth else None for k, p in found.items()
         },
-        provider_names={k: provider_title(p) if p else k for k, p in found.items()},
+        provider_labels=provider_labels(found),
     )
 
 
@@ -130,6 +129,7 @@ def account(account_id: int) -> Any:
     return render_template(
         "mailconnect/account.html",
         account=acct,
+        links=account_links(acct.id),
         form=form,
         # The editor shows what would be stored: never the raw text someone posted.
         # (Nothing to clean in an empty signature: the cleaner's set-up is the costly part.)

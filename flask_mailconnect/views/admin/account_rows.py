@@ -28,7 +28,7 @@ from markupsafe import Markup, escape
 
 from ...forms import escape_text
 from ...i18n import markup_gettext as _mc
-from .lists import LinkPattern
+from ..links import LinkPattern
 
 #: One row, as ``mailconnect/admin/accounts.html`` wrote it; ``w`` is :class:`RowWords`, every
 #: other field is escaped (or built from escaped parts) by :func:`account_rows`.

@@ -7,9 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app, flash, redirect, render_template, request, url_for
-from flask_wtf.csrf import generate_csrf
-from markupsafe import Markup
+from flask import flash, redirect, render_template, request, url_for
 from werkzeug.local import LocalProxy
 
 from ... import accounts
@@ -18,9 +16,19 @@ from ...i18n import gettext
 from ...models import AccountStatus, MailAccount
 from ...providers import current_catalog
 from ..admin_forms import ActionForm
-from ..common import actor, admin_required, load_account, safe_back, search_text, state
+from ..common import (
+    actor,
+    admin_required,
+    csrf_input,
+    load_account,
+    provider_labels,
+    safe_back,
+    search_text,
+    state,
+)
+from ..links import LinkMap, link_pattern
 from .account_rows import FIELDS, account_rows, options
-from .lists import LinkMap, keyset, link_pattern, owner_label, prime_owner_labels
+from .lists import keyset, owner_label, prime_owner_labels
 
 #: What the list shows of each account: table columns, read as plain rows (no model instance
 #: per row), in the order :func:`.account_rows.account_rows` unpacks them.
@@ -107,7 +115,7 @@ def admin_accounts() -> Any:
     kinds = ["user", "organization", *state().hooks.scopes]
     back = request.full_path
     # Once per page, not per row: the CSRF field (one token for every row's form) and the
-    # row links (patterns split around the id; see lists.link_pattern).
+    # row links (patterns split around the id; see links.link_pattern).
     links = {
         "account": link_pattern("mailconnect.account", "account_id"),
         "deactivate": link_pattern("mailconnect.admin_account_deactivate", "account_id"),
@@ -117,7 +125,7 @@ def admin_accounts() -> Any:
     person = link_pattern("mailconnect.admin_user", "user_id")
     catalog = current_catalog()
     form: Any = LocalProxy(_Once(ActionForm))  # built only for a template that uses it
-    csrf_field = _csrf_field() if _csrf_on() else form.csrf_token(id=False)
+    csrf_field = csrf_input()
     # Translated once per page (models keep the English; the rows only look them up).
     labels = {status: gettext(label) for status, label in AccountStatus.LABELS.items()}
     provider_names = {key: catalog.get(key) for key in dict.fromkeys(r[5] for r in values)}
@@ -132,9 +140,7 @@ def admin_accounts() -> Any:
         person=person,
         owner_labels=owner_labels,
         kind_names=kind_names,
-        provider_labels={
-            key: provider_title(found) if found else key for key, found in provider_names.items()
-        },
+        provider_labels=provider_labels(provider_names),
         status_labels=labels,
         csrf_field=csrf_field,
         back=back,
@@ -181,17 +187,6 @@ class _Once:
         if not self.made:
             self.made.append(self.make())
         return self.made[0]
-
-
-def _csrf_on() -> bool:
-    return bool(current_app.config.get("WTF_CSRF_ENABLED", True))
-
-
-def _csrf_field() -> Markup:
-    """``ActionForm().csrf_token(id=False)`` as WTForms writes it, without building the form
-    (its fields, translations and meta: most of what the field cost); tests compare the two."""
-    name = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
-    return Markup('<input name="{}" type="hidden" value="{}">').format(name, generate_csrf())
 
 
 def _set_active(account_id: int, active: bool) -> Any:
