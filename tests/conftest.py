@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, template_rendered
 from flask.testing import FlaskClient
 
 from flask_mailconnect import MailConnect
+from flask_mailconnect import metadata as mailconnect_metadata
 from tests import hostapp
 
 pytest_plugins = ["tests.conftest_peers"]
@@ -69,6 +70,41 @@ def count_queries(app: Flask) -> Iterator[list[str]]:
         yield statements
     finally:
         sa.event.remove(engine, "before_cursor_execute", record)
+
+
+@contextmanager
+def cleaned_up(
+    app: Flask, *, before_drop: Callable[[sa.Engine], None] | None = None
+) -> Iterator[Flask]:
+    """``app`` for the ``with`` block; after it, also when it fails, the host session removed,
+    on a server database the extension's and the host's tables dropped (PostgreSQL and MariaDB
+    outlive the test: the next one must start from no tables; SQLite goes with its engine),
+    and the engine disposed. ``before_drop(engine)`` runs between the removal and the drop."""
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            hostapp.db.session.remove()
+            engine = hostapp.db.engine
+            if before_drop is not None:
+                before_drop(engine)
+            if engine.dialect.name != "sqlite":
+                mailconnect_metadata.drop_all(engine)
+                hostapp.db.drop_all()
+            engine.dispose()
+
+
+@contextmanager
+def captured_context(app: Flask) -> Iterator[dict[str, Any]]:
+    """The context of the templates ``app`` renders inside the ``with`` block, merged in
+    rendering order (the dict stays readable after the block)."""
+    captured: dict[str, Any] = {}
+
+    def keep(sender: Any, template: Any, context: dict[str, Any], **extra: Any) -> None:
+        captured.update(context)
+
+    with template_rendered.connected_to(keep, app):
+        yield captured
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int) -> None:

@@ -20,15 +20,15 @@ from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask, render_template_string, template_rendered, url_for
+from flask import Flask, render_template_string, url_for
 from flask_wtf.csrf import validate_csrf
 from markupsafe import escape
 
-from flask_mailconnect import MailConnect, metadata
+from flask_mailconnect import MailConnect
 from flask_mailconnect.models import MailAccount
 from flask_mailconnect.views.admin_forms import ActionForm
 from tests import hostapp
-from tests.conftest import database_urls, login
+from tests.conftest import captured_context, cleaned_up, database_urls, login
 from tests.test_admin_rows import JINJA_ROWS
 
 PEOPLE = {"1": "alice@example.test", "2": "bob@example.test", "3": "admin@example.test"}
@@ -47,13 +47,8 @@ def site(request: pytest.FixtureRequest) -> Iterator[tuple[Flask, MailConnect]]:
         found = [i for i, email in PEOPLE.items() if query.lower() in email]
         return [hostapp.db.session.get(hostapp.User, int(i)) for i in found][:limit]
 
-    yield app, ext
-    with app.app_context():
-        hostapp.db.session.remove()
-        if request.param != "sqlite://":
-            metadata.drop_all(hostapp.db.engine)
-            hostapp.db.drop_all()
-        hostapp.db.engine.dispose()
+    with cleaned_up(app):
+        yield app, ext
 
 
 #: Addresses with LIKE's special characters: a search for them must match them literally.
@@ -159,10 +154,8 @@ def list_app() -> Iterator[tuple[Flask, MailConnect]]:
     with app.app_context():
         hostapp.db.session.execute(sa.insert(MailAccount), _accounts()[:12])
         hostapp.db.session.commit()
-    yield app, ext
-    with app.app_context():
-        hostapp.db.session.remove()
-        hostapp.db.engine.dispose()
+    with cleaned_up(app):
+        yield app, ext
 
 
 @pytest.mark.parametrize("field_name", ["csrf_token", "my_token"])
@@ -173,12 +166,7 @@ def test_the_rows_csrf_field_is_wtforms_and_their_buttons_work(
     app.config["WTF_CSRF_FIELD_NAME"] = field_name
     client = app.test_client()
     login(client, 3)
-    captured: dict[str, Any] = {}
-
-    def keep(sender: Any, template: Any, context: dict[str, Any], **extra: Any) -> None:
-        captured.update(context)
-
-    with template_rendered.connected_to(keep, app):
+    with captured_context(app) as captured:
         page = client.get("/email/admin/accounts").get_data(as_text=True)
     with client.session_transaction() as session:
         stored = dict(session)
@@ -252,7 +240,7 @@ def test_a_pager_link_whose_search_holds_the_marker_digits_is_still_right(
 ) -> None:
     """The pager's links are one url_for split at a marker number: a search term holding
     those digits (sorted before the cursor) must not move the cut."""
-    from flask_mailconnect.views.admin.lists import _MARKER, page_url
+    from flask_mailconnect.views.links import _MARKER, page_url
 
     app, _ext = list_app
     app.url_map.sort_parameters = True  # "account" sorts before "after": the term comes first
@@ -280,12 +268,7 @@ def test_rows_without_characters_to_escape_are_still_the_templates(
         hostapp.db.session.commit()
     client = app.test_client()
     login(client, 3)
-    captured: dict[str, Any] = {}
-
-    def keep(sender: Any, template: Any, context: dict[str, Any], **extra: Any) -> None:
-        captured.update(context)
-
-    with template_rendered.connected_to(keep, app):
+    with captured_context(app) as captured:
         page = client.get("/email/admin/accounts").get_data(as_text=True)
     with app.test_request_context("/email/admin/accounts"):
         expected = render_template_string(JINJA_ROWS, **captured)
@@ -318,12 +301,7 @@ def test_filter_options_are_what_the_template_wrote(
     ext.register_scope("team", load=lambda ident: ident, title="A & B")
     client = app.test_client()
     login(client, 3)
-    captured: dict[str, Any] = {}
-
-    def keep(sender: Any, template: Any, context: dict[str, Any], **extra: Any) -> None:
-        captured.update(context)
-
-    with template_rendered.connected_to(keep, app):
+    with captured_context(app) as captured:
         page = client.get("/email/admin/accounts", query_string=query).get_data(as_text=True)
     with app.test_request_context("/email/admin/accounts"):
         expected = render_template_string(JINJA_OPTIONS, **captured).split("|")

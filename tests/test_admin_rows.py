@@ -10,7 +10,7 @@ from flask import render_template_string
 from markupsafe import Markup
 
 from flask_mailconnect import MailAccount
-from tests.conftest import login
+from tests.conftest import captured_context, cleaned_up, login
 from tests.hostapp import db
 
 #: The row template as ``mailconnect/admin/accounts.html`` had it before the rows moved to Python.
@@ -62,7 +62,7 @@ def test_rows_are_what_the_template_wrote_and_escape_every_value() -> None:
         ident=str,
         can_manage=lambda user, project: False,
     )
-    try:
+    with cleaned_up(app):
         with app.app_context():
             db.session.execute(sa.update(hostapp.User).where(hostapp.User.id == 2).values(
                 email=f"{HOSTILE}@example.com"))  # fmt: skip
@@ -78,14 +78,7 @@ def test_rows_are_what_the_template_wrote_and_escape_every_value() -> None:
             db.session.commit()
         client = app.test_client()
         login(client, 3)  # the admin
-        captured: dict[str, Any] = {}
-
-        def keep(sender: Any, template: Any, context: dict[str, Any], **extra: Any) -> None:
-            captured.update(context)
-
-        from flask import template_rendered
-
-        with template_rendered.connected_to(keep, app):
+        with captured_context(app) as captured:
             page = client.get("/email/admin/accounts?q=").get_data(as_text=True)
         assert page.count("<tr data-account-id=") == 7
         assert "<script>" not in page and "&lt;script&gt;alert(&#34;x&#34;)" in page
@@ -94,7 +87,3 @@ def test_rows_are_what_the_template_wrote_and_escape_every_value() -> None:
         assert isinstance(captured["rows_html"], Markup)
         assert str(captured["rows_html"]) == expected
         assert expected in page
-    finally:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()

@@ -25,10 +25,9 @@ from flask_mailconnect import (
     MailConnect,
     account_needs_reconnect,
 )
-from flask_mailconnect.models import metadata as mailconnect_metadata
 from flask_mailconnect.models import utcnow
 from tests import hostapp
-from tests.conftest import database_urls
+from tests.conftest import cleaned_up, database_urls
 from tests.examplehost import db_label
 from tests.peers import MAILBOX_PASSWORD, MAILBOX_USER, free_port
 from tests.peers.oauth import GOOGLE, MICROSOFT, mint_token
@@ -46,10 +45,8 @@ def happ(
         MAILCONNECT_ALLOW_PLAINTEXT_AUTH=True,  # the concurrency gauge speaks plain SMTP
         MAILCONNECT_CONNECT_TIMEOUT=5,
     )
-    yield app, ext
-    with app.app_context():
-        hostapp.db.session.remove()
-        hostapp.db.engine.dispose()
+    with cleaned_up(app):
+        yield app, ext
 
 
 def add(
@@ -377,13 +374,8 @@ def dbapp(
     app, ext = hostapp.create_app(
         request.param, **peer_config, MAILCONNECT_CONNECT_TIMEOUT=5,
     )  # fmt: skip
-    yield app, ext
-    with app.app_context():
-        hostapp.db.session.remove()
-        if request.param != "sqlite://":
-            mailconnect_metadata.drop_all(hostapp.db.engine)
-            hostapp.db.drop_all()
-        hostapp.db.engine.dispose()
+    with cleaned_up(app):
+        yield app, ext
 
 
 @pytest.mark.parametrize("concurrency", [1, 3])

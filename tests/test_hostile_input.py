@@ -33,10 +33,9 @@ from flask_mailconnect import (
     ServerSettings,
     UnknownOwner,
 )
-from flask_mailconnect import metadata as mailconnect_metadata
 from flask_mailconnect.models import MailProvider
 from tests import hostapp
-from tests.conftest import database_urls, login
+from tests.conftest import cleaned_up, database_urls, login
 from tests.examplehost import db_label, example_app_on, sign_in
 from tests.scopehost import ADMIN, ALICE, add_account, setup_scopes
 
@@ -63,13 +62,8 @@ def host(request: pytest.FixtureRequest) -> Iterator[tuple[Flask, MailConnect]]:
         found = sa.select(hostapp.User).where(sa.func.lower(hostapp.User.email).like(pattern))
         return list(hostapp.db.session.scalars(found.limit(limit)))
 
-    yield app, ext
-    with app.app_context():
-        hostapp.db.session.remove()
-        if request.param != "sqlite://":
-            mailconnect_metadata.drop_all(hostapp.db.engine)
-            hostapp.db.drop_all()
-        hostapp.db.engine.dispose()
+    with cleaned_up(app):
+        yield app, ext
 
 
 def _token(client: FlaskClient) -> str:

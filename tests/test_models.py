@@ -21,7 +21,7 @@ from flask_mailconnect import (
 )
 from flask_mailconnect.accounts import load_password
 from tests import hostapp
-from tests.conftest import database_urls
+from tests.conftest import cleaned_up, database_urls
 
 PASSWORD = "s3cret-Pässword-✓"
 KEY_A = Fernet.generate_key().decode()
@@ -35,15 +35,8 @@ def _label(url: str) -> str:
 @pytest.fixture(params=database_urls(), ids=_label)
 def db_app(request: pytest.FixtureRequest) -> Iterator[tuple[Flask, MailConnect]]:
     app, ext = hostapp.create_app(request.param, MAILCONNECT_ENCRYPTION_KEYS=[KEY_A])
-    yield app, ext
-    with app.app_context():
-        hostapp.db.session.remove()
-        if request.param != "sqlite://":
-            from flask_mailconnect import metadata
-
-            metadata.drop_all(hostapp.db.engine)
-            hostapp.db.drop_all()
-        hostapp.db.engine.dispose()
+    with cleaned_up(app):
+        yield app, ext
 
 
 def _account(owner_id: str = "1", email: str = "alice@example.test", **kw: object) -> MailAccount:

@@ -27,12 +27,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from flask_mailconnect import AccountStatus, AuditEvent, MailAccount, metadata
+from flask_mailconnect import AccountStatus, AuditEvent, MailAccount
 from flask_mailconnect.columns import open_secret
 from flask_mailconnect.models import utcnow
 from flask_mailconnect.oauth.dblock import try_lock, unlock
 from flask_mailconnect.oauth.refresh import fresh_access_token
 from tests import hostapp
+from tests.conftest import cleaned_up
 from tests.peers import require_peer
 from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET, MICROSOFT, refresh
 from tests.pool_watch import PoolWatch
@@ -128,13 +129,8 @@ def app_on(url: str, server: Any, **config: Any) -> Iterator[Any]:
     """The host app on ``url`` with the local OAuth server as Microsoft; its tables dropped
     after (server databases)."""
     app, _ = hostapp.create_app(url, **{**_config(server, url), **config})
-    yield app
-    with app.app_context():
-        hostapp.db.session.remove()
-        if not url.startswith("sqlite"):
-            metadata.drop_all(hostapp.db.engine)
-            hostapp.db.drop_all()
-        hostapp.db.engine.dispose()
+    with cleaned_up(app):
+        yield app
 
 
 @pytest.fixture
@@ -289,7 +285,7 @@ def test_50_callers_need_one_refresh_and_wait_without_a_connection(
         config["SQLALCHEMY_ENGINE_OPTIONS"], pool_size=pool_size, max_overflow=0
     )
     app, _ = hostapp.create_app(race_url, **config)
-    try:
+    with cleaned_up(app):
         expiry = timedelta(minutes=-1) if expired else timedelta(hours=1)
         account_id, original = add_oauth_account(app, server, expiry)
         with app.app_context():
@@ -351,10 +347,3 @@ def test_50_callers_need_one_refresh_and_wait_without_a_connection(
         # caller looking, and the refresh (its lock's connection and one to save on).
         assert watch.peak <= 4, watch.peak
         assert watch.out == 0  # every connection went back (no lock left on one)
-    finally:
-        with app.app_context():
-            hostapp.db.session.remove()
-            if not race_url.startswith("sqlite"):
-                metadata.drop_all(hostapp.db.engine)
-                hostapp.db.drop_all()
-            hostapp.db.engine.dispose()

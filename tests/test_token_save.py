@@ -37,7 +37,6 @@ from flask_mailconnect import (
     NeedsReconnect,
     TokenSaveFailed,
     account_needs_reconnect,
-    metadata,
 )
 from flask_mailconnect.codes import RETRYABLE_CODES, TOKEN_SAVE_FAILED, message_for
 from flask_mailconnect.columns import open_secret
@@ -45,6 +44,7 @@ from flask_mailconnect.models import utcnow
 from flask_mailconnect.oauth import locks
 from flask_mailconnect.oauth.refresh import fresh_access_token
 from tests import hostapp
+from tests.conftest import cleaned_up
 from tests.peers import require_peer
 from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET, MICROSOFT, refresh
 
@@ -86,16 +86,8 @@ def save_app(save_url: str, oauth_provider: Any, monkeypatch: pytest.MonkeyPatch
         },
         MAILCONNECT_ALLOW_PRIVATE_HOSTS=True,  # the OAuth server listens on loopback
     )
-    yield app
-    with app.app_context():
-        hostapp.db.session.remove()
-        engine = hostapp.db.engine
-        with engine.begin() as conn:
-            _remove_failure(conn)
-        if not save_url.startswith("sqlite"):
-            metadata.drop_all(engine)
-            hostapp.db.drop_all()
-        engine.dispose()
+    with cleaned_up(app, before_drop=_remove_failure_from):
+        yield app
 
 
 # -- the failure, installed in the database ---------------------------------------------------
@@ -197,6 +189,13 @@ def _remove_failure(conn: sa.Connection) -> None:
         conn.execute(sa.text("DROP TABLE IF EXISTS mc_test_budget"))
     else:
         conn.execute(sa.text("DROP TRIGGER IF EXISTS mc_test_refuse"))
+
+
+def _remove_failure_from(engine: sa.Engine) -> None:
+    """The failure removed before the tables are dropped: its function, sequence or budget
+    table is none of the tables ``drop_all`` knows."""
+    with engine.begin() as conn:
+        _remove_failure(conn)
 
 
 # -- helpers ----------------------------------------------------------------------------------

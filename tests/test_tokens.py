@@ -31,7 +31,7 @@ from flask_mailconnect.oauth.refresh import fresh_access_token, graph_scope
 from flask_mailconnect.oauth.revoke import revoke_tokens
 from flask_mailconnect.providers import build_catalog
 from tests import hostapp
-from tests.conftest import database_urls
+from tests.conftest import cleaned_up, database_urls
 from tests.peers import free_port
 from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET, GOOGLE, MICROSOFT
 
@@ -81,24 +81,15 @@ def tapp(request: pytest.FixtureRequest, provider: Any) -> Iterator[Flask]:
     """The host app on each test database, its providers at the local OAuth server."""
     url = request.param
     app, _ = hostapp.create_app(url, MAILCONNECT_PROVIDERS=provider_config(provider), **LOOPBACK)
-    yield app
-    with app.app_context():
-        hostapp.db.session.remove()
-        if url != "sqlite://":
-            from flask_mailconnect import metadata
-
-            metadata.drop_all(hostapp.db.engine)
-            hostapp.db.drop_all()
-        hostapp.db.engine.dispose()
+    with cleaned_up(app):
+        yield app
 
 
 @pytest.fixture
 def sqlite_app(provider: Any) -> Iterator[Flask]:
     app, _ = hostapp.create_app(MAILCONNECT_PROVIDERS=provider_config(provider), **LOOPBACK)
-    yield app
-    with app.app_context():
-        hostapp.db.session.remove()
-        hostapp.db.engine.dispose()
+    with cleaned_up(app):
+        yield app
 
 
 def add_account(
@@ -344,10 +335,8 @@ def graph_app(provider: Any) -> Iterator[Flask]:
     config["microsoft"]["graph_url"] = "https://graph.example.test/v1.0"
     config["microsoft"]["scopes"] = ["https://graph.microsoft.com/Mail.Send"]
     app, _ = hostapp.create_app(MAILCONNECT_PROVIDERS=config, **LOOPBACK)
-    yield app
-    with app.app_context():
-        hostapp.db.session.remove()
-        hostapp.db.engine.dispose()
+    with cleaned_up(app):
+        yield app
 
 
 def test_graph_token_is_a_separate_token_for_graph(graph_app: Flask, provider: Any) -> None:
