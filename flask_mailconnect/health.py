@@ -145,28 +145,12 @@ def _check(
             message=account.last_error_message or "", skipped_reason=skip,
         )  # fmt: skip
 
-    kept_alive = refreshed = False
+    kept_alive = False
     smtp = imap = None
     before = account.token_refreshed_at
     try:
         kept_alive = keep_alive(state, account)
-        options, catalog = shared or (state.transport_options(), None)
-        report = run_test(server_settings(state, account, catalog=catalog), options)
-        if account.auth_method == "oauth2" and any(
-            r.code == TOKEN_REJECTED for r in report.results
-        ):
-            # The server refused a token that looked valid: refresh once and try again.
-
-            fresh_access_token(state, account, force=True)
-            report = run_test(server_settings(state, account, catalog=catalog), options)
-        smtp, imap = report.smtp, report.imap
-        if account.send_via == "graph" and smtp.code == SMTP_AUTH_DISABLED:
-            smtp = replace(
-                smtp, ok=True, code="ok",
-                message=N_(
-                    "SMTP AUTH is off for this mailbox; mail is sent through Microsoft Graph."
-                ),
-            )  # fmt: skip
+        smtp, imap = _log_in(state, account, shared)
         failed = [r for r in (smtp, imap) if r is not None and not r.ok]
         if not failed:
             code, message, retryable = "ok", "", False
@@ -182,9 +166,13 @@ def _check(
         defer = None
         # tokens.py marked the account, audited and fired the signal (once), and committed.
         code, message, retryable = exc.error or "token_revoked", str(exc), False
-    except TokenError as exc:  # unreachable (retry later) or refused the client (configuration)
-        defer, retryable = None, isinstance(exc, TokenRefreshUnavailable)
-        code, message = (TOKEN_UNAVAILABLE if retryable else TOKEN_ERROR), str(exc)
+    except TokenRefreshUnavailable as exc:  # the token endpoint unreachable: retry later
+        defer = None
+        code, message, retryable = TOKEN_UNAVAILABLE, str(exc), True
+        record_failure(state, account, code, message)
+    except TokenError as exc:  # the provider refused the client: configuration, not the user
+        defer = None
+        code, message, retryable = TOKEN_ERROR, str(exc), False
         record_failure(state, account, code, message)
     except EncryptionKeyError:
         # A documented state, not a crash. A lost server key is the operator's problem, not
@@ -192,7 +180,6 @@ def _check(
         # CredentialsUnavailable, docs/errors.rst); the result and the audit row say it.
         code, message, retryable = KEY_UNAVAILABLE, message_for(KEY_UNAVAILABLE), True
         defer = None  # not a health outcome: nothing on the account to write
-    refreshed = account.token_refreshed_at != before
     status = account.status if defer is None else status_after(account.status, code == "ok")
     if status == AccountStatus.NEEDS_RECONNECT:
         outcome = NEEDS_RECONNECT
@@ -200,32 +187,54 @@ def _check(
         outcome = OK
     else:
         outcome = ERROR
-    detail = " ".join(f"{r.protocol.value}={r.code}" for r in (smtp, imap) if r is not None)
-    if kept_alive:
-        detail = f"{detail} keepalive".strip()
-    if defer is not None:
-        defer.append(
-            CheckRecord(
-                account.id,
-                account.email,
-                account.owner_kind,
-                account.owner_id,
-                ok=code == "ok",
-                code=code,
-                message=failure_message(account, code, message) if code != "ok" else "",
-                detail=detail or code,
-            )  # fmt: skip
-        )
-    else:
-        audit.record(
-            state.session, "check", actor=actor, account=account, ok=outcome == OK,
-            detail=detail or code,
-        )  # fmt: skip
-    return CheckResult(
+    result = CheckResult(
         account.id, outcome, status, code=code, message=message, smtp=smtp, imap=imap,
-        token_refreshed=refreshed, kept_alive=kept_alive, retryable=retryable,
-        elapsed=time.monotonic() - started,
+        token_refreshed=account.token_refreshed_at != before, kept_alive=kept_alive,
+        retryable=retryable, elapsed=time.monotonic() - started,
     )  # fmt: skip
+    _record_check(state, account, result, actor=actor, defer=defer)
+    return result
+
+
+def _log_in(
+    state: Runtime, account: MailAccount, shared: tuple[TransportOptions, Catalog] | None
+) -> tuple[ProtocolResult, ProtocolResult | None]:
+    """The SMTP and IMAP (when the account receives) logins of a check."""
+    options, catalog = shared or (state.transport_options(), None)
+    report = run_test(server_settings(state, account, catalog=catalog), options)
+    if account.auth_method == "oauth2" and any(r.code == TOKEN_REJECTED for r in report.results):
+        # The server refused a token that looked valid: refresh once and try again.
+        fresh_access_token(state, account, force=True)
+        report = run_test(server_settings(state, account, catalog=catalog), options)
+    smtp = report.smtp
+    if account.send_via == "graph" and smtp.code == SMTP_AUTH_DISABLED:
+        smtp = replace(
+            smtp, ok=True, code="ok",
+            message=N_("SMTP AUTH is off for this mailbox; mail is sent through Microsoft Graph."),
+        )  # fmt: skip
+    return smtp, report.imap
+
+
+def _record_check(
+    state: Runtime,
+    account: MailAccount,
+    result: CheckResult,
+    *,
+    actor: Actor | None,
+    defer: list[CheckRecord] | None,
+) -> None:
+    """The check's audit row; with ``defer``, its :class:`CheckRecord` for the batch instead."""
+    detail = " ".join(f"{r.protocol.value}={r.code}" for r in result.results)
+    if result.kept_alive:
+        detail = f"{detail} keepalive".strip()
+    if defer is None:
+        audit.record(state.session, "check", actor=actor, account=account, ok=result.ok,
+                     detail=detail or result.code)  # fmt: skip
+        return
+    ok, code = result.code == "ok", result.code
+    message = "" if ok else failure_message(account, code, result.message)
+    defer.append(CheckRecord(account.id, account.email, account.owner_kind, account.owner_id,
+                             ok=ok, code=code, message=message, detail=detail or code))  # fmt: skip
 
 
 # -- many accounts --------------------------------------------------------------------------
@@ -282,16 +291,6 @@ def _crashed(account_id: int, exc: BaseException) -> CheckResult:
     )  # fmt: skip
 
 
-def run_one(
-    app: Flask,
-    account_id: int,
-    work: Callable[[Runtime, MailAccount], CheckResult],
-) -> CheckResult:
-    """Run ``work`` for one account in an app context and session of its own; commit after."""
-    with app.app_context():
-        return _run_here(app, account_id, work)
-
-
 def _run_chunk(
     app: Flask, account_ids: list[int], work: Callable[[Runtime, MailAccount], CheckResult]
 ) -> list[CheckResult]:
@@ -316,13 +315,14 @@ def _run_checks(app: Flask, account_ids: list[int]) -> list[CheckResult]:
     and one audit INSERT, executed with all rows, and one commit), instead of an ORM flush and
     a commit per account. One SELECT reads them all, their sealed passwords included. OAuth
     accounts, and outcomes that mark the account (rejected credentials, token errors), commit
-    one by one as in :func:`run_one`."""
+    one by one as in :func:`_run_chunk`."""
     state: Runtime = app.extensions["mailconnect"]
     with app.app_context():
         session = state.session
         # OAuth and marked accounts commit mid-batch: expiring the batch's rows (read a moment
         # ago) would make each later account read its row and password again.
-        state.db.session().expire_on_commit = False
+        batch = state.db.session()
+        expire_on_commit, batch.expire_on_commit = batch.expire_on_commit, False
         results: list[CheckResult] = []
         pending: list[CheckRecord] = []
         try:
@@ -343,6 +343,7 @@ def _run_checks(app: Flask, account_ids: list[int]) -> list[CheckResult]:
                     results = [_crashed(r.account_id, exc) if r.account_id in lost else r
                                for r in results]  # fmt: skip
         finally:
+            batch.expire_on_commit = expire_on_commit  # for code that kept the session
             state.db.session.remove()
         return results
 
@@ -459,7 +460,7 @@ def check_many(
                                     skipped_reason="cancelled") for i in chunk]  # fmt: skip
             if batched:
                 return _run_checks(app, chunk)
-            return [run_one(app, i, work) for i in chunk]
+            return _run_chunk(app, chunk, work)
 
         # At most two batches per worker in flight: a long list never becomes a long queue
         # of futures (and their results) held in memory, and results flow as they finish.

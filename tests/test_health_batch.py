@@ -7,6 +7,8 @@ back what a person sees on each account: status, last error code and its words, 
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,9 +16,12 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_mailconnect import AuditEvent, MailConnect
+from flask_mailconnect.models import utcnow
 from tests import hostapp
 from tests.peers import free_port
+from tests.peers.oauth import GOOGLE, MICROSOFT
 from tests.test_health import add, dbapp, get  # noqa: F401 - dbapp is a fixture used here
+from tests.test_tokens import provider_config
 
 
 @pytest.mark.parametrize("concurrency", [1, 3])
@@ -70,3 +75,50 @@ def test_a_batch_with_different_failures_gives_each_account_its_own_error(
         details = {r[0]: r[2] for r in rows}
         assert "smtp=wrong_security_for_port" in details[wrong_tls]
         assert "smtp=refused" in details[down]
+
+
+def test_token_endpoint_failures_are_errors_the_owner_cannot_fix_by_signing_in(
+    tmp_path: Path, oauth_provider: Any, smtp_starttls: Any, dovecot: Any, peer_config: dict
+) -> None:
+    """Two OAuth accounts whose token is due: Google's token endpoint refuses our client (a
+    wrong secret: configuration, not retried), Microsoft's cannot be reached (retry later).
+    Neither account needs its owner to sign in again; each says why on the account."""
+    from flask_mailconnect.health import check_many
+
+    config = provider_config(oauth_provider)
+    config["google"]["client_secret"] = "wrong"
+    config["microsoft"]["token_url"] = f"http://127.0.0.1:{free_port()}/token"
+    app, _ = hostapp.create_app(
+        f"sqlite:///{tmp_path / 'tokens.db'}", **peer_config, MAILCONNECT_PROVIDERS=config,
+        MAILCONNECT_CONNECT_TIMEOUT=2,
+    )  # fmt: skip
+    try:
+        with app.app_context():
+            due = utcnow() - timedelta(minutes=1)
+            refused = add(smtp_starttls, dovecot, owner_id="g", oauth=GOOGLE,
+                          server=oauth_provider, token_expires_at=due)  # fmt: skip
+            unreachable = add(smtp_starttls, dovecot, owner_id="m", oauth=MICROSOFT,
+                              server=oauth_provider, token_expires_at=due)  # fmt: skip
+            ids = [refused, unreachable]
+            results = {r.account_id: r for r in check_many(ids, concurrency=1, app=app)}
+
+            seen = {i: (r.outcome, r.code, r.retryable) for i, r in results.items()}
+            assert seen == {
+                refused: ("error", "token_error", False),
+                unreachable: ("error", "token_refresh_unavailable", True),
+            }
+            for account_id in ids:
+                account = get(account_id)
+                assert (account.status, account.last_error_code) == ("error", seen[account_id][1])
+                assert account.last_error_message == results[account_id].message
+                assert account.last_error_message
+            rows = hostapp.db.session.execute(
+                sa.select(AuditEvent.account_id, AuditEvent.outcome).where(
+                    AuditEvent.action == "check"
+                )
+            ).all()
+            assert sorted(rows) == sorted([(refused, "failed"), (unreachable, "failed")])
+    finally:
+        with app.app_context():
+            hostapp.db.session.remove()
+            hostapp.db.engine.dispose()

@@ -239,25 +239,19 @@ def _flags(values: Iterable[Any]) -> tuple[str, ...]:
     return tuple(t for t in (_text(f) for f in values) if t.lower() != "\\recent")
 
 
-def _item(data: Mapping[bytes, Any], prefix: bytes) -> bytes:
+def _items(data: Mapping[bytes, Any], *prefixes: bytes) -> tuple[bytes, ...]:
+    """For each prefix, the value of the first FETCH item whose name starts with it (in any
+    case): bytes, else ``b""``. One pass over ``data`` whatever the number of prefixes."""
+    found: list[bytes | None] = [None] * len(prefixes)
     for key, value in data.items():
-        if isinstance(key, bytes) and key.upper().startswith(prefix):
-            return value if isinstance(value, bytes) else b""
-    return b""
-
-
-def _header_and_text(data: Mapping[bytes, Any]) -> tuple[bytes, bytes]:
-    """``(_item(data, b"BODY[HEADER"), _item(data, b"BODY[TEXT]"))`` in one pass."""
-    header = text = None
-    for key, value in data.items():
-        if not isinstance(key, bytes):
-            continue
-        upper = key.upper()
-        if header is None and upper.startswith(b"BODY[HEADER"):
-            header = value if isinstance(value, bytes) else b""
-        elif text is None and upper.startswith(b"BODY[TEXT]"):
-            text = value if isinstance(value, bytes) else b""
-    return header or b"", text or b""
+        # Most items (UID, FLAGS, ...) match no prefix: one startswith() rules them out.
+        if isinstance(key, bytes) and (upper := key.upper()).startswith(prefixes):
+            for i, prefix in enumerate(prefixes):
+                if found[i] is None and upper.startswith(prefix):
+                    found[i] = value if isinstance(value, bytes) else b""
+    if None in found:  # rare (an item missing); the common case skips a pass
+        found = [b"" if value is None else value for value in found]
+    return tuple(found)  # type: ignore[arg-type]  # no None left
 
 
 def _decode_body(payload: str | bytes, encoding: str, charset: str | None) -> str:
@@ -312,11 +306,15 @@ def _first_text_part(message: Message) -> tuple[Message | None, bool]:
     return html_part, html_part is not None
 
 
+def _head(header: bytes) -> bytes:
+    """The fetched header block with the blank line that ends it (a server may leave it out)."""
+    return header if header.endswith((b"\r\n\r\n", b"\n\n")) else header + b"\r\n"
+
+
 def _parse(header: bytes, body: bytes) -> Message:
     """The fetched header block and body start as one message, parsed once as compat32 does
     (it keeps raw 8-bit bytes for :mod:`.headers`): :func:`_parse_simple`, else the feed parser."""
-    head = header if header.endswith(b"\r\n\r\n") or header.endswith(b"\n\n") else header + b"\r\n"
-    data = head + body
+    data = _head(header) + body
     return _parse_simple(data) or parse_compat32(data)
 
 
@@ -376,9 +374,8 @@ def make_snippet(
         # No boundary parameter: take the first delimiter line the body starts a part with.
         found = re.search(rb"^--([^\s]{1,70})\r?$", body, re.MULTILINE)
         if found:
-            head = header if header.endswith((b"\r\n\r\n", b"\n\n")) else header + b"\r\n"
             boundary = b'Content-Type: multipart/mixed; boundary="' + found.group(1) + b'"\r\n'
-            message = parse_compat32(boundary + head + body)
+            message = parse_compat32(boundary + _head(header) + body)
     part, is_html = _first_text_part(message)
     if part is None:
         return ""
@@ -407,7 +404,7 @@ def summarize(uid: int, data: Mapping[bytes, Any]) -> MessageSummary:
     internal = data.get(b"INTERNALDATE")
     arrived = internal if isinstance(internal, datetime) else None
     try:
-        header, body = _header_and_text(data)
+        header, body = _items(data, b"BODY[HEADER", b"BODY[TEXT]")
         # Parsed once: the headers and the snippet read the same message.
         parsed = _parse(header, body) if body else None
         fields = read_headers(header, arrived, parsed=parsed)  # each header on its own
@@ -481,7 +478,7 @@ def fetch_message(
     item = data.get(int(uid))
     if item is None:  # "UID FETCH n" of a UID that is gone answers OK with nothing
         return None
-    raw = _item(item, b"BODY[")
+    (raw,) = _items(item, b"BODY[")
     internal = item.get(b"INTERNALDATE")
     size = item.get(b"RFC822.SIZE")
     return FetchedMessage(
