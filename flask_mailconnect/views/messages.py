@@ -73,9 +73,12 @@ def message(account_id: int, folder: str, uid: int) -> Any:
 
 
 def new_mail_form(account: MailAccount) -> NewMailSettingsForm:
-    """For the account page: the notification form filled with the account's settings."""
+    """For the account page: the notification form filled with the account's settings. No
+    CSRF field of its own: the page writes the request's one (``mailconnect_csrf_input``), and
+    the POST is checked before any view runs (``common._require_csrf``) and by the form there."""
     return NewMailSettingsForm(
         formdata=None,
+        meta={"csrf": False},
         data={
             "notify_new_mail": account.notify_new_mail,
             "mute_new_mail_mobile": not account.notify_new_mail_mobile,
