@@ -43,6 +43,7 @@ from .exceptions import (
 
 if TYPE_CHECKING:  # what __getattr__ below imports on first use, spelt out for type checkers
     from .detection import Detection
+    from .drafts import Attachment, Draft
     from .extension import MailConnect
     from .health import CheckResult
     from .migrations import include_object
@@ -72,6 +73,8 @@ if TYPE_CHECKING:  # what __getattr__ below imports on first use, spelt out for 
 #: the rest when the host first touches it.
 _LAZY = {
     "Detection": ".detection",
+    "Attachment": ".drafts",
+    "Draft": ".drafts",
     "MailConnect": ".extension",
     "CheckResult": ".health",
     "include_object": ".migrations",
@@ -127,6 +130,7 @@ __all__ = [
     "AccountNotConnectedError",
     "AccountStatus",
     "Actor",
+    "Attachment",
     "AuditEvent",
     "CheckResult",
     "ConfigurationError",
@@ -136,6 +140,7 @@ __all__ = [
     "CredentialsUnavailable",
     "DeliveryUnknownError",
     "Detection",
+    "Draft",
     "EncryptionKeyError",
     "FolderListing",
     "GraphNotGranted",

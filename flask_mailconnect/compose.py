@@ -38,7 +38,7 @@ from .validation import normalize_address
 RECIPIENT_HEADERS = ("To", "Cc", "Bcc")
 #: Headers prepare removes: From (set again from the account), Sender and Return-Path (with
 #: the Resent-* block, matched by prefix).
-_REPLACED = frozenset({"from", "sender", "return-path"})
+REPLACED_HEADERS = frozenset({"from", "sender", "return-path"})
 _WANTED = ("from", "to", "cc", "bcc", "date", "message-id")  # what prepare reads
 _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # printable ASCII except ":" (RFC 5322 ftext)
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
@@ -57,9 +57,10 @@ HTML_CLASS = "mailconnect-signature"
 @dataclass(frozen=True)
 class Prepared:
     """A message ready to go: envelope, the bytes SMTP transmits (no Bcc), and the bytes kept
-    in the Sent folder and handed to Graph (with Bcc, as mail clients keep it)."""
+    in the Sent folder and handed to Graph (with Bcc, as mail clients keep it). ``message``:
+    the completed EmailMessage, None for a Draft written directly (compose_draft.py)."""
 
-    message: EmailMessage
+    message: EmailMessage | None
     message_id: str
     envelope_from: str
     recipients: list[str]
@@ -112,7 +113,7 @@ def _as_email_message(message: Message) -> EmailMessage:
     return parsed
 
 
-def _normalize(address: str, field: str) -> str:
+def normalize_recipient(address: str, field: str) -> str:
     try:
         return normalize_address(address)
     except ValueError as exc:
@@ -127,10 +128,10 @@ def parse_recipients(message: EmailMessage) -> list[str]:
     Strict: any defect the RFC 5322 parser reports (other than obsolete-but-valid syntax) or an
     address email-validator refuses raises :class:`InvalidMessage`.
     """
-    return _recipients({field: message.get_all(field) or [] for field in RECIPIENT_HEADERS})
+    return recipients_in({field: message.get_all(field) or [] for field in RECIPIENT_HEADERS})
 
 
-def _recipients(headers: dict[str, list[Any]]) -> list[str]:
+def recipients_in(headers: dict[str, list[Any]]) -> list[str]:
     """:func:`parse_recipients` over To, Cc and Bcc already fetched (header objects)."""
     seen: dict[str, str] = {}
     for field in RECIPIENT_HEADERS:
@@ -153,14 +154,14 @@ def _recipients(headers: dict[str, list[Any]]) -> list[str]:
             for address in addresses:
                 if not address.addr_spec or not address.domain:
                     raise InvalidMessage(f"{field}: an address is incomplete.", field=field)
-                normalized = _normalize(address.addr_spec, field)
+                normalized = normalize_recipient(address.addr_spec, field)
                 seen.setdefault(normalized.lower(), normalized)
     if not seen:
         raise InvalidMessage("The message has no recipient (To, Cc or Bcc).", field="To")
     return list(seen.values())
 
 
-def _from_header(existing: list[Any], account_email: str, display_name: str) -> str:
+def from_header(existing: list[Any], account_email: str, display_name: str) -> str:
     """The From to send with, given the message's own From headers (header objects)."""
     account_address = account_email.strip()  # validated when the account was connected
     if len(existing) > 1:
@@ -178,7 +179,7 @@ def _from_header(existing: list[Any], account_email: str, display_name: str) -> 
 
 
 @functools.lru_cache(maxsize=256)
-def _domain(address: str) -> str:
+def account_domain(address: str) -> str:
     domain = address.rpartition("@")[2].strip().rstrip(".")
     try:
         return domain.encode("idna").decode("ascii").lower()
@@ -199,7 +200,7 @@ def _set_header(msg: EmailMessage, name: str, value: str) -> None:
 
 
 @functools.lru_cache(maxsize=8)
-def _date_text(second: datetime, _offset: Any) -> str:
+def date_text(second: datetime, _offset: Any) -> str:
     """``format_datetime`` of a whole second, cached: a bulk send asks for one second hundreds
     of times. The UTC offset is part of the key (one instant in two zones: equal datetimes)."""
     return format_datetime(second)
@@ -219,7 +220,7 @@ _FOLDED: dict[tuple[int, str, str], bytes] = {}
 _FOLDED_MAX = 512
 
 
-def _plain(text: str) -> bool:
+def is_plain(text: str) -> bool:
     """Printable ASCII with no encoded word: written as it is when it fits one line."""
     return text.isascii() and text.isprintable() and "=?" not in text
 
@@ -239,7 +240,7 @@ def _fold(policy: Policy, name: str, value: Any) -> bytes:
     if not hasattr(value, "name"):  # not a header object (the policy knows what to do)
         return policy.fold_binary(name, value)
     text = str(value)
-    if len(name) + 2 + len(text) <= limit and _plain(text):
+    if len(name) + 2 + len(text) <= limit and is_plain(text):
         if isinstance(value, headerregistry.UnstructuredHeader):
             return f"{name}: {text}\r\n".encode("ascii")
         if isinstance(value, headerregistry.AddressHeader) and all(
@@ -331,7 +332,7 @@ def _without_bcc(data: bytes) -> bytes:
 
 
 @functools.lru_cache(maxsize=64)
-def _signature_texts(signature_html: str, signature_text: str) -> tuple[str, str]:
+def signature_texts(signature_html: str, signature_text: str) -> tuple[str, str]:
     clean_html = sanitize_signature(signature_html or "")
     text = (signature_text or "").strip() or signature_to_text(clean_html)
     return clean_html, text
@@ -341,7 +342,9 @@ def _set_text(
     part: MIMEPart, content: str, subtype: str, *, root: bool, current: str | None
 ) -> None:
     """Set a text part's content; ``current``: its :func:`_plain_utf8` encoding."""
-    if _replace_text(part, content, current):
+    payload = replaced_payload(content, current, part.policy.max_line_length or 78)
+    if payload is not None:
+        part.set_payload(payload)
         return
     params = {k: v for k, v in (part.get_params(header="content-type") or [])[1:]}
     params.pop("charset", None)
@@ -376,28 +379,26 @@ def _body_text(part: MIMEPart, current: str | None) -> str:
     return str(part.get_content())
 
 
-def _replace_text(part: MIMEPart, content: str, current: str | None) -> bool:
-    """Swap the body of a UTF-8 7bit/8bit text part for ``content`` when ``set_content`` would
-    write the very same headers (charset utf-8, the same transfer encoding): only the payload
-    changes. ``set_content`` rebuilds and reparses every MIME header (185 us a message, issue
-    13). The encoding is chosen by set_content's own rule: lines within the policy's limit,
-    ``7bit`` when ASCII, else ``8bit``; anything else (long lines, quoted-printable, base64,
-    another charset) goes through ``set_content``."""
+def replaced_payload(content: str, current: str | None, limit: int) -> str | None:
+    """The payload swapping the body of a UTF-8 7bit/8bit text part (``current``) for
+    ``content`` when ``set_content`` would write the very same headers (charset utf-8, the same
+    transfer encoding): only the payload changes. ``set_content`` rebuilds and reparses every
+    MIME header (185 us a message, issue 13). The encoding is chosen by set_content's own rule:
+    lines within ``limit``, ``7bit`` when ASCII, else ``8bit``; anything else (long lines,
+    quoted-printable, base64, another charset): None, for ``set_content``."""
     if current is None:
-        return False
+        return None
     lines = content.splitlines()
-    limit = part.policy.max_line_length or 78
     if any(len(line.encode("utf-8")) > limit for line in lines):
-        return False
+        return None
     wanted = "7bit" if content.isascii() else "8bit"
     if wanted != current:
-        return False
+        return None
     # What set_content stores: the lines joined by "\n" plus one, 8-bit as surrogate escapes.
     payload = "\n".join(lines) + "\n"
     if wanted == "8bit":
         payload = payload.encode("utf-8").decode("ascii", "surrogateescape")
-    part.set_payload(payload)
-    return True
+    return payload
 
 
 def _bodies(message: EmailMessage) -> tuple[MIMEPart | None, MIMEPart | None]:
@@ -410,25 +411,25 @@ def _bodies(message: EmailMessage) -> tuple[MIMEPart | None, MIMEPart | None]:
     return (message if kind == "text/html" else None), (message if kind == "text/plain" else None)
 
 
+def signed_html(body: str, clean_html: str, text: str) -> str:
+    """``body`` with the signature block before its last ``</body>`` (or at its end)."""
+    html_sig = clean_html or "<br>".join(
+        re.sub(r"[&<>\"]", lambda m: f"&#{ord(m.group())};", line) for line in text.splitlines()
+    )
+    closes = list(_BODY_CLOSE.finditer(body))
+    at = closes[-1].start() if closes else len(body)
+    return f'{body[:at]}<div class="{HTML_CLASS}">-- <br>{html_sig}</div>{body[at:]}'
+
+
 def add_signature(message: EmailMessage, signature_html: str, signature_text: str) -> None:
     """Append the signature to the HTML body and the plain-text body (in place)."""
-    clean_html, text = _signature_texts(signature_html, signature_text)
+    clean_html, text = signature_texts(signature_html, signature_text)
     if not clean_html and not text:
         return
     html_part, text_part = _bodies(message)
     if html_part is not None and html_part.get_content_type() == "text/html":
-        html_sig = clean_html or "<br>".join(
-            re.sub(r"[&<>\"]", lambda m: f"&#{ord(m.group())};", line) for line in text.splitlines()
-        )
-        block = f'<div class="{HTML_CLASS}">-- <br>{html_sig}</div>'
         current = _plain_utf8(html_part)
-        body = _body_text(html_part, current)
-        closes = list(_BODY_CLOSE.finditer(body))
-        if closes:
-            at = closes[-1].start()
-            body = body[:at] + block + body[at:]
-        else:
-            body = body + block
+        body = signed_html(_body_text(html_part, current), clean_html, text)
         _set_text(html_part, body, "html", root=html_part is message, current=current)
     if text_part is not None and text_part.get_content_type() == "text/plain" and text:
         current = _plain_utf8(text_part)
@@ -462,22 +463,22 @@ def prepare(
             found.append((name, value))
         # From is replaced; Sender, Return-Path and the Resent-* block would name another
         # sender than the account (mail clients show them as who sent it).
-        if lowered not in _REPLACED and not lowered.startswith("resent-"):
+        if lowered not in REPLACED_HEADERS and not lowered.startswith("resent-"):
             kept.append((name, value))
 
     def fetched(field: str) -> list[Any]:  # what get_all returns: header objects
         return [msg.policy.header_fetch_parse(n, v) for n, v in wanted[field]]
 
-    from_value = _from_header(fetched("from"), account_email, display_name)
-    recipients = _recipients({"To": fetched("to"), "Cc": fetched("cc"), "Bcc": fetched("bcc")})
+    from_value = from_header(fetched("from"), account_email, display_name)
+    recipients = recipients_in({"To": fetched("to"), "Cc": fetched("cc"), "Bcc": fetched("bcc")})
     msg._headers = kept  # type: ignore[attr-defined]
     _set_header(msg, "From", from_value)
     if not wanted["date"]:
         second = (now or datetime.now(timezone.utc)).replace(microsecond=0)
-        _set_header(msg, "Date", _date_text(second, second.utcoffset()))
+        _set_header(msg, "Date", date_text(second, second.utcoffset()))
     message_id = str(fetched("message-id")[0]).strip() if wanted["message-id"] else ""
     if not message_id:
-        message_id = make_msgid(domain=_domain(account_email))
+        message_id = make_msgid(domain=account_domain(account_email))
         _set_header(msg, "Message-ID", message_id)
     if signature_html or signature_text:
         add_signature(msg, signature_html, signature_text)

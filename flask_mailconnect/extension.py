@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from . import sync
     from .accounts import OwnerResult
+    from .drafts import Draft
     from .health import CheckResult
     from .sending import Sender, SendResult
     from .sync_on_save import SaveSync
@@ -324,13 +325,14 @@ class MailConnect(HostCallbacks):
 
     def send(
         self,
-        message: Message,
+        message: Message | Draft,
         *,
         account: MailAccount | None = None,
         owner: Owner | tuple[str, Any] | None = None,
         actor: Any = None,
     ) -> SendResult:
-        """Send an :class:`~email.message.EmailMessage` through ``account``.
+        """Send an :class:`~email.message.EmailMessage` or a :class:`~flask_mailconnect.Draft`
+        through ``account``.
 
         Without ``account`` the sender is resolved for ``owner`` / ``actor`` by
         ``MAILCONNECT_SENDER_ORDER`` (:meth:`resolve_sender`); with an ``actor`` it must be

@@ -153,7 +153,7 @@ def test_unexpected_errors_are_wrapped_and_reported_per_message(
 
     from flask_mailconnect import sending
 
-    real_prepare, real_submit = sending.prepare, sending.submit
+    real_prepare, real_submit = sending.prepare_message, sending.submit
 
     def prepare(msg: Any, **kw: Any) -> Any:
         if msg["Subject"] == "Message 1":
@@ -165,7 +165,7 @@ def test_unexpected_errors_are_wrapped_and_reported_per_message(
             raise smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server")
         return real_submit(client, sender, rcpts, data, **kw)
 
-    monkeypatch.setattr(sending, "prepare", prepare)
+    monkeypatch.setattr(sending, "prepare_message", prepare)
     monkeypatch.setattr(sending, "submit", submit)
     account = make_account(db, smtp_starttls)
     with mailconnect.sending(account) as conn:

@@ -1,8 +1,8 @@
 """Sending mail through an account: one message, or many over one connection.
 
 :class:`Sender` holds one authenticated SMTP connection (or nothing, for Graph accounts) and
-sends messages prepared by compose.py. ``MailConnect.send`` uses a Sender for one message;
-``MailConnect.sending`` hands one to the host for many. Rules:
+sends messages prepared by compose.py (a Draft: compose_draft.py). ``MailConnect.send`` uses a
+Sender for one message; ``MailConnect.sending`` hands one to the host for many. Rules:
 
 * An inactive, awaiting-authorization or needs-reconnect account is refused before any
   connection is made.
@@ -41,7 +41,9 @@ from .. import codes as errors
 from .. import credentials, signals
 from ..accounts import require
 from ..accounts.status import RECONNECT_CODES, record_failure, record_success
-from ..compose import Prepared, prepare
+from ..compose import Prepared
+from ..compose_draft import prepare_message
+from ..drafts import Draft
 from ..exceptions import (
     AccountNeedsReconnectError,
     ConnectionFailed,
@@ -149,8 +151,10 @@ class Sender:
 
     # -- sending ------------------------------------------------------------------------
 
-    def send(self, message: Message) -> SendResult:
-        """Send one message; see the module doc for what is retried (only what is safe)."""
+    def send(self, message: Message | Draft) -> SendResult:
+        """Send one message (an :class:`~email.message.EmailMessage` or a
+        :class:`~flask_mailconnect.Draft`); see the module doc for what is retried (only what
+        is safe)."""
         if self._closed:
             raise RuntimeError("this sending connection is closed")
         if self._copies is not None:
@@ -161,7 +165,7 @@ class Sender:
         try:
             check_usable(self.account)
             try:
-                prepared = prepare(
+                prepared = prepare_message(
                     message,
                     account_email=self.account.email,
                     display_name=self.account.display_name or "",
@@ -391,7 +395,7 @@ class Sender:
 
 
 def send(
-    state: Runtime, account: MailAccount, message: Message, *, actor: Actor | None = None
+    state: Runtime, account: MailAccount, message: Message | Draft, *, actor: Actor | None = None
 ) -> SendResult:
     """Send one message from ``account`` (see :class:`Sender`)."""
     with Sender(state, account, actor=actor, bulk=False) as sender:
