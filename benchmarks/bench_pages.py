@@ -39,7 +39,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from benchmarks.table import Row, measured, samples, skipped
+from benchmarks import handwritten
+from benchmarks.table import Row, informational, measured, samples, skipped
 
 ROWS = 100_000
 PEOPLE = 5_000
@@ -56,6 +57,7 @@ PAGES = {
     "settings": "/email/",
     "account": "/email/accounts/{account}",
     "admin list": "/email/admin/accounts",
+    **handwritten.PAGES,  # the same pages written by hand: reference rows without a goal
 }
 #: The person whose pages are measured, and the admin.
 PERSON, ADMIN = 1, 3
@@ -103,6 +105,7 @@ def make_app(url: str | None = None, *, batched: bool = True) -> Any:
         login_user(hostapp.db.session.get(hostapp.User, user_id))
         return "ok"
 
+    handwritten.install(app, hostapp.db, hostapp.User)
     ext.user_getter(lambda ident: hostapp.db.session.get(hostapp.User, int(ident)))
     if batched or os.environ.get("MAILCONNECT_BENCH_BATCHED") == "1":
 
@@ -288,6 +291,11 @@ def _load(server: Gunicorn, path: str, cookie: str, seconds: float) -> dict[str,
     return {"rps": data["n"] / data["elapsed"], "p99": p99 * 1000}
 
 
+def _admin(page: str) -> bool:
+    """The admin's pages (requested with the admin's cookie), the others the person's."""
+    return page.endswith("admin list")
+
+
 def measure(
     url: str, account: int, *, rounds: int = ROUNDS, seconds: float = SECONDS, batched: bool = True
 ) -> dict[str, list[dict[str, float]]]:
@@ -299,18 +307,18 @@ def measure(
     """
     server = Gunicorn(url, batched=batched)
     try:
-        mine = [p.format(account=account) for k, p in PAGES.items() if k != "admin list"]
+        mine = [p.format(account=account) for k, p in PAGES.items() if not _admin(k)]
         cookies = {
             PERSON: server.cookie_for(PERSON, *mine),
-            ADMIN: server.cookie_for(ADMIN, PAGES["admin list"]),
+            ADMIN: server.cookie_for(ADMIN, *(p for k, p in PAGES.items() if _admin(k))),
         }
 
         def run(page: str, length: float) -> dict[str, float]:
-            who = ADMIN if page == "admin list" else PERSON
+            who = ADMIN if _admin(page) else PERSON
             return _load(server, PAGES[page].format(account=account), cookies[who], length)
 
         for page in PAGES:  # warm every worker's caches and connections
-            who = ADMIN if page == "admin list" else PERSON
+            who = ADMIN if _admin(page) else PERSON
             target = PAGES[page].format(account=account)
             assert server.request("GET", target, cookies[who]).status == 200, target
             run(page, min(seconds, 0.5))
@@ -329,7 +337,10 @@ def measure(
 
 
 def rows(*, smoke: bool = False) -> list[Row]:
-    figures = ("settings page", "account page", "admin list", "admin list p99")
+    figures = ("settings page", "account page", "admin list", "admin list p99",
+               "settings page written by hand (reference)",
+               "account page written by hand (reference)",
+               "admin list written by hand (reference)")  # fmt: skip
     url = database_url()
     if url is None:
         reason = "no PostgreSQL (MAILCONNECT_BENCH_DATABASE_URL)"
@@ -362,6 +373,17 @@ def rows(*, smoke: bool = False) -> list[Row]:
         measured(f"admin list, {size} accounts", rps("admin list"), bare, ratio("admin list"),
                  at_least=0.5, against="bare page", note=spread("admin list")),
     ]  # fmt: skip
+    for page, name in (("settings", "settings page"), ("account", "account page"),
+                       ("admin list", "admin list")):  # fmt: skip
+        hand = f"hand-written {page}"
+        result.append(informational(
+            f"{name} written by hand (reference)", rps(hand), bare, ratio(hand),
+            against="bare page",
+            note=f"{spread(hand)}; the same data and markup written directly with "
+            "Flask-SQLAlchemy, Jinja and Flask-WTF, without translations, permissions or "
+            "per-partial templates (benchmarks/handwritten.py): what a host writes without "
+            "the extension",
+        ))  # fmt: skip
     p99 = samples([r["p99"] for r in found["admin list"]], "ms")
     result.append(
         measured(

@@ -91,6 +91,23 @@ def measured(
     return Row(figure, str(ours), base, ratio, _goal(at_least, at_most), met, note)
 
 
+def informational(
+    figure: str,
+    ours: Samples,
+    baseline: Samples,
+    ratio: float | None = None,
+    *,
+    against: str = "",
+    note: str = "",
+) -> Row:
+    """A measured row without a goal (a reference point, such as a hand-written page): its
+    ratio (default median(ours) / median(baseline)) is printed, its goal and verdict are "-"."""
+    if ratio is None:
+        ratio = ours.median / baseline.median if baseline.median else float("inf")
+    base = f"{against}: {baseline}" if against else str(baseline)
+    return Row(figure, str(ours), base, ratio, "-", None, note)
+
+
 def skipped(
     figure: str, reason: str, *, at_least: float | None = None, at_most: float | None = None
 ) -> Row:
