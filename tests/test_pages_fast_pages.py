@@ -1,8 +1,9 @@
 """The settings and account pages' fast paths against what they replace (issue 13).
 
 - the account page builds its links from the account's own URL: each equals ``url_for``;
-- the settings page loads only the cards' columns (``account_cards``): the same accounts in
-  the same order as ``accounts_for``, and a host's own card may still show any other column;
+- the settings page loads only the cards' columns (``account_cards``, plain rows): the same
+  accounts in the same order as ``accounts_for``, and a host's own card may still show any
+  other column;
 - ``load_account`` runs a prebuilt statement: the same 404s and the same object;
 - the text fields are written without WTForms' ``dir(flags)`` and ``Markup.format``: the
   same HTML as WTForms' own widgets, flags included.
@@ -125,6 +126,27 @@ def test_cards_load_the_same_accounts_as_accounts_for(app: Flask) -> None:
         state.session.expunge_all()
         cards = [a.id for a in accounts.account_cards(state, ("user", "1"))]
     assert cards == full == [ids[1], ids[0], ids[2]]
+
+
+def test_cards_read_like_the_accounts_and_see_unflushed_changes(app: Flask) -> None:
+    """Cards are plain rows: the model's ``owner``, ``receives`` and ``status_label`` give the
+    same answers, and a change the host's session holds but has not flushed is in them, as in
+    any query of that session."""
+    ids = [add_account(app, ("user", "1"), f"c{n}@example.test") for n in range(2)]
+    with app.app_context():
+        state = app.extensions["mailconnect"]
+        first = state.session.get(MailAccount, ids[0])
+        first.display_name = "Not yet flushed"
+        first.imap_host = None
+        cards = accounts.account_cards(state, ("user", "1"))
+        models = accounts.accounts_for(state, ("user", "1"))
+        assert [c.id for c in cards] == [m.id for m in models]
+        for card, model in zip(cards, models, strict=True):
+            assert not isinstance(card, MailAccount)
+            for name in ("owner", "receives", "status_label", "display_name", "email", "status"):
+                assert getattr(card, name) == getattr(model, name), name
+        assert cards[0].display_name == "Not yet flushed" and cards[0].receives is False
+        state.session.rollback()
 
 
 def test_a_hosts_own_card_still_reads_any_column(app: Flask) -> None:

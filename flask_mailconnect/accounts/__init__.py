@@ -13,9 +13,9 @@ host can wrap our changes and its own in one transaction.
 """
 
 from .admin import create_handover, may_consent_for, on_behalf, set_active
+from .cards import AccountCard, account_cards
 from .core import (
     EDITABLE,
-    account_cards,
     account_limit,
     accounts_for,
     check_limit,
@@ -49,6 +49,7 @@ from .sharing import (
 __all__ = [
     "EDITABLE",
     "OwnerResult",
+    "AccountCard",
     "account_cards",
     "account_limit",
     "accounts_by_owner",

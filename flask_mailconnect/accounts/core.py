@@ -9,7 +9,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.orm import load_only
 
 from .. import audit, signals
 from ..columns import open_secret, seal
@@ -341,31 +340,6 @@ def _owned_query() -> sa.Select[MailAccount]:
 def _owned(state: Runtime, owner: Owner) -> list[MailAccount]:
     query = _owned_query()
     return list(state.session.scalars(query, {"owner_kind": owner[0], "owner_id": owner[1]}))
-
-
-#: What a card on the settings page shows (``mailconnect/_account_card.html``, the hand-over
-#: check): about a third of the columns. Loading, converting and storing the other thirty
-#: per row was a fifth of the page's database cost.
-CARD_COLUMNS = (
-    "id", "owner_kind", "owner_id", "provider", "auth_method", "email", "display_name",
-    "is_default", "imap_host",  # ``receives``
-    "status", "active", "last_success_at",
-)  # fmt: skip
-
-
-@functools.cache
-def _cards_query() -> sa.Select[MailAccount]:
-    columns = [getattr(MailAccount, name) for name in CARD_COLUMNS]
-    return _owned_query().options(load_only(*columns))
-
-
-def account_cards(state: Runtime, owner: Owner) -> list[MailAccount]:
-    """:func:`accounts_for` for the settings page's cards: the same accounts in the same
-    order, with :data:`CARD_COLUMNS` loaded. Any other attribute still reads right (a host's
-    own card showing more), loaded on first use with one query per account."""
-    kind, ident = check_owner(owner)
-    query = _cards_query()
-    return list(state.session.scalars(query, {"owner_kind": kind, "owner_id": ident}))
 
 
 def default_account(state: Runtime, owner: Owner) -> MailAccount | None:

@@ -1,0 +1,97 @@
+"""The settings page's cards: an owner's accounts, read as plain rows.
+
+A card shows about a third of an account's columns (:data:`CARD_COLUMNS`). They are read with
+one Core statement, not as ORM instances: building, tracking and identity-mapping an instance
+per card cost about as much as everything else the query does (issue 13). An
+:class:`AccountCard` reads like the :class:`~flask_mailconnect.MailAccount` it stands for, so
+a host's own card template keeps working: ``owner``, ``receives`` and ``status_label`` are the
+model's own computations, and any other attribute loads the account (one query, on first use).
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..models import MailAccount
+from ..owners import Owner
+from ..runtime import Runtime
+from ..scopes import check_owner
+
+#: What ``mailconnect/_account_card.html`` and the hand-over check read.
+CARD_COLUMNS = (
+    "id", "owner_kind", "owner_id", "provider", "auth_method", "email", "display_name",
+    "is_default", "imap_host",  # ``receives``
+    "status", "active", "last_success_at",
+)  # fmt: skip
+
+
+class AccountCard:
+    """One account as its card shows it (see the module doc). Not an ORM instance: changing
+    an attribute changes nothing stored."""
+
+    __slots__ = (*CARD_COLUMNS, "_session", "_full")
+
+    id: int
+    owner_kind: str
+    owner_id: str
+    provider: str
+    auth_method: str
+    email: str
+    display_name: str | None
+    is_default: bool
+    imap_host: str | None
+    status: str
+    active: bool
+    last_success_at: datetime | None
+
+    # The model's own properties (the same objects), computed over the columns above.
+    owner = vars(MailAccount)["owner"]
+    receives = vars(MailAccount)["receives"]
+    status_label = vars(MailAccount)["status_label"]
+
+    def __init__(self, session: Any, row: Any) -> None:
+        for name, value in zip(CARD_COLUMNS, row, strict=True):
+            setattr(self, name, value)
+        self._session = session
+        self._full: MailAccount | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        # Only for what the row does not hold: the account itself, loaded once.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._full is None:
+            self._full = self._session.get(MailAccount, self.id)
+            if self._full is None:  # deleted since the page's query
+                raise AttributeError(name)
+        return getattr(self._full, name)
+
+    def __repr__(self) -> str:
+        return f"<AccountCard {self.id} {self.email}>"
+
+
+@functools.cache
+def _cards_query() -> sa.Select[Any]:
+    table = MailAccount.__table__
+    return (
+        sa.select(*(table.c[name] for name in CARD_COLUMNS))
+        .where(
+            table.c.owner_kind == sa.bindparam("owner_kind"),
+            table.c.owner_id == sa.bindparam("owner_id"),
+        )
+        .order_by(table.c.is_default.desc(), table.c.id)
+    )
+
+
+def account_cards(state: Runtime, owner: Owner) -> list[AccountCard]:
+    """:func:`~flask_mailconnect.accounts.accounts_for` for the settings page's cards: the same
+    accounts in the same order, as :class:`AccountCard` rows. Changes the host's session holds
+    are flushed first, as a query of the session would."""
+    kind, ident = check_owner(owner)
+    session = state.session
+    session.flush()  # what autoflush does before a query (nothing to do when clean)
+    rows = session.connection().execute(_cards_query(), {"owner_kind": kind, "owner_id": ident})
+    return [AccountCard(session, row) for row in rows]
