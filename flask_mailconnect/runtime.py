@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
-from flask import current_app
+from flask import current_app, has_app_context
 from sqlalchemy.orm import Session
 
 from .crypto import build_cipher
@@ -379,8 +379,6 @@ def current_runtime() -> Runtime:
 
 def find_runtime() -> Runtime | None:
     """The current app's runtime, or ``None`` outside an app context or before ``init_app``."""
-    from flask import has_app_context
-
     if not has_app_context():
         return None
     return cast("Runtime | None", current_app.extensions.get("mailconnect"))
