@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from flask import Response, abort, current_app, g, jsonify, request
 from flask_wtf.csrf import ValidationError, generate_csrf, validate_csrf
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from werkzeug.exceptions import NotFound
 
 from ..codes import MESSAGES
@@ -154,10 +154,9 @@ def csrf_input() -> Markup:
         if not config.get("WTF_CSRF_ENABLED", True):
             found = Markup("")
         else:
-            name = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
-            found = Markup('<input name="{}" type="hidden" value="{}">').format(
-                name, generate_csrf()
-            )
+            name = escape(config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
+            token = escape(generate_csrf())  # Markup.format: twice the cost, same text
+            found = Markup(f'<input name="{name}" type="hidden" value="{token}">')  # noqa: S704
         g._mailconnect_csrf_input = found
     return found
 

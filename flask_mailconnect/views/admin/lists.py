@@ -59,7 +59,12 @@ def keyset(
         values = dict(params or {})
         if direction:
             values["mc_cursor"] = before if before is not None else after
-        rows = list(state().session.execute(query, values).all())
+        # Table columns only: run on the session's connection, past the ORM's execution (its
+        # events and result wrapping were a good part of the page's query cost), after the
+        # flush a query of the session would do.
+        session = state().session
+        session.flush()
+        rows = list(session.connection().execute(query, values).all())
     else:
         query = _page_statement(model, where, columns, direction, size, bound=False)
         if direction == "before":
