@@ -95,6 +95,13 @@ DEFAULTS: dict[str, Option] = {
         "in one process is seen there at once; other processes see it within this time. "
         "``0``: read them once per request.",
     ),
+    "MAILCONNECT_PRELOAD_VIEWS": Option(
+        False,
+        "Import every view module (with the forms and use-cases they use) in ``init_app`` "
+        "instead of with the first request that runs each. For servers that load the app once "
+        "and fork their workers (gunicorn ``--preload``): the workers share that code and "
+        "none pays for the import on its first request; start-up pays it instead.",
+    ),
     "MAILCONNECT_DNS_NAMESERVERS": Option(
         None,
         'Name servers for server detection (MX and SRV; ``["10.0.0.2"]`` or '

@@ -91,7 +91,8 @@ class MailConnect(HostCallbacks):
         app.add_template_global(current_locale, "mailconnect_locale")
         if register_blueprint:
             app.register_blueprint(
-                create_blueprint(), url_prefix=app.config["MAILCONNECT_URL_PREFIX"]
+                create_blueprint(preload=bool(app.config["MAILCONNECT_PRELOAD_VIEWS"])),
+                url_prefix=app.config["MAILCONNECT_URL_PREFIX"],
             )
 
     # -- helpers used by views and the service --------------------------------------------

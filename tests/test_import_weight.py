@@ -184,6 +184,25 @@ def test_start_up_leaves_the_mappers_to_the_first_query() -> None:
     assert _run(code) == ["False"]
 
 
+def test_preloading_imports_the_views_at_start_up_for_forking_servers() -> None:
+    """``MAILCONNECT_PRELOAD_VIEWS``: ``init_app`` imports every view module and what it uses
+    (a server forking its workers after loading the app shares them), and the pages work."""
+    code = (
+        "from tests import hostapp\n"
+        "app, ext = hostapp.create_app(MAILCONNECT_PRELOAD_VIEWS=True)\n"
+        "import sys\n"
+        "loaded = set(sys.modules)\n"
+        "client = app.test_client()\n"
+        "client.post('/test-login/1')\n"
+        "assert client.get('/email/').status_code == 200\n"
+        "assert client.get('/email/connect').status_code == 200\n"
+        "print(sorted(m for m in set(sys.modules) - loaded if m.startswith('flask_mailconnect')))"
+    )
+    loaded_at_start = _loaded(code.split("\nimport sys")[0])
+    assert set(UNTIL_FIRST_REQUEST) <= set(loaded_at_start)
+    assert _run(code)[-1] == "[]"  # the first pages import nothing of ours
+
+
 def test_start_up_registers_the_views_and_the_first_request_loads_them() -> None:
     """``init_app`` builds the whole URL map without importing a view module (views/routes.py);
     the first page a signed-in person opens imports what it runs."""

@@ -49,8 +49,9 @@ class _MailConnectBlueprint(Blueprint):
         return ChoiceLoader([files, _GeneratedBaseLoader()])
 
 
-def create_blueprint() -> Blueprint:
-    """A new blueprint per app (routes and hooks are registered on it here)."""
+def create_blueprint(*, preload: bool = False) -> Blueprint:
+    """A new blueprint per app (routes and hooks are registered on it here); ``preload``
+    imports the view modules now (``MAILCONNECT_PRELOAD_VIEWS``), else each loads on first use."""
 
     bp = _MailConnectBlueprint(
         "mailconnect",
@@ -58,7 +59,7 @@ def create_blueprint() -> Blueprint:
         static_folder=os.path.join(PACKAGE_ROOT, "static"),
         static_url_path="/static",
     )
-    register(bp)  # every route, hook and helper; the views load on first use
+    register(bp, preload=preload)  # every route, hook and helper
     bp.register_error_handler(EncryptionKeyError, _key_unavailable)
     return bp
 

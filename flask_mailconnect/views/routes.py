@@ -158,24 +158,32 @@ class LazyView:
         return f"<LazyView {self.target}>"
 
 
-def register(bp: Blueprint) -> None:
-    """Add everything above to ``bp``: converters first, as the rules use them."""
+def register(bp: Blueprint, *, preload: bool = False) -> None:
+    """Add everything above to ``bp``: converters first, as the rules use them. ``preload``
+    (``MAILCONNECT_PRELOAD_VIEWS``): import each view module now, not on its first call."""
+
+    def lazy(target: str) -> LazyView:
+        view = LazyView(target)
+        if preload:
+            view.load()
+        return view
+
     bp.record_once(register_converters)
     for rule, endpoint, target, methods in ROUTES:
-        bp.add_url_rule(rule, endpoint, LazyView(target), methods=list(methods))
+        bp.add_url_rule(rule, endpoint, lazy(target), methods=list(methods))
     for target in BEFORE_REQUEST:
-        bp.before_request(LazyView(target))
+        bp.before_request(lazy(target))
     for target in AFTER_REQUEST:
-        bp.after_request(LazyView(target))
+        bp.after_request(lazy(target))
     for exc, target in ERROR_PAGES:
-        bp.register_error_handler(exc, LazyView(target))
+        bp.register_error_handler(exc, lazy(target))
     for name, target in TEMPLATE_FILTERS:
-        bp.add_app_template_filter(LazyView(target), name)
+        bp.add_app_template_filter(lazy(target), name)
     for name, target in TEMPLATE_GLOBALS:
-        bp.add_app_template_global(LazyView(target), name)
+        bp.add_app_template_global(lazy(target), name)
     # Blocks that depend on the language alone, rendered once per app and language.
     bp.add_app_template_global(cached_fragment, "mailconnect_cached")
-    context: dict[str, Any] = {name: LazyView(target) for name, target in TEMPLATE_CONTEXT}
+    context: dict[str, Any] = {name: lazy(target) for name, target in TEMPLATE_CONTEXT}
     bp.app_context_processor(lambda: context)
 
 
