@@ -1,0 +1,76 @@
+"""The account page's form macros come from ``mailconnect/_field.html`` through the app's
+loader: a host's own ``_field.html`` is the one used, and the macros (Jinja keeps the imported
+template's module once per app) write each request in its own language."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Flask, request
+from flask_babel import Babel
+from jinja2 import ChoiceLoader, DictLoader
+from markupsafe import escape
+
+from flask_mailconnect.i18n import lazy_gettext
+from flask_mailconnect.models import MailAccount
+from tests import hostapp
+from tests.conftest import cleaned_up, login
+from tests.scopehost import add_account
+
+#: A host's own form macros: the stock ones' names and arguments, other markup.
+OWN_FIELD = """
+{% macro field(f, class_="", input_class="mc-input", help=true) -%}
+<div class="own-field">{{ f.label.text }} {{ f(class=input_class, **kwargs) }}</div>
+{%- endmacro %}
+{% macro checkbox(f, help=None, class_="") -%}
+<div class="own-check" data-name="{{ f.name }}">{{ f.label.text }}</div>
+{%- endmacro %}
+"""
+
+
+def test_a_hosts_own_field_macros_are_used_on_the_account_page(app: Flask) -> None:
+    """With ``mailconnect/_field.html`` overridden, the account page writes its display name
+    and every checkbox (the settings' and the notifications') with the host's macros."""
+    account_id = add_account(
+        app, ("user", "1"), "alice@example.test", imap_host="imap.example.test"
+    )
+    overrides = DictLoader({"mailconnect/_field.html": OWN_FIELD})
+    app.jinja_loader = ChoiceLoader([overrides, app.jinja_loader])  # type: ignore[list-item]
+    client = app.test_client()
+    login(client, 1)
+    html = client.get(f"/email/accounts/{account_id}").get_data(as_text=True)
+    assert '<div class="own-field">Display name <input' in html
+    for name in ("notify_email", "mute_mobile", "is_default", "notify_new_mail"):
+        assert f'<div class="own-check" data-name="{name}">' in html
+    assert "mc-check-input" not in html  # no stock checkbox left
+
+
+def _german_app() -> Flask:
+    app, _ext = hostapp.create_app()
+    Babel(app, locale_selector=lambda: request.args.get("lang") or "en")
+    with app.app_context():
+        hostapp.db.session.execute(
+            sa.insert(MailAccount),
+            [{"owner_kind": "user", "owner_id": "1", "provider": "other",
+              "auth_method": "password", "email": "alice@example.test",
+              "username": "alice@example.test", "smtp_host": "smtp.example.test",
+              "smtp_port": 587, "smtp_security": "starttls", "is_default": True,
+              "status": "connected", "active": True}],
+        )  # fmt: skip
+        hostapp.db.session.commit()
+    return app
+
+
+def test_account_page_checkbox_labels_follow_the_language() -> None:
+    """English, then German, then English again in one app: the checkbox labels the kept
+    macros write are each request's words."""
+    app = _german_app()
+    with cleaned_up(app):
+        client = app.test_client()
+        login(client, 1)
+        with app.test_request_context("/?lang=de"):
+            german = str(lazy_gettext("Use as default account"))
+        assert german != "Use as default account"  # the catalogue has it
+        for lang, words in (("en", "Use as default account"), ("de", german), ("en", None)):
+            html = client.get(f"/email/accounts/1?lang={lang}").get_data(as_text=True)
+            label = f'for="is_default">{escape(words or "Use as default account")}</label>'
+            assert label in html
