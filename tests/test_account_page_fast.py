@@ -4,17 +4,14 @@ template's module once per app) write each request in its own language."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from flask import Flask, request
-from flask_babel import Babel
+from flask import Flask
 from jinja2 import ChoiceLoader, DictLoader
 from markupsafe import escape
 
 from flask_mailconnect.i18n import lazy_gettext
-from flask_mailconnect.models import MailAccount
-from tests import hostapp
 from tests.conftest import cleaned_up, login
 from tests.scopehost import add_account
+from tests.test_pages_fast_i18n import _app as i18n_app
 
 #: A host's own form macros: the stock ones' names and arguments, other markup.
 OWN_FIELD = """
@@ -44,26 +41,10 @@ def test_a_hosts_own_field_macros_are_used_on_the_account_page(app: Flask) -> No
     assert "mc-check-input" not in html  # no stock checkbox left
 
 
-def _german_app() -> Flask:
-    app, _ext = hostapp.create_app()
-    Babel(app, locale_selector=lambda: request.args.get("lang") or "en")
-    with app.app_context():
-        hostapp.db.session.execute(
-            sa.insert(MailAccount),
-            [{"owner_kind": "user", "owner_id": "1", "provider": "other",
-              "auth_method": "password", "email": "alice@example.test",
-              "username": "alice@example.test", "smtp_host": "smtp.example.test",
-              "smtp_port": 587, "smtp_security": "starttls", "is_default": True,
-              "status": "connected", "active": True}],
-        )  # fmt: skip
-        hostapp.db.session.commit()
-    return app
-
-
 def test_account_page_checkbox_labels_follow_the_language() -> None:
     """English, then German, then English again in one app: the checkbox labels the kept
     macros write are each request's words."""
-    app = _german_app()
+    app = i18n_app()  # Flask-Babel choosing from ?lang=, one account of Alice's
     with cleaned_up(app):
         client = app.test_client()
         login(client, 1)
