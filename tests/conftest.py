@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask, template_rendered
 from flask.testing import FlaskClient
+from jinja2 import ChoiceLoader, DictLoader
 
 from flask_mailconnect import MailConnect
 from flask_mailconnect import metadata as mailconnect_metadata
@@ -105,6 +106,14 @@ def captured_context(app: Flask) -> Iterator[dict[str, Any]]:
 
     with template_rendered.connected_to(keep, app):
         yield captured
+
+
+def override_templates(app: Flask, templates: dict[str, str]) -> None:
+    """Serve ``templates`` (name to source) before everything else ``app`` loads, as a host's
+    own files of those names would be."""
+    app.jinja_loader = ChoiceLoader(  # type: ignore[assignment]
+        [DictLoader(templates), app.jinja_loader]  # type: ignore[list-item]
+    )
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int) -> None:

@@ -5,11 +5,10 @@ template's module once per app) write each request in its own language."""
 from __future__ import annotations
 
 from flask import Flask
-from jinja2 import ChoiceLoader, DictLoader
 from markupsafe import escape
 
 from flask_mailconnect.i18n import lazy_gettext
-from tests.conftest import cleaned_up, login
+from tests.conftest import cleaned_up, login, override_templates
 from tests.scopehost import add_account
 from tests.test_pages_fast_i18n import _app as i18n_app
 
@@ -30,8 +29,7 @@ def test_a_hosts_own_field_macros_are_used_on_the_account_page(app: Flask) -> No
     account_id = add_account(
         app, ("user", "1"), "alice@example.test", imap_host="imap.example.test"
     )
-    overrides = DictLoader({"mailconnect/_field.html": OWN_FIELD})
-    app.jinja_loader = ChoiceLoader([overrides, app.jinja_loader])  # type: ignore[list-item]
+    override_templates(app, {"mailconnect/_field.html": OWN_FIELD})
     client = app.test_client()
     login(client, 1)
     html = client.get(f"/email/accounts/{account_id}").get_data(as_text=True)

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from flask import Flask, url_for
-from jinja2 import ChoiceLoader, DictLoader
 from markupsafe import Markup, escape
 from wtforms import Form, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
@@ -28,7 +27,7 @@ from flask_mailconnect.forms import FastTextArea, FastTextInput, html_params
 from flask_mailconnect.models import MailAccount
 from flask_mailconnect.views.common import load_account
 from tests import hostapp
-from tests.conftest import login
+from tests.conftest import login, override_templates
 from tests.scopehost import add_account
 
 
@@ -160,8 +159,7 @@ def test_a_hosts_own_card_still_reads_any_column(app: Flask) -> None:
         "<p class=own>{{ account.email }} via {{ account.smtp_host }}:{{ account.smtp_port }}"
         " / {{ account.signature_text }} / {{ account.last_success_at.year }}</p>"
     )
-    overrides = DictLoader({"mailconnect/_account_card.html": card})
-    app.jinja_loader = ChoiceLoader([overrides, app.jinja_loader])  # type: ignore[list-item]
+    override_templates(app, {"mailconnect/_account_card.html": card})
     client = app.test_client()
     login(client, 1)
     html = client.get("/email/").get_data(as_text=True)
@@ -265,8 +263,7 @@ def test_a_hosts_own_account_page_still_reads_any_column(app: Flask) -> None:
         "<p class=own>{{ account.folder_inbox }} {{ account.created_at.year > 2000 }}</p>"
         "{% endblock %}"
     )
-    overrides = DictLoader({"mailconnect/account.html": page})
-    app.jinja_loader = ChoiceLoader([overrides, app.jinja_loader])  # type: ignore[list-item]
+    override_templates(app, {"mailconnect/account.html": page})
     client = app.test_client()
     login(client, 1)
     html = client.get(f"/email/accounts/{account_id}").get_data(as_text=True)
