@@ -79,26 +79,14 @@ def _app(url: str, server: Any) -> Any:
 def _round(app: Any, server: Any, callers: int) -> tuple[float, int, int, int]:
     """One crowd: (wall seconds, token requests, peak connections out, failed callers)."""
     from flask_mailconnect import MailAccount
-    from flask_mailconnect.models import utcnow
     from flask_mailconnect.oauth.refresh import fresh_access_token
     from tests import hostapp
-    from tests.peers.oauth import CLIENT_ID, MICROSOFT
+    from tests.test_refresh_race import add_oauth_account
 
     email = f"bench{next(_ROUND)}@example.test"  # a new account each round
+    # Expired: every caller needs a refresh.
+    account_id, _issued = add_oauth_account(app, server, -timedelta(minutes=1), email)
     with app.app_context():
-        issued = server.issue_token(email, client_id=CLIENT_ID, flavour=MICROSOFT)
-        account = MailAccount(
-            owner_kind="user", owner_id="1", provider=MICROSOFT, auth_method="oauth2",
-            email=email, username=email, smtp_host="smtp.example.test", smtp_port=587,
-            smtp_security="starttls", access_token=issued["access_token"],
-            refresh_token=issued["refresh_token"], token_scopes=issued["scope"],
-            token_expires_at=utcnow() - timedelta(minutes=1),  # expired: everyone needs one
-        )  # fmt: skip
-        hostapp.db.session.add(account)
-        hostapp.db.session.flush()
-        account_id = account.id
-        hostapp.db.session.commit()
-        hostapp.db.session.remove()
         engine = hostapp.db.engine
     before = server.refresh_requests
     watch = PoolWatch(engine)
