@@ -673,9 +673,13 @@ def _ours_on(engine: sa.engine.Engine) -> set[str]:
 def test_everything_follows_a_bind(bound: tuple[Flask, SQLAlchemy]) -> None:
     """init-db, create_all, migrations, the detection cache and the sync store's dialect all
     use the bind's database, never the default one."""
+    from flask_mailconnect import MailAccount, accounts
+    from flask_mailconnect.accounts.status import CheckRecord, record_checks
     from flask_mailconnect.detection import cache, detect
+    from flask_mailconnect.models import utcnow
     from flask_mailconnect.runtime import current_runtime
     from flask_mailconnect.sync_store import insert_ignoring_duplicates
+    from flask_mailconnect.views.admin.lists import keyset
 
     app, db = bound
     result = app.test_cli_runner().invoke(args=["mailconnect", "init-db"])
@@ -707,6 +711,18 @@ def test_everything_follows_a_bind(bound: tuple[Flask, SQLAlchemy]) -> None:
         assert insert_ignoring_duplicates(state, [message]) == 1
         assert insert_ignoring_duplicates(state, [message]) == 0  # the bind's dialect's ignore
         state.session.commit()
+        # The settings page's cards and the admin lists' pages read the bind's table too.
+        owner = (account["owner_kind"], account["owner_id"])
+        assert [c.id for c in accounts.account_cards(state, owner)] == [account["id"]]
+        table_id = MailAccount.__table__.c.id
+        rows, _older, _newer = keyset(MailAccount, lambda: [], [table_id], shape="bind")
+        assert [r.id for r in rows] == [account["id"]]
+        # A health batch's outcomes are written there as well.
+        checked = CheckRecord(account["id"], account["email"], *owner, False, "x", "Down", "")
+        record_checks(state.session, [checked], now=utcnow())
+        state.session.commit()
+        found = state.session.get(MailAccount, account["id"])
+        assert (found.last_error_code, found.last_error_message) == ("x", "Down")
     assert _ours_on(main) == set()  # nothing of ours ever reached the default database
 
 

@@ -88,10 +88,11 @@ def _cards_query() -> sa.Select[Any]:
 
 def account_cards(state: Runtime, owner: Owner) -> list[AccountCard]:
     """:func:`~flask_mailconnect.accounts.accounts_for` for the settings page's cards: the same
-    accounts in the same order, as :class:`AccountCard` rows. Changes the host's session holds
-    are flushed first, as a query of the session would."""
+    accounts in the same order, as :class:`AccountCard` rows. Run by the session (autoflush,
+    the host's ORM events), on the model's bind: a select of table columns names no mapper,
+    and Flask-SQLAlchemy would send it to the default database."""
     kind, ident = check_owner(owner)
     session = state.session
-    session.flush()  # what autoflush does before a query (nothing to do when clean)
-    rows = session.connection().execute(_cards_query(), {"owner_kind": kind, "owner_id": ident})
+    params = {"owner_kind": kind, "owner_id": ident}
+    rows = session.execute(_cards_query(), params, bind_arguments={"mapper": MailAccount})
     return [AccountCard(session, row) for row in rows]

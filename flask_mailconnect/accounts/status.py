@@ -131,7 +131,8 @@ def record_checks(session: Session, records: Sequence[CheckRecord], *, now: date
     for r in records:
         key = (True, None, None) if r.ok else (False, r.code, r.message)
         groups.setdefault(key, []).append(r.account_id)
-    connection = session.connection()
+    # Our tables' bind (a host may keep them in a database of their own), not the default.
+    connection = session.connection(bind_arguments={"mapper": MailAccount})
     for (ok, code, message), ids in groups.items():
         connection.execute(
             _UPDATES[ok], {"b_ids": ids, "b_now": now, "b_code": code, "b_message": message}

@@ -59,12 +59,9 @@ def keyset(
         values = dict(params or {})
         if direction:
             values["mc_cursor"] = before if before is not None else after
-        # Table columns only: run on the session's connection, past the ORM's execution (its
-        # events and result wrapping were a good part of the page's query cost), after the
-        # flush a query of the session would do.
-        session = state().session
-        session.flush()
-        rows = list(session.connection().execute(query, values).all())
+        # Table columns name no mapper: without it the host's default database would run it.
+        found = state().session.execute(query, values, bind_arguments={"mapper": model})
+        rows = list(found.all())
     else:
         query = _page_statement(model, where, columns, direction, size, bound=False)
         if direction == "before":
