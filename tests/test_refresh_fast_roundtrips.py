@@ -182,3 +182,54 @@ def test_a_crowd_meeting_a_failing_endpoint_asks_once_and_gets_the_typed_error(
     oauth_provider.fail_token_endpoint_with(None)
     # Nothing was spent: the account refreshes once the endpoint answers again.
     assert _call(any_app, account_id) != issued["access_token"]
+
+
+def test_a_failed_forced_refresh_leaves_the_waiters_the_token_they_can_use(
+    any_app: Any, oauth_provider: Any
+) -> None:
+    """A caller forces a refresh (the server refused its token) and meets a failing endpoint.
+    The callers queued behind it, whose copy of the account was out of date but whose need the
+    stored token meets, take that token: only the forcing caller gets the error."""
+    from flask_mailconnect.models import utcnow
+
+    account_id, issued = _account(any_app, oauth_provider, timedelta(minutes=-1))
+    stale = [_detached(any_app, account_id) for _ in range(CROWD)]  # expired, as loaded
+    with any_app.app_context():  # since refreshed elsewhere: good for an hour
+        valid = utcnow() + timedelta(hours=1)
+        query = sa.update(MailAccount).where(MailAccount.id == account_id)
+        hostapp.db.session.execute(query.values(token_expires_at=valid))
+        hostapp.db.session.commit()
+        engine = hostapp.db.engine
+    forcing = _detached(any_app, account_id)
+    state = any_app.extensions["mailconnect"]
+    oauth_provider.fail_token_endpoint_with(503)
+    outcomes: dict[bool, list[str]] = {True: [], False: []}
+
+    def caller(account: MailAccount, force: bool) -> None:
+        with any_app.app_context():
+            try:
+                outcomes[force].append(fresh_access_token(state, account, force=force))
+            except BaseException as exc:  # noqa: BLE001 - the outcome is what is asserted
+                outcomes[force].append(type(exc).__name__)
+            finally:
+                hostapp.db.session.remove()
+
+    first = threading.Thread(target=caller, args=(forcing, True))
+    rest = [threading.Thread(target=caller, args=(a, False)) for a in stale]
+    blocker = engine.connect()
+    try:
+        assert try_lock(blocker, account_id)  # as another process refreshing: all queue up
+        first.start()  # the first in line: the one that looks and asks
+        assert _wait_until(lambda: _waiting(state, account_id) == 1, 60)
+        for thread in rest:
+            thread.start()
+        assert _wait_until(lambda: _waiting(state, account_id) == CROWD + 1, 60)
+    finally:
+        unlock(blocker, account_id)
+        blocker.close()
+    for thread in [first, *rest]:
+        thread.join(timeout=120)
+    oauth_provider.fail_token_endpoint_with(None)
+    assert outcomes[True] == [TokenRefreshUnavailable.__name__]
+    assert outcomes[False] == [issued["access_token"]] * CROWD
+    assert oauth_provider.refresh_requests == 1

@@ -278,7 +278,7 @@ def claim(
                 return
             theirs = gate.failed(arrived, kind)
             if theirs is not None:  # the same typed error, without asking the provider again
-                raise _copy_of(theirs)
+                raise _copy_of(theirs) from None  # not chained to whatever it was raised in
         row: Row | None = None
         spent: sa.Connection | None = None  # the holder's connection, closed after waking
         failure: tuple[str, BaseException] | None = None
@@ -301,8 +301,10 @@ def claim(
                             # The token request's own answer, shared with the callers waiting
                             # for the same kind of token (not this caller's lock timeout: a
                             # later arrival has time left). Without its traceback, whose
-                            # frames hold the tokens.
+                            # frames hold the tokens. The row as it was stays shared too: a
+                            # caller whose need it meets (this one forced a refresh) takes it.
                             failure = (kind, _copy_of(exc))
+                            row = held
                             raise
                         finally:
                             # Before waking the others: other processes wait for it, and the
