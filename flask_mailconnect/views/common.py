@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from functools import wraps
 from typing import Any, TypeVar
@@ -300,10 +300,10 @@ def provider_name(key: str) -> str:
     return _provider_label(current_catalog().get(key), key)
 
 
-def provider_labels(keys: Iterable[str]) -> dict[str, str]:
-    """:func:`provider_name` of each key, with one catalogue for the lot (a page's accounts)."""
-    catalog = current_catalog()
-    return {key: _provider_label(catalog.get(key), key) for key in keys}
+def provider_labels(found: Mapping[str, Provider | None]) -> dict[str, str]:
+    """:func:`provider_name` of each key of ``found`` (key to the provider a page already
+    looked up in its catalogue, or ``None``)."""
+    return {key: _provider_label(provider, key) for key, provider in found.items()}
 
 
 def _provider_label(found: Provider | None, key: str) -> str:
