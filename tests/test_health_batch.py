@@ -18,6 +18,7 @@ from flask import Flask
 from flask_mailconnect import AuditEvent, MailConnect
 from flask_mailconnect.models import utcnow
 from tests import hostapp
+from tests.conftest import cleaned_up
 from tests.peers import free_port
 from tests.peers.oauth import GOOGLE, MICROSOFT
 from tests.test_health import add, dbapp, get  # noqa: F401 - dbapp is a fixture used here
@@ -92,33 +93,26 @@ def test_token_endpoint_failures_are_errors_the_owner_cannot_fix_by_signing_in(
         f"sqlite:///{tmp_path / 'tokens.db'}", **peer_config, MAILCONNECT_PROVIDERS=config,
         MAILCONNECT_CONNECT_TIMEOUT=2,
     )  # fmt: skip
-    try:
-        with app.app_context():
-            due = utcnow() - timedelta(minutes=1)
-            refused = add(smtp_starttls, dovecot, owner_id="g", oauth=GOOGLE,
+    with cleaned_up(app), app.app_context():
+        due = utcnow() - timedelta(minutes=1)
+        refused = add(smtp_starttls, dovecot, owner_id="g", oauth=GOOGLE,
+                      server=oauth_provider, token_expires_at=due)  # fmt: skip
+        unreachable = add(smtp_starttls, dovecot, owner_id="m", oauth=MICROSOFT,
                           server=oauth_provider, token_expires_at=due)  # fmt: skip
-            unreachable = add(smtp_starttls, dovecot, owner_id="m", oauth=MICROSOFT,
-                              server=oauth_provider, token_expires_at=due)  # fmt: skip
-            ids = [refused, unreachable]
-            results = {r.account_id: r for r in check_many(ids, concurrency=1, app=app)}
+        ids = [refused, unreachable]
+        results = {r.account_id: r for r in check_many(ids, concurrency=1, app=app)}
 
-            seen = {i: (r.outcome, r.code, r.retryable) for i, r in results.items()}
-            assert seen == {
-                refused: ("error", "token_error", False),
-                unreachable: ("error", "token_refresh_unavailable", True),
-            }
-            for account_id in ids:
-                account = get(account_id)
-                assert (account.status, account.last_error_code) == ("error", seen[account_id][1])
-                assert account.last_error_message == results[account_id].message
-                assert account.last_error_message
-            rows = hostapp.db.session.execute(
-                sa.select(AuditEvent.account_id, AuditEvent.outcome).where(
-                    AuditEvent.action == "check"
-                )
-            ).all()
-            assert sorted(rows) == sorted([(refused, "failed"), (unreachable, "failed")])
-    finally:
-        with app.app_context():
-            hostapp.db.session.remove()
-            hostapp.db.engine.dispose()
+        seen = {i: (r.outcome, r.code, r.retryable) for i, r in results.items()}
+        assert seen == {
+            refused: ("error", "token_error", False),
+            unreachable: ("error", "token_refresh_unavailable", True),
+        }
+        for account_id in ids:
+            account = get(account_id)
+            assert (account.status, account.last_error_code) == ("error", seen[account_id][1])
+            assert account.last_error_message == results[account_id].message
+            assert account.last_error_message
+        rows = hostapp.db.session.execute(
+            sa.select(AuditEvent.account_id, AuditEvent.outcome).where(AuditEvent.action == "check")
+        ).all()
+        assert sorted(rows) == sorted([(refused, "failed"), (unreachable, "failed")])

@@ -21,6 +21,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 
 from flask_mailconnect.models import metadata as mailconnect_metadata
 from tests import hostapp
+from tests.conftest import cleaned_up
 from tests.test_health import add
 
 
@@ -30,10 +31,8 @@ def file_app(tmp_path: Path, peer_config: dict) -> Iterator[Flask]:
     app, _ = hostapp.create_app(
         f"sqlite:///{tmp_path / 'host.db'}", **peer_config, MAILCONNECT_CONNECT_TIMEOUT=5
     )
-    yield app
-    with app.app_context():
-        hostapp.db.session.remove()
-        hostapp.db.engine.dispose()
+    with cleaned_up(app):
+        yield app
 
 
 @contextmanager
