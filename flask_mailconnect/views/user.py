@@ -129,7 +129,7 @@ def account(account_id: int) -> Any:
     return render_template(
         "mailconnect/account.html",
         account=acct,
-        links=account_links(acct.id),
+        account_links=account_links(acct.id),
         form=form,
         # The editor shows what would be stored: never the raw text someone posted.
         # (Nothing to clean in an empty signature: the cleaner's set-up is the costly part.)
