@@ -478,6 +478,8 @@ def prepare(
         _set_header(msg, "Date", date_text(second, second.utcoffset()))
     message_id = str(fetched("message-id")[0]).strip() if wanted["message-id"] else ""
     if not message_id:
+        if wanted["message-id"]:  # given blank: ours replaces it (one Message-ID, not two)
+            msg._headers = [h for h in msg._headers if h[0].lower() != "message-id"]  # type: ignore[attr-defined]
         message_id = make_msgid(domain=account_domain(account_email))
         _set_header(msg, "Message-ID", message_id)
     if signature_html or signature_text:

@@ -240,10 +240,12 @@ def prepare_draft(
         if lowered in REPLACED_HEADERS or lowered.startswith("resent-"):
             continue  # From is set from the account; the others would name another sender
         header = _stored(name, value)
-        head.append((name, header))
-        date_given = date_given or lowered == "date"
         if lowered == "message-id":
             message_id = str(header).strip()
+            if not message_id:
+                continue  # given blank: ours replaces it, as compose.prepare does
+        head.append((name, header))
+        date_given = date_given or lowered == "date"
     from_value = from_header(given_from, account_email, display_name)
     recipients = _recipients(fields, stored)
     # compose._set_header: printable ASCII as text, anything else as the header object.

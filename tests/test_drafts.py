@@ -361,3 +361,17 @@ def test_the_sent_copy_of_a_draft_keeps_its_bcc(
         assert b"dave@" not in smtp_starttls.messages[0].data
     finally:
         client.logout()
+
+
+@pytest.mark.parametrize("given", ["", "   "])
+def test_a_blank_message_id_given_is_replaced_not_doubled(given: str) -> None:
+    """A blank Message-ID (a host's template left it empty) is replaced by ours, on both
+    paths: the message carries one Message-ID, the one the result reports."""
+    draft = Draft("bob@example.com", "Hi", "Hello\n", headers={"Message-ID": given})
+    fast, slow = _both(draft)
+    _assert_same(fast, slow)
+    for prepared in (fast, slow):
+        for data in (prepared.smtp_bytes, prepared.full_bytes):
+            ids = parsed(data).get_all("Message-ID")
+            assert ids == [prepared.message_id], ids
+    assert fast.message_id.endswith("@" + ACCOUNT["account_email"].split("@")[1] + ">")
