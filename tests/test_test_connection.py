@@ -79,7 +79,7 @@ def test_a_crashing_threaded_check_reports_its_own_protocol(monkeypatch, caplog)
         return ProtocolResult(Protocol.SMTP, ok=True, code="ok", message="")
 
     monkeypatch.setattr(tester, "check_imap", crashing_check)
-    monkeypatch.setattr(tester, "check_smtp", smtp_ok)
+    monkeypatch.setattr("flask_mailconnect.transport.smtp.check_smtp", smtp_ok)  # read per test
     settings = ServerSettings(
         email="a@example.test",
         username="a@example.test",

@@ -20,6 +20,7 @@ from ..models import MailAccount
 from ..owners import Owner
 from ..runtime import Runtime
 from ..scopes import check_owner
+from .core import owned_query
 
 #: What ``mailconnect/_account_card.html`` and the hand-over check read.
 CARD_COLUMNS = (
@@ -75,15 +76,9 @@ class AccountCard:
 
 @functools.cache
 def _cards_query() -> sa.Select[Any]:
+    """:func:`.core.owned_query` (the same owner, the same order) reading the card's columns."""
     table = MailAccount.__table__
-    return (
-        sa.select(*(table.c[name] for name in CARD_COLUMNS))
-        .where(
-            table.c.owner_kind == sa.bindparam("owner_kind"),
-            table.c.owner_id == sa.bindparam("owner_id"),
-        )
-        .order_by(table.c.is_default.desc(), table.c.id)
-    )
+    return owned_query().with_only_columns(*(table.c[name] for name in CARD_COLUMNS))
 
 
 def account_cards(state: Runtime, owner: Owner) -> list[AccountCard]:

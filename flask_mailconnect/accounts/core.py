@@ -322,7 +322,7 @@ def accounts_for(state: Runtime, owner: Owner) -> list[MailAccount]:
 
 
 @functools.cache
-def _owned_query() -> sa.Select[MailAccount]:
+def owned_query() -> sa.Select[MailAccount]:
     """An owner's accounts, the default first. Built once, on first use (at import it would
     configure the mappers, which start-up should not pay): a statement made per call costs its
     construction and its cache key each time, about as much as running it on a settings
@@ -338,7 +338,7 @@ def _owned_query() -> sa.Select[MailAccount]:
 
 
 def _owned(state: Runtime, owner: Owner) -> list[MailAccount]:
-    query = _owned_query()
+    query = owned_query()
     return list(state.session.scalars(query, {"owner_kind": owner[0], "owner_id": owner[1]}))
 
 

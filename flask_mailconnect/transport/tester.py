@@ -15,14 +15,6 @@ log = logging.getLogger(__name__)
 Check = Callable[[ServerSettings, TransportOptions], ProtocolResult]
 
 
-def check_smtp(settings: ServerSettings, options: TransportOptions) -> ProtocolResult:
-    """:func:`.smtp.check_smtp`, imported with the first test: smtplib (and the email generator
-    it loads) is not part of a host's start-up (issue 13)."""
-    from .smtp import check_smtp as check
-
-    return check(settings, options)
-
-
 def _in_thread(
     check: Check, protocol: Protocol, settings: ServerSettings, options: TransportOptions
 ) -> Callable[[], ProtocolResult]:
@@ -63,6 +55,10 @@ def _in_thread(
 
 def test_connection(settings: ServerSettings, options: TransportOptions) -> ConnectionReport:
     """SMTP always; IMAP too when the account receives. Both run in parallel threads."""
+    # Imported with the first test: smtplib (and the email generator it loads) is not part of
+    # a host's start-up (issue 13).
+    from .smtp import check_smtp
+
     wait_imap = None
     if settings.receives:
         wait_imap = _in_thread(check_imap, Protocol.IMAP, settings, options)
