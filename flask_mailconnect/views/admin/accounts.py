@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable
+import functools
 from typing import Any
 
 import sqlalchemy as sa
@@ -124,7 +124,8 @@ def admin_accounts() -> Any:
     }
     person = link_pattern("mailconnect.admin_user", "user_id")
     catalog = current_catalog()
-    form: Any = LocalProxy(_Once(ActionForm))  # built only for a template that uses it
+    # Built only for a template that uses it (an override), once per request.
+    form: Any = LocalProxy(functools.cache(ActionForm))
     csrf_field = csrf_input()
     # Translated once per page (models keep the English; the rows only look them up).
     labels = {status: gettext(label) for status, label in AccountStatus.LABELS.items()}
@@ -174,19 +175,6 @@ def admin_accounts() -> Any:
         status_labels=status_labels,
         back=back,
     )
-
-
-class _Once:
-    """``make()`` called on first use only (behind a ``LocalProxy``)."""
-
-    def __init__(self, make: Callable[[], Any]) -> None:
-        self.make = make
-        self.made: list[Any] = []
-
-    def __call__(self) -> Any:
-        if not self.made:
-            self.made.append(self.make())
-        return self.made[0]
 
 
 def _set_active(account_id: int, active: bool) -> Any:
