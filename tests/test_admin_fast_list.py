@@ -28,7 +28,7 @@ from flask_mailconnect import MailConnect
 from flask_mailconnect.models import MailAccount
 from flask_mailconnect.views.admin_forms import ActionForm
 from tests import hostapp
-from tests.conftest import captured_context, cleaned_up, database_urls, login
+from tests.conftest import captured_context, cleaned_up, database_urls, login, override_templates
 from tests.test_admin_rows import JINJA_ROWS
 
 PEOPLE = {"1": "alice@example.test", "2": "bob@example.test", "3": "admin@example.test"}
@@ -314,3 +314,31 @@ def test_filter_options_are_what_the_template_wrote(
             f'<option value="{value}" selected>'
             in ours[("status", "scope", "provider").index(name)]
         )
+
+
+def test_an_override_of_the_list_may_use_the_action_form(
+    list_app: tuple[Flask, MailConnect],
+) -> None:
+    """The stock list writes its rows in Python and never builds ``action_form``; a host's own
+    ``admin/accounts.html`` using it gets the form (built on first use) and its CSRF field,
+    which the deactivate button accepts."""
+    app, _ext = list_app
+    override_templates(app, {"mailconnect/admin/accounts.html": (
+        "{% for a in accounts %}<form method=post action=\"{{ url_for("
+        "'mailconnect.admin_account_deactivate', account_id=a.id) }}\">"
+        "{{ action_form.csrf_token(id=False) }}</form>{% endfor %}"
+    )})  # fmt: skip
+    client = app.test_client()
+    login(client, 3)
+    page = client.get("/email/admin/accounts").get_data(as_text=True)
+    forms = re.findall(
+        r'action="([^"]+)"><input name="csrf_token" type="hidden" value="([^"]+)">', page
+    )
+    assert len(forms) == 12 and len({token for _, token in forms}) == 1
+    with app.app_context():
+        active = {a.id for a in hostapp.db.session.query(MailAccount).filter_by(active=True)}
+    action, token = next(f for f in forms if int(f[0].split("/")[-2]) in active)
+    assert client.post(action, data={"csrf_token": token}).status_code == 302
+    with app.app_context():
+        account_id = int(action.split("/")[-2])
+        assert hostapp.db.session.get(MailAccount, account_id).active is False
