@@ -95,15 +95,14 @@ def informational(
     figure: str,
     ours: Samples,
     baseline: Samples,
-    ratio: float | None = None,
+    ratio: float,
     *,
     against: str = "",
     note: str = "",
 ) -> Row:
     """A measured row without a goal (a reference point, such as a hand-written page): its
-    ratio (default median(ours) / median(baseline)) is printed, its goal and verdict are "-"."""
-    if ratio is None:
-        ratio = ours.median / baseline.median if baseline.median else float("inf")
+    ``ratio`` (the caller's, in the direction its goal rows use) is printed, its goal and
+    verdict are "-"."""
     base = f"{against}: {baseline}" if against else str(baseline)
     return Row(figure, str(ours), base, ratio, "-", None, note)
 

@@ -358,7 +358,11 @@ def oauth_buttons() -> list[Provider]:
 
 def oauth_provider(key: str) -> Provider | None:
     """The provider behind ``key`` (an older alias too) when it signs in with OAuth."""
-    found = current_catalog().get(key)
+    return signs_in(current_catalog().get(key))
+
+
+def signs_in(found: Provider | None) -> Provider | None:
+    """``found`` when it signs in with OAuth (for a page that looked its providers up)."""
     return found if found is not None and found.offers_oauth else None
 
 

@@ -29,7 +29,7 @@ from .common import actor, by_id, load_account, ports, provider_labels, safe_bac
 from .connect import ConnectPage, json_test, page_test, render_connect, wizard, wizard_test
 from .links import account_links, link_pattern
 from .messages import after_save
-from .oauth import disconnect_hint
+from .oauth import disconnect_hint, signs_in
 
 
 def index() -> Any:
@@ -48,9 +48,7 @@ def index() -> Any:
         # Once per page, not per card (the card template's cost was per account).
         account_url=link_pattern("mailconnect.account", "account_id"),
         # What oauth_provider() and the mailconnect_provider filter answer, per provider key.
-        oauth_providers={
-            k: p if p is not None and p.offers_oauth else None for k, p in found.items()
-        },
+        oauth_providers={k: signs_in(p) for k, p in found.items()},
         provider_labels=provider_labels(found),
     )
 
