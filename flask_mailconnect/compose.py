@@ -33,6 +33,7 @@ from typing import Any, cast
 
 from .exceptions import InvalidMessage
 from .signatures import sanitize_signature, signature_to_text
+from .transport.headers import HEADER_NAME
 from .validation import normalize_address
 
 RECIPIENT_HEADERS = ("To", "Cc", "Bcc")
@@ -40,7 +41,6 @@ RECIPIENT_HEADERS = ("To", "Cc", "Bcc")
 #: the Resent-* block, matched by prefix).
 REPLACED_HEADERS = frozenset({"from", "sender", "return-path"})
 _WANTED = ("from", "to", "cc", "bcc", "date", "message-id")  # what prepare reads
-_HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # printable ASCII except ":" (RFC 5322 ftext)
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _BODY_CLOSE = re.compile(r"</body\s*>", re.IGNORECASE)
 #: A header that is one bare dot-atom address and nothing else: both parsers read exactly that
@@ -78,7 +78,7 @@ def _check_headers(message: Message) -> None:
 
 def _check_part_headers(message: Message) -> None:
     for name, value in message.raw_items():
-        if not _HEADER_NAME.match(name or ""):
+        if not HEADER_NAME.match(name or ""):
             raise InvalidMessage(f"Header name {name!r} is not allowed.", field=str(name))
         text = _FOLD.sub(" ", str(value))  # folding of a parsed message is fine
         if "\r" in text or "\n" in text or "\x00" in text:

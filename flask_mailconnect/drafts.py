@@ -25,12 +25,11 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from .exceptions import InvalidMessage
+from .transport.headers import HEADER_NAME
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
 
-#: Printable ASCII except ":" (RFC 5322 ftext): compose.py's rule for header names.
-_HEADER_NAME = re.compile(r"^[!-9;-~]+$")
 #: CR, LF, NUL, and what else ``str.splitlines`` splits at (the email package's header policy
 #: refuses a value it splits: form feed, vertical tab, U+2028...).
 _BREAK = re.compile("[\r\n\x00\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
@@ -112,7 +111,7 @@ class Draft:
             raise TypeError("text must be a str and html a str or None")
         seen: set[str] = set()
         for name, value in self.headers.items():
-            if not isinstance(name, str) or not _HEADER_NAME.match(name):
+            if not isinstance(name, str) or not HEADER_NAME.match(name):
                 raise InvalidMessage(f"Header name {name!r} is not allowed.", field=str(name))
             _refuse_breaks(value, name)
             lowered = name.lower()

@@ -8,8 +8,8 @@ and for the failing endpoint on a SQLite file too:
   is still valid costs the database one statement, and a refresh reaches the token endpoint
   after three (look, take the lock, look again);
 * callers waiting in one process for a refresh that fails all get its typed error after one
-  token request, and every connection goes back to the pool (the holder's is given back after
-  the waiters are woken).
+  token request, and every connection goes back to the pool (the holder's included); callers
+  whose need the stored row meets take it instead of the error.
 
 No timing is asserted.
 """

@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 #: The longest header line RFC 5322 allows; longer subjects are cut.
 MAX_HEADER_TEXT = 998
+#: A header field name: printable ASCII except ":" (RFC 5322 ftext). What ``compose`` and
+#: ``Draft`` accept in what they send.
+HEADER_NAME = re.compile(r"^[!-9;-~]+$")
 #: An RFC 2047 encoded word (RFC 2231 language suffix allowed): charset, encoding, text.
 _WORD = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([bBqQ])\?([^?\s]*)\?=")
 _ESCAPED = re.compile("[\udc80-\udcff]+")
