@@ -81,7 +81,7 @@ def _round(app: Any, server: Any, callers: int) -> tuple[float, int, int, int]:
     from flask_mailconnect import MailAccount
     from flask_mailconnect.oauth.refresh import fresh_access_token
     from tests import hostapp
-    from tests.test_refresh_race import add_oauth_account
+    from tests.oauth_accounts import add_oauth_account
 
     email = f"bench{next(_ROUND)}@example.test"  # a new account each round
     # Expired: every caller needs a refresh.

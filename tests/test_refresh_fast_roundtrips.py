@@ -29,22 +29,22 @@ from flask_mailconnect import MailAccount, TokenRefreshUnavailable
 from flask_mailconnect.oauth.dblock import try_lock, unlock
 from flask_mailconnect.oauth.refresh import fresh_access_token
 from tests import hostapp
-from tests.peers import require_peer
-from tests.pool_watch import PoolWatch
-from tests.test_refresh_race import (
-    _server_url,
-    _wait_until,
-    _waiting,
+from tests.oauth_accounts import (
     add_oauth_account,
     app_on,
+    refresh_waiters,
+    server_url,
+    wait_until,
 )
+from tests.peers import require_peer
+from tests.pool_watch import PoolWatch
 
 EMAIL = "fast@example.test"
 CROWD = 12
 
 
 def _server(name: str) -> str:
-    url = _server_url(name)
+    url = server_url(name)
     if url is None:
         require_peer(name, f"MAILCONNECT_TEST_DATABASE_URLS lists no {name} URL")
     assert url is not None
@@ -169,7 +169,7 @@ def test_a_crowd_meeting_a_failing_endpoint_asks_once_and_gets_the_typed_error(
         assert try_lock(blocker, account_id)  # as another process refreshing: all queue up
         for thread in threads:
             thread.start()
-        assert _wait_until(lambda: _waiting(state, account_id) == CROWD, 60)
+        assert wait_until(lambda: refresh_waiters(state, account_id) == CROWD, 60)
     finally:
         unlock(blocker, account_id)
         blocker.close()
@@ -220,10 +220,10 @@ def test_a_failed_forced_refresh_leaves_the_waiters_the_token_they_can_use(
     try:
         assert try_lock(blocker, account_id)  # as another process refreshing: all queue up
         first.start()  # the first in line: the one that looks and asks
-        assert _wait_until(lambda: _waiting(state, account_id) == 1, 60)
+        assert wait_until(lambda: refresh_waiters(state, account_id) == 1, 60)
         for thread in rest:
             thread.start()
-        assert _wait_until(lambda: _waiting(state, account_id) == CROWD + 1, 60)
+        assert wait_until(lambda: refresh_waiters(state, account_id) == CROWD + 1, 60)
     finally:
         unlock(blocker, account_id)
         blocker.close()

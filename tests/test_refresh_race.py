@@ -16,7 +16,6 @@ MAILCONNECT_REQUIRE_PEERS=1).
 from __future__ import annotations
 
 import multiprocessing
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -29,52 +28,25 @@ import sqlalchemy as sa
 
 from flask_mailconnect import AccountStatus, AuditEvent, MailAccount
 from flask_mailconnect.columns import open_secret
-from flask_mailconnect.models import utcnow
 from flask_mailconnect.oauth.dblock import try_lock, unlock
 from flask_mailconnect.oauth.refresh import fresh_access_token
 from tests import hostapp
 from tests.conftest import cleaned_up
+from tests.oauth_accounts import (
+    add_oauth_account,
+    app_on,
+    oauth_config,
+    refresh_waiters,
+    server_url,
+    wait_until,
+)
 from tests.peers import require_peer
-from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET, MICROSOFT, refresh
+from tests.peers.oauth import MICROSOFT, refresh
 from tests.pool_watch import PoolWatch
 
 THREADS = 20
 PROCESSES = 4
 CALLERS = THREADS + PROCESSES
-EMAIL = "alice@example.test"
-
-
-def _server_url(scheme: str) -> str | None:
-    extra = os.environ.get("MAILCONNECT_TEST_DATABASE_URLS", "")
-    return next((u for u in extra.replace(",", " ").split() if u.startswith(scheme)), None)
-
-
-def _engine_options(url: str) -> dict[str, Any]:
-    # waiters hold no connection: a small pool serves 20 threads (the holder needs two)
-    options: dict[str, Any] = {"pool_size": 5, "max_overflow": 0}
-    if url.startswith("sqlite"):
-        options["connect_args"] = {"timeout": 30}  # SQLite's busy wait, for queued writers
-    elif url.startswith("postgresql"):
-        # A host running REPEATABLE READ: without the refresh's own READ COMMITTED, waiters
-        # would fail with "could not serialize access" after the first refresh commits.
-        options["isolation_level"] = "REPEATABLE READ"
-    return options
-
-
-def _config(server: Any, url: str) -> dict[str, Any]:
-    urls = server.urls(MICROSOFT)
-    return {
-        "MAILCONNECT_PROVIDERS": {
-            "microsoft": {
-                "client_id": CLIENT_ID,
-                "client_secret": CLIENT_SECRET,
-                "authorize_url": urls.authorize_url,
-                "token_url": urls.token_url,
-            }
-        },
-        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(url),
-        "MAILCONNECT_ALLOW_PRIVATE_HOSTS": True,  # the OAuth server listens on loopback
-    }
 
 
 def _call(app: Any, account_id: int, counter: Any) -> str:
@@ -115,7 +87,7 @@ def _process_main(
 def race_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite-file":
         return f"sqlite:///{tmp_path / 'race.db'}"
-    url = _server_url(request.param)
+    url = server_url(request.param)
     if url is None:
         require_peer(
             request.param,
@@ -125,47 +97,9 @@ def race_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-def app_on(url: str, server: Any, **config: Any) -> Iterator[Any]:
-    """The host app on ``url`` with the local OAuth server as Microsoft; its tables dropped
-    after (server databases)."""
-    app, _ = hostapp.create_app(url, **{**_config(server, url), **config})
-    with cleaned_up(app):
-        yield app
-
-
 @pytest.fixture
 def race_app(race_url: str, oauth_provider: Any) -> Iterator[Any]:
     yield from app_on(race_url, oauth_provider)
-
-
-def add_oauth_account(
-    app: Any, server: Any, expires_in: timedelta, email: str = EMAIL
-) -> tuple[int, dict[str, Any]]:
-    """A Microsoft account whose access token lasts ``expires_in`` more (negative: expired),
-    with the tokens the server issued; its id and those tokens."""
-    with app.app_context():
-        issued = server.issue_token(email, client_id=CLIENT_ID, flavour=MICROSOFT)
-        account = MailAccount(
-            owner_kind="user", owner_id="1", provider=MICROSOFT, auth_method="oauth2",
-            email=email, username=email, smtp_host="smtp.example.test", smtp_port=587,
-            smtp_security="starttls", access_token=issued["access_token"],
-            refresh_token=issued["refresh_token"], token_scopes=issued["scope"],
-            token_expires_at=utcnow() + expires_in,
-        )  # fmt: skip
-        hostapp.db.session.add(account)
-        hostapp.db.session.commit()
-        account_id = int(account.id)
-        hostapp.db.session.remove()
-    return account_id, issued
-
-
-def _wait_until(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_one_refresh_reaches_the_provider_when_24_workers_force_one_at_once(
@@ -182,7 +116,7 @@ def test_one_refresh_reaches_the_provider_when_24_workers_force_one_at_once(
     barrier = ctx.Barrier(CALLERS + 1)
     counter = ctx.Value("i", 0)
     results = ctx.Queue()
-    config = _config(server, race_url)
+    config = oauth_config(server, race_url)
     processes = [
         ctx.Process(
             target=_process_main,
@@ -210,7 +144,7 @@ def test_one_refresh_reaches_the_provider_when_24_workers_force_one_at_once(
         for thread in threads:
             thread.start()
         barrier.wait(timeout=60)  # every process has its app; everyone goes now
-        assert _wait_until(lambda: counter.value == CALLERS, 20), counter.value
+        assert wait_until(lambda: counter.value == CALLERS, 20), counter.value
         time.sleep(0.3)  # give the callers a moment to find the lock taken and poll
         assert server.refresh_requests == 0  # nobody got past the lock yet
     finally:
@@ -261,13 +195,6 @@ def test_one_refresh_reaches_the_provider_when_24_workers_force_one_at_once(
 CROWD = 50
 
 
-def _waiting(state: Any, account_id: int) -> int:
-    """How many callers in this process wait for the account's refresh right now."""
-    with state.refresh_gates_lock:
-        gate = state.refresh_gates.get(account_id)
-        return gate.users if gate is not None else 0
-
-
 @pytest.mark.parametrize(
     ("pool_size", "expired"),
     [(5, False), (CROWD + 10, True)],
@@ -280,7 +207,7 @@ def test_50_callers_need_one_refresh_and_wait_without_a_connection(
     them get the one new token; with a pool roomy enough for everyone, the most connections
     out at once stays far below the number of callers (waiters poll without one)."""
     server = oauth_provider
-    config = _config(server, race_url)
+    config = oauth_config(server, race_url)
     config["SQLALCHEMY_ENGINE_OPTIONS"] = dict(
         config["SQLALCHEMY_ENGINE_OPTIONS"], pool_size=pool_size, max_overflow=0
     )
@@ -320,14 +247,14 @@ def test_50_callers_need_one_refresh_and_wait_without_a_connection(
         try:
             assert try_lock(blocker, account_id)  # everyone arrives while it is taken
             start.wait(timeout=60)
-            assert _wait_until(lambda: counter.value == CROWD, 30), counter.value
+            assert wait_until(lambda: counter.value == CROWD, 30), counter.value
             state = app.extensions["mailconnect"]
-            assert _wait_until(lambda: _waiting(state, account_id) == CROWD, 30)
+            assert wait_until(lambda: refresh_waiters(state, account_id) == CROWD, 30)
             # Everyone is waiting now (their host sessions' loads and first looks are over):
             # from here on, count what the waiting and the one refresh need.
             watch.restart_peak()
             polls = watch.checkouts
-            assert _wait_until(lambda: watch.checkouts >= polls + 3, 30)  # still looking
+            assert wait_until(lambda: watch.checkouts >= polls + 3, 30)  # still looking
             assert server.refresh_requests == 0
         finally:
             unlock(blocker, account_id)
