@@ -7,7 +7,6 @@ URLs from MAILCONNECT_TEST_DATABASE_URLS, and the waiting helpers the refresh cr
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -16,7 +15,7 @@ from typing import Any
 from flask_mailconnect import MailAccount
 from flask_mailconnect.models import utcnow
 from tests import hostapp
-from tests.conftest import cleaned_up
+from tests.conftest import cleaned_up, database_urls
 from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET, MICROSOFT
 
 EMAIL = "alice@example.test"
@@ -25,8 +24,7 @@ EMAIL = "alice@example.test"
 def server_url(scheme: str) -> str | None:
     """The first URL in MAILCONNECT_TEST_DATABASE_URLS (spaces or commas between) starting
     with ``scheme`` (``"postgresql"``, ``"mysql"``), or None when it lists none."""
-    extra = os.environ.get("MAILCONNECT_TEST_DATABASE_URLS", "")
-    return next((u for u in extra.replace(",", " ").split() if u.startswith(scheme)), None)
+    return next((u for u in database_urls() if u.startswith(scheme)), None)
 
 
 def engine_options(url: str) -> dict[str, Any]:

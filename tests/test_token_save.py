@@ -20,7 +20,6 @@ the account is marked ``token_save_failed`` and the caller gets :class:`TokenSav
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -45,16 +44,12 @@ from flask_mailconnect.oauth import locks
 from flask_mailconnect.oauth.refresh import fresh_access_token
 from tests import hostapp
 from tests.conftest import cleaned_up
+from tests.oauth_accounts import server_url
 from tests.peers import require_peer
 from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET, MICROSOFT, refresh
 
 EMAIL = "alice@example.test"
 ENDLESS = 10_000
-
-
-def _server_url(scheme: str) -> str | None:
-    extra = os.environ.get("MAILCONNECT_TEST_DATABASE_URLS", "")
-    return next((u for u in extra.replace(",", " ").split() if u.startswith(scheme)), None)
 
 
 @pytest.fixture(
@@ -63,7 +58,7 @@ def _server_url(scheme: str) -> str | None:
 def save_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite-file":
         return f"sqlite:///{tmp_path / 'save.db'}"
-    url = _server_url(request.param)
+    url = server_url(request.param)
     if url is None:
         require_peer(request.param, f"MAILCONNECT_TEST_DATABASE_URLS lists no {request.param} URL")
     assert url is not None
