@@ -1,7 +1,9 @@
 """Test connection: wall time against the slower of its two checks, and against a silent server.
 
 Three runs, each the median of ROUNDS checks: the table shows the median of the runs and their
-spread.
+spread. Within a run the three calls (SMTP alone, IMAP alone, both) take turns round by round, in
+an order that changes every round, so a load that comes and goes on a shared machine falls on
+all three alike instead of on whichever block of calls happened to run at that moment.
 
 Test connection runs SMTP and IMAP side by side, so its wall time should track the slower of the
 two checks (ratio near 1.0), not their sum (ratio near 1 + faster/slower). Against a server that
@@ -11,13 +13,14 @@ Peers are the test suite's: aiosmtpd with STARTTLS and Dovecot with IMAPS on 127
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import statistics
 import tempfile
 import threading
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from benchmarks.table import Row, measured, samples, skipped
@@ -52,14 +55,27 @@ def _smtp_in_child(certs: object) -> tuple[types.SimpleNamespace, multiprocessin
     return types.SimpleNamespace(port=port, user=user, password=password), process
 
 
-def _median_seconds(func: Callable[[], object], rounds: int = ROUNDS) -> float:
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        result = func()
-        times.append(time.perf_counter() - start)
-        assert getattr(result, "ok", True), result
-    return statistics.median(times)
+def _seconds(func: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    result = func()
+    elapsed = time.perf_counter() - start
+    assert getattr(result, "ok", True), result
+    return elapsed
+
+
+def _interleaved_medians(funcs: Sequence[Callable[[], object]], rounds: int) -> list[float]:
+    """Median seconds of each of ``funcs``, called in turn every round (not one block each).
+
+    Each round takes the next of all the possible orders, so no call always comes right after
+    the same other one: what a call leaves the servers doing (Dovecot ending its imap process
+    after LOGOUT) then slows all of them alike, not always the one that follows it.
+    """
+    orders = list(itertools.permutations(range(len(funcs))))
+    times: list[list[float]] = [[] for _ in funcs]
+    for round_ in range(rounds):
+        for index in orders[round_ % len(orders)]:
+            times[index].append(_seconds(funcs[index]))
+    return [statistics.median(t) for t in times]
 
 
 def rows(*, smoke: bool = False) -> list[Row]:
@@ -98,9 +114,15 @@ def rows(*, smoke: bool = False) -> list[Row]:
                 )  # fmt: skip
                 both, slower = [], []
                 for _ in range(3 if not smoke else 1):  # 3 runs of `rounds` medians each
-                    t_smtp = _median_seconds(lambda: check_smtp(settings, options), rounds)
-                    t_imap = _median_seconds(lambda: check_imap(settings, options), rounds)
-                    both.append(_median_seconds(lambda: test_connection(settings, options), rounds))
+                    t_smtp, t_imap, t_both = _interleaved_medians(
+                        [
+                            lambda: check_smtp(settings, options),
+                            lambda: check_imap(settings, options),
+                            lambda: test_connection(settings, options),
+                        ],
+                        rounds,
+                    )
+                    both.append(t_both)
                     slower.append(max(t_smtp, t_imap))
                 out.append(measured(
                     figure, samples(both, "ms", 1000), samples(slower, "ms", 1000),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any
 
 import pytest
 
@@ -68,18 +69,25 @@ def test_send_only_account_has_no_imap_result(smtp_ssl, peer_options) -> None:
     assert len(report.results) == 1
 
 
-def test_a_crashing_threaded_check_reports_its_own_protocol(monkeypatch, caplog) -> None:
-    """IMAP is checked in a thread: a check that breaks its promise not to raise is reported
-    as IMAP's ``protocol_error`` (not as SMTP's), and the report still comes back."""
+@pytest.mark.parametrize("crashing", [Protocol.SMTP, Protocol.IMAP], ids=["smtp", "imap"])
+def test_a_crashing_check_reports_its_own_protocol(monkeypatch, caplog, crashing) -> None:
+    """One check runs in a thread, the other in the caller: whichever breaks its promise not
+    to raise is reported as its own protocol's ``protocol_error`` (not the other's), and the
+    other's result still comes back."""
 
     def crashing_check(settings: ServerSettings, options: TransportOptions) -> ProtocolResult:
         raise RuntimeError("a check broke its promise not to raise")
 
-    def smtp_ok(settings: ServerSettings, options: TransportOptions) -> ProtocolResult:
-        return ProtocolResult(Protocol.SMTP, ok=True, code="ok", message="")
+    def ok(protocol: Protocol) -> Any:
+        def check(settings: ServerSettings, options: TransportOptions) -> ProtocolResult:
+            return ProtocolResult(protocol, ok=True, code="ok", message="")
 
-    monkeypatch.setattr(tester, "check_imap", crashing_check)
-    monkeypatch.setattr("flask_mailconnect.transport.smtp.check_smtp", smtp_ok)  # read per test
+        return check
+
+    imap = crashing_check if crashing is Protocol.IMAP else ok(Protocol.IMAP)
+    smtp = crashing_check if crashing is Protocol.SMTP else ok(Protocol.SMTP)
+    monkeypatch.setattr(tester, "check_imap", imap)
+    monkeypatch.setattr("flask_mailconnect.transport.smtp.check_smtp", smtp)  # read per test
     settings = ServerSettings(
         email="a@example.test",
         username="a@example.test",
@@ -93,10 +101,9 @@ def test_a_crashing_threaded_check_reports_its_own_protocol(monkeypatch, caplog)
     )
     report = run_test_connection(settings, TransportOptions())
     assert report.imap is not None
-    assert (report.imap.protocol, report.imap.ok, report.imap.code) == (
-        Protocol.IMAP,
-        False,
-        "protocol_error",
+    broken, fine = (
+        (report.imap, report.smtp) if crashing is Protocol.IMAP else (report.smtp, report.imap)
     )
-    assert report.smtp.ok and not report.ok
-    assert "IMAP check crashed: RuntimeError" in caplog.text
+    assert (broken.protocol, broken.ok, broken.code) == (crashing, False, "protocol_error")
+    assert fine.ok and not report.ok
+    assert f"{crashing.name} check crashed: RuntimeError" in caplog.text
