@@ -271,7 +271,8 @@ def _store(
         removed += sync_store.trim(state, account, limit)
     highest = max((m.uid for m in messages), default=0)
     uidnext = status.uidnext or (highest + 1 if highest else known.uidnext)
-    # Every other change first: the compare-and-set below flushes them in one UPDATE.
+    # Every other change first: the compare-and-set below writes them in its own UPDATE (one
+    # statement for the account); when it does not run or loses, the flush below writes them.
     account.sync_uidvalidity = status.uidvalidity
     account.last_synced_at = utcnow()
     record_success(account)

@@ -181,6 +181,18 @@ def apply_flags(
     return len(gone)
 
 
+def _pending_columns(account: MailAccount) -> dict[Any, Any]:
+    """The account's changed column attributes not yet flushed (ORM attribute: new value).
+    Reading the history emits no SQL, even for an expired attribute."""
+    state = sa.inspect(account)
+    changes: dict[Any, Any] = {}
+    for prop in state.mapper.column_attrs:
+        added = state.attrs[prop.key].history.added
+        if added and prop.key != "sync_uidnext":
+            changes[prop.key] = added[0]
+    return changes
+
+
 def advance_uidnext(state: Runtime, account: MailAccount, seen: int | None, new: int) -> bool:
     """Move the account's stored UIDNEXT from ``seen`` to ``new`` if nobody moved it yet.
 
@@ -188,16 +200,33 @@ def advance_uidnext(state: Runtime, account: MailAccount, seen: int | None, new:
     exactly one sees its update take effect, and that one announces the new mail. The row
     lock the UPDATE takes is held until the caller commits, so a concurrent worker's UPDATE
     waits, then finds the value changed and matches nothing.
+
+    The account's other unflushed changes (last synced, success) go in the same UPDATE, so
+    the worker that wins writes the account once; a worker that loses leaves them to the
+    caller's flush (one more UPDATE, as a flush before the compare-and-set would have cost).
     """
+    session = state.session
     column = MailAccount.sync_uidnext
-    result: Any = state.session.execute(  # ORM-enabled: pending changes are flushed first
-        sa.update(MailAccount)
-        .where(MailAccount.id == account.id, column.is_(None) if seen is None else column == seen)
-        .values(sync_uidnext=new)
-        .execution_options(synchronize_session=False)
-    )
+    changes = _pending_columns(account)
+    values = {getattr(MailAccount, key): value for key, value in changes.items()}
+    values[column] = new
+    with session.no_autoflush:  # the changes ride along below instead of a flush of their own
+        result: Any = session.execute(
+            sa.update(MailAccount)
+            .where(
+                MailAccount.id == account.id, column.is_(None) if seen is None else column == seen
+            )
+            .values(values)
+            .execution_options(synchronize_session=False)
+        )
     set_committed_value(account, "sync_uidnext", new)
-    return bool(result.rowcount)
+    won = bool(result.rowcount)
+    if won:
+        for key, value in changes.items():  # written: nothing left for the flush to send
+            set_committed_value(account, key, value)
+        # updated_at was set by the statement (onupdate), not on this object: read it anew.
+        session.expire(account, ["updated_at"])
+    return won
 
 
 __all__ = [

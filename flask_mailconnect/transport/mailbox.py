@@ -8,7 +8,7 @@ Everything here takes a logged-in :class:`imapclient.IMAPClient` (from
   UIDVALIDITY, UIDNEXT and the message count.
 - :func:`fetch_newest` / :func:`fetch_from_uid`: headers, flags and a snippet of many messages
   in ONE ``FETCH`` over a range (``<n>:*`` by sequence number for the newest ``limit``, ``UID
-  FETCH <uid>:*`` for the incremental case).
+  FETCH <uid>:*`` for the incremental case), issued and read by :mod:`.fetch_reader`.
 - :func:`fetch_flags`: the flags of a UID range (one ``UID FETCH ... (FLAGS)``).
 - :func:`summarize`: turns one message's FETCH data into a :class:`MessageSummary` (pure;
   headers decoded by :mod:`.headers`, each on its own; snippet from the first text part).
@@ -28,6 +28,7 @@ from datetime import datetime
 from email.message import Message
 from typing import TYPE_CHECKING, Any
 
+from .fetch_reader import fetch as _fetch
 from .headers import clean_text, parse_compat32, parse_date, read_headers, text_codec
 
 if TYPE_CHECKING:  # imapclient is imported where a mailbox is opened, not with the package
@@ -47,6 +48,9 @@ FETCH_ITEMS = (
     f"BODY.PEEK[HEADER.FIELDS ({HEADER_FIELDS})]",
     f"BODY.PEEK[TEXT]<0.{BODY_BYTES}>",
 )
+#: The names servers answer those two sections with: looked up first, else found by prefix.
+_HEADER_ITEM = f"BODY[HEADER.FIELDS ({HEADER_FIELDS})]".encode()
+_TEXT_ITEM = b"BODY[TEXT]<0>"
 #: The SPECIAL-USE attributes a folder mapping cares about, by mapping role.
 SPECIAL_USE = {"sent": "\\Sent", "archive": "\\Archive", "trash": "\\Trash"}
 ROLES = ("inbox", "sent", "archive", "trash")
@@ -159,26 +163,6 @@ def examine(client: IMAPClient, folder: str = "INBOX") -> MailboxStatus:
     )
 
 
-def _fetch(client: IMAPClient, messages: str, items: Iterable[str], *, by_uid: bool) -> Any:
-    """One ``[UID] FETCH <range> (<items>)``: ``{uid or seq: {item: value}}``.
-
-    IMAPClient's ``fetch()`` keeps only the ids it was given one by one (a range such as
-    ``11:*`` is not accepted), so the command is issued here with its parser. INTERNALDATE
-    comes back aware (not converted to naive local time).
-    """
-    from imapclient.response_parser import parse_fetch_response  # loaded with the client
-
-    args = ["FETCH", messages, "(" + " ".join(items) + ")"]
-    if by_uid:
-        args.insert(0, "UID")
-    imap = client._imap
-    tag = imap._command(*args)
-    typ, data = imap._command_complete("FETCH", tag)
-    client._checkok("fetch", typ, data)
-    typ, data = imap._untagged_response(typ, data, "FETCH")
-    return parse_fetch_response(data, False, by_uid)
-
-
 def fetch_newest(client: IMAPClient, status: MailboxStatus, limit: int) -> list[MessageSummary]:
     """The newest ``limit`` messages of the examined folder, newest first, in one FETCH.
 
@@ -193,7 +177,7 @@ def fetch_newest(client: IMAPClient, status: MailboxStatus, limit: int) -> list[
     found = [
         summarize(int(item[b"UID"]), item)
         for item in data.values()
-        if b"UID" in item and _has(item, b"BODY[HEADER")
+        if b"UID" in item and (_HEADER_ITEM in item or _has(item, b"BODY[HEADER"))
     ]
     found.sort(key=lambda m: m.uid, reverse=True)
     return found[:limit]
@@ -209,7 +193,7 @@ def fetch_from_uid(client: IMAPClient, first_uid: int) -> list[MessageSummary]:
     found = [
         summarize(int(uid), item)
         for uid, item in data.items()
-        if int(uid) >= first_uid and _has(item, b"BODY[HEADER")
+        if int(uid) >= first_uid and (_HEADER_ITEM in item or _has(item, b"BODY[HEADER"))
     ]
     found.sort(key=lambda m: m.uid, reverse=True)
     return found
@@ -404,7 +388,9 @@ def summarize(uid: int, data: Mapping[bytes, Any]) -> MessageSummary:
     internal = data.get(b"INTERNALDATE")
     arrived = internal if isinstance(internal, datetime) else None
     try:
-        header, body = _items(data, b"BODY[HEADER", b"BODY[TEXT]")
+        header, body = data.get(_HEADER_ITEM), data.get(_TEXT_ITEM)
+        if not (isinstance(header, bytes) and isinstance(body, bytes)):  # spelt otherwise
+            header, body = _items(data, b"BODY[HEADER", b"BODY[TEXT]")
         # Parsed once: the headers and the snippet read the same message.
         parsed = _parse(header, body) if body else None
         fields = read_headers(header, arrived, parsed=parsed)  # each header on its own
