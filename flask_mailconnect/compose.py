@@ -21,20 +21,21 @@ import email.policy
 import functools
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from email import headerregistry
 from email.errors import HeaderDefect, NonASCIILocalPartDefect, ObsoleteHeaderDefect
 from email.generator import BytesGenerator
 from email.message import EmailMessage, Message, MIMEPart
 from email.policy import Policy
-from email.utils import format_datetime, formataddr, getaddresses, make_msgid
+from email.utils import formataddr, getaddresses
 from typing import Any, cast
 
+from .compose_parts import envelope, line_endings, own_headers, unique_recipients
 from .exceptions import InvalidMessage
 from .signatures import sanitize_signature, signature_to_text
 from .transport.headers import HEADER_NAME
-from .validation import normalize_address
 
 RECIPIENT_HEADERS = ("To", "Cc", "Bcc")
 #: Headers prepare removes: From (set again from the account), Sender and Return-Path (with
@@ -113,15 +114,6 @@ def _as_email_message(message: Message) -> EmailMessage:
     return parsed
 
 
-def normalize_recipient(address: str, field: str) -> str:
-    try:
-        return normalize_address(address)
-    except ValueError as exc:
-        raise InvalidMessage(
-            f"{field}: {address!r} is not a valid address ({exc}).", field=field
-        ) from None
-
-
 def parse_recipients(message: EmailMessage) -> list[str]:
     """The unique recipient addresses in To, Cc, Bcc order.
 
@@ -133,7 +125,12 @@ def parse_recipients(message: EmailMessage) -> list[str]:
 
 def recipients_in(headers: dict[str, list[Any]]) -> list[str]:
     """:func:`parse_recipients` over To, Cc and Bcc already fetched (header objects)."""
-    seen: dict[str, str] = {}
+    return unique_recipients(_addresses(headers))
+
+
+def _addresses(headers: dict[str, list[Any]]) -> Iterator[tuple[str, str]]:
+    """(header, address) of each address in To, Cc and Bcc, each header refused when either
+    parser finds it malformed."""
     for field in RECIPIENT_HEADERS:
         for header in headers[field]:
             # A non-ASCII local part is no defect with SMTPUTF8 (RFC 6531); email-validator
@@ -154,11 +151,7 @@ def recipients_in(headers: dict[str, list[Any]]) -> list[str]:
             for address in addresses:
                 if not address.addr_spec or not address.domain:
                     raise InvalidMessage(f"{field}: an address is incomplete.", field=field)
-                normalized = normalize_recipient(address.addr_spec, field)
-                seen.setdefault(normalized.lower(), normalized)
-    if not seen:
-        raise InvalidMessage("The message has no recipient (To, Cc or Bcc).", field="To")
-    return list(seen.values())
+                yield field, address.addr_spec
 
 
 def from_header(existing: list[Any], account_email: str, display_name: str) -> str:
@@ -176,34 +169,6 @@ def from_header(existing: list[Any], account_email: str, display_name: str) -> s
                 f"From is {given}, but this account sends as {account_address}.", field="From"
             )
     return formataddr((display_name, account_address)) if display_name else account_address
-
-
-@functools.lru_cache(maxsize=256)
-def account_domain(address: str) -> str:
-    domain = address.rpartition("@")[2].strip().rstrip(".")
-    try:
-        return domain.encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        return domain.lower()
-
-
-def _set_header(msg: EmailMessage, name: str, value: str) -> None:
-    """Add a header we built ourselves. Printable ASCII (From with an ASCII display name, Date,
-    Message-ID) is stored as source text: the policy writes it as it is when it fits a line
-    and folds it otherwise, and no header object is parsed for it (107 + 58 + 46 us a message
-    for From, Date and Message-ID, issue 13). Anything else goes through the policy, which
-    refuses line breaks; printable ASCII has none by definition."""
-    if value.isascii() and value.isprintable():
-        msg.set_raw(name, value)
-    else:
-        msg[name] = value
-
-
-@functools.lru_cache(maxsize=8)
-def date_text(second: datetime, _offset: Any) -> str:
-    """``format_datetime`` of a whole second, cached: a bulk send asks for one second hundreds
-    of times. The UTC offset is part of the key (one instant in two zones: equal datetimes)."""
-    return format_datetime(second)
 
 
 # -- writing the bytes ---------------------------------------------------------------------
@@ -272,9 +237,6 @@ class _Generator(BytesGenerator):
         self.write(self._NL)  # type: ignore[attr-defined]
 
 
-_NEWLINES = re.compile(rb"\r\n|\r|\n")  # the generator's NLCRE, on bytes
-
-
 def _single_part_bytes(msg: EmailMessage, policy: Policy) -> bytes | None:
     """What :class:`_Generator` writes for a single-part text message (most bulk mail): the
     folded headers, a blank line, the payload with each line ending made the policy's. None
@@ -292,12 +254,8 @@ def _single_part_bytes(msg: EmailMessage, policy: Policy) -> bytes | None:
     except UnicodeEncodeError:
         return None
     linesep = policy.linesep.encode("ascii")
-    if b"\r" in data or linesep != b"\r\n":
-        body = _NEWLINES.sub(linesep, data)
-    else:
-        body = data.replace(b"\n", b"\r\n")
     head = b"".join([_fold(policy, name, value) for name, value in msg.raw_items()])
-    return head + linesep + body
+    return head + linesep + line_endings(data, linesep)
 
 
 def _as_bytes(msg: EmailMessage, policy: Policy) -> bytes:
@@ -471,22 +429,17 @@ def prepare(
 
     from_value = from_header(fetched("from"), account_email, display_name)
     recipients = recipients_in({"To": fetched("to"), "Cc": fetched("cc"), "Bcc": fetched("bcc")})
-    msg._headers = kept  # type: ignore[attr-defined]
-    _set_header(msg, "From", from_value)
-    if not wanted["date"]:
-        second = (now or datetime.now(timezone.utc)).replace(microsecond=0)
-        _set_header(msg, "Date", date_text(second, second.utcoffset()))
-    message_id = str(fetched("message-id")[0]).strip() if wanted["message-id"] else ""
-    if not message_id:
-        if wanted["message-id"]:  # given blank: ours replaces it (one Message-ID, not two)
-            msg._headers = [h for h in msg._headers if h[0].lower() != "message-id"]  # type: ignore[attr-defined]
-        message_id = make_msgid(domain=account_domain(account_email))
-        _set_header(msg, "Message-ID", message_id)
+    given_id = str(fetched("message-id")[0]).strip() if wanted["message-id"] else ""
+    if wanted["message-id"] and not given_id:  # given blank: ours replaces it (not two)
+        kept = [h for h in kept if h[0].lower() != "message-id"]
+    added, message_id = own_headers(
+        from_value, has_date=bool(wanted["date"]), message_id=given_id,
+        account_email=account_email, now=now,
+    )  # fmt: skip
+    msg._headers = kept + added  # type: ignore[attr-defined]
     if signature_html or signature_text:
         add_signature(msg, signature_html, signature_text)
-    envelope_from = account_email.strip()
-    smtputf8 = not all(a.isascii() for a in [envelope_from, *recipients])
-    policy = email.policy.SMTPUTF8 if smtputf8 else email.policy.SMTP
+    envelope_from, smtputf8, policy = envelope(account_email, recipients)
     full = _as_bytes(msg, policy)
     if wanted["bcc"]:
         del msg["Bcc"]  # never transmitted over SMTP

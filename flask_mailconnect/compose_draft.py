@@ -11,10 +11,12 @@ becomes the header object the package would make, folded by the same :func:`comp
 
 The guarantees are compose.py's, from its own functions: From from the account
 (:func:`compose.from_header`), recipients checked strictly and deduplicated
-(:func:`compose.recipients_in`, or the same email-validator check per bare address), Date and
-Message-ID, the signature (:func:`compose.signature_texts`, :func:`compose.signed_html`,
-:func:`compose.replaced_payload`), SMTPUTF8 only when an address needs it, Bcc only in
-``full_bytes``. The Draft refused line breaks and bad header names when it was built.
+(:func:`compose.recipients_in`, or for bare addresses :func:`compose_parts.unique_recipients`
+alone, its last step), From, Date and Message-ID as stored (:func:`compose_parts.own_headers`),
+the signature (:func:`compose.signature_texts`, :func:`compose.signed_html`,
+:func:`compose.replaced_payload`), the envelope and SMTPUTF8 only when an address needs it
+(:func:`compose_parts.envelope`), Bcc only in ``full_bytes``. The Draft refused line breaks and
+bad header names when it was built.
 
 A Draft with attachments goes through ``as_email_message`` and :func:`compose.prepare`.
 ``tests/test_drafts.py`` compares the two paths over a corpus of shapes and fuzzed text.
@@ -27,7 +29,7 @@ import functools
 import random
 import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 
 # set_content's own encoder (private, stable since Python 3.6): the transfer encoding and
 # payload set_content chooses, without the MIME headers it builds and parses around them.
@@ -35,7 +37,6 @@ from email.contentmanager import _encode_text  # type: ignore[attr-defined]
 from email.headerregistry import HeaderRegistry, UnstructuredHeader
 from email.message import Message
 from email.policy import Policy
-from email.utils import make_msgid
 from typing import Any, cast
 
 from .compose import (
@@ -45,19 +46,16 @@ from .compose import (
     TEXT_DELIMITER,
     Prepared,
     _fold,
-    account_domain,
-    date_text,
     from_header,
     is_plain,
-    normalize_recipient,
     prepare,
     recipients_in,
     replaced_payload,
     signature_texts,
     signed_html,
 )
+from .compose_parts import envelope, line_endings, own_headers, unique_recipients
 from .drafts import Draft
-from .exceptions import InvalidMessage
 
 _DEFAULT = email.policy.default  # the policy an EmailMessage (and set_content) works under
 _FACTORY = cast(HeaderRegistry, _DEFAULT.header_factory)
@@ -121,31 +119,31 @@ def _recipients(fields: dict[str, tuple[str, ...]], stored: dict[str, Any]) -> l
     if any(type(value) is not str for value in stored.values()):  # header objects are str
         objects = {f: v if type(v) is not str else _FACTORY(f, v) for f, v in stored.items()}
         return recipients_in({f: [objects[f]] if f in objects else [] for f in RECIPIENT_HEADERS})
-    seen: dict[str, str] = {}
-    for field in RECIPIENT_HEADERS:
-        for address in fields.get(field, ()):
-            normalized = normalize_recipient(address, field)
-            seen.setdefault(normalized.lower(), normalized)
-    if not seen:
-        raise InvalidMessage("The message has no recipient (To, Cc or Bcc).", field="To")
-    return list(seen.values())
+    return unique_recipients([(f, a) for f in RECIPIENT_HEADERS for a in fields.get(f, ())])
 
 
 def _body(content: str, sign: Callable[[str], str] | None) -> tuple[str, str, bool]:
     """(transfer encoding, payload, rewritten) of a text part set to ``content`` and then
     signed as compose.add_signature signs it: ``sign`` maps the part's decoded text to the
     signed text (None: not signed). ``rewritten``: set_content ran again (compose then moves
-    the part's Content-* headers after the others)."""
-    cte, payload = _encode_text(content, "utf-8", None, _DEFAULT)
+    the part's Content-* headers after the others). The body is encoded once: the signed one
+    (when signed), or ``content``."""
     if sign is None:
+        cte, payload = _encode_text(content, "utf-8", None, _DEFAULT)
         return cte, payload, False
-    # compose._body_text: the decoded payload, its lines joined by "\n" plus one.
-    decoded = (b"\n".join(content.encode("utf-8").splitlines()) + b"\n").decode("utf-8")
-    signed = sign(decoded)
-    current = cte if cte in ("7bit", "8bit") else None
-    replaced = replaced_payload(signed, current, _DEFAULT.max_line_length or 78)
+    # compose._body_text: the decoded payload, its lines joined by "\n" plus one, whatever the
+    # transfer encoding set_content chose for ``content``.
+    lines = content.encode("utf-8").splitlines()
+    decoded = b"\n".join(lines) + b"\n"
+    # That encoding, by _encode_text's rule: 7bit or 8bit when every line fits, else
+    # quoted-printable or base64 (None here: compose's replaced_payload then declines).
+    limit = _DEFAULT.max_line_length or 78
+    fits = max(map(len, lines), default=0) <= limit
+    current = ("7bit" if decoded.isascii() else "8bit") if fits else None
+    signed = sign(decoded.decode("utf-8"))
+    replaced = replaced_payload(signed, current, limit)
     if replaced is not None:
-        return cte, replaced, False
+        return cast(str, current), replaced, False
     cte, payload = _encode_text(signed, "utf-8", None, _DEFAULT)
     return cte, payload, True
 
@@ -153,7 +151,7 @@ def _body(content: str, sign: Callable[[str], str] | None) -> tuple[str, str, bo
 def _payload_bytes(payload: str) -> bytes:
     """What the generator writes for a payload: 8-bit bytes back from surrogate escapes, each
     line ending CRLF."""
-    return payload.encode("ascii", "surrogateescape").replace(b"\n", b"\r\n")
+    return line_endings(payload.encode("ascii", "surrogateescape"), b"\r\n")
 
 
 @functools.lru_cache(maxsize=4)
@@ -172,14 +170,18 @@ def _multipart_type(policy: Policy, boundary: str) -> bytes:
 
 
 def _boundary(parts: bytes) -> str:
-    """A boundary as the generator picks one: random, and absent from the parts."""
+    """A boundary as the generator picks one (``Generator._make_boundary``): the same random
+    draw, and while a candidate is found in the parts, the next of ``X.0``, ``X.1``... (the
+    stdlib's suffixes). Found here means anywhere in the parts, not only as a whole line: the
+    stdlib's own line check never matches a CRLF line (its ``$`` stops before LF, not
+    CR), so with the SMTP policies it keeps a boundary a body line already holds."""
     token = random.randrange(sys.maxsize)
-    boundary = "=" * 15 + f"{token:0{_BOUNDARY_DIGITS}d}" + "=="
+    boundary = candidate = "=" * 15 + f"{token:0{_BOUNDARY_DIGITS}d}" + "=="
     counter = 0
-    while f"--{boundary}".encode() in parts:
-        boundary = f"{boundary}.{counter}"
+    while f"--{candidate}".encode() in parts:
+        candidate = f"{boundary}.{counter}"
         counter += 1
-    return boundary
+    return candidate
 
 
 def _part(policy: Policy, headers: list[tuple[str, str]], payload: str) -> bytes:
@@ -248,18 +250,11 @@ def prepare_draft(
         date_given = date_given or lowered == "date"
     from_value = from_header(given_from, account_email, display_name)
     recipients = _recipients(fields, stored)
-    # compose._set_header: printable ASCII as text, anything else as the header object.
-    text_like = from_value.isascii() and from_value.isprintable()
-    own = [("From", from_value if text_like else _FACTORY("From", from_value))]
-    if not date_given:
-        second = (now or datetime.now(timezone.utc)).replace(microsecond=0)
-        own.append(("Date", date_text(second, second.utcoffset())))
-    if not message_id:
-        message_id = make_msgid(domain=account_domain(account_email))
-        own.append(("Message-ID", message_id))
-    envelope_from = account_email.strip()
-    smtputf8 = not all(a.isascii() for a in [envelope_from, *recipients])
-    policy = email.policy.SMTPUTF8 if smtputf8 else email.policy.SMTP
+    own, message_id = own_headers(
+        from_value, has_date=date_given, message_id=message_id, account_email=account_email,
+        now=now,
+    )  # fmt: skip
+    envelope_from, smtputf8, policy = envelope(account_email, recipients)
     before, after, body = _content(draft, policy, signature_html, signature_text)
     chunks = [
         (name, value if isinstance(value, bytes) else _fold(policy, name, value))
