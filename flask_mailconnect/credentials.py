@@ -68,7 +68,7 @@ def server_settings(
     if account.auth_method == "oauth2":
         oauth_token = fresh_access_token(state, account, min_validity=min_validity)
     else:
-        password = open_secret(_stored_password(state, account)) or ""
+        password = stored_password(state, account) or ""
     return ServerSettings(
         email=account.email,
         username=account.username,
@@ -85,11 +85,13 @@ def server_settings(
     )
 
 
-def _stored_password(state: Runtime, account: MailAccount) -> Sealed | str | None:
-    """The password as read with the row (:func:`with_password`), else read now (a value set
-    in this session is flushed first, as before). Never touches the attribute itself: it
-    raises when not loaded (``deferred_raiseload``)."""
+def stored_password(state: Runtime, account: MailAccount) -> str | None:
+    """The account's stored password, decrypted at the moment of use (for the transport
+    only): as read with the row (:func:`with_password`), else read now (a value set in this
+    session is flushed first). Never touches the attribute itself: it raises when not loaded
+    (``deferred_raiseload``)."""
     loaded = sa.inspect(account).dict.get("password")  # what was loaded, without loading
     if isinstance(loaded, Sealed):
-        return loaded
-    return state.session.scalar(sa.select(MailAccount.password).where(MailAccount.id == account.id))
+        return open_secret(loaded)
+    query = sa.select(MailAccount.password).where(MailAccount.id == account.id)
+    return open_secret(state.session.scalar(query))

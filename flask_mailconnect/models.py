@@ -79,7 +79,7 @@ class MailAccount(Base):
     username: Mapped[str] = mapped_column(sa.String(320))
     # Deferred with raiseload: listing accounts never decrypts (a lost key cannot break pages),
     # and an account handed to a signal receiver or template cannot leak it by attribute access.
-    # Code that needs it calls accounts.load_password() or selects it with
+    # Code that needs it calls credentials.stored_password() or selects it with
     # credentials.with_password() (the health check reads a batch that way).
     password: Mapped[str | Sealed | None] = mapped_column(
         EncryptedText, default=None, deferred=True, deferred_raiseload=True

@@ -19,7 +19,7 @@ from flask_mailconnect import (
     SyncedMessage,
     account_disconnected,
 )
-from flask_mailconnect.accounts import load_password
+from flask_mailconnect.credentials import stored_password
 from tests import hostapp
 from tests.conftest import cleaned_up, database_urls
 
@@ -58,9 +58,9 @@ def _account(owner_id: str = "1", email: str = "alice@example.test", **kw: objec
 
 
 def _password(account_id: int) -> str | None:
-    """The decrypted password, read the way the extension reads it (accounts.load_password)."""
+    """The decrypted password, read the way the extension reads it (credentials.stored_password)."""
     state = current_app.extensions["mailconnect"]
-    return load_password(state, hostapp.db.session.get(MailAccount, account_id))
+    return stored_password(state, hostapp.db.session.get(MailAccount, account_id))
 
 
 def _raw_password(account_id: int) -> str | None:

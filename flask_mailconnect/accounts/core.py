@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from .. import audit, signals
-from ..columns import open_secret, seal
+from ..columns import seal
 from ..exceptions import (
     AccountLimitReached,
     ConnectionTestFailed,
@@ -126,12 +126,6 @@ def _forget_password(state: Runtime, account: MailAccount) -> None:
     raiseload, so reading it there raises instead of revealing it.
     """
     state.session.expire(account, ["password"])
-
-
-def load_password(state: Runtime, account: MailAccount) -> str | None:
-    """Decrypt and return the account's stored password (for the transport layer only)."""
-    query = sa.select(MailAccount.password).where(MailAccount.id == account.id)
-    return open_secret(state.session.scalar(query))
 
 
 def _provider_key(settings: ServerSettings, email: str) -> str:
