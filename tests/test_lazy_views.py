@@ -139,3 +139,13 @@ def test_a_loaded_lazy_view_reads_as_its_view() -> None:
     assert (lazy.__module__, lazy.__name__, lazy.__doc__) == (index.__module__, "index", None)
     assert lazy.load() is index
     assert lazy.__wrapped__ is index and lazy.__doc__ == index.__doc__
+
+
+def test_no_lazy_template_helper_asks_jinja_for_its_context() -> None:
+    """Jinja reads ``@pass_context`` (and its kin) off the callable it is given: a LazyView
+    only carries the marker once loaded, so the first page would call such a helper without
+    its context. A helper that needs one is registered eagerly, not through these tables."""
+    targets = [t for _, t in routes.TEMPLATE_FILTERS + routes.TEMPLATE_GLOBALS]
+    targets += [t for _, t in routes.TEMPLATE_CONTEXT]
+    marked = [t for t in targets if hasattr(LazyView(t).load(), "jinja_pass_arg")]
+    assert marked == []

@@ -121,6 +121,8 @@ TEMPLATE_GLOBALS = (
     ("mailconnect_new_mail_form", "messages:new_mail_form"),
 )
 #: What every template of the app gets (the context processor's dict, the same each time).
+#: None of the template helpers may use ``@pass_context``: Jinja reads that marker off the
+#: callable it holds, which a LazyView carries only once loaded (tests/test_lazy_views.py).
 TEMPLATE_CONTEXT = (
     ("mailconnect_oauth_buttons", "oauth:oauth_buttons"),
     ("mailconnect_oauth_provider", "oauth:oauth_provider"),
