@@ -16,8 +16,10 @@ import pytest
 from flask import Flask
 
 from flask_mailconnect.transport.settings import TransportOptions
+from tests.mailboxes import fill, reset_inbox
 from tests.peers import require_peer
 from tests.peers.certs import TestCerts, make_certs
+from tests.peers.dovecot import DovecotPeer, dovecot_peer
 from tests.peers.raw import SilentServer, TlsListener
 
 
@@ -220,6 +222,23 @@ def dovecot(peer_certs: TestCerts, oauth_introspection: Any) -> Iterator[Any]:
         yield peer
     finally:
         stop_dovecot(peer)
+
+
+@pytest.fixture(scope="module")
+def imap_server(peer_certs: TestCerts) -> Iterator[DovecotPeer]:
+    """A private Dovecot for one test module, whose mailboxes the module's tests empty and fill
+    at will (helpers in tests/mailboxes.py); the session's ``dovecot`` stays untouched."""
+    yield from dovecot_peer(
+        cert_file=peer_certs.cert_file, key_file=peer_certs.key_file, ca_file=peer_certs.ca_file
+    )
+
+
+@pytest.fixture
+def inbox(imap_server: DovecotPeer) -> DovecotPeer:
+    """``imap_server`` with INBOX holding "Message 01" .. "Message 60", UIDs 1..60."""
+    reset_inbox(imap_server)
+    fill(imap_server, range(1, 61))
+    return imap_server
 
 
 @pytest.fixture

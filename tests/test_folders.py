@@ -12,19 +12,14 @@ from flask_mailconnect import AuditEvent, MailConnect
 from flask_mailconnect.exceptions import InvalidSettings
 from flask_mailconnect.signals import account_updated
 from tests.conftest import login
+from tests.mailboxes import imap_client, make_account, reset_inbox
 from tests.peers.dovecot import DovecotPeer
-from tests.test_sync import (  # noqa: F401 - imap_server is a fixture
-    imap_client,
-    imap_server,
-    make_account,
-    reset_inbox,
-)
 
 pytestmark = pytest.mark.peers
 
 
 @pytest.fixture
-def folders(imap_server: DovecotPeer) -> DovecotPeer:  # noqa: F811
+def folders(imap_server: DovecotPeer) -> DovecotPeer:
     """A mailbox with Sent, Archive and Trash (SPECIAL-USE in Dovecot's config) and Work."""
     reset_inbox(imap_server)
     client = imap_client(imap_server)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,8 @@ from flask_mailconnect.message_view import (
     sanitize_html,
 )
 from tests.conftest import login
-from tests.peers.dovecot import DovecotPeer, dovecot_peer
-from tests.test_sync import imap_client, make_account, reset_inbox
+from tests.mailboxes import imap_client, make_account, reset_inbox
+from tests.peers.dovecot import DovecotPeer
 
 pytestmark = pytest.mark.peers
 
@@ -49,13 +48,6 @@ NEWSLETTER = (
     b'<input name="password"></form><svg><image href="https://tracker.example/svg.png"/></svg>'
     b"</body></html>\r\n--alt--\r\n"
 )
-
-
-@pytest.fixture(scope="module")
-def imap_server(peer_certs: Any) -> Iterator[DovecotPeer]:
-    yield from dovecot_peer(
-        cert_file=peer_certs.cert_file, key_file=peer_certs.key_file, ca_file=peer_certs.ca_file
-    )
 
 
 FILES = ["02-8bit-latin1-declared.eml", "05-8bit-koi8r.eml", "15-multipart-nested.eml",

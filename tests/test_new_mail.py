@@ -9,7 +9,6 @@ account's notification settings.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,25 +19,10 @@ from flask_mailconnect import MailAccount, MailConnect, NewMessage, Notification
 from flask_mailconnect.signals import new_mail
 from tests import hostapp
 from tests.conftest import database_urls, login
-from tests.peers.dovecot import DovecotPeer, dovecot_peer
-from tests.test_sync import fill, imap_client, make_account, reset_inbox
+from tests.mailboxes import fill, imap_client, make_account, reset_inbox
+from tests.peers.dovecot import DovecotPeer
 
 pytestmark = pytest.mark.peers
-
-
-@pytest.fixture(scope="module")
-def imap_server(peer_certs: Any) -> Iterator[DovecotPeer]:
-    yield from dovecot_peer(
-        cert_file=peer_certs.cert_file, key_file=peer_certs.key_file, ca_file=peer_certs.ca_file
-    )
-
-
-@pytest.fixture
-def inbox(imap_server: DovecotPeer) -> DovecotPeer:
-    """INBOX holding "Message 01" .. "Message 60" with UIDs 1..60."""
-    reset_inbox(imap_server)
-    fill(imap_server, range(1, 61))
-    return imap_server
 
 
 Seen = list[dict[str, Any]]

@@ -6,7 +6,6 @@ table in tests/corpus/expected.json (each entry says which shape its message has
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,8 @@ from flask import Flask
 
 from flask_mailconnect import MailConnect
 from flask_mailconnect.transport import headers
-from tests.peers.dovecot import DovecotPeer, dovecot_peer
-from tests.test_sync import imap_client, make_account, reset_inbox, rows
+from tests.mailboxes import imap_client, make_account, reset_inbox, rows
+from tests.peers.dovecot import DovecotPeer
 
 pytestmark = pytest.mark.peers
 
@@ -29,13 +28,6 @@ EXPECTED: dict[str, dict[str, str]] = {
 }
 #: The INTERNALDATE every corpus message is appended with ("internal" in the table).
 ARRIVED = datetime(2024, 12, 31, 23, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture(scope="module")
-def imap_server(peer_certs: Any) -> Iterator[DovecotPeer]:
-    yield from dovecot_peer(
-        cert_file=peer_certs.cert_file, key_file=peer_certs.key_file, ca_file=peer_certs.ca_file
-    )
 
 
 def append_corpus(peer: DovecotPeer) -> list[str]:

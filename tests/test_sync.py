@@ -4,8 +4,6 @@ header / snippet decoding of transport/mailbox.py."""
 from __future__ import annotations
 
 import base64
-import shutil
-import ssl
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -21,88 +19,10 @@ from flask_mailconnect.signals import messages_synced
 from flask_mailconnect.transport import mailbox
 from flask_mailconnect.transport.imap import open_imap
 from tests.conftest import database_urls
-from tests.peers.dovecot import DovecotPeer, dovecot_peer
+from tests.mailboxes import fill, imap_client, make_account, message, reset_inbox, rows
+from tests.peers.dovecot import DovecotPeer
 
 pytestmark = pytest.mark.peers
-
-
-# -- a private Dovecot whose INBOX each test fills ------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def imap_server(peer_certs: Any) -> Iterator[DovecotPeer]:
-    yield from dovecot_peer(
-        cert_file=peer_certs.cert_file, key_file=peer_certs.key_file, ca_file=peer_certs.ca_file
-    )
-
-
-def imap_client(peer: DovecotPeer) -> IMAPClient:
-    client = IMAPClient(
-        peer.host, peer.ssl_port, ssl_context=ssl.create_default_context(cafile=peer.ca_file)
-    )
-    client.login(peer.user, peer.password)
-    return client
-
-
-def reset_inbox(peer: DovecotPeer) -> None:
-    """Delete INBOX's messages, UID list and indexes: Dovecot recreates it with a new
-    UIDVALIDITY (it keeps the dovecot-uidvalidity counter) and UIDs from 1."""
-    maildir = peer.maildir
-    for entry in maildir.iterdir():
-        if entry.name.startswith("dovecot-uidvalidity"):
-            continue
-        if entry.is_dir():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
-    for sub in ("new", "cur", "tmp"):
-        (maildir / sub).mkdir()
-    shutil.chown(maildir, "dovecot", "dovecot")
-    for sub in ("new", "cur", "tmp"):
-        shutil.chown(maildir / sub, "dovecot", "dovecot")
-
-
-def message(n: int, prefix: str = "Message") -> bytes:
-    return (
-        f"From: Sender {n} <sender{n}@example.com>\r\n"
-        f"To: test@example.com\r\n"
-        f"Subject: {prefix} {n:02d}\r\n"
-        f"Date: Mon, 6 Jan 2025 {n % 24:02d}:00:00 +0200\r\n"
-        f"Message-ID: <m{n}.{prefix.lower()}@example.com>\r\n"
-        f"\r\n"
-        f"Hello number {n}.\r\n"
-    ).encode()
-
-
-def fill(peer: DovecotPeer, numbers: range, prefix: str = "Message") -> None:
-    client = imap_client(peer)
-    try:
-        for n in numbers:
-            client.append("INBOX", message(n, prefix))
-    finally:
-        client.logout()
-
-
-@pytest.fixture
-def inbox(imap_server: DovecotPeer) -> DovecotPeer:
-    """INBOX holding "Message 01" .. "Message 60" with UIDs 1..60."""
-    reset_inbox(imap_server)
-    fill(imap_server, range(1, 61))
-    return imap_server
-
-
-def make_account(db: Any, peer: Any, *, password: str | None = None, **extra: Any) -> MailAccount:
-    fields: dict[str, Any] = dict(
-        owner_kind="user", owner_id="1", provider="other", email="alice@example.com",
-        username=getattr(peer, "user", ""), password=password or peer.password,
-        smtp_host="localhost", smtp_port=587, smtp_security="starttls", imap_host="localhost",
-        imap_port=getattr(peer, "ssl_port", 0), imap_security="ssl",
-    )  # fmt: skip
-    fields.update(extra)
-    account = MailAccount(**fields)
-    db.session.add(account)
-    db.session.commit()
-    return account
 
 
 @pytest.fixture
@@ -136,14 +56,6 @@ def fired(peer_app: Flask) -> Iterator[list[int]]:
 
 def fetches(sent: list[str]) -> list[str]:
     return [c for c in sent if c.startswith(("FETCH", "UID FETCH"))]
-
-
-def rows(db: Any, account: MailAccount) -> list[SyncedMessage]:
-    return list(
-        db.session.query(SyncedMessage)
-        .filter_by(account_id=account.id)
-        .order_by(SyncedMessage.uid.desc())
-    )
 
 
 # -- Dovecot -----------------------------------------------------------------------------------

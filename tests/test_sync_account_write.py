@@ -6,7 +6,6 @@ whose compare-and-set found UIDNEXT already moved still records that it synced.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -16,24 +15,10 @@ import sqlalchemy as sa
 from flask_mailconnect import MailAccount
 from tests import hostapp
 from tests.conftest import database_urls
-from tests.peers.dovecot import DovecotPeer, dovecot_peer
-from tests.test_sync import fill, make_account, reset_inbox
+from tests.mailboxes import fill, make_account
+from tests.peers.dovecot import DovecotPeer
 
 pytestmark = pytest.mark.peers
-
-
-@pytest.fixture(scope="module")
-def imap_server(peer_certs: Any) -> Iterator[DovecotPeer]:
-    yield from dovecot_peer(
-        cert_file=peer_certs.cert_file, key_file=peer_certs.key_file, ca_file=peer_certs.ca_file
-    )
-
-
-@pytest.fixture
-def inbox(imap_server: DovecotPeer) -> DovecotPeer:
-    reset_inbox(imap_server)
-    fill(imap_server, range(1, 61))
-    return imap_server
 
 
 def account_updates(engine: Any) -> tuple[list[str], Any]:

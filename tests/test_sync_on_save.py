@@ -4,7 +4,6 @@ with a bounded wait; the save never fails because of it. Against Dovecot and aio
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,24 +13,10 @@ from flask import Flask
 from flask_mailconnect import MailAccount, MailConnect, SyncedMessage, jobs
 from flask_mailconnect.signals import new_mail
 from tests.conftest import login
-from tests.peers.dovecot import DovecotPeer, dovecot_peer
-from tests.test_sync import fill, make_account, reset_inbox
+from tests.mailboxes import fill, make_account, reset_inbox
+from tests.peers.dovecot import DovecotPeer
 
 pytestmark = pytest.mark.peers
-
-
-@pytest.fixture(scope="module")
-def imap_server(peer_certs: Any) -> Iterator[DovecotPeer]:
-    yield from dovecot_peer(
-        cert_file=peer_certs.cert_file, key_file=peer_certs.key_file, ca_file=peer_certs.ca_file
-    )
-
-
-@pytest.fixture
-def inbox(imap_server: DovecotPeer) -> DovecotPeer:
-    reset_inbox(imap_server)
-    fill(imap_server, range(1, 61))
-    return imap_server
 
 
 def connect_form(smtp: Any, imap: DovecotPeer, **overrides: Any) -> dict[str, str]:
