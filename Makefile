@@ -20,8 +20,12 @@ $(STAMP): $(LOCK) pyproject.toml package-lock.json
 demo: $(STAMP)
 	$(BIN)/python -m example_app
 
+# The suite runs on pytest-xdist workers, one per core up to four, each file's tests together on
+# one worker (its module-scoped peers start once); each worker has its own server databases
+# (tests/worker_databases.py). PYTEST_WORKERS=0 runs it in this process.
+PYTEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadfile $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -16,14 +16,27 @@ from jinja2 import ChoiceLoader, DictLoader
 from flask_mailconnect import MailConnect
 from flask_mailconnect import metadata as mailconnect_metadata
 from tests import hostapp
+from tests.worker_databases import use_worker_databases
 
 pytest_plugins = ["tests.conftest_peers"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:  # before collection: the test ids below hold no database name
+        use_worker_databases(worker)
+
+
 def database_urls() -> list[str]:
-    """SQLite, plus each URL in MAILCONNECT_TEST_DATABASE_URLS (space or comma separated)."""
+    """SQLite, plus each URL in MAILCONNECT_TEST_DATABASE_URLS (space or comma separated);
+    under pytest-xdist, the worker's own databases (tests/worker_databases.py)."""
     extra = os.environ.get("MAILCONNECT_TEST_DATABASE_URLS", "")
     return ["sqlite://"] + [u for u in extra.replace(",", " ").split() if u]
+
+
+def db_label(url: str) -> str:
+    """``sqlite``, ``postgresql`` or ``mysql``: a test id and a line in printed figures."""
+    return url.split(":", 1)[0].split("+", 1)[0]
 
 
 @pytest.fixture

@@ -23,11 +23,6 @@ from flask_mailconnect import metadata as mailconnect_metadata
 from tests.hostapp import TEST_KEY
 
 
-def db_label(url: str) -> str:
-    """``sqlite``, ``postgresql`` or ``mysql``: a test id and a line in printed figures."""
-    return url.split(":", 1)[0].split("+", 1)[0]
-
-
 def _drop_tables(url: str) -> None:
     engine = sa.create_engine(url)
     try:

@@ -28,17 +28,20 @@ from flask_mailconnect import MailConnect
 from flask_mailconnect.models import MailAccount
 from flask_mailconnect.views.admin_forms import ActionForm
 from tests import hostapp
-from tests.conftest import captured_context, cleaned_up, database_urls, login, override_templates
+from tests.conftest import (
+    captured_context,
+    cleaned_up,
+    database_urls,
+    db_label,
+    login,
+    override_templates,
+)
 from tests.test_admin_rows import JINJA_ROWS
 
 PEOPLE = {"1": "alice@example.test", "2": "bob@example.test", "3": "admin@example.test"}
 
 
-def _label(url: str) -> str:
-    return url.split(":", 1)[0].split("+", 1)[0]
-
-
-@pytest.fixture(params=database_urls(), ids=_label)
+@pytest.fixture(params=database_urls(), ids=db_label)
 def site(request: pytest.FixtureRequest) -> Iterator[tuple[Flask, MailConnect]]:
     app, ext = hostapp.create_app(request.param, MAILCONNECT_ADMIN_PAGE_SIZE=7)
 

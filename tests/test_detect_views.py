@@ -17,7 +17,7 @@ from flask_mailconnect import Detection, MailConnect
 from flask_mailconnect.detection import detect
 from flask_mailconnect.runtime import DETECT_MX_PER_MINUTE
 from tests import hostapp
-from tests.conftest import database_urls, login
+from tests.conftest import database_urls, db_label, login
 from tests.peers.certs import TestCerts, make_certs
 from tests.peers.detect_env import DetectPeers, detect_peers, fixture
 from tests.peers.web_server import Route
@@ -56,7 +56,7 @@ def _url(database: str, tmp_path: Path) -> str:
 # -- the cache, shared by every worker through the database -----------------------------------
 
 
-@pytest.mark.parametrize("database", database_urls())
+@pytest.mark.parametrize("database", database_urls(), ids=db_label)
 def test_answers_are_shared_across_workers_through_the_database(
     peers: DetectPeers, database: str, tmp_path: Path
 ) -> None:
@@ -147,7 +147,7 @@ def test_detect_endpoint_limits_network_look_ups_per_person(peers: DetectPeers) 
     assert theirs["not_asked"] == "" and any("one-too-many" in p for p in peers.web.seen)
 
 
-@pytest.mark.parametrize("database", database_urls())
+@pytest.mark.parametrize("database", database_urls(), ids=db_label)
 def test_detect_holds_no_database_connection_while_it_waits(
     peers: DetectPeers, database: str, tmp_path: Path
 ) -> None:

@@ -36,8 +36,8 @@ from example_app.models import Project, User
 from example_app.models import db as example_db
 from flask_mailconnect import MailAccount
 from flask_mailconnect.models import MailProvider
-from tests.conftest import database_urls
-from tests.examplehost import db_label, example_app_on, sign_in
+from tests.conftest import database_urls, db_label
+from tests.examplehost import example_app_on, sign_in
 
 #: Examples per (route, method): SQLite, then each server database.
 EXAMPLES = {"sqlite": 40, "server": 12}

@@ -35,8 +35,8 @@ from flask_mailconnect import (
 )
 from flask_mailconnect.models import MailProvider
 from tests import hostapp
-from tests.conftest import cleaned_up, database_urls, login
-from tests.examplehost import db_label, example_app_on, sign_in
+from tests.conftest import cleaned_up, database_urls, db_label, login
+from tests.examplehost import example_app_on, sign_in
 from tests.scopehost import ADMIN, ALICE, add_account, setup_scopes
 
 HUGE = str(2**63)  # past the largest id SQLite holds: it raised OverflowError

@@ -32,14 +32,10 @@ from flask_mailconnect import (
 )
 from flask_mailconnect.columns import open_secret
 from flask_mailconnect.crypto import build_cipher
-from tests.conftest import database_urls
+from tests.conftest import database_urls, db_label
 from tests.hostapp import TEST_KEY
 
 FIRST = "0001_initial"
-
-
-def _label(url: str) -> str:
-    return url.split(":", 1)[0].split("+", 1)[0]
 
 
 class HostBase(DeclarativeBase):
@@ -62,7 +58,7 @@ def _make_app(url: str) -> tuple[Flask, SQLAlchemy]:
     return app, db
 
 
-@pytest.fixture(params=database_urls(), ids=_label)
+@pytest.fixture(params=database_urls(), ids=db_label)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database holding nothing: a fresh SQLite file, or a server database emptied."""
     url = request.param

@@ -21,18 +21,14 @@ from flask_mailconnect import (
 )
 from flask_mailconnect.credentials import stored_password
 from tests import hostapp
-from tests.conftest import cleaned_up, database_urls
+from tests.conftest import cleaned_up, database_urls, db_label
 
 PASSWORD = "s3cret-Pässword-✓"
 KEY_A = Fernet.generate_key().decode()
 KEY_B = Fernet.generate_key().decode()
 
 
-def _label(url: str) -> str:
-    return url.split(":", 1)[0]
-
-
-@pytest.fixture(params=database_urls(), ids=_label)
+@pytest.fixture(params=database_urls(), ids=db_label)
 def db_app(request: pytest.FixtureRequest) -> Iterator[tuple[Flask, MailConnect]]:
     app, ext = hostapp.create_app(request.param, MAILCONNECT_ENCRYPTION_KEYS=[KEY_A])
     with cleaned_up(app):

@@ -31,7 +31,7 @@ from flask_mailconnect.oauth.refresh import fresh_access_token, graph_scope
 from flask_mailconnect.oauth.revoke import revoke_tokens
 from flask_mailconnect.providers import build_catalog
 from tests import hostapp
-from tests.conftest import cleaned_up, database_urls
+from tests.conftest import cleaned_up, database_urls, db_label
 from tests.peers import free_port
 from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET, GOOGLE, MICROSOFT
 
@@ -72,11 +72,7 @@ def provider_config(server: Any, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _label(url: str) -> str:
-    return url.split(":", 1)[0]
-
-
-@pytest.fixture(params=database_urls(), ids=_label)
+@pytest.fixture(params=database_urls(), ids=db_label)
 def tapp(request: pytest.FixtureRequest, provider: Any) -> Iterator[Flask]:
     """The host app on each test database, its providers at the local OAuth server."""
     url = request.param
