@@ -346,17 +346,16 @@ def replaced_payload(content: str, current: str | None, limit: int) -> str | Non
     quoted-printable, base64, another charset): None, for ``set_content``."""
     if current is None:
         return None
-    lines = content.splitlines()
-    if any(len(line.encode("utf-8")) > limit for line in lines):
+    # set_content splits the encoded bytes into lines: at CR and LF only, not at what
+    # str.splitlines also breaks (form feed, U+0085, U+2028...), which stay in the text
+    lines = content.encode("utf-8").splitlines()
+    if any(len(line) > limit for line in lines):
         return None
     wanted = "7bit" if content.isascii() else "8bit"
     if wanted != current:
         return None
     # What set_content stores: the lines joined by "\n" plus one, 8-bit as surrogate escapes.
-    payload = "\n".join(lines) + "\n"
-    if wanted == "8bit":
-        payload = payload.encode("utf-8").decode("ascii", "surrogateescape")
-    return payload
+    return (b"\n".join(lines) + b"\n").decode("ascii", "surrogateescape")
 
 
 def _bodies(message: EmailMessage) -> tuple[MIMEPart | None, MIMEPart | None]:
