@@ -6,8 +6,12 @@ an order that changes every round, so a load that comes and goes on a shared mac
 all three alike instead of on whichever block of calls happened to run at that moment.
 
 Test connection runs SMTP and IMAP side by side, so its wall time should track the slower of the
-two checks (ratio near 1.0), not their sum (ratio near 1 + faster/slower). Against a server that
-accepts and never answers, it must return within the configured timeout (ratio <= 1.0 + slack).
+two checks (ratio near 1.0), not their sum (ratio near 1 + faster/slower). The baseline is the
+median over rounds of the slower of each round's two checks, the statistic Test connection's own
+median is; the note also gives the ratio against the slower of the two checks' medians (the
+baseline until the seventh round, biased against us where the two checks take similar times).
+Against a server that accepts and never answers, it must return within the configured timeout
+(ratio <= 1.0 + slack).
 Peers are the test suite's: aiosmtpd with STARTTLS and Dovecot with IMAPS on 127.0.0.1.
 """
 
@@ -63,8 +67,9 @@ def _seconds(func: Callable[[], object]) -> float:
     return elapsed
 
 
-def _interleaved_medians(funcs: Sequence[Callable[[], object]], rounds: int) -> list[float]:
-    """Median seconds of each of ``funcs``, called in turn every round (not one block each).
+def _interleaved(funcs: Sequence[Callable[[], object]], rounds: int) -> list[list[float]]:
+    """Seconds of each of ``funcs`` per round, each called in turn every round (not one block
+    each).
 
     Each round takes the next of all the possible orders, so no call always comes right after
     the same other one: what a call leaves the servers doing (Dovecot ending its imap process
@@ -75,7 +80,7 @@ def _interleaved_medians(funcs: Sequence[Callable[[], object]], rounds: int) -> 
     for round_ in range(rounds):
         for index in orders[round_ % len(orders)]:
             times[index].append(_seconds(funcs[index]))
-    return [statistics.median(t) for t in times]
+    return times
 
 
 def rows(*, smoke: bool = False) -> list[Row]:
@@ -112,9 +117,9 @@ def rows(*, smoke: bool = False) -> list[Row]:
                     smtp_host="localhost", smtp_port=smtp.port, smtp_security="starttls",
                     imap_host="localhost", imap_port=imap.ssl_port, imap_security="ssl",
                 )  # fmt: skip
-                both, slower = [], []
-                for _ in range(3 if not smoke else 1):  # 3 runs of `rounds` medians each
-                    t_smtp, t_imap, t_both = _interleaved_medians(
+                both, slower, strict = [], [], []
+                for _ in range(3 if not smoke else 1):  # 3 runs of `rounds` rounds each
+                    t_smtp, t_imap, t_both = _interleaved(
                         [
                             lambda: check_smtp(settings, options),
                             lambda: check_imap(settings, options),
@@ -122,11 +127,19 @@ def rows(*, smoke: bool = False) -> list[Row]:
                         ],
                         rounds,
                     )
-                    both.append(t_both)
-                    slower.append(max(t_smtp, t_imap))
+                    both.append(statistics.median(t_both))
+                    # the baseline takes the same statistic as Test connection: the median,
+                    # over rounds, of what running both at once would ideally cost (the slower
+                    # of the round's two checks); the max of the two medians sits below it
+                    # whenever the checks' times overlap, which biased the ratio upward
+                    slower.append(statistics.median(map(max, t_smtp, t_imap)))
+                    strict.append(max(statistics.median(t_smtp), statistics.median(t_imap)))
+                strict_ratio = statistics.median(both) / statistics.median(strict)
                 out.append(measured(
                     figure, samples(both, "ms", 1000), samples(slower, "ms", 1000),
-                    at_most=1.1, against="slower check alone",
+                    at_most=1.1, against="slower check of each round",
+                    note=f"Test connection: against the slower of the two checks' medians "
+                    f"({samples(strict, 'ms', 1000)}), {strict_ratio:.2f}x",
                 ))  # fmt: skip
             silent = SilentServer()
             try:

@@ -127,9 +127,18 @@ def _num(value: float) -> str:
 HEADERS = ("figure", "ours", "baseline", "ratio", "goal", "met")
 
 
+def _ratio_text(ratio: float, goal: str) -> str:
+    """``ratio`` to two decimals, or three where two would print the goal itself beside a
+    verdict it contradicts (1.104 against "<= 1.1x" is "1.104x NO", not "1.10x NO")."""
+    text = f"{ratio:.2f}x"
+    if goal != "-" and float(text[:-1]) == float(goal.split()[1].rstrip("x")):
+        text = f"{ratio:.3f}x"
+    return text
+
+
 def _cells(row: Row) -> tuple[str, ...]:
     met = {True: "yes", False: "NO", None: "-"}[row.met]
-    ratio = "-" if row.ratio is None else f"{row.ratio:.2f}x"
+    ratio = "-" if row.ratio is None else _ratio_text(row.ratio, row.goal)
     return (row.figure, row.ours, row.baseline, ratio, row.goal, met)
 
 

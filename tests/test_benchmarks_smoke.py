@@ -49,6 +49,15 @@ def test_table_prints_one_line_per_row_with_goal_and_verdict() -> None:
     assert text[5] == "[1] Dovecot unavailable"
 
 
+def test_a_ratio_that_rounds_to_its_goal_shows_which_side_it_is_on() -> None:
+    over = render([measured("check", "1.104 s", "1 s", 1.104, at_most=1.1)]).splitlines()[2]
+    assert "1.104x" in over and over.rstrip(" |").endswith("NO")
+    under = render([measured("check", "1.096 s", "1 s", 1.096, at_most=1.1)]).splitlines()[2]
+    assert "1.096x" in under and under.rstrip(" |").endswith("yes")
+    clear = render([measured("check", "1.05 s", "1 s", 1.05, at_most=1.1)]).splitlines()[2]
+    assert "1.05x" in clear and "1.050x" not in clear
+
+
 def test_a_failing_benchmark_becomes_a_skipped_row() -> None:
     rows = collect(("no_such_benchmark",), smoke=True)
     assert len(rows) == 1 and rows[0].ours == "skipped" and rows[0].met is None
