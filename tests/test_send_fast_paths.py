@@ -167,7 +167,7 @@ def test_prepared_bytes_parse_to_the_same_message_as_the_email_package_writes() 
         "Hello\n", "Héllo wörld\n", "x" * 100 + "\n", "a\r\nb\r\n",
         # what str.splitlines breaks at and set_content (bytes lines) keeps: a form feed
         # between pages of a pasted report, a Unicode line separator from a word processor
-        "Page one\x0cPage two\n", "first\u2028second\n", "a\x1cb\x85c\u2029d\n",
+        "Seite eins\x0cSeite zwei, Grüße\n", "first\u2028second\n", "a\x1cb\x85c\u2029d\n",
     ],
 )  # fmt: skip
 def test_signature_body_swap_equals_set_content(body: str) -> None:
