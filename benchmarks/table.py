@@ -131,8 +131,10 @@ def _ratio_text(ratio: float, goal: str) -> str:
     """``ratio`` to two decimals, or three where two would print the goal itself beside a
     verdict it contradicts (1.104 against "<= 1.1x" is "1.104x NO", not "1.10x NO")."""
     text = f"{ratio:.2f}x"
-    if goal != "-" and float(text[:-1]) == float(goal.split()[1].rstrip("x")):
-        text = f"{ratio:.3f}x"
+    if goal != "-":
+        target = float(goal.split()[1].rstrip("x"))
+        if float(text[:-1]) == target and ratio != target:
+            text = f"{ratio:.3f}x"
     return text
 
 

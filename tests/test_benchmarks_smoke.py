@@ -56,6 +56,8 @@ def test_a_ratio_that_rounds_to_its_goal_shows_which_side_it_is_on() -> None:
     assert "1.096x" in under and under.rstrip(" |").endswith("yes")
     clear = render([measured("check", "1.05 s", "1 s", 1.05, at_most=1.1)]).splitlines()[2]
     assert "1.05x" in clear and "1.050x" not in clear
+    exact = render([measured("check", "3", "3", 1.0, at_most=1.0)]).splitlines()[2]
+    assert "1.00x" in exact and exact.rstrip(" |").endswith("yes")
 
 
 def test_a_failing_benchmark_becomes_a_skipped_row() -> None:
