@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from tests.browser_helpers import chromium, serve, shoot
+from tests.oauth_flows import EMAIL, providers
 from tests.peers.oauth import CLIENT_ID
-from tests.test_oauth_flow import EMAIL, providers
 
 pytestmark = pytest.mark.browser
 

@@ -26,10 +26,10 @@ from flask import Flask
 from flask_mailconnect import MailAccount, MailConnect
 from tests.browser_helpers import SCREENSHOTS, chromium, serve, shoot
 from tests.mailboxes import fill, imap_client, message, reset_inbox
+from tests.oauth_flows import providers
 from tests.peers import MAILBOX_PASSWORD, MAILBOX_USER, free_port
 from tests.peers.dovecot import DovecotPeer, dovecot_peer
 from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET
-from tests.test_oauth_flow import providers
 
 pytestmark = pytest.mark.browser
 

@@ -14,11 +14,10 @@ import pytest
 
 from flask_mailconnect.detection.workers import MAX_DETECTIONS
 from tests.browser_helpers import chromium, serve, shoot
+from tests.detection_helpers import ACME, BOUND, detect_in, eventually, in_thread
 from tests.peers.certs import TestCerts, make_certs
 from tests.peers.detect_env import DetectPeers, detect_peers, fixture
 from tests.peers.web_server import Route
-from tests.test_detect_deadline import BOUND, detect_in, eventually, in_thread
-from tests.test_detect_views import ACME
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct-horse-battery-staple"

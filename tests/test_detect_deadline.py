@@ -15,41 +15,22 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from flask import Flask
 
 from flask_mailconnect import Detection
-from flask_mailconnect.detection import detect
 from flask_mailconnect.detection.workers import MAX_DETECTIONS, workers
 from flask_mailconnect.transport.http import HTTPGuardError, guarded_session
 from flask_mailconnect.transport.settings import TransportOptions
 from tests.conftest import login
+from tests.detection_helpers import BOUND, detect_in, eventually, in_thread
 from tests.peers.certs import TestCerts, make_certs
 from tests.peers.detect_env import DetectPeers, detect_peers
 from tests.peers.web_server import Route, web_server
 
 ROOT = Path(__file__).parent.parent
-#: Bound on every wait below: far beyond any deadline used here.
-BOUND = 60.0
-
-
-def eventually(check: Callable[[], bool], within: float = BOUND) -> bool:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
-
-
-def in_thread(call: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
-    out: list[object] = []
-    thread = threading.Thread(target=lambda: out.append(call()), daemon=True)
-    thread.start()
-    return thread, out
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +42,6 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> TestCerts:
 def peers(certs: TestCerts) -> Iterator[DetectPeers]:
     with detect_peers(certs, {}) as found:
         yield found
-
-
-def detect_in(app: Flask, email: str, **kw: object) -> Detection:
-    with app.test_request_context():
-        return detect(email, **kw)  # type: ignore[arg-type]
 
 
 def attempt(found: Detection, source: str) -> tuple[str, str]:

@@ -18,20 +18,10 @@ from flask_mailconnect.detection import detect
 from flask_mailconnect.runtime import DETECT_MX_PER_MINUTE
 from tests import hostapp
 from tests.conftest import database_urls, db_label, login
+from tests.detection_helpers import ACME
 from tests.peers.certs import TestCerts, make_certs
 from tests.peers.detect_env import DetectPeers, detect_peers, fixture
 from tests.peers.web_server import Route
-
-ACME = {
-    "acme": {
-        "name": "Acme Mail", "auth": "oauth2", "client_id": "acme-client",
-        "client_secret": "acme-secret", "authorize_url": "https://id.acme-mail.net/authorize",
-        "token_url": "https://id.acme-mail.net/token", "scopes": ["openid", "email"],
-        "smtp": {"host": "smtp.acme-mail.net", "port": 465, "security": "ssl"},
-        "imap": {"host": "imap.acme-mail.net", "port": 993, "security": "ssl"},
-        "redirect_uri": "https://crm.example.test/email/oauth/acme/callback",
-    }
-}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

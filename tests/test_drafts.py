@@ -8,6 +8,7 @@ from __future__ import annotations
 import email.policy
 import random
 import re
+from collections.abc import Iterator
 from dataclasses import FrozenInstanceError
 from datetime import datetime, timezone
 from email.message import EmailMessage
@@ -21,10 +22,13 @@ from hypothesis import strategies as st
 from flask_mailconnect import Attachment, Draft, InvalidMessage, MailConnect
 from flask_mailconnect.compose import Prepared, prepare
 from flask_mailconnect.compose_draft import prepare_message
-from tests import test_send
-from tests.test_send import _imap, _sent_messages, make_account, parsed
+from tests.sending import imap_login, make_account, parsed, peer_app_context, sent_messages
 
-peer_app = test_send.peer_app  # the fixture, shared
+
+@pytest.fixture
+def peer_app(app: Flask, smtp_starttls: Any, peer_certs: Any) -> Iterator[Flask]:
+    yield from peer_app_context(app, peer_certs)
+
 
 NOW = datetime(2026, 11, 30, 12, 0, 5, tzinfo=timezone.utc)
 ACCOUNT: dict[str, Any] = dict(account_email="me@example.com", display_name="Mé Example")
@@ -407,15 +411,15 @@ def test_the_sent_copy_of_a_draft_keeps_its_bcc(
     peer_app: Flask, mailconnect: MailConnect, db: Any, smtp_starttls: Any, dovecot: Any,
     peer_certs: Any,
 ) -> None:  # fmt: skip
-    client = _imap(dovecot, peer_certs)
+    client = imap_login(dovecot, peer_certs)
     try:
         if not client.folder_exists("Sent"):
             client.create_folder("Sent")
-        before = set(_sent_messages(client, "Sent"))
+        before = set(sent_messages(client, "Sent"))
         account = make_account(db, smtp_starttls, dovecot)
         with mailconnect.sending(account) as conn:
             result = conn.send(Draft("bob@example.com", "Copy", "Hi\n", bcc="dave@example.net"))
-        new = {u: d for u, d in _sent_messages(client, "Sent").items() if u not in before}
+        new = {u: d for u, d in sent_messages(client, "Sent").items() if u not in before}
         [(_, data)] = new.items()
         copy = parsed(data[b"BODY[]"])
         assert copy["Message-ID"] == result.message_id and copy["Bcc"] == "dave@example.net"

@@ -2,14 +2,16 @@
 "Complete authorization" on their own page and gives consent at the (local) provider themselves.
 
 Uses the OAuth flow's fixtures: the local OAuth server, aiosmtpd and Dovecot checking tokens by
-introspection (tests/test_oauth_flow.py).
+introspection (tests/oauth_flows.py).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
@@ -18,9 +20,23 @@ from flask_mailconnect import MailConnect
 from flask_mailconnect.models import AccountStatus, AuditEvent, MailAccount
 from tests.conftest import login
 from tests.hostapp import User
-from tests.test_oauth_flow import EMAIL, app, back, consent, oauth_app, server  # noqa: F401
+from tests.oauth_flows import EMAIL, back, connect, consent, oauth_host
 
-__all__ = ["app", "oauth_app", "server"]  # fixtures used by name
+
+# The host app with Google and Microsoft at the local OAuth server (as in test_oauth_flow).
+@pytest.fixture
+def oauth_app(oauth_provider: Any, smtp_starttls: Any, dovecot: Any) -> Iterator[tuple[Flask, Any]]:
+    yield from oauth_host(oauth_provider, smtp_starttls, dovecot)
+
+
+@pytest.fixture
+def app(oauth_app: tuple[Flask, Any]) -> Flask:
+    return oauth_app[0]
+
+
+@pytest.fixture
+def server(oauth_app: tuple[Flask, Any]) -> Any:
+    return oauth_app[1]
 
 
 def admin_token(client: FlaskClient, url: str) -> str:
@@ -53,7 +69,7 @@ def only_account(app: Flask) -> MailAccount:
         return account
 
 
-def test_admin_creates_user_completes_consent(client: FlaskClient, app: Flask) -> None:  # noqa: F811
+def test_admin_creates_user_completes_consent(client: FlaskClient, app: Flask) -> None:
     register_callbacks(app)
     login(client, 3)
     page = client.get("/email/admin/users/1").get_data(as_text=True)
@@ -100,7 +116,7 @@ def test_admin_creates_user_completes_consent(client: FlaskClient, app: Flask) -
     assert f"{sentence} {EMAIL}" in audit
 
 
-def test_consent_with_another_address_is_refused(client: FlaskClient, app: Flask) -> None:  # noqa: F811
+def test_consent_with_another_address_is_refused(client: FlaskClient, app: Flask) -> None:
     register_callbacks(app)
     login(client, 3)
     hand_over(client)
@@ -116,7 +132,7 @@ def test_consent_with_another_address_is_refused(client: FlaskClient, app: Flask
     assert only_account(app).status == AccountStatus.PENDING_AUTHORIZATION
 
 
-def test_handover_validation(client: FlaskClient, app: Flask) -> None:  # noqa: F811
+def test_handover_validation(client: FlaskClient, app: Flask) -> None:
     register_callbacks(app)
     login(client, 3)
     url = "/email/admin/users/1"
@@ -131,7 +147,7 @@ def test_handover_validation(client: FlaskClient, app: Flask) -> None:  # noqa: 
     assert client.post(url + "/handover", data=bad).status_code == 403
 
 
-def test_owner_completes_with_own_management_off(client: FlaskClient, app: Flask) -> None:  # noqa: F811
+def test_owner_completes_with_own_management_off(client: FlaskClient, app: Flask) -> None:
     """MAILCONNECT_USERS_CAN_MANAGE_OWN=False: only admins manage personal accounts, yet the
     consent of a hand-over is still the owner's to give (and only theirs)."""
     register_callbacks(app)
@@ -160,7 +176,7 @@ def test_owner_completes_with_own_management_off(client: FlaskClient, app: Flask
     assert again.status_code == 404
 
 
-def test_admin_cannot_complete_through_the_api(client: FlaskClient, app: Flask) -> None:  # noqa: F811
+def test_admin_cannot_complete_through_the_api(client: FlaskClient, app: Flask) -> None:
     from flask_mailconnect import PermissionDenied, accounts
     from flask_mailconnect.oauth.flow import OAuthGrant
 
@@ -185,11 +201,9 @@ def test_admin_cannot_complete_through_the_api(client: FlaskClient, app: Flask) 
 
 def test_address_connected_by_someone_else_is_refused_up_front(
     client: FlaskClient,
-    app: Flask,  # noqa: F811
+    app: Flask,
 ) -> None:
     """Not after the person consented: the hand-over form says it at once."""
-    from tests.test_oauth_flow import connect
-
     register_callbacks(app)
     login(client, 2)
     assert connect(client).status_code == 302  # bob connected EMAIL himself
@@ -200,7 +214,7 @@ def test_address_connected_by_someone_else_is_refused_up_front(
     assert only_account(app).owner == ("user", "2")  # no pending row for alice
 
 
-def test_states_and_messages_read_right(client: FlaskClient, app: Flask) -> None:  # noqa: F811
+def test_states_and_messages_read_right(client: FlaskClient, app: Flask) -> None:
     """Awaiting: the card names the provider to sign in at, never "Connected with"; done: the
     flash says the authorization is complete, never "Signed in again" (she never had)."""
     register_callbacks(app)

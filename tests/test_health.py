@@ -28,9 +28,9 @@ from flask_mailconnect import (
 from flask_mailconnect.models import utcnow
 from tests import hostapp
 from tests.conftest import cleaned_up, database_urls, db_label
+from tests.oauth_flows import provider_config
 from tests.peers import MAILBOX_PASSWORD, MAILBOX_USER, free_port
 from tests.peers.oauth import GOOGLE, MICROSOFT, mint_token
-from tests.test_tokens import provider_config
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
@@ -25,55 +24,28 @@ from flask_mailconnect import MailAccount, account_connected, account_updated
 from flask_mailconnect.columns import open_secret
 from tests import hostapp
 from tests.conftest import login
-from tests.peers import MAILBOX_USER
-from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET
-
-EXTERNAL = "https://crm.example"
-EMAIL = MAILBOX_USER  # the address the provider vouches for; both mail peers know it
-
-
-def providers(server: Any, smtp: Any, imap: Any) -> dict[str, Any]:
-    def flavour(urls: Any, **extra: Any) -> dict[str, Any]:
-        return {
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "authorize_url": urls.authorize_url,
-            "token_url": urls.token_url,
-            "revoke_url": urls.revoke_url,
-            "userinfo_url": urls.userinfo_url,
-            "server_metadata_url": urls.metadata_url,
-            **extra,
-        }
-
-    servers = {
-        "smtp": {"host": smtp.host, "port": smtp.port, "security": smtp.security},
-        "imap": {"host": imap.host, "port": imap.ssl_port, "security": "ssl"},
-    }
-    return {
-        "google": flavour(server.google),
-        "microsoft": flavour(server.microsoft),
-        # The presets' servers, pointed at the local peers.
-        "gmail": servers,
-        "microsoft365": servers,
-    }
+from tests.oauth_flows import (
+    EMAIL,
+    EXTERNAL,
+    assert_nothing_connected,
+    back,
+    connect,
+    consent,
+    csrf,
+    error_page,
+    oauth_host,
+    providers,  # noqa: F401 - still imported from here by test_oauth_graph and test_sync_on_save
+    raw_tokens,
+    rows,
+    start,
+    tokens_of,
+)
+from tests.peers.oauth import CLIENT_SECRET
 
 
 @pytest.fixture
 def oauth_app(oauth_provider: Any, smtp_starttls: Any, dovecot: Any) -> Iterator[tuple[Flask, Any]]:
-    app, _ext = hostapp.create_app(
-        MAILCONNECT_PROVIDERS=providers(oauth_provider, smtp_starttls, dovecot),
-        MAILCONNECT_EXTERNAL_URL=EXTERNAL,
-        MAILCONNECT_ALLOW_PRIVATE_HOSTS=True,
-        MAILCONNECT_SMTP_PORTS=None,
-        MAILCONNECT_IMAP_PORTS=None,
-        MAILCONNECT_CA_FILE=smtp_starttls.ca_file,
-    )
-    for key in ("google", "microsoft"):
-        oauth_provider.add_redirect_uri(CLIENT_ID, f"{EXTERNAL}/email/oauth/{key}/callback")
-    yield app, oauth_provider
-    with app.app_context():
-        hostapp.db.session.remove()
-        hostapp.db.engine.dispose()
+    yield from oauth_host(oauth_provider, smtp_starttls, dovecot)
 
 
 @pytest.fixture
@@ -84,65 +56,6 @@ def app(oauth_app: tuple[Flask, Any]) -> Flask:
 @pytest.fixture
 def server(oauth_app: tuple[Flask, Any]) -> Any:
     return oauth_app[1]
-
-
-# -- driving the flow ------------------------------------------------------------------------
-
-
-def csrf(client: FlaskClient) -> str:
-    page = client.get("/email/").get_data(as_text=True)
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
-    assert match, "no CSRF token on the index page"
-    return match.group(1)
-
-
-def start(client: FlaskClient, provider: str = "google", **form: Any) -> Any:
-    return client.post(f"/email/oauth/{provider}/start", data={"csrf_token": csrf(client), **form})
-
-
-def consent(location: str, email: str = EMAIL, action: str = "allow") -> str:
-    """At the local provider's consent page: Allow (or Deny) as ``email``."""
-    answer = requests.post(
-        location, data={"email": email, "action": action}, allow_redirects=False, timeout=5
-    )
-    assert answer.status_code == 302, answer.text
-    return answer.headers["Location"]
-
-
-def back(client: FlaskClient, url: str) -> Any:
-    parts = urlsplit(url)
-    assert f"{parts.scheme}://{parts.netloc}" == EXTERNAL
-    return client.get(f"{parts.path}?{parts.query}")
-
-
-def connect(client: FlaskClient, provider: str = "google", email: str = EMAIL, **form: Any) -> Any:
-    started = start(client, provider, **form)
-    assert started.status_code == 302, started.get_data(as_text=True)
-    return back(client, consent(started.headers["Location"], email))
-
-
-# pytest-flask keeps one app context open for the whole test, and requests share it (and its
-# session): read and write through that session, expiring what it holds first.
-
-
-def rows(app: Flask) -> list[MailAccount]:
-    hostapp.db.session.expire_all()
-    return list(hostapp.db.session.scalars(sa.select(MailAccount).order_by(MailAccount.id)))
-
-
-def raw_tokens(app: Flask) -> list[tuple[Any, Any]]:
-    query = sa.text("SELECT access_token, refresh_token FROM mailconnect_account")
-    return [tuple(r) for r in hostapp.db.session.execute(query)]
-
-
-def tokens_of(app: Flask, account_id: int) -> tuple[str, str]:
-    query = sa.select(MailAccount.access_token, MailAccount.refresh_token).where(
-        MailAccount.id == account_id
-    )
-    sealed_access, sealed_refresh = hostapp.db.session.execute(query).one()
-    access, refresh = open_secret(sealed_access), open_secret(sealed_refresh)
-    assert access and refresh
-    return access, refresh
 
 
 class Recorder:
@@ -287,19 +200,6 @@ def test_connect_with_microsoft(client: FlaskClient, app: Flask, signals: Any):
 
 
 # -- error paths: a clear page, Try again, nothing left behind --------------------------------
-
-
-def assert_nothing_connected(app: Flask) -> None:
-    assert rows(app) == []
-    assert raw_tokens(app) == []
-
-
-def error_page(response: Any, status: int = 400) -> str:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.headers["Referrer-Policy"] == "no-referrer"
-    page = response.get_data(as_text=True)
-    assert "Try again" in page
-    return page
 
 
 def test_denied_consent(client: FlaskClient, app: Flask):

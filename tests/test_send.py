@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import ssl
 from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
@@ -13,7 +12,6 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from imapclient import IMAPClient
 
 from flask_mailconnect import (
     AccountNeedsReconnectError,
@@ -32,53 +30,21 @@ from flask_mailconnect import (
 )
 from flask_mailconnect.models import utcnow
 from tests.hostapp import User
+from tests.sending import (
+    imap_login,
+    make_account,
+    message,
+    parsed,
+    peer_app_context,
+    sent_messages,
+)
 
 pytestmark = pytest.mark.peers
 
 
 @pytest.fixture
 def peer_app(app: Flask, smtp_starttls: Any, peer_certs: Any) -> Iterator[Flask]:
-    app.config.update(
-        MAILCONNECT_ALLOW_PRIVATE_HOSTS=True,
-        MAILCONNECT_SMTP_PORTS=None,
-        MAILCONNECT_IMAP_PORTS=None,
-        MAILCONNECT_CA_FILE=peer_certs.ca_file,
-        MAILCONNECT_CONNECT_TIMEOUT=5,
-    )
-    with app.app_context():
-        yield app
-
-
-def make_account(db: Any, smtp: Any, dovecot: Any = None, **fields: Any) -> MailAccount:
-    values: dict[str, Any] = dict(
-        owner_kind="user", owner_id="1", provider="other", email=smtp.user,
-        username=smtp.user, password=smtp.password, smtp_host="localhost",
-        smtp_port=smtp.port, smtp_security=smtp.security, display_name="Alice Example",
-    )  # fmt: skip
-    if dovecot is not None:
-        values.update(imap_host="localhost", imap_port=dovecot.ssl_port, imap_security="ssl")
-    values.update(fields)
-    account = MailAccount(**values)
-    db.session.add(account)
-    db.session.commit()
-    return account
-
-
-def message(to: str = "Bob <bob@example.com>", **headers: str) -> EmailMessage:
-    msg = EmailMessage()
-    msg["To"] = to
-    msg["Subject"] = headers.pop("Subject", "Hello")
-    for name, value in headers.items():
-        msg[name.replace("_", "-")] = value
-    msg.set_content("Hi Bob,\nsee you.\n")
-    return msg
-
-
-def parsed(data: bytes) -> EmailMessage:
-    # As a mail client reads it: line endings as "\n".
-    result = email.message_from_bytes(data.replace(b"\r\n", b"\n"), policy=email.policy.default)
-    assert isinstance(result, EmailMessage)
-    return result
+    yield from peer_app_context(app, peer_certs)
 
 
 @pytest.fixture
@@ -402,32 +368,19 @@ def test_unreachable_server_is_transient_and_flags_the_account(
 # -- Sent copy ---------------------------------------------------------------------------------
 
 
-def _imap(dovecot: Any, peer_certs: Any) -> IMAPClient:
-    context = ssl.create_default_context(cafile=peer_certs.ca_file)
-    client = IMAPClient("localhost", dovecot.ssl_port, ssl=True, ssl_context=context, timeout=5)
-    client.login(dovecot.user, dovecot.password)
-    return client
-
-
-def _sent_messages(client: IMAPClient, folder: str) -> dict[int, dict[bytes, Any]]:
-    client.select_folder(folder)
-    uids = client.search(["ALL"])
-    return client.fetch(uids, ["FLAGS", "BODY.PEEK[]"]) if uids else {}
-
-
 def test_sent_copy_appended_for_a_provider_that_does_not_keep_one(
     peer_app: Flask, mailconnect: MailConnect, db: Any, smtp_starttls: Any, dovecot: Any,
     peer_certs: Any,
 ) -> None:  # fmt: skip
-    client = _imap(dovecot, peer_certs)
+    client = imap_login(dovecot, peer_certs)
     try:
         if not client.folder_exists("Sent"):
             client.create_folder("Sent")
-        before = set(_sent_messages(client, "Sent"))
+        before = set(sent_messages(client, "Sent"))
         account = make_account(db, smtp_starttls, dovecot)
         result = mailconnect.send(message(Bcc="dave@example.net"), account=account)
         assert result.sent_copy == "Sent" and result.sent_copy_error is None
-        new = {u: d for u, d in _sent_messages(client, "Sent").items() if u not in before}
+        new = {u: d for u, d in sent_messages(client, "Sent").items() if u not in before}
         [(_, data)] = new.items()
         assert b"\\Seen" in data[b"FLAGS"]
         copy = parsed(data[b"BODY[]"])
@@ -436,7 +389,7 @@ def test_sent_copy_appended_for_a_provider_that_does_not_keep_one(
         account.provider = "gmail"
         result = mailconnect.send(message(), account=account)
         assert result.sent_copy is None and result.sent_copy_error is None
-        assert len(_sent_messages(client, "Sent")) == len(before) + 1
+        assert len(sent_messages(client, "Sent")) == len(before) + 1
     finally:
         client.logout()
 
@@ -459,8 +412,8 @@ def test_a_failed_sent_copy_does_not_fail_the_send(
 def _oauth_account(
     peer_app: Flask, db: Any, smtp: Any, oauth: Any, flavour: str = "google", **fields: Any
 ) -> MailAccount:
+    from tests.oauth_flows import provider_config
     from tests.peers.oauth import CLIENT_ID
-    from tests.test_tokens import provider_config
 
     config = provider_config(oauth)
     config["microsoft"]["graph_url"] = fields.pop("graph_url", None)

@@ -24,11 +24,14 @@ from flask_mailconnect.sending import outcomes
 from flask_mailconnect.sending.outcomes import MessageOutcome, SendLog, SendResult
 from flask_mailconnect.transport import submit as submit_module
 from flask_mailconnect.validation import normalize_address
-from tests import test_send
 from tests.peers.smtp_server import PeerHandler, start_smtp
-from tests.test_send import make_account, message
+from tests.sending import make_account, message, peer_app_context
 
-peer_app = test_send.peer_app  # the fixture, shared
+
+@pytest.fixture
+def peer_app(app: Flask, smtp_starttls: Any, peer_certs: Any) -> Iterator[Flask]:
+    yield from peer_app_context(app, peer_certs)
+
 
 ADDRESSES = [
     "a@example.com", "A.B@Example.COM", "x+tag@sub.example.org", "x@localhost", "x@test",

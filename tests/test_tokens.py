@@ -32,6 +32,7 @@ from flask_mailconnect.oauth.revoke import revoke_tokens
 from flask_mailconnect.providers import build_catalog
 from tests import hostapp
 from tests.conftest import cleaned_up, database_urls, db_label
+from tests.oauth_flows import provider_config
 from tests.peers import free_port
 from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET, GOOGLE, MICROSOFT
 
@@ -48,28 +49,6 @@ def provider(oauth_provider: Any) -> Any:
 
 #: The local OAuth server listens on loopback: the network guard must let it through.
 LOOPBACK: dict[str, Any] = {"MAILCONNECT_ALLOW_PRIVATE_HOSTS": True}
-
-
-def provider_config(server: Any, **extra: Any) -> dict[str, Any]:
-    """MAILCONNECT_PROVIDERS pointing the Google and Microsoft presets at the local server."""
-    creds = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
-    google, microsoft = server.urls(GOOGLE), server.urls(MICROSOFT)
-    return {
-        "google": {
-            **creds,
-            "authorize_url": google.authorize_url,
-            "token_url": google.token_url,
-            "revoke_url": google.revoke_url,
-            "userinfo_url": google.userinfo_url,
-        },
-        "microsoft": {
-            **creds,
-            "authorize_url": microsoft.authorize_url,
-            "token_url": microsoft.token_url,
-            "userinfo_url": microsoft.userinfo_url,
-        },
-        **extra,
-    }
 
 
 @pytest.fixture(params=database_urls(), ids=db_label)
