@@ -3,10 +3,12 @@
 On PostgreSQL and MariaDB (the URLs in MAILCONNECT_TEST_DATABASE_URLS; a missing one skips),
 and for the failing endpoint on a SQLite file too:
 
-* a look at the account is one statement on a connection that commits each statement itself
-  (no BEGIN and COMMIT around it: three round trips where one does), so a caller whose token
-  is still valid costs the database one statement, and a refresh reaches the token endpoint
-  after three (look, take the lock, look again);
+* a look at the account is one statement: on PostgreSQL on a connection that commits each
+  statement itself (no BEGIN and COMMIT around it: three round trips where one does); on
+  MariaDB, where the driver pays round trips to switch autocommit on and off, a COMMIT ends
+  the look's snapshot (three round trips with the pool's ROLLBACK, counted on the wire). So a
+  caller whose token is still valid costs the database one statement, and a refresh reaches
+  the token endpoint after three (look, take the lock, look again);
 * callers waiting in one process for a refresh that fails all get its typed error after one
   token request, and every connection goes back to the pool (the holder's included); callers
   whose need the stored row meets take it instead of the error.
@@ -118,29 +120,93 @@ def _detached(app: Any, account_id: int) -> MailAccount:
         return account
 
 
-def test_a_valid_token_costs_one_statement(server_app: Any, oauth_provider: Any) -> None:
+class Wire:
+    """What PyMySQL sends the server, one command a round trip (the first word of each),
+    noted with how many token requests the OAuth server had seen by then: the settings the
+    driver applies (``SET AUTOCOMMIT``, isolation levels, the pool's ``ROLLBACK``) included,
+    which SQLAlchemy's statement events never see."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, server: Any) -> None:
+        import pymysql.connections
+
+        self.sent: list[tuple[str, int]] = []
+        real = pymysql.connections.Connection._execute_command
+
+        def execute_command(conn: Any, command: int, sql: str | bytes) -> Any:
+            text = sql.decode("utf-8", "replace") if isinstance(sql, bytes) else sql
+            self.sent.append((_head(text), server.refresh_requests))
+            return real(conn, command, sql)
+
+        monkeypatch.setattr(pymysql.connections.Connection, "_execute_command", execute_command)
+
+    def commands(self, *, requests: int | None = None) -> list[str]:
+        return [word for word, seen in self.sent if requests is None or seen == requests]
+
+
+def _head(statement: str) -> str:
+    """A command named by its first word; ``SET`` with its second (``SET TRANSACTION``), the
+    lock's calls with their function (``SELECT GET_LOCK``)."""
+    words = statement.split()
+    head = words[0].upper()
+    second = words[1].split("(")[0].upper() if len(words) > 1 else ""
+    if head == "SET" or second in ("GET_LOCK", "RELEASE_LOCK"):
+        return f"{head} {second}"
+    return head
+
+
+def _pool_of_two(app: Any) -> None:
+    """Two connections open in the pool, as a running app has: a refresh uses two at once
+    (the lock's and the save's), and opening one is round trips of its own."""
+    engine = _engine(app)
+    first, second = engine.connect(), engine.connect()
+    first.close()
+    second.close()
+
+
+def test_a_valid_token_costs_one_look(
+    server_app: Any, oauth_provider: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     account_id, issued = _account(server_app, oauth_provider, timedelta(hours=1))
     account = _detached(server_app, account_id)  # its load is not what is counted
     statements = Statements(_engine(server_app), oauth_provider)
+    wire = Wire(monkeypatch, oauth_provider)
     token = _refresh(server_app, account)
     assert token == issued["access_token"]
-    assert statements.seen == [("SELECT", 0)]  # the look; no COMMIT after it
     assert oauth_provider.refresh_requests == 0
+    if _engine(server_app).dialect.name == "postgresql":
+        assert statements.seen == [("SELECT", 0)]  # the look, autocommit: no COMMIT after it
+    else:
+        # MariaDB: the look, the COMMIT that ends its snapshot, the pool's ROLLBACK (in
+        # autocommit it was six: SET AUTOCOMMIT both ways and the isolation level's reset)
+        assert wire.commands() == ["SELECT", "COMMIT", "ROLLBACK"]
 
 
 def test_a_refresh_asks_the_provider_after_three_statements(
-    server_app: Any, oauth_provider: Any
+    server_app: Any, oauth_provider: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     account_id, issued = _account(server_app, oauth_provider, timedelta(minutes=-1))
     account = _detached(server_app, account_id)  # its load is not what is counted
+    _pool_of_two(server_app)
     statements = Statements(_engine(server_app), oauth_provider)
+    wire = Wire(monkeypatch, oauth_provider)
     token = _refresh(server_app, account)
     assert token != issued["access_token"]
     assert oauth_provider.refresh_requests == 1
     # Look (a fresh token already?), take the lock, look again (what the last holder stored).
-    assert statements.before_the_token_request() == ["SELECT", "SELECT", "SELECT"]
+    assert [s for s in statements.before_the_token_request() if s != "COMMIT"] == ["SELECT"] * 3
     # Then the save commits, in a transaction of its own.
     assert ("COMMIT", 1) in statements.seen
+    if _engine(server_app).dialect.name != "postgresql":
+        # MariaDB on the wire: each look ends its snapshot; the save reads committed data for
+        # its one transaction (no SET SESSION, so no reset of it when the pool takes it back)
+        assert wire.commands(requests=0) == [
+            "SELECT", "COMMIT", "SELECT GET_LOCK", "COMMIT", "SELECT", "COMMIT",
+        ]  # fmt: skip
+        assert wire.commands(requests=1) == [
+            "SET TRANSACTION", "UPDATE", "COMMIT", "ROLLBACK",  # the save, its connection back
+            "SELECT", "COMMIT",  # the holder reads what it stored
+            "SELECT RELEASE_LOCK", "ROLLBACK",  # the lock given back, then the connection
+        ]  # fmt: skip
     assert _call(server_app, account_id) == token  # stored: the next caller just reads it
 
 

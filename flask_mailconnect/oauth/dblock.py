@@ -3,9 +3,17 @@
 
 Per backend: PostgreSQL, a session-level advisory lock (``pg_try_advisory_lock``); MariaDB /
 MySQL, ``GET_LOCK(name, 0)``; SQLite (no advisory locks), the database write lock, taken with a
-no-op ``UPDATE`` while the busy timeout is 0. Looks and the lock run on an autocommit connection
-(each statement sees the latest commit, with no BEGIN and COMMIT around it); saves run on a
-``READ COMMITTED`` one. Both settings are reset when the connection goes back to the pool.
+no-op ``UPDATE`` while the busy timeout is 0.
+
+Each look must see the latest commit, and each save the token the holder just committed,
+whatever isolation level the host runs. On PostgreSQL, looks and the lock run on an autocommit
+connection and saves on a ``READ COMMITTED`` one: psycopg applies both without a round trip.
+On MariaDB / MySQL, the driver pays for every such setting twice (``SET AUTOCOMMIT`` or ``SET
+SESSION TRANSACTION ...`` with a ``COMMIT`` on the way out, and the pool's reset on the way
+in: a look cost six round trips for its one statement), so there looks end their transaction
+instead (the next statement reads a fresh snapshot; three round trips with the pool's
+``ROLLBACK``), and a save sets ``READ COMMITTED`` for its one transaction only (``SET
+TRANSACTION``, nothing to reset).
 """
 
 from __future__ import annotations
@@ -103,7 +111,9 @@ def _touch(conn: sa.Connection, account_id: int) -> None:
 def unlock(conn: sa.Connection, account_id: int) -> None:
     """Give the lock back; a connection that cannot is closed (which releases it too)."""
     try:
-        plain = not _autocommit(conn)  # a holder's connection has nothing to roll back
+        # an autocommit holder's connection has nothing to roll back; on MariaDB / MySQL no
+        # failed transaction refuses RELEASE_LOCK, and the pool rolls back when it returns
+        plain = not _autocommit(conn) and not _mysql(conn.engine)
         if plain and conn.in_transaction():
             conn.rollback()
         dialect = conn.dialect.name
@@ -121,20 +131,30 @@ def unlock(conn: sa.Connection, account_id: int) -> None:
         conn.invalidate()
 
 
+def _mysql(engine: sa.Engine) -> bool:
+    return engine.dialect.name in ("mysql", "mariadb")
+
+
 def save_connection(engine: sa.Engine) -> sa.Connection:
+    """For one save: its transaction reads committed data, so it sees the token the holder
+    just committed (hosts may run REPEATABLE READ or SERIALIZABLE)."""
     conn = engine.connect()
-    if engine.dialect.name in ("postgresql", "mysql", "mariadb"):
-        # Hosts may run REPEATABLE READ or SERIALIZABLE: each save must see the token the
-        # holder just committed. (Reset when the connection goes back to the pool.)
+    if engine.dialect.name == "postgresql":  # reset when the connection goes back to the pool
         conn = conn.execution_options(isolation_level="READ COMMITTED")
+    elif _mysql(engine):
+        # the next transaction only, so the pool has nothing to reset; the pool's own reset
+        # (a ROLLBACK) left none open, which SET TRANSACTION requires (error 1568)
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
     return conn
 
 
 def look_connection(engine: sa.Engine) -> sa.Connection:
-    """For looks and the lock: autocommit, so each look sees the latest commit whatever the
-    host's isolation level, without a BEGIN and a COMMIT around it (3 round trips: 1)."""
+    """For looks and the lock. PostgreSQL: autocommit, so each look sees the latest commit
+    whatever the host's isolation level, without a BEGIN and a COMMIT around it (3 round trips:
+    1). MariaDB / MySQL: as it comes from the pool; each look ends its transaction
+    (:func:`end_transaction`), so the next one reads a fresh snapshot."""
     conn = engine.connect()
-    if engine.dialect.name in ("postgresql", "mysql", "mariadb"):
+    if engine.dialect.name == "postgresql":
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
     return conn
 
