@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import sqlalchemy as sa
 
 VARIABLE = "MAILCONNECT_TEST_DATABASE_URLS"
@@ -34,12 +35,20 @@ def worker_database(url: str, worker: str) -> str:
         return url
     mine = original.set(database=f"{original.database}_{worker}")
     backend = original.get_backend_name()
-    if backend == "postgresql":
-        _create_postgresql(original, mine.database or "")
-    elif backend in ("mysql", "mariadb"):
-        _create_mysql(original, mine.database or "")
-    else:
-        raise RuntimeError(f"{VARIABLE}: no per-worker database for {backend}; run without -n")
+    try:
+        if backend == "postgresql":
+            _create_postgresql(original, mine.database or "")
+        elif backend in ("mysql", "mariadb"):
+            _create_mysql(original, mine.database or "")
+        else:
+            raise pytest.UsageError(f"{VARIABLE}: no per-worker database for {backend}")
+    except sa.exc.SQLAlchemyError as exc:
+        raise pytest.UsageError(
+            f"{VARIABLE}: pytest-xdist worker {worker} could not create its database "
+            f"{mine.database!r} beside {original.database!r} ({type(exc.orig or exc).__name__}"
+            f"). Give the URL's user the right to create databases, or run in one process "
+            f"(make test PYTEST_WORKERS=0, or pytest -n 0)."
+        ) from None
     return mine.render_as_string(hide_password=False)
 
 
