@@ -19,7 +19,8 @@ the signature (:func:`compose.signature_texts`, :func:`compose.signed_html`,
 bad header names when it was built.
 
 A Draft with attachments goes through ``as_email_message`` and :func:`compose.prepare`.
-``tests/test_drafts.py`` compares the two paths over a corpus of shapes and fuzzed text.
+``tests/sending_peers/test_drafts.py`` compares the two paths over a corpus of shapes and
+fuzzed text.
 """
 
 from __future__ import annotations

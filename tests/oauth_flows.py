@@ -1,13 +1,14 @@
 """The OAuth consent flow through the pages, against the real local OAuth server: the helpers
 and constants the OAuth tests share.
 
-Used by tests/test_oauth_flow.py, test_oauth_identity.py, test_oauth_hygiene.py,
-test_handover.py (the host app with Google and Microsoft at the local server, and driving the
-flow with the test client), test_browser_oauth.py and test_browser_seeds.py (the providers'
-settings), and by test_tokens.py, test_send.py and test_health.py (``provider_config``).
+Used by the modules in tests/oauth_flow/ (the host app with Google and Microsoft at the local
+server, whose fixtures ``oauth_app``, ``app`` and ``server`` are in that package's conftest.py;
+driving the flow with the test client; an admin handing an account over), by
+test_oauth_graph.py, test_sync_on_save.py and test_http_guard.py (driving the flow),
+test_browser_oauth.py and test_browser_seeds.py (the providers' settings), and by
+test_tokens.py, test_health.py, test_health_batch.py and tests/sending_peers/ (``provider_config``).
 
-Each module that needs the host app defines its own ``oauth_app``, ``app`` and ``server``
-fixtures; ``oauth_host`` is the body of ``oauth_app``.
+``oauth_host`` is the body of the ``oauth_app`` fixture.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from flask_mailconnect import MailAccount
+from flask_mailconnect import MailAccount, MailConnect
 from flask_mailconnect.columns import open_secret
 from tests import hostapp
+from tests.hostapp import User
 from tests.peers import MAILBOX_USER
 from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET, GOOGLE, MICROSOFT
 
@@ -174,3 +176,24 @@ def error_page(response: Any, status: int = 400) -> str:
     page = response.get_data(as_text=True)
     assert "Try again" in page
     return page
+
+
+# -- hand-over (an admin starts the account, the person consents) --------------------------------
+
+
+def admin_token(client: FlaskClient, url: str) -> str:
+    page = client.get(url).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert match
+    return match.group(1)
+
+
+def register_callbacks(app: Flask) -> None:
+    ext: MailConnect = MailConnect.of(app)
+    ext.user_getter(lambda user_id: hostapp.db.session.get(User, int(user_id)))
+
+
+def hand_over(client: FlaskClient, email: str = EMAIL) -> Any:
+    url = "/email/admin/users/1"
+    data = {"provider": "google", "email": email, "csrf_token": admin_token(client, url)}
+    return client.post(url + "/handover", data=data)

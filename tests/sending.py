@@ -1,9 +1,12 @@
-"""Helpers the sending tests share: tests/test_send.py, tests/test_send_fast_paths.py and
-tests/test_drafts.py.
+"""Helpers the sending tests share: the modules in tests/sending_peers/ (test_send.py,
+test_send_fast_paths.py, test_drafts.py, test_bulk_send.py), tests/test_smtputf8.py and
+tests/test_compose_direct.py.
 
-The host app set up for the local peers (``peer_app_context``, the body of each module's
-``peer_app`` fixture), an account at aiosmtpd (and Dovecot), a plain message, a delivered
-message parsed as a mail client reads it, and reading back the Sent copies at Dovecot.
+The host app set up for the local peers (``peer_app_context``, the body of the ``peer_app``
+fixture in tests/sending_peers/conftest.py), an account at aiosmtpd (and Dovecot), a plain
+message, a delivered message parsed as a mail client reads it, reading back the Sent copies at
+Dovecot, and the recipient addresses the fast paths are checked against (``ADDRESSES``,
+``PLAIN_OR_NOT``).
 """
 
 from __future__ import annotations
@@ -80,3 +83,25 @@ def sent_messages(client: IMAPClient, folder: str) -> dict[int, dict[bytes, Any]
     client.select_folder(folder)
     uids = client.search(["ALL"])
     return client.fetch(uids, ["FLAGS", "BODY.PEEK[]"]) if uids else {}
+
+
+# -- recipient addresses the fast paths are checked against ------------------------------------
+
+#: Valid and invalid addresses, for recipient normalisation against email-validator.
+ADDRESSES = [
+    "a@example.com", "A.B@Example.COM", "x+tag@sub.example.org", "x@localhost", "x@test",
+    "x@a.test", "x@münchen.de", "x@xn--mnchen-3ya.de", "a..b@example.com", ".a@example.com",
+    "x@example", "x@1.2.3.4", "x@[1.2.3.4]", "x@-a.com", "x@a-.com", "x" * 65 + "@example.com",
+    "x@" + "a" * 250 + ".com", "ü@example.com", "x@example.com.", "x@.example.com",
+    "x@exa_mple.com", "x@example.invalid", "x@example.onion", "x@EXAMPLE.co.uk",
+    "x@ex ample.com", "x@sub.localhost", "x@123.com", "x@example.123", "o'neil@example.ie",
+    "{x}@example.com", "x@" + ("a" * 63 + ".") * 3 + "com",
+]  # fmt: skip
+
+#: ``ADDRESSES`` and To headers that are, or only look like, one bare address.
+PLAIN_OR_NOT = [
+    *ADDRESSES, "bob@example.com", "a.b+c_d-e@mail.example.co.uk", "bob@example", "bob@@x.com",
+    "bob@example.com.", ".bob@example.com", "bob.@example.com", "bob@-x.com", "bob@x..com",
+    "bob@example.com, eve@example.com", "bob@example.com (eve@example.com)",
+    '"eve@example.com" bob@example.com', "bob@example.com\teve@example.com",
+]  # fmt: skip

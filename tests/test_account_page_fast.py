@@ -9,8 +9,8 @@ from markupsafe import escape
 
 from flask_mailconnect.i18n import lazy_gettext
 from tests.conftest import cleaned_up, login, override_templates
+from tests.i18n_host import i18n_app
 from tests.scopehost import add_account
-from tests.test_pages_fast_i18n import _app as i18n_app
 
 #: A host's own form macros: the stock ones' names and arguments, other markup.
 OWN_FIELD = """

@@ -6,10 +6,10 @@ from datetime import datetime, timezone
 
 from flask_mailconnect import MailAccount
 from flask_mailconnect.models import SyncedMessage
+from tests.account_rows import account_rows, insert_rows
 from tests.conftest import count_queries, login
 from tests.hostapp import db
 from tests.scopehost import ALICE
-from tests.test_query_counts import _accounts, _insert
 
 
 def test_account_page_reads_recent_mail_only_once_synced() -> None:
@@ -19,9 +19,9 @@ def test_account_page_reads_recent_mail_only_once_synced() -> None:
 
     app, ext = hostapp.create_app()
     try:
-        rows = _accounts([("user", str(ALICE))])
+        rows = account_rows([("user", str(ALICE))])
         rows[0].update(imap_host="imap.example.test", imap_port=993, imap_security="ssl")
-        _insert(app, rows)
+        insert_rows(app, rows)
         client = app.test_client()
         login(client, ALICE)
         with count_queries(app) as never:

@@ -28,6 +28,7 @@ from flask_mailconnect import MailConnect
 from flask_mailconnect.models import MailAccount
 from flask_mailconnect.views.admin_forms import ActionForm
 from tests import hostapp
+from tests.admin_row_template import JINJA_ROWS
 from tests.conftest import (
     captured_context,
     cleaned_up,
@@ -36,7 +37,6 @@ from tests.conftest import (
     login,
     override_templates,
 )
-from tests.test_admin_rows import JINJA_ROWS
 
 PEOPLE = {"1": "alice@example.test", "2": "bob@example.test", "3": "admin@example.test"}
 

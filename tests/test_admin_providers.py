@@ -3,7 +3,6 @@ accounts exist, encrypted client secret never sent back, only enabled providers 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,34 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_mailconnect.models import MailAccount, MailProvider, MailProviderDomain
+from tests.admin_forms import SECRET, create, form, oauth_form, token
 from tests.conftest import login
-
-SECRET = "s3cr3t-client-value-never-shown"
-
-
-def token(client: FlaskClient, url: str) -> str:
-    page = client.get(url).get_data(as_text=True)
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
-    assert match, page[:500]
-    return match.group(1)
-
-
-def form(**over: Any) -> dict[str, Any]:
-    data = {
-        "name": "Acme Mail", "enabled": "y", "service_type": "imap_smtp", "sends": "y",
-        "receives": "y", "smtp_host": "smtp.acme.org", "smtp_port": "587",
-        "smtp_security": "starttls", "imap_host": "imap.acme.org", "imap_port": "993",
-        "imap_security": "ssl", "login_format": "local_part", "auth_method": "password",
-        "domains": "acme.org\nacme-corp.com",
-    }  # fmt: skip
-    data.update(over)
-    return {k: v for k, v in data.items() if v is not None}
-
-
-def create(client: FlaskClient, **over: Any) -> Any:
-    data = form(**over)
-    data["csrf_token"] = token(client, "/email/admin/providers/new")
-    return client.post("/email/admin/providers/new", data=data)
 
 
 def provider(app: Flask, db: Any, name: str = "Acme Mail") -> MailProvider:
@@ -198,15 +171,6 @@ def test_oauth_provider_needs_endpoints(client: FlaskClient) -> None:
     assert response.status_code == 422
     assert "Enter the client ID." in page and "Enter the client secret." in page
     assert "Enter a metadata URL, or the authorization and token URLs." in page
-
-
-def oauth_form(**over: Any) -> dict[str, Any]:
-    fields = {
-        "auth_method": "oauth2", "client_id": "acme-client", "client_secret": SECRET,
-        "authorize_url": "https://id.acme.org/authorize", "token_url": "https://id.acme.org/token",
-        "userinfo_url": "https://id.acme.org/userinfo",
-    }  # fmt: skip
-    return {**fields, **over}
 
 
 def test_explicit_urls_need_a_userinfo_url(client: FlaskClient, app: Flask, db: Any) -> None:

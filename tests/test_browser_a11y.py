@@ -17,25 +17,14 @@ from typing import Any
 
 import pytest
 
-from tests.browser_helpers import ROOT, chromium, serve
+from tests.axe_checks import AXE, axe
+from tests.browser_helpers import chromium, serve
 from tests.hosts import Seeded, example_hosts, sign_in
 from tests.peers import require_peer
 
 pytestmark = pytest.mark.browser
 
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 DESKTOP = {"width": 1280, "height": 800}
-
-# WCAG 2.2 AA over the whole page; best practices (landmarks, heading order...) inside our root.
-AXE_JS = """async tags => {
-  const wcag = await axe.run(document, {runOnly: {type: "tag", values: tags},
-                                        resultTypes: ["violations"]});
-  const ours = await axe.run({include: [".mailconnect"]},
-      {runOnly: {type: "tag", values: ["best-practice"]}, resultTypes: ["violations"]});
-  return wcag.violations.concat(ours.violations).map(v => v.id + " (" + v.impact + "): "
-    + v.help + " at " + v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(", "));
-}"""
 
 # The focus ring of mailconnect.css: 2px solid --mc-focus-ring (#1d4ed8), offset from the edge.
 FOCUS_JS = """() => {
@@ -59,20 +48,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seeded
     hosts = example_hosts(tmp_path_factory.mktemp("a11y"))
     with hosts as (app, box, seeded), serve(app) as url, chromium() as browser:
         yield url, seeded, box, browser
-
-
-# axe accepts aria-describedby when one of its ids exists; every one of ours must.
-IDREFS_JS = """() => [...document.querySelectorAll(
-    ".mailconnect [aria-describedby], .mailconnect [aria-labelledby]")].flatMap(el =>
-  ["aria-describedby", "aria-labelledby"].flatMap(attr =>
-    (el.getAttribute(attr) || "").split(/\\s+/).filter(id => id && !document.getElementById(id))
-      .map(id => el.tagName.toLowerCase() + "#" + el.id + " " + attr + " -> missing " + id)))"""
-
-
-def axe(page: Any, label: str) -> list[str]:
-    page.add_script_tag(path=str(AXE))
-    found = page.evaluate(AXE_JS, WCAG) + page.evaluate(IDREFS_JS)
-    return [f"{label}: {v}" for v in found]
 
 
 @pytest.mark.parametrize("host", ["example", "standalone"])

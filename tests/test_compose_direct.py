@@ -20,7 +20,7 @@ import pytest
 from flask_mailconnect import InvalidMessage, compose
 from flask_mailconnect.compose import prepare
 from flask_mailconnect.transport.submit import quote_address
-from tests.test_send_fast_paths import ADDRESSES, PLAIN_OR_NOT
+from tests.sending import ADDRESSES, PLAIN_OR_NOT
 
 POLICIES = [email.policy.SMTP, email.policy.SMTPUTF8]
 ACCOUNT = dict(account_email="me@example.com", display_name="Me Example",

@@ -8,8 +8,8 @@ import html
 import re
 
 from tests import hostapp
+from tests.admin_forms import create
 from tests.conftest import login
-from tests.test_admin_providers import create
 
 DECLARED = {
     "corpmail": {

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 
 from example_app import create_app
 from example_app.models import db
+from tests.example_client import csrf_token, sign_in
 
 KEY = "5Lq1m0wQyqjAR1-3uQ2mH1q3ZBxB5i1aX5p1Z9xW0aM="
 
@@ -31,17 +31,6 @@ def example(tmp_path: Path) -> Iterator[Flask]:
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
-
-
-def csrf_token(html: bytes) -> str:
-    match = re.search(rb'name="csrf_token" type="hidden" value="([^"]+)"', html)
-    assert match, "page has no CSRF token"
-    return match.group(1).decode()
-
-
-def sign_in(client: FlaskClient, email: str, password: str):  # type: ignore[no-untyped-def]
-    token = csrf_token(client.get("/login").data)
-    return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
 
 
 def test_pages_need_a_signed_in_user(example: Flask) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from flask_mailconnect.models import metadata as mailconnect_metadata
 from tests import hostapp
 from tests.conftest import cleaned_up
-from tests.test_health import add
+from tests.health_accounts import add
 
 
 @pytest.fixture

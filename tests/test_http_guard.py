@@ -54,8 +54,8 @@ from flask_mailconnect.transport.http import (
 )
 from flask_mailconnect.transport.settings import TransportOptions
 from tests import hostapp
+from tests.admin_forms import create, oauth_form
 from tests.conftest import login
-from tests.test_admin_providers import create, oauth_form
 
 PUBLIC = "https://id.example.com"  # never contacted: each test reaches only the URL it tests
 SECRET = "client-s3cret-never-forwarded"
@@ -231,7 +231,7 @@ def test_the_consent_flow_shows_a_clear_page_for_a_private_metadata_url(
 ) -> None:
     """A user's Connect with a provider pointing at cloud metadata: an error page, no 500, and
     the server never connects there."""
-    from tests.test_oauth_flow import start
+    from tests.oauth_flows import start
 
     app, _ = hostapp.create_app(
         MAILCONNECT_PROVIDERS=_providers("metadata", "https://169.254.169.254/latest/meta-data/"),

@@ -377,9 +377,9 @@ def test_new_mail_toast_opens_the_message_page_in_chromium(tmp_path: Path) -> No
     from example_app.notifications import Notification
     from example_app.sandbox import Sandbox
     from flask_mailconnect import MailAccount, SyncedMessage
+    from tests.axe_checks import AXE, axe
     from tests.browser_helpers import chromium, serve, shoot
     from tests.peers import require_peer
-    from tests.test_browser_a11y import AXE, axe
 
     if not AXE.exists():
         require_peer("axe-core", f"{AXE} missing: run `npm ci` (make test does)")

@@ -22,8 +22,8 @@ from flask_mailconnect.oauth.refresh import graph_scope
 from flask_mailconnect.providers import build_catalog
 from tests import hostapp
 from tests.conftest import login
+from tests.oauth_flows import EXTERNAL, back, consent, csrf, providers, rows, start
 from tests.peers.oauth import CLIENT_ID
-from tests.test_oauth_flow import EXTERNAL, back, consent, csrf, providers, rows, start
 
 MICROSOFT_PROVIDER = build_catalog({}).require("microsoft")
 GRAPH_MAIL_SEND = str(MICROSOFT_PROVIDER.graph_send_scope)

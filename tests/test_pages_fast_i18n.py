@@ -11,37 +11,16 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
-import sqlalchemy as sa
-from flask import Flask, render_template, render_template_string, request
-from flask_babel import Babel, force_locale
+from flask import Flask, render_template, render_template_string
+from flask_babel import force_locale
 
 from flask_mailconnect import i18n
-from flask_mailconnect.models import MailAccount
-from tests import hostapp
 from tests.conftest import login
+from tests.i18n_host import i18n_app
 
 TOOLBAR_WORDS = ("Signature formatting", "Bold", "Italic", "Link")
 JS_WORD = "Test the connection to enable saving."
-
-
-def _app(**config: Any) -> Flask:
-    """The test host with Flask-Babel choosing the language from ``?lang=`` (English without),
-    and one password account of Alice's (``other``: its card names the provider in words)."""
-    app, _ext = hostapp.create_app(**config)
-    Babel(app, locale_selector=lambda: request.args.get("lang") or "en")
-    with app.app_context():
-        hostapp.db.session.execute(
-            sa.insert(MailAccount),
-            [{"owner_kind": "user", "owner_id": "1", "provider": "other",
-              "auth_method": "password", "email": "alice@example.test",
-              "username": "alice@example.test", "smtp_host": "smtp.example.test",
-              "smtp_port": 587, "smtp_security": "starttls", "is_default": True,
-              "status": "connected", "active": True}],
-        )  # fmt: skip
-        hostapp.db.session.commit()
-    return app
 
 
 def _words(app: Flask, lang: str, *english: str) -> list[str]:
@@ -58,7 +37,7 @@ def _script_words(page: str) -> dict[str, str]:
 def test_pages_follow_each_requests_language_in_one_app() -> None:
     """English, German, English, Dutch, German again in one app: each settings and account
     page in its request's language, its script words and toolbar too; nothing carries over."""
-    app = _app()
+    app = i18n_app()
     client = app.test_client()
     login(client, 1)
     english = ["Email accounts", "Other (IMAP / SMTP)", JS_WORD, *TOOLBAR_WORDS]
@@ -80,7 +59,7 @@ def test_pages_follow_each_requests_language_in_one_app() -> None:
 
 def test_cached_blocks_are_kept_per_app() -> None:
     """Two apps in one process, German and Dutch: each keeps its own copy."""
-    german, dutch = _app(), _app()
+    german, dutch = i18n_app(), i18n_app()
     clients = []
     for app in (german, dutch):
         client = app.test_client()
@@ -97,7 +76,7 @@ def test_cached_blocks_are_kept_per_app() -> None:
 def test_cached_block_follows_force_locale() -> None:
     """A host rendering our partials in another language inside a request (force_locale)
     gets that language from the cache too, and its own again afterwards."""
-    app = _app()
+    app = i18n_app()
     block = '{% call mailconnect_cached("test_block") %}{{ _mc("Save folders") }}{% endcall %}'
     with app.test_request_context("/?lang=de"):
         assert render_template_string(block) == "Ordner speichern"
@@ -109,7 +88,7 @@ def test_cached_block_follows_force_locale() -> None:
 def test_cached_blocks_match_the_uncached_rendering() -> None:
     """The fast path (kept) writes what the slow path (rendered each time, as with templates
     reloaded on edit) writes, in each language; and a reloading app keeps nothing."""
-    cached, fresh = _app(), _app(TEMPLATES_AUTO_RELOAD=True)
+    cached, fresh = i18n_app(), i18n_app(TEMPLATES_AUTO_RELOAD=True)
     assert fresh.jinja_env.auto_reload and not cached.jinja_env.auto_reload
     for lang in ("en", "de", "nl"):
         pages = []
@@ -135,7 +114,7 @@ def test_no_app_no_cache() -> None:
 def test_catalogue_kept_per_request_not_across() -> None:
     """The catalogue kept on one request's context is never another request's: a German
     request after an English one in the same app reads German."""
-    app = _app()
+    app = i18n_app()
     with app.test_request_context("/?lang=en"):
         assert i18n.gettext("Save folders") == "Save folders"
         assert i18n.gettext("Save folders") == "Save folders"  # from the kept catalogue

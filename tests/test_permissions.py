@@ -445,7 +445,7 @@ def test_route_table_covers_every_route(app: Flask) -> None:
     # Pages about the signed-in person's own accounts only (no other owner to check against),
     # tested for anonymous access in test_views.py, and static files.
     # The OAuth callback answers only the person who started the flow (state in their
-    # session): test_oauth_flow.py covers it (another person's flow is refused).
+    # session): oauth_flow/test_oauth_flow.py covers it (another person's flow is refused).
     own = {"index", "connect", "test_connection", "static", "organization", "oauth_callback"}
     assert ours - own - covered == set()
     # Every row names a real route (a renamed one must not leave a stale row behind).

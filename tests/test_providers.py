@@ -11,7 +11,7 @@ from tests import hostapp
 
 
 def detect_provider(email: str, catalog: Catalog | None = None) -> Provider:
-    """Detection by domain alone (the MX step has its own tests in test_detection.py)."""
+    """Detection by domain alone (the MX step has its own tests: tests/dns_detection/)."""
     catalog = catalog or build_catalog({})
     domain = email.rpartition("@")[2]
     return catalog.for_domain(domain) or catalog.require("other")

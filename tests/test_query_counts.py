@@ -17,32 +17,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_mailconnect import MailAccount, MailConnect
+from tests.account_rows import account_rows, insert_rows
 from tests.conftest import count_queries, login
 from tests.hostapp import db
 from tests.scopehost import ADMIN, ALICE, DAVE, setup_scopes
-
-
-def _accounts(owners: list[tuple[str, str]], per_owner: int = 1) -> list[dict[str, Any]]:
-    rows = []
-    for kind, ident in owners:
-        for n in range(per_owner):
-            email = f"{kind}{ident}-{n}@example.com"
-            rows.append(
-                {
-                    "owner_kind": kind, "owner_id": ident, "provider": "other",
-                    "auth_method": "password", "email": email, "username": email,
-                    "smtp_host": "smtp.example.test", "smtp_port": 587,
-                    "smtp_security": "starttls", "is_default": n == 0,
-                    "status": "connected" if n % 3 else "error", "active": n % 5 != 4,
-                }
-            )  # fmt: skip
-    return rows
-
-
-def _insert(app: Flask, rows: list[dict[str, Any]]) -> None:
-    with app.app_context():
-        db.session.execute(sa.insert(MailAccount), rows)
-        db.session.commit()
 
 
 def _count(app: Flask, client: FlaskClient, url: str, marker: str, rows: int) -> int:
@@ -55,7 +33,7 @@ def _count(app: Flask, client: FlaskClient, url: str, marker: str, rows: int) ->
 
 
 def _user_index(app: Flask, mailconnect: MailConnect, rows: int) -> int:
-    _insert(app, _accounts([("user", str(ALICE))], per_owner=rows))
+    insert_rows(app, account_rows([("user", str(ALICE))], per_owner=rows))
     client = app.test_client()
     login(client, ALICE)
     return _count(app, client, "/email/", 'class="mc-card"', rows)
@@ -63,7 +41,7 @@ def _user_index(app: Flask, mailconnect: MailConnect, rows: int) -> int:
 
 def _project_page(app: Flask, mailconnect: MailConnect, rows: int, actor: int) -> int:
     projects = setup_scopes(app, mailconnect, count=rows)
-    _insert(app, _accounts([("project", k) for k in projects]))
+    insert_rows(app, account_rows([("project", k) for k in projects]))
     client = app.test_client()
     login(client, actor)
     visible = rows if actor == ADMIN else rows - 1  # dave does not manage project 8 (Zephyr)
@@ -71,7 +49,7 @@ def _project_page(app: Flask, mailconnect: MailConnect, rows: int, actor: int) -
 
 
 def _organization_page(app: Flask, mailconnect: MailConnect, rows: int) -> int:
-    _insert(app, _accounts([("organization", "main")], per_owner=rows))
+    insert_rows(app, account_rows([("organization", "main")], per_owner=rows))
     client = app.test_client()
     login(client, ADMIN)
     return _count(app, client, "/email/scopes/organization/", 'class="mc-scope-account"', rows)
@@ -79,7 +57,7 @@ def _organization_page(app: Flask, mailconnect: MailConnect, rows: int) -> int:
 
 def _disconnect_all_confirm(app: Flask, mailconnect: MailConnect, rows: int) -> int:
     projects = setup_scopes(app, mailconnect, count=rows)
-    _insert(app, _accounts([("project", k) for k in projects]))
+    insert_rows(app, account_rows([("project", k) for k in projects]))
     client = app.test_client()
     login(client, ADMIN)
     url = "/email/scopes/project/disconnect-all"
@@ -152,7 +130,7 @@ def _admin_accounts(app: Flask, mailconnect: MailConnect, rows: int) -> int:
     setup_scopes(app, mailconnect)
     _batched(app, mailconnect)
     people = _people(app, rows)
-    _insert(app, _accounts([("user", ident) for ident in people]))
+    insert_rows(app, account_rows([("user", ident) for ident in people]))
     app.config["MAILCONNECT_ADMIN_PAGE_SIZE"] = rows
     client = app.test_client()
     login(client, ADMIN)
@@ -190,7 +168,7 @@ def _admin_accounts_default(app: Flask, mailconnect: MailConnect, rows: int) -> 
     setup_scopes(app, mailconnect)  # registers @user_getter only
     assert mailconnect.hooks.users_getter is None
     people = _people(app, rows)
-    _insert(app, _accounts([("user", ident) for ident in people]))
+    insert_rows(app, account_rows([("user", ident) for ident in people]))
     app.config["MAILCONNECT_ADMIN_PAGE_SIZE"] = rows
     client = app.test_client()
     login(client, ADMIN)
@@ -231,12 +209,12 @@ def _admin_accounts_mixed(app: Flask, mailconnect: MailConnect, rows: int) -> in
         else ("organization", "main")
         for n in range(rows)
     ]  # fmt: skip
-    accounts = _accounts(owners[:1]) + [
+    accounts = account_rows(owners[:1]) + [
         {**row, "email": f"m{n}@example.com", "auth_method": ("password", "oauth2")[n % 2],
          "provider": ("other", "google")[n % 2]}
-        for n, row in enumerate(_accounts(owners[1:]))
+        for n, row in enumerate(account_rows(owners[1:]))
     ]  # fmt: skip
-    _insert(app, accounts)
+    insert_rows(app, accounts)
     # The host's project loader is in memory here: count its calls instead of queries.
     scope = mailconnect.hooks.scopes["project"]
     loads: list[str] = []
@@ -255,7 +233,7 @@ def _admin_accounts_mixed(app: Flask, mailconnect: MailConnect, rows: int) -> in
 def _admin_person(app: Flask, mailconnect: MailConnect, rows: int) -> int:
     """A person's admin page lists their accounts: the same queries for 10 or 1,000."""
     setup_scopes(app, mailconnect)
-    _insert(app, _accounts([("user", str(ALICE))], per_owner=rows))
+    insert_rows(app, account_rows([("user", str(ALICE))], per_owner=rows))
     client = app.test_client()
     login(client, ADMIN)
     return _count(app, client, f"/email/admin/users/{ALICE}", "<tr data-account-id=", rows)
@@ -303,11 +281,11 @@ def _oauth_accounts(app: Flask, rows: int) -> None:
             )
         )  # fmt: skip
         db.session.commit()
-    accounts = _accounts([("user", str(ALICE))], per_owner=rows)
+    accounts = account_rows([("user", str(ALICE))], per_owner=rows)
     for n, row in enumerate(accounts):
         # Google (by key and by the older "gmail" alias) and the admin provider, in turn.
         row.update(auth_method="oauth2", provider=("google", "gmail", "acme-mail")[n % 3])
-    _insert(app, accounts)
+    insert_rows(app, accounts)
 
 
 def _oauth_user_index(app: Flask, mailconnect: MailConnect, rows: int) -> int:
@@ -472,12 +450,12 @@ def test_account_page_inputs_are_what_wtforms_writes() -> None:
 
     app, ext = hostapp.create_app()
     try:
-        rows = _accounts([("user", str(ALICE))], per_owner=2)
+        rows = account_rows([("user", str(ALICE))], per_owner=2)
         rows[0].update(display_name='Ann <&">', imap_host="imap.example.test", imap_port=993,
                        signature_html='<p>Ann &amp; "Co" <b>x</b></p>')  # fmt: skip
         rows[1].update(notify_email=False, notify_mobile=False, imap_host="imap.example.test",
                        imap_port=993, notify_new_mail=True)  # fmt: skip
-        _insert(app, rows)
+        insert_rows(app, rows)
         client = app.test_client()
         login(client, ALICE)
         for ident in (1, 2):

@@ -27,7 +27,7 @@ from flask_mailconnect.transport.settings import TransportOptions
 from flask_mailconnect.transport.smtp import check_smtp, open_smtp
 from flask_mailconnect.transport.submit import quit_quietly
 from tests.peers.settings import peer_settings
-from tests.test_send import make_account
+from tests.sending import make_account
 
 pytestmark = pytest.mark.peers
 

@@ -162,8 +162,8 @@ def test_oauth_connect_loads_the_newest_mail_at_once(
     """Connect with Google (the local OAuth server; XOAUTH2 to aiosmtpd and Dovecot): the
     callback's save is followed by the sync, so the account page has the mail at once."""
     from tests import hostapp
+    from tests.oauth_flows import EXTERNAL, connect, providers
     from tests.peers.oauth import CLIENT_ID
-    from tests.test_oauth_flow import EXTERNAL, connect, providers
 
     reset_inbox(dovecot)
     fill(dovecot, range(1, 8))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import email.policy
 import random
 import re
-from collections.abc import Iterator
 from dataclasses import FrozenInstanceError
 from datetime import datetime, timezone
 from email.message import EmailMessage
@@ -22,13 +21,7 @@ from hypothesis import strategies as st
 from flask_mailconnect import Attachment, Draft, InvalidMessage, MailConnect
 from flask_mailconnect.compose import Prepared, prepare
 from flask_mailconnect.compose_draft import prepare_message
-from tests.sending import imap_login, make_account, parsed, peer_app_context, sent_messages
-
-
-@pytest.fixture
-def peer_app(app: Flask, smtp_starttls: Any, peer_certs: Any) -> Iterator[Flask]:
-    yield from peer_app_context(app, peer_certs)
-
+from tests.sending import imap_login, make_account, parsed, sent_messages
 
 NOW = datetime(2026, 11, 30, 12, 0, 5, tzinfo=timezone.utc)
 ACCOUNT: dict[str, Any] = dict(account_email="me@example.com", display_name="Mé Example")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -35,16 +34,10 @@ from tests.sending import (
     make_account,
     message,
     parsed,
-    peer_app_context,
     sent_messages,
 )
 
 pytestmark = pytest.mark.peers
-
-
-@pytest.fixture
-def peer_app(app: Flask, smtp_starttls: Any, peer_certs: Any) -> Iterator[Flask]:
-    yield from peer_app_context(app, peer_certs)
 
 
 @pytest.fixture

@@ -19,11 +19,8 @@ from flask_mailconnect import (
     message_sent,
 )
 from flask_mailconnect.models import utcnow
-from tests import test_send
 from tests.peers.oauth import CLIENT_ID
-from tests.test_send import make_account, message
-
-peer_app = test_send.peer_app  # the fixture, shared
+from tests.sending import make_account, message
 
 pytestmark = pytest.mark.peers
 
@@ -105,7 +102,7 @@ def test_reconnects_before_the_oauth_token_expires(
     peer_app: Flask, mailconnect: MailConnect, db: Any, smtp_starttls: Any,
     oauth_provider: Any,
 ) -> None:  # fmt: skip
-    from tests.test_tokens import provider_config
+    from tests.oauth_flows import provider_config
 
     peer_app.config["MAILCONNECT_PROVIDERS"] = provider_config(oauth_provider)
     tokens = oauth_provider.issue_token(smtp_starttls.user, client_id=CLIENT_ID)

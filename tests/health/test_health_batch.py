@@ -19,15 +19,15 @@ from flask_mailconnect import AuditEvent, MailConnect
 from flask_mailconnect.models import utcnow
 from tests import hostapp
 from tests.conftest import cleaned_up
+from tests.health_accounts import add, get
+from tests.oauth_flows import provider_config
 from tests.peers import free_port
 from tests.peers.oauth import GOOGLE, MICROSOFT
-from tests.test_health import add, dbapp, get  # noqa: F401 - dbapp is a fixture used here
-from tests.test_tokens import provider_config
 
 
 @pytest.mark.parametrize("concurrency", [1, 3])
 def test_a_batch_with_different_failures_gives_each_account_its_own_error(
-    dbapp: tuple[Flask, MailConnect],  # noqa: F811 - the fixture imported above
+    dbapp: tuple[Flask, MailConnect],
     smtp_starttls: Any,
     dovecot: Any,
     concurrency: int,

@@ -5,9 +5,7 @@ negative ones) cached; admin and preset domains keep answering without DNS (L9).
 from __future__ import annotations
 
 from tests.conftest import login
-from tests.test_detection import LocalDNS, dns_server, make_app  # noqa: F401
-
-__all__ = ["dns_server"]  # fixture used by name
+from tests.mx_dns import LocalDNS, make_app
 
 
 def domains_asked(server: LocalDNS) -> set[str]:
@@ -15,7 +13,7 @@ def domains_asked(server: LocalDNS) -> set[str]:
     return {name.rpartition("._tcp.")[2] for name in server.queries}
 
 
-def test_invalid_domains_are_never_looked_up(dns_server: LocalDNS) -> None:  # noqa: F811
+def test_invalid_domains_are_never_looked_up(dns_server: LocalDNS) -> None:
     app = make_app(dns_server)
     client = app.test_client()
     login(client, 1)
@@ -26,7 +24,7 @@ def test_invalid_domains_are_never_looked_up(dns_server: LocalDNS) -> None:  # n
     assert dns_server.queries == []
 
 
-def test_mx_lookups_per_person_are_limited(dns_server: LocalDNS) -> None:  # noqa: F811
+def test_mx_lookups_per_person_are_limited(dns_server: LocalDNS) -> None:
     from flask_mailconnect.runtime import DETECT_MX_PER_MINUTE
 
     app = make_app(dns_server)

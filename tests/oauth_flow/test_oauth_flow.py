@@ -33,29 +33,12 @@ from tests.oauth_flows import (
     consent,
     csrf,
     error_page,
-    oauth_host,
-    providers,  # noqa: F401 - still imported from here by test_oauth_graph and test_sync_on_save
     raw_tokens,
     rows,
     start,
     tokens_of,
 )
 from tests.peers.oauth import CLIENT_SECRET
-
-
-@pytest.fixture
-def oauth_app(oauth_provider: Any, smtp_starttls: Any, dovecot: Any) -> Iterator[tuple[Flask, Any]]:
-    yield from oauth_host(oauth_provider, smtp_starttls, dovecot)
-
-
-@pytest.fixture
-def app(oauth_app: tuple[Flask, Any]) -> Flask:
-    return oauth_app[0]
-
-
-@pytest.fixture
-def server(oauth_app: tuple[Flask, Any]) -> Any:
-    return oauth_app[1]
 
 
 class Recorder:

@@ -25,23 +25,7 @@ from flask_mailconnect.sending.outcomes import MessageOutcome, SendLog, SendResu
 from flask_mailconnect.transport import submit as submit_module
 from flask_mailconnect.validation import normalize_address
 from tests.peers.smtp_server import PeerHandler, start_smtp
-from tests.sending import make_account, message, peer_app_context
-
-
-@pytest.fixture
-def peer_app(app: Flask, smtp_starttls: Any, peer_certs: Any) -> Iterator[Flask]:
-    yield from peer_app_context(app, peer_certs)
-
-
-ADDRESSES = [
-    "a@example.com", "A.B@Example.COM", "x+tag@sub.example.org", "x@localhost", "x@test",
-    "x@a.test", "x@münchen.de", "x@xn--mnchen-3ya.de", "a..b@example.com", ".a@example.com",
-    "x@example", "x@1.2.3.4", "x@[1.2.3.4]", "x@-a.com", "x@a-.com", "x" * 65 + "@example.com",
-    "x@" + "a" * 250 + ".com", "ü@example.com", "x@example.com.", "x@.example.com",
-    "x@exa_mple.com", "x@example.invalid", "x@example.onion", "x@EXAMPLE.co.uk",
-    "x@ex ample.com", "x@sub.localhost", "x@123.com", "x@example.123", "o'neil@example.ie",
-    "{x}@example.com", "x@" + ("a" * 63 + ".") * 3 + "com",
-]  # fmt: skip
+from tests.sending import ADDRESSES, PLAIN_OR_NOT, make_account, message
 
 
 @pytest.mark.parametrize("address", ADDRESSES)
@@ -53,14 +37,6 @@ def test_recipient_normalisation_matches_email_validator(address: str) -> None:
             normalize_address(address)
         return
     assert normalize_address(address) == expected.normalized
-
-
-PLAIN_OR_NOT = [
-    *ADDRESSES, "bob@example.com", "a.b+c_d-e@mail.example.co.uk", "bob@example", "bob@@x.com",
-    "bob@example.com.", ".bob@example.com", "bob.@example.com", "bob@-x.com", "bob@x..com",
-    "bob@example.com, eve@example.com", "bob@example.com (eve@example.com)",
-    '"eve@example.com" bob@example.com', "bob@example.com\teve@example.com",
-]  # fmt: skip
 
 
 @pytest.mark.parametrize("to", PLAIN_OR_NOT)

@@ -27,10 +27,11 @@ from flask_mailconnect import (
 )
 from flask_mailconnect.models import utcnow
 from tests import hostapp
-from tests.conftest import cleaned_up, database_urls, db_label
+from tests.conftest import cleaned_up
+from tests.health_accounts import add, get
 from tests.oauth_flows import provider_config
-from tests.peers import MAILBOX_PASSWORD, MAILBOX_USER, free_port
-from tests.peers.oauth import GOOGLE, MICROSOFT, mint_token
+from tests.peers import MAILBOX_USER, free_port
+from tests.peers.oauth import GOOGLE, MICROSOFT
 
 
 @pytest.fixture
@@ -46,49 +47,6 @@ def happ(
     )
     with cleaned_up(app):
         yield app, ext
-
-
-def add(
-    smtp: Any,
-    dovecot: Any,
-    *,
-    owner_id: str = "1",
-    password: str = MAILBOX_PASSWORD,
-    oauth: str | None = None,
-    server: Any = None,
-    smtp_port: int | None = None,
-    imap_port: int | None = None,
-    **extra: Any,
-) -> int:
-    """A committed account at the peers (password, or OAuth with tokens minted by ``server``)."""
-    fields: dict[str, Any] = {
-        "owner_kind": "user", "owner_id": owner_id, "provider": "other",
-        "auth_method": "password", "email": MAILBOX_USER, "username": MAILBOX_USER,
-        "password": password, "smtp_host": smtp.host, "smtp_port": smtp_port or smtp.port,
-        "smtp_security": smtp.security, "imap_host": dovecot.host,
-        "imap_port": imap_port or dovecot.ssl_port, "imap_security": "ssl",
-    }  # fmt: skip
-    if oauth is not None:
-        tokens = mint_token(server, MAILBOX_USER, flavour=oauth)
-        fields.update(
-            provider=oauth, auth_method="oauth2", password=None,
-            access_token=tokens["access_token"], refresh_token=tokens["refresh_token"],
-            token_expires_at=utcnow() + timedelta(hours=1), token_scopes=tokens["scope"],
-            token_refreshed_at=utcnow(),
-        )  # fmt: skip
-    fields.update(extra)
-    account = MailAccount(**fields)
-    hostapp.db.session.add(account)
-    hostapp.db.session.commit()
-    return account.id
-
-
-def get(account_id: int) -> MailAccount:
-    hostapp.db.session.commit()
-    hostapp.db.session.expire_all()
-    account = hostapp.db.session.get(MailAccount, account_id)
-    assert account is not None
-    return account
 
 
 def check(ext: MailConnect, account_id: int) -> CheckResult:
@@ -364,17 +322,6 @@ def test_a_check_with_an_actor_needs_manage_on_the_account(
 
 
 # -- check_many records a batch's common outcomes together, on every database ------------------
-
-
-@pytest.fixture(params=database_urls(), ids=db_label)
-def dbapp(
-    request: pytest.FixtureRequest, smtp_starttls: Any, dovecot: Any, peer_config: dict
-) -> Iterator[tuple[Flask, MailConnect]]:
-    app, ext = hostapp.create_app(
-        request.param, **peer_config, MAILCONNECT_CONNECT_TIMEOUT=5,
-    )  # fmt: skip
-    with cleaned_up(app):
-        yield app, ext
 
 
 @pytest.mark.parametrize("concurrency", [1, 3])

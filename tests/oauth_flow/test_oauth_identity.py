@@ -25,29 +25,11 @@ from tests.oauth_flows import (
     assert_nothing_connected,
     connect,
     error_page,
-    oauth_host,
     providers,
     rows,
     tokens_of,
 )
 from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET
-
-
-# The host app with Google and Microsoft at the local OAuth server (as in test_oauth_flow).
-@pytest.fixture
-def oauth_app(oauth_provider: Any, smtp_starttls: Any, dovecot: Any) -> Iterator[tuple[Flask, Any]]:
-    yield from oauth_host(oauth_provider, smtp_starttls, dovecot)
-
-
-@pytest.fixture
-def app(oauth_app: tuple[Flask, Any]) -> Flask:
-    return oauth_app[0]
-
-
-@pytest.fixture
-def server(oauth_app: tuple[Flask, Any]) -> Any:
-    return oauth_app[1]
-
 
 OTHER_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 

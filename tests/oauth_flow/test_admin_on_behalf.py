@@ -3,7 +3,7 @@
 VanillaSoft's flow: the admin finds a caller, clicks "Connect with Google" on the caller's page,
 signs in for them; the account is the caller's, the audit trail and the signal name the admin as
 the actor. Against the local Authlib OAuth server; Test connection logs in with XOAUTH2 to
-aiosmtpd and Dovecot (tests/test_oauth_flow.py's fixtures).
+aiosmtpd and Dovecot (the fixtures in tests/oauth_flow/conftest.py).
 """
 
 from __future__ import annotations
@@ -23,10 +23,7 @@ from flask_mailconnect.models import AccountStatus, AuditEvent, MailAccount
 from tests import hostapp
 from tests.conftest import login
 from tests.hostapp import User
-from tests.test_handover import hand_over, register_callbacks
-from tests.test_oauth_flow import EMAIL, app, back, connect, consent, oauth_app, server  # noqa: F401
-
-__all__ = ["app", "oauth_app", "server"]  # fixtures used by name
+from tests.oauth_flows import EMAIL, back, connect, consent, hand_over, register_callbacks
 
 PERSON = "/email/admin/users/1"  # alice@example.test
 
@@ -62,7 +59,7 @@ def audit_rows() -> list[tuple[str, str | None, str | None, str | None]]:
 @pytest.mark.parametrize(("key", "name"), [("google", "Google"), ("microsoft", "Microsoft")])
 def test_admin_signs_in_for_a_person(
     client: FlaskClient,
-    app: Flask,  # noqa: F811
+    app: Flask,
     key: str,
     name: str,
 ) -> None:
@@ -104,7 +101,7 @@ def test_admin_signs_in_for_a_person(
     assert EMAIL in index and "Complete authorization" not in index
 
 
-def test_turned_off_admins_hand_over_instead(client: FlaskClient, app: Flask) -> None:  # noqa: F811
+def test_turned_off_admins_hand_over_instead(client: FlaskClient, app: Flask) -> None:
     register_callbacks(app)
     app.config["MAILCONNECT_ADMIN_OAUTH_ON_BEHALF"] = False
     login(client, 3)
@@ -132,7 +129,7 @@ def test_turned_off_admins_hand_over_instead(client: FlaskClient, app: Flask) ->
             accounts.connect_oauth(runtime, owner=("user", "1"), grant=grant, actor=admin)
 
 
-def test_admin_who_signs_in_as_themselves_is_refused(client: FlaskClient, app: Flask) -> None:  # noqa: F811
+def test_admin_who_signs_in_as_themselves_is_refused(client: FlaskClient, app: Flask) -> None:
     register_callbacks(app)
     login(client, 3)
     started = start_for_alice(client)
@@ -144,7 +141,7 @@ def test_admin_who_signs_in_as_themselves_is_refused(client: FlaskClient, app: F
 
 def test_handed_over_address_stays_the_persons_to_complete(
     client: FlaskClient,
-    app: Flask,  # noqa: F811
+    app: Flask,
 ) -> None:
     register_callbacks(app)
     login(client, 3)
@@ -156,7 +153,7 @@ def test_handed_over_address_stays_the_persons_to_complete(
     assert account.status == AccountStatus.PENDING_AUTHORIZATION
 
 
-def test_address_connected_by_someone_else_is_refused(client: FlaskClient, app: Flask) -> None:  # noqa: F811
+def test_address_connected_by_someone_else_is_refused(client: FlaskClient, app: Flask) -> None:
     register_callbacks(app)
     login(client, 2)
     assert connect(client).status_code == 302  # bob has it
@@ -205,7 +202,7 @@ def test_demo_admin_signs_in_for_alice_and_the_sandbox_takes_her_token(demo: Any
     consent page is the demo provider's (not "Google"), pre-filled with Alice's address, and
     the sandbox's SMTP and IMAP servers accept the token for alice@demo.test at once."""
     from example_app.models import User
-    from tests.test_example_app import sign_in
+    from tests.example_client import sign_in
 
     demo_app, box, external = demo
     client = demo_app.test_client()
@@ -271,7 +268,7 @@ def test_flash_away_from_the_account_page_says_what_failed() -> None:
 
 def test_disconnecting_an_oauth_account_names_what_was_deleted(
     client: FlaskClient,
-    app: Flask,  # noqa: F811
+    app: Flask,
 ) -> None:
     """An OAuth account never had a password here: the flash says its tokens went."""
     login(client, 1)
@@ -290,7 +287,7 @@ def test_disconnecting_an_oauth_account_names_what_was_deleted(
 
 def test_on_behalf_owner_must_be_a_person_the_host_knows(
     client: FlaskClient,
-    app: Flask,  # noqa: F811
+    app: Flask,
 ) -> None:
     """The owner posted to the OAuth start is looked up with ``@user_getter``: an id nobody
     has is a 404, and another spelling of a real id ("01") is stored as the host's id ("1")."""

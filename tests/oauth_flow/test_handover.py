@@ -2,61 +2,29 @@
 "Complete authorization" on their own page and gives consent at the (local) provider themselves.
 
 Uses the OAuth flow's fixtures: the local OAuth server, aiosmtpd and Dovecot checking tokens by
-introspection (tests/oauth_flows.py).
+introspection (tests/oauth_flow/conftest.py), and its helpers (tests/oauth_flows.py).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from flask_mailconnect import MailConnect
 from flask_mailconnect.models import AccountStatus, AuditEvent, MailAccount
 from tests.conftest import login
 from tests.hostapp import User
-from tests.oauth_flows import EMAIL, back, connect, consent, oauth_host
-
-
-# The host app with Google and Microsoft at the local OAuth server (as in test_oauth_flow).
-@pytest.fixture
-def oauth_app(oauth_provider: Any, smtp_starttls: Any, dovecot: Any) -> Iterator[tuple[Flask, Any]]:
-    yield from oauth_host(oauth_provider, smtp_starttls, dovecot)
-
-
-@pytest.fixture
-def app(oauth_app: tuple[Flask, Any]) -> Flask:
-    return oauth_app[0]
-
-
-@pytest.fixture
-def server(oauth_app: tuple[Flask, Any]) -> Any:
-    return oauth_app[1]
-
-
-def admin_token(client: FlaskClient, url: str) -> str:
-    page = client.get(url).get_data(as_text=True)
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
-    assert match
-    return match.group(1)
-
-
-def register_callbacks(app: Flask) -> None:
-    from tests import hostapp
-
-    ext: MailConnect = MailConnect.of(app)
-    ext.user_getter(lambda user_id: hostapp.db.session.get(User, int(user_id)))
-
-
-def hand_over(client: FlaskClient, email: str = EMAIL) -> Any:
-    url = "/email/admin/users/1"
-    data = {"provider": "google", "email": email, "csrf_token": admin_token(client, url)}
-    return client.post(url + "/handover", data=data)
+from tests.oauth_flows import (
+    EMAIL,
+    admin_token,
+    back,
+    connect,
+    consent,
+    hand_over,
+    register_callbacks,
+)
 
 
 def only_account(app: Flask) -> MailAccount:

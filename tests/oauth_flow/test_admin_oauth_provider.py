@@ -12,18 +12,16 @@ from flask.testing import FlaskClient
 
 from flask_mailconnect.models import MailProvider
 from tests import hostapp
+from tests.admin_forms import create
 from tests.conftest import login
+from tests.oauth_flows import EMAIL, EXTERNAL, back, consent, rows, start
 from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET
-from tests.test_admin_providers import create
-from tests.test_oauth_flow import EMAIL, EXTERNAL, app, back, consent, oauth_app, rows, server  # noqa: F401
-
-__all__ = ["app", "oauth_app", "server"]  # fixtures used by name
 
 
 def test_admin_entered_provider_with_explicit_urls_connects(
     client: FlaskClient,
-    app: Flask,  # noqa: F811
-    server: Any,  # noqa: F811
+    app: Flask,
+    server: Any,
     smtp_starttls: Any,
     dovecot: Any,
 ) -> None:
@@ -48,8 +46,6 @@ def test_admin_entered_provider_with_explicit_urls_connects(
     login(client, 1)
     index = client.get("/email/").get_data(as_text=True)
     assert "Acme ID" in index
-    from tests.test_oauth_flow import start
-
     started = start(client, "acme-id")
     assert started.status_code == 302, started.get_data(as_text=True)[:500]
     assert started.headers["Location"].startswith(urls.authorize_url)

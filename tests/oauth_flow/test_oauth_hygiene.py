@@ -7,7 +7,6 @@ Against the real local OAuth server, through the pages (as in test_oauth_flow).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,25 +18,8 @@ from flask_mailconnect.columns import open_secret
 from flask_mailconnect.models import OAuthState
 from tests import hostapp
 from tests.conftest import login
-from tests.oauth_flows import back, connect, consent, error_page, oauth_host, rows, start
+from tests.oauth_flows import back, connect, consent, error_page, rows, start
 from tests.peers.oauth import CLIENT_ID, CLIENT_SECRET
-
-
-# The host app with Google and Microsoft at the local OAuth server (as in test_oauth_flow).
-@pytest.fixture
-def oauth_app(oauth_provider: Any, smtp_starttls: Any, dovecot: Any) -> Iterator[tuple[Flask, Any]]:
-    yield from oauth_host(oauth_provider, smtp_starttls, dovecot)
-
-
-@pytest.fixture
-def app(oauth_app: tuple[Flask, Any]) -> Flask:
-    return oauth_app[0]
-
-
-@pytest.fixture
-def server(oauth_app: tuple[Flask, Any]) -> Any:
-    return oauth_app[1]
-
 
 # -- M2: provider settings are not cached for the app's lifetime ------------------------------
 
