@@ -68,7 +68,7 @@ def _create_postgresql(original: sa.URL, name: str) -> None:
 
 
 def _create_mysql(original: sa.URL, name: str) -> None:
-    engine = sa.create_engine(original.set(database=None))
+    engine = sa.create_engine(original.set(database="information_schema"))  # always there
     try:
         with engine.connect() as conn:
             charset, collation = conn.execute(
