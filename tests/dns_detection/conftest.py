@@ -1,5 +1,5 @@
-"""``dns_server`` for the modules here: a local DNS server (tests/mx_dns.py) answering MX
-queries from ``MX_ZONE``, closed after the test."""
+"""``dns_server`` for the modules here: tests/peers/dns_server.py's ``DNSServer``
+answering from ``MX_ZONE`` (tests/mx_dns.py), closed after the test."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.mx_dns import MX_ZONE, LocalDNS
+from tests.mx_dns import MX_ZONE
+from tests.peers.dns_server import DNSServer
 
 
 @pytest.fixture
-def dns_server() -> Iterator[LocalDNS]:
-    server = LocalDNS(MX_ZONE)
+def dns_server() -> Iterator[DNSServer]:
+    server = DNSServer(MX_ZONE)
     yield server
     server.close()

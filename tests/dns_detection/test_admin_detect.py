@@ -5,15 +5,16 @@ negative ones) cached; admin and preset domains keep answering without DNS (L9).
 from __future__ import annotations
 
 from tests.conftest import login
-from tests.mx_dns import LocalDNS, make_app
+from tests.mx_dns import make_app
+from tests.peers.dns_server import DNSServer
 
 
-def domains_asked(server: LocalDNS) -> set[str]:
+def domains_asked(server: DNSServer) -> set[str]:
     """Domains detection asked DNS about (MX, and SRV as ``_imaps._tcp.<domain>``...)."""
-    return {name.rpartition("._tcp.")[2] for name in server.queries}
+    return {name.rpartition("._tcp.")[2] for name, _type in server.queries}
 
 
-def test_invalid_domains_are_never_looked_up(dns_server: LocalDNS) -> None:
+def test_invalid_domains_are_never_looked_up(dns_server: DNSServer) -> None:
     app = make_app(dns_server)
     client = app.test_client()
     login(client, 1)
@@ -24,7 +25,7 @@ def test_invalid_domains_are_never_looked_up(dns_server: LocalDNS) -> None:
     assert dns_server.queries == []
 
 
-def test_mx_lookups_per_person_are_limited(dns_server: LocalDNS) -> None:
+def test_mx_lookups_per_person_are_limited(dns_server: DNSServer) -> None:
     from flask_mailconnect.runtime import DETECT_MX_PER_MINUTE
 
     app = make_app(dns_server)

@@ -16,7 +16,8 @@ from flask_mailconnect.providers import build_catalog, detect_provider, lookup_m
 from flask_mailconnect.runtime import TTLCache
 from tests import hostapp
 from tests.conftest import login
-from tests.mx_dns import MX_ZONE, LocalDNS, make_app
+from tests.mx_dns import MX_ZONE, make_app
+from tests.peers.dns_server import DNSServer
 
 
 def add_provider(app: Any, name: str, domains: list[str], **fields: Any) -> None:
@@ -44,7 +45,7 @@ def test_mx_suffixes_match_whole_labels() -> None:
     assert preset_for_mx(["mx.evilgoogle.com", "mail.example.org"]) is None
 
 
-def test_admin_domain_beats_preset(dns_server: LocalDNS) -> None:
+def test_admin_domain_beats_preset(dns_server: DNSServer) -> None:
     app = make_app(dns_server)
     add_provider(app, "Corp Gmail Relay", ["gmail.com"])
     with app.test_request_context():
@@ -55,7 +56,7 @@ def test_admin_domain_beats_preset(dns_server: LocalDNS) -> None:
     assert dns_server.queries == []  # local matches never touch DNS
 
 
-def test_disabled_admin_provider_is_not_detected(dns_server: LocalDNS) -> None:
+def test_disabled_admin_provider_is_not_detected(dns_server: DNSServer) -> None:
     app = make_app(dns_server)
     add_provider(app, "Old Relay", ["gmail.com"], enabled=False)
     with app.test_request_context():
@@ -73,16 +74,16 @@ def test_disabled_admin_provider_is_not_detected(dns_server: LocalDNS) -> None:
         ("fi@no-such-domain.org", "other"),
     ],
 )
-def test_mx_fallback_from_local_dns(dns_server: LocalDNS, email: str, expected: str) -> None:
+def test_mx_fallback_from_local_dns(dns_server: DNSServer, email: str, expected: str) -> None:
     app = make_app(dns_server)
     with app.test_request_context():
         preset, source = detect_provider(email)
     assert preset.key == expected
     assert source == ("none" if expected == "other" else "mx")
-    assert dns_server.queries == [email.split("@")[1] + "."]
+    assert dns_server.queries == [(email.split("@")[1] + ".", "MX")]
 
 
-def test_mx_answers_are_cached_per_app(dns_server: LocalDNS) -> None:
+def test_mx_answers_are_cached_per_app(dns_server: DNSServer) -> None:
     app = make_app(dns_server)
     with app.test_request_context():
         for _ in range(3):
@@ -95,7 +96,7 @@ def test_mx_answers_are_cached_per_app(dns_server: LocalDNS) -> None:
 
 
 def test_timeout_degrades_to_other() -> None:
-    silent = LocalDNS(MX_ZONE, silent=True)
+    silent = DNSServer(MX_ZONE, silent=True)
     try:
         app = make_app(silent, MAILCONNECT_MX_TIMEOUT=0.3)
         with app.test_request_context():
@@ -115,7 +116,7 @@ def test_reserved_names_are_never_looked_up() -> None:
     assert lookup_mx("corp.test", cache=cache, timeout=0.1, nameservers=["127.0.0.1:9"]) == ()
 
 
-def test_detect_endpoint_and_no_js_continue(dns_server: LocalDNS) -> None:
+def test_detect_endpoint_and_no_js_continue(dns_server: DNSServer) -> None:
     app = make_app(dns_server)
     client = app.test_client()
     login(client, 1)
@@ -130,7 +131,7 @@ def test_detect_endpoint_and_no_js_continue(dns_server: LocalDNS) -> None:
     assert client.get("/email/detect?email=nobody").get_json()["provider"] == "other"
 
 
-def test_detect_endpoint_needs_sign_in(dns_server: LocalDNS) -> None:
+def test_detect_endpoint_needs_sign_in(dns_server: DNSServer) -> None:
     app = make_app(dns_server)
     response = app.test_client().get("/email/detect?email=ann@acme-widgets.com")
     assert response.status_code in (302, 401)
