@@ -11,7 +11,10 @@ and for the failing endpoint on a SQLite file too:
   the token endpoint after three (look, take the lock, look again);
 * callers waiting in one process for a refresh that fails all get its typed error after one
   token request, and every connection goes back to the pool (the holder's included); callers
-  whose need the stored row meets take it instead of the error.
+  whose need the stored row meets take it instead of the error;
+* on MariaDB, a save still lands when the host's pool hands it a connection inside a
+  transaction (no reset on return), and a save connection whose set-up fails goes back to the
+  pool.
 
 No timing is asserted.
 """
@@ -28,7 +31,7 @@ import pytest
 import sqlalchemy as sa
 
 from flask_mailconnect import MailAccount, TokenRefreshUnavailable
-from flask_mailconnect.oauth.dblock import try_lock, unlock
+from flask_mailconnect.oauth.dblock import save_connection, try_lock, unlock
 from flask_mailconnect.oauth.refresh import fresh_access_token
 from tests import hostapp
 from tests.oauth_accounts import (
@@ -208,6 +211,61 @@ def test_a_refresh_asks_the_provider_after_three_statements(
             "SELECT RELEASE_LOCK", "ROLLBACK",  # the lock given back, then the connection
         ]  # fmt: skip
     assert _call(server_app, account_id) == token  # stored: the next caller just reads it
+
+
+def test_a_refresh_saves_on_mariadb_when_the_host_left_transactions_open_in_its_pool(
+    oauth_provider: Any,
+) -> None:
+    """A host that turned the pool's reset off (``pool_reset_on_return=None``) and ended a
+    raw-driver transaction by returning the connection: the save's ``SET TRANSACTION`` meets
+    an open transaction (MariaDB error 1568). The refresh still saves its token."""
+    # a short pool timeout: a save that keeps a connection fails the test instead of hanging it
+    options = {"pool_size": 2, "max_overflow": 0, "pool_reset_on_return": None, "pool_timeout": 5}
+    app_fixture = app_on(_server("mysql"), oauth_provider, SQLALCHEMY_ENGINE_OPTIONS=options)
+    app = next(app_fixture)
+    try:
+        account_id, issued = _account(app, oauth_provider, timedelta(minutes=-1))
+        account = _detached(app, account_id)
+        engine = _engine(app)
+        engine.dispose()  # two fresh connections, each left inside a transaction
+        left = [engine.raw_connection() for _ in range(2)]
+        for raw in left:
+            cursor = raw.cursor()
+            cursor.execute("START TRANSACTION")
+            cursor.execute("SELECT COUNT(*) FROM mailconnect_account")
+            cursor.close()
+        for raw in left:
+            raw.close()  # back to the pool, the transaction still open on the server
+        token = _refresh(app, account)
+        assert token != issued["access_token"]
+        assert oauth_provider.refresh_requests == 1
+        assert _call(app, account_id) == token  # stored: the next caller reads it
+        assert oauth_provider.refresh_requests == 1
+    finally:
+        _engine(app).dispose()  # a connection still in a transaction would block the DROPs
+        next(app_fixture, None)
+
+
+def test_a_save_connection_whose_setup_fails_goes_back_to_the_pool() -> None:
+    """The save's connection is set up (MariaDB: ``SET TRANSACTION``) before the caller holds
+    it: when that fails, the connection is given back, not held until garbage collection,
+    which left a small pool's next save waiting for its pool timeout."""
+    engine = sa.create_engine(_server("mysql"), pool_size=1, max_overflow=0, pool_timeout=2)
+
+    def refuse(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("SET TRANSACTION"):
+            raise sa.exc.OperationalError(statement, {}, Exception("gone away"))
+
+    sa.event.listen(engine, "before_cursor_execute", refuse)
+    try:
+        with pytest.raises(sa.exc.OperationalError):
+            save_connection(engine)
+        sa.event.remove(engine, "before_cursor_execute", refuse)
+        conn = save_connection(engine)  # the pool's one connection, free again
+        assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+        conn.close()
+    finally:
+        engine.dispose()
 
 
 def test_a_crowd_meeting_a_failing_endpoint_asks_once_and_gets_the_typed_error(

@@ -65,13 +65,12 @@ def try_lock(conn: sa.Connection, account_id: int) -> bool:
     PostgreSQL / MariaDB: the lock stays with the connection until :func:`unlock` (or the
     connection closes). SQLite: the write lock of the transaction now open on ``conn``.
     """
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
+    if conn.dialect.name == "postgresql":
         query = sa.text("SELECT pg_try_advisory_lock(:ns, :key)")
         taken = conn.execute(query, {"ns": PG_NAMESPACE, "key": _pg_key(account_id)}).scalar()
         end_transaction(conn)  # the lock is the session's; end the transaction it began
         return bool(taken)
-    if dialect in ("mysql", "mariadb"):
+    if _mysql(conn.engine):
         name = _mysql_name(conn, account_id)
         taken = conn.execute(sa.text("SELECT GET_LOCK(:name, 0)"), {"name": name}).scalar()
         end_transaction(conn)
@@ -116,11 +115,10 @@ def unlock(conn: sa.Connection, account_id: int) -> None:
         plain = not _autocommit(conn) and not _mysql(conn.engine)
         if plain and conn.in_transaction():
             conn.rollback()
-        dialect = conn.dialect.name
-        if dialect == "postgresql":
+        if conn.dialect.name == "postgresql":
             query = sa.text("SELECT pg_advisory_unlock(:ns, :key)")
             conn.execute(query, {"ns": PG_NAMESPACE, "key": _pg_key(account_id)})
-        elif dialect in ("mysql", "mariadb"):
+        elif _mysql(conn.engine):
             name = _mysql_name(conn, account_id)
             conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
         if plain and conn.in_transaction():
@@ -139,13 +137,35 @@ def save_connection(engine: sa.Engine) -> sa.Connection:
     """For one save: its transaction reads committed data, so it sees the token the holder
     just committed (hosts may run REPEATABLE READ or SERIALIZABLE)."""
     conn = engine.connect()
-    if engine.dialect.name == "postgresql":  # reset when the connection goes back to the pool
-        conn = conn.execution_options(isolation_level="READ COMMITTED")
-    elif _mysql(engine):
-        # the next transaction only, so the pool has nothing to reset; the pool's own reset
-        # (a ROLLBACK) left none open, which SET TRANSACTION requires (error 1568)
-        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    try:
+        if engine.dialect.name == "postgresql":  # reset when it goes back to the pool
+            conn = conn.execution_options(isolation_level="READ COMMITTED")
+        elif _mysql(engine):
+            # the next transaction only, so the pool has nothing to reset
+            _read_committed_next(conn)
+    except BaseException:
+        conn.close()  # the caller never gets it: back to the pool, not held until collected
+        raise
     return conn
+
+
+#: MariaDB / MySQL: "Transaction characteristics can't be changed while a transaction is in
+#: progress".
+_TRANSACTION_OPEN = 1568
+
+
+def _read_committed_next(conn: sa.Connection) -> None:
+    """``SET TRANSACTION`` needs no transaction open. The pool's reset (a ROLLBACK) ends any;
+    a host that turned it off (``pool_reset_on_return=None``) and left one open with the raw
+    driver gets it rolled back here, one round trip paid only then."""
+    set_level = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
+    try:
+        conn.exec_driver_sql(set_level)
+    except sa.exc.OperationalError as exc:
+        if getattr(exc.orig, "args", (None,))[0] != _TRANSACTION_OPEN:
+            raise
+        conn.rollback()  # ends the host's leftover transaction on the server too
+        conn.exec_driver_sql(set_level)
 
 
 def look_connection(engine: sa.Engine) -> sa.Connection:
