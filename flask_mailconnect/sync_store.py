@@ -13,6 +13,8 @@ these with what it fetched, and the caller owns the transaction.
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Mapping
 from typing import Any
 
@@ -193,6 +195,17 @@ def _pending_columns(account: MailAccount) -> dict[Any, Any]:
     return changes
 
 
+@functools.cache
+def _set_on_update() -> list[str]:
+    """The account's attributes an UPDATE sets by itself (``onupdate``, ``server_onupdate``)."""
+    mapper = sa.inspect(MailAccount)
+    return [
+        prop.key
+        for prop in mapper.column_attrs
+        if any(c.onupdate is not None or c.server_onupdate is not None for c in prop.columns)
+    ]
+
+
 def advance_uidnext(state: Runtime, account: MailAccount, seen: int | None, new: int) -> bool:
     """Move the account's stored UIDNEXT from ``seen`` to ``new`` if nobody moved it yet.
 
@@ -224,8 +237,9 @@ def advance_uidnext(state: Runtime, account: MailAccount, seen: int | None, new:
     if won:
         for key, value in changes.items():  # written: nothing left for the flush to send
             set_committed_value(account, key, value)
-        # updated_at was set by the statement (onupdate), not on this object: read it anew.
-        session.expire(account, ["updated_at"])
+        # Columns the statement set itself (onupdate: updated_at), not on this object: read
+        # them anew when next used.
+        session.expire(account, _set_on_update())
     return won
 
 

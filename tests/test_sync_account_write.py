@@ -1,7 +1,8 @@
 """How a sync writes the account row: once when its compare-and-set wins, and still when it loses.
 
-The winner's UIDNEXT, UIDVALIDITY, last-synced and success times go out in one UPDATE; a worker
-whose compare-and-set found UIDNEXT already moved still records that it synced.
+The winner's UIDNEXT, UIDVALIDITY, last-synced and success times go out in one UPDATE, and the
+account object shows what that UPDATE set by itself (``updated_at``); a worker whose
+compare-and-set found UIDNEXT already moved still records that it synced.
 """
 
 from __future__ import annotations
@@ -43,8 +44,19 @@ def test_winner_writes_the_account_once_and_the_loser_still_records_its_sync(
     try:
         with app.app_context():
             account_id = make_account(db, inbox).id
+            table = MailAccount.__table__
+            long_ago = datetime(2000, 1, 1, tzinfo=timezone.utc)
+            with db.engine.begin() as conn:  # an account last changed long ago
+                conn.execute(
+                    table.update().where(table.c.id == account_id).values(updated_at=long_ago)
+                )
+            db.session.commit()  # a new snapshot (MariaDB's REPEATABLE READ) and reloads
             sent, record = account_updates(db.engine)
-            first = ext.sync_recent(db.session.get(MailAccount, account_id))
+            account = db.session.get(MailAccount, account_id)
+            assert account is not None and account.updated_at == long_ago
+            first = ext.sync_recent(account)
+            # updated_at was set by the UPDATE itself (onupdate): the object shows it, not 2000
+            assert account.updated_at > long_ago
             db.session.commit()
             assert first.new == 50 and len(sent) == 1, sent  # one UPDATE for the account
             fill(inbox, range(61, 63))
@@ -60,7 +72,6 @@ def test_winner_writes_the_account_once_and_the_loser_still_records_its_sync(
                 # at any DATETIME precision (MariaDB's is whole seconds, like A's and B's).
                 before = datetime(2000, 1, 1, tzinfo=timezone.utc)
                 with db.engine.begin() as conn:
-                    table = MailAccount.__table__
                     conn.execute(
                         table.update().where(table.c.id == account_id).values(last_synced_at=before)
                     )
