@@ -14,7 +14,6 @@ these with what it fetched, and the caller owns the transaction.
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Mapping
 from typing import Any
 
