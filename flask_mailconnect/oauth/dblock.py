@@ -10,10 +10,11 @@ whatever isolation level the host runs. On PostgreSQL, looks and the lock run on
 connection and saves on a ``READ COMMITTED`` one: psycopg applies both without a round trip.
 On MariaDB / MySQL, the driver pays for every such setting twice (``SET AUTOCOMMIT`` or ``SET
 SESSION TRANSACTION ...`` with a ``COMMIT`` on the way out, and the pool's reset on the way
-in: a look cost six round trips for its one statement), so there looks end their transaction
-instead (the next statement reads a fresh snapshot; three round trips with the pool's
-``ROLLBACK``), and a save sets ``READ COMMITTED`` for its one transaction only (``SET
-TRANSACTION``, nothing to reset).
+in: a look cost six round trips for its one statement), so there a look ends its transaction
+instead: with a ``COMMIT`` where another look follows on its connection (which then reads a
+fresh snapshot), else with the ``ROLLBACK`` the pool sends when the connection goes back (a
+valid token's look: two round trips). A save sets ``READ COMMITTED`` for its one transaction
+only (``SET TRANSACTION``, nothing to reset).
 """
 
 from __future__ import annotations
@@ -171,8 +172,8 @@ def _read_committed_next(conn: sa.Connection) -> None:
 def look_connection(engine: sa.Engine) -> sa.Connection:
     """For looks and the lock. PostgreSQL: autocommit, so each look sees the latest commit
     whatever the host's isolation level, without a BEGIN and a COMMIT around it (3 round trips:
-    1). MariaDB / MySQL: as it comes from the pool; each look ends its transaction
-    (:func:`end_transaction`), so the next one reads a fresh snapshot."""
+    1). MariaDB / MySQL: as it comes from the pool; a look followed by another on it ends its
+    transaction first (:func:`end_transaction`), so the next one reads a fresh snapshot."""
     conn = engine.connect()
     if engine.dialect.name == "postgresql":
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")

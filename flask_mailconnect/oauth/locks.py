@@ -296,7 +296,8 @@ def claim(
                         try:
                             yield holder, held
                             with contextlib.suppress(Exception):  # what it stored, for the rest
-                                row = holder.stored = _look(holder.conn, account_id)
+                                # its last read here: its transaction ends with the connection
+                                row = holder.stored = _look(holder.conn, account_id, end=False)
                         except TokenError as exc:
                             # The token request's own answer, shared with the callers waiting
                             # for the same kind of token (not this caller's lock timeout: a
@@ -347,7 +348,9 @@ def _wait_for_lock(
         conn = look_connection(engine)
         taken = False
         try:
-            row = _look(conn, account_id)
+            # Not ended here: settled, the connection's close ends it (the ROLLBACK the pool
+            # sends anyway); else try_lock's own end does, before the look under the lock.
+            row = _look(conn, account_id, end=False)
             if not settled(row):
                 taken = try_lock(conn, account_id)
                 if taken:
@@ -370,14 +373,19 @@ def _wait_for_lock(
         delay = min(POLL_MAX, delay * 2)
 
 
-def _look(conn: sa.Connection, account_id: int) -> Row:
+def _look(conn: sa.Connection, account_id: int, *, end: bool = True) -> Row:
+    """The row. ``end``: end the transaction the read began, so that the next read on ``conn``
+    takes a fresh snapshot (MariaDB's REPEATABLE READ; PostgreSQL's looks run in autocommit).
+    Not needed for a connection's last read, whose transaction its close ends: on MariaDB a
+    COMMIT less (a valid token's look is then 2 round trips, the read and the pool's ROLLBACK).
+    """
     if conn.dialect.name == "sqlite" and conn.in_transaction():
         return read_row(conn, account_id)  # inside the write lock: keep it
     try:
         return read_row(conn, account_id)
     finally:
-        if conn.dialect.name != "sqlite":
-            end_transaction(conn)  # a fresh snapshot next time (MariaDB's REPEATABLE READ reads)
+        if end and conn.dialect.name != "sqlite":
+            end_transaction(conn)
 
 
 MIRRORED = (
