@@ -19,6 +19,11 @@ once), and measures from that moment:
   the number of callers (goal: a handful, whatever N: waiters hold none);
 * callers that failed (goal: none; printed in the row's note).
 
+The wall time's note also gives the harness's own floor: the same number of threads released
+by the same barrier, each calling nothing. Releasing N threads at once costs CPython about as
+much as it costs them to wait (each must take the interpreter lock in turn), and it is part of
+the figure, not subtracted from it.
+
 The pool is 10 connections without overflow: with one connection per waiter, 200 callers could
 not even start.
 """
@@ -76,12 +81,21 @@ def _app(url: str, server: Any) -> Any:
     return app
 
 
-def _round(app: Any, server: Any, callers: int) -> tuple[float, int, int, int]:
-    """One crowd: (wall seconds, token requests, peak connections out, failed callers)."""
+def _no_call(state: Any, account: Any) -> str:
+    """What a caller of the harness's own floor does instead of asking for a token: nothing."""
+    return ""
+
+
+def _round(app: Any, server: Any, callers: int, call: Any = None) -> tuple[float, int, int, int]:
+    """One crowd: (wall seconds, token requests, peak connections out, failed callers).
+    ``call``: what each caller does once released (``fresh_access_token``; :func:`_no_call`
+    for the harness's floor)."""
     from flask_mailconnect import MailAccount
     from flask_mailconnect.oauth.refresh import fresh_access_token
     from tests import hostapp
     from tests.oauth_accounts import add_oauth_account
+
+    call = call or fresh_access_token
 
     email = f"bench{next(_ROUND)}@example.test"  # a new account each round
     # Expired: every caller needs a refresh.
@@ -117,7 +131,7 @@ def _round(app: Any, server: Any, callers: int) -> tuple[float, int, int, int]:
                 start.wait(timeout=120)
                 released.append(time.perf_counter())
                 try:
-                    fresh_access_token(state, mine)
+                    call(state, mine)
                     done.append(time.perf_counter())
                 finally:
                     counted = True
@@ -159,10 +173,12 @@ def _measure(name: str, url: str, server: Any, crowds: tuple[int, ...], rounds: 
         # seconds, and a ratio should compare rounds run under the same load.
         alone: list[float] = []
         crowd_runs: dict[int, list[tuple[float, int, int, int]]] = {c: [] for c in crowds}
+        floors: dict[int, list[float]] = {c: [] for c in crowds}
         for _ in range(rounds):
             alone.append(_round(app, server, 1)[0])
             for callers in crowds:
                 crowd_runs[callers].append(_round(app, server, callers))
+                floors[callers].append(_round(app, server, callers, _no_call)[0])
         for callers in crowds:
             runs = crowd_runs[callers]
             walls = [r[0] for r in runs]
@@ -174,6 +190,12 @@ def _measure(name: str, url: str, server: Any, crowds: tuple[int, ...], rounds: 
                 f"{requests}, failed callers {failed}, peak connections {peaks}"
             )
             figure = f"token refresh, {callers} callers, {name}"
+            # The harness's own share, for reading the figure (not subtracted from it): the
+            # same threads released at once by the same barrier, each calling nothing.
+            floor = (
+                f"{name}, {callers} callers: the harness alone (the same threads released, "
+                f"no call) {samples(floors[callers], 'ms', 1000)}"
+            )
             rows.append(
                 measured(
                     f"{figure}: wall time",
@@ -181,7 +203,7 @@ def _measure(name: str, url: str, server: Any, crowds: tuple[int, ...], rounds: 
                     samples(alone, "ms", 1000),
                     at_most=3,
                     against="one refresh alone",
-                    note=note if failed else "",
+                    note=f"{note}; {floor}" if failed else floor,
                 )
             )
             rows.append(

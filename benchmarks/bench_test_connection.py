@@ -37,7 +37,8 @@ from tests.peers.dovecot import dovecot_available, start_dovecot, stop_dovecot
 from tests.peers.raw import SilentServer
 from tests.peers.smtp_server import start_smtp
 
-ROUNDS = 30  #: per run; 15 let one run in six land at 1.14x against the 1.1x goal, the code unchanged
+#: Per run; 15 let one run in six land at 1.14x against the 1.1x goal, the code unchanged.
+ROUNDS = 30
 
 
 def _serve_smtp(certs: object, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
