@@ -178,6 +178,8 @@ def _measure(name: str, url: str, server: Any, crowds: tuple[int, ...], rounds: 
             alone.append(_round(app, server, 1)[0])
             for callers in crowds:
                 crowd_runs[callers].append(_round(app, server, callers))
+        for _ in range(rounds):  # after the measured rounds: they run as they did without it
+            for callers in crowds:
                 floors[callers].append(_round(app, server, callers, _no_call)[0])
         for callers in crowds:
             runs = crowd_runs[callers]
