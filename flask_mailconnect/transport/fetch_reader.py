@@ -174,16 +174,18 @@ def fetch(client: IMAPClient, messages: str, items: Iterable[str], *, by_uid: bo
     :func:`read_fetch` when of the plain shape, else by imapclient's parser (the
     same mapping). INTERNALDATE comes back aware (not converted to naive local time).
     """
-    from imapclient.response_parser import parse_fetch_response  # loaded with the client
+    from imapclient.exceptions import IMAPClientError  # loaded with the client
+    from imapclient.response_parser import parse_fetch_response
 
-    args = ["FETCH", messages, "(" + " ".join(items) + ")"]
-    if by_uid:
-        args.insert(0, "UID")
+    parts = "(" + " ".join(items) + ")"
+    # imaplib's own public commands (a BAD raises imaplib's error); IMAPClient offers no public
+    # way to its imaplib connection, so that one attribute is the only private name used
     imap = client._imap
-    tag = imap._command(*args)
-    typ, data = imap._command_complete("FETCH", tag)
-    client._checkok("fetch", typ, data)
-    typ, data = imap._untagged_response(typ, data, "FETCH")
+    typ, data = imap.uid("FETCH", messages, parts) if by_uid else imap.fetch(messages, parts)
+    if typ != "OK":  # a NO, reported as IMAPClient reports its own commands' NO
+        detail = data[0] if data else b""
+        text = detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail)
+        raise IMAPClientError(f"fetch failed: {text}")
     plain = read_fetch(data, by_uid)
     return plain if plain is not None else parse_fetch_response(data, False, by_uid)
 
