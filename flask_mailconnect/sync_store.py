@@ -195,9 +195,9 @@ def _pending_columns(account: MailAccount) -> dict[Any, Any]:
 
 
 @functools.cache
-def _set_on_update() -> list[str]:
-    """The account's attributes an UPDATE sets by itself (``onupdate``, ``server_onupdate``)."""
-    mapper = sa.inspect(MailAccount)
+def _set_on_update(mapper: Any) -> list[str]:
+    """The attributes of ``mapper``'s class (the account's: a host may map a subclass) that
+    an UPDATE sets by itself (``onupdate``, ``server_onupdate``)."""
     return [
         prop.key
         for prop in mapper.column_attrs
@@ -238,7 +238,9 @@ def advance_uidnext(state: Runtime, account: MailAccount, seen: int | None, new:
             set_committed_value(account, key, value)
         # Columns the statement set itself (onupdate: updated_at), not on this object: read
         # them anew when next used.
-        session.expire(account, _set_on_update())
+        refreshed = _set_on_update(sa.inspect(account).mapper)
+        if refreshed:  # an empty list would expire every attribute
+            session.expire(account, refreshed)
     return won
 
 

@@ -140,7 +140,7 @@ def save_connection(engine: sa.Engine) -> sa.Connection:
     conn = engine.connect()
     try:
         if engine.dialect.name == "postgresql":  # reset when it goes back to the pool
-            conn = conn.execution_options(isolation_level="READ COMMITTED")
+            conn = _with_isolation(conn, "READ COMMITTED")
         elif _mysql(engine):
             # the next transaction only, so the pool has nothing to reset
             _read_committed_next(conn)
@@ -176,8 +176,24 @@ def look_connection(engine: sa.Engine) -> sa.Connection:
     transaction first (:func:`end_transaction`), so the next one reads a fresh snapshot."""
     conn = engine.connect()
     if engine.dialect.name == "postgresql":
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            conn = _with_isolation(conn, "AUTOCOMMIT")
+        except BaseException:
+            conn.close()  # the caller never gets it: back to the pool at once
+            raise
     return conn
+
+
+def _with_isolation(conn: sa.Connection, level: str) -> sa.Connection:
+    """``conn`` at ``level`` (PostgreSQL). The driver refuses to change it inside a
+    transaction ("can't change 'autocommit' now"), which a host's pool hands over when it
+    does not reset connections (``pool_reset_on_return=None``) and the host left one open
+    through the raw driver: that transaction is rolled back first, paid only then."""
+    try:
+        return conn.execution_options(isolation_level=level)
+    except conn.dialect.loaded_dbapi.ProgrammingError:
+        conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
+        return conn.execution_options(isolation_level=level)
 
 
 def give_back(conn: sa.Connection, account_id: int) -> None:
