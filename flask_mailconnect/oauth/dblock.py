@@ -162,11 +162,21 @@ def _read_committed_next(conn: sa.Connection) -> None:
     set_level = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
     try:
         conn.exec_driver_sql(set_level)
-    except sa.exc.OperationalError as exc:
-        if getattr(exc.orig, "args", (None,))[0] != _TRANSACTION_OPEN:
+    except sa.exc.DBAPIError as exc:  # OperationalError (PyMySQL), ProgrammingError (others)
+        if _mysql_code(exc.orig) != _TRANSACTION_OPEN:
             raise
         conn.rollback()  # ends the host's leftover transaction on the server too
         conn.exec_driver_sql(set_level)
+
+
+def _mysql_code(error: BaseException | None) -> object:
+    """A MariaDB / MySQL driver error's server code: ``errno`` (mysql-connector, MariaDB
+    Connector/Python), else the first argument (PyMySQL, mysqlclient)."""
+    code = getattr(error, "errno", None)
+    if code is None:
+        args = getattr(error, "args", ())
+        code = args[0] if args else None
+    return code
 
 
 def look_connection(engine: sa.Engine) -> sa.Connection:
