@@ -218,43 +218,46 @@ def test_a_refresh_asks_the_provider_after_three_statements(
     assert _call(server_app, account_id) == token  # stored: the next caller just reads it
 
 
-@pytest.mark.parametrize("kind", ["postgresql", "mysql"], ids=["postgresql", "mariadb"])
-def test_a_refresh_saves_when_the_host_left_transactions_open_in_its_pool(
-    kind: str, oauth_provider: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A host that turned the pool's reset off (``pool_reset_on_return=None``) and ended a
-    raw-driver transaction by returning the connection. The look's and the save's settings
-    meet an open transaction (psycopg: "can't change 'autocommit' now"; MariaDB: error 1568
-    for ``SET TRANSACTION``). The refresh still looks and saves, at the first attempt."""
-    # a short pool timeout: a save that keeps a connection fails the test instead of hanging it
+@pytest.fixture(params=["postgresql", "mysql"], ids=["postgresql", "mariadb"])
+def unreset_app(request: pytest.FixtureRequest, oauth_provider: Any) -> Iterator[Any]:
+    """The app on an engine whose pool does not reset connections it takes back
+    (``pool_reset_on_return=None``), with a short pool timeout: a save that keeps a connection
+    fails the test instead of hanging it."""
     options = {"pool_size": 2, "max_overflow": 0, "pool_reset_on_return": None, "pool_timeout": 5}
-    app_fixture = app_on(_server(kind), oauth_provider, SQLALCHEMY_ENGINE_OPTIONS=options)
-    app = next(app_fixture)
-    try:
-        account_id, issued = _account(app, oauth_provider, timedelta(minutes=-1))
-        account = _detached(app, account_id)
-        engine = _engine(app)
-        engine.dispose()  # two fresh connections, each left inside a transaction
-        left = [engine.raw_connection() for _ in range(2)]
-        for raw in left:
-            cursor = raw.cursor()
-            if kind == "mysql":  # PyMySQL begins none by itself; psycopg does
-                cursor.execute("START TRANSACTION")
-            cursor.execute("SELECT COUNT(*) FROM mailconnect_account")
-            cursor.close()
-        for raw in left:
-            raw.close()  # back to the pool, the transaction still open on the server
-        with caplog.at_level(logging.WARNING, logger="flask_mailconnect"):
-            token = _refresh(app, account)
-        assert token != issued["access_token"]
-        assert oauth_provider.refresh_requests == 1
-        # no attempt failed and was retried: each connection was put right where it was met
-        assert [r.getMessage() for r in caplog.records] == []
-        assert _call(app, account_id) == token  # stored: the next caller reads it
-        assert oauth_provider.refresh_requests == 1
-    finally:
+    for app in app_on(_server(request.param), oauth_provider, SQLALCHEMY_ENGINE_OPTIONS=options):
+        yield app
         _engine(app).dispose()  # a connection still in a transaction would block the DROPs
-        next(app_fixture, None)
+
+
+def test_a_refresh_saves_when_the_host_left_transactions_open_in_its_pool(
+    unreset_app: Any, oauth_provider: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The host ended a raw-driver transaction by returning the connection to a pool that does
+    not reset. The look's and the save's settings meet an open transaction (psycopg: "can't
+    change 'autocommit' now"; MariaDB: error 1568 for ``SET TRANSACTION``). The refresh still
+    looks and saves, at the first attempt."""
+    app = unreset_app
+    account_id, issued = _account(app, oauth_provider, timedelta(minutes=-1))
+    account = _detached(app, account_id)
+    engine = _engine(app)
+    engine.dispose()  # two fresh connections, each left inside a transaction
+    left = [engine.raw_connection() for _ in range(2)]
+    for raw in left:
+        cursor = raw.cursor()
+        if engine.dialect.name != "postgresql":  # PyMySQL begins none by itself; psycopg does
+            cursor.execute("START TRANSACTION")
+        cursor.execute("SELECT COUNT(*) FROM mailconnect_account")
+        cursor.close()
+    for raw in left:
+        raw.close()  # back to the pool, the transaction still open on the server
+    with caplog.at_level(logging.WARNING, logger="flask_mailconnect"):
+        token = _refresh(app, account)
+    assert token != issued["access_token"]
+    assert oauth_provider.refresh_requests == 1
+    # no attempt failed and was retried: each connection was put right where it was met
+    assert [r.getMessage() for r in caplog.records] == []
+    assert _call(app, account_id) == token  # stored: the next caller reads it
+    assert oauth_provider.refresh_requests == 1
 
 
 def test_a_save_connection_whose_setup_fails_goes_back_to_the_pool() -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.pool import SingletonThreadPool, StaticPool
@@ -137,17 +138,26 @@ def _mysql(engine: sa.Engine) -> bool:
 def save_connection(engine: sa.Engine) -> sa.Connection:
     """For one save: its transaction reads committed data, so it sees the token the holder
     just committed (hosts may run REPEATABLE READ or SERIALIZABLE)."""
+
+    def set_up(conn: sa.Connection) -> sa.Connection:
+        if engine.dialect.name == "postgresql":  # reset when it goes back to the pool
+            return _with_isolation(conn, "READ COMMITTED")
+        if _mysql(engine):  # the next transaction only, so the pool has nothing to reset
+            _read_committed_next(conn)
+        return conn
+
+    return _connect(engine, set_up)
+
+
+def _connect(engine: sa.Engine, set_up: Callable[[sa.Connection], sa.Connection]) -> sa.Connection:
+    """A connection from ``engine`` after ``set_up``; one whose set-up fails goes back to the
+    pool at once (the caller never gets it: else it stays checked out until collected)."""
     conn = engine.connect()
     try:
-        if engine.dialect.name == "postgresql":  # reset when it goes back to the pool
-            conn = _with_isolation(conn, "READ COMMITTED")
-        elif _mysql(engine):
-            # the next transaction only, so the pool has nothing to reset
-            _read_committed_next(conn)
+        return set_up(conn)
     except BaseException:
-        conn.close()  # the caller never gets it: back to the pool, not held until collected
+        conn.close()
         raise
-    return conn
 
 
 #: MariaDB / MySQL: "Transaction characteristics can't be changed while a transaction is in
@@ -184,14 +194,9 @@ def look_connection(engine: sa.Engine) -> sa.Connection:
     whatever the host's isolation level, without a BEGIN and a COMMIT around it (3 round trips:
     1). MariaDB / MySQL: as it comes from the pool; a look followed by another on it ends its
     transaction first (:func:`end_transaction`), so the next one reads a fresh snapshot."""
-    conn = engine.connect()
     if engine.dialect.name == "postgresql":
-        try:
-            conn = _with_isolation(conn, "AUTOCOMMIT")
-        except BaseException:
-            conn.close()  # the caller never gets it: back to the pool at once
-            raise
-    return conn
+        return _connect(engine, lambda conn: _with_isolation(conn, "AUTOCOMMIT"))
+    return engine.connect()
 
 
 def _with_isolation(conn: sa.Connection, level: str) -> sa.Connection:
